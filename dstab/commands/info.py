@@ -1,0 +1,27 @@
+"""`dstab info CHECKPOINT`: print a checkpoint's header."""
+
+from __future__ import annotations
+
+import json
+
+from .. import checkpoints, models
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "info", help="print a checkpoint's header as JSON", description="Print a checkpoint's header as JSON."
+    )
+    p.add_argument("checkpoint", help="a .safetensors checkpoint, or any format an importer knows")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    bundle = checkpoints.load(args.checkpoint)
+    info = {
+        "path": str(bundle.path),
+        "sha256": bundle.sha256,
+        "parameters": {role: models.count_parameters(m) for role, m in bundle.modules.items()},
+        "header": bundle.header,
+    }
+    print(json.dumps(info, indent=2, sort_keys=True))
+    return 0

@@ -1,0 +1,113 @@
+"""Datasets, each deterministic given a seed.
+
+A dataset is named by a spec string: `digits`, `toy2d` (= `toy2d:8gaussians`),
+`toy2d:checkerboard`, `toy2d:swissroll`. `register()` is the seam through
+which larger sources (CIFAR-10, image folders) plug in; they may stream.
+Images are float32 in [-1, 1], shaped (N, C, H, W); toy points are (N, 2).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import DstabError
+
+
+@dataclass
+class Dataset:
+    spec: str
+    data: torch.Tensor  # the whole (small) dataset, float32
+    image: bool  # images (N, C, H, W) or points (N, d)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape[1:])
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def fixed_batch(self, n: int, seed: int) -> torch.Tensor:
+        """n examples chosen without replacement (with, if n > len) by `seed`."""
+        gen = torch.Generator().manual_seed(int(seed))
+        if n <= len(self):
+            idx = torch.randperm(len(self), generator=gen)[:n]
+        else:
+            idx = torch.randint(len(self), (n,), generator=gen)
+        return self.data[idx]
+
+    def batches(self, batch_size: int, seed: int, start_step: int = 0) -> Iterator[torch.Tensor]:
+        """Endless shuffled epochs; batch k depends only on (seed, k), so resuming at
+        `start_step` yields exactly the batches an uninterrupted run would have seen."""
+        n = len(self)
+        step = start_step
+        while True:
+            epoch, offset = divmod(step * batch_size, n)
+            idx = []
+            while len(idx) < batch_size:
+                perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed) * 100003 + epoch))
+                idx.extend(perm[offset : offset + batch_size - len(idx)].tolist())
+                epoch, offset = epoch + 1, 0
+            yield self.data[idx]
+            step += 1
+
+
+def _digits(seed: int) -> torch.Tensor:
+    from sklearn.datasets import load_digits
+
+    images = load_digits().images.astype(np.float32)  # (1797, 8, 8), values 0..16
+    return torch.from_numpy(images / 8.0 - 1.0)[:, None]
+
+
+def _toy(kind: str, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if kind == "8gaussians":
+        centres = np.array([(math.cos(a), math.sin(a)) for a in np.arange(8) * math.pi / 4]) * 2.0
+        pts = centres[rng.integers(0, 8, n)] + 0.05 * rng.standard_normal((n, 2)) * 2.0
+    elif kind == "checkerboard":
+        x1 = rng.uniform(-2, 2, n)
+        x2 = rng.uniform(0, 1, n) + rng.integers(0, 2, n) - 2 + (np.floor(x1) % 2)
+        pts = np.stack([x1, x2 * 2.0 + 1.0], axis=1) * 0.75
+    elif kind == "swissroll":
+        t = 1.5 * math.pi * (1 + 2 * rng.uniform(0, 1, n))
+        pts = np.stack([t * np.cos(t), t * np.sin(t)], axis=1) / 5.0 + 0.1 * rng.standard_normal((n, 2))
+    else:
+        raise DstabError(f"unknown toy2d variant {kind!r}; choose one of {TOY_VARIANTS}")
+    return pts.astype(np.float32)
+
+
+TOY_VARIANTS = ["8gaussians", "checkerboard", "swissroll"]
+TOY_SIZE = 8192
+
+_LOADERS: dict[str, Callable[[str, int], Dataset]] = {}
+
+
+def register(family: str, loader: Callable[[str, int], Dataset]) -> None:
+    """Add a dataset family; `loader(option, seed)` gets the text after ':'."""
+    _LOADERS[family] = loader
+
+
+register("digits", lambda opt, seed: Dataset("digits", _digits(seed), image=True))
+register(
+    "toy2d",
+    lambda opt, seed: Dataset(
+        f"toy2d:{opt or '8gaussians'}", torch.from_numpy(_toy(opt or "8gaussians", TOY_SIZE, seed)), image=False
+    ),
+)
+
+
+def load(spec: str, seed: int = 0) -> Dataset:
+    family, _, option = str(spec).partition(":")
+    if family not in _LOADERS:
+        raise DstabError(f"unknown dataset {spec!r}; choose one of {dataset_names()}")
+    return _LOADERS[family](option, seed)
+
+
+def dataset_names() -> list[str]:
+    return sorted(
+        ["digits", *[f"toy2d:{v}" for v in TOY_VARIANTS], *(f for f in _LOADERS if f not in ("digits", "toy2d"))]
+    )

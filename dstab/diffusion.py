@@ -1,0 +1,215 @@
+"""Gaussian diffusion: schedules, forward noising, losses, DDPM and DDIM samplers.
+
+Samplers never draw random numbers themselves: every x_T and every per-step
+noise comes from a `NoiseSource`, a pure function of (seed, index). Feeding
+N models the same source gives them exactly the same noise, which is what the
+paper's consistency measure (Eq. 1) requires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import DstabError, require
+
+SCHEDULES = ("linear", "cosine")
+PREDICTIONS = ("eps", "x0")
+
+
+def betas_for(schedule: str, T: int) -> np.ndarray:
+    """float64 betas of length T.
+
+    linear: Ho et al. 2020's 1e-4..0.02 at T=1000, scaled by 1000/T so that any
+    T spans the same total noise (improved-diffusion's convention).
+    cosine: Nichol & Dhariwal 2021, alpha_bar(t) = cos^2(((t/T + s)/(1 + s)) pi/2),
+    s = 0.008, betas clipped at 0.999.
+    """
+    if not isinstance(T, (int, np.integer)) or T < 1:
+        raise DstabError(f"the number of diffusion steps T must be an integer >= 1, got {T!r}")
+    if schedule == "linear":
+        scale = 1000.0 / T
+        return np.linspace(scale * 1e-4, scale * 0.02, T, dtype=np.float64)
+    if schedule == "cosine":
+        steps = np.arange(T + 1, dtype=np.float64) / T
+        abar = np.cos((steps + 0.008) / 1.008 * math.pi / 2) ** 2
+        return np.minimum(1.0 - abar[1:] / abar[:-1], 0.999)
+    raise DstabError(f"unknown noise schedule {schedule!r}; choose one of {list(SCHEDULES)}")
+
+
+class NoiseSource:
+    """Seeded, order-independent noise: x_T, per-step noise and GAN latents.
+
+    Each draw is a pure function of (seed, stream, index), generated on the CPU
+    in float32 and then moved, so the same seed gives bit-identical noise on
+    every device and whichever order the draws are made in.
+    """
+
+    def __init__(self, seed: int, shape: tuple[int, ...]):
+        self.seed = int(seed)
+        self.shape = tuple(int(s) for s in shape)
+
+    def _draw(self, stream: str, index: int, shape=None) -> torch.Tensor:
+        digest = hashlib.sha256(f"{self.seed}/{stream}/{index}".encode()).digest()
+        gen = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+        return torch.randn(shape or self.shape, generator=gen)
+
+    def x_T(self) -> torch.Tensor:
+        return self._draw("x_T", 0)
+
+    def step_noise(self, t: int) -> torch.Tensor:
+        """Noise added when stepping from t to t-1 (indexed by the model timestep t)."""
+        return self._draw("step", int(t))
+
+    def latent(self, latent_shape: tuple[int, ...]) -> torch.Tensor:
+        """GAN latents z for the same batch size (first dimension of `shape`)."""
+        return self._draw("z", 0, (self.shape[0], *latent_shape))
+
+
+def _gather(a: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:
+    return a.to(t.device)[t].reshape(-1, *([1] * (ndim - 1)))
+
+
+@dataclass
+class Diffusion:
+    """Schedule plus prediction type; the model is passed to each method."""
+
+    schedule: str = "linear"
+    T: int = 1000
+    prediction: str = "eps"
+    learn_sigma: bool = False  # model output carries a variance channel block
+
+    def __post_init__(self):
+        require(
+            self.prediction in PREDICTIONS, f"unknown prediction {self.prediction!r}; choose one of {list(PREDICTIONS)}"
+        )
+        betas = betas_for(self.schedule, self.T)
+        abar = np.cumprod(1.0 - betas)
+        abar_prev = np.append(1.0, abar[:-1])
+        f32 = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
+        self.betas = f32(betas)
+        self.alphas_cumprod = f32(abar)
+        self.alphas_cumprod_prev = f32(abar_prev)
+        self.sqrt_abar = f32(np.sqrt(abar))
+        self.sqrt_one_minus_abar = f32(np.sqrt(1.0 - abar))
+        # posterior q(x_{t-1} | x_t, x_0) (Ho et al. Eq. 6-7)
+        post_var = betas * (1.0 - abar_prev) / (1.0 - abar)
+        self.posterior_variance = f32(post_var)
+        self.posterior_log_variance = f32(np.log(np.append(post_var[1], post_var[1:])))
+        self.posterior_coef_x0 = f32(betas * np.sqrt(abar_prev) / (1.0 - abar))
+        self.posterior_coef_xt = f32((1.0 - abar_prev) * np.sqrt(1.0 - betas) / (1.0 - abar))
+        self.log_betas = f32(np.log(betas))
+
+    def to_config(self) -> dict:
+        return {"schedule": self.schedule, "T": self.T, "prediction": self.prediction, "learn_sigma": self.learn_sigma}
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> Diffusion:
+        known = {"schedule", "T", "prediction", "learn_sigma"}
+        unknown = set(cfg) - known
+        require(not unknown, f"unknown diffusion options {sorted(unknown)}")
+        return cls(**cfg)
+
+    def snr(self, t: torch.Tensor) -> torch.Tensor:
+        abar = self.alphas_cumprod.to(t.device)[t]
+        return abar / (1.0 - abar)
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps."""
+        return _gather(self.sqrt_abar, t, x0.ndim) * x0 + _gather(self.sqrt_one_minus_abar, t, x0.ndim) * noise
+
+    def _split(self, out: torch.Tensor, x: torch.Tensor):
+        if self.learn_sigma:
+            return out[:, : x.shape[1]], out[:, x.shape[1] :]
+        return out, None
+
+    def loss_terms(self, model, x0, t, noise, y=None) -> torch.Tensor:
+        """Per-example mean squared error of the model's prediction (eps or x0).
+
+        The square is written out rather than using F.mse_loss, whose backward
+        breaks forward-over-reverse Hessian-vector products (pytorch#123996).
+        """
+        xt = self.q_sample(x0, t, noise)
+        pred, _ = self._split(model(xt, t) if y is None else model(xt, t, y), x0)
+        target = noise if self.prediction == "eps" else x0
+        return ((pred - target) ** 2).reshape(x0.shape[0], -1).mean(dim=1)
+
+    def predict_eps_x0(self, model, xt, t, y=None, clip: bool = True):
+        """(eps_hat, x0_hat, variance model output or None) from one model call."""
+        out = model(xt, t) if y is None else model(xt, t, y)
+        pred, var_out = self._split(out, xt)
+        sa, s1a = _gather(self.sqrt_abar, t, xt.ndim), _gather(self.sqrt_one_minus_abar, t, xt.ndim)
+        if self.prediction == "eps":
+            eps, x0 = pred, (xt - s1a * pred) / sa
+        else:
+            x0, eps = pred, (xt - sa * pred) / s1a
+        if clip:
+            x0 = x0.clamp(-1.0, 1.0)
+            eps = (xt - sa * x0) / s1a
+        return eps, x0, var_out
+
+    def _ddpm_log_variance(self, var_out, t, ndim):
+        """Fixed small (posterior) variance, or improved-diffusion's learned interpolation."""
+        log_small = _gather(self.posterior_log_variance, t, ndim)
+        if var_out is None:
+            return log_small
+        frac = (var_out + 1.0) / 2.0
+        return frac * _gather(self.log_betas, t, ndim) + (1.0 - frac) * log_small
+
+    def timesteps(self, steps: int | None) -> list[int]:
+        """Descending model timesteps for a sampler using `steps` of the T steps."""
+        steps = self.T if steps is None else int(steps)
+        require(1 <= steps <= self.T, f"sampler steps must lie in [1, T={self.T}], got {steps}")
+        return sorted({int(round(x)) for x in np.linspace(0, self.T - 1, steps)}, reverse=True)
+
+    @torch.no_grad()
+    def ddpm_sample(self, model, noise: NoiseSource, device="cpu", y=None, clip=True, trajectory=False):
+        """Ancestral sampling over all T steps (Ho et al. Alg. 2), noise from `noise`."""
+        x = noise.x_T().to(device)
+        frames = []
+        for t_int in range(self.T - 1, -1, -1):
+            t = torch.full((x.shape[0],), t_int, device=device, dtype=torch.long)
+            _, x0, var_out = self.predict_eps_x0(model, x, t, y, clip)
+            mean = _gather(self.posterior_coef_x0, t, x.ndim) * x0 + _gather(self.posterior_coef_xt, t, x.ndim) * x
+            if t_int > 0:
+                log_var = self._ddpm_log_variance(var_out, t, x.ndim)
+                x = mean + torch.exp(0.5 * log_var) * noise.step_noise(t_int).to(device)
+            else:
+                x = mean
+            if trajectory:
+                frames.append((t_int, x0.cpu()))
+        return (x, frames) if trajectory else x
+
+    @torch.no_grad()
+    def ddim_sample(
+        self, model, noise: NoiseSource, steps=50, eta=0.0, device="cpu", y=None, clip=True, trajectory=False
+    ):
+        """DDIM (Song et al. 2021, Eq. 12) over a subsequence of timesteps; eta=0 is deterministic."""
+        require(eta >= 0.0, f"DDIM eta must be >= 0, got {eta}")
+        x = noise.x_T().to(device)
+        seq = self.timesteps(steps)
+        frames = []
+        for i, t_int in enumerate(seq):
+            t = torch.full((x.shape[0],), t_int, device=device, dtype=torch.long)
+            eps, x0, _ = self.predict_eps_x0(model, x, t, y, clip)
+            abar = self.alphas_cumprod[t_int].item()
+            abar_prev = self.alphas_cumprod[seq[i + 1]].item() if i + 1 < len(seq) else 1.0
+            sigma = eta * math.sqrt((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev))
+            x = math.sqrt(abar_prev) * x0 + math.sqrt(max(1 - abar_prev - sigma**2, 0.0)) * eps
+            if sigma > 0:
+                x = x + sigma * noise.step_noise(t_int).to(device)
+            if trajectory:
+                frames.append((t_int, x0.cpu()))
+        return (x, frames) if trajectory else x
+
+    def sample(self, model, noise: NoiseSource, sampler="ddpm", steps=None, eta=0.0, device="cpu", **kw):
+        if sampler == "ddpm":
+            require(steps in (None, self.T), "the DDPM sampler runs all T steps; use sampler='ddim' for fewer")
+            return self.ddpm_sample(model, noise, device=device, **kw)
+        if sampler == "ddim":
+            return self.ddim_sample(model, noise, steps=steps or 50, eta=eta, device=device, **kw)
+        raise DstabError(f"unknown sampler {sampler!r}; choose 'ddpm' or 'ddim'")

@@ -1,0 +1,15 @@
+"""User-facing errors.
+
+A `DstabError` means the input was wrong, not the code: the CLI prints its
+message on one line and exits with status 2, the dashboard shows it with
+`st.error`. Everything else is a bug and keeps its traceback.
+"""
+
+
+class DstabError(ValueError):
+    """Bad input: the message names the problem and what to do about it."""
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise DstabError(message)

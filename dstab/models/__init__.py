@@ -1,0 +1,46 @@
+"""Architectures, each built from a JSON-serialisable config dict.
+
+`build(config)` dispatches on `config["arch"]`; every builder validates its
+config and raises `DstabError` for impossible ones, so a bad config fails
+before any weights are allocated.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from torch import nn
+
+from ..errors import DstabError
+from .dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_config
+from .mlp import MLPDenoiser, MLPDiscriminator, MLPGenerator, mlp_config
+from .unet import UNet, unet_config
+
+# arch name -> (config normaliser, module class)
+ARCHITECTURES = {
+    "unet": (unet_config, UNet),
+    "mlp_denoiser": (mlp_config, MLPDenoiser),
+    "dcgan_g": (dcgan_config, DCGANGenerator),
+    "dcgan_d": (dcgan_config, DCGANDiscriminator),
+    "mlp_g": (mlp_config, MLPGenerator),
+    "mlp_d": (mlp_config, MLPDiscriminator),
+}
+
+
+def normalise(config: dict) -> dict:
+    """The complete config (defaults filled in), validated."""
+    arch = config.get("arch")
+    if arch not in ARCHITECTURES:
+        raise DstabError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
+    fill, _ = ARCHITECTURES[arch]
+    return fill(copy.deepcopy(config))
+
+
+def build(config: dict) -> nn.Module:
+    full = normalise(config)
+    _, cls = ARCHITECTURES[full["arch"]]
+    return cls(full)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,1 @@
+"""Training: timestep samplers, optimiser schedules and the trainer."""
