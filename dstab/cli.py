@@ -22,7 +22,7 @@ COMMAND_MODULES = ["zoo", "sample", "info"]
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse's own usage errors also exit 2, on one line
         self.print_usage(sys.stderr)
-        raise SystemExit(f"{self.prog}: error: {message}") from None
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

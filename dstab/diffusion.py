@@ -32,6 +32,10 @@ def betas_for(schedule: str, T: int) -> np.ndarray:
     if not isinstance(T, (int, np.integer)) or T < 1:
         raise DstabError(f"the number of diffusion steps T must be an integer >= 1, got {T!r}")
     if schedule == "linear":
+        if T < 21:
+            raise DstabError(
+                f"the linear schedule needs T >= 21 (its betas exceed 1 below that), got T={T}; use cosine"
+            )
         scale = 1000.0 / T
         return np.linspace(scale * 1e-4, scale * 0.02, T, dtype=np.float64)
     if schedule == "cosine":
