@@ -28,9 +28,15 @@ def generate(
     """n samples on the CPU. DMs: x_T and per-step noise from NoiseSource(seed);
     GANs: z from the same source, so models of one group share their noise."""
     require(n >= 1, f"the number of samples must be positive, got {n}")
-    noise = NoiseSource(seed, (n, *sample_shape(bundle)))
+    shape = sample_shape(bundle)
+    noise = NoiseSource(seed, (n, *shape))
     if bundle.kind == "dm":
         model = bundle.model.to(device).eval()
-        return bundle.diffusion.sample(model, noise, sampler=sampler, steps=steps, eta=eta, device=device).cpu()
+        # x0 estimates are clipped to the data range only for images, which live in [-1, 1];
+        # 2-D toy points reach radius ~2 and would be squashed onto a square
+        clip = len(shape) == 3
+        return bundle.diffusion.sample(
+            model, noise, sampler=sampler, steps=steps, eta=eta, device=device, clip=clip
+        ).cpu()
     g = bundle.generator.to(device).eval()
     return g(noise.latent(g.latent_shape).to(device)).cpu()
