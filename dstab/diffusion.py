@@ -69,6 +69,13 @@ class NoiseSource:
         """GAN latents z for the same batch size (first dimension of `shape`)."""
         return self._draw("z", 0, (self.shape[0], *latent_shape))
 
+    def labels(self, num_classes: int) -> torch.Tensor:
+        """Class labels for class-conditional models (guided-diffusion's ImageNet models
+        sample with uniformly drawn classes), the same for every model of a group."""
+        digest = hashlib.sha256(f"{self.seed}/labels/0".encode()).digest()
+        gen = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+        return torch.randint(int(num_classes), (self.shape[0],), generator=gen)
+
 
 def _gather(a: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:
     return a.to(t.device)[t].reshape(-1, *([1] * (ndim - 1)))

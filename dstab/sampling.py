@@ -31,6 +31,8 @@ def generate(
     noise = NoiseSource(seed, (n, *sample_shape(bundle)))
     if bundle.kind == "dm":
         model = bundle.model.to(device).eval()
-        return bundle.diffusion.sample(model, noise, sampler=sampler, steps=steps, eta=eta, device=device).cpu()
+        classes = bundle.header["arch"].get("num_classes")
+        y = {"y": noise.labels(classes).to(device)} if classes else {}
+        return bundle.diffusion.sample(model, noise, sampler=sampler, steps=steps, eta=eta, device=device, **y).cpu()
     g = bundle.generator.to(device).eval()
     return g(noise.latent(g.latent_shape).to(device)).cpu()
