@@ -11,10 +11,11 @@ sample and be compared for consistency; analyses that need D refuse it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
-from ..checkpoints import Bundle, make_header, register_importer
+from ..checkpoints import Bundle, file_sha256, make_header, register_importer
 from ..errors import DstabError
 from .openai import build_filled
 from .state_dicts import Layout, add_layout, has_keys, read_state_dict
@@ -110,7 +111,11 @@ def load(path: Path, epoch: int | None = None, dataset: str | None = None, **_hi
             "step_unit": "epoch",
         },
     )
-    return Bundle(header=header, modules=modules, path=g_path)
+    bundle = Bundle(header=header, modules=modules, path=g_path)
+    # both files identify the GAN (cache keys): hash of their hashes
+    hashes = [file_sha256(p) for p in (g_path, d_path) if p is not None]
+    bundle.sha256 = hashlib.sha256("/".join(hashes).encode()).hexdigest()
+    return bundle
 
 
 def register() -> None:
