@@ -267,7 +267,9 @@ def _step_and_ema(path: Path) -> tuple[int, float | None]:
     return (int(plain.group(1)) if plain else 0), None
 
 
-def load(path: Path, preset: str | None = None, flags: dict | None = None, **_hints) -> Bundle:
+def load(
+    path: Path, preset: str | None = None, flags: dict | None = None, dataset: str | None = None, **_hints
+) -> Bundle:
     state = read_state_dict(path)
     facts = weight_facts(state)
     chosen, source = resolve_flags(path, facts, preset, flags)
@@ -283,7 +285,7 @@ def load(path: Path, preset: str | None = None, flags: dict | None = None, **_hi
     header = make_header(
         "dm",
         arch,
-        dataset=str(full["dataset"]),
+        dataset=dataset or str(full["dataset"]),
         step=step,
         seed=-1,  # not recorded by the original tools
         diffusion=diffusion.to_config(),
