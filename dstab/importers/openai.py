@@ -250,9 +250,10 @@ def resolve_flags(path: Path, facts: dict, preset: str | None = None, flags: dic
         matched = _matching_preset(facts)
         if matched is None:
             raise DstabError(
-                f"{path}: the weights do not say the image size or the diffusion schedule; pass a preset "
-                f"({', '.join(PRESETS)}) or the training flags (--flag image_size=64 --flag diffusion_steps=4000 ...) "
-                f"or put them in {path.with_suffix('.json').name}"
+                f"{path}: the weights do not say the image size or the diffusion schedule; convert it with "
+                f"`python -m dstab convert {path.name} -o out.safetensors` and a preset ({', '.join(PRESETS)}) or "
+                f"its training flags (--flag image_size=64 --flag diffusion_steps=4000 ...), or put the flags "
+                f"in {path.with_suffix('.json').name}"
             )
         base, source = dict(PRESETS[matched]), f"preset {matched} (matched by weight shapes)"
     return base, source
