@@ -109,3 +109,19 @@ def test_folder_errors(tmp_path):
         data.load(f"folder:{tmp_path / 'empty'}")
     with pytest.raises(DstabError, match="must be integers"):
         data.load(f"folder:{tmp_path}?size=big")
+
+
+def test_trainer_streams_a_folder(tmp_path):
+    from dstab import checkpoints
+    from dstab.training.trainer import TrainConfig, train
+
+    root = tmp_path / "imgs"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        Image.fromarray(rng.integers(0, 256, (12 + i, 10, 3), dtype=np.uint8)).save(root / f"{i}.png")
+    spec = f"folder:{root}?size=8"
+    arch = {"arch": "unet", "in_channels": 3, "image_size": 8, "model_channels": 32}
+    result = train(TrainConfig(dataset=spec, arch=arch, steps=2, batch_size=4), tmp_path / "run", "cpu")
+    assert np.isfinite(result["loss_last"])
+    assert checkpoints.load(result["checkpoints"][2]).header["dataset"] == spec
