@@ -155,3 +155,12 @@ def test_code_running_pickle_is_refused(tmp_path):
     torch.save({"net": torch.nn.Linear(2, 2)}, path)  # a whole module: unpickling would run code
     with pytest.raises(DstabError, match="refused"):
         checkpoints.load(path)
+
+
+def test_partial_unet_is_explained_not_a_traceback(tmp_path, tiny_guided_file):
+    _, model = tiny_guided_file
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("input_blocks.1.")}
+    path = tmp_path / "partial.pt"
+    torch.save(state, path)
+    with pytest.raises(DstabError, match="look like an improved/guided-diffusion UNet.*incomplete: no 'input_blocks.1"):
+        checkpoints.load(path, flags=TINY_FLAGS)

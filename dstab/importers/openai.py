@@ -230,14 +230,18 @@ def _sidecar_flags(path: Path) -> tuple[dict, str] | None:
     for candidate in (path.with_suffix(".json"), path.parent / "flags.json"):
         if candidate.is_file():
             try:
-                return json.loads(candidate.read_text()), str(candidate)
+                flags = json.loads(candidate.read_text())
             except json.JSONDecodeError as exc:
                 raise DstabError(f"{candidate}: not valid JSON ({exc}); it should map flag names to values") from None
+            if not isinstance(flags, dict):
+                raise DstabError(f"{candidate}: should be a JSON object mapping flag names to values")
+            return flags, str(candidate)
     return None
 
 
 def resolve_flags(path: Path, facts: dict, preset: str | None = None, flags: dict | None = None) -> tuple[dict, str]:
-    """Flags for this file and where they came from: preset, then sidecar, then `flags` on top."""
+    """Flags for this file and where they came from: the preset (or else a sidecar JSON, or else the
+    preset whose shapes the weights have), with `flags` on top."""
     if preset is not None and preset not in PRESETS:
         raise DstabError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     base, source = (dict(PRESETS[preset]), f"preset {preset}") if preset else ({}, "")
@@ -272,7 +276,13 @@ def load(
     path: Path, preset: str | None = None, flags: dict | None = None, dataset: str | None = None, **_hints
 ) -> Bundle:
     state = read_state_dict(path)
-    facts = weight_facts(state)
+    try:
+        facts = weight_facts(state)
+    except KeyError as exc:  # the signature keys are there, the rest is not
+        raise DstabError(
+            f"{path}: its keys look like an improved/guided-diffusion UNet, but the blocks are incomplete: "
+            f"no {exc} ({len(state)} keys); is the file truncated or a partial state dict?"
+        ) from None
     chosen, source = resolve_flags(path, facts, preset, flags)
     full = completed(chosen, facts)
     wrong = _contradictions(full, facts)
