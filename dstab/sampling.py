@@ -14,7 +14,7 @@ def sample_shape(bundle: Bundle) -> tuple[int, ...]:
     """Shape of one sample (C, H, W) or (d,), from the architecture config."""
     arch = bundle.header["arch"] if bundle.kind == "dm" else bundle.header["arch"]["generator"]
     a = models.normalise(arch)
-    if a["arch"] == "unet":
+    if a["arch"] in ("unet", "diffusers_unet2d"):
         return (a["in_channels"], a["image_size"], a["image_size"])
     if a["arch"].startswith("dcgan"):
         return (a["channels"], a["image_size"], a["image_size"])
@@ -35,8 +35,10 @@ def generate(
         # x0 estimates are clipped to the data range only for images, which live in [-1, 1];
         # 2-D toy points reach radius ~2 and would be squashed onto a square
         clip = len(shape) == 3
+        classes = bundle.header["arch"].get("num_classes")
+        y = {"y": noise.labels(classes).to(device)} if classes else {}
         return bundle.diffusion.sample(
-            model, noise, sampler=sampler, steps=steps, eta=eta, device=device, clip=clip
+            model, noise, sampler=sampler, steps=steps, eta=eta, device=device, clip=clip, **y
         ).cpu()
     g = bundle.generator.to(device).eval()
     return g(noise.latent(g.latent_shape).to(device)).cpu()
