@@ -160,6 +160,11 @@ def test_bad_grids_are_refused_and_costly_ones_warned():
             landscape.surface(probe, grid=grid)
     with pytest.raises(DstabError, match="radius"):
         landscape.surface(probe, grid=5, radius=0.0)
+    # LayerNorm has only 1-D parameters: with Li et al.'s "ignore" nothing moves
+    only_biases = module_probe(torch.nn.LayerNorm(4), lambda f: (f(torch.arange(8.0).reshape(2, 4)) ** 2).sum())
+    with pytest.raises(DstabError, match="move no parameter"):
+        landscape.surface(only_biases, grid=3)
+    assert landscape.surface(only_biases, grid=3, bias_mode="weight").meta["finite"]
     with pytest.warns(landscape.CostWarning, match=r"roughly 2\.5 min"):
         assert landscape.warn_if_costly(150, 1.0, "test") == 150.0
 
