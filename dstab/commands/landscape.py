@@ -216,6 +216,7 @@ def run_interpolate(args) -> int:
 
 def run_precompute(args) -> int:
     only = [t.strip() for t in args.only.split(",") if t.strip()] if args.only else None
-    n = precompute.run(only, args.entries, resolve_device(args.device))
+    with _cost_warnings_on_one_line():
+        n = precompute.run(only, args.entries, resolve_device(args.device))
     print(f"{n} results in the shipped cache")
     return 0
