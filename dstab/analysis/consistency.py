@@ -107,6 +107,14 @@ class ConsistencyResult:
     def arrays(self) -> dict[str, np.ndarray]:
         return {"samples": self.samples.numpy(), "psnr": self.matrix.numpy()}
 
+    def to_record(self) -> tuple[dict, dict]:
+        return self.summary(), self.arrays()
+
+    @classmethod
+    def from_record(cls, meta: dict, arrays: dict) -> ConsistencyResult:
+        samples, matrix = torch.from_numpy(arrays["samples"]), torch.from_numpy(arrays["psnr"])
+        return cls(meta["models"], samples, matrix, meta["peak"], meta["settings"])
+
 
 def consistency(
     bundles: list[Bundle],
@@ -137,6 +145,26 @@ def consistency(
         "eta": eta,
     }
     return ConsistencyResult(names, samples, psnr_matrix(samples, peak), peak, settings)
+
+
+def cached(bundles: list[Bundle], names: list[str], refresh: bool = False, **settings) -> tuple[ConsistencyResult, str]:
+    """(result, where it came from) through the results cache, keyed by every model's sha256
+    (in order: the first is the reference) and the sampling settings."""
+    from .. import cache
+
+    shas = [b.sha256 for b in bundles]
+    params = {"num": 32, "seed": 0, "sampler": "ddpm", "steps": None, "eta": 0.0, **settings}
+    params.pop("device", None)
+    found = cache.get_or_compute(
+        "consistency",
+        params,
+        shas if all(shas) else [],
+        lambda: consistency(bundles, names, **settings).to_record(),
+        refresh=refresh,
+    )
+    result = ConsistencyResult.from_record(found.meta, found.arrays)
+    result.names = list(names)  # a stored result may have been computed under other names (paths, ids)
+    return result, found.source
 
 
 def grid(result: ConsistencyResult, scale: int = 4, columns: int = 16) -> Image.Image:
