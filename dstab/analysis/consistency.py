@@ -147,9 +147,12 @@ def consistency(
     return ConsistencyResult(names, samples, psnr_matrix(samples, peak), peak, settings)
 
 
-def cached(bundles: list[Bundle], names: list[str], refresh: bool = False, **settings) -> tuple[ConsistencyResult, str]:
+def cached(
+    bundles: list[Bundle], names: list[str], refresh: bool = False, root=None, **settings
+) -> tuple[ConsistencyResult, str]:
     """(result, where it came from) through the results cache, keyed by every model's sha256
-    (in order: the first is the reference) and the sampling settings."""
+    (in order: the first is the reference) and the sampling settings;
+    computed results go to `root` (default: the user cache)."""
     from .. import cache
 
     shas = [b.sha256 for b in bundles]
@@ -161,6 +164,7 @@ def cached(bundles: list[Bundle], names: list[str], refresh: bool = False, **set
         shas if all(shas) else [],
         lambda: consistency(bundles, names, **settings).to_record(),
         refresh=refresh,
+        root=root,
     )
     result = ConsistencyResult.from_record(found.meta, found.arrays)
     result.names = list(names)  # a stored result may have been computed under other names (paths, ids)
@@ -191,7 +195,7 @@ def group_ids(family: str, group: str, root: Path | None = None) -> list[str]:
     return ids
 
 
-def load_models(specs: list[str], root: Path | None = None) -> tuple[list[Bundle], list[str]]:
+def load_models(specs: list[str], root: Path | None = None, stage: str = "final") -> tuple[list[Bundle], list[str]]:
     """Bundles for checkpoint paths, zoo ids ('digits/gan-s1') or zoo groups ('digits/gan-init')."""
     names: list[str] = []
     for spec in specs:
@@ -201,5 +205,5 @@ def load_models(specs: list[str], root: Path | None = None) -> tuple[list[Bundle
         family, _, rest = spec.partition("/")
         entries = zoo.read_manifest(root)["entries"]
         names.extend([spec] if spec in entries else group_ids(family, rest, root))
-    bundles = [checkpoints.load(n if Path(n).exists() else zoo.checkpoint_path(n, root=root)) for n in names]
+    bundles = [checkpoints.load(n if Path(n).exists() else zoo.checkpoint_path(n, stage, root=root)) for n in names]
     return bundles, names

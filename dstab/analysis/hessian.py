@@ -431,10 +431,11 @@ def analyse(probe, engine: str = "dstab", progress=None, **settings) -> HessianS
 
 
 def cached(
-    probe, engine: str = "dstab", refresh: bool = False, progress=None, **settings
+    probe, engine: str = "dstab", refresh: bool = False, progress=None, root=None, **settings
 ) -> tuple[HessianSpectrum, str]:
     """(spectrum, where it came from: "shipped", "user" or "computed") through the results cache,
-    keyed by the probe's checkpoint sha256 and every setting."""
+    keyed by the probe's checkpoint sha256 and every setting;
+    computed results go to `root` (default: the user cache)."""
     from .. import cache
 
     params = hessian_params(probe, engine, **settings)
@@ -445,5 +446,6 @@ def cached(
         [sha] if sha else [],
         lambda: analyse(probe, engine, progress, **settings).to_record(),
         refresh=refresh,
+        root=root,
     )
     return HessianSpectrum.from_record(found.meta, found.arrays), found.source
