@@ -33,6 +33,7 @@ from ..checkpoints import Bundle
 from ..errors import DstabError, require
 from ..sampling import generate, sample_shape
 from ..viz import grid_image, scatter_image
+from .caching import through_cache
 
 PSNR_CAP_DB = 100.0
 IMAGE_PEAK = 2.0  # images in [-1, 1]
@@ -153,18 +154,16 @@ def cached(
     """(result, where it came from) through the results cache, keyed by every model's sha256
     (in order: the first is the reference) and the sampling settings;
     computed results go to `root` (default: the user cache)."""
-    from .. import cache
-
     shas = [b.sha256 for b in bundles]
     params = {"num": 32, "seed": 0, "sampler": "ddpm", "steps": None, "eta": 0.0, **settings}
     params.pop("device", None)
-    found = cache.get_or_compute(
+    found = through_cache(
         "consistency",
         params,
         shas if all(shas) else [],
         lambda: consistency(bundles, names, **settings).to_record(),
-        refresh=refresh,
-        root=root,
+        refresh,
+        root,
     )
     result = ConsistencyResult.from_record(found.meta, found.arrays)
     result.names = list(names)  # a stored result may have been computed under other names (paths, ids)

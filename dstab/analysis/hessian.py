@@ -53,6 +53,7 @@ import torch
 from scipy.linalg import eigh_tridiagonal
 
 from ..errors import DstabError, require
+from .caching import through_cache
 
 HVP_MODES = ("reverse", "forward")
 
@@ -348,7 +349,8 @@ class HessianSpectrum:
 # keys of summary() derived from the arrays, not stored separately
 SUMMARY_ONLY = ("lambda_1", "top_eigenvalues", "mean_hutchinson", "mean", "second_moment", "sigma2", "ritz_variance")
 
-DEFAULTS = {"top_k": 5, "trace_samples": 100, "slq_runs": 3, "slq_steps": 90, "seed": 0, "tol": 1e-5}
+# tol: residual bound relative to the spectral radius; eigenvalue errors are at most that, usually far less
+DEFAULTS = {"top_k": 5, "trace_samples": 100, "slq_runs": 3, "slq_steps": 90, "seed": 0, "tol": 1e-4, "max_steps": 200}
 
 
 def spectrum(
@@ -359,6 +361,7 @@ def spectrum(
     slq_steps: int = DEFAULTS["slq_steps"],
     seed: int = DEFAULTS["seed"],
     tol: float = DEFAULTS["tol"],
+    max_steps: int = DEFAULTS["max_steps"],
     hvp: str = "reverse",
     progress: Callable[[str, int, int], None] | None = None,
 ) -> HessianSpectrum:
@@ -367,7 +370,7 @@ def spectrum(
     op = HessianOperator(probe, hvp)
     require(top_k <= op.n, f"top-k = {top_k} exceeds the number of analysed parameters n = {op.n}")
     tick = (lambda stage, total: lambda i: progress(stage, i, total)) if progress else (lambda stage, total: None)
-    max_steps = max(300, 3 * top_k)
+    max_steps = max(max_steps, top_k + 1)
     top, lam_min, steps, converged = extreme_eigenvalues(op, top_k, seed, tol, max_steps, tick("lanczos", max_steps))
     trace, stderr = hutchinson_trace(op, trace_samples, seed + 1, tick("trace", trace_samples))
     nodes, weights = slq(op, slq_runs, slq_steps, seed + 2, tick("slq", slq_runs * min(slq_steps, op.n)))
@@ -381,6 +384,7 @@ def spectrum(
         "slq_steps": slq_steps,
         "seed": seed,
         "tol": tol,
+        "max_steps": max_steps,
     }
     info = {"lanczos_steps": steps, "lanczos_converged": converged, "hvp_calls": op.calls}
     if not converged:
@@ -407,6 +411,8 @@ def hessian_params(
     slq_runs=DEFAULTS["slq_runs"],
     slq_steps=DEFAULTS["slq_steps"],
     seed=DEFAULTS["seed"],
+    tol=DEFAULTS["tol"],
+    max_steps=DEFAULTS["max_steps"],
 ) -> dict:
     """What a spectrum depends on besides the checkpoint: its cache parameters."""
     described = {k: v for k, v in probe.describe().items() if k not in ("name", "checkpoint", "checkpoint_sha256")}
@@ -418,6 +424,8 @@ def hessian_params(
         "slq_runs": int(slq_runs),
         "slq_steps": int(slq_steps),
         "seed": int(seed),
+        "tol": float(tol),
+        "max_steps": int(max_steps),
     }
 
 
@@ -436,16 +444,14 @@ def cached(
     """(spectrum, where it came from: "shipped", "user" or "computed") through the results cache,
     keyed by the probe's checkpoint sha256 and every setting;
     computed results go to `root` (default: the user cache)."""
-    from .. import cache
-
     params = hessian_params(probe, engine, **settings)
     sha = probe.describe().get("checkpoint_sha256")
-    found = cache.get_or_compute(
+    found = through_cache(
         "hessian",
         params,
         [sha] if sha else [],
         lambda: analyse(probe, engine, progress, **settings).to_record(),
-        refresh=refresh,
-        root=root,
+        refresh,
+        root,
     )
     return HessianSpectrum.from_record(found.meta, found.arrays), found.source
