@@ -6,8 +6,10 @@ dstab's engine of record computes the same quantities on flat vectors:
 
 - top-k and bottom eigenvalues: Lanczos with full reorthogonalisation
   (Lanczos 1950; Golub & Van Loan, Matrix Computations, Sec. 10.1), stopped
-  when the residual bound |beta_m s_mi| of every wanted Ritz value is below
-  `tol` times the spectral radius estimate. PyHessian uses power iteration
+  when the error bound min(r, r^2 / gap) of every wanted top Ritz value is
+  below `tol` times the spectral radius estimate (r = |beta_m s_mi|, Parlett
+  Sec. 11.7). lambda_min is the smallest Ritz value of the same run, reported
+  with its own error bound. PyHessian uses power iteration
   with deflation instead, which needs many more Hessian-vector products for
   the same accuracy. A Krylov space from one start vector holds one copy of a
   repeated eigenvalue: exactly repeated eigenvalues are reported once.
@@ -56,6 +58,8 @@ from ..errors import DstabError, require
 from .caching import through_cache
 
 HVP_MODES = ("reverse", "forward")
+# tol: bound on the top eigenvalues' errors relative to the spectral radius (see error_bounds)
+DEFAULTS = {"top_k": 5, "trace_samples": 100, "slq_runs": 3, "slq_steps": 90, "seed": 0, "tol": 1e-4, "max_steps": 200}
 
 
 def check_finite(named: dict[str, torch.Tensor]) -> None:
@@ -137,6 +141,7 @@ class LanczosRun:
     alpha: np.ndarray  # diagonal of T (float64)
     beta: np.ndarray  # off-diagonal of T, len(alpha) - 1
     exhausted: bool  # the Krylov space became invariant: T's eigenvalues are exact eigenvalues of H
+    residual: float = 0.0  # norm of the next Lanczos vector before normalisation (beta_m)
 
     def ritz(self) -> tuple[np.ndarray, np.ndarray]:
         """Ritz values (ascending) and the eigenvectors of T as columns."""
@@ -175,44 +180,70 @@ def lanczos(
         exhausted = b <= 1e-6 * max(scale, 1e-30) or j + 1 == n
         a_arr, b_arr = np.array(alpha), np.array(beta)
         if exhausted or j + 1 == steps or (stop is not None and stop(a_arr, b_arr, b)):
-            return LanczosRun(a_arr, b_arr, exhausted)
+            return LanczosRun(a_arr, b_arr, exhausted, 0.0 if exhausted else b)
         beta.append(b)
         basis[j + 1] = w / b
     raise AssertionError("unreachable: the loop returns at j + 1 == steps")
 
 
-def _converged(k: int, tol: float) -> Callable[[np.ndarray, np.ndarray, float], bool]:
-    """Stop when the k largest and the smallest Ritz values have residual bounds
-    |beta_m s_{m,i}| <= tol * spectral radius estimate (Golub & Van Loan, Sec. 10.1.4)."""
+def error_bounds(alpha: np.ndarray, beta: np.ndarray, next_beta: float) -> tuple[np.ndarray, np.ndarray]:
+    """(Ritz values ascending, a bound on each one's distance to an eigenvalue of H): with residual
+    r_i = |beta_m s_mi| and gap_i the distance to the nearest other Ritz value, min(r_i, r_i^2 / gap_i)
+    (Parlett, The Symmetric Eigenvalue Problem, Sec. 11.7; the Ritz gap stands in for the true gap)."""
+    vals, vecs = LanczosRun(alpha, beta, False).ritz()
+    resid = next_beta * np.abs(vecs[-1])
+    if len(vals) == 1:
+        return vals, resid
+    diffs = np.abs(vals[:, None] - vals[None, :]) + np.diag(np.full(len(vals), np.inf))
+    return vals, np.minimum(resid, resid**2 / np.maximum(diffs.min(axis=1), 1e-300))
+
+
+def _top_converged(k: int, tol: float) -> Callable[[np.ndarray, np.ndarray, float], bool]:
+    """Stop when the k largest Ritz values are within tol * spectral radius estimate of eigenvalues."""
 
     def stop(alpha: np.ndarray, beta: np.ndarray, next_beta: float) -> bool:
         if len(alpha) < k + 1:
             return False
-        vals, vecs = LanczosRun(alpha, beta, False).ritz()
-        resid = next_beta * np.abs(vecs[-1])
-        radius = max(abs(vals[0]), abs(vals[-1]), 1e-30)
-        return bool(np.all(resid[-k:] <= tol * radius) and resid[0] <= tol * radius)
+        vals, bound = error_bounds(alpha, beta, next_beta)
+        return bool(np.all(bound[-k:] <= tol * max(abs(vals[0]), abs(vals[-1]), 1e-30)))
 
     return stop
 
 
+@dataclass
+class Extremes:
+    top: np.ndarray  # k largest eigenvalues, descending (Ritz values: lower bounds)
+    lambda_min: float  # smallest Ritz value of the same run (an upper bound on lambda_min)
+    steps: int
+    converged: bool  # the top-k reached tol
+    top_error: float  # largest error bound among the top-k
+    min_error: float  # error bound of lambda_min (not a stopping criterion: it may be loose)
+
+
 def extreme_eigenvalues(
-    op: HessianOperator, k: int, seed: int = 0, tol: float = 1e-5, max_steps: int = 300, progress=None
-):
-    """(top-k eigenvalues descending, lambda_min, number of Lanczos steps, converged)."""
+    op: HessianOperator,
+    k: int,
+    seed: int = 0,
+    tol: float = DEFAULTS["tol"],
+    max_steps: int = DEFAULTS["max_steps"],
+    progress=None,
+) -> Extremes:
+    """The k largest eigenvalues and the smallest one, by Lanczos from a seeded Gaussian vector."""
     require(isinstance(k, int) and k >= 1, f"top-k must be a positive integer, got {k!r}")
     require(k <= op.n, f"top-k = {k} exceeds the number of analysed parameters n = {op.n}; use --top-k <= {op.n}")
     require(max_steps >= k + 1 or max_steps >= op.n, f"max_steps = {max_steps} must exceed top-k = {k}")
     gen = torch.Generator().manual_seed(seed)
-    run = lanczos(op, op.gaussian(gen), max_steps, stop=_converged(k, tol), progress=progress)
-    vals, _ = run.ritz()
-    converged = run.exhausted or len(run.alpha) < min(max_steps, op.n)
+    run = lanczos(op, op.gaussian(gen), max_steps, stop=_top_converged(k, tol), progress=progress)
     require(
-        len(vals) >= k,
-        f"the Hessian's Krylov space has dimension {len(vals)} < top-k = {k}: H has fewer distinct "
+        len(run.alpha) >= k,
+        f"the Hessian's Krylov space has dimension {len(run.alpha)} < top-k = {k}: H has fewer distinct "
         "eigenvalues than asked for; lower --top-k",
     )
-    return vals[::-1][:k].copy(), float(vals[0]), len(run.alpha), converged
+    vals, bound = error_bounds(run.alpha, run.beta, run.residual)
+    radius = max(abs(vals[0]), abs(vals[-1]), 1e-30)
+    converged = bool(run.exhausted or np.all(bound[-k:] <= tol * radius))
+    return Extremes(vals[::-1][:k].copy(), float(vals[0]), len(run.alpha), converged, float(bound[-k:].max()),
+                    float(bound[0]))  # fmt: skip
 
 
 def hutchinson_trace(op: HessianOperator, samples: int, seed: int = 0, progress=None) -> tuple[float, float]:
@@ -349,9 +380,6 @@ class HessianSpectrum:
 # keys of summary() derived from the arrays, not stored separately
 SUMMARY_ONLY = ("lambda_1", "top_eigenvalues", "mean_hutchinson", "mean", "second_moment", "sigma2", "ritz_variance")
 
-# tol: residual bound relative to the spectral radius; eigenvalue errors are at most that, usually far less
-DEFAULTS = {"top_k": 5, "trace_samples": 100, "slq_runs": 3, "slq_steps": 90, "seed": 0, "tol": 1e-4, "max_steps": 200}
-
 
 def spectrum(
     probe,
@@ -371,7 +399,7 @@ def spectrum(
     require(top_k <= op.n, f"top-k = {top_k} exceeds the number of analysed parameters n = {op.n}")
     tick = (lambda stage, total: lambda i: progress(stage, i, total)) if progress else (lambda stage, total: None)
     max_steps = max(max_steps, top_k + 1)
-    top, lam_min, steps, converged = extreme_eigenvalues(op, top_k, seed, tol, max_steps, tick("lanczos", max_steps))
+    ext = extreme_eigenvalues(op, top_k, seed, tol, max_steps, tick("lanczos", max_steps))
     trace, stderr = hutchinson_trace(op, trace_samples, seed + 1, tick("trace", trace_samples))
     nodes, weights = slq(op, slq_runs, slq_steps, seed + 2, tick("slq", slq_runs * min(slq_steps, op.n)))
     grid, curve = density(nodes, weights)
@@ -386,11 +414,17 @@ def spectrum(
         "tol": tol,
         "max_steps": max_steps,
     }
-    info = {"lanczos_steps": steps, "lanczos_converged": converged, "hvp_calls": op.calls}
-    if not converged:
-        info["warning"] = f"Lanczos did not reach tol={tol} in {steps} steps; the top eigenvalues are lower bounds"
+    info = {
+        "lanczos_steps": ext.steps,
+        "lanczos_converged": ext.converged,
+        "top_error_bound": ext.top_error,
+        "lambda_min_error_bound": ext.min_error,
+        "hvp_calls": op.calls,
+    }
+    if not ext.converged:
+        info["warning"] = f"Lanczos did not reach tol={tol} in {ext.steps} steps; the top eigenvalues are lower bounds"
     return HessianSpectrum(
-        op.n, op.loss, op.grad_norm, top, lam_min, trace, stderr, nodes, weights, grid, curve, settings, info
+        op.n, op.loss, op.grad_norm, ext.top, ext.lambda_min, trace, stderr, nodes, weights, grid, curve, settings, info
     )
 
 
