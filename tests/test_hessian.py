@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from dstab.analysis import hessian, hessian_ref
+from dstab.analysis.landscape import CostWarning
 from dstab.errors import DstabError
 from tests.hessian_fixtures import ModuleProbe, QuadraticProbe, TinyConvNet, dense_hessian, rotated
 
@@ -158,3 +159,11 @@ def test_bad_input():
         hessian.spectrum(huge)
     with pytest.raises(DstabError, match="unknown Hessian engine"):
         hessian.check_engine("scipy")
+
+
+def test_cost_warning_before_a_long_run():
+    probe = QuadraticProbe(rotated(EIGS))
+    op = hessian.HessianOperator(probe)
+    assert hessian.warn_if_costly(op, 10, "quadratic") < 60 and op.calls == 0
+    with pytest.warns(CostWarning, match="roughly"):
+        hessian.warn_if_costly(op, 10**12, "quadratic")

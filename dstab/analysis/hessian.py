@@ -47,6 +47,8 @@ forward-over-reverse in torch (pytorch#123996).
 from __future__ import annotations
 
 import math
+import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -56,6 +58,7 @@ from scipy.linalg import eigh_tridiagonal
 
 from ..errors import DstabError, require
 from .caching import through_cache
+from .landscape import CostWarning
 
 HVP_MODES = ("reverse", "forward")
 # Hessian-vector products batched into one autograd call (trace probes, SLQ runs in lockstep); memory
@@ -437,6 +440,7 @@ def spectrum(
     `progress(stage, done, total)` is called after every Hessian-vector product."""
     op = HessianOperator(probe, hvp)
     require(top_k <= op.n, f"top-k = {top_k} exceeds the number of analysed parameters n = {op.n}")
+    warn_if_costly(op, max_steps + trace_samples + slq_runs * min(slq_steps, op.n), probe.name)
     tick = (lambda stage, total: lambda i: progress(stage, i, total)) if progress else (lambda stage, total: None)
     max_steps = max(max_steps, top_k + 1)
     ext = extreme_eigenvalues(op, top_k, seed, tol, max_steps, tick("lanczos", max_steps))
@@ -466,6 +470,24 @@ def spectrum(
     return HessianSpectrum(
         op.n, op.loss, op.grad_norm, ext.top, ext.lambda_min, trace, stderr, nodes, weights, grid, curve, settings, info
     )
+
+
+def warn_if_costly(op: HessianOperator, products: int, what: str) -> float:
+    """Estimated seconds for `products` Hessian-vector products (timed on one); a CostWarning
+    before starting anything expected to take over a minute."""
+    t0 = time.perf_counter()
+    op(torch.ones(op.n, device=op.device))
+    per = time.perf_counter() - t0
+    op.calls = 0
+    estimate = products * per
+    if estimate > 60:
+        warnings.warn(
+            f"Hessian of {what}: up to {products} Hessian-vector products at about {per:.2f} s each: roughly "
+            f"{estimate / 60:.1f} min; lower --trace-samples/--slq-runs/--slq-steps or --batch-size, or use a GPU",
+            CostWarning,
+            stacklevel=3,
+        )
+    return estimate
 
 
 ENGINES = ("dstab", "pyhessian")
