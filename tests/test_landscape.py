@@ -212,3 +212,28 @@ def test_the_documented_loss_landscapes_defects_are_real():
     d1.filter_normalize_(start)
     d2.filter_normalize_(start)
     assert cos() > 0.3  # orthogonal before normalisation, far from it after
+
+
+def test_vmap_halves_its_chunk_when_the_device_runs_out_of_memory(monkeypatch):
+    probe, _, _ = _quadratic_probe()
+    d1, d2, _ = plane_directions(probe.params, 0)
+    coords = np.stack(np.meshgrid(np.linspace(-1, 1, 3), np.linspace(-1, 1, 3), indexing="ij"), -1).reshape(-1, 2)
+    real_vmap, sizes = landscape.vmap, []
+
+    def fake_vmap(fn, limit):
+        def call(stacked):
+            n = next(iter(stacked.values())).shape[0]
+            sizes.append(n)
+            if n > limit:
+                raise torch.OutOfMemoryError("fake: too many points at once")
+            return real_vmap(fn)(stacked)
+
+        return call
+
+    monkeypatch.setattr(landscape, "vmap", lambda fn: fake_vmap(fn, 2))
+    got = landscape.plane_losses(probe, d1, d2, coords, "vmap")  # budget allows all 9 points at once
+    np.testing.assert_allclose(got, landscape.plane_losses(probe, d1, d2, coords, "sequential"), rtol=1e-6)
+    assert sizes[:4] == [9, 4, 2, 2] and sum(s for s in sizes if s <= 2) == 9
+    monkeypatch.setattr(landscape, "vmap", lambda fn: fake_vmap(fn, 0))
+    with pytest.raises(DstabError, match="does not fit"):
+        landscape.plane_losses(probe, d1, d2, coords, "vmap")

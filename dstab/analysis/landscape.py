@@ -99,18 +99,31 @@ def vmap_chunk(probe: Probe, names: list[str], memory_budget: int) -> int:
 
 
 def _vmapped(probe: Probe, d1, d2, coords, progress, memory_budget) -> torch.Tensor:
+    """`chunk` points per batched call; the budget counts stacked parameters only, so when
+    activations overflow the device the chunk is halved and the same points retried."""
     names = _moving(d1, d2)
     chunk = vmap_chunk(probe, names, memory_budget)
     batched_loss = vmap(lambda p: probe.loss(p).reshape(()))
-    out = []
-    for start in range(0, len(coords), chunk):
+    out, start = [], 0
+    while start < len(coords):
         c = torch.as_tensor(coords[start : start + chunk], dtype=torch.float32, device=probe.device)
         stacked = {}
         for k in names:
             shape = (-1, *[1] * probe.params[k].dim())
             stacked[k] = probe.params[k] + c[:, 0].reshape(shape) * d1[k] + c[:, 1].reshape(shape) * d2[k]
-        out.append(batched_loss(stacked))
+        try:
+            out.append(batched_loss(stacked))
+        except torch.OutOfMemoryError:
+            del stacked
+            if len(c) == 1:
+                raise DstabError(
+                    f"{probe.name}: one grid point does not fit in {probe.device} memory; "
+                    "use a smaller probe batch or strategy 'sequential'"
+                ) from None
+            chunk = len(c) // 2
+            continue
         progress(len(c))
+        start += len(c)
     return torch.cat(out) if out else torch.empty(0)
 
 
