@@ -1,0 +1,1 @@
+"""Analyses of checkpoints through Probes: loss surfaces, interpolation, Hessian spectra, consistency."""
