@@ -14,5 +14,5 @@ pages = [
     st.Page("pages/diffusion_process.py", title="Diffusion process"),
 ]
 page = st.navigation(pages)
-sidebar.render()
+st.session_state["dstab_selection"] = sidebar.render()
 page.run()

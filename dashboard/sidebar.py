@@ -185,11 +185,14 @@ def render() -> Selection:
     _own_checkpoint_form()
     device = resolve_device("auto")
     st.sidebar.caption(f"Device: {device_label(device)}")
-    selection = Selection(family, dm, gan, device, man)
-    st.session_state["dstab_selection"] = selection
-    return selection
+    return Selection(family, dm, gan, device, man)
 
 
 def current() -> Selection:
-    """The selection app.py's sidebar made on this run (pages call this)."""
-    return st.session_state["dstab_selection"]
+    """The selection app.py's sidebar made on this run, which pages call for.
+
+    Streamlit runs a page file directly, without app.py, on a server's first
+    run if a `pages/` folder exists (its multipage v1 mode, left before
+    `st.navigation` is first called); the page then draws the sidebar itself."""
+    selection = st.session_state.pop("dstab_selection", None)
+    return selection if selection is not None else render()
