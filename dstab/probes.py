@@ -93,6 +93,18 @@ class Probe:
         model = lambda *args: functional_call(self._module, weights, args)
         return self._loss_fn(model, **self.data)
 
+    def module_at(self, params: dict[str, torch.Tensor] | None = None) -> nn.Module:
+        """A fresh copy of the probe's module holding `params` (for engines that need a real module)."""
+        module = copy.deepcopy(self._module)
+        with torch.no_grad():
+            for name, p in module.named_parameters():
+                p.copy_(self.params[name] if params is None or name not in params else params[name])
+        return module
+
+    def loss_of(self, module: nn.Module) -> torch.Tensor:
+        """The probe's loss computed by calling `module` itself (a copy from `module_at`)."""
+        return self._loss_fn(module, **self.data)
+
     def to(self, device) -> Probe:
         """A copy of this probe on `device` (this one is left where it is)."""
         device = torch.device(device)
