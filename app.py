@@ -13,6 +13,7 @@ pages = [
     st.Page("pages/consistency.py", title="Consistency"),
     st.Page("pages/diffusion_process.py", title="Diffusion process"),
 ]
-page = st.navigation(pages)
+# the sidebar is drawn before st.navigation so that its widgets belong to this entry script and keep
+# their state when the user moves between pages
 st.session_state["dstab_selection"] = sidebar.render()
-page.run()
+st.navigation(pages).run()

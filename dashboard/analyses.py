@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import torch
 
 from dstab import cache, probes
-from dstab.analysis import consistency as consistency_mod
 from dstab.analysis import hessian as hessian_mod
 from dstab.analysis import landscape
 from dstab.checkpoints import Bundle
@@ -87,6 +86,8 @@ def hessian_request(bundle: Bundle, sha: str, settings: dict, top_k: int, trace_
 def consistency_request(bundles: list[Bundle], names: list[str], shas: list[str], num: int, seed: int,
                         sampler: str, steps: int | None, device) -> Request:  # fmt: skip
     """GANs have no sampler: their group shares latents z, and the params say so."""
+    from dstab.analysis import consistency as consistency_mod
+
     gan = bundles[0].kind == "gan"
     sampler, steps = ("gan", None) if gan else (sampler, steps)
     params = {"models": names, "num": num, "seed": seed, "sampler": sampler, "steps": steps}

@@ -112,7 +112,8 @@ def _add_user(path: Path) -> ModelChoice:
 
 
 def _adopt_url_paths() -> None:
-    """A shared link may name user checkpoints by path: load them (still confined)."""
+    """A shared link may name user checkpoints by path: load them (still confined) so that the
+    DM/GAN lists offer them before the bound selectboxes read the URL."""
     for name in ("dm", "gan"):
         ref = st.query_params.get(name, "")
         if ref.startswith(PATH_PREFIX) and ref not in _user_choices():
@@ -152,14 +153,9 @@ def _pick(kind: str, family: str, zoo_options: dict[str, ModelChoice]) -> ModelC
         st.sidebar.caption(f"no {kind.upper()} checkpoint for {family}")
         return None
     default = next((r for r in options if r.endswith("-s0") and "-x0-" not in r), next(iter(options)))
-    ref = urlstate.selectbox(
-        "DM" if kind == "dm" else "GAN",
-        list(options),
-        kind,
-        default,
-        where=st.sidebar,
-        format_func=lambda r: options[r].label,
-    )
+    # the options are the refs themselves, not labels: a bound widget keeps its shown text in the URL,
+    # and a zoo id or a path is what a fresh session can resolve
+    ref = urlstate.selectbox("DM" if kind == "dm" else "GAN", list(options), kind, default, where=st.sidebar)
     return options[ref]
 
 

@@ -12,7 +12,7 @@ from dashboard import analyses, compute, costs, downloads, figures, sidebar, url
 from dstab.analysis import consistency as consistency_mod
 from dstab.errors import DstabError
 
-GROUPS = {"init": "different inits (seeds)", "structure": "different structures"}
+GROUPS = {"different inits": "init", "different structures": "structure"}  # shown -> zoo group suffix
 
 sel = sidebar.current()
 st.title("Consistency")
@@ -21,7 +21,7 @@ st.caption(
     "makes columns of near-identical images."
 )
 c = st.columns(5)
-group = urlstate.radio("Group", list(GROUPS), "group", "init", where=c[0], format_func=GROUPS.get)
+group = GROUPS[urlstate.radio("Group", list(GROUPS), "group", "different inits", where=c[0])]
 seed = urlstate.number("Sampling seed", "seed", 0, 0, 10_000, where=c[1])
 sampler = urlstate.radio("DM sampler", ["ddpm", "ddim"], "sampler", "ddpm", where=c[2], horizontal=True)
 steps = urlstate.number("DDIM steps", "steps", 50, 2, 1000, where=c[3]) if sampler == "ddim" else None

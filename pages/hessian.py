@@ -18,7 +18,8 @@ st.caption(
 )
 c = st.columns(6)
 t = urlstate.select_slider("DM timestep t", analyses.DM_TIMESTEPS_CHOICES, "t", analyses.DM_TIMESTEPS[1], where=c[0])
-role = urlstate.radio("GAN probe", ["g", "d"], "role", "g", where=c[1], horizontal=True)
+role = urlstate.radio("GAN probe", ["G", "D"], "role", "G", where=c[1], horizontal=True,
+                      help="G: generator loss with D frozen; D: discriminator loss with G frozen").lower()  # fmt: skip
 top_k = urlstate.number("Top-k", "k", 5, 1, 50, where=c[2])
 trace_samples = urlstate.number("Trace samples", "trace", 100, 2, 2000, where=c[3])
 slq_runs = urlstate.number("SLQ runs", "slq", 3, 1, 50, where=c[4])

@@ -24,8 +24,8 @@ st.caption(
 )
 c = st.columns(5)
 t = urlstate.select_slider("DM timestep t", analyses.DM_TIMESTEPS_CHOICES, "t", analyses.DM_TIMESTEPS[1], where=c[0])
-role = urlstate.radio("GAN probe", ["g", "d"], "role", "g", where=c[1], horizontal=True,
-                      format_func=lambda r: {"g": "G (D frozen)", "d": "D (G frozen)"}[r])  # fmt: skip
+role = urlstate.radio("GAN probe", ["G", "D"], "role", "G", where=c[1], horizontal=True,
+                      help="G: generator loss with D frozen; D: discriminator loss with G frozen").lower()  # fmt: skip
 grid = urlstate.selectbox("Grid size", GRIDS, "grid", 21, where=c[2])
 radius = urlstate.selectbox("Radius r", RADII, "radius", 1.0, where=c[3])
 seed = urlstate.number("Direction seed", "dseed", 0, 0, 10_000, where=c[4])
