@@ -15,5 +15,7 @@ pages = [
 ]
 # the sidebar is drawn before st.navigation so that its widgets belong to this entry script and keep
 # their state when the user moves between pages
-st.session_state["dstab_selection"] = sidebar.render()
-st.navigation(pages).run()
+selection = st.session_state["dstab_selection"] = sidebar.render()
+page = st.navigation(pages)
+sidebar.publish(selection)
+page.run()

@@ -55,18 +55,21 @@ def cached(request, estimate_s: float) -> cache.Result | None:
     job = jobs.job(key)
     if job is None:
         cancelled = st.session_state.setdefault("dstab_cancelled", set())
-        box = st.container(border=True)
+        notice = st.empty()  # a placeholder, so that the notice disappears once the result is shown
+        box = notice.container(border=True)
         box.caption(f"{label}: not in the cache; estimated cost {duration(estimate_s)} on this server.")
         auto = estimate_s <= auto_limit_s() and key not in cancelled  # a cancelled job waits for a click
         if not auto and not box.button("Compute", key=f"go-{key}", type="primary"):
             return None
         cancelled.discard(key)
         job = jobs.submit(key, label, request.run, estimate_s)
+        notice.empty()
     return _wait(job, jobs)
 
 
 def _wait(job: Job, jobs: JobRunner) -> cache.Result | None:
-    box = st.container(border=True)
+    slot = st.empty()
+    box = slot.container(border=True)
     if box.button("Cancel", key=f"cancel-{job.key}"):
         job.cancel()
         st.session_state.setdefault("dstab_cancelled", set()).add(job.key)
@@ -82,7 +85,7 @@ def _wait(job: Job, jobs: JobRunner) -> cache.Result | None:
             text = f"{job.label}: queued behind {', '.join(ahead)}"
         bar.progress(job.shown_fraction(), text=text)  # also where Streamlit stops us on a widget change
         time.sleep(POLL_S)
-    box.empty()
+    slot.empty()
     if job.future.cancelled():
         st.warning(f"{job.label}: cancelled before it started.")
         return None

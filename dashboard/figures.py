@@ -129,9 +129,12 @@ def grid_rows(a: np.ndarray, b: np.ndarray, loss: np.ndarray) -> list[dict]:
     ]
 
 
-def spectral_density(results: dict) -> go.Figure:
-    """Overlaid SLQ densities; `results` maps kind -> (label, cache.Result)."""
+def spectral_density(results: dict, decades: float = 8.0) -> go.Figure:
+    """Overlaid SLQ densities on a log scale showing `decades` below the highest peak (the Gaussian
+    tails of the broadened density fall to 1e-80 and would squash the picture otherwise);
+    `results` maps kind -> (label, cache.Result)."""
     fig = go.Figure()
+    top = max(float(np.max(res.arrays["density"])) for _, res in results.values())
     for kind, (label, res) in results.items():
         fig.add_scatter(
             x=res.arrays["density_grid"], y=res.arrays["density"], name=f"{label} ({probe_text(res.meta)})",
@@ -139,7 +142,7 @@ def spectral_density(results: dict) -> go.Figure:
         )  # fmt: skip
     fig.update_layout(
         title="Eigenvalue spectral density (SLQ)", xaxis_title="eigenvalue", yaxis_title="density", yaxis_type="log",
-        height=420,
+        yaxis_range=[np.log10(top) - decades, np.log10(top) + 0.3], height=420,
     )  # fmt: skip
     return fig
 

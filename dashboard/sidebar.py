@@ -18,7 +18,9 @@ from dstab import checkpoints, zoo
 from dstab.commands import resolve_device
 from dstab.errors import DstabError
 
-from . import urlstate, userfiles
+from . import server, urlstate, userfiles
+
+server.configure()
 
 PATH_PREFIX = "path:"
 
@@ -160,7 +162,7 @@ def _pick(kind: str, family: str, zoo_options: dict[str, ModelChoice], where) ->
     default = next((r for r in options if r.endswith("-s0") and "-x0-" not in r), next(iter(options)))
     # the options are the refs themselves, not labels: a bound widget keeps its shown text in the URL,
     # and a zoo id or a path is what a fresh session can resolve
-    ref = urlstate.selectbox("DM" if kind == "dm" else "GAN", list(options), kind, default, where=where)
+    ref = urlstate.shared_selectbox("DM" if kind == "dm" else "GAN", list(options), kind, default, where=where)
     return options[ref]
 
 
@@ -179,7 +181,7 @@ def render() -> Selection:
         man = {"entries": {}}
     zoo_options = zoo_choices(man["entries"])
     families = sorted({eid.split("/", 1)[0] for eid in zoo_options}) or ["(no zoo)"]
-    family = urlstate.selectbox("Dataset", families, "data", "digits", where=st.sidebar)
+    family = urlstate.shared_selectbox("Dataset", families, "data", "digits", where=st.sidebar)
     _adopt_url_paths()
     pickers = st.sidebar.container()  # drawn above the form, filled after it: a new upload is listed at once
     _own_checkpoint_form()
@@ -190,6 +192,12 @@ def render() -> Selection:
     return Selection(family, dm, gan, device, man)
 
 
+def publish(selection: Selection) -> None:
+    """The sidebar's choice into the URL, so that a copied link opens the same models."""
+    refs = {"dm": selection.dm.ref if selection.dm else None, "gan": selection.gan.ref if selection.gan else None}
+    urlstate.publish({"data": selection.family, **refs})
+
+
 def current() -> Selection:
     """The selection app.py's sidebar made on this run, which pages call for.
 
@@ -197,4 +205,7 @@ def current() -> Selection:
     run if a `pages/` folder exists (its multipage v1 mode, left before
     `st.navigation` is first called); the page then draws the sidebar itself."""
     selection = st.session_state.pop("dstab_selection", None)
-    return selection if selection is not None else render()
+    if selection is None:
+        selection = render()
+        publish(selection)
+    return selection

@@ -54,3 +54,30 @@ def slider(label: str, name: str, default, lo, hi, step=None, where=st, **kw):
 
 def toggle(label: str, name: str, default: bool = False, where=st, **kw):
     return where.toggle(label, value=default, key=name, **BOUND, **kw)
+
+
+def shared_selectbox(label: str, options: Sequence, name: str, default=None, where=st, **kw):
+    """A choice that holds across pages (the sidebar's). Streamlit clears the query string on a page
+    switch and forgets a widget's state when the page changes under it, so the value is kept in a
+    plain session key, seeded from the URL once, handed to the widget on every run, updated by the
+    widget's callback; `publish` writes it back to the URL."""
+    options = list(options)
+    kept = f"kept_{name}"
+    if kept not in st.session_state:
+        st.session_state[kept] = {str(o): o for o in options}.get(st.query_params.get(name), default)
+    if st.session_state[kept] not in options:  # first run, or the options changed under it
+        st.session_state[kept] = default if default in options else options[0]
+    st.session_state[name] = st.session_state[kept]
+
+    def remember():
+        st.session_state[kept] = st.session_state[name]
+
+    return where.selectbox(label, options, key=name, on_change=remember, **kw)
+
+
+def publish(values: dict) -> None:
+    """Write shared choices into the URL. Call it after st.navigation has picked the page: a write
+    made before goes out with the previous page's path."""
+    for name, value in values.items():
+        if value is not None:
+            st.query_params[name] = str(value)  # also when unchanged: a page switch needs the URL rewritten

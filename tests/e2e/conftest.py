@@ -72,6 +72,7 @@ def server(tmp_path_factory, chromium_path):
         "DSTAB_CACHE": str(root / "cache"),
         "DSTAB_WORKSPACE": str(root / "workspace"),
         "PYTHONPATH": str(REPO),
+        "DSTAB_AUTO_COMPUTE_S": os.environ.get("DSTAB_AUTO_COMPUTE_S", "600"),  # toy2d results start at once
     }
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port", str(port),

@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 PAGES = ["Loss landscape", "Interpolation", "Hessian", "Consistency", "Diffusion process", "Home"]
 PLOTLY = ".js-plotly-plot .main-svg"
 PAGE_TIMEOUT_MS = 180_000  # first plotly chart takes ~5 s to parse on 2 shared cores; computations more
+SHOT_MS = 120_000
 
 
 def _errors_of(page) -> list[str]:
@@ -40,7 +41,7 @@ def _no_app_errors(page, where: str) -> None:
 def test_every_page_and_a_landscape_recompute(server, browser_context, tmp_path):
     page = browser_context.new_page()
     errors = _errors_of(page)
-    page.goto(server["url"], wait_until="domcontentloaded")
+    page.goto(server["url"] + "/?data=toy2d", wait_until="domcontentloaded")  # toy2d: cheap on a loaded CPU
     page.get_by_role("heading", name="dstab: why diffusion models train more stably than GANs").wait_for(
         timeout=PAGE_TIMEOUT_MS
     )
@@ -48,16 +49,16 @@ def test_every_page_and_a_landscape_recompute(server, browser_context, tmp_path)
     _wait_idle(page)
 
     for name in PAGES:
-        page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=name).click()
+        page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=name, exact=True).click()
         _wait_idle(page)
         if name not in ("Home",):
             page.wait_for_selector(PLOTLY, timeout=PAGE_TIMEOUT_MS)
         _no_app_errors(page, name)
-        page.screenshot(path=str(tmp_path / f"{name.replace(' ', '-').lower()}.png"), full_page=True)
+        assert "data=toy2d" in page.url, f"{name}: the sidebar's choice must survive a page switch in the URL"
+        page.screenshot(path=str(tmp_path / f"{name.replace(' ', '-').lower()}.png"), full_page=True, timeout=SHOT_MS)
 
-    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Loss landscape").click()
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Loss landscape", exact=True).click()
     page.wait_for_selector(PLOTLY, timeout=PAGE_TIMEOUT_MS)
-    assert "radius=1.0" in page.url, "the landscape page keeps its state in the URL"
     page.get_by_label("Radius r").click()  # a selectbox opens a listbox; pick another radius
     page.get_by_role("option", name="0.5", exact=True).click()
     _wait_idle(page)
@@ -66,10 +67,10 @@ def test_every_page_and_a_landscape_recompute(server, browser_context, tmp_path)
         go.first.click()
         _wait_idle(page)
     page.wait_for_selector(f"{PLOTLY} >> text=r = 0.5", timeout=PAGE_TIMEOUT_MS)
-    assert "radius=0.5" in page.url
+    assert "radius=0.5" in page.url, "the landscape page keeps its state in the URL"
     _no_app_errors(page, "landscape after recompute")
     shot = tmp_path / "screenshot-landscape.png"
-    page.screenshot(path=str(shot), full_page=True)
+    page.screenshot(path=str(shot), full_page=True, timeout=SHOT_MS)
     if os.environ.get("DSTAB_E2E_DOCS"):  # refresh the README's screenshot (run against the real zoo)
         shutil.copy(shot, REPO / "docs" / "screenshot-landscape.png")
     timings = {"server_healthy_s": server["healthy_s"], "cold_start_to_home_rendered_s": cold_start_s}
