@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import __version__, cache, checkpoints, probes, zoo
 from .analysis import consistency as cons
-from .analysis import hessian
+from .analysis import hessian, precompute
 from .checkpoints import atomic_write_bytes, git_commit
 from .errors import DstabError
 
@@ -37,7 +37,8 @@ PAPER_HESSIAN = {"dm": (13.3, 37.9), "gan": (40.9, 93.9)}
 
 # defaults of the report and of the shipped cache (pages ask for the same keys). Hessians are costly
 # on a CPU (one Hv of the digits UNet at batch 64 x 4 timesteps takes seconds): a batch of 16 per
-# timestep, 3 top eigenvalues, 20 Hutchinson probes, 2 SLQ runs of 40 steps.
+# timestep, 3 top eigenvalues to residual 1e-3 (at most 80 Lanczos steps), 20 Hutchinson probes,
+# 2 SLQ runs of 40 steps: about 200 Hessian-vector products per probe.
 CONSISTENCY_SETTINGS = {"num": 32, "seed": 0}
 SAMPLERS = (("ddpm", None), ("ddim", 50))
 HESSIAN_PROBE = {"batch_size": 16, "seed": 0, "timestep_fractions": (0.125, 0.375, 0.625, 0.875)}
@@ -53,9 +54,9 @@ def families(root: Path | None = None) -> list[str]:
     return sorted({eid.split("/")[0] for eid in zoo.read_manifest(root)["entries"]})
 
 
-def consistency_rows(root, num: int, samplers, device, store, log) -> list[dict]:
+def consistency_rows(root, num: int, samplers, device, store, log, only: list[str] | None = None) -> list[dict]:
     rows = []
-    for family in families(root):
+    for family in only or families(root):
         for sampler, steps in samplers:
             row = {"family": family, "sampler": sampler, "values": {}}
             for group, _ in TABLE1:
@@ -104,15 +105,18 @@ def hessian_rows(root, settings: dict, device, store, log) -> list[dict]:
     entries = zoo.read_manifest(root)["entries"]
     for family in families(root):
         for eid, role in ((f"{family}/dm-eps-s0", None), (f"{family}/gan-s0", "g"), (f"{family}/gan-s0", "d")):
-            if eid not in entries:
-                continue
-            bundle = checkpoints.load(zoo.checkpoint_path(eid, root=root))
-            probe = default_probe(bundle, role).to(device)
-            result, source = hessian.cached(probe, "dstab", root=store, **settings)
-            s = result.summary()
-            log(f"hessian {eid} {probe.kind}: lambda_1 {s['lambda_1']:.4g}, sigma2 {s['sigma2']:.4g} ({source})")
-            rows.append({"id": eid, "probe": probe.kind, **s})
+            if eid in entries:
+                rows.append(hessian_row(root, eid, role, settings, device, store, log))
     return rows
+
+
+def hessian_row(root, eid: str, role: str | None, settings: dict, device, store, log) -> dict:
+    bundle = checkpoints.load(zoo.checkpoint_path(eid, root=root))
+    probe = default_probe(bundle, role).to(device)
+    result, source = hessian.cached(probe, "dstab", root=store, **settings)
+    s = result.summary()
+    log(f"hessian {eid} {probe.kind}: lambda_1 {s['lambda_1']:.4g}, sigma2 {s['sigma2']:.4g} ({source})")
+    return {"id": eid, "probe": probe.kind, **s}
 
 
 def default_probe(bundle, role: str | None):
@@ -300,3 +304,24 @@ def build(
     text = render(consistency, hessians, roughness_rows(root), header)
     atomic_write_bytes(Path(output), text.encode())
     return Path(output)
+
+
+def _precompute_hessian(entry_id: str, entry: dict, root: Path, device, log) -> int:
+    """`dstab precompute` task: the report's Hessian of every zoo entry (DMs; GANs for both roles)."""
+    roles = [None] if entry["kind"] == "dm" else ["g", "d"]
+    for role in roles:
+        hessian_row(None, entry_id, role, HESSIAN_SETTINGS, device, root, log)
+    return len(roles)
+
+
+def _precompute_consistency(entry_id: str, entry: dict, root: Path, device, log) -> int:
+    """`dstab precompute` task: every consistency group of a dataset, run once, at its first entry."""
+    family = entry_id.split("/")[0]
+    if entry_id != min(e for e in zoo.read_manifest()["entries"] if e.startswith(f"{family}/")):
+        return 0
+    rows = consistency_rows(None, CONSISTENCY_SETTINGS["num"], SAMPLERS, device, root, log, only=[family])
+    return sum(v is not None for r in rows for v in r["values"].values())
+
+
+precompute.register("hessian", _precompute_hessian)
+precompute.register("consistency", _precompute_consistency)

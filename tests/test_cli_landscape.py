@@ -111,3 +111,21 @@ def test_torchrun_split_gives_the_single_process_grid(ckpts, env):
     single = landscape.surface(probe, grid=5, radius=0.5)
     np.testing.assert_allclose(np.load(out / "surface_toy_dm_t300.npz")["loss"], single.loss, rtol=1e-6)
     assert len(list(cache.user_dir().rglob("*.json"))) == 1  # rank 0 alone wrote the cache entry
+
+
+def test_costly_work_is_announced_on_one_line_before_it_starts(ckpts, env, capsys, monkeypatch):
+    monkeypatch.setattr(landscape, "WARN_SECONDS", 0.0)
+    argv = ["surface", str(ckpts["toy_dm"]), "--grid", "3", "--timestep", "9", "--batch-size", "4"]
+    assert cli.main([*argv, "--out", str(env / "out"), "--device", "cpu"]) == 0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "warning:" in ln]
+    assert len(lines) == 1 and "9 loss evaluations" in lines[0] and " min;" in lines[0]
+
+
+def test_engine_flag_selects_loss_landscapes_with_the_same_numbers(ckpts, env):
+    base = ["surface", str(ckpts["toy_gan"]), "--grid", "3", "--radius", "0.3", "--role", "d", "--batch-size", "8"]
+    for engine in ("dstab", "loss-landscapes"):
+        assert cli.main([*base, "--engine", engine, "--out", str(env / engine), "--device", "cpu"]) == 0
+    ours, ref = (np.load(env / e / "surface_toy_gan_d.npz")["loss"] for e in ("dstab", "loss-landscapes"))
+    np.testing.assert_allclose(ref, ours, rtol=1e-5)
+    record = json.loads((env / "loss-landscapes" / "surface_toy_gan_d.json").read_text())
+    assert record["engine"] == "loss-landscapes" and "planar_interpolation" in record["strategy"]

@@ -9,6 +9,7 @@ import torch
 
 from dstab import checkpoints
 from dstab.analysis import consistency as cons
+from dstab.diffusion import NoiseSource
 from dstab.errors import DstabError
 from dstab.sampling import generate
 
@@ -58,8 +59,13 @@ def test_dm_group_shares_noise_and_differs(ckpts):
     a, b = checkpoints.load(ckpts["toy_dm"]), checkpoints.load(ckpts["toy_dm_b"])
     res = cons.consistency([a, b], num=6, seed=1, sampler="ddim", steps=4, eta=1.0)
     # every model's row is exactly what it draws alone with the same seed: x_T and per-step noise are shared
-    torch.testing.assert_close(res.samples[1], generate(b, 6, 1, "ddim", 4, 1.0), rtol=0, atol=0)
-    assert 0 < res.score < cons.PSNR_CAP_DB
+    torch.testing.assert_close(res.samples[1], cons.draw(b, 6, 1, "ddim", 4, 1.0, "cpu"), rtol=0, atol=0)
+    # points are not clipped to [-1, 1] (images are): toy data spans about +-2.4
+    noise = NoiseSource(1, (6, 2))
+    unclipped = b.diffusion.sample(b.model.eval(), noise, "ddim", 4, 1.0, clip=False)
+    torch.testing.assert_close(res.samples[1], unclipped, rtol=0, atol=0)
+    assert not torch.equal(unclipped, generate(b, 6, 1, "ddim", 4, 1.0))
+    assert math.isfinite(res.score) and res.score < cons.PSNR_CAP_DB  # random weights: far apart, even < 0 dB
     # the toy peak is the training set's coordinate range, not 2
     assert res.peak > 2.0
     again = cons.consistency([a, b], num=6, seed=1, sampler="ddim", steps=4, eta=1.0)

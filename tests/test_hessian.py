@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from dstab.analysis import hessian, hessian_ref
+from dstab.analysis.landscape import CostWarning
 from dstab.errors import DstabError
 from tests.hessian_fixtures import ModuleProbe, QuadraticProbe, TinyConvNet, dense_hessian, rotated
 
@@ -22,10 +23,10 @@ def conv_probe():
 @pytest.mark.parametrize("hvp", hessian.HVP_MODES)
 def test_quadratic_extreme_eigenvalues(hvp):
     probe = QuadraticProbe(rotated(EIGS))
-    top, lam_min, steps, converged = hessian.extreme_eigenvalues(hessian.HessianOperator(probe, hvp), 4, tol=1e-6)
-    np.testing.assert_allclose(top, np.sort(EIGS)[::-1][:4], rtol=1e-5)
-    assert lam_min == pytest.approx(-2.0, rel=1e-5)
-    assert converged and steps <= len(EIGS)
+    ext = hessian.extreme_eigenvalues(hessian.HessianOperator(probe, hvp), 4, tol=1e-6)
+    np.testing.assert_allclose(ext.top, np.sort(EIGS)[::-1][:4], rtol=1e-5)
+    assert ext.lambda_min == pytest.approx(-2.0, rel=1e-5)
+    assert ext.converged and ext.steps <= len(EIGS)
 
 
 def test_diagonal_quadratic_moments_are_exact():
@@ -42,7 +43,9 @@ def test_diagonal_quadratic_moments_are_exact():
     assert s["ritz_variance"] == pytest.approx(eigs.var(), rel=1e-5)  # every eigenvalue found once
     np.testing.assert_allclose(np.sort(res.nodes[0]), eigs, atol=1e-5)
     np.testing.assert_allclose(res.weights.sum(axis=1), 1.0, atol=1e-6)
-    assert s["top_eigenvalues"] == pytest.approx([5.0, eigs[-2], eigs[-3]], rel=1e-5)
+    # default tol 1e-4: the top eigenvalues lie within 1e-4 * spectral radius, and within their bound
+    assert s["top_eigenvalues"] == pytest.approx([5.0, eigs[-2], eigs[-3]], abs=1e-4 * 5.0)
+    assert np.max(np.abs(res.top_eigenvalues - eigs[::-1][:3])) <= s["top_error_bound"] + 1e-6
     assert np.trapezoid(res.curve, res.grid) == pytest.approx(1.0)
     assert res.grid[np.argmax(res.curve)] == pytest.approx(
         eigs[np.argmin(np.abs(eigs - res.grid[np.argmax(res.curve)]))], abs=0.1
@@ -76,14 +79,25 @@ def test_seeded_and_deterministic():
 def test_conv_net_against_dense_hessian(conv_probe):
     eigs = np.linalg.eigvalsh(dense_hessian(conv_probe))
     op = hessian.HessianOperator(conv_probe)
-    top, lam_min, _, converged = hessian.extreme_eigenvalues(op, 3, tol=1e-6)
-    assert converged
-    np.testing.assert_allclose(top, eigs[::-1][:3], rtol=1e-4)
-    assert lam_min == pytest.approx(eigs[0], rel=1e-3)
+    ext = hessian.extreme_eigenvalues(op, 3, tol=1e-6, max_steps=op.n)
+    assert ext.converged
+    np.testing.assert_allclose(ext.top, eigs[::-1][:3], rtol=1e-4)
+    # the error bounds hold: each top value lies within its bound of a true eigenvalue
+    assert np.all(np.abs(ext.top - eigs[::-1][:3]) <= ext.top_error + 1e-5 * eigs[-1])
+    assert abs(ext.lambda_min - eigs[0]) <= ext.min_error + 1e-5 * eigs[-1]
     # forward-over-reverse and double backward give the same products
     v = torch.randn(op.n, generator=torch.Generator().manual_seed(0))
     fwd = hessian.HessianOperator(conv_probe, "forward")(v)
     torch.testing.assert_close(fwd, op(v), rtol=1e-4, atol=1e-6)
+    # batched products (one vmapped backward; the unused layer's rows are zero) equal single ones
+    V = torch.randn(3, op.n, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(op.batched(V), torch.stack([op(v) for v in V]), rtol=1e-5, atol=1e-6)
+    # and lockstep Lanczos runs equal separate ones
+    together = hessian.lanczos_runs(op, V, 12)
+    for row, run in zip(V, together):
+        alone = hessian.lanczos(op, row, 12)
+        np.testing.assert_allclose(run.alpha, alone.alpha, rtol=1e-4)
+        np.testing.assert_allclose(run.beta, alone.beta, rtol=1e-4)
 
 
 def test_pyhessian_cross_check(conv_probe):
@@ -145,3 +159,11 @@ def test_bad_input():
         hessian.spectrum(huge)
     with pytest.raises(DstabError, match="unknown Hessian engine"):
         hessian.check_engine("scipy")
+
+
+def test_cost_warning_before_a_long_run():
+    probe = QuadraticProbe(rotated(EIGS))
+    op = hessian.HessianOperator(probe)
+    assert hessian.warn_if_costly(op, 10, "quadratic") < 60 and op.calls == 0
+    with pytest.warns(CostWarning, match="roughly"):
+        hessian.warn_if_costly(op, 10**12, "quadratic")

@@ -96,7 +96,8 @@ def _mini_zoo(root, ckpts) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(ckpts[key].read_bytes())
         f = {"path": f"{eid}/final.safetensors", "step": 0, "sha256": file_sha256(target)}
-        entries[eid] = {"id": eid, "groups": groups, "checkpoints": {"final": f}}
+        kind = "gan" if "gan" in eid else "dm"
+        entries[eid] = {"id": eid, "kind": kind, "groups": groups, "checkpoints": {"final": f}}
     (root / "manifest.json").write_text(json.dumps({"entries": entries, "scale": "test"}))
 
 
@@ -121,3 +122,18 @@ def test_report_on_a_mini_zoo(ckpts, caches):
     again = report.build(caches / "RESULTS2.md", root, quick=True, log=logs.append).read_text()
     assert all("(user)" in m for m in logs)
     assert again.split("\n", 3)[3] == text.split("\n", 3)[3]
+
+
+def test_precompute_tasks_fill_the_shipped_cache(ckpts, caches):
+    from dstab.analysis import precompute
+
+    root = caches / "zoo"
+    _mini_zoo(root, ckpts)
+    assert {"hessian", "consistency"} <= set(precompute.TASKS)
+    assert precompute.run(["hessian"], "toy2d/gan-s0", log=lambda m: None) == 2  # roles g and d
+    assert len(list((root / "results" / "hessian").glob("*.json"))) == 2
+    # the report's default request for the same probe is served from the shipped cache
+    bundle = checkpoints.load(root / "toy2d/gan-s0/final.safetensors")
+    probe = report.default_probe(bundle, "d")
+    result, source = hessian.cached(probe, "dstab", **report.HESSIAN_SETTINGS)
+    assert source == "shipped" and result.summary()["settings"]["slq_steps"] == report.HESSIAN_SETTINGS["slq_steps"]

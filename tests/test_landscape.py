@@ -160,6 +160,11 @@ def test_bad_grids_are_refused_and_costly_ones_warned():
             landscape.surface(probe, grid=grid)
     with pytest.raises(DstabError, match="radius"):
         landscape.surface(probe, grid=5, radius=0.0)
+    # LayerNorm has only 1-D parameters: with Li et al.'s "ignore" nothing moves
+    only_biases = module_probe(torch.nn.LayerNorm(4), lambda f: (f(torch.arange(8.0).reshape(2, 4)) ** 2).sum())
+    with pytest.raises(DstabError, match="move no parameter"):
+        landscape.surface(only_biases, grid=3)
+    assert landscape.surface(only_biases, grid=3, bias_mode="weight").meta["finite"]
     with pytest.warns(landscape.CostWarning, match=r"roughly 2\.5 min"):
         assert landscape.warn_if_costly(150, 1.0, "test") == 150.0
 
@@ -167,8 +172,8 @@ def test_bad_grids_are_refused_and_costly_ones_warned():
 @pytest.mark.parametrize("name,role", [("digits_dm", None), ("digits_gan", "g"), ("digits_gan", "d")])
 def test_vmap_and_sequential_agree_on_unet_and_batchnorm_probes(ckpts, name, role):
     bundle = checkpoints.load(ckpts[name])
-    probe = dm_probe(bundle, [20, 700], 4) if role is None else gan_probe(bundle, role, 4)
-    coords = np.array([[0.0, 0.0], [0.5, -0.25], [-1.0, 1.0]])
+    probe = dm_probe(bundle, 700, 2) if role is None else gan_probe(bundle, role, 4)
+    coords = np.array([[0.0, 0.0], [0.5, -0.25]])
     d1, d2, _ = plane_directions(probe.params, 0)
     seq = landscape.plane_losses(probe, d1, d2, coords, "sequential")
     vm = landscape.plane_losses(probe, d1, d2, coords, "vmap", memory_budget=1)  # chunks of one point
@@ -207,3 +212,28 @@ def test_the_documented_loss_landscapes_defects_are_real():
     d1.filter_normalize_(start)
     d2.filter_normalize_(start)
     assert cos() > 0.3  # orthogonal before normalisation, far from it after
+
+
+def test_vmap_halves_its_chunk_when_the_device_runs_out_of_memory(monkeypatch):
+    probe, _, _ = _quadratic_probe()
+    d1, d2, _ = plane_directions(probe.params, 0)
+    coords = np.stack(np.meshgrid(np.linspace(-1, 1, 3), np.linspace(-1, 1, 3), indexing="ij"), -1).reshape(-1, 2)
+    real_vmap, sizes = landscape.vmap, []
+
+    def fake_vmap(fn, limit):
+        def call(stacked):
+            n = next(iter(stacked.values())).shape[0]
+            sizes.append(n)
+            if n > limit:
+                raise torch.OutOfMemoryError("fake: too many points at once")
+            return real_vmap(fn)(stacked)
+
+        return call
+
+    monkeypatch.setattr(landscape, "vmap", lambda fn: fake_vmap(fn, 2))
+    got = landscape.plane_losses(probe, d1, d2, coords, "vmap")  # budget allows all 9 points at once
+    np.testing.assert_allclose(got, landscape.plane_losses(probe, d1, d2, coords, "sequential"), rtol=1e-6)
+    assert sizes[:4] == [9, 4, 2, 2] and sum(s for s in sizes if s <= 2) == 9
+    monkeypatch.setattr(landscape, "vmap", lambda fn: fake_vmap(fn, 0))
+    with pytest.raises(DstabError, match="does not fit"):
+        landscape.plane_losses(probe, d1, d2, coords, "vmap")

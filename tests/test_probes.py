@@ -31,11 +31,11 @@ def _hand_dm_loss(bundle, ts, batch, seed):
 @pytest.mark.parametrize("name", ["toy_dm", "toy_dm_x0", "digits_dm"])
 def test_dm_probe_is_l_simple_at_fixed_x0_and_noise(ckpts, name):
     bundle = checkpoints.load(ckpts[name])
-    probe = dm_probe(bundle, [10, 500, 900], batch_size=16, seed=3)
+    probe = dm_probe(bundle, [10, 500, 900], batch_size=8, seed=3)
     with torch.no_grad():
-        expected = _hand_dm_loss(bundle, [10, 500, 900], 16, 3)
+        expected = _hand_dm_loss(bundle, [10, 500, 900], 8, 3)
         assert float(probe.loss()) == pytest.approx(float(expected), rel=1e-5)
-        again = dm_probe(checkpoints.load(ckpts[name]), [10, 500, 900], batch_size=16, seed=3)
+        again = dm_probe(checkpoints.load(ckpts[name]), [10, 500, 900], batch_size=8, seed=3)
         assert float(again.loss()) == float(probe.loss())
     assert probe.describe()["checkpoint_sha256"] == bundle.sha256
     assert probe.describe()["timesteps"] == [10, 500, 900]
@@ -132,6 +132,8 @@ def test_wrong_kind_bad_options_and_nan_weights_are_refused(ckpts, tmp_path):
         gan_probe(gan, "x")
     with pytest.raises(DstabError, match="DM"):
         probe_for(dm)
+    with pytest.raises(DstabError, match=r"samples shaped \(2,\) but dataset digits has \(1, 8, 8\)"):
+        dm_probe(dm, 10, dataset="digits")
     with torch.no_grad():
         next(gan.discriminator.parameters())[0] = float("nan")
     with pytest.raises(DstabError, match="NaN or inf"):

@@ -6,8 +6,10 @@ dstab's engine of record computes the same quantities on flat vectors:
 
 - top-k and bottom eigenvalues: Lanczos with full reorthogonalisation
   (Lanczos 1950; Golub & Van Loan, Matrix Computations, Sec. 10.1), stopped
-  when the residual bound |beta_m s_mi| of every wanted Ritz value is below
-  `tol` times the spectral radius estimate. PyHessian uses power iteration
+  when the error bound min(r, r^2 / gap) of every wanted top Ritz value is
+  below `tol` times the spectral radius estimate (r = |beta_m s_mi|, Parlett
+  Sec. 11.7). lambda_min is the smallest Ritz value of the same run, reported
+  with its own error bound. PyHessian uses power iteration
   with deflation instead, which needs many more Hessian-vector products for
   the same accuracy. A Krylov space from one start vector holds one copy of a
   repeated eigenvalue: exactly repeated eigenvalues are reported once.
@@ -36,7 +38,9 @@ Moments of the spectrum (n parameters, eigenvalues lambda_i):
   numbers of the paper's size, so it is reported beside sigma2 for comparison.
 
 Hessian-vector products: ``hvp="reverse"`` differentiates a gradient graph
-built once (double backward; the fastest on CPU in bench/bench_hessian.py),
+built once (double backward; 1.7-2.4x faster than forward-over-reverse on CPU
+in bench/bench_hessian.py, 4x on the digits UNet), batching independent
+products (Hutchinson probes, SLQ runs in lockstep) into one vmapped backward;
 ``hvp="forward"`` is torch.func forward-over-reverse jvp(grad(f)), which keeps
 no graph between calls. Losses must write squares out: F.mse_loss breaks
 forward-over-reverse in torch (pytorch#123996).
@@ -45,6 +49,8 @@ forward-over-reverse in torch (pytorch#123996).
 from __future__ import annotations
 
 import math
+import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -53,8 +59,15 @@ import torch
 from scipy.linalg import eigh_tridiagonal
 
 from ..errors import DstabError, require
+from .caching import through_cache
+from .landscape import CostWarning
 
 HVP_MODES = ("reverse", "forward")
+# Hessian-vector products batched into one autograd call (trace probes, SLQ runs in lockstep); memory
+# grows with it: SLQ keeps BATCH * steps * n floats of Lanczos basis
+BATCH = 4
+# tol: bound on the top eigenvalues' errors relative to the spectral radius (see error_bounds)
+DEFAULTS = {"top_k": 5, "trace_samples": 100, "slq_runs": 3, "slq_steps": 90, "seed": 0, "tol": 1e-4, "max_steps": 200}
 
 
 def check_finite(named: dict[str, torch.Tensor]) -> None:
@@ -111,6 +124,22 @@ class HessianOperator:
         )
         return torch.cat([h.reshape(-1) for h in hv]).detach()
 
+    def batched(self, V: torch.Tensor) -> torch.Tensor:
+        """H V^T for the rows of V (B, n), as one vmapped backward pass in reverse mode (on a CPU
+        about 1.25x faster per product than B single calls, bench/bench_hessian.py)."""
+        if self.mode == "forward" or V.shape[0] == 1:
+            return torch.stack([self(v) for v in V])
+        self.calls += V.shape[0]
+        if not self._flat_grad.requires_grad:
+            return torch.zeros_like(V)
+        hv = torch.autograd.grad(
+            self._flat_grad, self.params, grad_outputs=V, retain_graph=True, is_grads_batched=True, allow_unused=True
+        )
+        B = V.shape[0]
+        # unused parameters (None) have zero Hessian rows; materialize_grads would not batch them
+        parts = [h.reshape(B, -1) if h is not None else V.new_zeros(B, size) for h, size in zip(hv, self.sizes)]
+        return torch.cat(parts, dim=1).detach()
+
     def _forward_over_reverse(self, v: torch.Tensor) -> torch.Tensor:
         primals = tuple(p.detach() for p in self.params)
         _, hv = torch.func.jvp(
@@ -136,6 +165,7 @@ class LanczosRun:
     alpha: np.ndarray  # diagonal of T (float64)
     beta: np.ndarray  # off-diagonal of T, len(alpha) - 1
     exhausted: bool  # the Krylov space became invariant: T's eigenvalues are exact eigenvalues of H
+    residual: float = 0.0  # norm of the next Lanczos vector before normalisation (beta_m)
 
     def ritz(self) -> tuple[np.ndarray, np.ndarray]:
         """Ritz values (ascending) and the eigenvectors of T as columns."""
@@ -145,73 +175,118 @@ class LanczosRun:
 
 
 def lanczos(
-    op: Callable[[torch.Tensor], torch.Tensor],
+    op: HessianOperator,
     v0: torch.Tensor,
     steps: int,
     stop: Callable[[np.ndarray, np.ndarray, float], bool] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> LanczosRun:
-    """Up to `steps` Lanczos iterations from v0 with full reorthogonalisation (two Gram-Schmidt
-    passes, "twice is enough"), keeping the basis in one (steps, n) block on v0's device.
-    `stop(alpha, beta, next_beta)` may end the run early."""
-    n = v0.numel()
+    """One Lanczos run from v0 (see `lanczos_runs`); `stop(alpha, beta, next_beta)` may end it early."""
+    return lanczos_runs(op, v0[None], steps, stop, progress)[0]
+
+
+def lanczos_runs(
+    op: HessianOperator,
+    starts: torch.Tensor,
+    steps: int,
+    stop: Callable[[np.ndarray, np.ndarray, float], bool] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[LanczosRun]:
+    """Independent Lanczos runs from the rows of `starts` (R, n), in lockstep so that each step's R
+    Hessian-vector products go through autograd as one batch; full reorthogonalisation (two
+    Gram-Schmidt passes, "twice is enough") against each run's basis, kept in one (R, steps, n) block.
+    A run whose Krylov space closes is frozen; `stop` (single runs only) may end early."""
+    R, n = starts.shape
     steps = min(steps, n)
-    basis = torch.empty(steps, n, dtype=v0.dtype, device=v0.device)
-    basis[0] = v0 / v0.norm()
-    alpha, beta = [], []
-    scale = 0.0
+    basis = torch.zeros(R, steps, n, dtype=starts.dtype, device=starts.device)
+    basis[:, 0] = starts / starts.norm(dim=1, keepdim=True)
+    alpha, beta = [[] for _ in range(R)], [[] for _ in range(R)]
+    scale, runs = [0.0] * R, [None] * R
     for j in range(steps):
-        w = op(basis[j])
-        alpha.append(float(w @ basis[j]))
+        w = op.batched(basis[:, j])
+        for r in range(R):
+            alpha[r].append(float(w[r] @ basis[r, j]))
         for _ in range(2):
-            w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
-        b = float(w.norm())
-        scale = max(scale, abs(alpha[-1]), b)
+            w = w - torch.einsum("rkn,rk->rn", basis[:, : j + 1], torch.einsum("rkn,rn->rk", basis[:, : j + 1], w))
+        b = w.norm(dim=1).tolist()
         if progress:
             progress(j + 1)
-        # b ~ 0: the Krylov space is invariant and T's eigenvalues are exact. PyHessian restarts
-        # from a random vector here, which breaks the quadrature; v's spectral measure lives on these.
-        exhausted = b <= 1e-6 * max(scale, 1e-30) or j + 1 == n
-        a_arr, b_arr = np.array(alpha), np.array(beta)
-        if exhausted or j + 1 == steps or (stop is not None and stop(a_arr, b_arr, b)):
-            return LanczosRun(a_arr, b_arr, exhausted)
-        beta.append(b)
-        basis[j + 1] = w / b
-    raise AssertionError("unreachable: the loop returns at j + 1 == steps")
+        for r in range(R):
+            if runs[r] is not None:
+                continue
+            scale[r] = max(scale[r], abs(alpha[r][-1]), b[r])
+            # b ~ 0: the Krylov space is invariant and T's eigenvalues are exact. PyHessian restarts from a
+            # random vector here, which breaks the quadrature: v's spectral measure lives on these nodes.
+            exhausted = b[r] <= 1e-6 * max(scale[r], 1e-30) or j + 1 == n
+            a_arr, b_arr = np.array(alpha[r]), np.array(beta[r])
+            if exhausted or j + 1 == steps or (stop is not None and stop(a_arr, b_arr, b[r])):
+                runs[r] = LanczosRun(a_arr, b_arr, exhausted, 0.0 if exhausted else b[r])
+                continue
+            beta[r].append(b[r])
+            basis[r, j + 1] = w[r] / b[r]
+        if all(run is not None for run in runs):
+            return runs
+    raise AssertionError("unreachable: every run ends at j + 1 == steps")
 
 
-def _converged(k: int, tol: float) -> Callable[[np.ndarray, np.ndarray, float], bool]:
-    """Stop when the k largest and the smallest Ritz values have residual bounds
-    |beta_m s_{m,i}| <= tol * spectral radius estimate (Golub & Van Loan, Sec. 10.1.4)."""
+def error_bounds(alpha: np.ndarray, beta: np.ndarray, next_beta: float) -> tuple[np.ndarray, np.ndarray]:
+    """(Ritz values ascending, a bound on each one's distance to an eigenvalue of H): with residual
+    r_i = |beta_m s_mi| and gap_i the distance to the nearest other Ritz value, min(r_i, r_i^2 / gap_i)
+    (Parlett, The Symmetric Eigenvalue Problem, Sec. 11.7; the Ritz gap stands in for the true gap)."""
+    vals, vecs = LanczosRun(alpha, beta, False).ritz()
+    resid = next_beta * np.abs(vecs[-1])
+    if len(vals) == 1:
+        return vals, resid
+    diffs = np.abs(vals[:, None] - vals[None, :]) + np.diag(np.full(len(vals), np.inf))
+    return vals, np.minimum(resid, resid**2 / np.maximum(diffs.min(axis=1), 1e-300))
+
+
+def _top_converged(k: int, tol: float) -> Callable[[np.ndarray, np.ndarray, float], bool]:
+    """Stop when the k largest Ritz values are within tol * spectral radius estimate of eigenvalues."""
 
     def stop(alpha: np.ndarray, beta: np.ndarray, next_beta: float) -> bool:
         if len(alpha) < k + 1:
             return False
-        vals, vecs = LanczosRun(alpha, beta, False).ritz()
-        resid = next_beta * np.abs(vecs[-1])
-        radius = max(abs(vals[0]), abs(vals[-1]), 1e-30)
-        return bool(np.all(resid[-k:] <= tol * radius) and resid[0] <= tol * radius)
+        vals, bound = error_bounds(alpha, beta, next_beta)
+        return bool(np.all(bound[-k:] <= tol * max(abs(vals[0]), abs(vals[-1]), 1e-30)))
 
     return stop
 
 
+@dataclass
+class Extremes:
+    top: np.ndarray  # k largest eigenvalues, descending (Ritz values: lower bounds)
+    lambda_min: float  # smallest Ritz value of the same run (an upper bound on lambda_min)
+    steps: int
+    converged: bool  # the top-k reached tol
+    top_error: float  # largest error bound among the top-k
+    min_error: float  # error bound of lambda_min (not a stopping criterion: it may be loose)
+
+
 def extreme_eigenvalues(
-    op: HessianOperator, k: int, seed: int = 0, tol: float = 1e-5, max_steps: int = 300, progress=None
-):
-    """(top-k eigenvalues descending, lambda_min, number of Lanczos steps, converged)."""
+    op: HessianOperator,
+    k: int,
+    seed: int = 0,
+    tol: float = DEFAULTS["tol"],
+    max_steps: int = DEFAULTS["max_steps"],
+    progress=None,
+) -> Extremes:
+    """The k largest eigenvalues and the smallest one, by Lanczos from a seeded Gaussian vector."""
     require(isinstance(k, int) and k >= 1, f"top-k must be a positive integer, got {k!r}")
     require(k <= op.n, f"top-k = {k} exceeds the number of analysed parameters n = {op.n}; use --top-k <= {op.n}")
     require(max_steps >= k + 1 or max_steps >= op.n, f"max_steps = {max_steps} must exceed top-k = {k}")
     gen = torch.Generator().manual_seed(seed)
-    run = lanczos(op, op.gaussian(gen), max_steps, stop=_converged(k, tol), progress=progress)
-    vals, _ = run.ritz()
-    converged = run.exhausted or len(run.alpha) < min(max_steps, op.n)
+    run = lanczos(op, op.gaussian(gen), max_steps, stop=_top_converged(k, tol), progress=progress)
     require(
-        len(vals) >= k,
-        f"the Hessian's Krylov space has dimension {len(vals)} < top-k = {k}: H has fewer distinct "
+        len(run.alpha) >= k,
+        f"the Hessian's Krylov space has dimension {len(run.alpha)} < top-k = {k}: H has fewer distinct "
         "eigenvalues than asked for; lower --top-k",
     )
-    return vals[::-1][:k].copy(), float(vals[0]), len(run.alpha), converged
+    vals, bound = error_bounds(run.alpha, run.beta, run.residual)
+    radius = max(abs(vals[0]), abs(vals[-1]), 1e-30)
+    converged = bool(run.exhausted or np.all(bound[-k:] <= tol * radius))
+    return Extremes(vals[::-1][:k].copy(), float(vals[0]), len(run.alpha), converged, float(bound[-k:].max()),
+                    float(bound[0]))  # fmt: skip
 
 
 def hutchinson_trace(op: HessianOperator, samples: int, seed: int = 0, progress=None) -> tuple[float, float]:
@@ -219,11 +294,11 @@ def hutchinson_trace(op: HessianOperator, samples: int, seed: int = 0, progress=
     require(isinstance(samples, int) and samples >= 1, f"trace samples must be a positive integer, got {samples!r}")
     gen = torch.Generator().manual_seed(seed)
     vals = []
-    for i in range(samples):
-        z = op.rademacher(gen)
-        vals.append(float(z @ op(z)))
+    while len(vals) < samples:
+        Z = torch.stack([op.rademacher(gen) for _ in range(min(BATCH, samples - len(vals)))])
+        vals.extend((Z * op.batched(Z)).sum(dim=1).tolist())
         if progress:
-            progress(i + 1)
+            progress(len(vals))
     vals = np.array(vals)
     stderr = float(vals.std(ddof=1) / math.sqrt(samples)) if samples > 1 else float("nan")
     return float(vals.mean()), stderr
@@ -236,15 +311,17 @@ def slq(op: HessianOperator, runs: int, steps: int, seed: int = 0, progress=None
     require(isinstance(steps, int) and steps >= 2, f"SLQ steps must be an integer >= 2, got {steps!r}")
     steps = min(steps, op.n)
     gen = torch.Generator().manual_seed(seed)
+    starts = [op.rademacher(gen) for _ in range(runs)]  # drawn in order, as PyHessian draws them
     nodes, weights = np.zeros((runs, steps)), np.zeros((runs, steps))
-    for r in range(runs):
-        run = lanczos(
-            op, op.rademacher(gen), steps, progress=(lambda j, r=r: progress(r * steps + j)) if progress else None
-        )
-        vals, vecs = run.ritz()
-        m = len(vals)
-        nodes[r, :m], weights[r, :m] = vals, vecs[0] ** 2
-        nodes[r, m:] = vals[-1]
+    for first in range(0, runs, BATCH):
+        block = torch.stack(starts[first : first + BATCH])
+        width = len(block)
+        tick = (lambda j, f=first, b=width: progress(f * steps + j * b)) if progress else None
+        for r, run in enumerate(lanczos_runs(op, block, steps, progress=tick), start=first):
+            vals, vecs = run.ritz()
+            m = len(vals)
+            nodes[r, :m], weights[r, :m] = vals, vecs[0] ** 2
+            nodes[r, m:] = vals[-1]
     return nodes, weights
 
 
@@ -348,8 +425,6 @@ class HessianSpectrum:
 # keys of summary() derived from the arrays, not stored separately
 SUMMARY_ONLY = ("lambda_1", "top_eigenvalues", "mean_hutchinson", "mean", "second_moment", "sigma2", "ritz_variance")
 
-DEFAULTS = {"top_k": 5, "trace_samples": 100, "slq_runs": 3, "slq_steps": 90, "seed": 0, "tol": 1e-5}
-
 
 def spectrum(
     probe,
@@ -359,6 +434,7 @@ def spectrum(
     slq_steps: int = DEFAULTS["slq_steps"],
     seed: int = DEFAULTS["seed"],
     tol: float = DEFAULTS["tol"],
+    max_steps: int = DEFAULTS["max_steps"],
     hvp: str = "reverse",
     progress: Callable[[str, int, int], None] | None = None,
 ) -> HessianSpectrum:
@@ -366,9 +442,10 @@ def spectrum(
     `progress(stage, done, total)` is called after every Hessian-vector product."""
     op = HessianOperator(probe, hvp)
     require(top_k <= op.n, f"top-k = {top_k} exceeds the number of analysed parameters n = {op.n}")
+    warn_if_costly(op, max_steps + trace_samples + slq_runs * min(slq_steps, op.n), probe.name)
     tick = (lambda stage, total: lambda i: progress(stage, i, total)) if progress else (lambda stage, total: None)
-    max_steps = max(300, 3 * top_k)
-    top, lam_min, steps, converged = extreme_eigenvalues(op, top_k, seed, tol, max_steps, tick("lanczos", max_steps))
+    max_steps = max(max_steps, top_k + 1)
+    ext = extreme_eigenvalues(op, top_k, seed, tol, max_steps, tick("lanczos", max_steps))
     trace, stderr = hutchinson_trace(op, trace_samples, seed + 1, tick("trace", trace_samples))
     nodes, weights = slq(op, slq_runs, slq_steps, seed + 2, tick("slq", slq_runs * min(slq_steps, op.n)))
     grid, curve = density(nodes, weights)
@@ -381,13 +458,38 @@ def spectrum(
         "slq_steps": slq_steps,
         "seed": seed,
         "tol": tol,
+        "max_steps": max_steps,
     }
-    info = {"lanczos_steps": steps, "lanczos_converged": converged, "hvp_calls": op.calls}
-    if not converged:
-        info["warning"] = f"Lanczos did not reach tol={tol} in {steps} steps; the top eigenvalues are lower bounds"
+    info = {
+        "lanczos_steps": ext.steps,
+        "lanczos_converged": ext.converged,
+        "top_error_bound": ext.top_error,
+        "lambda_min_error_bound": ext.min_error,
+        "hvp_calls": op.calls,
+    }
+    if not ext.converged:
+        info["warning"] = f"Lanczos did not reach tol={tol} in {ext.steps} steps; the top eigenvalues are lower bounds"
     return HessianSpectrum(
-        op.n, op.loss, op.grad_norm, top, lam_min, trace, stderr, nodes, weights, grid, curve, settings, info
+        op.n, op.loss, op.grad_norm, ext.top, ext.lambda_min, trace, stderr, nodes, weights, grid, curve, settings, info
     )
+
+
+def warn_if_costly(op: HessianOperator, products: int, what: str) -> float:
+    """Estimated seconds for `products` Hessian-vector products (timed on one); a CostWarning
+    before starting anything expected to take over a minute."""
+    t0 = time.perf_counter()
+    op(torch.ones(op.n, device=op.device))
+    per = time.perf_counter() - t0
+    op.calls = 0
+    estimate = products * per
+    if estimate > 60:
+        warnings.warn(
+            f"Hessian of {what}: up to {products} Hessian-vector products at about {per:.2f} s each: roughly "
+            f"{estimate / 60:.1f} min; lower --trace-samples/--slq-runs/--slq-steps or --batch-size, or use a GPU",
+            CostWarning,
+            stacklevel=3,
+        )
+    return estimate
 
 
 ENGINES = ("dstab", "pyhessian")
@@ -407,6 +509,8 @@ def hessian_params(
     slq_runs=DEFAULTS["slq_runs"],
     slq_steps=DEFAULTS["slq_steps"],
     seed=DEFAULTS["seed"],
+    tol=DEFAULTS["tol"],
+    max_steps=DEFAULTS["max_steps"],
 ) -> dict:
     """What a spectrum depends on besides the checkpoint: its cache parameters."""
     described = {k: v for k, v in probe.describe().items() if k not in ("name", "checkpoint", "checkpoint_sha256")}
@@ -418,6 +522,8 @@ def hessian_params(
         "slq_runs": int(slq_runs),
         "slq_steps": int(slq_steps),
         "seed": int(seed),
+        "tol": float(tol),
+        "max_steps": int(max_steps),
     }
 
 
@@ -436,16 +542,14 @@ def cached(
     """(spectrum, where it came from: "shipped", "user" or "computed") through the results cache,
     keyed by the probe's checkpoint sha256 and every setting;
     computed results go to `root` (default: the user cache)."""
-    from .. import cache
-
     params = hessian_params(probe, engine, **settings)
     sha = probe.describe().get("checkpoint_sha256")
-    found = cache.get_or_compute(
+    found = through_cache(
         "hessian",
         params,
         [sha] if sha else [],
         lambda: analyse(probe, engine, progress, **settings).to_record(),
-        refresh=refresh,
-        root=root,
+        refresh,
+        root,
     )
     return HessianSpectrum.from_record(found.meta, found.arrays), found.source

@@ -112,12 +112,13 @@ def spectrum(
     slq_runs: int = DEFAULTS["slq_runs"],
     slq_steps: int = DEFAULTS["slq_steps"],
     seed: int = DEFAULTS["seed"],
-    tol: float = 1e-6,
-    max_iter: int = 1000,
+    tol: float = DEFAULTS["tol"],
+    max_steps: int = DEFAULTS["max_steps"],
     progress: Callable[[str, int, int], None] | None = None,
 ) -> HessianSpectrum:
     """The same numbers as `dstab.analysis.hessian.spectrum`, computed by PyHessian.
-    `tol` and `max_iter` go to its power iteration."""
+    `tol` and `max_steps` go to its power iteration (tol, maxIter per eigenvalue): its tol bounds the
+    relative change between iterations, not the error, which stays larger when lambda_2 ~ lambda_1."""
     check_finite(probe.params)
     n = sum(p.numel() for p in probe.params.values())
     require(isinstance(top_k, int) and 1 <= top_k <= n, f"top-k must lie in [1, n = {n}], got {top_k!r}")
@@ -131,7 +132,7 @@ def spectrum(
         require(
             np.isfinite(loss), f"the probe's loss is {loss} at the analysed parameters; the Hessian is undefined there"
         )
-        top, _ = engine.eigenvalues(maxIter=max_iter, tol=tol, top_n=top_k)
+        top, _ = engine.eigenvalues(maxIter=max_steps, tol=tol, top_n=top_k)
     if progress:
         progress("lanczos", top_k, top_k)
     with _seeded(seed + 1, device):
@@ -153,7 +154,7 @@ def spectrum(
         "slq_steps": steps,
         "seed": seed,
         "tol": tol,
-        "max_iter": max_iter,
+        "max_steps": max_steps,
     }
     grad_norm = float(torch.cat([g.detach().reshape(-1) for g in engine.gradsH]).norm())
     order = np.argsort(top)[::-1]

@@ -7,10 +7,12 @@ Results come from the results cache when present (see dstab.cache).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from tqdm import tqdm
 
 from ..analysis import distributed, figures, precompute, service
 from ..analysis.directions import BIAS_MODES
-from ..analysis.landscape import STRATEGIES
+from ..analysis.landscape import STRATEGIES, CostWarning
 from ..checkpoints import atomic_write_bytes
 from ..errors import require
 from . import add_device_arg, resolve_device
@@ -122,6 +124,24 @@ def _write(result, stem: Path, source: str, png, html) -> None:
     print(f"{stem}.json/.npz/.png/.html ({source})")
 
 
+@contextlib.contextmanager
+def _cost_warnings_on_one_line():
+    """A CostWarning reaches the terminal as one 'warning: ...' line before the work starts."""
+    original = warnings.showwarning
+
+    def show(message, category, *args, **kwargs):
+        if issubclass(category, CostWarning):
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+        else:
+            original(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
 def _bar(total: int, desc: str):
     return tqdm(total=total, desc=desc, file=sys.stderr, disable=distributed.world()[0] != 0, leave=False)
 
@@ -136,7 +156,7 @@ def run_surface(args) -> int:
     probes = _probes(bundle, args)
     points = (args.grid + 1) ** 2 if args.engine != "dstab" else args.grid**2
     for probe in probes:
-        with _bar(points, f"surface {_what(probe)}") as bar:
+        with _cost_warnings_on_one_line(), _bar(points, f"surface {_what(probe)}") as bar:
             s, source = service.surface_for(
                 bundle,
                 **probe,
@@ -169,7 +189,8 @@ def run_interpolate(args) -> int:
     a = service.load(args.a, args.stage)
     b = service.load(args.b) if args.b else service.load(args.a, "early")
     for probe in _probes(a, args):
-        with _bar(round((args.hi - args.lo) * args.steps) + 1, f"interpolate {_what(probe)}") as bar:
+        points = round((args.hi - args.lo) * args.steps) + 1
+        with _cost_warnings_on_one_line(), _bar(points, f"interpolate {_what(probe)}") as bar:
             c, source = service.interpolation_for(
                 a,
                 b,
@@ -195,6 +216,7 @@ def run_interpolate(args) -> int:
 
 def run_precompute(args) -> int:
     only = [t.strip() for t in args.only.split(",") if t.strip()] if args.only else None
-    n = precompute.run(only, args.entries, resolve_device(args.device))
+    with _cost_warnings_on_one_line():
+        n = precompute.run(only, args.entries, resolve_device(args.device))
     print(f"{n} results in the shipped cache")
     return 0

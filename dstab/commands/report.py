@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .. import cache, report
@@ -31,8 +32,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    if args.root is not None:  # the shipped cache lives under the zoo: one root for both
+        os.environ["DSTAB_ZOO"] = str(args.root)
     store = cache.shipped_dir() if args.store_shipped else None
-    if args.store_shipped and args.root is not None:
-        store = args.root / "results"
     print(report.build(args.output, args.root, resolve_device(args.device), args.quick, store))
     return 0
