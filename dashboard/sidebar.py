@@ -202,10 +202,16 @@ def current() -> Selection:
     """The selection app.py's sidebar made on this run, which pages call for.
 
     Streamlit runs a page file directly, without app.py, on a server's first
-    run if a `pages/` folder exists (its multipage v1 mode, left before
-    `st.navigation` is first called); the page then draws the sidebar itself."""
+    run if a `pages/` folder exists (its multipage v1 mode, with its own page
+    menu). `server.configure()` has switched that mode off by now, so one
+    rerun goes through app.py; a page started some other way (e.g.
+    `streamlit run pages/x.py`) draws the sidebar itself."""
     selection = st.session_state.pop("dstab_selection", None)
-    if selection is None:
-        selection = render()
-        publish(selection)
+    if selection is not None:
+        return selection
+    if not st.session_state.get("dstab_rerun_once"):
+        st.session_state["dstab_rerun_once"] = True
+        st.rerun()
+    selection = render()
+    publish(selection)
     return selection

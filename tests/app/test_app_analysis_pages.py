@@ -60,3 +60,27 @@ def test_interpolation_page_equals_library(app):
         assert row["roughness"] == pytest.approx(curve.meta["metrics"]["roughness"], rel=1e-9, abs=1e-12)
         assert row["loss final (alpha 1)"] == pytest.approx(curve.meta["loss_a"], rel=1e-9)
         assert row["loss early (alpha 0)"] == pytest.approx(curve.meta["loss_b"], rel=1e-9)
+
+
+def test_pages_find_their_results_again_by_their_own_keys(app):
+    """What a page computed (through the library's cached entry points) it must find by the key it looks up
+    first, or every rerun would compute again."""
+    from dashboard import analyses
+    from dstab import cache
+
+    app("pages/landscape.py", data="toy2d", grid="5")
+    app("pages/interpolation.py", data="toy2d", steps="4")
+    app("pages/hessian.py", data="toy2d")
+    app("pages/consistency.py", data="toy2d", m="4")
+    dm, gan, dm_early = _load("toy2d/dm-eps-s0"), _load("toy2d/gan-s0"), _load("toy2d/dm-eps-s0", "early")
+    ids = cons.group_ids("toy2d", "gan-init")
+    requests = [
+        analyses.surface_request(dm, "dm", 500, "g", 5, 1.0, 0, "cpu"),
+        analyses.surface_request(gan, "gan", 500, "g", 5, 1.0, 0, "cpu"),
+        analyses.interpolation_request(dm, dm_early, "dm", 500, "g", -0.5, 1.5, 4, "cpu"),
+        analyses.hessian_request(dm, "dm", analyses.QUARTILES, "g", analyses.HESSIAN_SETTINGS, "cpu"),
+        analyses.hessian_request(gan, "gan", 500, "g", analyses.HESSIAN_SETTINGS, "cpu"),
+        analyses.consistency_request([_load(i) for i in ids], ids, 4, 0, "ddpm", None, "cpu"),
+    ]
+    for req in requests:
+        assert cache.lookup(req.name, req.params, req.shas) is not None, req.label
