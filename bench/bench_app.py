@@ -11,7 +11,7 @@
    Streamlit's AppTest: sidebar, checkpoint loading, cache lookup, figures.
    Goal: <= 1 s. Import time of the process is reported separately.
 
-Without --zoo, a miniature zoo (tests/app/minizoo.py) is built in a temporary
+Without --zoo, a miniature zoo (tests/apptest/minizoo.py) is built in a temporary
 folder. Prints a table; copy it into bench/RESULTS.md.
 """
 
@@ -116,8 +116,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="dstab-bench-app-"))
     zoo = args.zoo
     if zoo is None:
-        sys.path.insert(0, str(REPO / "tests" / "app"))
-        import minizoo
+        sys.path.insert(0, str(REPO / "tests"))
+        from apptest import minizoo
 
         zoo = tmp / "zoo"
         minizoo.build(zoo)

@@ -14,10 +14,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from apptest import minizoo
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "app"))
-import minizoo  # noqa: E402
 
 LAUNCH_ARGS = [
     "--no-sandbox",

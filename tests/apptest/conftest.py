@@ -4,13 +4,11 @@ their own analysis cache and workspace, so they never touch the real zoo or cach
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import minizoo  # noqa: E402
+from . import minizoo
 
 REPO = Path(__file__).resolve().parents[2]
 
