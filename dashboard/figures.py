@@ -10,6 +10,8 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
+from dstab.analysis.consistency import ConsistencyResult, grid
+
 KIND_COLOURS = {"dm": "#1f77b4", "gan": "#ff7f0e", "x0": "#2ca02c"}
 
 
@@ -175,8 +177,6 @@ def hessian_row(label: str, kind: str, meta: dict) -> dict:
 
 def consistency_grid(samples: np.ndarray, columns: int = 16):
     """N rows (models) x up to `columns` samples as one PIL image; points: one scatter panel per model."""
-    from dstab.analysis.consistency import ConsistencyResult, grid
-
     s = torch.from_numpy(samples)
     return grid(ConsistencyResult([], s, torch.empty(0), 0.0), scale=6, columns=columns)
 

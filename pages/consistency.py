@@ -18,7 +18,7 @@ sel = sidebar.current()
 st.title("Consistency")
 st.caption(
     "Each row of a grid is one model, each column one sample; a column shares its noise. A consistent group "
-    "makes columns of near-identical images."
+    "makes columns of near-identical images. The groups are the zoo's, for the dataset chosen in the sidebar."
 )
 c = st.columns(5)
 group = GROUPS[urlstate.radio("Group", list(GROUPS), "group", "different inits", where=c[0])]
