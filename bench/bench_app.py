@@ -116,8 +116,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="dstab-bench-app-"))
     zoo = args.zoo
     if zoo is None:
-        sys.path.insert(0, str(REPO / "tests"))
-        from apptest import minizoo
+        sys.path.insert(0, str(REPO))
+        from tests.apptest import minizoo
 
         zoo = tmp / "zoo"
         minizoo.build(zoo)

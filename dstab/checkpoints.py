@@ -37,6 +37,9 @@ from .errors import DstabError
 FORMAT = "dstab-checkpoint"
 FORMAT_VERSION = 1
 ROLES = {"dm": ("model",), "gan": ("generator", "discriminator")}
+# a GAN imported without its discriminator (pytorch/examples saves netG and netD apart)
+# can still sample and be compared for consistency; analyses that need D say so
+OPTIONAL_ROLES = {"discriminator"}
 
 
 @dataclass
@@ -64,6 +67,8 @@ class Bundle:
 
     @property
     def discriminator(self) -> torch.nn.Module:
+        if "discriminator" not in self.modules:
+            raise DstabError(f"{self.name} has no discriminator (imported without one); this needs a GAN with D")
         return self.modules["discriminator"]
 
     def to(self, device) -> Bundle:
@@ -110,6 +115,9 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide shared results from other users
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
@@ -151,7 +159,7 @@ def save(path: str | os.PathLike, header: dict, modules: dict[str, torch.nn.Modu
     (parameters and buffers) is stored; floating tensors are cast to `dtype`.
     """
     expected = set(ROLES[header["kind"]])
-    if set(modules) != expected:
+    if not expected - OPTIONAL_ROLES <= set(modules) <= expected:
         raise DstabError(f"a {header['kind']} checkpoint needs modules {sorted(expected)}, got {sorted(modules)}")
     tensors = {}
     for role, module in modules.items():
@@ -212,7 +220,8 @@ def bundle_from_tensors(header: dict, tensors: dict[str, torch.Tensor], path: Pa
     if kind not in ROLES:
         raise DstabError(f"{path}: header has unknown kind {kind!r}")
     arches = {"model": header["arch"]} if kind == "dm" else header["arch"]
-    mods = {role: _build_and_fill(arches[role], _role_state(tensors, role), f"{path}:{role}") for role in ROLES[kind]}
+    roles = [r for r in ROLES[kind] if r not in OPTIONAL_ROLES or arches.get(r)]
+    mods = {role: _build_and_fill(arches[role], _role_state(tensors, role), f"{path}:{role}") for role in roles}
     diffusion = Diffusion.from_config(header["diffusion"]) if kind == "dm" else None
     return Bundle(header=header, modules=mods, path=path, diffusion=diffusion)
 
@@ -279,3 +288,8 @@ def load(path: str | os.PathLike, **hints) -> Bundle:
         safe_torch_load(path)  # refuses code-running pickles with a clear message
     known = ", ".join(name for name, _, _ in IMPORTERS) or "none installed"
     raise DstabError(f"{path} is not a dstab checkpoint and no importer recognises it (importers: {known})")
+
+
+# Published formats (improved/guided-diffusion, diffusers, DCGAN) register themselves;
+# imported last because they use the names above.
+from . import importers  # noqa: E402, F401

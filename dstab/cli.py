@@ -16,13 +16,13 @@ from . import __version__
 from .errors import DstabError
 
 # one module per command group; each adds its subcommands
-COMMAND_MODULES = ["zoo", "sample", "info", "landscape", "hessian", "consistency", "report"]
+COMMAND_MODULES = ["zoo", "sample", "info", "convert", "landscape", "hessian", "consistency", "report"]
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse's own usage errors also exit 2, on one line
         self.print_usage(sys.stderr)
-        raise SystemExit(f"{self.prog}: error: {message}") from None
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,28 +1,33 @@
 """Datasets, each deterministic given a seed.
 
 A dataset is named by a spec string: `digits`, `toy2d` (= `toy2d:8gaussians`),
-`toy2d:checkerboard`, `toy2d:swissroll`. `register()` is the seam through
-which larger sources (CIFAR-10, image folders) plug in; they may stream.
-Images are float32 in [-1, 1], shaped (N, C, H, W); toy points are (N, 2).
+`toy2d:checkerboard`, `toy2d:swissroll`, `cifar10` (downloaded) or
+`cifar10:/path/to/cifar-10-batches-py[?split=test]`, `folder:/path/to/images[?size=32&channels=3]`.
+`register()` is the seam through which sources plug in. Images are float32 in
+[-1, 1], shaped (N, C, H, W); toy points are (N, 2). CIFAR-10 and folders
+stream: their `data` is an `image_data.ImageArray` that decodes only the rows
+indexed.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from . import image_data
 from .errors import DstabError
 
 
 @dataclass
 class Dataset:
     spec: str
-    data: torch.Tensor  # the whole (small) dataset, float32
+    data: torch.Tensor | image_data.ImageArray  # float32 tensor, or a lazy view for large sets
     image: bool  # images (N, C, H, W) or points (N, d)
+    meta: dict = field(default_factory=dict)  # source, split, labels, skipped files
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -98,6 +103,18 @@ register(
         f"toy2d:{opt or '8gaussians'}", torch.from_numpy(_toy(opt or "8gaussians", TOY_SIZE, seed)), image=False
     ),
 )
+
+
+def _streamed(family: str, read) -> Callable[[str, int], Dataset]:
+    def loader(option: str, seed: int) -> Dataset:
+        array, meta = read(option)
+        return Dataset(f"{family}:{option}" if option else family, array, image=True, meta=meta)
+
+    return loader
+
+
+register("cifar10", _streamed("cifar10", image_data.load_cifar10))
+register("folder", _streamed("folder", image_data.load_folder))
 
 
 def load(spec: str, seed: int = 0) -> Dataset:

@@ -32,6 +32,10 @@ def betas_for(schedule: str, T: int) -> np.ndarray:
     if not isinstance(T, (int, np.integer)) or T < 1:
         raise DstabError(f"the number of diffusion steps T must be an integer >= 1, got {T!r}")
     if schedule == "linear":
+        if T < 21:
+            raise DstabError(
+                f"the linear schedule needs T >= 21 (its betas exceed 1 below that), got T={T}; use cosine"
+            )
         scale = 1000.0 / T
         return np.linspace(scale * 1e-4, scale * 0.02, T, dtype=np.float64)
     if schedule == "cosine":
@@ -69,6 +73,13 @@ class NoiseSource:
         """GAN latents z for the same batch size (first dimension of `shape`)."""
         return self._draw("z", 0, (self.shape[0], *latent_shape))
 
+    def labels(self, num_classes: int) -> torch.Tensor:
+        """Class labels for class-conditional models (guided-diffusion's ImageNet models
+        sample with uniformly drawn classes), the same for every model of a group."""
+        digest = hashlib.sha256(f"{self.seed}/labels/0".encode()).digest()
+        gen = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+        return torch.randint(int(num_classes), (self.shape[0],), generator=gen)
+
 
 def _gather(a: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:
     return a.to(t.device)[t].reshape(-1, *([1] * (ndim - 1)))
@@ -82,11 +93,15 @@ class Diffusion:
     T: int = 1000
     prediction: str = "eps"
     learn_sigma: bool = False  # model output carries a variance channel block
+    # DDPM variance without learned sigma: "small" = posterior variance; "large" = beta_t,
+    # Ho et al. 2020's choice for CIFAR-10 (diffusers' variance_type "fixed_large")
+    fixed_variance: str = "small"
 
     def __post_init__(self):
         require(
             self.prediction in PREDICTIONS, f"unknown prediction {self.prediction!r}; choose one of {list(PREDICTIONS)}"
         )
+        require(self.fixed_variance in ("small", "large"), "fixed_variance must be 'small' or 'large'")
         betas = betas_for(self.schedule, self.T)
         abar = np.cumprod(1.0 - betas)
         abar_prev = np.append(1.0, abar[:-1])
@@ -105,11 +120,14 @@ class Diffusion:
         self.log_betas = f32(np.log(betas))
 
     def to_config(self) -> dict:
-        return {"schedule": self.schedule, "T": self.T, "prediction": self.prediction, "learn_sigma": self.learn_sigma}
+        cfg = {"schedule": self.schedule, "T": self.T, "prediction": self.prediction, "learn_sigma": self.learn_sigma}
+        if self.fixed_variance != "small":  # headers written before this option stay byte-identical
+            cfg["fixed_variance"] = self.fixed_variance
+        return cfg
 
     @classmethod
     def from_config(cls, cfg: dict) -> Diffusion:
-        known = {"schedule", "T", "prediction", "learn_sigma"}
+        known = {"schedule", "T", "prediction", "learn_sigma", "fixed_variance"}
         unknown = set(cfg) - known
         require(not unknown, f"unknown diffusion options {sorted(unknown)}")
         return cls(**cfg)
@@ -156,7 +174,7 @@ class Diffusion:
         """Fixed small (posterior) variance, or improved-diffusion's learned interpolation."""
         log_small = _gather(self.posterior_log_variance, t, ndim)
         if var_out is None:
-            return log_small
+            return _gather(self.log_betas, t, ndim) if self.fixed_variance == "large" else log_small
         frac = (var_out + 1.0) / 2.0
         return frac * _gather(self.log_betas, t, ndim) + (1.0 - frac) * log_small
 

@@ -14,7 +14,7 @@ def sample_shape(bundle: Bundle) -> tuple[int, ...]:
     """Shape of one sample (C, H, W) or (d,), from the architecture config."""
     arch = bundle.header["arch"] if bundle.kind == "dm" else bundle.header["arch"]["generator"]
     a = models.normalise(arch)
-    if a["arch"] == "unet":
+    if a["arch"] in ("unet", "diffusers_unet2d"):
         return (a["in_channels"], a["image_size"], a["image_size"])
     if a["arch"].startswith("dcgan"):
         return (a["channels"], a["image_size"], a["image_size"])
@@ -28,9 +28,17 @@ def generate(
     """n samples on the CPU. DMs: x_T and per-step noise from NoiseSource(seed);
     GANs: z from the same source, so models of one group share their noise."""
     require(n >= 1, f"the number of samples must be positive, got {n}")
-    noise = NoiseSource(seed, (n, *sample_shape(bundle)))
+    shape = sample_shape(bundle)
+    noise = NoiseSource(seed, (n, *shape))
     if bundle.kind == "dm":
         model = bundle.model.to(device).eval()
-        return bundle.diffusion.sample(model, noise, sampler=sampler, steps=steps, eta=eta, device=device).cpu()
+        # x0 estimates are clipped to the data range only for images, which live in [-1, 1];
+        # 2-D toy points reach radius ~2 and would be squashed onto a square
+        clip = len(shape) == 3
+        classes = bundle.header["arch"].get("num_classes")
+        y = {"y": noise.labels(classes).to(device)} if classes else {}
+        return bundle.diffusion.sample(
+            model, noise, sampler=sampler, steps=steps, eta=eta, device=device, clip=clip, **y
+        ).cpu()
     g = bundle.generator.to(device).eval()
     return g(noise.latent(g.latent_shape).to(device)).cpu()

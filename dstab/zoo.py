@@ -70,7 +70,7 @@ def _toy_gan(**over) -> dict:
 
 
 # steps per dataset: long enough for recognisable digits, short enough for a CPU build
-DM_STEPS = {"digits": 3000, "toy2d": 3000}
+DM_STEPS = {"digits": 5000, "toy2d": 3000}
 GAN_STEPS = {"digits": 3000, "toy2d": 3000}
 
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TOY_GAN, save_gan
 
 from dstab import cache, checkpoints, cli
 from dstab.analysis import landscape, service
 from dstab.checkpoints import file_sha256
 from dstab.probes import dm_probe
+from tests.conftest import TOY_GAN, save_gan
 
 ROOT = Path(__file__).resolve().parent.parent
 

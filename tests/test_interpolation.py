@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import assert_unchanged, module_state
 
 from dstab import checkpoints
 from dstab.analysis.interpolation import barrier, interpolate, interpolation_alphas
 from dstab.errors import DstabError
 from dstab.probes import dm_probe, gan_probe, module_probe
+from tests.conftest import assert_unchanged, module_state
 
 
 class LinearWithBuffer(torch.nn.Module):

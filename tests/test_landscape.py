@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import assert_unchanged, module_state
 
 from dstab import cache, checkpoints
 from dstab.analysis import landscape, reference
 from dstab.analysis.directions import _filter_norms, cosine, plane_directions
 from dstab.errors import DstabError
 from dstab.probes import dm_probe, gan_probe, module_probe
+from tests.conftest import assert_unchanged, module_state
 
 
 class Quadratic(torch.nn.Module):

@@ -7,12 +7,12 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import assert_unchanged, module_state
 
 from dstab import checkpoints, data
 from dstab.diffusion import NoiseSource
 from dstab.errors import DstabError
 from dstab.probes import dm_probe, gan_probe, module_probe, probe_for
+from tests.conftest import assert_unchanged, module_state
 
 
 def _hand_dm_loss(bundle, ts, batch, seed):

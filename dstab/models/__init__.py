@@ -15,6 +15,7 @@ from ..errors import DstabError
 from .dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_config
 from .mlp import MLPDenoiser, MLPDiscriminator, MLPGenerator, mlp_config
 from .unet import UNet, unet_config
+from .wrapped_diffusers import DiffusersUNet, diffusers_unet_config
 
 # arch name -> (config normaliser, module class)
 ARCHITECTURES = {
@@ -24,6 +25,7 @@ ARCHITECTURES = {
     "dcgan_d": (dcgan_config, DCGANDiscriminator),
     "mlp_g": (mlp_config, MLPGenerator),
     "mlp_d": (mlp_config, MLPDiscriminator),
+    "diffusers_unet2d": (diffusers_unet_config, DiffusersUNet),
 }
 
 

@@ -3,7 +3,10 @@
 Module names and nesting follow improved-diffusion's `UNetModel` exactly
 (`time_embed`, `input_blocks.i.j`, `middle_block`, `output_blocks`, `out`, and
 inside a ResBlock `in_layers`, `emb_layers`, `out_layers`, `skip_connection`),
-so that published state dicts load without renaming. The code is dstab's own.
+so that published state dicts load without renaming. The options of
+guided-diffusion (Dhariwal & Nichol 2021: resampling ResBlocks, heads of fixed
+width, the "new" qkv split order) extend it; their defaults keep the
+improved-diffusion layout and outputs. The code is dstab's own.
 """
 
 from __future__ import annotations
@@ -35,6 +38,15 @@ UNET_DEFAULTS = {
     # multiplies t before the sinusoidal embedding; improved-diffusion's
     # rescale_timesteps feeds t * 1000 / T
     "time_scale": 1.0,
+    # guided-diffusion (Dhariwal & Nichol 2021) options, off by default:
+    # heads of this many channels instead of a fixed head count (-1: use num_heads)
+    "num_head_channels": -1,
+    # head count in the decoder's attention (-1: same as num_heads)
+    "num_heads_upsample": -1,
+    # split q, k, v before the heads (guided-diffusion's QKVAttention) rather than after
+    "use_new_attention_order": False,
+    # resample with parameter-free pooling/nearest inside a ResBlock (BigGAN-style)
+    "resblock_updown": False,
 }
 
 
@@ -61,6 +73,20 @@ def unet_config(config: dict) -> dict:
     require(not bad, f"channel widths {bad} are not divisible by norm_groups={groups}")
     require(0.0 <= full["dropout"] < 1.0, "dropout must lie in [0, 1)")
     return full
+
+
+def attention_heads(channels: int, num_heads: int, num_head_channels: int) -> int:
+    """Head count of an attention block: fixed, or channels / num_head_channels."""
+    if num_head_channels == -1:
+        require(
+            num_heads >= 1 and channels % num_heads == 0, f"{channels} channels do not split into {num_heads} heads"
+        )
+        return num_heads
+    require(
+        num_head_channels >= 1 and channels % num_head_channels == 0,
+        f"{channels} channels do not split into heads of num_head_channels={num_head_channels}",
+    )
+    return channels // num_head_channels
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -97,9 +123,13 @@ class TimestepSequential(nn.Sequential):
 
 
 class ResBlock(nn.Module):
-    def __init__(self, channels, emb_channels, out_channels, dropout, groups, scale_shift):
+    """`resample` "up"/"down" resizes both paths between the input norm and conv
+    (guided-diffusion's resblock_updown); it adds no parameters."""
+
+    def __init__(self, channels, emb_channels, out_channels, dropout, groups, scale_shift, resample=None):
         super().__init__()
         self.scale_shift = scale_shift
+        self.resample = resample
         self.in_layers = nn.Sequential(
             GroupNorm32(groups, channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1)
         )
@@ -115,7 +145,12 @@ class ResBlock(nn.Module):
         self.skip_connection = nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
 
     def forward(self, x, emb):
-        h = self.in_layers(x)
+        if self.resample:
+            h = _resampled(self.in_layers[:-1](x), self.resample)
+            x = _resampled(x, self.resample)
+            h = self.in_layers[-1](h)
+        else:
+            h = self.in_layers(x)
         e = self.emb_layers(emb).type(h.dtype)[:, :, None, None]
         if self.scale_shift:
             scale, shift = e.chunk(2, dim=1)
@@ -126,13 +161,19 @@ class ResBlock(nn.Module):
         return self.skip_connection(x) + h
 
 
-class AttentionBlock(nn.Module):
-    """Spatial self-attention; heads split from the fused qkv as improved-diffusion does."""
+def _resampled(x: torch.Tensor, how: str) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=2, mode="nearest") if how == "up" else F.avg_pool2d(x, 2, 2)
 
-    def __init__(self, channels, num_heads, groups):
+
+class AttentionBlock(nn.Module):
+    """Spatial self-attention. Legacy order (improved-diffusion): heads split from
+    the fused qkv, then q, k, v per head; new order: q, k, v first, then heads."""
+
+    def __init__(self, channels, num_heads, groups, new_order=False):
         super().__init__()
         require(channels % num_heads == 0, f"{channels} channels do not split into {num_heads} heads")
         self.num_heads = num_heads
+        self.new_order = new_order
         self.norm = GroupNorm32(groups, channels)
         self.qkv = nn.Conv1d(channels, 3 * channels, 1)
         self.proj_out = _zeroed(nn.Conv1d(channels, channels, 1))
@@ -141,8 +182,10 @@ class AttentionBlock(nn.Module):
         b, c, *spatial = x.shape
         x = x.reshape(b, c, -1)
         qkv = self.qkv(self.norm(x))
-        qkv = qkv.reshape(b * self.num_heads, -1, qkv.shape[-1])
-        q, k, v = qkv.chunk(3, dim=1)
+        if self.new_order:
+            q, k, v = (part.reshape(b * self.num_heads, -1, qkv.shape[-1]) for part in qkv.chunk(3, dim=1))
+        else:
+            q, k, v = qkv.reshape(b * self.num_heads, -1, qkv.shape[-1]).chunk(3, dim=1)
         scale = 1.0 / math.sqrt(math.sqrt(q.shape[1]))
         weight = torch.einsum("bct,bcs->bts", q * scale, k * scale)
         weight = torch.softmax(weight.float(), dim=-1).type(weight.dtype)
@@ -176,47 +219,53 @@ class UNet(nn.Module):
         cfg = unet_config(config)
         self.config = cfg
         mc, groups, drop = cfg["model_channels"], cfg["norm_groups"], cfg["dropout"]
-        ss, heads = cfg["use_scale_shift_norm"], cfg["num_heads"]
+        ss, updown = cfg["use_scale_shift_norm"], cfg["resblock_updown"]
         emb_dim = 4 * mc
         attn_rates = {cfg["image_size"] // r for r in cfg["attention_resolutions"] if r > 0}
         self.out_channels = cfg["in_channels"] * (2 if cfg["learn_sigma"] else 1)
+        heads_up = cfg["num_heads"] if cfg["num_heads_upsample"] == -1 else cfg["num_heads_upsample"]
 
         self.time_embed = nn.Sequential(nn.Linear(mc, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         if cfg["num_classes"]:
             self.label_emb = nn.Embedding(cfg["num_classes"], emb_dim)
 
-        def res(cin, cout):
-            return ResBlock(cin, emb_dim, cout, drop, groups, ss)
+        def res(cin, cout, resample=None):
+            return ResBlock(cin, emb_dim, cout, drop, groups, ss, resample)
 
-        self.input_blocks = nn.ModuleList([TimestepSequential(nn.Conv2d(cfg["in_channels"], mc, 3, padding=1))])
-        skip_chans, ch, rate = [mc], mc, 1
+        def attn(ch, num_heads):
+            heads = attention_heads(ch, num_heads, cfg["num_head_channels"])
+            return AttentionBlock(ch, heads, groups, cfg["use_new_attention_order"])
+
         mult = cfg["channel_mult"]
+        ch = mult[0] * mc  # guided-diffusion's input_ch: the stem already has the first level's width
+        self.input_blocks = nn.ModuleList([TimestepSequential(nn.Conv2d(cfg["in_channels"], ch, 3, padding=1))])
+        skip_chans, rate = [ch], 1
         for level, m in enumerate(mult):
             for _ in range(cfg["num_res_blocks"]):
                 layers = [res(ch, m * mc)]
                 ch = m * mc
                 if rate in attn_rates:
-                    layers.append(AttentionBlock(ch, heads, groups))
+                    layers.append(attn(ch, cfg["num_heads"]))
                 self.input_blocks.append(TimestepSequential(*layers))
                 skip_chans.append(ch)
             if level != len(mult) - 1:
-                self.input_blocks.append(TimestepSequential(Downsample(ch)))
+                self.input_blocks.append(TimestepSequential(res(ch, ch, "down") if updown else Downsample(ch)))
                 skip_chans.append(ch)
                 rate *= 2
-        self.middle_block = TimestepSequential(res(ch, ch), AttentionBlock(ch, heads, groups), res(ch, ch))
+        self.middle_block = TimestepSequential(res(ch, ch), attn(ch, cfg["num_heads"]), res(ch, ch))
         self.output_blocks = nn.ModuleList()
         for level, m in reversed(list(enumerate(mult))):
             for i in range(cfg["num_res_blocks"] + 1):
                 layers = [res(ch + skip_chans.pop(), m * mc)]
                 ch = m * mc
                 if rate in attn_rates:
-                    layers.append(AttentionBlock(ch, heads, groups))
+                    layers.append(attn(ch, heads_up))
                 if level and i == cfg["num_res_blocks"]:
-                    layers.append(Upsample(ch))
+                    layers.append(res(ch, ch, "up") if updown else Upsample(ch))
                     rate //= 2
                 self.output_blocks.append(TimestepSequential(*layers))
         self.out = nn.Sequential(
-            GroupNorm32(groups, ch), nn.SiLU(), _zeroed(nn.Conv2d(mc, self.out_channels, 3, padding=1))
+            GroupNorm32(groups, ch), nn.SiLU(), _zeroed(nn.Conv2d(ch, self.out_channels, 3, padding=1))
         )
 
     def forward(self, x, t, y=None):

@@ -1,0 +1,110 @@
+"""Plain PyTorch state dicts: reading them once, and naming the layout they are closest to.
+
+Importers of `.pt`/`.pth` files share `read_state_dict`, which unwraps the usual
+containers and caches the last file read, so that detection and loading open a
+large checkpoint once. `diagnose` is the last importer tried: a state dict that
+no importer claimed gets an error naming the closest known layout and the
+first keys that do not fit it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..checkpoints import register_importer, safe_torch_load
+from ..errors import DstabError
+
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
+# containers that training scripts commonly wrap a state dict in
+WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")
+
+_cache: dict[tuple, dict[str, torch.Tensor] | None] = {}
+
+
+def _unwrapped(obj) -> dict[str, torch.Tensor] | None:
+    for key in WRAPPER_KEYS:
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return None
+    # torch.nn.DataParallel / DistributedDataParallel save every key under "module."
+    if all(k.startswith("module.") for k in obj):
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
+    return obj
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor] | None:
+    """The tensors of a pickled state dict (float as stored), or None if `path` holds
+    something else. Refused pickles raise DstabError (see safe_torch_load)."""
+    path = Path(path)
+    if not path.is_file() or path.suffix not in PICKLE_SUFFIXES:
+        return None
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _cache:
+        _cache.clear()  # one entry: published checkpoints are hundreds of MB
+        _cache[key] = _unwrapped(safe_torch_load(path))
+    return _cache[key]
+
+
+def has_keys(path: Path, required: tuple[str, ...]) -> bool:
+    """Detection helper: a state dict holding all `required` keys; never raises."""
+    try:
+        state = read_state_dict(path)
+    except DstabError:
+        return False
+    return state is not None and all(k in state for k in required)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A published key layout: keys every such file has, and a pattern all its keys match."""
+
+    name: str
+    required: tuple[str, ...]
+    pattern: str
+    tail: str  # what keys look like below their top-level name, so renamed modules still score
+    hint: str
+
+    def fit(self, keys: list[str]) -> float:
+        present = sum(k in keys for k in self.required)
+        matching = sum(bool(re.match(self.pattern, k)) for k in keys)
+        tails = sum(bool(re.match(self.tail, k.partition(".")[2])) for k in keys)
+        return (present + matching + tails) / (len(self.required) + 2 * len(keys))
+
+
+LAYOUTS: list[Layout] = []
+
+
+def add_layout(layout: Layout) -> None:
+    LAYOUTS.append(layout)
+
+
+def mismatch_message(path: Path, keys: list[str]) -> str:
+    best = max(LAYOUTS, key=lambda layout: layout.fit(keys))
+    missing = [k for k in best.required if k not in keys]
+    unexpected = [k for k in keys if not re.match(best.pattern, k)]
+    return (
+        f"{path}: its {len(keys)} keys match no layout dstab knows; closest is {best.name} "
+        f"({best.fit(keys):.0%} fit): missing {missing[:4]}, unexpected {unexpected[:4]}. {best.hint}"
+    )
+
+
+def _is_state_dict(path: Path) -> bool:
+    try:
+        return read_state_dict(path) is not None
+    except DstabError:
+        return False
+
+
+def _diagnose(path: Path, **hints):
+    raise DstabError(mismatch_message(path, list(read_state_dict(path))))
+
+
+def register() -> None:
+    """Last in line: claims any state dict the format importers passed over, to explain why."""
+    register_importer("unrecognised state dict", _is_state_dict, _diagnose)
