@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from tests.apptest import minizoo
 
 REPO = Path(__file__).resolve().parents[2]
