@@ -169,7 +169,8 @@ def _pick(kind: str, family: str, zoo_options: dict[str, ModelChoice], where) ->
 def device_label(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"cpu ({n} thread{'s' if n != 1 else ''}; DSTAB_THREADS)"
 
 
 def render() -> Selection:
