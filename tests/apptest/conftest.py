@@ -3,7 +3,6 @@ their own analysis cache and workspace, so they never touch the real zoo or cach
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -13,26 +12,37 @@ from . import minizoo
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def dash_env(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dash")
-    manifest = minizoo.build(root / "zoo")
-    env = {
+def _env(root: Path) -> dict:
+    return {
         "DSTAB_ZOO": str(root / "zoo"),
         "DSTAB_CACHE": str(root / "cache"),
         "DSTAB_WORKSPACE": str(root / "workspace"),
         "DSTAB_MAX_UPLOAD_MB": "1",
         "DSTAB_AUTO_COMPUTE_S": "600",  # tests decide when to click; estimates vary with the load
     }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    _leave_pages_v1_mode()
-    yield {"root": root, "manifest": manifest, **env}
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def mini_zoo(tmp_path_factory):
+    """Built once per session; the first script run of the process is taken here too."""
+    root = tmp_path_factory.mktemp("dash")
+    manifest = minizoo.build(root / "zoo")
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in _env(root).items():
+            mp.setenv(k, v)
+        _leave_pages_v1_mode()
+    return root, manifest
+
+
+@pytest.fixture
+def dash_env(mini_zoo, monkeypatch):
+    """The miniature zoo, cache and workspace in the environment for one test only, so that the rest of
+    the suite still sees the real zoo."""
+    root, manifest = mini_zoo
+    env = _env(root)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return {"root": root, "manifest": manifest, **env}
 
 
 def _leave_pages_v1_mode() -> None:
