@@ -163,21 +163,26 @@ def default_hessian(bundle: Bundle) -> cache.Result | None:
 
 
 def trajectory_request(bundle: Bundle, label: str, sampler: str, steps: int, seed: int, n: int, device) -> Request:
-    """A DM's sampling trajectory: its x0 estimate at every sampler step, from NoiseSource(seed)."""
-    params = {"sampler": sampler, "steps": int(steps), "seed": int(seed), "n": int(n), "clip": True}
+    """A DM's sampling trajectory: its x0 estimate at every sampler step, from NoiseSource(seed), sampled
+    as `sampling.generate` samples (x0 clipped for images only; class labels from the same source)."""
+    shape = sample_shape(bundle)
+    clip = len(shape) == 3
+    params = {"sampler": sampler, "steps": int(steps), "seed": int(seed), "n": int(n), "clip": clip}
 
     def compute(job: Job) -> tuple[dict, dict]:
         model = bundle.model.to(device)
         calls = iter(range(1, steps + 1))
 
-        def reporting(x, t):  # one model call per sampler step: report it, and stop here on Cancel
+        def reporting(x, t, *y):  # one model call per sampler step: report it, and stop here on Cancel
             job.progress(next(calls), steps)
-            return model(x, t)
+            return model(x, t, *y)
 
-        source = NoiseSource(seed, (n, *sample_shape(bundle)))
+        source = NoiseSource(seed, (n, *shape))
+        classes = bundle.header["arch"].get("num_classes")
+        y = {"y": source.labels(classes).to(device)} if classes else {}
         final, frames = bundle.diffusion.sample(
             reporting, source, sampler=sampler, steps=steps if sampler == "ddim" else None, device=device,
-            trajectory=True,
+            trajectory=True, clip=clip, **y,
         )  # fmt: skip
         arrays = {"t": np.array([f[0] for f in frames]), "x0_hat": torch.stack([f[1] for f in frames]).numpy(),
                   "final": final.cpu().numpy()}  # fmt: skip
