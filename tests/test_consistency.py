@@ -16,6 +16,13 @@ from dstab.sampling import generate
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def user_cache(tmp_path, monkeypatch):
+    """Per-model samples go through the results cache: keep it out of the repository."""
+    monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
 def test_psnr_by_hand():
     a = torch.zeros(2, 1, 4, 4)
     b = torch.cat([torch.full((1, 1, 4, 4), 0.1), torch.zeros(1, 1, 4, 4)])
@@ -55,7 +62,7 @@ def test_copies_of_one_model_are_capped(ckpts, sampler, steps):
     assert s["psnr_vs_first_db"] == [100.0, 100.0] and s["cap_db"] == 100.0
 
 
-def test_dm_group_shares_noise_and_differs(ckpts):
+def test_dm_group_shares_noise_and_differs(ckpts, user_cache):
     a, b = checkpoints.load(ckpts["toy_dm"]), checkpoints.load(ckpts["toy_dm_b"])
     res = cons.consistency([a, b], num=6, seed=1, sampler="ddim", steps=4, eta=1.0)
     # every model's row is exactly what it draws alone with the same seed: x_T and per-step noise are shared
@@ -70,6 +77,8 @@ def test_dm_group_shares_noise_and_differs(ckpts):
     assert res.peak > 2.0
     again = cons.consistency([a, b], num=6, seed=1, sampler="ddim", steps=4, eta=1.0)
     assert again.score == res.score
+    # each model was sampled once and stored: the second run read its samples back
+    assert len(list((user_cache / "samples").glob("*.npz"))) == 2
 
 
 def test_gan_group_shares_latents(ckpts):

@@ -83,6 +83,23 @@ def draw(bundle: Bundle, num: int, seed: int, sampler: str, steps, eta: float, d
     return bundle.diffusion.sample(model, noise, sampler, steps, eta, device, clip=False).cpu()
 
 
+def samples_of(
+    bundle: Bundle, num: int, seed: int, sampler: str, steps, eta: float, device, root: Path | None = None
+) -> torch.Tensor:
+    """`draw` through the results cache, keyed by the model's sha256 and the sampling settings: a model
+    that belongs to several groups (the seed-0 reference of inits, structures and the x0 pair) is
+    sampled once, which is most of the cost of a DDPM consistency run."""
+    params = {"num": num, "seed": seed, "sampler": sampler, "steps": steps, "eta": eta}
+    if bundle.kind == "gan":
+        params = {"num": num, "seed": seed}
+    shas = [bundle.sha256] if bundle.sha256 else []
+    found = through_cache(
+        "samples", params, shas, lambda: ({}, {"samples": draw(bundle, num, seed, sampler, steps, eta, device)}),
+        False, root,
+    )  # fmt: skip
+    return torch.as_tensor(found.arrays["samples"])
+
+
 def _check_group(bundles: list[Bundle]) -> None:
     require(len(bundles) >= 2, f"consistency compares at least 2 models, got {len(bundles)}")
     kinds = {b.kind for b in bundles}
@@ -138,16 +155,18 @@ def consistency(
     steps: int | None = None,
     eta: float = 0.0,
     device="cpu",
+    root: Path | None = None,
 ) -> ConsistencyResult:
     """Eq. 1 for a group of models sampled from one seed; the first model is the reference q[:, 1].
-    num = 32 as in the paper's Table 1; sampler ddpm (ancestral, the paper's) or ddim."""
+    num = 32 as in the paper's Table 1; sampler ddpm (ancestral, the paper's) or ddim. Each model's
+    samples go through the results cache (new ones to `root`, default the user cache)."""
     _check_group(bundles)
     require(isinstance(num, int) and num >= 1, f"the number of samples per model must be >= 1, got {num!r}")
     names = names or [b.name for b in bundles]
     peaks = {peak_for(b) for b in bundles}
     require(len(peaks) == 1, "the models were trained on data of different ranges; compare models of one dataset")
     with torch.inference_mode():
-        samples = torch.stack([draw(b, num, seed, sampler, steps, eta, device) for b in bundles])
+        samples = torch.stack([samples_of(b, num, seed, sampler, steps, eta, device, root) for b in bundles])
     require(bool(torch.isfinite(samples).all()), "a model produced NaN/inf samples; check its checkpoint")
     peak = peaks.pop()
     settings = {
@@ -173,7 +192,7 @@ def cached(
         "consistency",
         params,
         shas if all(shas) else [],
-        lambda: consistency(bundles, names, **settings).to_record(),
+        lambda: consistency(bundles, names, **settings, root=root).to_record(),
         refresh,
         root,
     )
