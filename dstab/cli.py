@@ -16,7 +16,7 @@ from . import __version__
 from .errors import DstabError
 
 # one module per command group; each adds its subcommands
-COMMAND_MODULES = ["zoo", "sample", "info", "train"]
+COMMAND_MODULES = ["zoo", "sample", "info", "train", "features", "reproduce"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,6 @@
+"""Analyses of Probes: loss surfaces, interpolation curves and their smoothness numbers.
+
+Each analysis receives only a `dstab.probes.Probe` (or two, for interpolation)
+and returns a result object with `to_record() -> (meta, arrays)` for the
+results cache and `from_record(meta, arrays)` to rebuild it.
+"""

@@ -1,0 +1,164 @@
+"""The paper's speedup experiment (Sec. 5, Fig. 6, Tables 2-3) at CPU scale.
+
+Baseline vs the full method (MD + LRC + CLTS) and the ablation (MD, MD+LRC)
+plus the `lrc-only` control (MDLRC's learning-rate decay with constant beta1,
+DESIGN.md), on the digits, several seeds. Every run is an ordinary run
+directory (metrics.sqlite etc.). The measure: for each seed, the first
+evaluated iteration at which a method's FD (local features) reaches the
+baseline's final FD, and the ratio baseline iterations / method iterations.
+
+Scale choices (the paper trains 500k-4M iterations):
+- CLTS target at 20% of the run (paper's ablation optimum ~100k of 500k),
+  mu = 0.3 T, sigma = T as in the paper (which makes CLTS nearly uniform);
+- EMA rate 0.99 instead of 0.9999: the EMA's lag (~1/(1 - rate) = 100
+  iterations) is then ~8% of a 1200-iteration run, not most of it;
+- beta1 0.8 for MD/MDLRC (paper), 0.9 for the baseline (Adam's default), floor 0.4.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import require
+from ..training import config as train_config
+from ..training import rundir, runner
+from ..training.rundir import read_metrics
+
+VARIANTS = ("baseline", "md", "md-lrc", "mdlrc-clts", "lrc-only")
+BEGIN, END = "<!-- BEGIN dstab reproduce speedup -->", "<!-- END dstab reproduce speedup -->"
+SMALL_UNET = {**train_config.DIGITS_UNET, "model_channels": 16}
+
+
+@dataclass(frozen=True)
+class Setup:
+    steps: int = 1200
+    batch_size: int = 32
+    lr: float = 1e-3
+    eval_every: int = 120
+    eval_samples: int = 500
+    eval_sampler_steps: int = 25
+    ema_rate: float = 0.99
+
+
+def run_config(variant: str, seed: int, setup: Setup) -> dict:
+    over = {
+        "arch": SMALL_UNET,
+        "steps": setup.steps,
+        "batch_size": setup.batch_size,
+        "lr": setup.lr,
+        "ema_rate": setup.ema_rate,
+        "seed": seed,
+        "data_seed": seed,
+        "eval_every": setup.eval_every,
+        "eval_samples": setup.eval_samples,
+        "eval_sampler_steps": setup.eval_sampler_steps,
+        "eval_metric": "fd_local",
+        "checkpoint_every": setup.steps,
+        "log_every": 50,
+    }
+    cfg = {**train_config.preset(variant), **over}
+    return train_config.TrainConfig.from_dict(cfg).to_dict()
+
+
+def run_all(out: Path, seeds: list[int], setup: Setup, variants=VARIANTS, device="cpu", log=print) -> None:
+    """Train every (variant, seed) into out/<variant>-s<seed>; finished runs are kept, stopped ones resumed."""
+    for seed in seeds:
+        for variant in variants:
+            run_dir = out / f"{variant}-s{seed}"
+            status = rundir.read_status(run_dir)
+            if status and status["state"] == "finished":
+                continue
+            log(f"== {run_dir.name}")
+            if (run_dir / rundir.CONFIG).exists():
+                runner.resume(run_dir, device, echo=False)
+            else:
+                runner.start(run_dir, run_config(variant, seed, setup), device, echo=False)
+
+
+def fd_curve(run_dir: Path) -> list[tuple[int, float]]:
+    rows = read_metrics(run_dir / rundir.METRICS)
+    return [(step, value) for step, name, value, _ in rows if name.startswith("fd_")]
+
+
+def first_reaching(curve: list[tuple[int, float]], target: float) -> int | None:
+    return next((step for step, v in curve if v <= target), None)
+
+
+def summarise(out: Path, seeds: list[int], variants=VARIANTS) -> dict:
+    per_seed = {}
+    for seed in seeds:
+        curves = {v: fd_curve(out / f"{v}-s{seed}") for v in variants}
+        target = curves["baseline"][-1][1]
+        base_iters = first_reaching(curves["baseline"], target)
+        per_seed[seed] = {
+            v: {
+                "final_fd": curves[v][-1][1],
+                "iters_to_baseline_final": first_reaching(curves[v], target),
+                "ratio": _ratio(base_iters, first_reaching(curves[v], target)),
+            }
+            for v in variants
+        }
+    return {"seeds": seeds, "per_seed": per_seed, "variants": list(variants)}
+
+
+def _ratio(base: int | None, method: int | None) -> float | None:
+    return None if base is None or method is None else base / method
+
+
+def _spread(values: list[float]) -> str:
+    if not values:
+        return "-"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.2f} ± {sd:.2f} [{min(values):.2f}, {max(values):.2f}]"
+
+
+def report(summary: dict, setup: Setup, wall_s: float, metric: str) -> str:
+    seeds = summary["seeds"]
+    lines = [
+        BEGIN,
+        "## Speedup experiment (paper Sec. 5) at small scale: `python -m dstab reproduce speedup`",
+        "",
+        f"Digits, UNet with {SMALL_UNET['model_channels']} base channels, {setup.steps} iterations, batch "
+        f"{setup.batch_size}, lr {setup.lr}, EMA {setup.ema_rate}, seeds {seeds}. Metric: {metric} of EMA "
+        f"samples every {setup.eval_every} iterations (FD (local features): a Frechet distance on dstab's "
+        "digit classifier, not FID). Iterations = first evaluation at which a method reaches the baseline's "
+        "final FD of the same seed; ratio = baseline iterations / method iterations (mean ± sd [min, max] "
+        f"over seeds). Measured {wall_s / 60:.1f} min wall, one thread, CPU shared with other jobs.",
+        "",
+        "| variant | final FD (mean ± sd [min, max]) | iterations to baseline's final FD, per seed | ratio |",
+        "|---|---|---|---|",
+    ]
+    for v in summary["variants"]:
+        rows = [summary["per_seed"][s][v] for s in seeds]
+        iters = ", ".join(str(r["iters_to_baseline_final"] or f"not in {setup.steps}") for r in rows)
+        ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
+        missing = len(rows) - len(ratios)
+        ratio_text = _spread(ratios) + (f" ({missing} seed(s) never reached it)" if missing else "")
+        lines.append(f"| {v} | {_spread([r['final_fd'] for r in rows])} | {iters} | {ratio_text} |")
+    lines += ["", END, ""]
+    return "\n".join(lines)
+
+
+def write_section(results_md: Path, section: str) -> None:
+    """Replace this experiment's marked section of RESULTS.md, or append it; other sections stay."""
+    text = results_md.read_text() if results_md.exists() else "# Results\n\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1].lstrip("\n")
+        text = head + section + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    results_md.write_text(text)
+
+
+def save_summary(out: Path, summary: dict) -> None:
+    clean = json.loads(json.dumps(summary, default=lambda x: None if isinstance(x, float) and math.isnan(x) else x))
+    (out / "summary.json").write_text(json.dumps(clean, indent=2) + "\n")
+
+
+def check_seeds(seeds: list[int]) -> None:
+    require(len(seeds) >= 1 and len(set(seeds)) == len(seeds), "give distinct seeds")
