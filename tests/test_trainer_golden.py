@@ -48,14 +48,6 @@ def trained_state(trainer: Trainer) -> dict[str, torch.Tensor]:
     return {f"{role}.{k}": v for role, m in mods.items() for k, v in m.state_dict().items()}
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("kind", ["dm", "gan"])
 def test_default_config_weights_match_foundation_trainer(kind, tmp_path, one_thread):
     trainer = Trainer(tiny_config(kind), tmp_path)

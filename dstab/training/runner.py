@@ -106,7 +106,10 @@ def _drive(run_dir: Path, trainer: Trainer, echo: bool) -> dict:
     except BaseException as exc:
         if main:
             message = str(exc) if isinstance(exc, DstabError) else f"{type(exc).__name__}: {exc}"
-            rundir.write_status(run_dir, "failed", trainer.step, message.splitlines()[0] if message else None)
+            try:
+                rundir.write_status(run_dir, "failed", trainer.step, message.splitlines()[0] if message else None)
+            except OSError as status_exc:  # e.g. the disk is full: the original error matters more
+                print(f"could not write {rundir.STATUS}: {status_exc}", file=sys.stderr)
             if not isinstance(exc, DstabError):
                 traceback.print_exc(file=sys.stderr)
         raise

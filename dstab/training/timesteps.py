@@ -127,7 +127,7 @@ class LossSecondMomentSampler(TimestepSampler):
     def __init__(self, T: int, history: int = 10, uniform_prob: float = 0.001):
         super().__init__(T)
         require(history >= 1, "loss-second-moment history must be >= 1")
-        require(0 < uniform_prob <= 1, "loss-second-moment uniform_prob must lie in (0, 1]")
+        require(0 <= uniform_prob <= 1, "loss-second-moment uniform_prob must lie in [0, 1]")
         self.history, self.uniform_prob = int(history), float(uniform_prob)
         self.losses = torch.zeros(T, self.history, dtype=torch.float64)
         self.counts = torch.zeros(T, dtype=torch.long)
