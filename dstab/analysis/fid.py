@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import warnings
 from pathlib import Path
 from unittest import mock
 
@@ -38,7 +39,11 @@ FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's FID_W
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     from pytorch_fid.fid_score import calculate_frechet_distance
 
-    return float(calculate_frechet_distance(np.asarray(mu1), np.asarray(sigma1), np.asarray(mu2), np.asarray(sigma2)))
+    with warnings.catch_warnings():  # pytorch-fid passes scipy's deprecated sqrtm(disp=...)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return float(
+            calculate_frechet_distance(np.asarray(mu1), np.asarray(sigma1), np.asarray(mu2), np.asarray(sigma2))
+        )
 
 
 def gaussian_stats(feats) -> tuple[np.ndarray, np.ndarray]:

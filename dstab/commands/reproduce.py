@@ -29,6 +29,12 @@ def register(sub) -> None:
     s.add_argument("--eval-every", type=int, default=speedup.Setup.eval_every)
     s.add_argument("--eval-samples", type=int, default=speedup.Setup.eval_samples)
     s.add_argument("--results", type=Path, default=REPO / "RESULTS.md", help="markdown file to update")
+    s.add_argument(
+        "--only-seed",
+        type=int,
+        default=None,
+        help="train only this seed's runs and skip the report (run one process per seed, then one without it)",
+    )
     s.add_argument("--threads", type=int, default=1)
     add_device_arg(s)
     s.set_defaults(func=run_speedup)
@@ -41,6 +47,10 @@ def run_speedup(args) -> int:
     setup = speedup.Setup(steps=args.steps, eval_every=args.eval_every, eval_samples=args.eval_samples)
     seeds = list(range(args.seeds))
     t0 = time.time()
+    if args.only_seed is not None:
+        require(args.only_seed in seeds, f"--only-seed must lie in 0..{args.seeds - 1}")
+        speedup.run_all(args.out, [args.only_seed], setup, device=resolve_device(args.device))
+        return 0
     speedup.run_all(args.out, seeds, setup, device=resolve_device(args.device))
     summary = speedup.summarise(args.out, seeds)
     summary["setup"] = setup.__dict__
