@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
@@ -35,6 +34,7 @@ def register(sub) -> None:
         default=None,
         help="train only this seed's runs and skip the report (run one process per seed, then one without it)",
     )
+    s.add_argument("--report-only", action="store_true", help="summarise the finished runs in --out; train nothing")
     s.add_argument("--threads", type=int, default=1)
     add_device_arg(s)
     s.set_defaults(func=run_speedup)
@@ -46,18 +46,16 @@ def run_speedup(args) -> int:
     torch.set_num_threads(args.threads)
     setup = speedup.Setup(steps=args.steps, eval_every=args.eval_every, eval_samples=args.eval_samples)
     seeds = list(range(args.seeds))
-    t0 = time.time()
     if args.only_seed is not None:
         require(args.only_seed in seeds, f"--only-seed must lie in 0..{args.seeds - 1}")
         speedup.run_all(args.out, [args.only_seed], setup, device=resolve_device(args.device))
         return 0
-    speedup.run_all(args.out, seeds, setup, device=resolve_device(args.device))
+    if not args.report_only:
+        speedup.run_all(args.out, seeds, setup, device=resolve_device(args.device))
     summary = speedup.summarise(args.out, seeds)
     summary["setup"] = setup.__dict__
     speedup.save_summary(args.out, summary)
-    section = speedup.report(
-        summary, setup, time.time() - t0, f"fd_local@{setup.eval_samples}x{setup.eval_sampler_steps}ddim"
-    )
+    section = speedup.report(summary, setup, f"fd_local@{setup.eval_samples}x{setup.eval_sampler_steps}ddim")
     speedup.write_section(args.results, section)
     print(section)
     return 0

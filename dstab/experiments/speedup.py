@@ -89,13 +89,28 @@ def fd_curve(run_dir: Path) -> list[tuple[int, float]]:
     return [(step, value) for step, name, value, _ in rows if name.startswith("fd_")]
 
 
+def wall_span(out: Path, seeds: list[int], variants=VARIANTS) -> float:
+    """Seconds from the first to the last metric row over all runs (they may run in parallel)."""
+    walls = [w for s in seeds for v in variants for *_, w in read_metrics(out / f"{v}-s{s}" / rundir.METRICS)]
+    return max(walls) - min(walls) if walls else 0.0
+
+
 def first_reaching(curve: list[tuple[int, float]], target: float) -> int | None:
     return next((step for step, v in curve if v <= target), None)
 
 
+def finished(out: Path, seed: int, variants=VARIANTS) -> bool:
+    return all((rundir.read_status(out / f"{v}-s{seed}") or {}).get("state") == "finished" for v in variants)
+
+
 def summarise(out: Path, seeds: list[int], variants=VARIANTS) -> dict:
-    per_seed = {}
+    """Per seed and variant: final FD, first iteration reaching the baseline's final FD, and the ratio.
+    Seeds whose runs are not all finished are listed as incomplete, not guessed."""
+    per_seed, incomplete = {}, []
     for seed in seeds:
+        if not finished(out, seed, variants):
+            incomplete.append(seed)
+            continue
         curves = {v: fd_curve(out / f"{v}-s{seed}") for v in variants}
         target = curves["baseline"][-1][1]
         base_iters = first_reaching(curves["baseline"], target)
@@ -104,10 +119,17 @@ def summarise(out: Path, seeds: list[int], variants=VARIANTS) -> dict:
                 "final_fd": curves[v][-1][1],
                 "iters_to_baseline_final": first_reaching(curves[v], target),
                 "ratio": _ratio(base_iters, first_reaching(curves[v], target)),
+                "curve": curves[v],
             }
             for v in variants
         }
-    return {"seeds": seeds, "per_seed": per_seed, "variants": list(variants)}
+    return {
+        "seeds": sorted(per_seed),
+        "incomplete_seeds": incomplete,
+        "per_seed": per_seed,
+        "variants": list(variants),
+        "wall_span_s": wall_span(out, sorted(per_seed), variants),
+    }
 
 
 def _ratio(base: int | None, method: int | None) -> float | None:
@@ -121,7 +143,12 @@ def _spread(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {sd:.2f} [{min(values):.2f}, {max(values):.2f}]"
 
 
-def report(summary: dict, setup: Setup, wall_s: float, metric: str) -> str:
+def _incomplete_note(summary: dict) -> str:
+    missing = summary["incomplete_seeds"]
+    return f" Seeds {missing} did not finish in time and are left out." if missing else ""
+
+
+def report(summary: dict, setup: Setup, metric: str) -> str:
     seeds = summary["seeds"]
     lines = [
         BEGIN,
@@ -132,7 +159,13 @@ def report(summary: dict, setup: Setup, wall_s: float, metric: str) -> str:
         f"samples every {setup.eval_every} iterations (FD (local features): a Frechet distance on dstab's "
         "digit classifier, not FID). Iterations = first evaluation at which a method reaches the baseline's "
         "final FD of the same seed; ratio = baseline iterations / method iterations (mean ± sd [min, max] "
-        f"over seeds). Measured {wall_s / 60:.1f} min wall, one thread, CPU shared with other jobs.",
+        f"over seeds). Training took {summary['wall_span_s'] / 60:.0f} min wall (one thread per process, nice 10, "
+        "on 2 CPU cores shared with the project's other jobs)."
+        + (
+            f" Seeds {summary['incomplete_seeds']} did not finish and are left out."
+            if summary["incomplete_seeds"]
+            else ""
+        ),
         "",
         "| variant | final FD (mean ± sd [min, max]) | iterations to baseline's final FD, per seed | ratio |",
         "|---|---|---|---|",
