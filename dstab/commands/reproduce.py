@@ -29,10 +29,11 @@ def register(sub) -> None:
     s.add_argument("--eval-samples", type=int, default=speedup.Setup.eval_samples)
     s.add_argument("--results", type=Path, default=REPO / "RESULTS.md", help="markdown file to update")
     s.add_argument(
-        "--only-seed",
-        type=int,
+        "--only-variant",
+        choices=speedup.VARIANTS,
         default=None,
-        help="train only this seed's runs and skip the report (run one process per seed, then one without it)",
+        help="train only this variant's runs (all seeds) and skip the report: run one process per variant, "
+        "then one with --report-only",
     )
     s.add_argument("--report-only", action="store_true", help="summarise the finished runs in --out; train nothing")
     s.add_argument("--threads", type=int, default=1)
@@ -46,9 +47,8 @@ def run_speedup(args) -> int:
     torch.set_num_threads(args.threads)
     setup = speedup.Setup(steps=args.steps, eval_every=args.eval_every, eval_samples=args.eval_samples)
     seeds = list(range(args.seeds))
-    if args.only_seed is not None:
-        require(args.only_seed in seeds, f"--only-seed must lie in 0..{args.seeds - 1}")
-        speedup.run_all(args.out, [args.only_seed], setup, device=resolve_device(args.device))
+    if args.only_variant is not None:
+        speedup.run_all(args.out, seeds, setup, [args.only_variant], resolve_device(args.device))
         return 0
     if not args.report_only:
         speedup.run_all(args.out, seeds, setup, device=resolve_device(args.device))
