@@ -337,10 +337,10 @@ class Trainer:
                 self.log({"step": step, **values, "wall": time.perf_counter() - t0})
                 if metrics:
                     metrics(step, values)
-            if step in saves and not c.checkpoint_every and self.ctx.main:
-                saved[step] = str(self.save(step))
             if c.checkpoint_every and (step % c.checkpoint_every == 0 or step == c.steps):
                 saved[step] = str(self.checkpoint())
+            elif step in saves and self.ctx.main:
+                saved[step] = str(self.save(step))
             if evaluate and c.eval_every and self.ctx.main and (step % c.eval_every == 0 or step == c.steps):
                 values = evaluate(self)
                 self.log({"step": step, **values})
