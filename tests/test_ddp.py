@@ -8,7 +8,7 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
-from conftest import tiny_dm
+from training_helpers import one_thread, tiny_dm  # noqa: F401 (one_thread is a fixture)
 
 from dstab.training import distributed
 from dstab.training.config import TrainConfig
@@ -35,7 +35,8 @@ def _worker(rank: int, world: int, port: int, cfg: dict, out: str) -> None:
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process(tmp_path, one_thread):
+@pytest.mark.usefixtures("one_thread")
+def test_two_gloo_processes_match_one_process(tmp_path):
     cfg = tiny_dm(steps=6, checkpoint_every=None, timesteps={"name": "loss-second-moment", "history": 1})
     mp.spawn(_worker, args=(2, _free_port(), cfg, str(tmp_path)), nprocs=2, join=True)
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_dm
+from training_helpers import one_thread, tiny_dm  # noqa: F401 (one_thread is a fixture)
 
 from dstab import data
 from dstab.analysis import features, fid
@@ -104,7 +104,8 @@ def test_metric_names_carry_samples_and_steps():
     assert "FID" not in fid.metric_label("fd_local@10")
 
 
-def test_trainer_writes_fd_points_for_toy_data(tmp_path, monkeypatch, one_thread):
+@pytest.mark.usefixtures("one_thread")
+def test_trainer_writes_fd_points_for_toy_data(tmp_path, monkeypatch):
     monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "cache"))
     cfg = tiny_dm(steps=4, eval_every=2, eval_samples=64, eval_sampler_steps=5, checkpoint_every=None)
     runner.start(tmp_path / "r", cfg, echo=False)

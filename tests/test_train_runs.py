@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_dm
+from training_helpers import one_thread, tiny_dm  # noqa: F401 (one_thread is a fixture)
 
 from dstab import checkpoints
 from dstab.cli import main
@@ -46,7 +46,8 @@ def signal_at(monkeypatch, step: int, action) -> None:
     monkeypatch.setattr(rundir.MetricsDB, "write", write)
 
 
-def test_resume_after_sigterm_equals_uninterrupted_run(tmp_path, monkeypatch, one_thread):
+@pytest.mark.usefixtures("one_thread")
+def test_resume_after_sigterm_equals_uninterrupted_run(tmp_path, monkeypatch):
     cfg = tiny_dm(steps=8)
     runner.start(tmp_path / "whole", cfg, echo=False)
     signal_at(monkeypatch, 3, lambda: os.kill(os.getpid(), signal.SIGTERM))
@@ -65,7 +66,8 @@ def test_resume_after_sigterm_equals_uninterrupted_run(tmp_path, monkeypatch, on
     assert rundir.checkpoint_steps(tmp_path / "split") == [2, 3, 4, 6, 8]
 
 
-def test_crash_after_checkpoint_resumes_without_duplicate_rows(tmp_path, monkeypatch, one_thread):
+@pytest.mark.usefixtures("one_thread")
+def test_crash_after_checkpoint_resumes_without_duplicate_rows(tmp_path, monkeypatch):
     cfg = tiny_dm(steps=8)
     runner.start(tmp_path / "whole", cfg, echo=False)
 
@@ -85,7 +87,8 @@ def test_crash_after_checkpoint_resumes_without_duplicate_rows(tmp_path, monkeyp
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_full_disk_never_replaces_a_good_checkpoint(tmp_path, monkeypatch, one_thread):
+@pytest.mark.usefixtures("one_thread")
+def test_full_disk_never_replaces_a_good_checkpoint(tmp_path, monkeypatch):
     run = tmp_path / "run"
     real_fsync = os.fsync
     state = {"full": False}
@@ -109,7 +112,8 @@ def test_full_disk_never_replaces_a_good_checkpoint(tmp_path, monkeypatch, one_t
     assert {s for s, _, _ in metric_rows(run)} == {1, 2, 3, 4}  # metrics already written are kept
 
 
-def test_metrics_table_schema_and_wal(tmp_path, one_thread):
+@pytest.mark.usefixtures("one_thread")
+def test_metrics_table_schema_and_wal(tmp_path):
     runner.start(tmp_path / "r", tiny_dm(steps=2), echo=False)
     conn = sqlite3.connect(tmp_path / "r" / "metrics.sqlite")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -142,7 +146,8 @@ def test_cli_bad_config_exits_2_and_creates_nothing(tmp_path, capsys):
         assert not out.exists()
 
 
-def test_cli_refuses_an_out_folder_holding_another_run(tmp_path, capsys, one_thread):
+@pytest.mark.usefixtures("one_thread")
+def test_cli_refuses_an_out_folder_holding_another_run(tmp_path, capsys):
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps(tiny_dm(steps=2)))
     out = tmp_path / "run"
@@ -202,7 +207,8 @@ def test_sigterm_to_a_cli_process_stops_cleanly_and_resume_finishes(tmp_path):
     assert rundir.load_resume_state(out / "checkpoints")["step"] == status["step"]
 
 
-def test_gan_run_resumes_exactly(tmp_path, monkeypatch, one_thread):
+@pytest.mark.usefixtures("one_thread")
+def test_gan_run_resumes_exactly(tmp_path, monkeypatch):
     arch = {
         "generator": {"arch": "mlp_g", "data_dim": 2, "latent_dim": 2, "hidden": 8, "depth": 2},
         "discriminator": {"arch": "mlp_d", "data_dim": 2, "hidden": 8, "depth": 2},
@@ -219,7 +225,8 @@ def test_gan_run_resumes_exactly(tmp_path, monkeypatch, one_thread):
     assert metric_rows(tmp_path / "whole") == metric_rows(tmp_path / "split")
 
 
-def test_bf16_autocast_trains_close_to_fp32(tmp_path, one_thread):
+@pytest.mark.usefixtures("one_thread")
+def test_bf16_autocast_trains_close_to_fp32(tmp_path):
     """bf16 autocast is CUDA's default (amp=auto); forced here on the CPU to exercise the same path."""
     fp32 = runner.start(tmp_path / "fp32", tiny_dm(steps=4, amp="off"), echo=False)
     bf16 = runner.start(tmp_path / "bf16", tiny_dm(steps=4, amp="bf16"), echo=False)

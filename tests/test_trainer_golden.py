@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from training_helpers import one_thread  # noqa: F401 (a fixture)
 
 from dstab.checkpoints import weights_sha256
 from dstab.training.trainer import TrainConfig, Trainer
@@ -49,7 +50,8 @@ def trained_state(trainer: Trainer) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("kind", ["dm", "gan"])
-def test_default_config_weights_match_foundation_trainer(kind, tmp_path, one_thread):
+@pytest.mark.usefixtures("one_thread")
+def test_default_config_weights_match_foundation_trainer(kind, tmp_path):
     trainer = Trainer(tiny_config(kind), tmp_path)
     trainer.run()
     assert weights_sha256(trained_state(trainer)) == GOLDEN[kind]

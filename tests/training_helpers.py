@@ -1,3 +1,5 @@
+"""Shared by the training tests (kept out of conftest.py, which other branches also add)."""
+
 from __future__ import annotations
 
 import pytest
