@@ -30,7 +30,7 @@ def register(sub) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override an option; dotted keys reach nested ones (timesteps.target_iter=500); values are JSON",
+        help="override an option; dotted keys reach nested ones (timesteps.sigma=100); values are JSON",
     )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="do not echo log lines (they still go to RUN_DIR/train.log)")
