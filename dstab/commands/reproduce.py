@@ -27,6 +27,7 @@ def register(sub) -> None:
     s.add_argument("--steps", type=int, default=speedup.Setup.steps)
     s.add_argument("--eval-every", type=int, default=speedup.Setup.eval_every)
     s.add_argument("--eval-samples", type=int, default=speedup.Setup.eval_samples)
+    s.add_argument("--sampler-steps", type=int, default=speedup.Setup.eval_sampler_steps, help="DDIM steps for FD")
     s.add_argument("--results", type=Path, default=REPO / "RESULTS.md", help="markdown file to update")
     s.add_argument(
         "--only-variant",
@@ -45,7 +46,12 @@ def run_speedup(args) -> int:
     require(args.seeds >= 1, "--seeds must be >= 1")
     require(args.threads >= 1, "--threads must be >= 1")
     torch.set_num_threads(args.threads)
-    setup = speedup.Setup(steps=args.steps, eval_every=args.eval_every, eval_samples=args.eval_samples)
+    setup = speedup.Setup(
+        steps=args.steps,
+        eval_every=args.eval_every,
+        eval_samples=args.eval_samples,
+        eval_sampler_steps=args.sampler_steps,
+    )
     seeds = list(range(args.seeds))
     if args.only_variant is not None:
         speedup.run_all(args.out, seeds, setup, [args.only_variant], resolve_device(args.device))
