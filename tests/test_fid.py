@@ -112,3 +112,16 @@ def test_trainer_writes_fd_points_for_toy_data(tmp_path, monkeypatch):
     rows = [(s, v) for s, n, v, _ in read_metrics(tmp_path / "r" / "metrics.sqlite") if n == "fd_points@64x5ddim"]
     assert [s for s, _ in rows] == [2, 4] and all(v > 0 for _, v in rows)
     assert len(list((tmp_path / "cache" / "fd-stats").glob("*.npz"))) == 1  # reference stats cached
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_gan_runs_get_the_metric_without_sampler_steps(tmp_path, monkeypatch):
+    monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "cache"))
+    arch = {
+        "generator": {"arch": "mlp_g", "data_dim": 2, "latent_dim": 2, "hidden": 8, "depth": 2},
+        "discriminator": {"arch": "mlp_d", "data_dim": 2, "hidden": 8, "depth": 2},
+    }
+    cfg = tiny_dm(kind="gan", arch=arch, steps=2, timesteps={"name": "uniform"}, eval_every=2, eval_samples=32)
+    runner.start(tmp_path / "g", cfg, echo=False)
+    names = {n for _, n, _, _ in read_metrics(tmp_path / "g" / "metrics.sqlite")}
+    assert "fd_points@32" in names and "d_loss" in names
