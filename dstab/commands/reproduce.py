@@ -23,7 +23,7 @@ def register(sub) -> None:
         description=speedup.__doc__.split("\n\n")[0],
     )
     s.add_argument("--out", type=Path, default=REPO / "workspace" / "speedup", help="folder for the run directories")
-    s.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1)")
+    s.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1)")
     s.add_argument("--steps", type=int, default=speedup.Setup.steps)
     s.add_argument("--eval-every", type=int, default=speedup.Setup.eval_every)
     s.add_argument("--eval-samples", type=int, default=speedup.Setup.eval_samples)
