@@ -27,7 +27,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DstabError, require
+from ..errors import DstabError
 from ..training import config as train_config
 from ..training import rundir, runner
 from ..training.rundir import read_metrics
@@ -215,7 +215,3 @@ def write_section(results_md: Path, section: str) -> None:
 def save_summary(out: Path, summary: dict) -> None:
     clean = json.loads(json.dumps(summary, default=lambda x: None if isinstance(x, float) and math.isnan(x) else x))
     (out / "summary.json").write_text(json.dumps(clean, indent=2) + "\n")
-
-
-def check_seeds(seeds: list[int]) -> None:
-    require(len(seeds) >= 1 and len(set(seeds)) == len(seeds), "give distinct seeds")

@@ -93,10 +93,6 @@ def read_config(run_dir: Path) -> dict:
         raise DstabError(f"{path} is not valid JSON ({exc})") from None
 
 
-def checkpoint_path(run_dir: Path, step: int) -> Path:
-    return run_dir / CHECKPOINTS / f"step{step:07d}.safetensors"
-
-
 def checkpoint_steps(run_dir: Path) -> list[int]:
     return sorted(int(p.stem[4:]) for p in (run_dir / CHECKPOINTS).glob("step*.safetensors"))
 
