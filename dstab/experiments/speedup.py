@@ -22,7 +22,6 @@ Scale choices (the paper trains 500k-4M iterations):
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,5 +212,4 @@ def write_section(results_md: Path, section: str) -> None:
 
 
 def save_summary(out: Path, summary: dict) -> None:
-    clean = json.loads(json.dumps(summary, default=lambda x: None if isinstance(x, float) and math.isnan(x) else x))
-    (out / "summary.json").write_text(json.dumps(clean, indent=2) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
