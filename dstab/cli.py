@@ -16,7 +16,10 @@ from . import __version__
 from .errors import DstabError
 
 # one module per command group; each adds its subcommands
-COMMAND_MODULES = ["zoo", "sample", "info", "convert", "landscape", "hessian", "consistency", "report"]
+COMMAND_MODULES = [
+    "zoo", "sample", "info", "convert", "train", "features", "reproduce",
+    "landscape", "hessian", "consistency", "report",
+]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,217 @@
+"""FID and its offline stand-ins: Frechet distances between Gaussian fits of features.
+
+- "fid": pytorch-fid's InceptionV3 (pool3, 2048-d) with its FID weights,
+  whenever they are available: given by path, in torch.hub's cache, or
+  downloaded on request. dstab never ships or fakes them.
+- "fd_local": features of dstab's own digit classifier (features.py),
+  labelled "FD (local features)", never "FID".
+- "fd_points": the raw 2-D points of a toy dataset, labelled so.
+
+The distance itself is pytorch-fid's `calculate_frechet_distance`
+(||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2)). The sample count and sampler
+steps are part of every metric's name (`metric_name`), e.g. fd_local@500x50ddim.
+Reference statistics of a dataset are computed once per feature network and
+cached on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import torch
+
+from .. import data
+from ..checkpoints import atomic_write_bytes, file_sha256, safe_torch_load
+from ..diffusion import NoiseSource
+from ..errors import DstabError, require
+from . import features
+
+LABELS = {"fid": "FID", "fd_local": "FD (local features)", "fd_points": "FD (raw 2-D points)"}
+FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's FID_WEIGHTS_URL file
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    with warnings.catch_warnings():  # pytorch-fid passes scipy's deprecated sqrtm(disp=...)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return float(
+            calculate_frechet_distance(np.asarray(mu1), np.asarray(sigma1), np.asarray(mu2), np.asarray(sigma2))
+        )
+
+
+def gaussian_stats(feats) -> tuple[np.ndarray, np.ndarray]:
+    f = np.asarray(feats, dtype=np.float64)
+    require(f.ndim == 2 and f.shape[0] >= 2, f"need at least 2 feature vectors, got shape {f.shape}")
+    return f.mean(axis=0), np.cov(f, rowvar=False)
+
+
+def fd(feats_a, feats_b) -> float:
+    return frechet_distance(*gaussian_stats(feats_a), *gaussian_stats(feats_b))
+
+
+def metric_name(metric: str, n: int, sampler_steps: int | None) -> str:
+    """e.g. fd_local@500x50ddim (DM samples by 50 DDIM steps) or fid@500 (GAN samples)."""
+    return f"{metric}@{n}" + (f"x{sampler_steps}ddim" if sampler_steps else "")
+
+
+def metric_label(name: str) -> str:
+    """'fd_local@500x50ddim' -> 'FD (local features), 500 samples, 50 DDIM steps'."""
+    metric, _, rest = name.partition("@")
+    n, _, steps = rest.partition("x")
+    out = f"{LABELS.get(metric, metric)}, {n} samples"
+    return out + (f", {steps.removesuffix('ddim')} DDIM steps" if steps else "")
+
+
+# --- InceptionV3 (pytorch-fid) ------------------------------------------------------------------
+def inception_weights(path: str | os.PathLike | None = None, download: bool = False) -> Path | None:
+    """The FID weights file: `path`, $DSTAB_FID_WEIGHTS, torch.hub's cache, or (download=True) fetched
+    into that cache. None when none is available (offline)."""
+    explicit = path or os.environ.get("DSTAB_FID_WEIGHTS")
+    if explicit:
+        p = Path(explicit)
+        require(p.is_file(), f"FID weights file {p} does not exist")
+        return p
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS_NAME
+    if cached.is_file():
+        return cached
+    if not download:
+        return None
+    from pytorch_fid.inception import FID_WEIGHTS_URL
+
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(FID_WEIGHTS_URL, str(cached), progress=False)
+    except OSError:  # URLError and socket errors are OSErrors: offline
+        return None
+    return cached
+
+
+def load_inception(weights: Path, device="cpu") -> torch.nn.Module:
+    """pytorch-fid's InceptionV3 (pool3) with the FID weights read from `weights` (weights_only)."""
+    from pytorch_fid import inception as pf
+
+    state = safe_torch_load(Path(weights))
+    require(
+        isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values()),
+        f"{weights}: not a state dict of tensors; expected pytorch-fid's {FID_WEIGHTS_NAME}",
+    )
+    # pytorch-fid fetches its weights by URL; hand it the file's state instead
+    with mock.patch.object(pf, "load_state_dict_from_url", lambda *a, **k: state):
+        try:
+            net = pf.InceptionV3([pf.InceptionV3.BLOCK_INDEX_BY_DIM[2048]])
+        except RuntimeError as exc:
+            raise DstabError(
+                f"{weights}: these are not pytorch-fid's FID Inception weights ({str(exc).splitlines()[0][:200]})"
+            ) from None
+    return net.eval().to(device)
+
+
+# --- feature extractors ---------------------------------------------------------------------------
+class Extractor:
+    """images/points in dstab's range -> feature rows; `key` identifies it for the stats cache."""
+
+    def __init__(self, metric: str, fn, key: str):
+        self.metric, self.fn, self.key = metric, fn, key
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, batch: int = 500) -> np.ndarray:
+        return np.concatenate([self.fn(x[i : i + batch]).double().cpu().numpy() for i in range(0, len(x), batch)])
+
+
+def extractor(metric: str, dataset: data.Dataset, device="cpu", fid_weights=None) -> Extractor:
+    if metric == "fd_points":
+        require(not dataset.image, f"fd_points needs a point dataset, {dataset.spec!r} holds images")
+        return Extractor(metric, lambda x: x.reshape(len(x), -1), "points")
+    if metric == "fd_local":
+        path = features.features_path(dataset.spec.partition(":")[0])
+        net, _ = features.load_classifier(path)
+        net = net.to(device)
+        return Extractor(metric, lambda x: net.features(x.to(device)), file_sha256(path))
+    if metric == "fid":
+        require(dataset.image, f"FID needs an image dataset, {dataset.spec!r} holds points")
+        weights = inception_weights(fid_weights, download=True)
+        require(weights is not None, "FID needs pytorch-fid's InceptionV3 weights; none are cached or downloadable")
+        net = load_inception(weights, device)
+
+        def fn(x):
+            x = (x.to(device) + 1.0) / 2.0  # pytorch-fid wants [0, 1]
+            return net(x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x)[0].flatten(1)
+
+        return Extractor(metric, fn, file_sha256(weights))
+    raise DstabError(f"unknown metric {metric!r}; choose one of {sorted(LABELS)}")
+
+
+def auto_metric(dataset: data.Dataset) -> str:
+    """Toy points: raw points; digits: local features; other images: FID."""
+    if not dataset.image:
+        return "fd_points"
+    return "fd_local" if features.features_path(dataset.spec.partition(":")[0]).is_file() else "fid"
+
+
+# --- reference statistics, cached ----------------------------------------------------------------
+def cache_dir() -> Path:
+    return Path(os.environ.get("DSTAB_CACHE", Path(__file__).resolve().parents[2] / ".dstab-cache")) / "fd-stats"
+
+
+def reference_stats(ext: Extractor, dataset: data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian fit of the whole dataset's features, computed once per (extractor, dataset)."""
+    digest = hashlib.sha256(f"{ext.metric}/{ext.key}/{dataset.spec}/{tuple(dataset.data.shape)}".encode())
+    path = cache_dir() / f"{digest.hexdigest()[:24]}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            return z["mu"], z["sigma"]
+    mu, sigma = gaussian_stats(ext(dataset.data))
+    try:
+        buf = io.BytesIO()
+        np.savez(buf, mu=mu, sigma=sigma)
+        atomic_write_bytes(path, buf.getvalue())
+    except OSError:
+        pass  # a read-only or full cache only costs recomputation
+    return mu, sigma
+
+
+@torch.no_grad()
+def generate(modules: dict, diffusion, n: int, seed: int, sampler_steps: int, shape, device) -> torch.Tensor:
+    """n EMA samples: DDIM (eta 0) for a DM, G(z) for a GAN, noise from NoiseSource(seed)."""
+    noise = NoiseSource(seed, (n, *shape))
+    net = modules["model"] if diffusion is not None else modules["generator"]
+    was_training = net.training
+    net.eval()
+    try:
+        if diffusion is not None:
+            return diffusion.ddim_sample(net, noise, steps=sampler_steps, eta=0.0, device=device).cpu()
+        return net(noise.latent(net.latent_shape).to(device)).cpu()
+    finally:
+        net.train(was_training)
+
+
+class TrainingEvaluator:
+    """The trainer's periodic metric: FD/FID of EMA samples against the dataset."""
+
+    def __init__(self, cfg, dataset: data.Dataset, device="cpu"):
+        self.cfg, self.dataset, self.device = cfg, dataset, device
+        metric = auto_metric(dataset) if cfg.eval_metric == "auto" else cfg.eval_metric
+        self.ext = extractor(metric, dataset, device)
+        self.ref = reference_stats(self.ext, dataset)
+        steps = cfg.eval_sampler_steps if cfg.kind == "dm" else None
+        self.name = metric_name(metric, cfg.eval_samples, steps)
+
+    def __call__(self, modules: dict, diffusion) -> dict:
+        c = self.cfg
+        x = generate(
+            modules,
+            diffusion,
+            c.eval_samples,
+            c.eval_seed,
+            c.eval_sampler_steps,
+            self.dataset.sample_shape,
+            self.device,
+        )
+        return {self.name: frechet_distance(*gaussian_stats(self.ext(x)), *self.ref)}

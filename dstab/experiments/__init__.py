@@ -1,0 +1,1 @@
+"""The paper's experiments at small scale, each one command (`python -m dstab reproduce ...`)."""
