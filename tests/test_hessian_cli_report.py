@@ -107,7 +107,8 @@ def test_report_on_a_mini_zoo(ckpts, caches):
     logs = []
     path = report.build(caches / "RESULTS.md", root, quick=True, log=logs.append)
     text = path.read_text()
-    assert text.startswith("# dstab results on the zoo") and "Do not edit" in text
+    assert "<!-- BEGIN dstab report -->" in text and "## The paper's comparisons on the zoo" in text
+    assert "Do not edit" in text
     # the DM-inits cell equals Eq. 1 computed directly on the same group
     bundles = [checkpoints.load(root / f"toy2d/dm-eps-s{s}/final.safetensors") for s in (0, 1)]
     direct = cons.consistency(bundles, num=4, seed=0, sampler="ddim", steps=5).score

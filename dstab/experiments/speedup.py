@@ -26,13 +26,14 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import resultsmd
 from ..errors import DstabError
 from ..training import config as train_config
 from ..training import rundir, runner
 from ..training.rundir import read_metrics
 
 VARIANTS = ("baseline", "md", "md-lrc", "mdlrc-clts", "lrc-only")
-BEGIN, END = "<!-- BEGIN dstab reproduce speedup -->", "<!-- END dstab reproduce speedup -->"
+BEGIN, END = resultsmd.markers("dstab reproduce speedup")
 SMALL_UNET = {**train_config.DIGITS_UNET, "model_channels": 16}
 
 
@@ -201,14 +202,8 @@ def finding(summary: dict) -> str:
 
 def write_section(results_md: Path, section: str) -> None:
     """Replace this experiment's marked section of RESULTS.md, or append it; other sections stay."""
-    text = results_md.read_text() if results_md.exists() else "# Results\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    results_md.write_text(text)
+    body = section.replace(BEGIN, "", 1).replace(END, "", 1)
+    resultsmd.write_section(results_md, "dstab reproduce speedup", body)
 
 
 def save_summary(out: Path, summary: dict) -> None:
