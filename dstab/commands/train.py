@@ -1,0 +1,61 @@
+"""`dstab train`: one training run in a run directory (contract: dstab/training/rundir.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import require
+from ..training import config as train_config
+from ..training import runner
+from . import add_device_arg, resolve_device
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a DM or GAN in a run directory (presets: the paper's MDLRC+CLTS and its peers)",
+        description="Train into RUN_DIR (config.json, checkpoints/, metrics.sqlite, heartbeat, status.json). "
+        f"Presets: {', '.join(sorted(train_config.PRESETS))}. SIGTERM stops cleanly; --resume continues exactly.",
+    )
+    p.add_argument("--out", type=Path, help="new run directory (must not exist or be empty)")
+    p.add_argument(
+        "--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint"
+    )
+    p.add_argument("--config", type=Path, help="config file (.json, .toml, .yaml); may name a 'preset' to start from")
+    p.add_argument("--preset", help="start from a named preset")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an option; dotted keys reach nested ones (timesteps.target_iter=500); values are JSON",
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--quiet", action="store_true", help="do not echo log lines (they still go to RUN_DIR/train.log)")
+    add_device_arg(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    require(
+        (args.out is None) != (args.resume is None), "give exactly one of --out RUN_DIR (new run) or --resume RUN_DIR"
+    )
+    if args.threads is not None:
+        require(args.threads >= 1, "--threads must be >= 1")
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    if args.resume is not None:
+        require(
+            not (args.config or args.preset or args.set),
+            "--resume takes the run's own config.json; --config, --preset and --set do not apply",
+        )
+        result = runner.resume(args.resume, device, echo=not args.quiet)
+    else:
+        require(args.config or args.preset, "a new run needs --config FILE or --preset NAME")
+        config = train_config.resolve(args.preset, args.config, args.set)
+        result = runner.start(args.out, config, device, echo=not args.quiet)
+    state = "stopped" if result["stopped"] else "finished"
+    print(f"{state} at step {result['step']}")
+    return 0

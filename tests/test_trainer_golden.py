@@ -1,0 +1,63 @@
+"""The zoo was trained with commit 00d57d2's trainer: with today's defaults
+(uniform timesteps, constant Adam hyper-parameters) the grown trainer must
+still produce bit-identical weights. The sha256 values were computed with
+00d57d2's trainer before any change, on one CPU thread."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dstab.checkpoints import weights_sha256
+from dstab.training.trainer import TrainConfig, Trainer
+
+TINY_UNET = {
+    "arch": "unet",
+    "image_size": 8,
+    "in_channels": 1,
+    "model_channels": 8,
+    "norm_groups": 4,
+    "channel_mult": [1, 2],
+    "num_res_blocks": 1,
+    "attention_resolutions": [4],
+}
+TINY_GAN = {
+    "generator": {"arch": "dcgan_g", "image_size": 8, "channels": 1, "nz": 8, "ngf": 8, "extra_layers": 1},
+    "discriminator": {"arch": "dcgan_d", "image_size": 8, "channels": 1, "ndf": 8, "extra_layers": 1},
+}
+
+GOLDEN = {
+    "dm": "c7209004641c50e93c5cf98f65218a79a533df01b2e9d167bbf17df75f9a392d",
+    "gan": "5131efc921daa55e98102801c1262fc7d2126f421b243d77b36e6e70ccb5e0e4",
+}
+
+
+def tiny_config(kind: str) -> TrainConfig:
+    if kind == "dm":
+        return TrainConfig(kind="dm", arch=TINY_UNET, steps=5, batch_size=8, lr=1e-3, seed=1, data_seed=2)
+    return TrainConfig(
+        kind="gan", arch=TINY_GAN, steps=5, batch_size=8, lr=2e-4, beta1=0.5, ema_rate=None, grad_clip=None, seed=1
+    )
+
+
+def trained_state(trainer: Trainer) -> dict[str, torch.Tensor]:
+    if trainer.cfg.kind == "dm":
+        mods = {"net": trainer.net, "ema": trainer.ema.module}
+    else:
+        mods = {"G": trainer.G, "D": trainer.D}
+    return {f"{role}.{k}": v for role, m in mods.items() for k, v in m.state_dict().items()}
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("kind", ["dm", "gan"])
+def test_default_config_weights_match_foundation_trainer(kind, tmp_path, one_thread):
+    trainer = Trainer(tiny_config(kind), tmp_path)
+    trainer.run()
+    assert weights_sha256(trained_state(trainer)) == GOLDEN[kind]
