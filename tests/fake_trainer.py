@@ -31,18 +31,17 @@ def main():
     p.add_argument("--preset")
     p.add_argument("--set", action="append", default=[])
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads")
+    p.add_argument("--quiet", action="store_true")
     a = p.parse_args()
     out = Path(a.resume or a.out)
     if a.resume:
         cfg = json.loads((out / "config.json").read_text())
-        start = json.loads((out / "checkpoints" / "resume.json").read_text())["step"]
+        resume = out / "checkpoints" / "resume.json"
+        start = json.loads(resume.read_text())["step"] if resume.exists() else 0
     else:
-        cfg = json.loads(Path(a.config).read_text()) if a.config else {"steps": 20}
-        cfg.update({k: json.loads(v) for k, v in (s.split("=", 1) for s in a.set)})
-        if cfg.get("steps", 1) <= 0:
-            print("error: steps must be a positive integer", file=sys.stderr)
-            return 2
-        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        cfg = json.loads(Path(a.config).read_text())
+        (out / "checkpoints").mkdir(parents=True)
         (out / "config.json").write_text(json.dumps(cfg))
         start = 0
     con = sqlite3.connect(out / "metrics.sqlite")

@@ -13,7 +13,11 @@ from dstab.errors import DstabError
 from dstab.training import runs
 
 FAKE = Path(__file__).with_name("fake_trainer.py")
-CONFIG = {"dataset": "toy2d:8gaussians", "arch": {"arch": "mlp_denoiser"}, "steps": 10, "batch_size": 8}
+TINY = ["dataset=toy2d:8gaussians", 'arch={"arch": "mlp_denoiser"}', "eval_every=null", "batch_size=8"]
+
+
+def _start(name, steps=10, **kw):
+    return runs.start(name, preset="baseline", overrides=[*TINY, f"steps={steps}"], device="cpu", **kw)
 
 
 @pytest.fixture
@@ -28,7 +32,7 @@ def ws(tmp_path, monkeypatch):
 @pytest.mark.parametrize("bad", ["../x", "a/b", "", ".hidden", "a..b", "/etc", "x" * 65, "a b", "-rf"])
 def test_bad_run_names_are_refused(ws, bad):
     with pytest.raises(DstabError, match="invalid run name"):
-        runs.start(bad, config=CONFIG, device="cpu")
+        _start(bad)
     assert sorted(p.name for p in ws.iterdir()) == [".lock"] or not any(ws.iterdir())
     assert not (ws.parent / "x").exists()
 
@@ -41,13 +45,15 @@ def test_a_symlink_out_of_the_workspace_is_refused(ws, tmp_path):
 
 def test_a_config_the_trainer_refuses_creates_nothing(ws):
     with pytest.raises(DstabError, match="steps must be a positive integer"):
-        runs.start("bad", config={**CONFIG, "steps": 0}, device="cpu")
+        _start("bad", steps=0)
+    with pytest.raises(DstabError, match="expects samples of shape"):  # caught by building the trainer
+        runs.start("bad", preset="baseline", overrides=["dataset=toy2d:8gaussians"], device="cpu")
     assert not (ws / "bad").exists()
 
 
 def test_second_run_waits_for_the_slot_and_starts_without_anybody_polling(ws):
-    a = runs.start("a", config=CONFIG, device="cpu", group="sweep1")
-    b = runs.start("b", config=CONFIG, device="cpu", group="sweep1")
+    a = _start("a", steps=100, group="sweep1")
+    b = _start("b", group="sweep1")
     assert (a.state, b.state) == ("running", "queued")
     # nobody calls schedule(): a's supervisor hands the slot to b when a exits
     assert runs.wait("a", timeout=60).state == "finished"
@@ -57,8 +63,8 @@ def test_second_run_waits_for_the_slot_and_starts_without_anybody_polling(ws):
 
 
 def test_stopping_a_queued_run_takes_it_off_the_queue_and_resume_requeues_it(ws):
-    runs.start("a", config={**CONFIG, "steps": 400}, device="cpu")
-    runs.start("b", config=CONFIG, device="cpu")
+    _start("a", steps=400)
+    _start("b")
     assert runs.stop("b").state == "stopped"
     runs.wait("a", states=("running",), timeout=60)
     while runs.status("a").step < 2:
@@ -72,21 +78,21 @@ def test_stopping_a_queued_run_takes_it_off_the_queue_and_resume_requeues_it(ws)
 
 
 def _finished_run(name):
-    runs.start(name, config=CONFIG, device="cpu")
+    _start(name)
     return runs.wait(name, timeout=60)
 
 
 def test_damaged_runs_are_broken_with_a_reason_and_the_others_keep_working(ws):
     for name in ("good", "nodb", "nockpt"):
         assert _finished_run(name).state == "finished"
-    (ws / "nodb" / "metrics.sqlite").write_bytes(b"this is not a database" * 100)
-    for f in (ws / "nockpt" / "checkpoints").glob("*.safetensors"):
+    (ws / "nodb" / "run" / "metrics.sqlite").write_bytes(b"this is not a database" * 100)
+    for f in (ws / "nockpt" / "run" / "checkpoints").glob("*.safetensors"):
         f.unlink()
     (ws / "stray").mkdir()
     states = {s.name: (s.state, s.reason) for s in runs.list_runs()}
     assert states["good"] == ("finished", None)
     assert states["nodb"][0] == "broken" and "metrics database unreadable" in states["nodb"][1]
-    assert states["nockpt"][0] == "broken" and "no checkpoint" in states["nockpt"][1]
+    assert states["nockpt"][0] == "broken" and "checkpoint is missing" in states["nockpt"][1]
     assert states["stray"][0] == "broken" and "launch.json" in states["stray"][1]
     gone = runs.status("deleted-meanwhile")
     assert gone.state == "broken" and "deleted" in gone.reason
@@ -112,6 +118,8 @@ def test_cli_lists_and_refuses_bad_input_with_exit_2(ws, capsys):
     assert (row["name"], row["state"], row["step"]) == ("a", "finished", 10)
     assert main(["runs", "start", "../x", "--preset", "baseline"]) == 2
     assert "invalid run name" in capsys.readouterr().err
+    assert main(["runs", "start", "x", "--preset", "nope"]) == 2
+    assert "unknown preset 'nope'" in capsys.readouterr().err
     assert main(["runs", "stop", "a"]) == 2
     assert main(["runs", "logs", "a", "-n", "3"]) == 0
     assert main(["runs", "delete", "a", "--yes"]) == 0 and not (ws / "a").exists()
@@ -119,9 +127,9 @@ def test_cli_lists_and_refuses_bad_input_with_exit_2(ws, capsys):
 
 def test_dead_pid_without_status_is_died_and_a_corrupt_heartbeat_is_tolerated(ws):
     _finished_run("a")
-    (ws / "a" / "status.json").unlink()
+    (ws / "a" / "run" / "status.json").unlink()
     (ws / "a" / "exit_code").unlink()
-    (ws / "a" / "heartbeat").write_text("{not json")
+    (ws / "a" / "run" / "heartbeat").write_text("{not json")
     (ws / "a" / "pid").write_text(json.dumps({"pgid": os.getpid(), "mode": "start"}))  # alive, but not this run
     s = runs.status("a")
     assert s.state == "died" and s.step == 10 and s.log_tail
@@ -129,17 +137,20 @@ def test_dead_pid_without_status_is_died_and_a_corrupt_heartbeat_is_tolerated(ws
 
 def test_metrics_db_is_opened_read_only(ws):
     _finished_run("a")
-    db = ws / "a" / "metrics.sqlite"
+    db = ws / "a" / "run" / "metrics.sqlite"
     con = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)
     assert con.execute("SELECT count(*) FROM metrics").fetchone()[0] == 10
 
 
-def test_a_stop_during_start_up_is_a_stop_and_resume_begins_afresh(ws):
-    runs.start("a", config=CONFIG, device="cpu")
+def test_a_stop_before_the_trainer_starts_is_a_stop_and_resume_begins_afresh(ws):
+    _start("blocker", steps=400)
+    _start("a")
     (ws / "a" / "stop_requested").write_text("{}")  # as if SIGTERM had landed before the trainer existed
-    runs.stop("a")
+    runs.stop("blocker")
+    runs.wait("blocker", timeout=60)
+    runs.schedule()  # as the page does on every read; the launched supervisor sees the stop file
     s = runs.wait("a", timeout=60)
-    if s.step == 0:  # the usual case: the trainer never ran a step
-        assert (s.state, s.reason) == ("stopped", "stopped during start-up, before the trainer could checkpoint")
+    assert (s.state, s.step, s.reason) == ("stopped", 0, "stopped during start-up, before the trainer could checkpoint")
+    assert not (ws / "a" / "run").exists()
     assert runs.resume("a").state == "running"
     assert runs.wait("a", timeout=60).state == "finished"

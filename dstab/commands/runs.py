@@ -29,9 +29,12 @@ def register(sub) -> None:
     st.add_argument("name")
     src = st.add_mutually_exclusive_group(required=True)
     src.add_argument("--preset", help="a trainer preset, e.g. baseline or mdlrc-clts")
-    src.add_argument("--config", type=Path, help="a JSON training config file")
-    st.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one option (repeatable)")
+    src.add_argument("--config", type=Path, help="a training config file (.json, .toml, .yaml)")
+    st.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override one option, as for `dstab train`"
+    )
     st.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
+    st.add_argument("--threads", type=int, default=None, help="torch CPU threads of the run")
     st.add_argument("--group", default=None, help="a label that groups runs of one sweep")
     st.set_defaults(func=run_start)
     for name, helptext, fn in (
@@ -54,29 +57,6 @@ def register(sub) -> None:
     sc.set_defaults(func=run_schedule)
 
 
-def parse_sets(items: list[str]) -> dict:
-    """--set KEY=VALUE pairs; VALUE is JSON when it parses (numbers, lists, true), else a string."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise DstabError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
-
-
-def _load_config(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except OSError as exc:
-        raise DstabError(f"cannot read config file {path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise DstabError(f"config file {path} is not valid JSON: {exc}") from None
-
-
 def describe(s: runs.RunStatus) -> str:
     total = f"/{s.total_steps}" if s.total_steps else ""
     extra = f"  ({s.reason})" if s.reason else ""
@@ -96,14 +76,14 @@ def run_list(args) -> int:
 
 
 def run_start(args) -> int:
-    config = _load_config(args.config) if args.config else None
     s = runs.start(
         args.name,
         preset=args.preset,
-        config=config,
-        overrides=parse_sets(args.set),
+        config_file=args.config,
+        overrides=args.set,
         device=args.device,
         group=args.group,
+        threads=args.threads,
         root=args.root,
     )
     print(describe(s))

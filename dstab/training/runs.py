@@ -1,10 +1,12 @@
 """Background training runs: detached `python -m dstab train` processes and their state on disk.
 
-A run is a directory `<workspace>/<name>/`. The trainer owns config.json,
-checkpoints/, metrics.sqlite, heartbeat and status.json (see `dstab train`);
-this module adds launch.json (what was asked for), pid (the process group),
-queued (waiting for a slot), exit_code and train.log. Nothing is kept in
-memory: every status is derived from those files on each read, so runs
+A run is a directory `<workspace>/<name>/` holding this module's files:
+launch.json (the request and its resolved config), pid (the process group),
+queued (waiting for a slot), stop_requested, exit_code and console.log (the
+process's stdout and stderr), and `run/`, the trainer's RUN_DIR (config.json,
+checkpoints/, metrics.sqlite, heartbeat, status.json, train.log; see
+dstab/training/rundir.py) which the trainer creates itself. Nothing is kept
+in memory: every status is derived from those files on each read, so runs
 survive closed tabs, reloads and server restarts.
 
 Each run is a new session (`start_new_session=True`) led by a tiny `sh`
@@ -33,22 +35,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DstabError, require
+from . import config as train_config
+from . import rundir
 from .runmetrics import connect_ro
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 HEARTBEAT_STALE_S = 120.0  # the trainer rewrites it every few seconds; two minutes of silence is not a slow step
 ACTIVE = ("queued", "running")
-LOG_NAME = "train.log"
+LOG_NAME = "console.log"
 STOP_FILE = "stop_requested"
-TRAINER_FILES = (
-    "config.json",
-    "checkpoints",
-    "metrics.sqlite",
-    "metrics.sqlite-wal",
-    "metrics.sqlite-shm",
-    "heartbeat",
-)
+RUN = "run"  # the trainer's RUN_DIR inside a run's directory
 
 
 def workspace_root(root: str | Path | None = None) -> Path:
@@ -142,14 +139,10 @@ def resolve_device(device: str) -> str:
 
 
 def _trainer_args(path: Path, launch: dict, mode: str) -> list[str]:
-    if mode == "resume":
-        return ["--resume", str(path)]
-    request = launch["request"]
-    args = ["--out", str(path)]
-    args += ["--config", str(path / "request.json")] if request.get("config") else ["--preset", request["preset"]]
-    for key, value in request.get("set", {}).items():
-        args += ["--set", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
-    return args + ["--device", launch["device"]]
+    rd = str(path / RUN)
+    args = ["--resume", rd] if mode == "resume" else ["--out", rd, "--config", str(path / "request.json")]
+    threads = ["--threads", str(launch["threads"])] if launch.get("threads") else []
+    return args + threads + ["--device", launch["device"], "--quiet"]
 
 
 def _spawn(path: Path, launch: dict, mode: str) -> int:
@@ -167,8 +160,9 @@ def _spawn(path: Path, launch: dict, mode: str) -> int:
         f"echo $code > {exit_file}; {after}"
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    started = time.time()  # before the fork: a fast trainer may finish before Popen returns
     with open(path / LOG_NAME, "ab") as log:
-        log.write(f"\n=== {mode} {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
+        log.write(f"=== {mode} {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
         log.flush()
         proc = subprocess.Popen(
             ["/bin/sh", "-c", script],
@@ -179,7 +173,7 @@ def _spawn(path: Path, launch: dict, mode: str) -> int:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    _write_json(path / "pid", {"pgid": proc.pid, "mode": mode, "started": time.time()})
+    _write_json(path / "pid", {"pgid": proc.pid, "mode": mode, "started": started})
     return proc.pid
 
 
@@ -192,11 +186,12 @@ class RunStatus:
     state: str  # queued | running | finished | stopped | failed | died | broken
     step: int = 0
     total_steps: int | None = None
-    reason: str | None = None  # why failed / died / broken
+    reason: str | None = None  # why failed / died / broken, or a warning for a running one
     device: str | None = None
     group: str | None = None
     preset: str | None = None
     created: float = 0.0
+    started: float | None = None  # when the current (or last) process was launched
     pgid: int | None = None
     heartbeat_age_s: float | None = None
     log_tail: list[str] = field(default_factory=list)
@@ -207,12 +202,11 @@ class RunStatus:
 
 
 def log_tail(path: Path, lines: int = 20) -> list[str]:
-    """The last `lines` lines of a run's log, read from the end of the file."""
+    """The last `lines` lines of a run's console log (the trainer's stdout and stderr), read from the end."""
     try:
         with open(path / LOG_NAME, "rb") as handle:
             handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 200 * (lines + 1)))
+            handle.seek(max(0, handle.tell() - 300 * (lines + 1)))
             return handle.read().decode(errors="replace").splitlines()[-lines:]
     except OSError:
         return []
@@ -228,30 +222,29 @@ def last_db_step(db: Path) -> int:
         return int(con.execute("SELECT coalesce(max(step), 0) FROM metrics").fetchone()[0])
 
 
-def _has_checkpoint(path: Path) -> bool:
-    return any((path / "checkpoints").glob("*.safetensors"))
+def checkpoint_steps(path: Path) -> list[int]:
+    """Steps of the run's saved checkpoints, ascending."""
+    rd = path / RUN
+    return rundir.checkpoint_steps(rd) if (rd / rundir.CHECKPOINTS).is_dir() else []
 
 
-def _process_state(path: Path, pid_info: dict | None, heartbeat: dict | None) -> tuple[bool, str | None]:
-    marker = str(path)
+def _alive_now(path: Path, pid_info: dict, heartbeat: dict | None) -> bool:
     if (path / "exit_code").exists():  # the trainer has exited; its supervisor may still be handing on the slot
-        return False, None
-    if pid_info and (_alive(pid_info.get("pgid"), marker) or _alive((heartbeat or {}).get("pid"), marker)):
-        return True, None
-    if pid_info is None and heartbeat:  # started outside runs.py: only the heartbeat can tell
-        age = time.time() - float(heartbeat.get("time", 0))
-        return age < HEARTBEAT_STALE_S, f"no heartbeat for {age:.0f} s"
-    return False, "the training process is gone"
+        return False
+    marker = str(path)
+    return _alive(pid_info.get("pgid"), marker) or _alive((heartbeat or {}).get("pid"), marker)
 
 
-def _stopped_state(path: Path, final: dict | None) -> tuple[str, str | None]:
-    if final and final.get("state") in ("finished", "stopped", "failed"):
+def _ended_state(path: Path, final: dict | None) -> tuple[str, str | None]:
+    """State and reason of a run whose process is gone."""
+    if final and final.get("state") in rundir.STATES:
         return final["state"], final.get("error")
     code = (path / "exit_code").read_text().strip() if (path / "exit_code").exists() else ""
-    if (path / STOP_FILE).exists() and code.isdigit() and int(code) >= 128:
+    if (path / STOP_FILE).exists() and (not code or code.isdigit() and int(code) >= 128):
         return "stopped", "stopped during start-up, before the trainer could checkpoint"
     if code.isdigit() and 0 < int(code) < 128:
-        return "failed", f"the trainer exited with code {code} without a status; see the log"
+        last = next((line for line in reversed(log_tail(path)) if line.strip()), "")
+        return "failed", f"the trainer exited with code {code}: {last}"
     if code.isdigit() and int(code) >= 128:
         return "died", f"killed by signal {int(code) - 128}"
     return "died", "the training process is gone without writing a status"
@@ -265,20 +258,19 @@ def status(name: str, root: Path | None = None) -> RunStatus:
     launch = _read_json(path / "launch.json")
     if launch is None:
         return RunStatus(name, "broken", reason="launch.json is missing or unreadable: not a run started by dstab")
-    request = launch.get("request", {})
     st = RunStatus(
         name,
         "queued",
         total_steps=launch.get("total_steps"),
         device=launch.get("device"),
         group=launch.get("group"),
-        preset=request.get("preset"),
+        preset=launch.get("preset"),
         created=launch.get("created", 0.0),
     )
-    heartbeat = _read_json(path / "heartbeat")
-    final = _read_json(path / "status.json")
+    rd = path / RUN
+    heartbeat = _read_json(rd / rundir.HEARTBEAT)
     try:
-        st.step = max(last_db_step(path / "metrics.sqlite"), int((heartbeat or {}).get("step", 0)))
+        st.step = max(last_db_step(rd / rundir.METRICS), int((heartbeat or {}).get("step", 0)))
     except sqlite3.Error as exc:
         return _broken(st, f"metrics database unreadable ({exc})")
     if heartbeat:
@@ -286,22 +278,39 @@ def status(name: str, root: Path | None = None) -> RunStatus:
     if (path / "queued").exists():
         return st
     pid_info = _read_json(path / "pid")
-    st.pgid = (pid_info or {}).get("pgid")
-    alive, why = _process_state(path, pid_info, heartbeat)
-    if alive:
+    if pid_info is None:
+        if (path / STOP_FILE).exists():
+            st.state, st.reason = "stopped", "taken off the queue before it ever ran"
+            return st
+        return _broken(st, "neither queued nor ever launched (no pid file)")
+    st.pgid, st.started = pid_info.get("pgid"), pid_info.get("started")
+    final = _current_status(rd, st.started)
+    if _alive_now(path, pid_info, heartbeat):
         st.state = "running"
         if st.heartbeat_age_s is not None and st.heartbeat_age_s > HEARTBEAT_STALE_S:
             st.reason = f"alive but no heartbeat for {st.heartbeat_age_s:.0f} s"
         return st
-    st.state, st.reason = _stopped_state(path, final)
-    if final:
-        st.step = max(st.step, int(final.get("step") or 0))
-    if st.state in ("finished", "died") and pid_info and not _has_checkpoint(path):
-        return _broken(st, f"no checkpoint in {path / 'checkpoints'} ({st.state}: {st.reason or 'nothing to resume'})")
+    st.state, st.reason = _ended_state(path, final)
+    st.step = max(st.step, int((final or {}).get("step") or 0))
+    has_ckpt = bool(checkpoint_steps(path))
+    if st.state in ("finished", "stopped") and final and not has_ckpt:
+        return _broken(st, f"the run {st.state} at step {st.step} but its checkpoint is missing from {rd}")
     if st.state in ("died", "failed"):
-        st.reason = st.reason or why
+        if st.state == "died" and not has_ckpt:
+            st.reason += "; no checkpoint yet, resume starts from step 0"
         st.log_tail = log_tail(path)
     return st
+
+
+def _current_status(rd: Path, started: float | None) -> dict | None:
+    """The trainer's status.json, unless it is left over from before the latest launch (a resumed
+    run that was then killed must read as died, not as its earlier 'stopped')."""
+    path = rd / rundir.STATUS
+    try:
+        fresh = started is None or path.stat().st_mtime >= started - 1.0  # 1 s: coarse file-system clocks
+    except OSError:
+        return None
+    return _read_json(path) if fresh else None
 
 
 def _broken(st: RunStatus, reason: str) -> RunStatus:
@@ -353,52 +362,59 @@ def _enqueue(path: Path, mode: str) -> None:
     _write_json(path / "queued", {"mode": mode, "time": time.time()})
 
 
+def resolved_config(preset: str | None = None, config_file: Path | None = None, overrides=()) -> dict:
+    """The trainer's full config for a request, validated exactly as `dstab train` will (model and
+    dataset shapes included), so a refused config raises DstabError before anything is launched."""
+    from .trainer import Trainer
+
+    require(preset or config_file, "a run needs a preset or a config file")
+    config = train_config.resolve(preset, config_file, list(overrides))
+    Trainer(train_config.TrainConfig.from_dict(config), REPO_ROOT, "cpu")  # builds model and data: shape checks
+    return config
+
+
 def start(
     name: str,
     *,
     preset: str | None = None,
-    config: dict | None = None,
-    overrides: dict | None = None,
+    config_file: Path | None = None,
+    overrides: list[str] | tuple = (),
     device: str = "auto",
     group: str | None = None,
+    threads: int | None = None,
     root: Path | None = None,
 ) -> RunStatus:
     """Queue a new run and start it at once if its device has a free slot.
 
-    The trainer's own validation runs first, in this process, so a config it
-    refuses raises DstabError before any directory or process exists.
+    The request (preset or config file, then `key=value` overrides as for
+    `dstab train --set`) is resolved and validated here, and the resolved
+    config is what the trainer receives: a queued run cannot change meaning
+    if a preset or the file changes before it starts.
     """
-    require((preset is None) != (config is None), "give exactly one of a preset or a config")
     root = workspace_root(root)
     path = run_dir(name, root)
-    overrides = dict(overrides or {})
-    total = validate_request(preset, config, overrides)
+    require(not path.exists(), f"a run named {name!r} already exists in {root}; pick another name or delete it")
+    require(threads is None or threads >= 1, f"threads must be a positive integer, got {threads!r}")
+    config = resolved_config(preset, config_file, overrides)
     launch = {
         "name": name,
-        "request": {"preset": preset, "config": config, "set": overrides},
+        "preset": preset,
+        "config_file": str(config_file) if config_file else None,
+        "overrides": list(overrides),
         "device": resolve_device(device),
+        "threads": threads,
         "group": group,
-        "total_steps": total,
+        "total_steps": config["steps"],
         "created": time.time(),
     }
     with _locked(root):
         require(not path.exists(), f"a run named {name!r} already exists in {root}; pick another name or delete it")
         path.mkdir()
-        if config is not None:
-            _write_json(path / "request.json", config)
+        _write_json(path / "request.json", config)
         _write_json(path / "launch.json", launch)
         _enqueue(path, "start")
     schedule(root)
     return status(name, root)
-
-
-def validate_request(preset: str | None, config: dict | None, overrides: dict) -> int | None:
-    """The trainer's verdict on a request, before anything is launched; returns its total steps."""
-    from .trainer import TrainConfig
-
-    base = dict(config or {})
-    require(preset is None, f"unknown preset {preset!r}: the trainer on this branch has no presets")
-    return TrainConfig.from_dict({**base, **overrides}).steps
 
 
 def stop(name: str, root: Path | None = None) -> RunStatus:
@@ -408,20 +424,18 @@ def stop(name: str, root: Path | None = None) -> RunStatus:
     path = run_dir(name, root)
     with _locked(root):
         st = status(name, root)
+        require(st.active, f"run {name!r} is {st.state}, not running or queued; nothing to stop")
+        _write_json(path / STOP_FILE, {"time": time.time()})
         if st.state == "queued":
             (path / "queued").unlink()
-            _write_json(path / "status.json", {"state": "stopped", "step": st.step, "error": None})
-        elif st.state == "running":
-            _write_json(path / STOP_FILE, {"time": time.time()})
+        else:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(st.pgid, signal.SIGTERM)
-        else:
-            raise DstabError(f"run {name!r} is {st.state}, not running or queued; nothing to stop")
     return status(name, root)
 
 
 def resume(name: str, root: Path | None = None) -> RunStatus:
-    """Queue a stopped or died run to continue from its last checkpoint."""
+    """Queue a stopped or died run to continue from its last checkpoint (from step 0 if it has none)."""
     root = workspace_root(root)
     path = run_dir(name, root)
     with _locked(root):
@@ -429,36 +443,27 @@ def resume(name: str, root: Path | None = None) -> RunStatus:
         require(
             st.state in ("stopped", "died"),
             f"run {name!r} is {st.state}" + (f" ({st.reason})" if st.reason else "") + "; only a stopped or died "
-            "run with a checkpoint can be resumed",
+            "run can be resumed",
         )
-        for stale in ("status.json", "exit_code", STOP_FILE):
+        for stale in ("exit_code", STOP_FILE):
             (path / stale).unlink(missing_ok=True)
-        mode = "resume" if _has_checkpoint(path) else "start"
-        if mode == "start":  # stopped before its first checkpoint: nothing to keep, begin afresh
-            _remove_trainer_files(path)
-        _enqueue(path, mode)
+        rd = path / RUN
+        if rd.exists() and not (rd / rundir.CONFIG).exists():
+            shutil.rmtree(rd)  # the trainer never got as far as writing its config: start afresh
+        _enqueue(path, "resume" if rd.exists() else "start")
     schedule(root)
     return status(name, root)
 
 
-def _remove_trainer_files(path: Path) -> None:
-    for name in TRAINER_FILES:
-        target = path / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        else:
-            target.unlink(missing_ok=True)
-
-
 def delete(name: str, confirm: str, root: Path | None = None) -> None:
-    """Remove a run's directory. `confirm` must repeat the name; an active run must be stopped first."""
+    """Remove a run's directory. `confirm` must repeat the name; a running run must be stopped first."""
     root = workspace_root(root)
     path = run_dir(name, root)
     require(confirm == name, f"to delete run {name!r}, confirm by typing its name exactly")
     with _locked(root):
+        require(path.is_dir(), f"no run named {name!r} in {root}")
         st = status(name, root)
         require(st.state != "running", f"run {name!r} is running; stop it first, then delete it")
-        require(path.is_dir(), f"no run named {name!r} in {root}")
         shutil.rmtree(path)
 
 
