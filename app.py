@@ -2,6 +2,17 @@
 
 import streamlit as st
 
+from dashboard import sidebar
+
 st.set_page_config(page_title="dstab", layout="wide")
-pages = [st.Page("pages/home.py", title="Home", default=True)]
-st.navigation(pages).run()
+pages = [
+    st.Page("pages/home.py", title="Home", default=True),
+    st.Page("pages/landscape.py", title="Loss landscape"),
+    st.Page("pages/interpolation.py", title="Interpolation"),
+    st.Page("pages/hessian.py", title="Hessian"),
+    st.Page("pages/consistency.py", title="Consistency"),
+    st.Page("pages/diffusion_process.py", title="Diffusion process"),
+]
+page = st.navigation(pages)
+st.session_state["dstab_selection"] = sidebar.render()
+page.run()

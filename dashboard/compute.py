@@ -1,0 +1,104 @@
+"""Cached, cancellable analyses on a page: cost estimate up front, progress bar, no recompute on rerun.
+
+`cached(...)` looks the result up in dstab's analysis cache (shipped zoo
+results first, then the user cache); on a miss it states the estimated cost
+and either starts at once (cheap) or waits for the user's Compute click, then
+runs the computation in the background job runner and shows its progress.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+import streamlit as st
+
+from dstab import cache
+from dstab.errors import DstabError
+
+from .jobs import Cancelled, Job, JobRunner
+
+POLL_S = 0.25
+
+
+@st.cache_resource
+def runner() -> JobRunner:
+    return JobRunner()
+
+
+def auto_limit_s() -> float:
+    """Computations estimated below this start without a click (DSTAB_AUTO_COMPUTE_S)."""
+    return float(os.environ.get("DSTAB_AUTO_COMPUTE_S", "10"))
+
+
+def duration(seconds: float) -> str:
+    if seconds < 1:
+        return "under a second"
+    if seconds < 90:
+        return f"about {seconds:.0f} s"
+    return f"about {seconds / 60:.0f} min"
+
+
+def cached(
+    name: str,
+    params: dict,
+    shas: list[str],
+    compute: Callable[[Job], tuple[dict, dict]],
+    estimate_s: float,
+    label: str,
+) -> cache.Result | None:
+    """The result for (name, params, checkpoints), or None while it is not available yet."""
+    key = cache.result_key(name, params, shas)
+    jobs = runner()
+    hit = jobs.result(key)
+    if hit is None:
+        hit = cache.lookup(name, params, shas)
+    if hit is not None:
+        return hit
+    job = jobs.job(key)
+    if job is None:
+        cancelled = st.session_state.setdefault("dstab_cancelled", set())
+        box = st.container(border=True)
+        box.caption(f"{label}: not in the cache; estimated cost {duration(estimate_s)} on this server.")
+        auto = estimate_s <= auto_limit_s() and key not in cancelled  # a cancelled job waits for a click
+        if not auto and not box.button("Compute", key=f"go-{key}", type="primary"):
+            return None
+        cancelled.discard(key)
+        job = jobs.submit(
+            key, label, lambda j: cache.get_or_compute(name, params, shas, lambda: compute(j)), estimate_s
+        )
+    return _wait(job, jobs)
+
+
+def _wait(job: Job, jobs: JobRunner) -> cache.Result | None:
+    box = st.container(border=True)
+    if box.button("Cancel", key=f"cancel-{job.key}"):
+        job.cancel()
+        st.session_state.setdefault("dstab_cancelled", set()).add(job.key)
+        box.warning(f"{job.label}: cancelled. Change a parameter or press Compute to start again.")
+        return None
+    bar = box.progress(0.0)
+    while not job.future.done():
+        ahead = jobs.queue_ahead(job.key)
+        text = f"{job.label}: {job.elapsed():.0f} s of {duration(job.estimate_s)} estimated"
+        if job.stage:
+            text += f" ({job.stage})"
+        if ahead:
+            text = f"{job.label}: queued behind {', '.join(ahead)}"
+        bar.progress(job.shown_fraction(), text=text)  # also where Streamlit stops us on a widget change
+        time.sleep(POLL_S)
+    box.empty()
+    if job.future.cancelled():
+        st.warning(f"{job.label}: cancelled before it started.")
+        return None
+    exc = job.future.exception()
+    if isinstance(exc, Cancelled):
+        st.warning(f"{job.label}: cancelled. Change a parameter or press Compute to start again.")
+        return None
+    if isinstance(exc, DstabError):
+        st.error(str(exc))
+        return None
+    if exc is not None:
+        raise exc
+    return job.future.result()

@@ -1,0 +1,117 @@
+"""Heavy computations in a background thread, so that they outlive a rerun.
+
+Streamlit stops the page script whenever a widget changes. A computation run
+inside the script would be thrown away and restarted; here it runs in a
+worker thread keyed by its cache key instead: a rerun with the same inputs
+finds the job still running (or finished) and picks it up, other inputs
+queue behind it, and Cancel stops it at its next progress report. One worker
+only: the analyses already use every core torch gives them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+
+class Cancelled(Exception):
+    """Raised inside a job's progress callback once the user pressed Cancel."""
+
+
+@dataclass
+class Job:
+    key: str
+    label: str
+    estimate_s: float
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    fraction: float = 0.0
+    stage: str = ""
+    started: float | None = None
+    future: Future | None = None
+
+    def progress(self, *report) -> None:
+        """The callback handed to the computation: records progress, honours Cancel.
+
+        Accepts the shapes dstab's engines report: (done, total) or (stage, done, total)."""
+        if self.cancel_event.is_set():
+            raise Cancelled(self.label)
+        *stage, done, total = report if len(report) >= 2 else (*report, 1)
+        self.stage = str(stage[0]) if stage else ""
+        self.fraction = min(1.0, max(0.0, done / total if total else 0.0))
+
+    def shown_fraction(self) -> float:
+        """Reported progress, or elapsed time over the estimate (capped) for silent computations."""
+        if self.fraction > 0 or self.started is None:
+            return self.fraction
+        return min(0.95, (time.perf_counter() - self.started) / max(self.estimate_s, 1e-3))
+
+    def elapsed(self) -> float:
+        return 0.0 if self.started is None else time.perf_counter() - self.started
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+        if self.future is not None:
+            self.future.cancel()  # succeeds only while still queued
+
+
+class JobRunner:
+    """Deduplicates jobs by key and keeps the latest results in memory (LRU)."""
+
+    def __init__(self, keep: int = 64):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dstab-job")
+        self._lock = threading.Lock()
+        self._jobs: dict[str, Job] = {}
+        self._results: OrderedDict[str, object] = OrderedDict()
+        self._keep = keep
+
+    def result(self, key: str):
+        with self._lock:
+            if key in self._results:
+                self._results.move_to_end(key)
+                return self._results[key]
+        return None
+
+    def job(self, key: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(key)
+
+    def submit(self, key: str, label: str, fn: Callable[[Job], object], estimate_s: float) -> Job:
+        """Start `fn(job)` unless a job with this key is already queued or running."""
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is not None:
+                return job
+            job = Job(key, label, estimate_s)
+            self._jobs[key] = job
+            job.future = self._pool.submit(self._run, job, fn)
+            return job
+
+    def _run(self, job: Job, fn: Callable[[Job], object]):
+        job.started = time.perf_counter()
+        try:
+            value = fn(job)
+        except BaseException:
+            with self._lock:
+                self._jobs.pop(job.key, None)
+            raise
+        with self._lock:
+            self._results[job.key] = value
+            self._results.move_to_end(job.key)
+            while len(self._results) > self._keep:
+                self._results.popitem(last=False)
+            self._jobs.pop(job.key, None)
+        return value
+
+    def queue_ahead(self, key: str) -> list[str]:
+        """Labels of the jobs started before this one and not yet finished."""
+        with self._lock:
+            labels = []
+            for k, j in self._jobs.items():
+                if k == key:
+                    break
+                labels.append(j.label)
+            return labels

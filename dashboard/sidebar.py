@@ -1,0 +1,198 @@
+"""The shared sidebar: which DM and which GAN every page analyses, and on what device.
+
+Zoo entries are offered grouped by dataset and kind; a user's own checkpoint
+joins the list of its kind once it loads, from a server-side path (confined to
+the allowed roots) or an upload (bounded, saved into the workspace). The
+choice is kept in the URL (`data`, `dm`, `gan`): zoo ids, or `path:<file>`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+from dstab import checkpoints, zoo
+from dstab.commands import resolve_device
+from dstab.errors import DstabError
+
+from . import urlstate, userfiles
+
+PATH_PREFIX = "path:"
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    ref: str  # zoo id, or "path:<absolute path>"
+    label: str
+    kind: str  # "dm" | "gan"
+    dataset: str
+    path: Path
+    early: Path | None = None  # the same run's early checkpoint (zoo only), for interpolation
+    sha256: str | None = None
+
+    @property
+    def is_zoo(self) -> bool:
+        return not self.ref.startswith(PATH_PREFIX)
+
+
+@dataclass(frozen=True)
+class Selection:
+    family: str
+    dm: ModelChoice | None
+    gan: ModelChoice | None
+    device: torch.device
+    manifest: dict
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _load(path: str, mtime_ns: int, size: int) -> checkpoints.Bundle:
+    return checkpoints.load(path)
+
+
+def load_bundle(path: Path) -> checkpoints.Bundle:
+    """A checkpoint loaded once per file version and shared by sessions; analyses work on copies."""
+    stat = Path(path).stat()
+    return _load(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@st.cache_data(show_spinner=False)
+def _manifest(root: str, mtime_ns: int) -> dict:
+    return zoo.read_manifest(Path(root))
+
+
+def manifest() -> dict:
+    root = zoo.zoo_root()
+    path = root / zoo.MANIFEST
+    if not path.exists():
+        raise DstabError(f"no zoo manifest at {path}; build the zoo with `python -m dstab zoo build`")
+    return _manifest(str(root), path.stat().st_mtime_ns)
+
+
+def zoo_choices(entries: dict) -> dict[str, ModelChoice]:
+    root = zoo.zoo_root()
+    out = {}
+    for eid, e in sorted(entries.items()):
+        files = e["checkpoints"]
+        early = root / files["early"]["path"] if "early" in files else None
+        out[eid] = ModelChoice(
+            eid,
+            eid.split("/", 1)[1],
+            e["kind"],
+            e["dataset"],
+            root / files["final"]["path"],
+            early,
+            files["final"]["sha256"],
+        )
+    return out
+
+
+def user_choice(path: Path) -> ModelChoice:
+    bundle = load_bundle(path)
+    return ModelChoice(
+        PATH_PREFIX + str(path),
+        f"yours: {path.name}",
+        bundle.kind,
+        bundle.header.get("dataset", "?"),
+        path,
+        sha256=bundle.sha256,
+    )
+
+
+def _user_choices() -> dict[str, ModelChoice]:
+    return st.session_state.setdefault("dstab_user_checkpoints", {})
+
+
+def _add_user(path: Path) -> ModelChoice:
+    choice = user_choice(path)
+    _user_choices()[choice.ref] = choice
+    return choice
+
+
+def _adopt_url_paths() -> None:
+    """A shared link may name user checkpoints by path: load them (still confined)."""
+    for name in ("dm", "gan"):
+        ref = st.query_params.get(name, "")
+        if ref.startswith(PATH_PREFIX) and ref not in _user_choices():
+            try:
+                _add_user(userfiles.confined_path(ref[len(PATH_PREFIX) :]))
+            except DstabError as exc:
+                st.sidebar.error(f"link names a checkpoint that cannot be used: {exc}")
+
+
+def _own_checkpoint_form() -> None:
+    with st.sidebar.expander("Your own checkpoint"):
+        st.caption(
+            "A dstab .safetensors checkpoint, or a format an importer knows. It joins the DM or GAN list. "
+            f"Uploads up to {userfiles.max_upload_bytes() / 2**20:.0f} MiB."
+        )
+        text = st.text_input("Path on the server", key="own_path", placeholder="workspace/my-dm.safetensors")
+        if st.button("Load path", key="own_path_load") and text:
+            try:
+                choice = _add_user(userfiles.confined_path(text))
+                st.success(f"added {choice.label} to the {choice.kind.upper()} list")
+            except DstabError as exc:
+                st.error(str(exc))
+        up = st.file_uploader("or upload", type=[s.lstrip(".") for s in userfiles.CHECKPOINT_SUFFIXES], key="own_up")
+        if up is not None:
+            try:
+                userfiles.require_upload_size(up.name, up.size)  # before reading it into memory
+                choice = _add_user(userfiles.save_upload(up.name, up.getvalue()))
+                st.success(f"added {choice.label} to the {choice.kind.upper()} list")
+            except DstabError as exc:
+                st.error(str(exc))
+
+
+def _pick(kind: str, family: str, zoo_options: dict[str, ModelChoice]) -> ModelChoice | None:
+    options = {r: c for r, c in zoo_options.items() if c.kind == kind and r.startswith(family + "/")}
+    options.update({r: c for r, c in _user_choices().items() if c.kind == kind})
+    if not options:
+        st.sidebar.caption(f"no {kind.upper()} checkpoint for {family}")
+        return None
+    default = next((r for r in options if r.endswith("-s0") and "-x0-" not in r), next(iter(options)))
+    ref = urlstate.selectbox(
+        "DM" if kind == "dm" else "GAN",
+        list(options),
+        kind,
+        default,
+        where=st.sidebar,
+        format_func=lambda r: options[r].label,
+    )
+    return options[ref]
+
+
+def device_label(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def render() -> Selection:
+    st.sidebar.header("Models")
+    try:
+        man = manifest()
+    except DstabError as exc:
+        st.sidebar.error(str(exc))
+        man = {"entries": {}}
+    zoo_options = zoo_choices(man["entries"])
+    families = sorted({eid.split("/", 1)[0] for eid in zoo_options}) or ["(no zoo)"]
+    family = urlstate.selectbox("Dataset", families, "data", "digits", where=st.sidebar)
+    _adopt_url_paths()
+    dm = _pick("dm", family, zoo_options)
+    gan = _pick("gan", family, zoo_options)
+    _own_checkpoint_form()
+    device = resolve_device("auto")
+    st.sidebar.caption(f"Device: {device_label(device)}")
+    return Selection(family, dm, gan, device, man)
+
+
+def current() -> Selection:
+    """The selection app.py's sidebar made on this run, which pages call for.
+
+    Streamlit runs a page file directly, without app.py, on a server's first
+    run if a `pages/` folder exists (its multipage v1 mode, left before
+    `st.navigation` is first called); the page then draws the sidebar itself."""
+    selection = st.session_state.pop("dstab_selection", None)
+    return selection if selection is not None else render()

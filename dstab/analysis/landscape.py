@@ -1,0 +1,221 @@
+"""2-D loss surfaces (Li et al. 2018) and the engine that evaluates a probe on a plane.
+
+surface(probe, grid, radius, seed) evaluates L(theta + a d1 + b d2) on the
+regular grid a, b in {-r, ..., 0, ..., r} (grid odd, so the centre is a grid
+point exactly), d1 and d2 from `directions.plane_directions`. Evaluation runs
+without autograd on the probe's device, in one of two strategies:
+
+- "sequential": one forward per grid point, parameters rebuilt in place in
+  one work buffer. Chosen on CPU: measured on zoo-size models (2 shared CPU
+  cores, 2026-11-26), vmap was 1.1-2.4x slower than this except for the
+  smallest MLP generator (see bench/RESULTS.md).
+- "vmap": `chunk` grid points at once through torch.func.vmap over a batch
+  of parameter sets, memory bounded by `memory_budget` bytes of stacked
+  parameters. Chosen on CUDA, where one forward of a zoo-size model leaves
+  the GPU mostly idle and batching grid points is the lever (not measured in
+  this session: no GPU was available).
+
+Rows of the grid (fixed a) are independent, which is what `rows=` and the
+torchrun split in `dstab.analysis.distributed` use.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.func import vmap
+
+from ..errors import DstabError, require
+from ..probes import Probe
+from .directions import BIAS_MODES, Direction, plane_directions
+from .smoothness import surface_metrics
+
+STRATEGIES = ("sequential", "vmap")
+MAX_GRID = 401  # beyond this a surface is a mistake, not a plot (161k forward passes)
+WARN_SECONDS = 60.0  # estimated cost above which a CostWarning is raised before starting
+DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of stacked parameters per vmap chunk
+MAX_CHUNK = 64
+
+
+class CostWarning(UserWarning):
+    """An analysis about to start is estimated to take more than a minute."""
+
+
+def grid_coordinates(grid: int, radius: float) -> np.ndarray:
+    """grid values from -radius to radius with 0 (and both ends) exactly on the grid."""
+    require(isinstance(grid, int) and grid >= 3, f"grid must be an integer >= 3, got {grid!r}")
+    require(grid <= MAX_GRID, f"grid {grid} is absurd ({grid * grid} forward passes); use at most {MAX_GRID}")
+    require(grid % 2 == 1, f"grid must be odd so that the centre is a grid point; use {grid + 1}")
+    require(math.isfinite(radius) and radius > 0, f"radius must be a positive number, got {radius!r}")
+    m = (grid - 1) // 2
+    return (np.arange(grid) - m) / m * radius  # ends are exactly -radius and radius
+
+
+def default_strategy(device: torch.device) -> str:
+    return "vmap" if torch.device(device).type == "cuda" else "sequential"
+
+
+def _moving(d1: Direction, d2: Direction) -> list[str]:
+    """Parameters the plane moves (1-D ones are frozen when their direction is zero)."""
+    return [k for k in d1 if bool(d1[k].any()) or bool(d2[k].any())]
+
+
+def _sequential(probe: Probe, d1, d2, coords, progress) -> torch.Tensor:
+    names = _moving(d1, d2)
+    work = {k: torch.empty_like(probe.params[k]) for k in names}
+    out = []
+    for a, b in coords:
+        for k in names:
+            torch.add(probe.params[k], d1[k], alpha=float(a), out=work[k])
+            work[k].add_(d2[k], alpha=float(b))
+        out.append(probe.loss(work).reshape(()))
+        progress(1)
+    return torch.stack(out) if out else torch.empty(0)
+
+
+def vmap_chunk(probe: Probe, names: list[str], memory_budget: int) -> int:
+    per_point = sum(probe.params[k].numel() * probe.params[k].element_size() for k in names)
+    return int(max(1, min(MAX_CHUNK, memory_budget // max(per_point, 1))))
+
+
+def _vmapped(probe: Probe, d1, d2, coords, progress, memory_budget) -> torch.Tensor:
+    names = _moving(d1, d2)
+    chunk = vmap_chunk(probe, names, memory_budget)
+    batched_loss = vmap(lambda p: probe.loss(p).reshape(()))
+    out = []
+    for start in range(0, len(coords), chunk):
+        c = torch.as_tensor(coords[start : start + chunk], dtype=torch.float32, device=probe.device)
+        stacked = {}
+        for k in names:
+            shape = (-1, *[1] * probe.params[k].dim())
+            stacked[k] = probe.params[k] + c[:, 0].reshape(shape) * d1[k] + c[:, 1].reshape(shape) * d2[k]
+        out.append(batched_loss(stacked))
+        progress(len(c))
+    return torch.cat(out) if out else torch.empty(0)
+
+
+@torch.no_grad()
+def plane_losses(
+    probe: Probe,
+    d1: Direction,
+    d2: Direction,
+    coords: np.ndarray,
+    strategy: str | None = None,
+    progress: Callable[[int], object] | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> np.ndarray:
+    """L(theta + a d1 + b d2) for each row (a, b) of `coords`, float64 numpy."""
+    strategy = strategy or default_strategy(probe.device)
+    require(strategy in STRATEGIES, f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+    coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+    step = progress or (lambda n: None)
+    if strategy == "sequential":
+        values = _sequential(probe, d1, d2, coords, step)
+    else:
+        values = _vmapped(probe, d1, d2, coords, step, memory_budget)
+    return values.double().cpu().numpy()
+
+
+def seconds_per_loss(probe: Probe, repeats: int = 2) -> float:
+    """Wall time of one loss evaluation (the best of `repeats` after a warm-up)."""
+    with torch.no_grad():
+        probe.loss()
+        best = math.inf
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            float(probe.loss())
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def warn_if_costly(n_points: int, per_point: float, what: str) -> float:
+    estimate = n_points * per_point
+    if estimate > WARN_SECONDS:
+        warnings.warn(
+            f"{what}: {n_points} loss evaluations at about {per_point * 1e3:.0f} ms each: "
+            f"roughly {estimate / 60:.1f} min; use a smaller grid or a GPU (--device cuda) to go faster",
+            CostWarning,
+            stacklevel=3,
+        )
+    return estimate
+
+
+@dataclass
+class Surface:
+    alphas: np.ndarray  # coordinates along d1 (rows)
+    betas: np.ndarray  # coordinates along d2 (columns)
+    loss: np.ndarray  # (len(alphas), len(betas)); NaN where not computed (other ranks' rows)
+    meta: dict = field(default_factory=dict)  # probe, seed, radius, cosines, metrics, engine, timing
+
+    @property
+    def centre_loss(self) -> float:
+        return float(self.loss[len(self.alphas) // 2, len(self.betas) // 2])
+
+    def to_record(self) -> tuple[dict, dict]:
+        return self.meta, {"alphas": self.alphas, "betas": self.betas, "loss": self.loss}
+
+    @classmethod
+    def from_record(cls, meta: dict, arrays: dict) -> Surface:
+        return cls(arrays["alphas"], arrays["betas"], arrays["loss"], meta)
+
+
+def surface_params(grid: int, radius: float, seed: int, bias_mode: str, engine: str = "dstab") -> dict:
+    """What a surface depends on besides the probe: its cache parameters."""
+    return {"grid": int(grid), "radius": float(radius), "seed": int(seed), "bias_mode": bias_mode, "engine": engine}
+
+
+def surface(
+    probe: Probe,
+    grid: int = 21,
+    radius: float = 1.0,
+    seed: int = 0,
+    bias_mode: str = "ignore",
+    strategy: str | None = None,
+    rows: list[int] | None = None,
+    progress: Callable[[int], object] | None = None,
+) -> Surface:
+    """The loss on a grid x grid plane around the probe's weights (all rows, or only `rows`)."""
+    coords = grid_coordinates(grid, radius)
+    require(bias_mode in BIAS_MODES, f"unknown bias mode {bias_mode!r}; choose one of {BIAS_MODES}")
+    rows = list(range(grid)) if rows is None else [int(r) for r in rows]
+    if any(not 0 <= r < grid for r in rows):
+        raise DstabError(f"rows must lie in 0..{grid - 1}")
+    per_point = seconds_per_loss(probe)
+    warn_if_costly(len(rows) * grid, per_point, f"surface of {probe.name}")
+    d1, d2, cosines = plane_directions(probe.params, seed, bias_mode)
+    points = np.array([(coords[i], b) for i in rows for b in coords])
+    t0 = time.perf_counter()
+    values = plane_losses(probe, d1, d2, points, strategy, progress)
+    loss = np.full((grid, grid), np.nan)
+    loss[rows] = values.reshape(len(rows), grid)
+    meta = {
+        "analysis": "surface",
+        "rows": rows,
+        "probe": probe.describe(),
+        **surface_params(grid, radius, seed, bias_mode),
+        **cosines,
+        "strategy": strategy or default_strategy(probe.device),
+        "device": str(probe.device),
+        "seconds": time.perf_counter() - t0,
+        "seconds_per_loss": per_point,
+    }
+    result = Surface(coords, coords.copy(), loss, meta)
+    return finish(result) if len(rows) == grid else result
+
+
+def finish(result: Surface) -> Surface:
+    """Add the smoothness numbers once every row is present (meta["rows"] lists those computed)."""
+    missing = sorted(set(range(len(result.alphas))) - set(result.meta["rows"]))
+    require(not missing, f"the surface lacks rows {missing[:5]}; gather every rank's rows first")
+    result.meta.update(
+        metrics=surface_metrics(result.loss),
+        centre_loss=result.centre_loss,
+        finite=bool(np.isfinite(result.loss).all()),
+    )
+    return result

@@ -1,0 +1,146 @@
+"""Analysis results on disk, keyed by what they depend on.
+
+key = sha256 of the canonical JSON of {analysis name, parameters, checkpoint
+sha256s, dstab version}. A result is a JSON file (its metadata, plus the
+sha256 of its arrays) and an NPZ file (its arrays), both written atomically
+(temporary file + os.replace), arrays first. A reader that finds the JSON
+loads the NPZ and checks its hash, so it never trusts half a result: a
+missing or mismatching NPZ is a cache miss, never an error.
+
+Two places are consulted, in order:
+1. the read-only shipped cache `<zoo root>/results/` (DSTAB_ZOO moves it),
+   where `python -m dstab precompute` puts the zoo's default results;
+2. the writable user cache, `<repo>/.dstab-cache/` or $DSTAB_CACHE.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .checkpoints import atomic_write_bytes
+from .errors import DstabError
+from .zoo import zoo_root
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+@dataclass
+class Result:
+    meta: dict  # JSON-able
+    arrays: dict[str, np.ndarray]
+    key: str
+    source: str  # "computed", "user" or "shipped"
+    path: Path | None = None
+
+
+def user_dir() -> Path:
+    return Path(os.environ.get("DSTAB_CACHE", Path(__file__).resolve().parent.parent / ".dstab-cache"))
+
+
+def shipped_dir() -> Path:
+    return zoo_root() / "results"
+
+
+def canonical_json(value) -> str:
+    """One spelling per value: sorted keys, no spaces; NaN is refused (it is not a parameter)."""
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise DstabError(f"analysis parameters must be plain JSON values (numbers, strings, lists): {exc}") from None
+
+
+def result_key(name: str, params: dict, shas: list[str] | tuple[str, ...] | str) -> str:
+    if not NAME_RE.match(name):
+        raise DstabError(f"cache entry name {name!r} must be lower-case letters, digits, '-' or '_'")
+    shas = [shas] if isinstance(shas, str) else list(shas)
+    identity = {"analysis": name, "params": params, "checkpoints": shas, "dstab_version": __version__}
+    return hashlib.sha256(canonical_json(identity).encode()).hexdigest()
+
+
+def _paths(root: Path, name: str, key: str) -> tuple[Path, Path]:
+    return root / name / f"{key}.json", root / name / f"{key}.npz"
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return buf.getvalue()
+
+
+def _read(root: Path, name: str, key: str, source: str) -> Result | None:
+    jpath, npath = _paths(root, name, key)
+    try:
+        record = json.loads(jpath.read_text())
+        raw = npath.read_bytes()
+    except (OSError, json.JSONDecodeError):
+        return None
+    if record.get("key") != key or hashlib.sha256(raw).hexdigest() != record.get("arrays_sha256"):
+        return None
+    with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    return Result(record["meta"], arrays, key, source, jpath)
+
+
+def lookup(name: str, params: dict, shas, roots: list[tuple[Path, str]] | None = None) -> Result | None:
+    """The stored result, shipped cache first, or None."""
+    key = result_key(name, params, shas)
+    for root, source in roots or [(shipped_dir(), "shipped"), (user_dir(), "user")]:
+        found = _read(root, name, key, source)
+        if found is not None:
+            return found
+    return None
+
+
+def store(name: str, params: dict, shas, meta: dict, arrays: dict, root: Path | None = None) -> Result:
+    """Write a result under `root` (the user cache by default); arrays first, the JSON last."""
+    key = result_key(name, params, shas)
+    root = Path(root or user_dir())
+    jpath, npath = _paths(root, name, key)
+    raw = _npz_bytes(arrays)
+    record = {
+        "key": key,
+        "analysis": name,
+        "params": params,
+        "checkpoints": [shas] if isinstance(shas, str) else list(shas),
+        "dstab_version": __version__,
+        "arrays_sha256": hashlib.sha256(raw).hexdigest(),
+        "meta": meta,
+    }
+    text = json.dumps(record, indent=1, sort_keys=True)  # NaN in meta stays readable by json.loads
+    atomic_write_bytes(npath, raw)
+    atomic_write_bytes(jpath, text.encode())
+    return Result(meta, {k: np.asarray(v) for k, v in arrays.items()}, key, "computed", jpath)
+
+
+def get_or_compute(
+    name: str,
+    params: dict,
+    shas,
+    compute_fn: Callable[[], tuple[dict, dict]],
+    refresh: bool = False,
+    root: Path | None = None,
+) -> Result:
+    """A stored result, or compute_fn() -> (meta, arrays) stored and returned.
+
+    `refresh` recomputes even when a result exists. Results of custom probes
+    (no checkpoint sha256) are computed but never stored: nothing identifies them."""
+    shas_list = [shas] if isinstance(shas, str) else list(shas)
+    identified = bool(shas_list) and all(isinstance(s, str) and s for s in shas_list)
+    if identified and not refresh:
+        found = lookup(name, params, shas_list)
+        if found is not None:
+            return found
+    meta, arrays = compute_fn()
+    if not identified:
+        return Result(meta, {k: np.asarray(v) for k, v in arrays.items()}, "", "computed")
+    return store(name, params, shas_list, meta, arrays, root)

@@ -1,0 +1,77 @@
+"""Consistency (the paper's Sec. 3.1, Eq. 1): do models of one group draw the same samples from one seed?
+
+N models of a group (different inits, or different structures) each draw M
+samples from ONE sampling seed: DMs share x_T and every step's noise, GANs
+share z. C(q) is the mean PSNR of models 2..N against model 1. The paper's
+Table 1: DMs 14-20 dB, GANs 6-10 dB; x0-prediction DMs lose it (Fig. 9).
+"""
+
+import streamlit as st
+
+from dashboard import analyses, compute, costs, downloads, figures, sidebar, urlstate
+from dstab.analysis import consistency as consistency_mod
+from dstab.errors import DstabError
+
+GROUPS = {"init": "different inits (seeds)", "structure": "different structures"}
+
+sel = sidebar.current()
+st.title("Consistency")
+st.caption(
+    "Each row of a grid is one model, each column one sample; a column shares its noise. A consistent group "
+    "makes columns of near-identical images."
+)
+c = st.columns(5)
+group = urlstate.radio("Group", list(GROUPS), "group", "init", where=c[0], format_func=GROUPS.get)
+seed = urlstate.number("Sampling seed", "seed", 0, 0, 10_000, where=c[1])
+sampler = urlstate.radio("DM sampler", ["ddpm", "ddim"], "sampler", "ddpm", where=c[2], horizontal=True)
+steps = urlstate.number("DDIM steps", "steps", 50, 2, 1000, where=c[3]) if sampler == "ddim" else None
+num = urlstate.number("Samples M", "m", 32, 1, 256, where=c[4])
+x0 = urlstate.toggle("x0-prediction counterexample (paper Fig. 9): eps-DM vs x0-DM of the same seed", "x0")
+
+
+def group_members(kind: str) -> list[str]:
+    if kind == "dm" and x0:
+        return [f"{sel.family}/dm-eps-s0", f"{sel.family}/dm-x0-s0"]
+    return consistency_mod.group_ids(sel.family, f"{kind}-{group}")
+
+
+results = {}
+cols = dict(zip(("dm", "gan"), st.columns(2)))
+for kind in ("dm", "gan"):
+    where = cols[kind]
+    try:
+        names = group_members(kind)
+        choices = [sidebar.zoo_choices(sel.manifest["entries"])[n] for n in names]
+        bundles = [sidebar.load_bundle(ch.path) for ch in choices]
+        req = analyses.consistency_request(bundles, names, [ch.sha256 for ch in choices], num, seed, sampler, steps,
+                                           sel.device)  # fmt: skip
+        per = costs.seconds_per_call(("sample", names[0], num, str(sel.device)),
+                                     analyses.sample_call(bundles[0], num, sel.device))  # fmt: skip
+        with where:
+            res = compute.cached(req.name, req.params, req.shas, req.compute, req.units * per, req.label)
+    except (DstabError, KeyError) as exc:
+        where.error(f"{kind.upper()} group unavailable: {exc}")
+        continue
+    if res is not None:
+        results[kind] = (names, res)
+
+for kind, (names, res) in results.items():
+    where = cols[kind]
+    where.subheader(f"{kind.upper()}: C(q) = {res.meta['C_db']:.2f} dB")
+    img = figures.consistency_grid(res.arrays["samples"])
+    where.image(img, caption=f"rows: {', '.join(n.split('/', 1)[1] for n in names)}; columns share their noise")
+    downloads.image(img, f"consistency-{kind}", where=where)
+    heat = figures.psnr_heatmap(res.arrays["psnr"], [n.split("/", 1)[1] for n in names], kind)
+    where.plotly_chart(heat, key=f"psnr-{kind}")
+    downloads.figure(heat, f"psnr-{kind}", where=where)
+
+if results:
+    st.subheader("Table 1, on this zoo")
+    table = [figures.consistency_row(kind, names, res.meta) for kind, (names, res) in results.items()]
+    st.dataframe(table, hide_index=True)
+    st.caption(
+        "Paper, Table 1 (M = 32): Improved Diffusion CIFAR-10 20.14 dB vs DCGAN 10.48; Guided Diffusion ImageNet128 "
+        "17.23 vs BigGAN 8.58; U-ViT ImageNet512 14.37 vs BigGAN 6.40. PSNR capped at "
+        f"{consistency_mod.PSNR_CAP_DB:.0f} dB (identical samples)."
+    )
+    downloads.numbers(table, "consistency", extra={k: res.meta for k, (_, res) in results.items()})

@@ -1,0 +1,138 @@
+"""Teaching page: forward noising of real data across t, and a DM's reverse trajectory.
+
+Forward: x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (Ho et al. 2020, Eq. 4)
+with the selected DM's own schedule. Reverse: the DM samples from one seed
+and we show its estimate of x_0 at every step, which sharpens from the data
+mean towards the final sample.
+"""
+
+import numpy as np
+import streamlit as st
+import torch
+
+from dashboard import compute, costs, downloads, figures, sidebar, urlstate
+from dstab import data
+from dstab.diffusion import Diffusion, NoiseSource
+from dstab.errors import DstabError
+from dstab.sampling import sample_shape
+from dstab.viz import grid_image
+
+SNAPSHOT_TS = (0, 100, 250, 500, 750, 999)
+
+sel = sidebar.current()
+st.title("Diffusion process")
+if sel.dm is None:
+    st.error("Pick a DM in the sidebar (or load your own checkpoint there) to see its diffusion process.")
+    st.stop()
+bundle = sidebar.load_bundle(sel.dm.path)
+diffusion: Diffusion = bundle.diffusion
+ds = data.load(bundle.header["dataset"])
+
+st.header("Forward: noising real data")
+st.caption(f"{sel.dm.label}'s schedule: {diffusion.schedule}, T = {diffusion.T}, dataset {ds.spec}.")
+c1, c2, c3 = st.columns(3)
+t = urlstate.slider("Timestep t", "t", 250, 0, diffusion.T - 1, where=c1)
+index = urlstate.number("Example", "example", 0, 0, len(ds) - 1, where=c2) if ds.image else 0
+noise_seed = urlstate.number("Noise seed", "noise", 0, 0, 10_000, where=c3)
+
+ts = [s for s in SNAPSHOT_TS if s < diffusion.T] + [t]
+if ds.image:
+    x0 = ds.data[index : index + 1].expand(len(ts), *ds.sample_shape)
+else:
+    x0 = ds.fixed_batch(1000, seed=0)[None].expand(len(ts), -1, -1)
+noise = NoiseSource(noise_seed, tuple(x0.shape)).x_T()
+xt = diffusion.q_sample(x0.reshape(len(ts), -1), torch.tensor(ts), noise.reshape(len(ts), -1)).reshape(x0.shape)
+
+left, right = st.columns(2)
+if ds.image:
+    strip = grid_image(xt[:-1], nrow=len(ts) - 1, scale=8)
+    left.image(grid_image(xt[-1:], scale=24), caption=f"x_t at t = {t}")
+    left.image(strip, caption="x_t at t = " + ", ".join(str(s) for s in ts[:-1]))
+    downloads.image(strip, "forward-strip", where=left)
+else:
+    fig_pts = figures.points(xt[-1], f"x_t at t = {t}", reference=x0[-1])
+    left.plotly_chart(fig_pts, key="forward-points")
+    downloads.figure(fig_pts, "forward-points", where=left)
+fig_sched = figures.schedule(diffusion, t)
+right.plotly_chart(fig_sched, key="schedule")
+abar = float(diffusion.alphas_cumprod[t])
+right.markdown(
+    f"At t = {t}: signal weight sqrt(abar) = {abar**0.5:.4f}, noise weight sqrt(1-abar) = {(1 - abar) ** 0.5:.4f}, "
+    f"SNR = {abar / (1 - abar):.4g}."
+)
+downloads.figure(fig_sched, "schedule", where=right)
+downloads.numbers(figures.schedule_rows(diffusion), "schedule", where=right)
+
+st.header(f"Reverse: {sel.dm.label} denoising from one seed")
+c1, c2, c3, c4 = st.columns(4)
+sampler = urlstate.radio("Sampler", ["ddim", "ddpm"], "sampler", "ddim", where=c1, horizontal=True)
+steps = urlstate.number("DDIM steps", "steps", 50, 2, diffusion.T, where=c2) if sampler == "ddim" else diffusion.T
+seed = urlstate.number("Sampling seed", "seed", 0, 0, 10_000, where=c3)
+n = urlstate.number("Samples", "n", 8, 1, 64, where=c4)
+
+
+def _trajectory(job):
+    model = bundle.model.to(sel.device)
+    calls = iter(range(1, steps + 1))
+
+    def reporting(x, tt):  # every model call is one sampler step: report it, honour Cancel
+        job.progress(next(calls), steps)
+        return model(x, tt)
+
+    source = NoiseSource(seed, (n, *sample_shape(bundle)))
+    final, frames = diffusion.sample(
+        reporting,
+        source,
+        sampler=sampler,
+        steps=steps if sampler == "ddim" else None,
+        device=sel.device,
+        trajectory=True,
+    )
+    return (
+        {"sampler": sampler, "steps": steps, "seed": seed, "n": n},
+        {"t": np.array([f[0] for f in frames]), "x0_hat": torch.stack([f[1] for f in frames]).numpy(),
+         "final": final.cpu().numpy()},
+    )  # fmt: skip
+
+
+def _one_call():
+    x = torch.zeros(int(n), *sample_shape(bundle), device=sel.device)
+    return bundle.model.to(sel.device)(x, torch.zeros(int(n), dtype=torch.long, device=sel.device))
+
+
+params = {"sampler": sampler, "steps": int(steps), "seed": int(seed), "n": int(n), "clip": True}
+per_step = costs.seconds_per_call(("dm-call", sel.dm.ref, int(n), str(sel.device)), _one_call)
+try:
+    result = compute.cached(
+        "trajectory",
+        params,
+        [sel.dm.sha256 or bundle.sha256],
+        _trajectory,
+        steps * per_step,
+        f"{sampler.upper()} trajectory",
+    )
+except DstabError as exc:
+    st.error(str(exc))
+    st.stop()
+if result is None:
+    st.stop()
+frames_t, x0_hat = result.arrays["t"], torch.from_numpy(result.arrays["x0_hat"])
+k = urlstate.slider("Sampler step", "step", len(frames_t) - 1, 0, len(frames_t) - 1)
+st.caption(f"Step {k + 1} of {len(frames_t)}: model timestep t = {int(frames_t[k])}")
+left, right = st.columns(2)
+if ds.image:
+    now = grid_image(x0_hat[k], nrow=min(int(n), 8), scale=8)
+    left.image(now, caption=f"x0 estimate at t = {int(frames_t[k])}")
+    downloads.image(now, "x0-estimate", where=left)
+    picks = np.unique(np.linspace(0, len(frames_t) - 1, 8).round().astype(int))
+    strip = grid_image(x0_hat[picks, 0], nrow=len(picks), scale=8)
+    left.image(strip, caption="sample 1's x0 estimate at t = " + ", ".join(str(int(frames_t[i])) for i in picks))
+else:
+    fig_now = figures.points(x0_hat[k], f"x0 estimate at t = {int(frames_t[k])}", reference=ds.fixed_batch(1000, 0))
+    left.plotly_chart(fig_now, key="x0-points")
+    downloads.figure(fig_now, "x0-estimate", where=left)
+rows = figures.trajectory_rows(frames_t, x0_hat)
+fig_conv = figures.trajectory_distance(rows, int(frames_t[k]))
+right.plotly_chart(fig_conv, key="trajectory")
+downloads.figure(fig_conv, "trajectory", where=right)
+downloads.numbers(rows, "trajectory", where=right, extra={"params": params, "checkpoint": sel.dm.ref})

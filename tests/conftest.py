@@ -1,0 +1,92 @@
+"""Tiny random-weight checkpoints for the analysis tests (no trained zoo needed)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dstab import checkpoints, models
+from dstab.diffusion import Diffusion
+
+TOY_DM = {"arch": "mlp_denoiser", "data_dim": 2, "hidden": 16, "depth": 2, "time_dim": 8}
+DIGITS_DM = {
+    "arch": "unet",
+    "image_size": 8,
+    "in_channels": 1,
+    "model_channels": 8,
+    "norm_groups": 4,
+    "channel_mult": [1, 2],
+    "num_res_blocks": 1,
+    "attention_resolutions": [4],
+}
+DIGITS_GAN = {
+    "generator": {"arch": "dcgan_g", "image_size": 8, "channels": 1, "nz": 8, "ngf": 8, "extra_layers": 1},
+    "discriminator": {"arch": "dcgan_d", "image_size": 8, "channels": 1, "ndf": 8, "extra_layers": 1},
+}
+TOY_GAN = {
+    "generator": {"arch": "mlp_g", "data_dim": 2, "latent_dim": 2, "hidden": 16, "depth": 2},
+    "discriminator": {"arch": "mlp_d", "data_dim": 2, "hidden": 16, "depth": 2},
+}
+
+
+def _randomise_bn(module: torch.nn.Module, gen: torch.Generator) -> None:
+    """Non-trivial running statistics, so eval-mode BatchNorm is not the identity."""
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=gen))
+            m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=gen))
+
+
+def save_dm(path, arch, dataset, seed=0, prediction="eps"):
+    torch.manual_seed(seed)
+    model = models.build(arch)
+    diffusion = Diffusion("linear", 1000, prediction)
+    header = checkpoints.make_header("dm", arch, dataset, 0, seed, diffusion=diffusion.to_config())
+    checkpoints.save(path, header, {"model": model})
+    return path
+
+
+def save_gan(path, arch, dataset, seed=0):
+    torch.manual_seed(seed)
+    g, d = models.build(arch["generator"]), models.build(arch["discriminator"])
+    gen = torch.Generator().manual_seed(seed + 100)
+    _randomise_bn(g, gen)
+    _randomise_bn(d, gen)
+    header = checkpoints.make_header(
+        "gan", arch, dataset, 0, seed, gan={"loss": "non-saturating", "latent_shape": list(g.latent_shape)}
+    )
+    checkpoints.save(path, header, {"generator": g, "discriminator": d})
+    return path
+
+
+@pytest.fixture(scope="session")
+def ckpts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ckpts")
+    return {
+        "toy_dm": save_dm(root / "toy_dm.safetensors", TOY_DM, "toy2d:8gaussians"),
+        "toy_dm_b": save_dm(root / "toy_dm_b.safetensors", TOY_DM, "toy2d:8gaussians", seed=1),
+        "toy_dm_x0": save_dm(root / "toy_dm_x0.safetensors", TOY_DM, "toy2d:8gaussians", prediction="x0"),
+        "digits_dm": save_dm(root / "digits_dm.safetensors", DIGITS_DM, "digits"),
+        "digits_gan": save_gan(root / "digits_gan.safetensors", DIGITS_GAN, "digits"),
+        "digits_gan_b": save_gan(root / "digits_gan_b.safetensors", DIGITS_GAN, "digits", seed=1),
+        "toy_gan": save_gan(root / "toy_gan.safetensors", TOY_GAN, "toy2d:8gaussians"),
+    }
+
+
+def module_state(module: torch.nn.Module) -> dict:
+    """Everything an analysis must leave alone: weights, requires_grad, mode, device."""
+    return {
+        "tensors": {k: v.detach().clone() for k, v in module.state_dict().items()},
+        "requires_grad": {k: p.requires_grad for k, p in module.named_parameters()},
+        "training": [m.training for m in module.modules()],
+        "device": {str(p.device) for p in module.parameters()},
+    }
+
+
+def assert_unchanged(module: torch.nn.Module, before: dict) -> None:
+    after = module_state(module)
+    assert after["requires_grad"] == before["requires_grad"]
+    assert after["training"] == before["training"]
+    assert after["device"] == before["device"]
+    for k, v in before["tensors"].items():
+        assert torch.equal(after["tensors"][k], v), k

@@ -1,0 +1,164 @@
+"""2-D surfaces: closed form on a quadratic, the loss-landscapes cross-check, directions, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import assert_unchanged, module_state
+
+from dstab import cache, checkpoints
+from dstab.analysis import landscape, reference
+from dstab.analysis.directions import _filter_norms, cosine, plane_directions
+from dstab.errors import DstabError
+from dstab.probes import dm_probe, gan_probe, module_probe
+
+
+class Quadratic(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        gen = torch.Generator().manual_seed(0)
+        self.w = torch.nn.Parameter(torch.randn(4, 3, generator=gen))
+        self.bias = torch.nn.Parameter(torch.randn(4, generator=gen))
+
+    def forward(self, A, g):
+        v = torch.cat([self.w.reshape(-1), self.bias])
+        return 0.5 * v @ A @ v + g @ v
+
+
+def _quadratic_probe():
+    gen = torch.Generator().manual_seed(1)
+    M = torch.randn(16, 16, generator=gen)
+    A, g = M @ M.T / 16 + torch.eye(16), torch.randn(16, generator=gen)
+    return module_probe(Quadratic(), lambda f, A, g: f(A, g), data={"A": A, "g": g}), A.double(), g.double()
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "vmap"])
+def test_surface_of_a_quadratic_is_its_closed_form(strategy):
+    probe, A, g = _quadratic_probe()
+    s = landscape.surface(probe, grid=7, radius=0.8, seed=3, strategy=strategy)
+    d1, d2, _ = plane_directions(probe.params, 3)
+    theta = torch.cat([probe.params["w"].reshape(-1), probe.params["bias"]]).double()
+    u = torch.cat([d1["w"].reshape(-1), d1["bias"]]).double()
+    v = torch.cat([d2["w"].reshape(-1), d2["bias"]]).double()
+    a, b = np.meshgrid(s.alphas, s.betas, indexing="ij")
+    grad = A @ theta + g
+    L0 = float(0.5 * theta @ A @ theta + g @ theta)
+    expected = (
+        L0
+        + a * float(grad @ u)
+        + b * float(grad @ v)
+        + 0.5 * (a * a * float(u @ A @ u) + 2 * a * b * float(u @ A @ v) + b * b * float(v @ A @ v))
+    )
+    np.testing.assert_allclose(s.loss, expected, rtol=2e-5)
+    assert s.alphas[3] == 0.0 and s.alphas[0] == -0.8 and s.alphas[-1] == 0.8
+    # sequential evaluates the centre with the probe's own weights; vmap's batched kernels round differently
+    assert s.centre_loss == pytest.approx(float(probe.loss()), rel=0 if strategy == "sequential" else 1e-6)
+    assert s.meta["metrics"]["convex_fraction"] == 1.0  # A is positive definite
+    assert s.meta["metrics"]["curvature_roughness"] < 1e-3  # constant Laplacian up to float32 rounding
+
+
+def test_directions_are_filter_normalised_orthogonal_and_seeded():
+    probe, _, _ = _quadratic_probe()
+    d1, d2, cos = plane_directions(probe.params, 3)
+    w = probe.params["w"]
+    torch.testing.assert_close(_filter_norms(d1["w"]), _filter_norms(w))
+    torch.testing.assert_close(_filter_norms(d2["w"]), _filter_norms(w))
+    assert torch.equal(d1["bias"], torch.zeros(4))  # Li et al.'s "biasbn" ignore
+    assert abs(cos["cosine_after"]) < 1e-6 and cos["cosine_after"] == pytest.approx(cosine(d1, d2))
+    assert abs(cos["cosine_before"]) > 1e-3
+    per_filter = (d1["w"] * d2["w"]).sum(dim=1)
+    assert float(per_filter.abs().max()) < 1e-5
+    e1, _, _ = plane_directions(probe.params, 3)
+    f1, _, _ = plane_directions(probe.params, 4)
+    assert torch.equal(e1["w"], d1["w"]) and not torch.equal(f1["w"], d1["w"])
+    g1, _, _ = plane_directions(probe.params, 3, bias_mode="weight")
+    assert torch.equal(g1["bias"], probe.params["bias"])
+
+
+class SmallConvNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(4)
+        self.fc = torch.nn.Linear(4 * 8 * 8, 3)
+        torch.nn.init.zeros_(self.fc.bias)  # the all-zero bias that makes loss-landscapes divide 0 by 0
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.bn(self.conv(x))).flatten(1))
+
+
+def _conv_probe():
+    torch.manual_seed(0)
+    net = SmallConvNet()
+    with torch.no_grad():
+        net.bn.running_mean.uniform_(-0.1, 0.1)
+        net.bn.running_var.uniform_(0.5, 1.5)
+    gen = torch.Generator().manual_seed(2)
+    x, y = torch.randn(16, 1, 8, 8, generator=gen), torch.randint(0, 3, (16,), generator=gen)
+    return net, module_probe(net, lambda f, x, y: F.cross_entropy(f(x), y), name="conv", data={"x": x, "y": y})
+
+
+@pytest.mark.parametrize("bias_mode", ["ignore", "weight"])
+def test_dstab_equals_loss_landscapes_at_the_same_true_coordinates(bias_mode):
+    net, probe = _conv_probe()
+    net.train()
+    before = module_state(net)
+    ours = landscape.surface(probe, grid=5, radius=0.5, seed=1, bias_mode=bias_mode)
+    ref = reference.surface_ll(probe, grid=5, radius=0.5, seed=1, bias_mode=bias_mode)
+    np.testing.assert_allclose(ref.loss, ours.loss, rtol=1e-5)
+    assert ref.meta["cosine_after"] == ours.meta["cosine_after"]
+    # the full zig-zag output, every point at its mapped true coordinate
+    d1, d2, _ = plane_directions(probe.params, 1, bias_mode)
+    raw = reference.planar_with_directions(probe, d1, d2, 4, (-0.3, -0.3), 0.2)
+    where = reference.true_coordinates(4, (-0.3, -0.3), 0.2)
+    np.testing.assert_allclose(
+        raw, landscape.plane_losses(probe, d1, d2, where.reshape(-1, 2)).reshape(4, 4), rtol=1e-5
+    )
+    # the shift is real: without the mapping, odd rows would not match
+    naive = np.stack(np.meshgrid(-0.3 + 0.2 * np.arange(4), -0.3 + 0.2 * np.arange(1, 5), indexing="ij"), -1)
+    wrong = landscape.plane_losses(probe, d1, d2, naive.reshape(-1, 2)).reshape(4, 4)
+    assert not np.allclose(raw[1], wrong[1], rtol=1e-3)
+    np.testing.assert_allclose(raw[0], wrong[0], rtol=1e-5)
+    assert_unchanged(net, before)
+
+
+def test_surfaces_leave_the_callers_model_alone(ckpts):
+    bundle = checkpoints.load(ckpts["toy_gan"])
+    bundle.generator.train()
+    before = {r: module_state(m) for r, m in bundle.modules.items()}
+    probe = gan_probe(bundle, "g", batch_size=8)
+    landscape.surface(probe, grid=3, radius=0.1, strategy="vmap")
+    reference.surface_ll(probe, grid=3, radius=0.1)
+    for r, m in bundle.modules.items():
+        assert_unchanged(m, before[r])
+
+
+def test_dm_surface_centre_rows_and_cache_round_trip(ckpts, tmp_path, monkeypatch):
+    monkeypatch.setenv("DSTAB_CACHE", str(tmp_path))
+    probe = dm_probe(checkpoints.load(ckpts["toy_dm"]), [50, 500], batch_size=16)
+    full = landscape.surface(probe, grid=5, radius=0.5)
+    assert full.centre_loss == pytest.approx(float(probe.loss()), rel=1e-6)
+    part = landscape.surface(probe, grid=5, radius=0.5, rows=[1, 3])
+    np.testing.assert_array_equal(part.loss[[1, 3]], full.loss[[1, 3]])
+    assert np.isnan(part.loss[[0, 2, 4]]).all() and "metrics" not in part.meta
+    with pytest.raises(DstabError, match="lacks rows"):
+        landscape.finish(part)
+    stored = cache.store("surface", {"g": 5}, [probe.describe()["checkpoint_sha256"]], *full.to_record())
+    found = cache.lookup("surface", {"g": 5}, [probe.describe()["checkpoint_sha256"]])
+    back = landscape.Surface.from_record(found.meta, found.arrays)
+    np.testing.assert_array_equal(back.loss, full.loss)
+    assert back.meta["metrics"] == full.meta["metrics"]
+    assert stored.key == found.key
+
+
+def test_bad_grids_are_refused_and_costly_ones_warned():
+    probe, _, _ = _quadratic_probe()
+    for grid, match in [(2, ">= 3"), (6, "odd"), (1001, "absurd")]:
+        with pytest.raises(DstabError, match=match):
+            landscape.surface(probe, grid=grid)
+    with pytest.raises(DstabError, match="radius"):
+        landscape.surface(probe, grid=5, radius=0.0)
+    with pytest.warns(landscape.CostWarning, match=r"roughly 2\.5 min"):
+        assert landscape.warn_if_costly(150, 1.0, "test") == 150.0
