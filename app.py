@@ -12,6 +12,7 @@ pages = [
     st.Page("pages/hessian.py", title="Hessian"),
     st.Page("pages/consistency.py", title="Consistency"),
     st.Page("pages/diffusion_process.py", title="Diffusion process"),
+    st.Page("pages/training.py", title="Training"),
 ]
 page = st.navigation(pages)
 st.session_state["dstab_selection"] = sidebar.render()

@@ -39,10 +39,12 @@ def test_speedup_is_baseline_iterations_over_candidate_iterations():
     assert first_step_reaching(base_steps, base_fd, 20.0) == 300
 
 
-def test_rate_and_eta_use_only_the_last_segment_after_a_resume():
+def test_rate_and_eta_count_only_the_current_process():
     steps = np.array([10, 20, 30, 40, 50, 60])
-    walls = np.array([1.0, 2.0, 3.0, 0.5, 1.0, 1.5])  # resumed at step 40 with a fresh clock: 20 steps/s
-    rate, eta = rate_and_eta(steps, walls, total=100)
+    walls = np.array([100.0, 101.0, 102.0, 500.5, 501.0, 501.5])  # stopped at 30, resumed at t = 500
+    rate, eta = rate_and_eta(steps, walls, total=100, since=500.0)
     assert rate == pytest.approx(20.0)
     assert eta == pytest.approx(2.0)
+    rate_all, _ = rate_and_eta(steps, walls, total=100)
+    assert rate_all == pytest.approx(50 / 401.5)  # what ignoring the pause would report
     assert rate_and_eta(steps[:1], walls[:1], 100) == (None, None)

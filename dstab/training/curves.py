@@ -44,18 +44,18 @@ def speedup(base_steps, base_values, steps, values) -> dict:
     return {"target": target, "baseline_steps": base, "candidate_steps": cand, "ratio": ratio}
 
 
-def rate_and_eta(steps: np.ndarray, walls: np.ndarray, total: int | None, window: int = 20):
-    """(steps per second over the last `window` logged points, seconds left to `total`).
+def rate_and_eta(steps, walls, total: int | None, since: float | None = None, window: int = 20):
+    """(steps per second over the last `window` logged points, seconds left to reach `total`).
 
-    Only the last contiguous stretch counts: a resume starts a new wall clock
-    (wall going backwards) and must not produce a negative or huge rate.
+    `walls` are Unix times; only points logged at or after `since` (the launch of the current
+    process) count, so the pause between a stop and its resume never enters the rate.
     """
     s, w = np.asarray(steps, dtype=np.float64), np.asarray(walls, dtype=np.float64)
-    breaks = np.nonzero(np.diff(w) <= 0)[0]
-    start = breaks[-1] + 1 if len(breaks) else 0
-    s, w = s[start:][-window:], w[start:][-window:]
+    if since is not None:
+        s, w = s[w >= since], w[w >= since]
+    s, w = s[-window:], w[-window:]
     if len(s) < 2 or w[-1] <= w[0]:
         return None, None
     rate = (s[-1] - s[0]) / (w[-1] - w[0])
-    eta = (total - s[-1]) / rate if total and rate > 0 else None
-    return float(rate), (max(0.0, float(eta)) if eta is not None else None)
+    eta = max(0.0, (total - s[-1]) / rate) if total else None
+    return float(rate), eta

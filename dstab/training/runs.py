@@ -49,8 +49,8 @@ RUN = "run"  # the trainer's RUN_DIR inside a run's directory
 
 
 def workspace_root(root: str | Path | None = None) -> Path:
-    """Where runs live: `root` if given, else $DSTAB_WORKSPACE, else <repo>/workspace/runs (created)."""
-    root = Path(root or os.environ.get("DSTAB_WORKSPACE") or REPO_ROOT / "workspace" / "runs")
+    """Where runs live: `root` if given, else $DSTAB_WORKSPACE/runs, default <repo>/workspace/runs (created)."""
+    root = Path(root or Path(os.environ.get("DSTAB_WORKSPACE") or REPO_ROOT / "workspace") / "runs")
     root.mkdir(parents=True, exist_ok=True)
     return root.resolve()
 

@@ -1,0 +1,103 @@
+"""AppTest of the training page: no runs, a finished real run (table and curves equal the
+database), a running one that the Stop button stops."""
+
+import base64
+import json
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dstab.training import runs
+
+REPO = Path(__file__).resolve().parents[2]
+FAKE = REPO / "tests" / "fake_trainer.py"
+TINY = [
+    "dataset=toy2d:8gaussians",
+    'arch={"arch": "mlp_denoiser", "hidden": 32}',
+    "batch_size=16",
+    "steps=40",
+    "log_every=5",
+    "checkpoint_every=20",
+    "eval_every=null",
+]
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch):
+    monkeypatch.setenv("DSTAB_WORKSPACE", str(tmp_path / "ws"))
+    return runs.workspace_root()
+
+
+def _values(v) -> list:
+    """A plotly trace array: plain list, or plotly's base64 typed array."""
+    if isinstance(v, dict):
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).tolist()
+    return list(v)
+
+
+def figures(at) -> dict[str, dict]:
+    figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return {f["layout"]["title"]["text"]: f for f in figs}
+
+
+def page() -> AppTest:
+    at = AppTest.from_file(str(REPO / "pages" / "training.py"), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_page_with_no_runs_offers_the_launch_form(ws):
+    at = page()
+    assert any("No runs yet" in i.value for i in at.info)
+    assert at.button(key="launch").label == "Launch 1 run"
+    assert not at.error
+    assert len(at.get("plotly_chart")) == 2  # the CLTS pmf and the beta1/lr schedules, before launching
+
+
+def test_a_config_the_trainer_refuses_is_shown_before_anything_starts(ws):
+    at = page()
+    at.number_input(key="launch_mdlrc-clts_beta0").set_value(0.3).run()  # below the 0.4 floor
+    assert any("The trainer refuses this configuration" in e.value and "floor" in e.value for e in at.error)
+    assert runs.run_names() == []
+
+
+def test_finished_run_table_and_curves_equal_the_database(ws):
+    runs.start("done", preset="baseline", overrides=TINY, device="cpu", threads=1)
+    assert runs.wait("done", timeout=180).state == "finished"
+    at = page()
+    table = at.dataframe[0].value
+    row = table[table["run"] == "done"].iloc[0]
+    assert (row["status"], row["step"], row["of"]) == ("finished", 40, 40)
+    con = sqlite3.connect(ws / "done" / "run" / "metrics.sqlite")
+    db_loss = con.execute("SELECT step, value FROM metrics WHERE name = 'loss' ORDER BY step").fetchall()
+    figs = figures(at)
+    trace = figs["Training loss"]["data"][0]
+    assert _values(trace["x"]) == [s for s, _ in db_loss]
+    assert _values(trace["y"]) == pytest.approx([v for _, v in db_loss], rel=1e-12)
+    quartiles = next(f for title, f in figs.items() if title.startswith("Loss per quartile"))
+    assert [t["name"] for t in quartiles["data"]] == ["done q0", "done q1", "done q2", "done q3"]
+    assert at.select_slider(key="sample_step_done").options == ["20", "40"]
+    assert len(at.get("image")) == 1  # the EMA sample grid of the latest checkpoint
+
+
+def test_running_run_is_polled_and_the_stop_button_stops_it(ws, monkeypatch):
+    monkeypatch.setenv("DSTAB_TRAIN_COMMAND", f"{sys.executable} {FAKE}")
+    monkeypatch.setenv("FAKE_STEP_S", "0.05")
+    runs.start("live", preset="baseline", overrides=[*TINY, "steps=100000"], device="cpu")
+    deadline = time.monotonic() + 60
+    while runs.status("live").step < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    at = page()
+    table = at.dataframe[0].value
+    assert table.iloc[0]["status"] == "running" and table.iloc[0]["step"] >= 2
+    at.button(key="stop").click().run()
+    assert runs.wait("live", timeout=60).state == "stopped"
+    at.run()
+    assert at.dataframe[0].value.iloc[0]["status"] == "stopped"
