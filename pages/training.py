@@ -15,7 +15,6 @@ from dstab.training import config as train_config
 from dstab.training import curves, runboard, runs
 from dstab.training.runmetrics import RunMetrics
 
-POLL_S = 3.0
 SWEEP_KEYS = {"CLTS mu": "timesteps.mu", "CLTS target_iter": "timesteps.target_iter", "ablation presets": "preset"}
 ABLATION = ["baseline", "md", "md-lrc", "mdlrc-clts"]  # paper Fig. 6
 
@@ -235,7 +234,7 @@ def sweep_requests(name: str, preset: str, overrides: list[str]) -> list[tuple[s
     values = [v.strip() for v in text.split(",") if v.strip()]
     if key == "preset":
         return [
-            (f"{name}-{v}", v, [o for o in overrides if not o.startswith(("timesteps=", "momentum="))]) for v in values
+            (f"{name}-{v}", v, [o for o in overrides if not o.startswith(("timesteps=", "momentum=", "beta1="))]) for v in values
         ]
     return [(f"{name}-{v.replace('.', 'p')}", preset, [*overrides, f"{key}={v}"]) for v in values]
 
@@ -317,7 +316,7 @@ except DstabError as exc:
     st.error(str(exc))
     st.stop()
 active = any(s.active for s in statuses)
-st.fragment(live_view, run_every=POLL_S if active else None)(active)  # polls only while a run is active
+st.fragment(live_view, run_every=runboard.POLL_S if active else None)(active)  # polls only while a run is active
 controls()
 samples_section()
 launch_form(statuses)

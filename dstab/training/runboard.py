@@ -29,6 +29,7 @@ MODEL_SIZES = {
         "wide": {"arch": "mlp_denoiser", "hidden": 256},
     },
 }
+POLL_S = 3.0  # the page re-reads new rows this often while a run is active
 EVAL_PREFIXES = ("fid@", "fd_local@", "fd_points@")  # lower is better; named by rundir.py's contract
 QUARTILES = [f"loss_q{k}" for k in range(4)]
 
@@ -118,8 +119,9 @@ def table_row(st: runs.RunStatus, metrics: RunMetrics | None) -> dict:
     fd_name = None
     if metrics is not None:
         steps, _, walls = metrics.series("loss")
-        if st.state == "running":
+        if st.state != "queued":  # the current (or last) process's speed; ETA only while it runs
             rate, eta = rate_and_eta(steps, walls, st.total_steps, since=st.started)
+            eta = eta if st.state == "running" else None
         fd_name = eval_metric(metrics.names())
         fd = metrics.latest(fd_name)[1] if fd_name else None
     return {

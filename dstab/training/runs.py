@@ -129,13 +129,13 @@ def _alive(pid: int | None, marker: str) -> bool:
     return True
 
 
-def resolve_device(device: str) -> str:
-    """A concrete device name, so that slots are counted per real device."""
-    if device in (None, "", "auto"):
-        import torch
+def resolve_device(device: str | None) -> str:
+    """A concrete device name ("cpu", "cuda:0"), so that slots are counted per real device; a CUDA
+    request without CUDA is refused here rather than by a failed run."""
+    from ..commands import resolve_device as torch_device
 
-        return "cuda:0" if torch.cuda.is_available() else "cpu"
-    return "cuda:0" if device == "cuda" else device
+    dev = torch_device(device)
+    return f"cuda:{dev.index or 0}" if dev.type == "cuda" else str(dev)
 
 
 def _trainer_args(path: Path, launch: dict, mode: str) -> list[str]:
