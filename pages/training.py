@@ -6,6 +6,7 @@ some run is active a fragment re-reads the new metric rows every few seconds.
 """
 
 import json
+import sqlite3
 
 import streamlit as st
 
@@ -33,9 +34,22 @@ def metrics_for(statuses) -> dict[str, RunMetrics]:
         m = cache.get(s.name)
         if m is None or m.db != db:
             m = cache[s.name] = RunMetrics(db)
-        m.refresh()
+        try:
+            m.refresh()
+        except sqlite3.Error as exc:  # damaged since its status was read: this run only is skipped
+            st.error(f"{s.name}: metrics database unreadable ({exc})")
+            continue
         out[s.name] = m
     return out
+
+
+def with_vanished(statuses) -> list:
+    """Runs seen earlier in this session whose directory has since gone stay listed, as broken."""
+    known = st.session_state.setdefault("known_runs", set())
+    names = {s.name for s in statuses}
+    gone = [runs.status(n) for n in sorted(known - names)]
+    known |= names
+    return statuses + gone
 
 
 def selected_runs(names: list[str]) -> list[str]:
@@ -130,6 +144,7 @@ def live_view(was_active: bool) -> None:
     except DstabError as exc:
         st.error(str(exc))
         return
+    statuses = with_vanished(statuses)
     if not statuses:
         st.info("No runs yet: launch one below.")
         return
@@ -164,6 +179,7 @@ def controls() -> None:
         confirm = c4.text_input("Type the run's name to delete it", key="delete_confirm")
         if c4.button("Delete", key="delete", disabled=confirm != name):
             runs.delete(name, confirm)
+            st.session_state.get("known_runs", set()).discard(name)
             st.rerun()
     except DstabError as exc:
         st.error(str(exc))
@@ -234,7 +250,8 @@ def sweep_requests(name: str, preset: str, overrides: list[str]) -> list[tuple[s
     values = [v.strip() for v in text.split(",") if v.strip()]
     if key == "preset":
         return [
-            (f"{name}-{v}", v, [o for o in overrides if not o.startswith(("timesteps=", "momentum=", "beta1="))]) for v in values
+            (f"{name}-{v}", v, [o for o in overrides if not o.startswith(("timesteps=", "momentum=", "beta1="))])
+            for v in values
         ]
     return [(f"{name}-{v.replace('.', 'p')}", preset, [*overrides, f"{key}={v}"]) for v in values]
 

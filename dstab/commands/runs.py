@@ -111,6 +111,11 @@ def run_logs(args) -> int:
     path = runs.run_dir(args.name, args.root)
     if not path.is_dir():
         raise DstabError(f"no run named {args.name!r} in {path.parent}")
+    progress = path / runs.RUN / "train.log"
+    if progress.exists():
+        print(f"--- {progress} (the trainer's log lines)")
+        print("\n".join(runs.log_tail(progress.parent, args.lines, progress.name)))
+    print(f"--- {path / runs.LOG_NAME} (the process's stdout and stderr)")
     print("\n".join(runs.log_tail(path, args.lines)))
     return 0
 

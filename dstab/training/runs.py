@@ -110,8 +110,6 @@ def _alive(pid: int | None, marker: str) -> bool:
     """Whether `pid` is a live, non-zombie process whose command line mentions `marker` (guards pid reuse)."""
     if not pid:
         return False
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)  # reap it if we are its parent, or it would linger as a zombie
     proc = Path(f"/proc/{pid}")
     if proc.exists():
         try:
@@ -119,6 +117,9 @@ def _alive(pid: int | None, marker: str) -> bool:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except (OSError, IndexError):
             return False
+        if state == "Z":  # exited; reap it if this process launched it, or it lingers as a zombie
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, os.WNOHANG)
         return state not in ("Z", "X") and marker in cmdline
     try:
         os.kill(pid, 0)
@@ -201,10 +202,11 @@ class RunStatus:
         return self.state in ACTIVE
 
 
-def log_tail(path: Path, lines: int = 20) -> list[str]:
-    """The last `lines` lines of a run's console log (the trainer's stdout and stderr), read from the end."""
+def log_tail(path: Path, lines: int = 20, file: str = LOG_NAME) -> list[str]:
+    """The last `lines` lines of a log in `path` (default: the run's console log, the trainer's
+    stdout and stderr), read from the end of the file."""
     try:
-        with open(path / LOG_NAME, "rb") as handle:
+        with open(path / file, "rb") as handle:
             handle.seek(0, os.SEEK_END)
             handle.seek(max(0, handle.tell() - 300 * (lines + 1)))
             return handle.read().decode(errors="replace").splitlines()[-lines:]
