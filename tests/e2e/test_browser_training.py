@@ -21,9 +21,10 @@ TINY = [
     "checkpoint_every=100000",
     "eval_every=null",
 ]
+# plotly.js's own view of each trace (_fullData: typed arrays decoded, _length = points drawn)
 POINTS_JS = """name => {
   for (const el of document.querySelectorAll('.js-plotly-plot')) {
-    for (const tr of (el.data || [])) { if (tr.name === name) return tr.x.length; }
+    for (const tr of (el._fullData || [])) { if (tr.name === name) return tr._length || 0; }
   }
   return 0;
 }"""
