@@ -30,7 +30,11 @@ TINY = [
 @pytest.fixture
 def ws(tmp_path, monkeypatch):
     monkeypatch.setenv("DSTAB_WORKSPACE", str(tmp_path / "ws"))
-    return runs.workspace_root()
+    yield runs.workspace_root()
+    for s in runs.list_runs():  # leave no process behind
+        if s.active:
+            runs.stop(s.name)
+            runs.wait(s.name, timeout=120)
 
 
 def _values(v) -> list:
@@ -101,3 +105,30 @@ def test_running_run_is_polled_and_the_stop_button_stops_it(ws, monkeypatch):
     assert runs.wait("live", timeout=60).state == "stopped"
     at.run()
     assert at.dataframe[0].value.iloc[0]["status"] == "stopped"
+
+
+def test_a_sweep_over_the_ablation_presets_is_queued_as_one_group(ws, monkeypatch):
+    monkeypatch.setenv("DSTAB_TRAIN_COMMAND", f"{sys.executable} {FAKE}")
+    monkeypatch.setenv("FAKE_STEP_S", "0.05")
+    monkeypatch.setenv("DSTAB_MAX_RUNS_PER_DEVICE", "1")
+    at = page()
+    at.selectbox[0].set_value("toy2d:8gaussians").run()  # dataset
+    at.text_input(key="launch_name").set_value("abl").run()
+    at.selectbox(key="sweep_key").set_value("ablation presets").run()
+    assert not at.error
+    at.button(key="launch").click().run()
+    assert not at.exception and not at.error
+    statuses = {s.name: s for s in runs.list_runs()}
+    assert sorted(statuses) == ["abl-baseline", "abl-md", "abl-md-lrc", "abl-mdlrc-clts"]
+    assert {s.group for s in statuses.values()} == {"abl"}
+    assert sorted(s.state for s in statuses.values()) == ["queued", "queued", "queued", "running"]
+    assert [s.preset for s in runs.list_runs()] == ["baseline", "md", "md-lrc", "mdlrc-clts"]
+    cfg = runboard_config("abl-baseline")
+    assert (cfg["beta1"], cfg["momentum"], cfg["timesteps"]) == (0.9, {"name": "constant"}, {"name": "uniform"})
+    assert runboard_config("abl-mdlrc-clts")["momentum"]["name"] == "md-lrc"
+
+
+def runboard_config(name):
+    from dstab.training import runboard
+
+    return runboard.run_config(name)
