@@ -3,6 +3,7 @@ database), a running one that the Stop button stops."""
 
 import base64
 import json
+import shutil
 import sqlite3
 import sys
 import time
@@ -132,3 +133,25 @@ def runboard_config(name):
     from dstab.training import runboard
 
     return runboard.run_config(name)
+
+
+def test_broken_and_vanished_runs_are_shown_with_reasons_and_the_rest_keeps_working(ws, monkeypatch):
+    monkeypatch.setenv("DSTAB_TRAIN_COMMAND", f"{sys.executable} {FAKE}")
+    monkeypatch.setenv("FAKE_STEP_S", "0.01")
+    monkeypatch.setenv("DSTAB_MAX_RUNS_PER_DEVICE", "3")
+    for name in ("good", "corrupt", "vanishing"):
+        runs.start(name, preset="baseline", overrides=[*TINY, "steps=10"], device="cpu")
+    for name in ("good", "corrupt", "vanishing"):
+        assert runs.wait(name, timeout=120).state == "finished"
+    (ws / "corrupt" / "run" / "metrics.sqlite").write_bytes(b"garbage" * 1000)
+    at = page()
+    shutil.rmtree(ws / "vanishing")
+    at.run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc["good", "status"] == "finished" and table.loc["good", "step"] == 10
+    assert table.loc["corrupt", "status"] == "broken" and "metrics database unreadable" in table.loc["corrupt", "note"]
+    assert table.loc["vanishing", "status"] == "broken" and "was deleted" in table.loc["vanishing", "note"]
+    shown = [e.value.split(":")[0] for e in at.error]
+    assert "corrupt is broken" in shown and "vanishing is broken" in shown and "good is broken" not in shown
+    assert "Training loss" in figures(at)  # the good run's curves still draw
