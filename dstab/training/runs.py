@@ -156,9 +156,10 @@ def _spawn(path: Path, launch: dict, mode: str) -> int:
     # clean exit, records its code and hands the slot on. A trap with a command is reset in children,
     # so the trainer still receives SIGTERM normally. A stop that lands before the trainer is forked
     # is seen through the stop file (143 = what SIGTERM would have given).
+    queued = f"{shlex.quote(str(path.parent))}/*/queued"  # hand on only if some run waits (saves an interpreter)
     script = (
         f"trap true TERM; if [ -e {stop_file} ]; then code=143; else {train}; code=$?; fi; "
-        f"echo $code > {exit_file}; {after}"
+        f'echo $code > {exit_file}; for q in {queued}; do [ -e "$q" ] && {after}; break; done'
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
     started = time.time()  # before the fork: a fast trainer may finish before Popen returns
