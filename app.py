@@ -14,6 +14,7 @@ pages = [
     st.Page("pages/diffusion_process.py", title="Diffusion process"),
     st.Page("pages/training.py", title="Training"),
 ]
-page = st.navigation(pages)
+# the sidebar is drawn before st.navigation so that its widgets belong to this entry script and keep
+# their state when the user moves between pages
 st.session_state["dstab_selection"] = sidebar.render()
-page.run()
+st.navigation(pages).run()

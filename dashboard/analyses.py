@@ -1,10 +1,11 @@
 """What each page asks of dstab: cache name, parameters, checkpoints and the computation.
 
-A `Request` is everything `compute.cached` needs; building one costs nothing
-(no model is evaluated), so pages build them on every rerun. The parameter
-dicts here are the cache keys: the zoo's precomputed results are found only
-if `python -m dstab precompute` used the same ones, which is why pages and
-precompute both take them from the library's own `*_params` functions.
+A `Request` is everything `compute.cached` needs. The parameters are built by
+the library's own functions (`service.probe_params`, `landscape.surface_params`,
+`hessian.hessian_params`, ...) and the computation calls the library's cached
+entry points (`service.surface_for`, `hessian.cached`, `consistency.cached`),
+so a page finds exactly the results `python -m dstab precompute` and
+`python -m dstab report` shipped, and what a page computes the CLI finds too.
 """
 
 from __future__ import annotations
@@ -12,24 +13,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from dstab import cache, probes
-from dstab.analysis import consistency as consistency_mod
-from dstab.analysis import hessian as hessian_mod
-from dstab.analysis import landscape
+from dstab import cache, probes, report
+from dstab.analysis import consistency as cons
+from dstab.analysis import hessian, interpolation, landscape, service
 from dstab.checkpoints import Bundle
+from dstab.diffusion import NoiseSource
 from dstab.sampling import sample_shape
 
 from .jobs import Job
 
-# Probe settings shown by default: the paper plots DM surfaces at several t; these are the
-# timesteps the precompute covers (early, middle and late in a T = 1000 chain).
-DM_TIMESTEPS = (50, 500, 900)
-DM_TIMESTEPS_CHOICES = sorted({1, 10, 50, 100, 250, 500, 750, 900, 999, *DM_TIMESTEPS})
-PROBE_BATCH = 64
-PROBE_SEED = 0
-CONSISTENCY_DEFAULTS = {"num": 32, "seed": 0, "sampler": "ddpm"}  # the paper's Table 1: M = 32, ancestral sampling
+DM_TIMESTEPS = service.DEFAULT_TIMESTEPS  # the precomputed ones
+DM_TIMESTEP_CHOICES = sorted({1, 10, 100, 250, 750, 999, *DM_TIMESTEPS})
+# Hessian: the report's probe and settings, which `dstab report` ships for the zoo
+HESSIAN_SETTINGS = report.HESSIAN_SETTINGS
+HESSIAN_BATCH = report.HESSIAN_PROBE["batch_size"]
+QUARTILES = "quartile midpoints"  # the report's DM probe: t at 1/8, 3/8, 5/8, 7/8 of T, averaged
+CONSISTENCY_DEFAULTS = {"num": report.CONSISTENCY_SETTINGS["num"], "seed": report.CONSISTENCY_SETTINGS["seed"]}
 
 
 @dataclass
@@ -37,74 +39,97 @@ class Request:
     name: str
     params: dict
     shas: list[str]
-    compute: Callable[[Job], tuple[dict, dict]]
+    run: Callable[[Job], cache.Result]  # computes (or finds) and stores the result
     label: str
     units: int  # loss evaluations or model calls, for the cost estimate
 
 
-def probe_settings(bundle: Bundle, timestep: int, role: str) -> dict:
-    if bundle.kind == "dm":
-        return {"probe": "dm", "timesteps": [int(timestep)], "batch_size": PROBE_BATCH, "probe_seed": PROBE_SEED}
-    return {"probe": f"gan-{role}", "batch_size": PROBE_BATCH, "probe_seed": PROBE_SEED}
+def _result(obj, source: str) -> cache.Result:
+    meta, arrays = obj.to_record()
+    return cache.Result(meta, arrays, key="", source=source)
 
 
-def make_probe(bundle: Bundle, settings: dict, device) -> probes.Probe:
-    if settings["probe"] == "dm":
-        probe = probes.dm_probe(bundle, settings["timesteps"], settings["batch_size"], settings["probe_seed"])
-    else:
-        role = settings["probe"].split("-", 1)[1]
-        probe = probes.gan_probe(bundle, role, settings["batch_size"], settings["probe_seed"])
-    return probe.to(device)
+def probe_args(bundle: Bundle, timestep: int, role: str) -> dict:
+    return {"timestep": int(timestep)} if bundle.kind == "dm" else {"role": role}
 
 
-def surface_request(bundle: Bundle, sha: str, settings: dict, grid: int, radius: float, seed: int, device) -> Request:
-    params = {**settings, **landscape.surface_params(grid, radius, seed, "ignore")}
+def surface_request(bundle: Bundle, label: str, timestep: int, role: str, grid: int, radius: float, seed: int,
+                    device) -> Request:  # fmt: skip
+    args = probe_args(bundle, timestep, role)
+    d = service.DEFAULTS
+    pp = service.probe_params(bundle, args.get("timestep"), args.get("role"), d["batch_size"], d["probe_seed"])
+    params = {"probe": pp, **landscape.surface_params(grid, radius, seed, d["bias_mode"])}
 
-    def compute(job: Job):
-        probe = make_probe(bundle, settings, device)
+    def run(job: Job) -> cache.Result:
         total = grid * grid
-        return landscape.surface(probe, grid, radius, seed, progress=lambda n: job.progress(n, total)).to_record()
+        found = service.surface_for(bundle, **args, grid=grid, radius=radius, seed=seed, device=device,
+                                    progress=lambda n: job.advance(n, total))  # fmt: skip
+        return _result(*found)
 
-    return Request("surface", params, [sha], compute, f"{bundle.name} surface", grid * grid)
-
-
-def hessian_request(bundle: Bundle, sha: str, settings: dict, top_k: int, trace_samples: int, slq_runs: int,
-                    seed: int, device) -> Request:  # fmt: skip
-    options = {**hessian_mod.DEFAULTS, "top_k": top_k, "trace_samples": trace_samples, "slq_runs": slq_runs,
-               "seed": seed}  # fmt: skip
-    params = {**settings, **options}
-
-    def compute(job: Job):
-        probe = make_probe(bundle, settings, device)
-        result = hessian_mod.spectrum(probe, **options, progress=job.progress)
-        return {**result.summary(), "probe": probe.describe()}, result.arrays()
-
-    # Lanczos steps (up to 300, usually far fewer) + trace probes + SLQ steps, each one HVP ~ 3 losses
-    hvps = 100 + trace_samples + slq_runs * options["slq_steps"]
-    return Request("hessian", params, [sha], compute, f"{bundle.name} Hessian", 3 * hvps)
+    return Request("surface", params, [bundle.sha256], run, f"{label} surface", grid * grid)
 
 
-def consistency_request(bundles: list[Bundle], names: list[str], shas: list[str], num: int, seed: int,
-                        sampler: str, steps: int | None, device) -> Request:  # fmt: skip
-    """GANs have no sampler: their group shares latents z, and the params say so."""
-    gan = bundles[0].kind == "gan"
-    sampler, steps = ("gan", None) if gan else (sampler, steps)
-    params = {"models": names, "num": num, "seed": seed, "sampler": sampler, "steps": steps}
+def interpolation_request(final: Bundle, early: Bundle, label: str, timestep: int, role: str, lo: float, hi: float,
+                          steps: int, device) -> Request:  # fmt: skip
+    """From the early checkpoint (alpha = 0) to the final one (alpha = 1), the zoo's convention."""
+    args = probe_args(final, timestep, role)
+    d = service.DEFAULTS
+    pp = service.probe_params(final, args.get("timestep"), args.get("role"), d["batch_size"], d["probe_seed"])
+    params = {"probe": pp, **interpolation.interpolation_params(lo, hi, steps)}
+    points = len(interpolation.interpolation_alphas(lo, hi, steps))
 
-    def compute(job: Job):
-        result = consistency_mod.consistency(
-            bundles, names, num, seed, "ddpm" if gan else sampler, steps, device=device
-        )
-        return result.summary(), result.arrays()
+    def run(job: Job) -> cache.Result:
+        found = service.interpolation_for(final, early, **args, lo=lo, hi=hi, steps=steps, device=device,
+                                          progress=lambda n: job.advance(n, points))  # fmt: skip
+        return _result(*found)
 
-    calls = 1 if gan else (steps or bundles[0].diffusion.T)
-    return Request("consistency", params, shas, compute, f"consistency of {len(names)} models", len(bundles) * calls)
+    return Request("interpolate", params, [final.sha256, early.sha256], run, f"{label} interpolation", points)
 
 
-def loss_call(bundle: Bundle, settings: dict, device) -> Callable[[], object]:
-    """One probe loss evaluation: the unit of surfaces and interpolations."""
-    probe = make_probe(bundle, settings, device)
-    return probe.loss
+def hessian_probe(bundle: Bundle, timestep: int | str, role: str, device):
+    """The report's probe (batch 16; a DM at the quartile midpoints) or a DM at one timestep."""
+    if bundle.kind == "dm" and timestep != QUARTILES:
+        return probes.dm_probe(bundle, [int(timestep)], HESSIAN_BATCH, 0).to(device)
+    return report.default_probe(bundle, role if bundle.kind == "gan" else None).to(device)
+
+
+def hessian_request(bundle: Bundle, label: str, timestep, role: str, settings: dict, device) -> Request:
+    probe = hessian_probe(bundle, timestep, role, device)
+    params = hessian.hessian_params(probe, "dstab", **settings)
+
+    def run(job: Job) -> cache.Result:
+        spectrum, source = hessian.cached(probe, "dstab", progress=job.progress, **settings)
+        meta, arrays = spectrum.to_record()
+        return cache.Result({**meta, "probe": probe.describe()}, arrays, key="", source=source)
+
+    # Lanczos (until converged, often ~50 steps) + trace probes + SLQ steps, one HVP each (about 3 losses)
+    hvps = 50 + settings["trace_samples"] + settings["slq_runs"] * settings["slq_steps"]
+    return Request("hessian", params, [bundle.sha256], run, f"{label} Hessian", 3 * hvps)
+
+
+def consistency_request(bundles: list[Bundle], names: list[str], num: int, seed: int, sampler: str,
+                        steps: int | None, device) -> Request:  # fmt: skip
+    """GANs share latents, not a sampler: they are keyed with sampler ddpm and no steps, as the report keys them."""
+    if bundles[0].kind == "gan":
+        sampler, steps = "ddpm", None
+    settings = {"num": num, "seed": seed, "sampler": sampler, "steps": steps}
+    params = {"num": 32, "seed": 0, "sampler": "ddpm", "steps": None, "eta": 0.0, **settings}
+
+    def run(job: Job) -> cache.Result:
+        result, source = cons.cached(bundles, names, device=device, **settings)
+        return _result(result, source)
+
+    calls = 1 if bundles[0].kind == "gan" else (steps or bundles[0].diffusion.T)
+    label = f"consistency of {', '.join(n.split('/')[-1] for n in names)}"
+    return Request("consistency", params, [b.sha256 for b in bundles], run, label, len(bundles) * calls)
+
+
+def loss_call(bundle: Bundle, timestep: int, role: str, device) -> Callable[[], object]:
+    """One loss evaluation of the landscape probe: the unit of surfaces and interpolations."""
+    d = service.DEFAULTS
+    if bundle.kind == "dm":
+        return probes.dm_probe(bundle, [int(timestep)], d["batch_size"], d["probe_seed"]).to(device).loss
+    return probes.gan_probe(bundle, role, d["batch_size"], d["probe_seed"]).to(device).loss
 
 
 def sample_call(bundle: Bundle, num: int, device) -> Callable[[], object]:
@@ -119,37 +144,46 @@ def sample_call(bundle: Bundle, num: int, device) -> Callable[[], object]:
     return lambda: g(z)
 
 
-def default_consistency(family: str, kind: str, entries: dict):
-    """The zoo's precomputed default consistency of a kind's init group, or None."""
-    names = sorted(e for e, v in entries.items() if e.startswith(family + "/") and f"{kind}-init" in v["groups"])
-    if len(names) < 2:
+def _zoo_shas(entries: dict, ids: list[str]) -> list[str]:
+    return [entries[i]["checkpoints"]["final"]["sha256"] for i in ids]
+
+
+def default_consistency(family: str, kind: str, entries: dict) -> cache.Result | None:
+    """The shipped default consistency of a kind's init group (DDPM for DMs), or None. Never computes."""
+    ids = sorted(e for e, v in entries.items() if e.startswith(family + "/") and f"{kind}-init" in v["groups"])
+    if len(ids) < 2:
         return None
-    shas = [entries[n]["checkpoints"]["final"]["sha256"] for n in names]
-    sampler = "gan" if kind == "gan" else CONSISTENCY_DEFAULTS["sampler"]
-    params = {"models": names, **CONSISTENCY_DEFAULTS, "sampler": sampler, "steps": None}
-    return cache.lookup("consistency", params, shas)
+    params = {"num": 32, "seed": 0, "sampler": "ddpm", "steps": None, "eta": 0.0, **CONSISTENCY_DEFAULTS}
+    return cache.lookup("consistency", params, _zoo_shas(entries, ids))
 
 
-def default_hessian(family: str, kind: str, entries: dict):
-    eid = f"{family}/{kind}-eps-s0" if kind == "dm" else f"{family}/gan-s0"
-    if eid not in entries:
-        return None
-    settings = (
-        {"probe": "dm", "timesteps": [DM_TIMESTEPS[1]], "batch_size": PROBE_BATCH, "probe_seed": PROBE_SEED}
-        if kind == "dm"
-        else {"probe": "gan-g", "batch_size": PROBE_BATCH, "probe_seed": PROBE_SEED}
-    )
-    params = {**settings, **hessian_mod.DEFAULTS}
-    return cache.lookup("hessian", params, [entries[eid]["checkpoints"]["final"]["sha256"]])
+def default_hessian(bundle: Bundle) -> cache.Result | None:
+    probe = report.default_probe(bundle, None if bundle.kind == "dm" else "g")
+    return cache.lookup("hessian", hessian.hessian_params(probe, "dstab", **HESSIAN_SETTINGS), [bundle.sha256])
 
 
-def home_numbers(family: str, entries: dict) -> list[tuple[str, float | None, str]]:
-    """(label, value or None, unit) for the Home page: never computes, only looks up."""
-    out = []
-    for kind in ("dm", "gan"):
-        found = default_consistency(family, kind, entries)
-        out.append((f"{kind.upper()} consistency C(q)", found.meta["C_db"] if found else None, " dB"))
-    for kind in ("dm", "gan"):
-        found = default_hessian(family, kind, entries)
-        out.append((f"{kind.upper()} Hessian lambda_1", found.meta["lambda_1"] if found else None, ""))
-    return out
+def trajectory_request(bundle: Bundle, label: str, sampler: str, steps: int, seed: int, n: int, device) -> Request:
+    """A DM's sampling trajectory: its x0 estimate at every sampler step, from NoiseSource(seed)."""
+    params = {"sampler": sampler, "steps": int(steps), "seed": int(seed), "n": int(n), "clip": True}
+
+    def compute(job: Job) -> tuple[dict, dict]:
+        model = bundle.model.to(device)
+        calls = iter(range(1, steps + 1))
+
+        def reporting(x, t):  # one model call per sampler step: report it, and stop here on Cancel
+            job.progress(next(calls), steps)
+            return model(x, t)
+
+        source = NoiseSource(seed, (n, *sample_shape(bundle)))
+        final, frames = bundle.diffusion.sample(
+            reporting, source, sampler=sampler, steps=steps if sampler == "ddim" else None, device=device,
+            trajectory=True,
+        )  # fmt: skip
+        arrays = {"t": np.array([f[0] for f in frames]), "x0_hat": torch.stack([f[1] for f in frames]).numpy(),
+                  "final": final.cpu().numpy()}  # fmt: skip
+        return params, arrays
+
+    def run(job: Job) -> cache.Result:
+        return cache.get_or_compute("trajectory", params, [bundle.sha256], lambda: compute(job))
+
+    return Request("trajectory", params, [bundle.sha256], run, f"{label} {sampler.upper()} trajectory", steps)

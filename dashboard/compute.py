@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 
 import streamlit as st
 
@@ -40,15 +39,12 @@ def duration(seconds: float) -> str:
     return f"about {seconds / 60:.0f} min"
 
 
-def cached(
-    name: str,
-    params: dict,
-    shas: list[str],
-    compute: Callable[[Job], tuple[dict, dict]],
-    estimate_s: float,
-    label: str,
-) -> cache.Result | None:
-    """The result for (name, params, checkpoints), or None while it is not available yet."""
+def cached(request, estimate_s: float) -> cache.Result | None:
+    """The result of an `analyses.Request`, or None while it is not available yet.
+
+    The cache lookup comes first (shipped zoo results, then the user cache); only
+    a miss starts `request.run` in the background."""
+    name, params, shas, label = request.name, request.params, request.shas, request.label
     key = cache.result_key(name, params, shas)
     jobs = runner()
     hit = jobs.result(key)
@@ -65,9 +61,7 @@ def cached(
         if not auto and not box.button("Compute", key=f"go-{key}", type="primary"):
             return None
         cancelled.discard(key)
-        job = jobs.submit(
-            key, label, lambda j: cache.get_or_compute(name, params, shas, lambda: compute(j)), estimate_s
-        )
+        job = jobs.submit(key, label, request.run, estimate_s)
     return _wait(job, jobs)
 
 

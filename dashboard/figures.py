@@ -211,3 +211,37 @@ def consistency_row(kind: str, names: list[str], meta: dict) -> dict:
         "seed": s.get("seed"),
         "C(q) dB": meta.get("C_db"),
     }
+
+
+def interpolation_curves(results: dict) -> go.Figure:
+    """Each curve relative to its own final checkpoint's loss L(1): (L(alpha) - L(1)) / |L(1)|."""
+    fig = go.Figure()
+    for kind, (label, res) in results.items():
+        a, loss = res.arrays["alphas"], res.arrays["loss"]
+        ref = float(loss[a == 1][0])
+        fig.add_scatter(x=a, y=(loss - ref) / abs(ref) if ref else loss - ref, name=f"{label} ({probe_text_a(res)})",
+                        mode="lines+markers", line={"color": KIND_COLOURS[kind]})  # fmt: skip
+    for x, text in ((0, "early"), (1, "final")):
+        fig.add_vline(x=x, line_dash="dot", line_color="grey", annotation_text=text)
+    fig.update_layout(title="Loss from the early (alpha = 0) to the final (alpha = 1) checkpoint", height=460,
+                      xaxis_title="alpha", yaxis_title="(L - L_final) / |L_final|")  # fmt: skip
+    return fig
+
+
+def probe_text_a(res) -> str:
+    return probe_text({"probe": res.meta.get("probe_a", {})})
+
+
+def roughness_row(label: str, kind: str, meta: dict) -> dict:
+    m = meta.get("metrics", {})
+    return {
+        "model": label,
+        "kind": kind.upper(),
+        "probe": probe_text({"probe": meta.get("probe_a", {})}),
+        "loss early (alpha 0)": meta.get("loss_b"),
+        "loss final (alpha 1)": meta.get("loss_a"),
+        "total variation": m.get("total_variation"),
+        "monotone envelope": m.get("monotone_envelope"),
+        "roughness": m.get("roughness"),
+        "barrier": m.get("barrier"),
+    }

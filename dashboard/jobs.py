@@ -43,6 +43,11 @@ class Job:
         self.stage = str(stage[0]) if stage else ""
         self.fraction = min(1.0, max(0.0, done / total if total else 0.0))
 
+    def advance(self, n: int, total: int) -> None:
+        """For engines that report increments (points done since the last call) rather than totals."""
+        self._done = getattr(self, "_done", 0) + n
+        self.progress(self._done, total)
+
     def shown_fraction(self) -> float:
         """Reported progress, or elapsed time over the estimate (capped) for silent computations."""
         if self.fraction > 0 or self.started is None:

@@ -112,14 +112,20 @@ def _add_user(path: Path) -> ModelChoice:
 
 
 def _adopt_url_paths() -> None:
-    """A shared link may name user checkpoints by path: load them (still confined)."""
-    for name in ("dm", "gan"):
-        ref = st.query_params.get(name, "")
-        if ref.startswith(PATH_PREFIX) and ref not in _user_choices():
-            try:
-                _add_user(userfiles.confined_path(ref[len(PATH_PREFIX) :]))
-            except DstabError as exc:
-                st.sidebar.error(f"link names a checkpoint that cannot be used: {exc}")
+    """A shared link may name user checkpoints by path: load them (still confined) so that the
+    DM/GAN lists offer them before the bound selectboxes read the URL."""
+    for slot in ("dm", "gan"):
+        ref = st.query_params.get(slot, "")
+        if not ref.startswith(PATH_PREFIX) or ref in _user_choices():
+            continue
+        try:
+            path = userfiles.confined_path(ref[len(PATH_PREFIX) :])
+            kind = load_bundle(path).kind
+            if kind != slot:
+                raise DstabError(f"{path.name} is a {kind.upper()} checkpoint; choose it as the {kind.upper()}")
+            _add_user(path)
+        except DstabError as exc:
+            st.sidebar.error(f"The link's {slot.upper()} cannot be used: {exc}")
 
 
 def _own_checkpoint_form() -> None:
@@ -145,21 +151,16 @@ def _own_checkpoint_form() -> None:
                 st.error(str(exc))
 
 
-def _pick(kind: str, family: str, zoo_options: dict[str, ModelChoice]) -> ModelChoice | None:
+def _pick(kind: str, family: str, zoo_options: dict[str, ModelChoice], where) -> ModelChoice | None:
     options = {r: c for r, c in zoo_options.items() if c.kind == kind and r.startswith(family + "/")}
     options.update({r: c for r, c in _user_choices().items() if c.kind == kind})
     if not options:
-        st.sidebar.caption(f"no {kind.upper()} checkpoint for {family}")
+        where.caption(f"no {kind.upper()} checkpoint for {family}")
         return None
     default = next((r for r in options if r.endswith("-s0") and "-x0-" not in r), next(iter(options)))
-    ref = urlstate.selectbox(
-        "DM" if kind == "dm" else "GAN",
-        list(options),
-        kind,
-        default,
-        where=st.sidebar,
-        format_func=lambda r: options[r].label,
-    )
+    # the options are the refs themselves, not labels: a bound widget keeps its shown text in the URL,
+    # and a zoo id or a path is what a fresh session can resolve
+    ref = urlstate.selectbox("DM" if kind == "dm" else "GAN", list(options), kind, default, where=where)
     return options[ref]
 
 
@@ -180,9 +181,10 @@ def render() -> Selection:
     families = sorted({eid.split("/", 1)[0] for eid in zoo_options}) or ["(no zoo)"]
     family = urlstate.selectbox("Dataset", families, "data", "digits", where=st.sidebar)
     _adopt_url_paths()
-    dm = _pick("dm", family, zoo_options)
-    gan = _pick("gan", family, zoo_options)
+    pickers = st.sidebar.container()  # drawn above the form, filled after it: a new upload is listed at once
     _own_checkpoint_form()
+    dm = _pick("dm", family, zoo_options, pickers)
+    gan = _pick("gan", family, zoo_options, pickers)
     device = resolve_device("auto")
     st.sidebar.caption(f"Device: {device_label(device)}")
     return Selection(family, dm, gan, device, man)

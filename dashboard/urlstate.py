@@ -1,89 +1,56 @@
 """Widgets whose values live in the URL, so a copied link reproduces the view.
 
-Each helper seeds the widget from `st.query_params` the first time it is
-drawn in a session (ignoring values that are not valid options, which a
-hand-edited link may contain), draws it, and writes the current value back.
+Streamlit's own binding (`bind="query-params"`, key = parameter name) does
+the work: it seeds the widget from the URL, ignores invalid values and keeps
+the URL in step. Values equal to the default are left out of the URL. Here we
+add the one thing it cannot know: when the options of a choice depend on
+another choice (the DM list on the dataset), a value from the old options is
+replaced by the default before the widget is drawn.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import streamlit as st
 
-
-def _seed(name: str, cast: Callable[[str], object], valid: Callable[[object], bool]) -> str:
-    key = f"url_{name}"
-    if key not in st.session_state and name in st.query_params:
-        try:
-            value = cast(st.query_params[name])
-        except (TypeError, ValueError):
-            value = None
-        if value is not None and valid(value):
-            st.session_state[key] = value
-    return key
+BOUND = {"bind": "query-params", "persist_state": "session"}
 
 
-def _publish(name: str, value) -> None:
-    text = str(value)
-    if st.query_params.get(name) != text:
-        st.query_params[name] = text
-
-
-def _choice_key(name: str, options: list, default) -> str:
-    by_text = {str(o): o for o in options}
-    key = _seed(name, lambda s: by_text.get(s), lambda v: v in options)
-    if st.session_state.get(key) not in options:  # first draw, or the options changed under it
-        st.session_state[key] = default if default in options else options[0]
-    return key
+def _choice(widget, label: str, options: Sequence, name: str, default, **kw):
+    options = list(options)
+    if name in st.session_state and st.session_state[name] not in options:
+        del st.session_state[name]
+    index = options.index(default) if default in options else 0
+    return widget(label, options, index=index, key=name, **BOUND, **kw)
 
 
 def selectbox(label: str, options: Sequence, name: str, default=None, where=st, **kw):
-    options = list(options)
-    value = where.selectbox(label, options, key=_choice_key(name, options, default), **kw)
-    _publish(name, value)
-    return value
+    return _choice(where.selectbox, label, options, name, default, **kw)
 
 
 def radio(label: str, options: Sequence, name: str, default=None, where=st, **kw):
-    options = list(options)
-    value = where.radio(label, options, key=_choice_key(name, options, default), **kw)
-    _publish(name, value)
-    return value
+    return _choice(where.radio, label, options, name, default, **kw)
 
 
 def select_slider(label: str, options: Sequence, name: str, default=None, where=st, **kw):
     options = list(options)
-    value = where.select_slider(label, options, key=_choice_key(name, options, default), **kw)
-    _publish(name, value)
-    return value
+    if name in st.session_state and st.session_state[name] not in options:
+        del st.session_state[name]
+    return where.select_slider(label, options, value=default if default in options else options[0], key=name,
+                               **BOUND, **kw)  # fmt: skip
 
 
 def number(label: str, name: str, default, lo, hi, step=None, where=st, **kw):
-    """Integer or float input, per the type of `default`; out-of-range URL values are ignored."""
-    cast = type(default)
-    key = _seed(name, cast, lambda v: lo <= v <= hi)
-    if key not in st.session_state:
-        st.session_state[key] = default
-    value = where.number_input(label, min_value=lo, max_value=hi, step=step, key=key, **kw)
-    _publish(name, value)
-    return value
+    """Integer or float input, per the type of `default`."""
+    return where.number_input(label, min_value=lo, max_value=hi, value=default, step=step, key=name, **BOUND, **kw)
 
 
 def slider(label: str, name: str, default, lo, hi, step=None, where=st, **kw):
-    cast = type(default)
-    key = _seed(name, cast, lambda v: lo <= v <= hi)
-    if key not in st.session_state:
-        st.session_state[key] = default
-    value = where.slider(label, min_value=lo, max_value=hi, step=step, key=key, **kw)
-    _publish(name, value)
-    return value
+    if name in st.session_state and not lo <= st.session_state[name] <= hi:
+        del st.session_state[name]
+    return where.slider(label, min_value=lo, max_value=hi, value=default, step=step, key=name, **BOUND, **kw)
 
 
 def toggle(label: str, name: str, default: bool = False, where=st, **kw):
-    key = _seed(name, lambda s: {"True": True, "False": False}.get(s), lambda v: isinstance(v, bool))
-    if key not in st.session_state:
-        st.session_state[key] = default
-    value = where.toggle(label, key=key, **kw)
-    _publish(name, value)
-    return value
+    return where.toggle(label, value=default, key=name, **BOUND, **kw)

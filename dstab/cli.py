@@ -16,7 +16,7 @@ from . import __version__
 from .errors import DstabError
 
 # one module per command group; each adds its subcommands
-COMMAND_MODULES = ["zoo", "sample", "info", "train", "runs"]
+COMMAND_MODULES = ["zoo", "sample", "info", "landscape", "hessian", "consistency", "report", "train", "runs"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -12,7 +12,7 @@ from dashboard import analyses, compute, costs, downloads, figures, sidebar, url
 from dstab.analysis import consistency as consistency_mod
 from dstab.errors import DstabError
 
-GROUPS = {"init": "different inits (seeds)", "structure": "different structures"}
+GROUPS = {"different inits": "init", "different structures": "structure"}  # shown -> zoo group suffix
 
 sel = sidebar.current()
 st.title("Consistency")
@@ -21,11 +21,11 @@ st.caption(
     "makes columns of near-identical images."
 )
 c = st.columns(5)
-group = urlstate.radio("Group", list(GROUPS), "group", "init", where=c[0], format_func=GROUPS.get)
-seed = urlstate.number("Sampling seed", "seed", 0, 0, 10_000, where=c[1])
+group = GROUPS[urlstate.radio("Group", list(GROUPS), "group", "different inits", where=c[0])]
+seed = urlstate.number("Sampling seed", "seed", analyses.CONSISTENCY_DEFAULTS["seed"], 0, 10_000, where=c[1])
 sampler = urlstate.radio("DM sampler", ["ddpm", "ddim"], "sampler", "ddpm", where=c[2], horizontal=True)
 steps = urlstate.number("DDIM steps", "steps", 50, 2, 1000, where=c[3]) if sampler == "ddim" else None
-num = urlstate.number("Samples M", "m", 32, 1, 256, where=c[4])
+num = urlstate.number("Samples M", "m", analyses.CONSISTENCY_DEFAULTS["num"], 1, 256, where=c[4])
 x0 = urlstate.toggle("x0-prediction counterexample (paper Fig. 9): eps-DM vs x0-DM of the same seed", "x0")
 
 
@@ -43,12 +43,11 @@ for kind in ("dm", "gan"):
         names = group_members(kind)
         choices = [sidebar.zoo_choices(sel.manifest["entries"])[n] for n in names]
         bundles = [sidebar.load_bundle(ch.path) for ch in choices]
-        req = analyses.consistency_request(bundles, names, [ch.sha256 for ch in choices], num, seed, sampler, steps,
-                                           sel.device)  # fmt: skip
+        req = analyses.consistency_request(bundles, names, num, seed, sampler, steps, sel.device)
         per = costs.seconds_per_call(("sample", names[0], num, str(sel.device)),
                                      analyses.sample_call(bundles[0], num, sel.device))  # fmt: skip
         with where:
-            res = compute.cached(req.name, req.params, req.shas, req.compute, req.units * per, req.label)
+            res = compute.cached(req, req.units * per)
     except (DstabError, KeyError) as exc:
         where.error(f"{kind.upper()} group unavailable: {exc}")
         continue

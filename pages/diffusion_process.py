@@ -10,11 +10,10 @@ import numpy as np
 import streamlit as st
 import torch
 
-from dashboard import compute, costs, downloads, figures, sidebar, urlstate
+from dashboard import analyses, compute, costs, downloads, figures, sidebar, urlstate
 from dstab import data
 from dstab.diffusion import Diffusion, NoiseSource
 from dstab.errors import DstabError
-from dstab.sampling import sample_shape
 from dstab.viz import grid_image
 
 SNAPSHOT_TS = (0, 100, 250, 500, 750, 999)
@@ -71,46 +70,11 @@ seed = urlstate.number("Sampling seed", "seed", 0, 0, 10_000, where=c3)
 n = urlstate.number("Samples", "n", 8, 1, 64, where=c4)
 
 
-def _trajectory(job):
-    model = bundle.model.to(sel.device)
-    calls = iter(range(1, steps + 1))
-
-    def reporting(x, tt):  # every model call is one sampler step: report it, honour Cancel
-        job.progress(next(calls), steps)
-        return model(x, tt)
-
-    source = NoiseSource(seed, (n, *sample_shape(bundle)))
-    final, frames = diffusion.sample(
-        reporting,
-        source,
-        sampler=sampler,
-        steps=steps if sampler == "ddim" else None,
-        device=sel.device,
-        trajectory=True,
-    )
-    return (
-        {"sampler": sampler, "steps": steps, "seed": seed, "n": n},
-        {"t": np.array([f[0] for f in frames]), "x0_hat": torch.stack([f[1] for f in frames]).numpy(),
-         "final": final.cpu().numpy()},
-    )  # fmt: skip
-
-
-def _one_call():
-    x = torch.zeros(int(n), *sample_shape(bundle), device=sel.device)
-    return bundle.model.to(sel.device)(x, torch.zeros(int(n), dtype=torch.long, device=sel.device))
-
-
-params = {"sampler": sampler, "steps": int(steps), "seed": int(seed), "n": int(n), "clip": True}
-per_step = costs.seconds_per_call(("dm-call", sel.dm.ref, int(n), str(sel.device)), _one_call)
 try:
-    result = compute.cached(
-        "trajectory",
-        params,
-        [sel.dm.sha256 or bundle.sha256],
-        _trajectory,
-        steps * per_step,
-        f"{sampler.upper()} trajectory",
-    )
+    req = analyses.trajectory_request(bundle, sel.dm.label, sampler, int(steps), int(seed), int(n), sel.device)
+    per_step = costs.seconds_per_call(("sample", sel.dm.ref, int(n), str(sel.device)),
+                                      analyses.sample_call(bundle, int(n), sel.device))  # fmt: skip
+    result = compute.cached(req, req.units * per_step)
 except DstabError as exc:
     st.error(str(exc))
     st.stop()
@@ -135,4 +99,4 @@ rows = figures.trajectory_rows(frames_t, x0_hat)
 fig_conv = figures.trajectory_distance(rows, int(frames_t[k]))
 right.plotly_chart(fig_conv, key="trajectory")
 downloads.figure(fig_conv, "trajectory", where=right)
-downloads.numbers(rows, "trajectory", where=right, extra={"params": params, "checkpoint": sel.dm.ref})
+downloads.numbers(rows, "trajectory", where=right, extra={"params": req.params, "checkpoint": sel.dm.ref})

@@ -17,12 +17,17 @@ st.caption(
     "and a wide spectrum. Same probes as the landscape page: a DM at timestep t, a GAN's G or D loss."
 )
 c = st.columns(6)
-t = urlstate.select_slider("DM timestep t", analyses.DM_TIMESTEPS_CHOICES, "t", analyses.DM_TIMESTEPS[1], where=c[0])
-role = urlstate.radio("GAN probe", ["g", "d"], "role", "g", where=c[1], horizontal=True)
-top_k = urlstate.number("Top-k", "k", 5, 1, 50, where=c[2])
-trace_samples = urlstate.number("Trace samples", "trace", 100, 2, 2000, where=c[3])
-slq_runs = urlstate.number("SLQ runs", "slq", 3, 1, 50, where=c[4])
-seed = urlstate.number("Seed", "seed", 0, 0, 10_000, where=c[5])
+TIMESTEP_HELP = "the report's default averages the loss over t = T/8, 3T/8, 5T/8, 7T/8"
+t = urlstate.selectbox("DM timestep t", [analyses.QUARTILES, *analyses.DM_TIMESTEP_CHOICES], "t", analyses.QUARTILES,
+                       where=c[0], help=TIMESTEP_HELP)  # fmt: skip
+role = urlstate.radio("GAN probe", ["G", "D"], "role", "G", where=c[1], horizontal=True,
+                      help="G: generator loss with D frozen; D: discriminator loss with G frozen").lower()  # fmt: skip
+defaults = analyses.HESSIAN_SETTINGS
+top_k = urlstate.number("Top-k", "k", defaults["top_k"], 1, 50, where=c[2])
+trace_samples = urlstate.number("Trace samples", "trace", defaults["trace_samples"], 2, 2000, where=c[3])
+slq_runs = urlstate.number("SLQ runs", "slq", defaults["slq_runs"], 1, 50, where=c[4])
+seed = urlstate.number("Seed", "seed", defaults["seed"], 0, 10_000, where=c[5])
+settings = {**defaults, "top_k": top_k, "trace_samples": trace_samples, "slq_runs": slq_runs, "seed": seed}
 
 results = {}
 cols = dict(zip(("dm", "gan"), st.columns(2)))
@@ -33,13 +38,11 @@ for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
         continue
     try:
         bundle = sidebar.load_bundle(choice.path)
-        settings = analyses.probe_settings(bundle, t, role)
-        req = analyses.hessian_request(bundle, choice.sha256 or bundle.sha256, settings, top_k, trace_samples, slq_runs,
-                                       seed, sel.device)  # fmt: skip
-        per = costs.seconds_per_call(("loss", choice.ref, str(settings), str(sel.device)),
-                                     analyses.loss_call(bundle, settings, sel.device))  # fmt: skip
+        req = analyses.hessian_request(bundle, choice.label, t, role, settings, sel.device)
+        per = costs.seconds_per_call(("hessian-loss", choice.ref, t, role, str(sel.device)),
+                                     analyses.hessian_probe(bundle, t, role, sel.device).loss)  # fmt: skip
         with where:
-            res = compute.cached(req.name, req.params, req.shas, req.compute, req.units * per, req.label)
+            res = compute.cached(req, req.units * per)
     except DstabError as exc:
         where.error(str(exc))
         continue

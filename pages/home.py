@@ -18,14 +18,21 @@ st.markdown(
 )
 
 st.subheader(f"The same measurements on this zoo ({sel.family})")
-numbers = analyses.home_numbers(sel.family, sel.manifest["entries"])
-c = st.columns(4)
-for col, (label, value, unit) in zip(c, numbers):
+entries = sel.manifest["entries"]
+numbers = []
+for kind in ("dm", "gan"):
+    found = analyses.default_consistency(sel.family, kind, entries)
+    numbers.append((f"{kind.upper()} consistency C(q), init group", found.meta["C_db"] if found else None, " dB"))
+for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
+    found = analyses.default_hessian(sidebar.load_bundle(choice.path)) if choice else None
+    label = f"{kind.upper()} lambda_1 ({choice.label if choice else 'none picked'})"
+    numbers.append((label, found.meta["lambda_1"] if found else None, ""))
+for col, (label, value, unit) in zip(st.columns(4), numbers):
     col.metric(label, "not computed" if value is None else f"{value:.2f}{unit}")
 if any(v is None for _, v, _ in numbers):
     st.caption(
-        "Numbers come from the precomputed zoo results (`python -m dstab precompute`); open the Consistency and "
-        "Hessian pages to compute the missing ones."
+        "Numbers come from the results `python -m dstab report` ships for the zoo (DDPM, M = 32; the report's "
+        "Hessian probe); the Consistency and Hessian pages compute missing ones."
     )
 
 st.subheader("Pages")
@@ -39,7 +46,6 @@ pages = [
 for path, title, what in pages:
     st.page_link(path, label=f"{title}: {what}")
 
-entries = sel.manifest["entries"]
 if entries:
     st.subheader(f"The embedded zoo: {len(entries)} runs trained by dstab")
     rows = [

@@ -23,9 +23,9 @@ st.caption(
     "loss with G frozen (D). Colours and heights are the relative rise (L - L0) / |L0|, shared by both plots."
 )
 c = st.columns(5)
-t = urlstate.select_slider("DM timestep t", analyses.DM_TIMESTEPS_CHOICES, "t", analyses.DM_TIMESTEPS[1], where=c[0])
-role = urlstate.radio("GAN probe", ["g", "d"], "role", "g", where=c[1], horizontal=True,
-                      format_func=lambda r: {"g": "G (D frozen)", "d": "D (G frozen)"}[r])  # fmt: skip
+t = urlstate.select_slider("DM timestep t", analyses.DM_TIMESTEP_CHOICES, "t", analyses.DM_TIMESTEPS[1], where=c[0])
+role = urlstate.radio("GAN probe", ["G", "D"], "role", "G", where=c[1], horizontal=True,
+                      help="G: generator loss with D frozen; D: discriminator loss with G frozen").lower()  # fmt: skip
 grid = urlstate.selectbox("Grid size", GRIDS, "grid", 21, where=c[2])
 radius = urlstate.selectbox("Radius r", RADII, "radius", 1.0, where=c[3])
 seed = urlstate.number("Direction seed", "dseed", 0, 0, 10_000, where=c[4])
@@ -39,12 +39,11 @@ for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
         continue
     try:
         bundle = sidebar.load_bundle(choice.path)
-        settings = analyses.probe_settings(bundle, t, role)
-        req = analyses.surface_request(bundle, choice.sha256 or bundle.sha256, settings, grid, radius, seed, sel.device)
-        per = costs.seconds_per_call(("loss", choice.ref, str(settings), str(sel.device)),
-                                     analyses.loss_call(bundle, settings, sel.device))  # fmt: skip
+        req = analyses.surface_request(bundle, choice.label, t, role, grid, radius, seed, sel.device)
+        per = costs.seconds_per_call(("loss", choice.ref, t, role, str(sel.device)),
+                                     analyses.loss_call(bundle, t, role, sel.device))  # fmt: skip
         with where:
-            res = compute.cached(req.name, req.params, req.shas, req.compute, req.units * per, req.label)
+            res = compute.cached(req, req.units * per)
     except DstabError as exc:
         where.error(str(exc))
         continue

@@ -162,3 +162,48 @@ def test_bad_grids_are_refused_and_costly_ones_warned():
         landscape.surface(probe, grid=5, radius=0.0)
     with pytest.warns(landscape.CostWarning, match=r"roughly 2\.5 min"):
         assert landscape.warn_if_costly(150, 1.0, "test") == 150.0
+
+
+@pytest.mark.parametrize("name,role", [("digits_dm", None), ("digits_gan", "g"), ("digits_gan", "d")])
+def test_vmap_and_sequential_agree_on_unet_and_batchnorm_probes(ckpts, name, role):
+    bundle = checkpoints.load(ckpts[name])
+    probe = dm_probe(bundle, [20, 700], 4) if role is None else gan_probe(bundle, role, 4)
+    coords = np.array([[0.0, 0.0], [0.5, -0.25], [-1.0, 1.0]])
+    d1, d2, _ = plane_directions(probe.params, 0)
+    seq = landscape.plane_losses(probe, d1, d2, coords, "sequential")
+    vm = landscape.plane_losses(probe, d1, d2, coords, "vmap", memory_budget=1)  # chunks of one point
+    np.testing.assert_allclose(vm, seq, rtol=1e-5)
+    with torch.no_grad():
+        moved = {k: probe.params[k] + 0.5 * d1[k] - 0.25 * d2[k] for k in probe.params}
+        assert seq[1] == pytest.approx(float(probe.loss(moved)), rel=1e-6)
+
+
+def test_the_documented_loss_landscapes_defects_are_real():
+    """Why dstab passes its own directions and copies (reference.py, defects 2, 3 and 5)."""
+    from loss_landscapes import random_plane
+    from loss_landscapes.metrics import Loss
+    from loss_landscapes.model_interface.model_parameters import ModelParameters, orthogonal_to, rand_u_like
+
+    net, probe = _conv_probe()
+    metric = Loss(F.cross_entropy, probe.data["x"], probe.data["y"])
+    with pytest.raises(ZeroDivisionError):  # the all-zero fc.bias
+        random_plane(net, metric, distance=1, steps=4, normalization="filter")
+    net, _ = _conv_probe()  # a fresh one: the failed call already switched requires_grad off
+    with torch.no_grad():
+        net.fc.bias.fill_(0.1)
+        net.bn.bias.fill_(0.1)  # BatchNorm's shift starts at zero too
+    before = module_state(net)
+    torch.manual_seed(0)
+    random_plane(net, metric, distance=1, steps=4, normalization="filter")
+    after = module_state(net)
+    assert not any(after["requires_grad"].values()) and all(before["requires_grad"].values())
+    assert not torch.equal(after["tensors"]["conv.weight"], before["tensors"]["conv.weight"])  # moved in place
+    start = ModelParameters([p.detach().clone() for p in net.parameters()])
+    d1 = rand_u_like(start)
+    d2 = orthogonal_to(d1)
+    flat = lambda d: torch.cat([p.reshape(-1) for p in d.parameters])
+    cos = lambda: float(F.cosine_similarity(flat(d1), flat(d2), dim=0))
+    assert abs(cos()) < 1e-4
+    d1.filter_normalize_(start)
+    d2.filter_normalize_(start)
+    assert cos() > 0.3  # orthogonal before normalisation, far from it after

@@ -1,4 +1,5 @@
-"""Analyses of checkpoints through Probes: loss surfaces, interpolation, Hessian spectra, consistency.
+"""Analyses of Probes: loss surfaces, interpolation curves and their smoothness numbers,
+Hessian spectra; and the consistency of groups of generative models (which samples, not probes).
 
 Each analysis receives only a `dstab.probes.Probe` (or two, for interpolation)
 and returns a result object with `to_record() -> (meta, arrays)` for the

@@ -322,6 +322,31 @@ class HessianSpectrum:
             "density": self.curve,
         }
 
+    def to_record(self) -> tuple[dict, dict]:
+        return self.summary(), self.arrays()
+
+    @classmethod
+    def from_record(cls, meta: dict, arrays: dict) -> HessianSpectrum:
+        own = set(SUMMARY_ONLY) | {"n_params", "loss", "grad_norm", "lambda_min", "trace", "trace_stderr", "settings"}
+        return cls(
+            meta["n_params"],
+            meta["loss"],
+            meta["grad_norm"],
+            np.asarray(arrays["top_eigenvalues"]),
+            meta["lambda_min"],
+            meta["trace"],
+            meta["trace_stderr"],
+            np.asarray(arrays["slq_nodes"]),
+            np.asarray(arrays["slq_weights"]),
+            np.asarray(arrays["density_grid"]),
+            np.asarray(arrays["density"]),
+            meta["settings"],
+            {k: v for k, v in meta.items() if k not in own},
+        )
+
+
+# keys of summary() derived from the arrays, not stored separately
+SUMMARY_ONLY = ("lambda_1", "top_eigenvalues", "mean_hutchinson", "mean", "second_moment", "sigma2", "ritz_variance")
 
 DEFAULTS = {"top_k": 5, "trace_samples": 100, "slq_runs": 3, "slq_steps": 90, "seed": 0, "tol": 1e-5}
 
@@ -365,7 +390,62 @@ def spectrum(
     )
 
 
+ENGINES = ("dstab", "pyhessian")
+
+
 def check_engine(name: str) -> str:
-    if name not in ("dstab", "pyhessian"):
-        raise DstabError(f"unknown Hessian engine {name!r}; choose 'dstab' or 'pyhessian'")
+    if name not in ENGINES:
+        raise DstabError(f"unknown Hessian engine {name!r}; choose one of {list(ENGINES)}")
     return name
+
+
+def hessian_params(
+    probe,
+    engine: str = "dstab",
+    top_k=DEFAULTS["top_k"],
+    trace_samples=DEFAULTS["trace_samples"],
+    slq_runs=DEFAULTS["slq_runs"],
+    slq_steps=DEFAULTS["slq_steps"],
+    seed=DEFAULTS["seed"],
+) -> dict:
+    """What a spectrum depends on besides the checkpoint: its cache parameters."""
+    described = {k: v for k, v in probe.describe().items() if k not in ("name", "checkpoint", "checkpoint_sha256")}
+    return {
+        "probe": described,
+        "engine": check_engine(engine),
+        "top_k": int(top_k),
+        "trace_samples": int(trace_samples),
+        "slq_runs": int(slq_runs),
+        "slq_steps": int(slq_steps),
+        "seed": int(seed),
+    }
+
+
+def analyse(probe, engine: str = "dstab", progress=None, **settings) -> HessianSpectrum:
+    """The spectrum by the named engine: dstab's own, or PyHessian as the paper used it."""
+    if check_engine(engine) == "pyhessian":
+        from . import hessian_ref  # imports pyhessian, which imports this module
+
+        return hessian_ref.spectrum(probe, progress=progress, **settings)
+    return spectrum(probe, progress=progress, **settings)
+
+
+def cached(
+    probe, engine: str = "dstab", refresh: bool = False, progress=None, root=None, **settings
+) -> tuple[HessianSpectrum, str]:
+    """(spectrum, where it came from: "shipped", "user" or "computed") through the results cache,
+    keyed by the probe's checkpoint sha256 and every setting;
+    computed results go to `root` (default: the user cache)."""
+    from .. import cache
+
+    params = hessian_params(probe, engine, **settings)
+    sha = probe.describe().get("checkpoint_sha256")
+    found = cache.get_or_compute(
+        "hessian",
+        params,
+        [sha] if sha else [],
+        lambda: analyse(probe, engine, progress, **settings).to_record(),
+        refresh=refresh,
+        root=root,
+    )
+    return HessianSpectrum.from_record(found.meta, found.arrays), found.source

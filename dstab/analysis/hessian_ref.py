@@ -21,7 +21,7 @@ without changing PyHessian's numbers:
   Hessian. Every call builds a fresh wrapper whose `.grad` starts empty.
 - parameters without a gradient (unused by the loss) become the float 0. in
   its gradient list and `torch.autograd.grad` then fails: the wrapper adds
-  0 * sum(p) for every parameter, which gives them zero gradient and zero
+  0 * sum(p^2) for every parameter, which gives them zero gradient and zero
   Hessian rows, exactly their true values.
 - randomness comes from the global torch RNG: each stage runs under
   `torch.random.fork_rng` seeded as dstab's engine seeds the same stage, so the
@@ -61,8 +61,9 @@ class ProbeAsModel(nn.Module):
 
     def forward(self, _inputs: torch.Tensor) -> torch.Tensor:
         loss = self._probe[0].loss(dict(zip(self.names, self.weights)))
-        # ties every parameter to the graph: unused ones get zero gradient instead of None (see above)
-        return loss + sum(0.0 * w.sum() for w in self.weights)
+        # ties every parameter to the graph to second order: unused ones get a zero gradient that
+        # itself has a graph (not None, not a constant), so PyHessian's autograd.grad accepts them
+        return loss + sum(0.0 * (w * w).sum() for w in self.weights)
 
 
 def _pass_through(outputs: torch.Tensor, _targets: torch.Tensor) -> torch.Tensor:

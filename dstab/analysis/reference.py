@@ -20,8 +20,10 @@ Known defects of loss-landscapes 3.0.6, measured on its source, and what dstab d
    orthogonal ones, so both engines evaluate the same plane.
 3. Its `filter_normalize_` treats a 1-D parameter as filters of one element,
    so every bias entry gets the magnitude of the weight's entry, and an
-   all-zero bias gives 0 * 0 / 0 = NaN. Avoided by (2): dstab's bias handling
-   (Li et al.'s "ignore" or "weight") applies to both engines.
+   all-zero bias (any BatchNorm shift at initialisation) divides a Python
+   float by zero: `random_plane` raises ZeroDivisionError. Avoided by (2):
+   dstab's bias handling (Li et al.'s "ignore" or "weight") applies to both
+   engines.
 4. `random_plane` scales its steps by ||theta|| / distance, so a larger
    `distance` gives a smaller plane. Avoided by (2): steps are given exactly.
 5. It moves the model it is given in place (parameters end at the plane's far

@@ -24,9 +24,11 @@ def dash_env(tmp_path_factory):
         "DSTAB_CACHE": str(root / "cache"),
         "DSTAB_WORKSPACE": str(root / "workspace"),
         "DSTAB_MAX_UPLOAD_MB": "1",
+        "DSTAB_AUTO_COMPUTE_S": "600",  # tests decide when to click; estimates vary with the load
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    _leave_pages_v1_mode()
     yield {"root": root, "manifest": manifest, **env}
     for k, v in saved.items():
         if v is None:
@@ -35,18 +37,25 @@ def dash_env(tmp_path_factory):
             os.environ[k] = v
 
 
+def _leave_pages_v1_mode() -> None:
+    """The first script run of a process with a `pages/` folder runs in Streamlit's old multipage
+    mode, where app.py's widgets get other ids than on every later run; a real server does the same
+    once, for its first visitor. Take that run here so that each test sees what users see."""
+    from streamlit.testing.v1 import AppTest
+
+    AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+
+
 @pytest.fixture
 def app(dash_env):
     """An AppTest of app.py with a fresh session (a new server process would start the same way)."""
     from streamlit.testing.v1 import AppTest
 
     def make(page: str | None = None, **query):
-        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
         at.query_params.update(query)
-        at.run()
-        if page:
+        if page:  # open the page directly, as a link would: a page switch in AppTest drops the URL's parameters
             at.switch_page(page)
-            at.run()
-        return at
+        return at.run()
 
     return make

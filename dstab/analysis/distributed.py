@@ -1,0 +1,66 @@
+"""Splitting a surface's rows across torchrun ranks and gathering them.
+
+Under `torchrun --nproc_per_node=K -m dstab surface ...` every rank builds
+the same probe and the same directions (both are pure functions of their
+seeds), evaluates a contiguous block of grid rows, and all ranks gather the
+blocks (gloo on CPU, NCCL on CUDA). Each grid point is computed exactly as a
+single process would compute it, so the gathered grid equals the
+single-process one. Rank 0 writes the files and the cache entry.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from .landscape import Surface, finish
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment; (0, 1) in a plain process."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def local_device(device: torch.device) -> torch.device:
+    """One GPU per rank on CUDA (LOCAL_RANK); the CPU is shared."""
+    if device.type == "cuda" and device.index is None and world()[1] > 1:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return device
+
+
+def init(device: torch.device) -> bool:
+    """Join torchrun's process group if there is one; True when running distributed."""
+    if world()[1] <= 1:
+        return False
+    if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return True
+
+
+def rows_for(grid: int, rank: int, size: int) -> list[int]:
+    """A contiguous block of rows per rank; block sizes differ by at most one."""
+    return [int(r) for r in np.array_split(np.arange(grid), size)[rank]]
+
+
+def gather(part: Surface) -> Surface:
+    """Every rank's rows merged into one complete surface (on every rank)."""
+    pieces = [None] * dist.get_world_size()
+    mine = (part.meta["rows"], part.loss[part.meta["rows"]], part.meta["seconds"])
+    dist.all_gather_object(pieces, mine)
+    loss = np.full_like(part.loss, np.nan)
+    rows = []
+    for r, values, _ in pieces:
+        loss[r] = values
+        rows.extend(r)
+    meta = {
+        **part.meta,
+        "rows": sorted(rows),
+        "seconds": max(s for _, _, s in pieces),
+        "world_size": dist.get_world_size(),
+    }
+    return finish(Surface(part.alphas, part.betas, loss, meta))

@@ -1,0 +1,62 @@
+"""Hessian, consistency and interpolation pages on the toy2d zoo defaults: the charts appear and every
+number in their tables equals what the library computes afresh for the same inputs."""
+
+import pytest
+
+from dstab import checkpoints, probes, report, zoo
+from dstab.analysis import consistency as cons
+from dstab.analysis import hessian, interpolation
+
+
+def _load(eid: str, stage: str = "final"):
+    return checkpoints.load(zoo.checkpoint_path(eid, stage))
+
+
+def test_hessian_page_equals_engine(app):
+    at = app("pages/hessian.py", data="toy2d")
+    assert not at.exception, at.exception
+    assert not at.error
+    assert len(at.get("plotly_chart")) == 2  # overlaid densities, top eigenvalues
+    rows = at.dataframe[0].value.to_dict("records")
+    assert [r["kind"] for r in rows] == ["DM", "GAN"]
+    for row, (eid, role) in zip(rows, [("toy2d/dm-eps-s0", None), ("toy2d/gan-s0", "g")]):
+        spectrum = hessian.spectrum(report.default_probe(_load(eid), role), **report.HESSIAN_SETTINGS).summary()
+        assert row["lambda_1"] == pytest.approx(spectrum["lambda_1"], rel=1e-9)
+        assert row["trace"] == pytest.approx(spectrum["trace"], rel=1e-9)
+        assert row["sigma^2 (spectrum variance)"] == pytest.approx(spectrum["sigma2"], rel=1e-9)
+        assert row["parameters n"] == spectrum["n_params"]
+
+
+def test_consistency_page_equals_eq1_and_x0_counterexample(app):
+    at = app("pages/consistency.py", data="toy2d", m="8")
+    assert not at.exception, at.exception
+    assert len(at.get("image")) == 2 and len(at.get("plotly_chart")) == 2  # grids and PSNR heatmaps
+    rows = at.dataframe[0].value.to_dict("records")
+    for row, group in zip(rows, ["dm-init", "gan-init"]):
+        ids = cons.group_ids("toy2d", group)
+        assert row["models N"] == len(ids) == 3
+        expected = cons.consistency([_load(i) for i in ids], ids, num=8, seed=0, sampler="ddpm").score
+        assert row["C(q) dB"] == pytest.approx(expected, rel=1e-9)
+
+    at = app("pages/consistency.py", data="toy2d", m="8", sampler="ddim", steps="10", x0="true")
+    assert not at.exception, at.exception
+    dm = at.dataframe[0].value.to_dict("records")[0]
+    pair = ["toy2d/dm-eps-s0", "toy2d/dm-x0-s0"]
+    assert dm["reference"] == pair[0] and dm["models N"] == 2
+    expected = cons.consistency([_load(i) for i in pair], pair, num=8, seed=0, sampler="ddim", steps=10).score
+    assert dm["C(q) dB"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_interpolation_page_equals_library(app):
+    at = app("pages/interpolation.py", data="toy2d")
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 1  # DM and GAN on one chart
+    rows = at.dataframe[0].value.to_dict("records")
+    for row, eid, make in [
+        (rows[0], "toy2d/dm-eps-s0", lambda b: probes.dm_probe(b, [500], 64, 0)),
+        (rows[1], "toy2d/gan-s0", lambda b: probes.gan_probe(b, "g", 64, 0)),
+    ]:
+        curve = interpolation.interpolate(make(_load(eid)), make(_load(eid, "early")), -0.5, 1.5, 20)
+        assert row["roughness"] == pytest.approx(curve.meta["metrics"]["roughness"], rel=1e-9, abs=1e-12)
+        assert row["loss final (alpha 1)"] == pytest.approx(curve.meta["loss_a"], rel=1e-9)
+        assert row["loss early (alpha 0)"] == pytest.approx(curve.meta["loss_b"], rel=1e-9)

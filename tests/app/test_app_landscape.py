@@ -1,0 +1,68 @@
+"""The landscape page: DM and GAN surfaces side by side, numbers equal to dstab.analysis.landscape's."""
+
+import numpy as np
+import pytest
+
+from dstab import checkpoints, probes, zoo
+from dstab.analysis import landscape
+
+PAGE = "pages/landscape.py"
+
+
+def _library_metrics(eid: str, **probe) -> dict:
+    bundle = checkpoints.load(zoo.checkpoint_path(eid))
+    p = probes.dm_probe(bundle, [500]) if bundle.kind == "dm" else probes.gan_probe(bundle, probe.get("role", "g"))
+    return landscape.surface(p, 21, 1.0, 0).meta["metrics"]
+
+
+def test_toy2d_defaults_render_with_library_numbers(app):
+    at = app(PAGE, data="toy2d")
+    assert not at.exception, at.exception
+    assert not at.error
+    assert len(at.get("plotly_chart")) == 4  # 3-D surface and contour map for each of DM and GAN
+    table = at.dataframe[-1].value  # the side-by-side smoothness table
+    assert list(table["model"]) == ["dm-eps-s0", "gan-s0"]
+    for row, eid in zip(table.to_dict("records"), ["toy2d/dm-eps-s0", "toy2d/gan-s0"]):
+        expected = _library_metrics(eid)
+        assert row["relative rise at r = 1.0"] == pytest.approx(expected["relative_rise"], rel=1e-9)
+        assert row["curvature roughness"] == pytest.approx(expected["curvature_roughness"], rel=1e-9)
+        assert row["convex fraction"] == pytest.approx(expected["convex_fraction"], rel=1e-12)
+
+
+def test_gan_discriminator_probe_and_url_state(app):
+    at = app(PAGE, data="toy2d", role="D", grid="11", radius="0.5")
+    assert not at.exception, at.exception
+    assert at.selectbox(key="grid").value == 11
+    assert at.selectbox(key="radius").value == 0.5
+    gan_row = at.dataframe[-1].value.to_dict("records")[1]
+    assert gan_row["probe"] == "GAN, D loss"
+    bundle = checkpoints.load(zoo.checkpoint_path("toy2d/gan-s0"))
+    ref = landscape.surface(probes.gan_probe(bundle, "d"), 11, 0.5, 0).meta["metrics"]
+    assert gan_row["relative rise at r = 0.5"] == pytest.approx(ref["relative_rise"], rel=1e-9)
+    assert at.radio(key="role").value == "D"
+
+
+def test_bad_url_values_fall_back_to_defaults(app):
+    at = app(PAGE, data="toy2d", grid="7", radius="abc")
+    assert not at.exception, at.exception
+    assert at.selectbox(key="grid").value == 21
+    assert at.selectbox(key="radius").value == 1.0
+
+
+def test_costly_surface_waits_for_a_click_then_computes(app, monkeypatch):
+    monkeypatch.setenv("DSTAB_AUTO_COMPUTE_S", "0")
+    at = app(PAGE, data="digits", grid="5")
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 0
+    captions = " ".join(c.value for c in at.caption)
+    assert "not in the cache; estimated cost" in captions
+    buttons = [b for b in at.button if b.label == "Compute"]
+    assert len(buttons) == 2
+    buttons[1].click().run()  # the GAN's
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 2
+    rel = at.dataframe[-1].value.to_dict("records")[0]["relative rise at r = 1.0"]
+    bundle = checkpoints.load(zoo.checkpoint_path("digits/gan-s0"))
+    ref = landscape.surface(probes.gan_probe(bundle, "g"), 5, 1.0, 0).meta["metrics"]["relative_rise"]
+    assert rel == pytest.approx(ref, rel=1e-9)
+    assert np.isfinite(rel)

@@ -1,0 +1,74 @@
+"""The background job runner and the server-side file rules, without a Streamlit session."""
+
+import threading
+
+import pytest
+
+from dashboard import userfiles
+from dashboard.jobs import Cancelled, JobRunner
+from dstab.errors import DstabError
+
+
+def test_jobs_deduplicate_by_key_and_keep_results():
+    runner, release, calls = JobRunner(keep=2), threading.Event(), []
+
+    def work(job):
+        calls.append(job.key)
+        release.wait(5)
+        job.progress("stage", 3, 4)
+        return job.fraction
+
+    first = runner.submit("k", "one", work, 1.0)
+    assert runner.submit("k", "again", work, 1.0) is first  # a rerun picks up the running job
+    queued = runner.submit("k2", "two", work, 1.0)
+    assert runner.queue_ahead("k2") == ["one"]
+    release.set()
+    assert first.future.result(5) == 0.75 and queued.future.result(5) == 0.75
+    assert calls == ["k", "k2"] and runner.result("k") == 0.75 and runner.job("k") is None
+    runner.submit("k3", "three", work, 1.0).future.result(5)
+    assert runner.result("k2") is None  # the least recently read result ("k" was read above) is dropped
+    assert runner.result("k") == 0.75 and runner.result("k3") == 0.75
+
+
+def test_cancel_stops_a_job_at_its_next_progress_report():
+    runner, started, go_on = JobRunner(), threading.Event(), threading.Event()
+
+    def work(job):
+        for _ in range(1000):
+            started.set()
+            go_on.wait(5)
+            job.advance(1, 1000)
+        return "finished"
+
+    job = runner.submit("c", "cancel me", work, 1.0)
+    started.wait(5)
+    job.cancel()
+    go_on.set()
+    with pytest.raises(Cancelled):
+        job.future.result(5)
+    assert runner.job("c") is None and runner.result("c") is None
+
+
+def test_confined_path_refuses_escapes(dash_env, tmp_path):
+    workspace = userfiles.workspace_root()
+    workspace.mkdir(parents=True, exist_ok=True)
+    inside = workspace / "ok.safetensors"
+    inside.write_bytes(b"x")
+    assert userfiles.confined_path(str(inside)) == inside.resolve()
+    secret = tmp_path / "secret.safetensors"
+    secret.write_bytes(b"x")
+    link = workspace / "link.safetensors"
+    link.symlink_to(secret)  # a link inside the workspace pointing out of it
+    for bad in (str(secret), str(link), str(workspace / ".." / ".." / "secret.safetensors"), "/etc/passwd"):
+        with pytest.raises(DstabError, match="outside the folders"):
+            userfiles.confined_path(bad)
+    with pytest.raises(DstabError, match="empty checkpoint path"):
+        userfiles.confined_path("  ")
+
+
+def test_upload_names_are_content_addressed_and_sanitised(dash_env):
+    with pytest.raises(DstabError, match="not a checkpoint file"):
+        userfiles.save_upload("model.exe", b"MZ")
+    with pytest.raises(DstabError, match="upload limit of 1 MiB"):
+        userfiles.require_upload_size("x.safetensors", 2**20 + 1)
+    assert userfiles._safe_stem("../../etc/pass wd") == "pass_wd"

@@ -1,0 +1,123 @@
+"""CLI hessian/consistency and `dstab report` on random-weight checkpoints in a miniature zoo."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dstab import checkpoints, cli, probes, report
+from dstab.analysis import consistency as cons
+from dstab.analysis import hessian
+from dstab.checkpoints import file_sha256
+
+torch.set_num_threads(1)
+TINY = ["--top-k", "1", "--trace-samples", "3", "--slq-runs", "1", "--slq-steps", "6"]
+
+
+@pytest.fixture
+def caches(tmp_path, monkeypatch):
+    monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "user-cache"))
+    monkeypatch.setenv("DSTAB_ZOO", str(tmp_path / "zoo"))
+    return tmp_path
+
+
+def test_cli_hessian_writes_json_npz_png_matching_the_api(ckpts, caches, capsys):
+    out = caches / "h"
+    args = ["hessian", str(ckpts["toy_dm"]), "-o", str(out), "--timesteps", "10,500", "--batch-size", "8", *TINY]
+    assert cli.main([*args, "--device", "cpu"]) == 0
+    meta = json.loads((out / "hessian.json").read_text())
+    arrays = np.load(out / "hessian.npz")
+    assert (out / "hessian.png").stat().st_size > 0 and meta["source"] == "computed"
+    probe = probes.dm_probe(checkpoints.load(ckpts["toy_dm"]), [10, 500], batch_size=8)
+    direct = hessian.spectrum(probe, top_k=1, trace_samples=3, slq_runs=1, slq_steps=6).summary()
+    assert meta["lambda_1"] == pytest.approx(direct["lambda_1"], rel=1e-6)
+    assert meta["trace"] == pytest.approx(direct["trace"], rel=1e-6)
+    np.testing.assert_allclose(arrays["top_eigenvalues"], [direct["lambda_1"]], rtol=1e-6)
+    assert "lambda_1" in capsys.readouterr().out
+    # the second run is served by the user cache with the same numbers
+    assert cli.main([*args, "--device", "cpu"]) == 0
+    again = json.loads((out / "hessian.json").read_text())
+    assert again["source"] == "user" and again["lambda_1"] == meta["lambda_1"]
+
+
+def test_cli_hessian_pyhessian_engine_on_a_gan(ckpts, caches):
+    out = caches / "g"
+    assert cli.main(["hessian", str(ckpts["toy_gan"]), "-o", str(out), "--role", "d", "--engine", "pyhessian",
+                     "--batch-size", "8", *TINY])  == 0  # fmt: skip
+    meta = json.loads((out / "hessian.json").read_text())
+    assert meta["settings"]["engine"] == "pyhessian" and meta["lambda_min"] is None
+    probe = probes.gan_probe(checkpoints.load(ckpts["toy_gan"]), "d", batch_size=8)
+    ours = hessian.spectrum(probe, top_k=1, trace_samples=3, slq_runs=1, slq_steps=6)
+    assert meta["trace"] == pytest.approx(ours.trace, rel=1e-5)  # same Rademacher vectors
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--timesteps", "a,b"], "integers separated by commas"),
+        (["--timesteps", "5000"], "outside 0..999"),
+        (["--role", "g"], "applies to GANs only"),
+        (["--top-k", "100000"], "exceeds the number of analysed parameters"),
+    ],
+)
+def test_cli_hessian_bad_input_exits_2(ckpts, caches, capsys, argv, message):
+    assert cli.main(["hessian", str(ckpts["toy_dm"]), "-o", str(caches / "x"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_cli_consistency(ckpts, caches, capsys):
+    out = caches / "c"
+    argv = ["consistency", str(ckpts["toy_dm"]), str(ckpts["toy_dm"]), str(ckpts["toy_dm_b"]), "-o", str(out),
+            "-n", "5", "--sampler", "ddim", "--steps", "3", "--eta", "1"]  # fmt: skip
+    assert cli.main(argv) == 0
+    meta = json.loads((out / "consistency.json").read_text())
+    assert meta["psnr_vs_first_db"][0] == 100.0 and meta["psnr_vs_first_db"][1] < 100.0
+    assert meta["C_db"] == pytest.approx(np.mean(meta["psnr_vs_first_db"]))
+    assert np.load(out / "consistency.npz")["samples"].shape == (3, 5, 2)
+    assert (out / "consistency.png").exists() and "C(q) =" in capsys.readouterr().out
+    assert cli.main(["consistency", str(ckpts["toy_dm"]), "-o", str(out), "--steps", "3"]) == 2
+
+
+def _mini_zoo(root, ckpts) -> None:
+    """A manifest over the random-weight toy checkpoints, in the zoo's layout."""
+    layout = {
+        "toy2d/dm-eps-s0": ("toy_dm", ["dm-init", "dm-structure"]),
+        "toy2d/dm-eps-s1": ("toy_dm_b", ["dm-init"]),
+        "toy2d/dm-x0-s0": ("toy_dm_x0", ["dm-x0"]),
+        "toy2d/gan-s0": ("toy_gan", ["gan-init", "gan-structure"]),
+    }
+    entries = {}
+    for eid, (key, groups) in layout.items():
+        target = root / eid / "final.safetensors"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(ckpts[key].read_bytes())
+        f = {"path": f"{eid}/final.safetensors", "step": 0, "sha256": file_sha256(target)}
+        entries[eid] = {"id": eid, "groups": groups, "checkpoints": {"final": f}}
+    (root / "manifest.json").write_text(json.dumps({"entries": entries, "scale": "test"}))
+
+
+def test_report_on_a_mini_zoo(ckpts, caches):
+    root = caches / "zoo"
+    _mini_zoo(root, ckpts)
+    logs = []
+    path = report.build(caches / "RESULTS.md", root, quick=True, log=logs.append)
+    text = path.read_text()
+    assert text.startswith("# dstab results on the zoo") and "Do not edit" in text
+    # the DM-inits cell equals Eq. 1 computed directly on the same group
+    bundles = [checkpoints.load(root / f"toy2d/dm-eps-s{s}/final.safetensors") for s in (0, 1)]
+    direct = cons.consistency(bundles, num=4, seed=0, sampler="ddim", steps=5).score
+    assert f"| toy2d | ddim | {direct:.2f} | – | – | – |" in text
+    assert "eps vs x0" not in text and "weaker stand-in" in text  # one x0 model: the pair, labelled
+    assert "| toy2d/dm-eps-s0 | dm |" in text and "| toy2d/gan-s0 | gan-g |" in text
+    assert "DM lambda_1 below GAN's (gan-g)" in text
+    assert "No cached surface or interpolation results" in text
+    assert any("(computed)" in m for m in logs)
+    # a second report reads everything from the cache and writes the same tables
+    logs.clear()
+    again = report.build(caches / "RESULTS2.md", root, quick=True, log=logs.append).read_text()
+    assert all("(user)" in m for m in logs)
+    assert again.split("\n", 3)[3] == text.split("\n", 3)[3]
