@@ -11,7 +11,7 @@ import pytest
 from dstab.training import runs
 from dstab.training.runmetrics import RunMetrics
 
-STEPS = 300
+STEPS = 150
 TINY = [
     "dataset=toy2d:8gaussians",
     'arch={"arch": "mlp_denoiser"}',

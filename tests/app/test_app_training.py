@@ -155,3 +155,33 @@ def test_broken_and_vanished_runs_are_shown_with_reasons_and_the_rest_keeps_work
     shown = [e.value.split(":")[0] for e in at.error]
     assert "corrupt is broken" in shown and "vanishing is broken" in shown and "good is broken" not in shown
     assert "Training loss" in figures(at)  # the good run's curves still draw
+
+
+def _finished_dir(root, name, fd_rows, created):
+    """A finished run's directory as runs.py and the trainer leave it (no process needed)."""
+    d = root / name
+    (d / "run" / "checkpoints").mkdir(parents=True)
+    (d / "launch.json").write_text(json.dumps({"device": "cpu", "total_steps": 400, "created": created}))
+    (d / "pid").write_text(json.dumps({"pgid": 2**22 + 11, "started": 0.0}))
+    (d / "exit_code").write_text("0")
+    (d / "run" / "checkpoints" / "step0000400.safetensors").write_bytes(b"x")
+    (d / "run" / "status.json").write_text(json.dumps({"state": "finished", "step": 400, "error": None}))
+    con = sqlite3.connect(d / "run" / "metrics.sqlite")
+    con.execute("CREATE TABLE metrics(step INTEGER, name TEXT, value REAL, wall REAL, PRIMARY KEY(step, name))")
+    con.executemany("INSERT INTO metrics VALUES (?, 'fd_local@64x10ddim', ?, ?)", [(s, v, s) for s, v in fd_rows])
+    con.commit()
+    con.close()
+
+
+def test_speedup_ratio_between_two_chosen_runs(ws):
+    _finished_dir(ws, "base", [(100, 50.0), (200, 30.0), (300, 20.0), (400, 15.0)], 1.0)
+    _finished_dir(ws, "ours", [(100, 40.0), (200, 14.0), (300, 10.0), (400, 8.0)], 2.0)
+    at = page()
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["baseline final FD (local features)"] == "15"
+    assert (shown["baseline iterations"], shown["candidate iterations"], shown["speed-up"]) == ("400", "200", "2.00x")
+    fd = figures(at)["FD / FID of EMA samples (lower is better)"]
+    assert [t["name"] for t in fd["data"]] == [
+        "base (FD (local features), 64x10ddim)",
+        "ours (FD (local features), 64x10ddim)",
+    ]
