@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from dstab.errors import DstabError
 from dstab.training import runs
@@ -154,3 +155,24 @@ def test_a_stop_before_the_trainer_starts_is_a_stop_and_resume_begins_afresh(ws)
     assert not (ws / "a" / "run").exists()
     assert runs.resume("a").state == "running"
     assert runs.wait("a", timeout=60).state == "finished"
+
+
+def test_cli_start_from_a_config_file_and_refusals_before_anything_exists(ws, tmp_path, capsys):
+    from dstab.cli import main
+
+    cfg = tmp_path / "run.json"
+    cfg.write_text(json.dumps({"preset": "md-lrc", "dataset": "toy2d:swissroll", "arch": {"arch": "mlp_denoiser"}}))
+    assert main(["runs", "start", "c", "--config", str(cfg), "--set", "steps=10", "--set", "eval_every=null"]) == 0
+    request = json.loads((ws / "c" / "request.json").read_text())
+    assert (request["dataset"], request["steps"], request["momentum"], request["beta1"]) == (
+        "toy2d:swissroll",
+        10,
+        {"name": "md-lrc"},
+        0.8,
+    )
+    assert runs.wait("c", timeout=60).state == "finished"
+    if not torch.cuda.is_available():
+        assert main(["runs", "start", "gpu", "--config", str(cfg), "--device", "cuda"]) == 2
+        assert "no CUDA device" in capsys.readouterr().err and not (ws / "gpu").exists()
+    assert main(["runs", "start", "c", "--config", str(cfg)]) == 2
+    assert "already exists" in capsys.readouterr().err
