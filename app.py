@@ -12,6 +12,7 @@ pages = [
     st.Page("pages/hessian.py", title="Hessian"),
     st.Page("pages/consistency.py", title="Consistency"),
     st.Page("pages/diffusion_process.py", title="Diffusion process"),
+    st.Page("pages/training.py", title="Training"),
 ]
 # the sidebar is drawn before st.navigation so that its widgets belong to this entry script and keep
 # their state when the user moves between pages

@@ -17,8 +17,18 @@ from .errors import DstabError
 
 # one module per command group; each adds its subcommands
 COMMAND_MODULES = [
-    "zoo", "sample", "info", "convert", "train", "features", "reproduce",
-    "landscape", "hessian", "consistency", "report",
+    "zoo",
+    "sample",
+    "info",
+    "convert",
+    "train",
+    "features",
+    "reproduce",
+    "landscape",
+    "hessian",
+    "consistency",
+    "report",
+    "runs",
 ]
 
 

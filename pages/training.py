@@ -1,0 +1,339 @@
+"""Training: launch CLTS / MDLRC runs in the background and watch their curves stream in.
+
+Runs are detached `python -m dstab train` processes (dstab.training.runs); this page only reads
+their directories, so closing the tab, reloading or restarting the server loses nothing. While
+some run is active a fragment re-reads the new metric rows every few seconds.
+"""
+
+import json
+import sqlite3
+
+import streamlit as st
+
+from dashboard import downloads, runfigures, urlstate
+from dstab.errors import DstabError
+from dstab.training import config as train_config
+from dstab.training import curves, runboard, runs
+from dstab.training.runmetrics import RunMetrics
+
+SWEEP_KEYS = {"CLTS mu": "timesteps.mu", "CLTS target_iter": "timesteps.target_iter", "ablation presets": "preset"}
+ABLATION = ["baseline", "md", "md-lrc", "mdlrc-clts"]  # paper Fig. 6
+
+st.title("Training")
+st.caption(f"Runs live in {runs.workspace_root()}; they keep training when this tab is closed.")
+
+
+def metrics_for(statuses) -> dict[str, RunMetrics]:
+    """Each run's metrics, kept in this session and topped up with only the rows written since."""
+    cache = st.session_state.setdefault("training_metrics", {})
+    out = {}
+    for s in statuses:
+        if s.state == "broken":
+            continue
+        db = runs.run_dir(s.name) / runs.RUN / "metrics.sqlite"
+        m = cache.get(s.name)
+        if m is None or m.db != db:
+            m = cache[s.name] = RunMetrics(db)
+        try:
+            m.refresh()
+        except sqlite3.Error as exc:  # damaged since its status was read: this run only is skipped
+            st.error(f"{s.name}: metrics database unreadable ({exc})")
+            continue
+        out[s.name] = m
+    return out
+
+
+def with_vanished(statuses) -> list:
+    """Runs seen earlier in this session whose directory has since gone stay listed, as broken."""
+    known = st.session_state.setdefault("known_runs", set())
+    names = {s.name for s in statuses}
+    gone = [runs.status(n) for n in sorted(known - names)]
+    known |= names
+    return statuses + gone
+
+
+def selected_runs(names: list[str]) -> list[str]:
+    """The compared runs, kept in the URL (`runs=a,b`); the newest four on a first visit."""
+    key = "training_runs"
+    if key not in st.session_state:
+        st.session_state[key] = [n for n in st.query_params.get("runs", "").split(",") if n in names] or names[-4:]
+    st.session_state[key] = [n for n in st.session_state[key] if n in names]  # a deleted run drops out
+    chosen = st.multiselect("Runs to compare", names, key=key)
+    st.query_params["runs"] = ",".join(chosen)
+    return chosen
+
+
+def series_of(metrics: RunMetrics, name: str, x_axis: str) -> tuple:
+    steps, values, walls = metrics.series(name)
+    x = steps if x_axis == "iteration" else walls - walls[0] if len(walls) else walls
+    return x, values
+
+
+def curves_section(statuses, metrics) -> None:
+    names = [s.name for s in statuses if s.name in metrics]
+    groups = sorted({s.group for s in statuses if s.group})
+    if groups:
+        group = st.selectbox("Select a sweep group", ["(none)", *groups], key="training_group")
+        if group != "(none)":
+            st.session_state["training_runs"] = [s.name for s in statuses if s.group == group and s.name in names]
+    chosen = selected_runs(names)
+    c1, c2, c3 = st.columns(3)
+    half = urlstate.slider("Smoothing (half-width, points)", "smooth", 0, 0, 50, where=c1)
+    log_x = urlstate.toggle("Log x", "logx", False, where=c2)
+    x_axis = urlstate.radio("x axis", ["iteration", "wall-clock"], "xaxis", "iteration", where=c3, horizontal=True)
+    x_title = "iteration" if x_axis == "iteration" else "seconds since the first logged step"
+    fd_names = {n: runboard.eval_metric(metrics[n].names()) for n in chosen}
+    fd_series = [
+        {
+            "label": f"{n} ({runboard.metric_label(fd_names[n])})",
+            **dict(zip("xy", series_of(metrics[n], fd_names[n], x_axis))),
+        }
+        for n in chosen
+        if fd_names[n]
+    ]
+    left, right = st.columns(2)
+    if fd_series:
+        fig = runfigures.curves(fd_series, "FD / FID of EMA samples (lower is better)", "FD", x_title, log_x, 0)
+        left.plotly_chart(fig, key="fd-curves")
+        downloads.figure(fig, "training-fd", where=left)
+    else:
+        left.info("No FD/FID evaluation yet in the selected runs (it is logged every eval_every steps).")
+    loss_series = [
+        {"label": n, **dict(zip("xy", series_of(metrics[n], "loss", x_axis)))} for n in chosen if metrics[n].names()
+    ]
+    if loss_series:
+        fig = runfigures.curves(loss_series, "Training loss", "loss", x_title, log_x, half)
+        right.plotly_chart(fig, key="loss-curves")
+        downloads.figure(fig, "training-loss", where=right)
+    quartiles = [
+        {"label": n, "quartile": k, **dict(zip("xy", series_of(metrics[n], q, x_axis)))}
+        for n in chosen
+        for k, q in enumerate(runboard.QUARTILES)
+        if q in metrics[n].names()
+    ]
+    if quartiles:
+        st.plotly_chart(runfigures.quartile_curves(quartiles, x_title, log_x, half), key="quartile-curves")
+    speedup_section([n for n in names if runboard.eval_metric(metrics[n].names())], metrics)
+
+
+def speedup_section(names: list[str], metrics) -> None:
+    st.subheader("Iterations to reach the baseline's final FD")
+    if len(names) < 2:
+        st.info("Needs two runs with FD/FID evaluations.")
+        return
+    c1, c2 = st.columns(2)
+    base = urlstate.selectbox("Baseline run", names, "base", names[0], where=c1)
+    cand = urlstate.selectbox("Candidate run", names, "cand", names[-1], where=c2)
+    b_name, c_name = runboard.eval_metric(metrics[base].names()), runboard.eval_metric(metrics[cand].names())
+    if b_name != c_name:
+        st.warning(f"The runs use different metrics ({b_name} vs {c_name}); the ratio would compare unlike numbers.")
+        return
+    bs, bv, _ = metrics[base].series(b_name)
+    cs, cv, _ = metrics[cand].series(c_name)
+    out = curves.speedup(bs, bv, cs, cv)
+    cols = st.columns(4)
+    cols[0].metric("baseline final " + runboard.metric_label(b_name).split(",")[0], f"{out['target']:.4g}")
+    cols[1].metric("baseline iterations", out["baseline_steps"])
+    cols[2].metric("candidate iterations", out["candidate_steps"] if out["candidate_steps"] else "not reached")
+    cols[3].metric("speed-up", f"{out['ratio']:.2f}x" if out["ratio"] else "-")
+
+
+def live_view(was_active: bool) -> None:
+    try:
+        statuses = runs.list_runs()
+    except DstabError as exc:
+        st.error(str(exc))
+        return
+    statuses = with_vanished(statuses)
+    if not statuses:
+        st.info("No runs yet: launch one below.")
+        return
+    metrics = metrics_for(statuses)
+    rows = [runboard.table_row(s, metrics.get(s.name)) for s in statuses]
+    st.dataframe(rows, hide_index=True, key="run-table")
+    downloads.numbers(rows, "training-runs")
+    for s in statuses:
+        if s.state in ("broken", "died", "failed"):
+            st.error(f"{s.name} is {s.state}: {s.reason}")
+            if s.log_tail:
+                st.code("\n".join(s.log_tail[-8:]), language=None)
+    curves_section(statuses, metrics)
+    if was_active and not any(s.active for s in statuses):
+        st.rerun()  # the last run ended: redraw the page once, without the timer
+
+
+def controls() -> None:
+    names = runs.run_names()
+    if not names:
+        return
+    st.subheader("Stop, resume, delete")
+    c1, c2, c3, c4 = st.columns([3, 1, 1, 3])
+    name = urlstate.selectbox("Run", names, "run", names[-1], where=c1)
+    try:
+        if c2.button("Stop", key="stop"):
+            runs.stop(name)
+            st.rerun()
+        if c3.button("Resume", key="resume"):
+            runs.resume(name)
+            st.rerun()
+        confirm = c4.text_input("Type the run's name to delete it", key="delete_confirm")
+        if c4.button("Delete", key="delete", disabled=confirm != name):
+            runs.delete(name, confirm)
+            st.session_state.get("known_runs", set()).discard(name)
+            st.rerun()
+    except DstabError as exc:
+        st.error(str(exc))
+
+
+@st.cache_data(max_entries=64, show_spinner="Sampling from the checkpoint...")
+def sample_png(path: str, mtime_ns: int):
+    return runboard.sample_image(path)
+
+
+def samples_section() -> None:
+    names = [n for n in runs.run_names() if runboard.checkpoint_files(n)]
+    if not names:
+        return
+    st.subheader("EMA samples")
+    c1, c2 = st.columns([1, 2])
+    name = urlstate.selectbox("Run", names, "sample_run", names[-1], where=c1)
+    files = runboard.checkpoint_files(name)
+    step = c2.select_slider("Checkpoint step", list(files), value=max(files), key=f"sample_step_{name}")
+    try:
+        img = sample_png(str(files[step]), files[step].stat().st_mtime_ns)
+    except (DstabError, OSError) as exc:
+        st.error(f"cannot sample {files[step].name}: {exc}")
+        return
+    st.image(img, caption=f"{name}, step {step}: 16 DDIM-50 samples, seed 0 (the same noise at every step)")
+    downloads.image(img, f"{name}-step{step}")
+
+
+def hyper_inputs(preset: str, base: dict) -> dict:
+    """Widgets for the preset's hyper-parameters, seeded with its own values."""
+    k = f"launch_{preset}_"
+    c = st.columns(4)
+    hyper = {
+        "steps": c[0].number_input("total steps", 1, 10_000_000, base["steps"], key=k + "steps"),
+        "lr": c[1].number_input("learning rate", 1e-7, 1.0, base["lr"], format="%.2e", key=k + "lr"),
+        "eval_every": c[2].number_input("eval every (steps)", 1, 10_000_000, base["eval_every"] or 500, key=k + "ev"),
+        "eval_samples": c[3].number_input("eval samples", 2, 100_000, base["eval_samples"], key=k + "es"),
+    }
+    hyper["checkpoint_every"] = hyper["eval_every"]  # one sample grid per evaluation
+    T = base["diffusion"]["T"]
+    if base["timesteps"].get("name") == "clts":
+        mu = c[0].number_input("CLTS mu (in t)", 0.0, float(T - 1), 0.3 * T, key=k + "mu")  # paper: 0.3 T
+        target = c[1].number_input(
+            "CLTS target_iter", 1, 10_000_000, int(0.2 * hyper["steps"]), key=k + "target"
+        )  # paper: ~20% of the run
+        sigma = c[2].number_input("CLTS sigma", 1.0, 100.0 * T, float(T), key=k + "sigma")  # paper: sigma = T
+        hyper["timesteps"] = {"name": "clts", "mu": mu, "sigma": sigma, "target_iter": target}
+    if base["momentum"].get("name") != "constant":
+        hyper["beta1"] = c[3].number_input("beta0 (initial beta1)", 0.0, 0.999, base["beta1"], key=k + "beta0")
+        floor = c[3].number_input("beta1 floor", 0.0, 0.99, 0.4, key=k + "floor")  # paper Sec. 4.3
+        hyper["momentum"] = {"name": base["momentum"]["name"], "floor": floor}
+    return hyper
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def validated(preset: str, overrides: tuple[str, ...]) -> dict:
+    return runs.resolved_config(preset, None, overrides)
+
+
+def sweep_requests(name: str, preset: str, overrides: list[str]) -> list[tuple[str, str, list[str]]]:
+    """(run name, preset, overrides) for each sweep value; the sweep's runs share a group."""
+    label = st.selectbox("Sweep over", ["(no sweep)", *SWEEP_KEYS], key="sweep_key")
+    if label == "(no sweep)":
+        return [(name, preset, overrides)]
+    key = SWEEP_KEYS[label]
+    default = ", ".join(ABLATION) if key == "preset" else ""
+    text = st.text_input(f"Values of {key}, comma-separated", default, key=f"sweep_values_{key}")
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if key == "preset":
+        return [
+            (f"{name}-{v}", v, [o for o in overrides if not o.startswith(("timesteps=", "momentum=", "beta1="))])
+            for v in values
+        ]
+    return [(f"{name}-{v.replace('.', 'p')}", preset, [*overrides, f"{key}={v}"]) for v in values]
+
+
+def launch_form(statuses) -> None:
+    with st.expander("Launch a run or a sweep", expanded=not statuses):
+        c1, c2, c3, c4 = st.columns(4)
+        dataset = c1.selectbox("Dataset", ["digits", "toy2d:8gaussians", "toy2d:checkerboard", "toy2d:swissroll"])
+        size = c2.selectbox("Model size", list(runboard.MODEL_SIZES[runboard.family(dataset)]), index=1)
+        preset = c3.selectbox(
+            "Preset", sorted(train_config.PRESETS), index=sorted(train_config.PRESETS).index("mdlrc-clts")
+        )
+        device = c4.selectbox("Device", ["auto", "cpu", "cuda:0"])
+        base = {**train_config.resolve(preset)}
+        hyper = hyper_inputs(preset, base)
+        overrides = runboard.request_overrides(dataset, size, hyper)
+        name = st.text_input("Run name", f"{preset}-{runboard.family(dataset)}", key="launch_name")
+        requests = sweep_requests(name, preset, overrides)
+        try:
+            configs = [validated(p, tuple(o)) for _, p, o in requests]
+        except DstabError as exc:
+            st.error(f"The trainer refuses this configuration: {exc}")
+            return
+        preview_section(configs[0], statuses)
+        group = name if len(requests) > 1 else None
+        if st.button(f"Launch {len(requests)} run{'s' * (len(requests) > 1)}", type="primary", key="launch"):
+            try:
+                for run_name, p, o in requests:
+                    runs.start(run_name, preset=p, overrides=o, device=device, group=group)
+            except DstabError as exc:
+                st.error(str(exc))
+            else:
+                st.rerun()
+
+
+def preview_section(config: dict, statuses) -> None:
+    T = config["diffusion"]["T"]
+    target = int(config["timesteps"].get("target_iter", config["steps"] // 2))
+    default = sorted({0, target // 2, target, config["steps"]})
+    text = st.text_input("Show P(t) at iterations", ", ".join(map(str, default)), key="pmf_its")
+    try:
+        its = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        st.error(f"iterations must be whole numbers separated by commas, got {text!r}")
+        return
+    view = runboard.preview(config, its)
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(runfigures.pmf(view["t"], view["pmf"], T), key="pmf")
+    c2.plotly_chart(runfigures.schedules(view["iterations"], view["beta1"], view["lr"]), key="schedules")
+    estimate_time(config, statuses)
+
+
+def estimate_time(config: dict, statuses) -> None:
+    similar = [s for s in statuses if (c := runboard.run_config(s.name)) and runboard.same_setup(c, config)]
+    rate = None
+    for s in reversed(similar):
+        m = st.session_state.get("training_metrics", {}).get(s.name)
+        if m is not None:
+            steps, _, walls = m.series("loss")
+            rate = curves.rate_and_eta(steps, walls, None, since=s.started)[0] or rate
+    key = json.dumps({k: config[k] for k in ("kind", "dataset", "arch", "batch_size")}, sort_keys=True)
+    measured = st.session_state.setdefault("measured_rates", {})
+    if rate is None and key in measured:
+        rate = measured[key]
+    if rate is None:
+        if st.button("Measure steps/s here (a few training steps)", key="measure"):
+            measured[key] = runboard.measure_steps_per_s(config)
+            st.rerun()
+        return
+    st.info(
+        f"≈ {config['steps'] / rate / 60:.1f} min of training at {rate:.1f} steps/s "
+        "(measured on this machine; evaluations add to it)."
+    )
+
+
+try:
+    statuses = runs.list_runs()
+except DstabError as exc:
+    st.error(str(exc))
+    st.stop()
+active = any(s.active for s in statuses)
+st.fragment(live_view, run_every=runboard.POLL_S if active else None)(active)  # polls only while a run is active
+controls()
+samples_section()
+launch_form(statuses)

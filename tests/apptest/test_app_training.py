@@ -1,0 +1,187 @@
+"""AppTest of the training page: no runs, a finished real run (table and curves equal the
+database), a running one that the Stop button stops."""
+
+import base64
+import json
+import shutil
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dstab.training import runs
+
+REPO = Path(__file__).resolve().parents[2]
+FAKE = REPO / "tests" / "fake_trainer.py"
+TINY = [
+    "dataset=toy2d:8gaussians",
+    'arch={"arch": "mlp_denoiser", "hidden": 32}',
+    "batch_size=16",
+    "steps=40",
+    "log_every=5",
+    "checkpoint_every=20",
+    "eval_every=null",
+]
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch):
+    monkeypatch.setenv("DSTAB_WORKSPACE", str(tmp_path / "ws"))
+    yield runs.workspace_root()
+    for s in runs.list_runs():  # leave no process behind
+        if s.active:
+            runs.stop(s.name)
+            runs.wait(s.name, timeout=120)
+
+
+def _values(v) -> list:
+    """A plotly trace array: plain list, or plotly's base64 typed array."""
+    if isinstance(v, dict):
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).tolist()
+    return list(v)
+
+
+def figures(at) -> dict[str, dict]:
+    figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return {f["layout"]["title"]["text"]: f for f in figs}
+
+
+def page() -> AppTest:
+    at = AppTest.from_file(str(REPO / "pages" / "training.py"), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_page_with_no_runs_offers_the_launch_form(ws):
+    at = page()
+    assert any("No runs yet" in i.value for i in at.info)
+    assert at.button(key="launch").label == "Launch 1 run"
+    assert not at.error
+    assert len(at.get("plotly_chart")) == 2  # the CLTS pmf and the beta1/lr schedules, before launching
+
+
+def test_a_config_the_trainer_refuses_is_shown_before_anything_starts(ws):
+    at = page()
+    at.number_input(key="launch_mdlrc-clts_beta0").set_value(0.3).run()  # below the 0.4 floor
+    assert any("The trainer refuses this configuration" in e.value and "floor" in e.value for e in at.error)
+    assert runs.run_names() == []
+
+
+def test_finished_run_table_and_curves_equal_the_database(ws):
+    runs.start("done", preset="baseline", overrides=TINY, device="cpu", threads=1)
+    assert runs.wait("done", timeout=180).state == "finished"
+    at = page()
+    table = at.dataframe[0].value
+    row = table[table["run"] == "done"].iloc[0]
+    assert (row["status"], row["step"], row["of"]) == ("finished", 40, 40)
+    con = sqlite3.connect(ws / "done" / "run" / "metrics.sqlite")
+    db_loss = con.execute("SELECT step, value FROM metrics WHERE name = 'loss' ORDER BY step").fetchall()
+    figs = figures(at)
+    trace = figs["Training loss"]["data"][0]
+    assert _values(trace["x"]) == [s for s, _ in db_loss]
+    assert _values(trace["y"]) == pytest.approx([v for _, v in db_loss], rel=1e-12)
+    quartiles = next(f for title, f in figs.items() if title.startswith("Loss per quartile"))
+    assert [t["name"] for t in quartiles["data"]] == ["done q0", "done q1", "done q2", "done q3"]
+    assert at.select_slider(key="sample_step_done").options == ["20", "40"]
+    assert len(at.get("image")) == 1  # the EMA sample grid of the latest checkpoint
+
+
+def test_running_run_is_polled_and_the_stop_button_stops_it(ws, monkeypatch):
+    monkeypatch.setenv("DSTAB_TRAIN_COMMAND", f"{sys.executable} {FAKE}")
+    monkeypatch.setenv("FAKE_STEP_S", "0.05")
+    runs.start("live", preset="baseline", overrides=[*TINY, "steps=100000"], device="cpu")
+    deadline = time.monotonic() + 60
+    while runs.status("live").step < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    at = page()
+    table = at.dataframe[0].value
+    assert table.iloc[0]["status"] == "running" and table.iloc[0]["step"] >= 2
+    at.button(key="stop").click().run()
+    assert runs.wait("live", timeout=60).state == "stopped"
+    at.run()
+    assert at.dataframe[0].value.iloc[0]["status"] == "stopped"
+
+
+def test_a_sweep_over_the_ablation_presets_is_queued_as_one_group(ws, monkeypatch):
+    monkeypatch.setenv("DSTAB_TRAIN_COMMAND", f"{sys.executable} {FAKE}")
+    monkeypatch.setenv("FAKE_STEP_S", "0.05")
+    monkeypatch.setenv("DSTAB_MAX_RUNS_PER_DEVICE", "1")
+    at = page()
+    at.selectbox[0].set_value("toy2d:8gaussians").run()  # dataset
+    at.text_input(key="launch_name").set_value("abl").run()
+    at.selectbox(key="sweep_key").set_value("ablation presets").run()
+    assert not at.error
+    at.button(key="launch").click().run()
+    assert not at.exception and not at.error
+    statuses = {s.name: s for s in runs.list_runs()}
+    assert sorted(statuses) == ["abl-baseline", "abl-md", "abl-md-lrc", "abl-mdlrc-clts"]
+    assert {s.group for s in statuses.values()} == {"abl"}
+    assert sorted(s.state for s in statuses.values()) == ["queued", "queued", "queued", "running"]
+    assert [s.preset for s in runs.list_runs()] == ["baseline", "md", "md-lrc", "mdlrc-clts"]
+    cfg = runboard_config("abl-baseline")
+    assert (cfg["beta1"], cfg["momentum"], cfg["timesteps"]) == (0.9, {"name": "constant"}, {"name": "uniform"})
+    assert runboard_config("abl-mdlrc-clts")["momentum"]["name"] == "md-lrc"
+
+
+def runboard_config(name):
+    from dstab.training import runboard
+
+    return runboard.run_config(name)
+
+
+def test_broken_and_vanished_runs_are_shown_with_reasons_and_the_rest_keeps_working(ws, monkeypatch):
+    monkeypatch.setenv("DSTAB_TRAIN_COMMAND", f"{sys.executable} {FAKE}")
+    monkeypatch.setenv("FAKE_STEP_S", "0.01")
+    monkeypatch.setenv("DSTAB_MAX_RUNS_PER_DEVICE", "3")
+    for name in ("good", "corrupt", "vanishing"):
+        runs.start(name, preset="baseline", overrides=[*TINY, "steps=10"], device="cpu")
+    for name in ("good", "corrupt", "vanishing"):
+        assert runs.wait(name, timeout=120).state == "finished"
+    (ws / "corrupt" / "run" / "metrics.sqlite").write_bytes(b"garbage" * 1000)
+    at = page()
+    shutil.rmtree(ws / "vanishing")
+    at.run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc["good", "status"] == "finished" and table.loc["good", "step"] == 10
+    assert table.loc["corrupt", "status"] == "broken" and "metrics database unreadable" in table.loc["corrupt", "note"]
+    assert table.loc["vanishing", "status"] == "broken" and "was deleted" in table.loc["vanishing", "note"]
+    shown = [e.value.split(":")[0] for e in at.error]
+    assert "corrupt is broken" in shown and "vanishing is broken" in shown and "good is broken" not in shown
+    assert "Training loss" in figures(at)  # the good run's curves still draw
+
+
+def _finished_dir(root, name, fd_rows, created):
+    """A finished run's directory as runs.py and the trainer leave it (no process needed)."""
+    d = root / name
+    (d / "run" / "checkpoints").mkdir(parents=True)
+    (d / "launch.json").write_text(json.dumps({"device": "cpu", "total_steps": 400, "created": created}))
+    (d / "pid").write_text(json.dumps({"pgid": 2**22 + 11, "started": 0.0}))
+    (d / "exit_code").write_text("0")
+    (d / "run" / "checkpoints" / "step0000400.safetensors").write_bytes(b"x")
+    (d / "run" / "status.json").write_text(json.dumps({"state": "finished", "step": 400, "error": None}))
+    con = sqlite3.connect(d / "run" / "metrics.sqlite")
+    con.execute("CREATE TABLE metrics(step INTEGER, name TEXT, value REAL, wall REAL, PRIMARY KEY(step, name))")
+    con.executemany("INSERT INTO metrics VALUES (?, 'fd_local@64x10ddim', ?, ?)", [(s, v, s) for s, v in fd_rows])
+    con.commit()
+    con.close()
+
+
+def test_speedup_ratio_between_two_chosen_runs(ws):
+    _finished_dir(ws, "base", [(100, 50.0), (200, 30.0), (300, 20.0), (400, 15.0)], 1.0)
+    _finished_dir(ws, "ours", [(100, 40.0), (200, 14.0), (300, 10.0), (400, 8.0)], 2.0)
+    at = page()
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["baseline final FD (local features)"] == "15"
+    assert (shown["baseline iterations"], shown["candidate iterations"], shown["speed-up"]) == ("400", "200", "2.00x")
+    fd = figures(at)["FD / FID of EMA samples (lower is better)"]
+    assert [t["name"] for t in fd["data"]] == [
+        "base (FD (local features), 64x10ddim)",
+        "ours (FD (local features), 64x10ddim)",
+    ]

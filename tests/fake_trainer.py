@@ -1,0 +1,68 @@
+"""A stand-in for `python -m dstab train` that follows its run-directory contract, for runs.py tests
+that only need the process behaviour (queueing) and must not pay for real training steps.
+
+Steps take $FAKE_STEP_S seconds; a checkpoint every 5 steps; SIGTERM finishes the step, checkpoints
+and writes status "stopped"; --resume continues after the last checkpoint.
+"""
+
+import argparse
+import json
+import os
+import signal
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+stop = False
+
+
+def on_term(signum, frame):
+    global stop
+    stop = True
+
+
+def main():
+    signal.signal(signal.SIGTERM, on_term)
+    p = argparse.ArgumentParser()
+    p.add_argument("--out")
+    p.add_argument("--resume")
+    p.add_argument("--config")
+    p.add_argument("--preset")
+    p.add_argument("--set", action="append", default=[])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads")
+    p.add_argument("--quiet", action="store_true")
+    a = p.parse_args()
+    out = Path(a.resume or a.out)
+    if a.resume:
+        cfg = json.loads((out / "config.json").read_text())
+        resume = out / "checkpoints" / "resume.json"
+        start = json.loads(resume.read_text())["step"] if resume.exists() else 0
+    else:
+        cfg = json.loads(Path(a.config).read_text())
+        (out / "checkpoints").mkdir(parents=True)
+        (out / "config.json").write_text(json.dumps(cfg))
+        start = 0
+    con = sqlite3.connect(out / "metrics.sqlite")
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS metrics(step INTEGER, name TEXT, value REAL, wall REAL, PRIMARY KEY(step, name))"
+    )
+    step, dt = start, float(os.environ.get("FAKE_STEP_S", "0.05"))
+    while step < cfg["steps"] and not stop:
+        time.sleep(dt)
+        step += 1
+        con.execute("INSERT OR REPLACE INTO metrics VALUES (?, 'loss', ?, ?)", (step, 1.0 / step, time.time()))
+        con.commit()
+        (out / "heartbeat").write_text(json.dumps({"step": step, "time": time.time(), "pid": os.getpid()}))
+        if step % 5 == 0 or stop or step == cfg["steps"]:
+            (out / "checkpoints" / f"step{step:07d}.safetensors").write_bytes(b"fake")
+            (out / "checkpoints" / "resume.json").write_text(json.dumps({"step": step}))
+    state = "finished" if step >= cfg["steps"] else "stopped"
+    (out / "status.json").write_text(json.dumps({"state": state, "step": step, "error": None}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
