@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from training_helpers import one_thread, tiny_dm  # noqa: F401 (one_thread is a fixture)
 
 from dstab import data
 from dstab.analysis import features, fid
 from dstab.errors import DstabError
 from dstab.training import runner
 from dstab.training.rundir import read_metrics
+from tests.training_helpers import one_thread, tiny_dm  # noqa: F401 (one_thread is a fixture)
 
 
 def test_frechet_distance_equals_closed_form_for_two_gaussians():

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from training_helpers import one_thread, tiny_dm  # noqa: F401 (one_thread is a fixture)
 
 from dstab import checkpoints
 from dstab.cli import main
@@ -21,6 +20,7 @@ from dstab.errors import DstabError
 from dstab.training import config as train_config
 from dstab.training import rundir, runner
 from dstab.training.rundir import read_metrics
+from tests.training_helpers import one_thread, tiny_dm  # noqa: F401 (one_thread is a fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 

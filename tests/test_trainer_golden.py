@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from training_helpers import one_thread  # noqa: F401 (a fixture)
 
 from dstab.checkpoints import weights_sha256
 from dstab.training.trainer import TrainConfig, Trainer
+from tests.training_helpers import one_thread  # noqa: F401 (a fixture)
 
 TINY_UNET = {
     "arch": "unet",
