@@ -36,6 +36,7 @@ from .checkpoints import Bundle
 from .diffusion import NoiseSource
 from .errors import DstabError, require
 from .gan import d_loss_bce, generator_loss
+from .sampling import sample_shape
 
 KINDS = ("dm", "gan-g", "gan-d", "custom")
 BN_MODE = "eval (stored running statistics)"
@@ -141,10 +142,17 @@ def _require_kind(bundle: Bundle, kind: str, probe: str) -> None:
 
 def _dataset(bundle: Bundle, dataset) -> data_mod.Dataset:
     if isinstance(dataset, data_mod.Dataset):
-        return dataset
-    spec = dataset or bundle.header.get("dataset")
-    require(spec is not None, f"{bundle.name}: its header names no dataset; pass dataset=")
-    return data_mod.load(spec, seed=int(bundle.header.get("train_config", {}).get("data_seed", 0)))
+        ds = dataset
+    else:
+        spec = dataset or bundle.header.get("dataset")
+        require(spec is not None, f"{bundle.name}: its header names no dataset; pass dataset=")
+        ds = data_mod.load(spec, seed=int(bundle.header.get("train_config", {}).get("data_seed", 0)))
+    want = sample_shape(bundle)
+    require(
+        tuple(ds.sample_shape) == tuple(want),
+        f"{bundle.name} works on samples shaped {tuple(want)} but dataset {ds.spec} has {tuple(ds.sample_shape)}",
+    )
+    return ds
 
 
 def _timesteps(timesteps, T: int) -> list[int]:

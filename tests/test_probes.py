@@ -132,6 +132,8 @@ def test_wrong_kind_bad_options_and_nan_weights_are_refused(ckpts, tmp_path):
         gan_probe(gan, "x")
     with pytest.raises(DstabError, match="DM"):
         probe_for(dm)
+    with pytest.raises(DstabError, match=r"samples shaped \(2,\) but dataset digits has \(1, 8, 8\)"):
+        dm_probe(dm, 10, dataset="digits")
     with torch.no_grad():
         next(gan.discriminator.parameters())[0] = float("nan")
     with pytest.raises(DstabError, match="NaN or inf"):
