@@ -269,11 +269,37 @@ def _render_roughness(rows: list[dict]) -> list[str]:
             "No cached surface or interpolation results for zoo checkpoints yet: run "
             "`python -m dstab precompute` (or `dstab surface` / `dstab interpolate`), then this report."
         ]
+    out += _roughness_verdicts(rows) + [""]
     keys = sorted({k for r in rows for k in r["metrics"]})
     out += ["| analysis | checkpoints | probe | " + " | ".join(keys) + " |", "|---|---|---|" + "---:|" * len(keys)]
     for r in sorted(rows, key=lambda r: (r["analysis"], r["checkpoints"], r["probe"])):
         vals = " | ".join(_fmt(r["metrics"].get(k), ".4g") for k in keys)
         out.append(f"| {r['analysis']} | {' -> '.join(r['checkpoints'])} | {r['probe']} | {vals} |")
+    return out
+
+
+# (analysis, metric, True when lower means smoother): Li et al. 2018's visual claim made into numbers
+SMOOTHNESS = [("surface", "curvature_roughness", True), ("surface", "convex_fraction", False),
+              ("interpolate", "roughness", True)]  # fmt: skip
+
+
+def _roughness_verdicts(rows: list[dict]) -> list[str]:
+    """Mean smoothness numbers of DM vs GAN probes per dataset, and whether DMs come out smoother."""
+    out = ["Means over the zoo's cached results (every stage, timestep and role):", ""]
+    for family in sorted({r["checkpoints"][0].split("/")[0] for r in rows}):
+        for analysis, metric, lower_smoother in SMOOTHNESS:
+
+            def mean_of(kind, analysis=analysis, metric=metric, family=family):
+                vals = [r["metrics"][metric] for r in rows if r["analysis"] == analysis
+                        and r["checkpoints"][0].startswith(f"{family}/") and r["probe"].startswith(kind)
+                        and r["metrics"].get(metric) is not None]  # fmt: skip
+                return sum(vals) / len(vals) if vals else None
+
+            dm, gan = mean_of("dm"), mean_of("gan")
+            holds = None if dm is None or gan is None else (dm < gan if lower_smoother else dm > gan)
+            out.append(f"- {family}: DM {analysis} smoother than GAN's by {metric} "
+                       f"({'lower' if lower_smoother else 'higher'} is smoother): {_verdict(holds)} "
+                       f"({_fmt(dm, '.4g')} vs {_fmt(gan, '.4g')})")  # fmt: skip
     return out
 
 

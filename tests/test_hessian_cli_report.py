@@ -138,3 +138,18 @@ def test_precompute_tasks_fill_the_shipped_cache(ckpts, caches):
     probe = report.default_probe(bundle, "d")
     result, source = hessian.cached(probe, "dstab", **report.HESSIAN_SETTINGS)
     assert source == "shipped" and result.summary()["settings"]["slq_steps"] == report.HESSIAN_SETTINGS["slq_steps"]
+
+
+def test_roughness_verdicts_compare_dm_and_gan_means():
+    rows = [
+        {"analysis": "interpolate", "checkpoints": ["toy2d/dm-eps-s0@final"], "probe": "dm [50]",
+         "metrics": {"roughness": 0.1}},
+        {"analysis": "interpolate", "checkpoints": ["toy2d/dm-eps-s1@final"], "probe": "dm [500]",
+         "metrics": {"roughness": 0.3}},
+        {"analysis": "interpolate", "checkpoints": ["toy2d/gan-s0@final"], "probe": "gan-g g",
+         "metrics": {"roughness": 0.15}},
+    ]  # fmt: skip
+    lines = report._roughness_verdicts(rows)
+    line = next(x for x in lines if "interpolate" in x)
+    assert "does not hold" in line and "(0.2 vs 0.15)" in line  # DM mean 0.2 is rougher than 0.15
+    assert any("curvature_roughness" in x and "n/a" in x for x in lines)
