@@ -30,7 +30,6 @@ from PIL import Image
 
 from .. import checkpoints, data, zoo
 from ..checkpoints import Bundle
-from ..diffusion import NoiseSource
 from ..errors import DstabError, require
 from ..sampling import generate, sample_shape
 from ..viz import grid_image, scatter_image
@@ -73,14 +72,9 @@ def peak_for(bundle: Bundle) -> float:
 
 
 def draw(bundle: Bundle, num: int, seed: int, sampler: str, steps, eta: float, device) -> torch.Tensor:
-    """`sampling.generate`, except that a DM's x0 prediction is clipped to [-1, 1] only for images:
-    points (toy2d, range about +-2.4) clipped there collapse onto the square's edges, and models
-    that differ then give identical samples (C = 100 dB) for a reason that has nothing to do with them."""
-    if bundle.kind == "gan" or len(sample_shape(bundle)) == 3:
-        return generate(bundle, num, seed, sampler, steps, eta, device)
-    model = bundle.model.to(device).eval()
-    noise = NoiseSource(seed, (num, *sample_shape(bundle)))
-    return bundle.diffusion.sample(model, noise, sampler, steps, eta, device, clip=False).cpu()
+    """One model's samples: `sampling.generate`, which shares noise by seed and clips x0 estimates
+    only for images (clipped toy points would collapse onto a square and look falsely consistent)."""
+    return generate(bundle, num, seed, sampler, steps, eta, device)
 
 
 def samples_of(

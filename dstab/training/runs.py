@@ -293,6 +293,8 @@ def status(name: str, root: Path | None = None) -> RunStatus:
         if st.heartbeat_age_s is not None and st.heartbeat_age_s > HEARTBEAT_STALE_S:
             st.reason = f"alive but no heartbeat for {st.heartbeat_age_s:.0f} s"
         return st
+    # the trainer may have written its status and exited between the read above and the liveness check
+    final = final or _current_status(rd, st.started)
     st.state, st.reason = _ended_state(path, final)
     st.step = max(st.step, int((final or {}).get("step") or 0))
     has_ckpt = bool(checkpoint_steps(path))
