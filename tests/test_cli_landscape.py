@@ -97,6 +97,7 @@ def test_precompute_fills_the_shipped_cache_and_pages_find_it(ckpts, env, monkey
     assert cli.main(["precompute", "--only", "fourier"]) == 2
 
 
+@pytest.mark.flaky(reruns=2, reruns_delay=2)  # torchrun + gloo processes on shared cores
 def test_torchrun_split_gives_the_single_process_grid(ckpts, env):
     out = env / "tr"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "dstab"]

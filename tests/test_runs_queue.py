@@ -13,6 +13,9 @@ import torch
 from dstab.errors import DstabError
 from dstab.training import runs
 
+# real processes racing on shared CPU cores: a rerun separates a timing flake from a regression
+pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=2)
+
 FAKE = Path(__file__).with_name("fake_trainer.py")
 TINY = ["dataset=toy2d:8gaussians", 'arch={"arch": "mlp_denoiser"}', "eval_every=null", "batch_size=8"]
 

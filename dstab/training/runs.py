@@ -162,6 +162,11 @@ def _spawn(path: Path, launch: dict, mode: str) -> int:
         f'echo $code > {exit_file}; for q in {queued}; do [ -e "$q" ] && {after}; break; done'
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    # the previous launch's status.json (e.g. 'stopped') must not describe this launch; a resume that
+    # starts within the 1 s mtime slack of `_current_status` would otherwise inherit it
+    stale = path / RUN / rundir.STATUS
+    if stale.exists():
+        os.replace(stale, stale.with_name("status.previous.json"))
     started = time.time()  # before the fork: a fast trainer may finish before Popen returns
     with open(path / LOG_NAME, "ab") as log:
         log.write(f"=== {mode} {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
