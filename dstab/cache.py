@@ -133,11 +133,15 @@ def get_or_compute(
     """A stored result, or compute_fn() -> (meta, arrays) stored and returned.
 
     `refresh` recomputes even when a result exists. Results of custom probes
-    (no checkpoint sha256) are computed but never stored: nothing identifies them."""
+    (no checkpoint sha256) are computed but never stored: nothing identifies them.
+    With `root` (the shipped cache, when precomputing) a result only the user cache
+    holds is copied there too, so the shipped cache ends up complete."""
     shas_list = [shas] if isinstance(shas, str) else list(shas)
     identified = bool(shas_list) and all(isinstance(s, str) and s for s in shas_list)
     if identified and not refresh:
         found = lookup(name, params, shas_list)
+        if found is not None and root is not None and found.source == "user":
+            store(name, params, shas_list, found.meta, found.arrays, root)
         if found is not None:
             return found
     meta, arrays = compute_fn()

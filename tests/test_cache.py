@@ -110,3 +110,13 @@ def test_unidentified_results_are_not_stored_and_bad_names_refused():
         cache.result_key("../etc", {}, [SHA])
     with pytest.raises(DstabError, match="JSON"):
         cache.result_key("surface", {"r": float("nan")}, [SHA])
+
+
+def test_a_user_cache_hit_is_copied_into_the_shipped_root(tmp_path):
+    calls = []
+    cache.get_or_compute("surface", {"g": 9}, [SHA], _compute(calls, 3.0))  # lands in the user cache
+    shipped = tmp_path / "zoo" / "results"
+    found = cache.get_or_compute("surface", {"g": 9}, [SHA], _compute(calls, 3.0), root=shipped)
+    assert calls == [1] and found.source == "user"
+    again = cache.lookup("surface", {"g": 9}, [SHA])
+    assert again.source == "shipped" and np.array_equal(again.arrays["grid"], np.arange(6.0).reshape(2, 3) * 3.0)

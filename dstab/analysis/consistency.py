@@ -28,12 +28,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .. import checkpoints, data, zoo
+from .. import cache, checkpoints, data, zoo
 from ..checkpoints import Bundle
 from ..errors import DstabError, require
 from ..sampling import generate, sample_shape
 from ..viz import grid_image, scatter_image
-from .caching import through_cache
 
 PSNR_CAP_DB = 100.0
 IMAGE_PEAK = 2.0  # images in [-1, 1]
@@ -87,7 +86,7 @@ def samples_of(
     if bundle.kind == "gan":
         params = {"num": num, "seed": seed}
     shas = [bundle.sha256] if bundle.sha256 else []
-    found = through_cache(
+    found = cache.get_or_compute(
         "samples", params, shas, lambda: ({}, {"samples": draw(bundle, num, seed, sampler, steps, eta, device)}),
         False, root,
     )  # fmt: skip
@@ -182,7 +181,7 @@ def cached(
     shas = [b.sha256 for b in bundles]
     params = {"num": 32, "seed": 0, "sampler": "ddpm", "steps": None, "eta": 0.0, **settings}
     params.pop("device", None)
-    found = through_cache(
+    found = cache.get_or_compute(
         "consistency",
         params,
         shas if all(shas) else [],

@@ -58,8 +58,8 @@ import numpy as np
 import torch
 from scipy.linalg import eigh_tridiagonal
 
+from .. import cache
 from ..errors import DstabError, require
-from .caching import through_cache
 from .landscape import CostWarning
 
 HVP_MODES = ("reverse", "forward")
@@ -544,7 +544,7 @@ def cached(
     computed results go to `root` (default: the user cache)."""
     params = hessian_params(probe, engine, **settings)
     sha = probe.describe().get("checkpoint_sha256")
-    found = through_cache(
+    found = cache.get_or_compute(
         "hessian",
         params,
         [sha] if sha else [],

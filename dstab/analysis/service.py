@@ -77,10 +77,7 @@ def _probe(bundle: Bundle, p: dict, device: torch.device):
 def _cached(name: str, params: dict, shas: list, compute: Callable[[], tuple[dict, dict]], refresh: bool, root):
     """cache.get_or_compute, except that under torchrun only rank 0 writes."""
     if distributed.world()[0] == 0:
-        found = cache.get_or_compute(name, params, shas, compute, refresh=refresh, root=root)
-        if root is not None and found.source == "user":  # precompute: ship what the user cache holds
-            cache.store(name, params, shas, found.meta, found.arrays, root)
-        return found
+        return cache.get_or_compute(name, params, shas, compute, refresh=refresh, root=root)
     found = None if refresh else cache.lookup(name, params, shas)
     return found or cache.Result(*compute(), key="", source="computed")
 
