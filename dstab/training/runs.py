@@ -120,7 +120,9 @@ def _alive(pid: int | None, marker: str) -> bool:
         if state == "Z":  # exited; reap it if this process launched it, or it lingers as a zombie
             with contextlib.suppress(ChildProcessError, OSError):
                 os.waitpid(pid, os.WNOHANG)
-        return state not in ("Z", "X") and marker in cmdline
+        # a process caught mid-exec shows an empty command line for a moment: it is alive but not yet
+        # checkable, and calling it dead would mark a run that just launched as 'died'
+        return state not in ("Z", "X") and (not cmdline.strip() or marker in cmdline)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
