@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .checkpoints import atomic_write_bytes
 from .errors import DstabError
-from .zoo import zoo_root
+from .fileio import atomic_write_bytes
+from .zooindex import zoo_root
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -99,6 +99,45 @@ def lookup(name: str, params: dict, shas, roots: list[tuple[Path, str]] | None =
         if found is not None:
             return found
     return None
+
+
+def _contains(value, part) -> bool:
+    """`part` is `value` with some dictionary entries left out (at any depth)."""
+    if isinstance(part, dict):
+        return isinstance(value, dict) and all(k in value and _contains(value[k], v) for k, v in part.items())
+    return value == part
+
+
+def find(name: str, shas, where: dict, roots: list[tuple[Path, str]] | None = None) -> list[Result]:
+    """The stored results of `name` for exactly these checkpoints whose parameters include `where`.
+
+    For callers that know some parameters but cannot spell the whole key without loading the
+    checkpoints (the dashboard's home page, before PyTorch is imported). Parameters a checkpoint
+    determines by itself need not be given: the sha256s pin them. One result per key, shipped ones
+    first; several mean `where` does not tell them apart (the caller must then spell the key)."""
+    shas = [shas] if isinstance(shas, str) else list(shas)
+    hits: dict[str, list[tuple[Path, str]]] = {}
+    for root, source in roots or [(shipped_dir(), "shipped"), (user_dir(), "user")]:
+        for jpath in sorted((Path(root) / name).glob("*.json")):
+            try:
+                text = jpath.read_text()
+                if shas and shas[0] not in text:  # most records are for other checkpoints: skip the parse
+                    continue
+                record = json.loads(text)
+            except (OSError, json.JSONDecodeError):
+                continue
+            if (record.get("analysis") == name and record.get("checkpoints") == shas
+                    and record.get("dstab_version") == __version__ and _contains(record.get("params"), where)
+                    and record.get("key") == jpath.stem == result_key(name, record["params"], shas)):  # fmt: skip
+                hits.setdefault(record["key"], []).append((Path(root), source))
+    results = []
+    for key, places in hits.items():
+        for root, source in places:  # a damaged copy gives way to the next
+            found = _read(root, name, key, source)
+            if found is not None:
+                results.append(found)
+                break
+    return results
 
 
 def store(name: str, params: dict, shas, meta: dict, arrays: dict, root: Path | None = None) -> Result:

@@ -19,8 +19,6 @@ import hashlib
 import json
 import os
 import pickle
-import subprocess
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +31,7 @@ from safetensors.torch import save as st_save
 from . import __version__, models
 from .diffusion import Diffusion
 from .errors import DstabError
+from .fileio import atomic_write_bytes, file_sha256, git_commit  # noqa: F401 (part of this module's API)
 
 FORMAT = "dstab-checkpoint"
 FORMAT_VERSION = 1
@@ -81,16 +80,6 @@ class Bundle:
         return self.header.get("name") or (self.path.stem if self.path else "checkpoint")
 
 
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
 def weights_sha256(tensors: dict[str, torch.Tensor]) -> str:
     """Hash of names, dtypes, shapes and bytes, independent of file layout."""
     h = hashlib.sha256()
@@ -99,39 +88,6 @@ def weights_sha256(tensors: dict[str, torch.Tensor]) -> str:
         h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename over it: a crash
-    or a full disk leaves either the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide shared results from other users
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def make_header(kind: str, arch: dict, dataset: str, step: int, seed: int, **extra) -> dict:

@@ -21,6 +21,7 @@ from . import __version__, cache, checkpoints, probes, resultsmd, zoo
 from .analysis import consistency as cons
 from .analysis import hessian, precompute
 from .checkpoints import git_commit
+from .defaults import CONSISTENCY_SETTINGS, HESSIAN_PROBE, HESSIAN_SETTINGS, SAMPLERS  # noqa: F401
 from .errors import DstabError
 
 # consistency groups in the shape of the paper's Table 1: (zoo group, label)
@@ -35,14 +36,6 @@ PAPER_TABLE1 = (
 )
 PAPER_HESSIAN = {"dm": (13.3, 37.9), "gan": (40.9, 93.9)}
 
-# defaults of the report and of the shipped cache (pages ask for the same keys). Hessians are costly
-# on a CPU (one Hv of the digits UNet at batch 64 x 4 timesteps takes seconds): a batch of 16 per
-# timestep, 3 top eigenvalues to residual 1e-3 (at most 80 Lanczos steps), 20 Hutchinson probes,
-# 2 SLQ runs of 40 steps: about 200 Hessian-vector products per probe.
-CONSISTENCY_SETTINGS = {"num": 32, "seed": 0}
-SAMPLERS = (("ddpm", None), ("ddim", 50))
-HESSIAN_PROBE = {"batch_size": 16, "seed": 0, "timestep_fractions": (0.125, 0.375, 0.625, 0.875)}
-HESSIAN_SETTINGS = {"top_k": 3, "trace_samples": 20, "slq_runs": 2, "slq_steps": 40, "seed": 0}
 QUICK = {
     "num": 4,
     "samplers": (("ddim", 5),),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .checkpoints import atomic_write_bytes
+from .fileio import atomic_write_bytes
 
 HEADER = "# dstab results\n\nGenerated sections, one per command; rerun a command to refresh its section.\n"
 

@@ -26,14 +26,10 @@ from .errors import DstabError
 from .sampling import generate
 from .training.trainer import TrainConfig, train
 from .viz import save_samples
+from .zooindex import MANIFEST, read_manifest, zoo_root  # noqa: F401 (part of this module's API)
 
-MANIFEST = "manifest.json"
 SAMPLE_SEED = 0
 EARLY_FRACTION = 0.1
-
-
-def zoo_root() -> Path:
-    return Path(os.environ.get("DSTAB_ZOO", Path(__file__).resolve().parent.parent / "checkpoints"))
 
 
 @dataclass
@@ -131,13 +127,6 @@ def specs(scale: float = 1.0) -> list[ZooSpec]:
             )
         out.append(ZooSpec(f"{family}/gan-wide", ["gan-structure"], gan(wide_gan, 0)))
     return out
-
-
-def read_manifest(root: Path | None = None) -> dict:
-    path = (root or zoo_root()) / MANIFEST
-    if not path.exists():
-        raise DstabError(f"no zoo manifest at {path}; build the zoo with `python -m dstab zoo build`")
-    return json.loads(path.read_text())
 
 
 def _write_manifest(root: Path, manifest: dict) -> None:

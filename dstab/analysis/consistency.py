@@ -30,6 +30,7 @@ from PIL import Image
 
 from .. import cache, checkpoints, data, zoo
 from ..checkpoints import Bundle
+from ..defaults import CONSISTENCY_PARAMS
 from ..errors import DstabError, require
 from ..sampling import generate, sample_shape
 from ..viz import grid_image, scatter_image
@@ -179,7 +180,7 @@ def cached(
     (in order: the first is the reference) and the sampling settings;
     computed results go to `root` (default: the user cache)."""
     shas = [b.sha256 for b in bundles]
-    params = {"num": 32, "seed": 0, "sampler": "ddpm", "steps": None, "eta": 0.0, **settings}
+    params = {**CONSISTENCY_PARAMS, **settings}
     params.pop("device", None)
     found = cache.get_or_compute(
         "consistency",

@@ -1,0 +1,27 @@
+"""Where the zoo lives and what its manifest says, readable without PyTorch.
+
+The dashboard's home page shows the zoo's numbers from the manifest and the
+shipped results before anything imports torch; `dstab.zoo` (which trains and
+verifies the zoo) re-exports these names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .errors import DstabError
+
+MANIFEST = "manifest.json"
+
+
+def zoo_root() -> Path:
+    return Path(os.environ.get("DSTAB_ZOO", Path(__file__).resolve().parent.parent / "checkpoints"))
+
+
+def read_manifest(root: Path | None = None) -> dict:
+    path = (root or zoo_root()) / MANIFEST
+    if not path.exists():
+        raise DstabError(f"no zoo manifest at {path}; build the zoo with `python -m dstab zoo build`")
+    return json.loads(path.read_text())
