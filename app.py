@@ -2,9 +2,8 @@
 
 import streamlit as st
 
-from dashboard import sidebar
+from dashboard import server, sidebar
 
-st.set_page_config(page_title="dstab", layout="wide")
 pages = [
     st.Page("pages/home.py", title="Home", default=True),
     st.Page("pages/landscape.py", title="Loss landscape"),
@@ -14,9 +13,12 @@ pages = [
     st.Page("pages/diffusion_process.py", title="Diffusion process"),
     st.Page("pages/training.py", title="Training"),
 ]
-# the sidebar is drawn before st.navigation so that its widgets belong to this entry script and keep
-# their state when the user moves between pages
-selection = st.session_state["dstab_selection"] = sidebar.render()
-page = st.navigation(pages)
-sidebar.publish(selection)
-page.run()
+# PyTorch loads in the background once the first pages are drawn, never beside a script run
+with server.script_run():
+    st.set_page_config(page_title="dstab", layout="wide")
+    # the sidebar is drawn before st.navigation so that its widgets belong to this entry script and keep
+    # their state when the user moves between pages
+    selection = st.session_state["dstab_selection"] = sidebar.render()
+    page = st.navigation(pages)
+    sidebar.publish(selection)
+    page.run()

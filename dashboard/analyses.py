@@ -20,10 +20,14 @@ from dstab import cache, probes, report
 from dstab.analysis import consistency as cons
 from dstab.analysis import hessian, interpolation, landscape, service
 from dstab.checkpoints import Bundle
+from dstab.defaults import CONSISTENCY_PARAMS
 from dstab.diffusion import NoiseSource
 from dstab.sampling import sample_shape
 
+from . import server
 from .jobs import Job
+
+server.torch_ready()  # every analysis page imports us before it computes: torch runs with the server's threads
 
 DM_TIMESTEPS = service.DEFAULT_TIMESTEPS  # the precomputed ones
 DM_TIMESTEP_CHOICES = sorted({1, 10, 100, 250, 750, 999, *DM_TIMESTEPS})
@@ -42,6 +46,12 @@ class Request:
     run: Callable[[Job], cache.Result]  # computes (or finds) and stores the result
     label: str
     units: int  # loss evaluations or model calls, for the cost estimate
+    unit: Callable[[], Callable[[], object]]  # builds one unit of the work, to time it (only on a cache miss)
+    unit_key: tuple  # what that timing is remembered by in this process
+
+
+def _who(bundle: Bundle) -> str:
+    return bundle.sha256 or bundle.name
 
 
 def _result(obj, source: str) -> cache.Result:
@@ -66,7 +76,8 @@ def surface_request(bundle: Bundle, label: str, timestep: int, role: str, grid: 
                                     progress=lambda n: job.advance(n, total))  # fmt: skip
         return _result(*found)
 
-    return Request("surface", params, [bundle.sha256], run, f"{label} surface", grid * grid)
+    return Request("surface", params, [bundle.sha256], run, f"{label} surface", grid * grid,
+                   lambda: loss_call(bundle, timestep, role, device), _loss_key(bundle, args, device))  # fmt: skip
 
 
 def interpolation_request(final: Bundle, early: Bundle, label: str, timestep: int, role: str, lo: float, hi: float,
@@ -83,7 +94,12 @@ def interpolation_request(final: Bundle, early: Bundle, label: str, timestep: in
                                           progress=lambda n: job.advance(n, points))  # fmt: skip
         return _result(*found)
 
-    return Request("interpolate", params, [final.sha256, early.sha256], run, f"{label} interpolation", points)
+    return Request("interpolate", params, [final.sha256, early.sha256], run, f"{label} interpolation", points,
+                   lambda: loss_call(final, timestep, role, device), _loss_key(final, args, device))  # fmt: skip
+
+
+def _loss_key(bundle: Bundle, args: dict, device) -> tuple:
+    return ("loss", _who(bundle), *args.values(), str(device))
 
 
 def hessian_probe(bundle: Bundle, timestep: int | str, role: str, device):
@@ -104,7 +120,8 @@ def hessian_request(bundle: Bundle, label: str, timestep, role: str, settings: d
 
     # Lanczos (until converged, often ~50 steps) + trace probes + SLQ steps, one HVP each (about 3 losses)
     hvps = 50 + settings["trace_samples"] + settings["slq_runs"] * settings["slq_steps"]
-    return Request("hessian", params, [bundle.sha256], run, f"{label} Hessian", 3 * hvps)
+    key = ("hessian-loss", _who(bundle), str(timestep), role, str(device))
+    return Request("hessian", params, [bundle.sha256], run, f"{label} Hessian", 3 * hvps, lambda: probe.loss, key)
 
 
 def consistency_request(bundles: list[Bundle], names: list[str], num: int, seed: int, sampler: str,
@@ -113,7 +130,7 @@ def consistency_request(bundles: list[Bundle], names: list[str], num: int, seed:
     if bundles[0].kind == "gan":
         sampler, steps = "ddpm", None
     settings = {"num": num, "seed": seed, "sampler": sampler, "steps": steps}
-    params = {"num": 32, "seed": 0, "sampler": "ddpm", "steps": None, "eta": 0.0, **settings}
+    params = {**CONSISTENCY_PARAMS, **settings}  # as cons.cached keys it
 
     def run(job: Job) -> cache.Result:
         result, source = cons.cached(bundles, names, device=device, **settings)
@@ -121,7 +138,9 @@ def consistency_request(bundles: list[Bundle], names: list[str], num: int, seed:
 
     calls = 1 if bundles[0].kind == "gan" else (steps or bundles[0].diffusion.T)
     label = f"consistency of {', '.join(n.split('/')[-1] for n in names)}"
-    return Request("consistency", params, [b.sha256 for b in bundles], run, label, len(bundles) * calls)
+    unit_key = ("sample", _who(bundles[0]), num, str(device))
+    return Request("consistency", params, [b.sha256 for b in bundles], run, label, len(bundles) * calls,
+                   lambda: sample_call(bundles[0], num, device), unit_key)  # fmt: skip
 
 
 def loss_call(bundle: Bundle, timestep: int, role: str, device) -> Callable[[], object]:
@@ -144,20 +163,9 @@ def sample_call(bundle: Bundle, num: int, device) -> Callable[[], object]:
     return lambda: g(z)
 
 
-def _zoo_shas(entries: dict, ids: list[str]) -> list[str]:
-    return [entries[i]["checkpoints"]["final"]["sha256"] for i in ids]
-
-
-def default_consistency(family: str, kind: str, entries: dict) -> cache.Result | None:
-    """The shipped default consistency of a kind's init group (DDPM for DMs), or None. Never computes."""
-    ids = sorted(e for e, v in entries.items() if e.startswith(family + "/") and f"{kind}-init" in v["groups"])
-    if len(ids) < 2:
-        return None
-    params = {"num": 32, "seed": 0, "sampler": "ddpm", "steps": None, "eta": 0.0, **CONSISTENCY_DEFAULTS}
-    return cache.lookup("consistency", params, _zoo_shas(entries, ids))
-
-
 def default_hessian(bundle: Bundle) -> cache.Result | None:
+    """The report's Hessian of a loaded checkpoint, by its exact key (`shipped.hessian` finds a zoo
+    entry's without loading it)."""
     probe = report.default_probe(bundle, None if bundle.kind == "dm" else "g")
     return cache.lookup("hessian", hessian.hessian_params(probe, "dstab", **HESSIAN_SETTINGS), [bundle.sha256])
 
@@ -191,4 +199,5 @@ def trajectory_request(bundle: Bundle, label: str, sampler: str, steps: int, see
     def run(job: Job) -> cache.Result:
         return cache.get_or_compute("trajectory", params, [bundle.sha256], lambda: compute(job))
 
-    return Request("trajectory", params, [bundle.sha256], run, f"{label} {sampler.upper()} trajectory", steps)
+    return Request("trajectory", params, [bundle.sha256], run, f"{label} {sampler.upper()} trajectory", steps,
+                   lambda: sample_call(bundle, n, device), ("sample", _who(bundle), int(n), str(device)))  # fmt: skip

@@ -16,6 +16,7 @@ import streamlit as st
 from dstab import cache
 from dstab.errors import DstabError
 
+from . import costs
 from .jobs import Cancelled, Job, JobRunner
 
 POLL_S = 0.25
@@ -39,11 +40,12 @@ def duration(seconds: float) -> str:
     return f"about {seconds / 60:.0f} min"
 
 
-def cached(request, estimate_s: float) -> cache.Result | None:
+def cached(request) -> cache.Result | None:
     """The result of an `analyses.Request`, or None while it is not available yet.
 
     The cache lookup comes first (shipped zoo results, then the user cache); only
-    a miss starts `request.run` in the background."""
+    a miss times one unit of the work for the estimate (`costs.seconds_per_call`),
+    then starts `request.run` in the background."""
     name, params, shas, label = request.name, request.params, request.shas, request.label
     key = cache.result_key(name, params, shas)
     jobs = runner()
@@ -54,6 +56,7 @@ def cached(request, estimate_s: float) -> cache.Result | None:
         return hit
     job = jobs.job(key)
     if job is None:
+        estimate_s = request.units * costs.seconds_per_call(request.unit_key, request.unit())
         cancelled = st.session_state.setdefault("dstab_cancelled", set())
         notice = st.empty()  # a placeholder, so that the notice disappears once the result is shown
         box = notice.container(border=True)

@@ -12,10 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
-import torch
 
-from dstab import checkpoints, zoo
-from dstab.commands import resolve_device
+from dstab import zooindex
 from dstab.errors import DstabError
 
 from . import server, urlstate, userfiles
@@ -45,36 +43,47 @@ class Selection:
     family: str
     dm: ModelChoice | None
     gan: ModelChoice | None
-    device: torch.device
     manifest: dict
+
+    @property
+    def device(self):
+        """The torch.device analyses run on: CUDA when present. Imports PyTorch (Home never asks)."""
+        server.torch_ready()
+        from dstab.commands import resolve_device
+
+        return resolve_device("auto")
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def _load(path: str, mtime_ns: int, size: int) -> checkpoints.Bundle:
+def _load(path: str, mtime_ns: int, size: int):
+    server.torch_ready()
+    from dstab import checkpoints
+
     return checkpoints.load(path)
 
 
-def load_bundle(path: Path) -> checkpoints.Bundle:
-    """A checkpoint loaded once per file version and shared by sessions; analyses work on copies."""
+def load_bundle(path: Path):
+    """A checkpoint (`dstab.checkpoints.Bundle`) loaded once per file version and shared by sessions;
+    analyses work on copies."""
     stat = Path(path).stat()
     return _load(str(path), stat.st_mtime_ns, stat.st_size)
 
 
 @st.cache_data(show_spinner=False)
 def _manifest(root: str, mtime_ns: int) -> dict:
-    return zoo.read_manifest(Path(root))
+    return zooindex.read_manifest(Path(root))
 
 
 def manifest() -> dict:
-    root = zoo.zoo_root()
-    path = root / zoo.MANIFEST
+    root = zooindex.zoo_root()
+    path = root / zooindex.MANIFEST
     if not path.exists():
         raise DstabError(f"no zoo manifest at {path}; build the zoo with `python -m dstab zoo build`")
     return _manifest(str(root), path.stat().st_mtime_ns)
 
 
 def zoo_choices(entries: dict) -> dict[str, ModelChoice]:
-    root = zoo.zoo_root()
+    root = zooindex.zoo_root()
     out = {}
     for eid, e in sorted(entries.items()):
         files = e["checkpoints"]
@@ -166,13 +175,6 @@ def _pick(kind: str, family: str, zoo_options: dict[str, ModelChoice], where) ->
     return options[ref]
 
 
-def device_label(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    n = torch.get_num_threads()
-    return f"cpu ({n} thread{'s' if n != 1 else ''}; DSTAB_THREADS)"
-
-
 def render() -> Selection:
     st.sidebar.header("Models")
     try:
@@ -188,9 +190,8 @@ def render() -> Selection:
     _own_checkpoint_form()
     dm = _pick("dm", family, zoo_options, pickers)
     gan = _pick("gan", family, zoo_options, pickers)
-    device = resolve_device("auto")
-    st.sidebar.caption(f"Device: {device_label(device)}")
-    return Selection(family, dm, gan, device, man)
+    st.sidebar.caption(f"Device: {server.device_label()}")
+    return Selection(family, dm, gan, man)
 
 
 def publish(selection: Selection) -> None:

@@ -15,7 +15,7 @@ import os
 import re
 from pathlib import Path
 
-from dstab import checkpoints, zoo
+from dstab import fileio, zooindex
 from dstab.errors import DstabError
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin")
@@ -36,7 +36,7 @@ def max_upload_bytes() -> int:
 
 def allowed_roots() -> list[Path]:
     extra = [Path(p) for p in os.environ.get("DSTAB_ALLOWED_ROOTS", "").split(os.pathsep) if p.strip()]
-    return [p.resolve() for p in (zoo.zoo_root(), workspace_root(), *extra)]
+    return [p.resolve() for p in (zooindex.zoo_root(), workspace_root(), *extra)]
 
 
 def confined_path(text: str) -> Path:
@@ -85,7 +85,9 @@ def save_upload(name: str, payload: bytes) -> Path:
     target = uploads_dir() / f"{digest[:16]}-{_safe_stem(name)}{suffix}"
     if target.exists():
         return target
-    checkpoints.atomic_write_bytes(target, payload)
+    fileio.atomic_write_bytes(target, payload)
+    from dstab import checkpoints  # PyTorch is imported when a checkpoint is loaded, not before
+
     try:
         checkpoints.load(target)
     except DstabError as exc:

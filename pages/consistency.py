@@ -8,7 +8,7 @@ Table 1: DMs 14-20 dB, GANs 6-10 dB; x0-prediction DMs lose it (Fig. 9).
 
 import streamlit as st
 
-from dashboard import analyses, compute, costs, downloads, figures, sidebar, urlstate
+from dashboard import analyses, compute, downloads, figures, sidebar, urlstate
 from dstab.analysis import consistency as consistency_mod
 from dstab.errors import DstabError
 
@@ -44,10 +44,8 @@ for kind in ("dm", "gan"):
         choices = [sidebar.zoo_choices(sel.manifest["entries"])[n] for n in names]
         bundles = [sidebar.load_bundle(ch.path) for ch in choices]
         req = analyses.consistency_request(bundles, names, num, seed, sampler, steps, sel.device)
-        per = costs.seconds_per_call(("sample", names[0], num, str(sel.device)),
-                                     analyses.sample_call(bundles[0], num, sel.device))  # fmt: skip
         with where:
-            res = compute.cached(req, req.units * per)
+            res = compute.cached(req)
     except (DstabError, KeyError) as exc:
         where.error(f"{kind.upper()} group unavailable: {exc}")
         continue

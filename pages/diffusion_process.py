@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from dashboard import analyses, compute, costs, downloads, figures, sidebar, urlstate
+from dashboard import analyses, compute, downloads, figures, sidebar, urlstate
 from dstab import data
 from dstab.diffusion import Diffusion, NoiseSource
 from dstab.errors import DstabError
@@ -72,9 +72,7 @@ n = urlstate.number("Samples", "n", 8, 1, 64, where=c4)
 
 try:
     req = analyses.trajectory_request(bundle, sel.dm.label, sampler, int(steps), int(seed), int(n), sel.device)
-    per_step = costs.seconds_per_call(("sample", sel.dm.ref, int(n), str(sel.device)),
-                                      analyses.sample_call(bundle, int(n), sel.device))  # fmt: skip
-    result = compute.cached(req, req.units * per_step)
+    result = compute.cached(req)
 except DstabError as exc:
     st.error(str(exc))
     st.stop()

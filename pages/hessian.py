@@ -7,7 +7,7 @@ DM lambda_1 = 13.3, sigma^2 = 37.9 against GAN lambda_1 = 40.9, sigma^2 = 93.9.
 
 import streamlit as st
 
-from dashboard import analyses, compute, costs, downloads, figures, sidebar, urlstate
+from dashboard import analyses, compute, downloads, figures, sidebar, urlstate
 from dstab.errors import DstabError
 
 sel = sidebar.current()
@@ -39,10 +39,8 @@ for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
     try:
         bundle = sidebar.load_bundle(choice.path)
         req = analyses.hessian_request(bundle, choice.label, t, role, settings, sel.device)
-        per = costs.seconds_per_call(("hessian-loss", choice.ref, t, role, str(sel.device)),
-                                     analyses.hessian_probe(bundle, t, role, sel.device).loss)  # fmt: skip
         with where:
-            res = compute.cached(req, req.units * per)
+            res = compute.cached(req)
     except DstabError as exc:
         where.error(str(exc))
         continue

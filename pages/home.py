@@ -1,9 +1,26 @@
-"""Landing page: the paper's claims, this zoo's live numbers for them, and the way to each page."""
+"""Landing page: the paper's claims, this zoo's live numbers for them, and the way to each page.
+
+It imports nothing that imports PyTorch while the picked models are zoo entries (the numbers come from
+the manifest and the shipped results), so a cold server draws it at once; see `dashboard.server`.
+"""
 
 import streamlit as st
 
-from dashboard import analyses, sidebar
-from dstab import zoo
+from dashboard import shipped, sidebar
+from dstab import zooindex
+
+
+def hessian_of(choice, entries: dict):
+    """The report's Hessian of the picked model: found from the manifest for a zoo entry, else by the
+    exact key of the loaded checkpoint (a user's own, a manifest without T, ambiguous stored variants)."""
+    entry = entries.get(choice.ref) if choice.is_zoo else None
+    found = shipped.hessian(entry) if entry is not None else None
+    if found is not None and len(found) <= 1:
+        return found[0] if found else None
+    from dashboard import analyses
+
+    return analyses.default_hessian(sidebar.load_bundle(choice.path))
+
 
 sel = sidebar.current()
 st.title("dstab: why diffusion models train more stably than GANs")
@@ -21,10 +38,10 @@ st.subheader(f"The same measurements on this zoo ({sel.family})")
 entries = sel.manifest["entries"]
 numbers = []
 for kind in ("dm", "gan"):
-    found = analyses.default_consistency(sel.family, kind, entries)
+    found = shipped.consistency(sel.family, kind, entries)
     numbers.append((f"{kind.upper()} consistency C(q), init group", found.meta["C_db"] if found else None, " dB"))
 for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
-    found = analyses.default_hessian(sidebar.load_bundle(choice.path)) if choice else None
+    found = hessian_of(choice, entries) if choice else None
     label = f"{kind.upper()} lambda_1 ({choice.label if choice else 'none picked'})"
     numbers.append((label, found.meta["lambda_1"] if found else None, ""))
 for col, (label, value, unit) in zip(st.columns(4), numbers):
@@ -48,13 +65,15 @@ for path, title, what in pages:
 
 if entries:
     st.subheader(f"The embedded zoo: {len(entries)} runs trained by dstab")
-    rows = [
-        {"id": eid, "kind": e["kind"], "prediction": e["prediction"] or "", "seed": e["seed"], "steps": e["steps"],
-         "final loss": round(e["loss_last"], 4), "train wall time (s)": e["wall_time_s"]}
-        for eid, e in sorted(entries.items())
-    ]  # fmt: skip
-    st.dataframe(rows, hide_index=True)
+    # a Markdown table, not st.dataframe: that would import pandas and pyarrow (~0.5 s) on a cold server
+    head = ["id", "kind", "prediction", "seed", "steps", "final loss", "train wall time (s)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for eid, e in sorted(entries.items()):
+        cells = [f"`{eid}`", e["kind"], e["prediction"] or "", e["seed"], e["steps"], f"{e['loss_last']:.4f}",
+                 f"{e['wall_time_s']:.0f}"]  # fmt: skip
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    st.markdown("\n".join(lines))
     shown = [(eid, e) for eid, e in sorted(entries.items()) if eid.startswith(sel.family + "/")]
     cols = st.columns(4)
     for i, (eid, e) in enumerate(shown):
-        cols[i % 4].image(str(zoo.zoo_root() / e["samples"]), caption=eid)
+        cols[i % 4].image(str(zooindex.zoo_root() / e["samples"]), caption=eid)

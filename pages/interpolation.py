@@ -8,7 +8,7 @@ curve has roughness 0 (dstab.analysis.smoothness).
 
 import streamlit as st
 
-from dashboard import analyses, compute, costs, downloads, figures, sidebar, urlstate
+from dashboard import analyses, compute, downloads, figures, sidebar, urlstate
 from dstab.errors import DstabError
 
 sel = sidebar.current()
@@ -38,9 +38,7 @@ for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
     try:
         final, early = sidebar.load_bundle(choice.path), sidebar.load_bundle(choice.early)
         req = analyses.interpolation_request(final, early, choice.label, t, role, lo, hi, steps, sel.device)
-        per = costs.seconds_per_call(("loss", choice.ref, t, role, str(sel.device)),
-                                     analyses.loss_call(final, t, role, sel.device))  # fmt: skip
-        res = compute.cached(req, req.units * per)
+        res = compute.cached(req)
     except DstabError as exc:
         st.error(str(exc))
         continue

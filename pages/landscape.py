@@ -9,7 +9,7 @@ colour and z scale.
 import numpy as np
 import streamlit as st
 
-from dashboard import analyses, compute, costs, downloads, figures, sidebar, urlstate
+from dashboard import analyses, compute, downloads, figures, sidebar, urlstate
 from dstab.errors import DstabError
 
 GRIDS = [5, 11, 21, 31, 41, 51]
@@ -40,10 +40,8 @@ for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
     try:
         bundle = sidebar.load_bundle(choice.path)
         req = analyses.surface_request(bundle, choice.label, t, role, grid, radius, seed, sel.device)
-        per = costs.seconds_per_call(("loss", choice.ref, t, role, str(sel.device)),
-                                     analyses.loss_call(bundle, t, role, sel.device))  # fmt: skip
         with where:
-            res = compute.cached(req, req.units * per)
+            res = compute.cached(req)
     except DstabError as exc:
         where.error(str(exc))
         continue

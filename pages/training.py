@@ -10,11 +10,13 @@ import sqlite3
 
 import streamlit as st
 
-from dashboard import downloads, runfigures, urlstate
+from dashboard import downloads, runfigures, server, urlstate
 from dstab.errors import DstabError
 from dstab.training import config as train_config
 from dstab.training import curves, runboard, runs
 from dstab.training.runmetrics import RunMetrics
+
+server.torch_ready()  # this page samples checkpoints in the server process: with the server's thread count
 
 SWEEP_KEYS = {"CLTS mu": "timesteps.mu", "CLTS target_iter": "timesteps.target_iter", "ablation presets": "preset"}
 ABLATION = ["baseline", "md", "md-lrc", "mdlrc-clts"]  # paper Fig. 6

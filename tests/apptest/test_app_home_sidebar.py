@@ -1,12 +1,21 @@
 """Home's live numbers come from the results the report ships; the sidebar refuses bad input visibly
 while the rest of the page keeps working."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
-from dstab import checkpoints, models, report, zoo
+from dstab import cache, checkpoints, models, report, zoo
 from dstab.analysis import consistency as cons
 from dstab.analysis import hessian
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_home_shows_shipped_numbers_once_they_exist(app, monkeypatch, tmp_path):
@@ -84,3 +93,90 @@ def test_sidebar_lists_zoo_entries_by_dataset_and_kind(app, kind):
     options = at.selectbox(key=kind).options
     expected = sorted(e for e, v in zoo.read_manifest()["entries"].items() if v["kind"] == kind and "toy2d/" in e)
     assert sorted(options) == expected
+
+
+def test_home_falls_back_to_the_exact_key_when_the_manifest_cannot_tell(app, monkeypatch, tmp_path):
+    """Two stored Hessians of the zoo GAN that differ only where Home's manifest-based search does not
+    look (the Lanczos tolerance), and a DM whose manifest entry lacks T: Home must load the checkpoints
+    and show the report's own results."""
+    from dashboard import analyses, shipped
+
+    monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "fresh-cache"))
+    gan = checkpoints.load(zoo.checkpoint_path("toy2d/gan-s0"))
+    params = hessian.hessian_params(report.default_probe(gan, "g"), "dstab", **report.HESSIAN_SETTINGS)
+    variant = {**params, "tol": params["tol"] * 10}
+    cache.store("hessian", variant, [gan.sha256], {"lambda_1": 222.0}, {"x": np.zeros(1)})
+    entry = zoo.read_manifest()["entries"]["toy2d/gan-s0"]
+    assert [r.meta["lambda_1"] for r in shipped.hessian(entry)] == [222.0]  # alone, the variant is found...
+    assert app(data="toy2d").metric[3].value == "222.00"
+    cache.store("hessian", params, [gan.sha256], {"lambda_1": 111.0}, {"x": np.zeros(1)})
+    assert len(shipped.hessian(entry)) == 2  # ...beside the report's own, the search cannot choose
+    assert analyses.default_hessian(gan).meta["lambda_1"] == 111.0
+    dm = checkpoints.load(zoo.checkpoint_path("toy2d/dm-eps-s0"))
+    dm_params = hessian.hessian_params(report.default_probe(dm, None), "dstab", **report.HESSIAN_SETTINGS)
+    cache.store("hessian", dm_params, [dm.sha256], {"lambda_1": 333.0}, {"x": np.zeros(1)})
+    # this miniature manifest has no train_config, so no T to search by: Home loads the DM for its key
+    assert shipped.hessian(zoo.read_manifest()["entries"]["toy2d/dm-eps-s0"]) is None
+    at = app(data="toy2d")
+    assert not at.exception, at.exception
+    assert [m.value for m in at.metric[2:]] == ["333.00", "111.00"]
+
+
+HOME_COLD = r"""
+import json, sys
+from streamlit.testing.v1 import AppTest
+import dashboard.server
+dashboard.server.warm_up = lambda *a, **k: None  # what a served first page imports, without the warm-up
+AppTest.from_file(sys.argv[1], default_timeout=300).run()  # the process's first run (Streamlit's v1 pages mode)
+at = AppTest.from_file(sys.argv[1], default_timeout=300)
+at.query_params["data"] = sys.argv[2]
+at.run()
+heavy = [m for m in ("torch", "sklearn", "scipy", "pandas", "pyarrow") if m in sys.modules]
+print(json.dumps({"heavy": heavy, "metrics": [m.value for m in at.metric], "exception": [str(e) for e in at.exception],
+                  "device": [c.value for c in at.sidebar.caption if c.value.startswith("Device")]}))
+"""
+
+
+@pytest.mark.parametrize("family", ["digits", "toy2d"])
+def test_home_on_the_real_zoo_draws_without_pytorch_and_shows_the_shipped_numbers(family, tmp_path):
+    """A cold server's first page imports no PyTorch (nor scikit-learn, scipy, pandas): its numbers
+    are the report's results, found from the manifest; the same ones the exact keys of the loaded
+    checkpoints find."""
+    from dashboard import analyses, shipped
+
+    env = {**os.environ, "DSTAB_ZOO": str(zoo.zoo_root()), "DSTAB_CACHE": str(tmp_path / "cache"),
+           "DSTAB_WORKSPACE": str(tmp_path / "ws"), "PYTHONPATH": str(REPO)}  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", HOME_COLD, str(REPO / "app.py"), family], env=env, cwd=REPO,
+                         capture_output=True, text=True, timeout=600, check=True)  # fmt: skip
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["exception"] == [] and seen["heavy"] == []
+    assert seen["device"] == [f"Device: {server_device_label()}"]
+    entries = zoo.read_manifest()["entries"]
+    expected = []
+    for kind in ("dm", "gan"):
+        ids = shipped.group_ids(family, f"{kind}-init", entries)
+        bundles = [checkpoints.load(zoo.checkpoint_path(i)) for i in ids]
+        result, source = cons.cached(bundles, ids, num=32, seed=0, sampler="ddpm", steps=None)
+        assert source == "shipped"
+        expected.append(f"{result.score:.2f} dB")
+    for eid in (f"{family}/dm-eps-s0", f"{family}/gan-s0"):
+        expected.append(f"{analyses.default_hessian(checkpoints.load(zoo.checkpoint_path(eid))).meta['lambda_1']:.2f}")
+    assert seen["metrics"] == expected
+
+
+def server_device_label() -> str:
+    from dashboard import server
+
+    return server.device_label()
+
+
+def test_manifest_search_finds_the_exact_key_of_every_shipped_hessian(monkeypatch, tmp_path):
+    from dashboard import analyses, shipped
+
+    monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "empty"))
+    found = 0
+    for eid, entry in sorted(zoo.read_manifest()["entries"].items()):
+        exact = analyses.default_hessian(checkpoints.load(zoo.checkpoint_path(eid)))
+        assert [r.key for r in shipped.hessian(entry)] == ([exact.key] if exact else []), eid
+        found += exact is not None
+    assert found >= 4  # the report ships a DM and a GAN Hessian of both datasets

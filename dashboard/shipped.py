@@ -1,0 +1,54 @@
+"""The zoo's headline numbers as `dstab report` shipped them, found without loading a model.
+
+The home page draws from here on a server's first run, before anything
+imports PyTorch: the manifest names the checkpoints (sha256) and the
+settings live in `dstab.defaults`, so the stored results are found by
+`cache.lookup` (consistency: the whole key is known) or `cache.find`
+(Hessian: the probe's description also holds what only the loaded model
+knows, its parameter count; the checkpoint's sha256 pins that).
+"""
+
+from __future__ import annotations
+
+from dstab import cache
+from dstab.defaults import CONSISTENCY_PARAMS, CONSISTENCY_SETTINGS, HESSIAN_PROBE, HESSIAN_SETTINGS
+
+
+def group_ids(family: str, group: str, entries: dict) -> list[str]:
+    return sorted(e for e, v in entries.items() if e.startswith(family + "/") and group in v["groups"])
+
+
+def final_sha(entry: dict) -> str:
+    return entry["checkpoints"]["final"]["sha256"]
+
+
+def consistency(family: str, kind: str, entries: dict) -> cache.Result | None:
+    """The shipped consistency of a kind's init group (DDPM for DMs), or None. Never computes."""
+    ids = group_ids(family, f"{kind}-init", entries)
+    if len(ids) < 2:
+        return None
+    params = {**CONSISTENCY_PARAMS, **CONSISTENCY_SETTINGS, "sampler": "ddpm", "steps": None}
+    return cache.lookup("consistency", params, [final_sha(entries[i]) for i in ids])
+
+
+def hessian_where(entry: dict) -> dict | None:
+    """What the report's Hessian of a zoo entry is known by, short of the loaded model (see
+    `report.default_probe`): DMs at the quartile midpoints of [0, T), GANs' generator."""
+    probe = {"batch_size": HESSIAN_PROBE["batch_size"], "seed": HESSIAN_PROBE["seed"], "dataset": entry["dataset"]}
+    if entry["kind"] == "dm":
+        T = entry.get("train_config", {}).get("diffusion", {}).get("T")
+        if not T:
+            return None
+        probe.update(kind="dm", timesteps=[int(f * T) for f in HESSIAN_PROBE["timestep_fractions"]])
+    else:
+        probe.update(kind="gan-g", role="g")
+    return {"engine": "dstab", **HESSIAN_SETTINGS, "probe": probe}
+
+
+def hessian(entry: dict) -> list[cache.Result] | None:
+    """The stored results that fit the report's Hessian of a zoo entry: one when it was computed, none
+    when not; several only if someone stored variants the description cannot tell apart. None when the
+    manifest lacks what the search needs (a DM's T). In those two cases the caller asks
+    `dashboard.analyses.default_hessian` with the loaded model for the exact key."""
+    where = hessian_where(entry)
+    return None if where is None else cache.find("hessian", [final_sha(entry)], where)
