@@ -16,18 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.apptest import minizoo
+from tests.e2e.browser import LAUNCH_ARGS
 
 REPO = Path(__file__).resolve().parents[2]
-
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def free_port() -> int:
@@ -60,8 +51,9 @@ def chromium_path():
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory, chromium_path):
-    """(base url, seconds from spawn to healthy); the process group is killed at the end."""
+def server(tmp_path_factory, browser_context):
+    """(base url, seconds from spawn to healthy); the process group is killed at the end. The browser
+    is started first, as a user's is before they start the app: the cold start times the app alone."""
     root = tmp_path_factory.mktemp("e2e")
     zoo_root = os.environ.get("DSTAB_E2E_ZOO") or str(root / "zoo")
     if "DSTAB_E2E_ZOO" not in os.environ:

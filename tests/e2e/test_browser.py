@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.browser import wait_home_rendered
+
 # real processes racing on shared CPU cores: a rerun separates a timing flake from a regression
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.flaky(reruns=2, reruns_delay=2)]
 
@@ -43,9 +45,7 @@ def test_every_page_and_a_landscape_recompute(server, browser_context, tmp_path)
     page = browser_context.new_page()
     errors = _errors_of(page)
     page.goto(server["url"] + "/?data=toy2d", wait_until="domcontentloaded")  # toy2d: cheap on a loaded CPU
-    page.get_by_role("heading", name="dstab: why diffusion models train more stably than GANs").wait_for(
-        timeout=PAGE_TIMEOUT_MS
-    )
+    wait_home_rendered(page, PAGE_TIMEOUT_MS)
     cold_start_s = time.perf_counter() - server["spawned"]
     _wait_idle(page)
 
