@@ -59,6 +59,7 @@ pages = [
     ("pages/hessian.py", "Hessian", "eigenvalue spectra, lambda_1, trace, variance"),
     ("pages/consistency.py", "Consistency", "same seed, many models: image grids and PSNR (Table 1)"),
     ("pages/diffusion_process.py", "Diffusion process", "forward noising and a DM's reverse trajectory"),
+    ("pages/training.py", "Training", "CLTS and MDLRC runs in the background, their loss and FD / FID curves live"),
 ]
 for path, title, what in pages:
     st.page_link(path, label=f"{title}: {what}")

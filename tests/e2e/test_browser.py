@@ -18,6 +18,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.flaky(reruns=2, rer
 REPO = Path(__file__).resolve().parents[2]
 PAGES = ["Loss landscape", "Interpolation", "Hessian", "Consistency", "Diffusion process", "Home"]
 PLOTLY = ".js-plotly-plot .main-svg"
+DATA = os.environ.get("DSTAB_E2E_DATA", "toy2d")  # toy2d: cheap on a loaded CPU; digits for the README's shot
 PAGE_TIMEOUT_MS = 180_000  # first plotly chart takes ~5 s to parse on 2 shared cores; computations more
 SHOT_MS = 120_000
 
@@ -44,7 +45,7 @@ def _no_app_errors(page, where: str) -> None:
 def test_every_page_and_a_landscape_recompute(server, browser_context, tmp_path):
     page = browser_context.new_page()
     errors = _errors_of(page)
-    page.goto(server["url"] + "/?data=toy2d", wait_until="domcontentloaded")  # toy2d: cheap on a loaded CPU
+    page.goto(server["url"] + f"/?data={DATA}", wait_until="domcontentloaded")
     wait_home_rendered(page, PAGE_TIMEOUT_MS)
     cold_start_s = time.perf_counter() - server["spawned"]
     _wait_idle(page)
@@ -55,7 +56,7 @@ def test_every_page_and_a_landscape_recompute(server, browser_context, tmp_path)
         if name not in ("Home",):
             page.wait_for_selector(PLOTLY, timeout=PAGE_TIMEOUT_MS)
         _no_app_errors(page, name)
-        assert "data=toy2d" in page.url, f"{name}: the sidebar's choice must survive a page switch in the URL"
+        assert f"data={DATA}" in page.url, f"{name}: the sidebar's choice must survive a page switch in the URL"
         page.screenshot(path=str(tmp_path / f"{name.replace(' ', '-').lower()}.png"), full_page=True, timeout=SHOT_MS)
 
     page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Loss landscape", exact=True).click()
