@@ -70,6 +70,30 @@ def cached(request) -> cache.Result | None:
     return _wait(job, jobs)
 
 
+def side_by_side(selection, make_request) -> tuple[dict, dict]:
+    """The picked DM and GAN in two columns: `make_request(choice, bundle)` for each, looked up or computed
+    (`cached`) in its own column, where its errors show too. Returns ({kind: (choice, result)} for the
+    results available now, {kind: column})."""
+    from . import sidebar
+
+    results, cols = {}, dict(zip(("dm", "gan"), st.columns(2)))
+    for kind, choice in (("dm", selection.dm), ("gan", selection.gan)):
+        where = cols[kind]
+        if choice is None:
+            where.error(f"Pick a {kind.upper()} in the sidebar.")
+            continue
+        try:
+            request = make_request(choice, sidebar.load_bundle(choice.path))
+            with where:
+                found = cached(request)
+        except DstabError as exc:
+            where.error(str(exc))
+            continue
+        if found is not None:
+            results[kind] = (choice, found)
+    return results, cols
+
+
 def _wait(job: Job, jobs: JobRunner) -> cache.Result | None:
     slot = st.empty()
     box = slot.container(border=True)

@@ -8,7 +8,6 @@ DM lambda_1 = 13.3, sigma^2 = 37.9 against GAN lambda_1 = 40.9, sigma^2 = 93.9.
 import streamlit as st
 
 from dashboard import analyses, compute, downloads, figures, sidebar, urlstate
-from dstab.errors import DstabError
 
 sel = sidebar.current()
 st.title("Hessian spectrum")
@@ -29,23 +28,9 @@ slq_runs = urlstate.number("SLQ runs", "slq", defaults["slq_runs"], 1, 50, where
 seed = urlstate.number("Seed", "seed", defaults["seed"], 0, 10_000, where=c[5])
 settings = {**defaults, "top_k": top_k, "trace_samples": trace_samples, "slq_runs": slq_runs, "seed": seed}
 
-results = {}
-cols = dict(zip(("dm", "gan"), st.columns(2)))
-for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
-    where = cols[kind]
-    if choice is None:
-        where.error(f"Pick a {kind.upper()} in the sidebar.")
-        continue
-    try:
-        bundle = sidebar.load_bundle(choice.path)
-        req = analyses.hessian_request(bundle, choice.label, t, role, settings, sel.device)
-        with where:
-            res = compute.cached(req)
-    except DstabError as exc:
-        where.error(str(exc))
-        continue
-    if res is not None:
-        results[kind] = (choice, res)
+results, cols = compute.side_by_side(
+    sel, lambda choice, bundle: analyses.hessian_request(bundle, choice.label, t, role, settings, sel.device)
+)
 
 if results:
     labelled = {kind: (choice.label, res) for kind, (choice, res) in results.items()}

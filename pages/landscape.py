@@ -10,7 +10,6 @@ import numpy as np
 import streamlit as st
 
 from dashboard import analyses, compute, downloads, figures, sidebar, urlstate
-from dstab.errors import DstabError
 
 GRIDS = [5, 11, 21, 31, 41, 51]
 RADII = [0.1, 0.25, 0.5, 1.0, 2.0]
@@ -30,23 +29,9 @@ grid = urlstate.selectbox("Grid size", GRIDS, "grid", 21, where=c[2])
 radius = urlstate.selectbox("Radius r", RADII, "radius", 1.0, where=c[3])
 seed = urlstate.number("Direction seed", "dseed", 0, 0, 10_000, where=c[4])
 
-results = {}
-cols = dict(zip(("dm", "gan"), st.columns(2)))
-for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
-    where = cols[kind]
-    if choice is None:
-        where.error(f"Pick a {kind.upper()} in the sidebar.")
-        continue
-    try:
-        bundle = sidebar.load_bundle(choice.path)
-        req = analyses.surface_request(bundle, choice.label, t, role, grid, radius, seed, sel.device)
-        with where:
-            res = compute.cached(req)
-    except DstabError as exc:
-        where.error(str(exc))
-        continue
-    if res is not None:
-        results[kind] = (choice, res)
+results, cols = compute.side_by_side(
+    sel, lambda choice, bundle: analyses.surface_request(bundle, choice.label, t, role, grid, radius, seed, sel.device)
+)
 
 if results:
     rel = {k: figures.relative_rise(r.arrays["loss"]) for k, (_, r) in results.items()}
