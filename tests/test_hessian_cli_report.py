@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,7 +133,10 @@ def test_precompute_tasks_fill_the_shipped_cache(ckpts, caches):
 
     root = caches / "zoo"
     _mini_zoo(root, ckpts)
-    assert {"hessian", "consistency"} <= set(precompute.TASKS)
+    assert list(precompute.tasks()) == ["surface", "interpolate", "hessian", "consistency"]
+    helped = subprocess.run([sys.executable, "-m", "dstab", "precompute", "--help"], capture_output=True, text=True,
+                            check=True, cwd=Path(__file__).resolve().parents[1]).stdout  # fmt: skip
+    assert "default all: surface, interpolate, hessian, consistency" in " ".join(helped.split())
     assert precompute.run(["hessian"], "toy2d/gan-s0", log=lambda m: None) == 2  # roles g and d
     assert len(list((root / "results" / "hessian").glob("*.json"))) == 2
     # the report's default request for the same probe is served from the shipped cache

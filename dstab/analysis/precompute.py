@@ -4,7 +4,7 @@ Pages open on these without computing anything. Each analysis registers a
 task `fn(entry_id, entry, root, device, log) -> int` (results written) under
 a name; `python -m dstab precompute --only surface,interpolate` runs the
 chosen ones. Results already present are skipped, so an interrupted run
-resumes where it stopped. The hessian engine registers its own task.
+resumes where it stopped. `dstab.report` registers the Hessian and consistency tasks.
 """
 
 from __future__ import annotations
@@ -54,9 +54,16 @@ register("surface", _surfaces)
 register("interpolate", _interpolations)
 
 
+def tasks() -> dict[str, Task]:
+    """Every task: these two, and those `dstab.report` registers (hessian, consistency) on import."""
+    from .. import report  # noqa: F401
+
+    return TASKS
+
+
 def run(only: list[str] | None = None, entries: str | None = None, device="cpu", log=print) -> int:
     """Run the chosen tasks (all by default) on the zoo entries whose id contains `entries`."""
-    names = only or list(TASKS)
+    names = only or list(tasks())
     unknown = sorted(set(names) - set(TASKS))
     if unknown:
         raise DstabError(f"unknown precompute task(s) {unknown}; choose from {sorted(TASKS)}")

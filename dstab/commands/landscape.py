@@ -80,7 +80,8 @@ def register(sub) -> None:
         description="Compute every registered default analysis for every zoo entry into the shipped cache, "
         "skipping results already there.",
     )
-    pc.add_argument("--only", default=None, help=f"comma-separated tasks (default all: {', '.join(precompute.TASKS)})")
+    every = ", ".join(precompute.tasks())
+    pc.add_argument("--only", default=None, help=f"comma-separated tasks (default all: {every})")
     pc.add_argument("--entries", default=None, help="only zoo entries whose id contains this text")
     add_device_arg(pc)
     pc.set_defaults(func=run_precompute)
