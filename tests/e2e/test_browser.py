@@ -50,11 +50,14 @@ def test_every_page_and_a_landscape_recompute(server, browser_context, tmp_path)
     cold_start_s = time.perf_counter() - server["spawned"]
     _wait_idle(page)
 
+    page_s = {}
     for name in PAGES:
+        t0 = time.perf_counter()
         page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=name, exact=True).click()
         _wait_idle(page)
         if name not in ("Home",):
             page.wait_for_selector(PLOTLY, timeout=PAGE_TIMEOUT_MS)
+        page_s[name] = round(time.perf_counter() - t0, 2)  # click to drawn: server run + browser (+ computing)
         _no_app_errors(page, name)
         assert f"data={DATA}" in page.url, f"{name}: the sidebar's choice must survive a page switch in the URL"
         page.screenshot(path=str(tmp_path / f"{name.replace(' ', '-').lower()}.png"), full_page=True, timeout=SHOT_MS)
@@ -75,7 +78,8 @@ def test_every_page_and_a_landscape_recompute(server, browser_context, tmp_path)
     page.screenshot(path=str(shot), full_page=True, timeout=SHOT_MS)
     if os.environ.get("DSTAB_E2E_DOCS"):  # refresh the README's screenshot (run against the real zoo)
         shutil.copy(shot, REPO / "docs" / "screenshot-landscape.png")
-    timings = {"server_healthy_s": server["healthy_s"], "cold_start_to_home_rendered_s": cold_start_s}
+    timings = {"server_healthy_s": server["healthy_s"], "cold_start_to_home_rendered_s": cold_start_s,
+               "click_to_page_drawn_s": page_s}  # fmt: skip
     (tmp_path / "timings.json").write_text(json.dumps(timings))
     print("e2e timings:", json.dumps(timings))
     assert not errors, "browser console errors:\n" + "\n".join(errors)
