@@ -8,7 +8,8 @@
    the server's health endpoint, then the browser opening the home page
    until it is rendered: heading, the four zoo numbers, every sample grid
    loaded. Goal: <= 3 s. Then, after 3 s on Home, a click on "Loss landscape"
-   until its four plotly charts are drawn from the shipped results.
+   until its four plotly charts are drawn (from the shipped results on the
+   real zoo; a miniature zoo computes them first).
 2. Server-side page time: each page's result is computed once into a fresh
    cache; then, in a new Python process per page that has imported what a
    server holds once it served any analysis page, a new session's first
