@@ -5,35 +5,12 @@ Discriminator (nz 16, ngf = ndf = 8, nc 3, 64 px) with every tensor filled by
 `fill_deterministic`, which depends only on key names and shapes.
 """
 
-import hashlib
-import math
-
 import pytest
 import torch
 
 from dstab import checkpoints, models, sampling
 from dstab.errors import DstabError
-
-
-def fill_deterministic(module, seed=0):
-    new = {}
-    for key, value in module.state_dict().items():
-        if not value.is_floating_point():
-            new[key] = value
-            continue
-        digest = hashlib.sha256(f"{seed}/{key}".encode()).digest()
-        gen = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
-        noise = torch.randn(value.shape, generator=gen)
-        if key.endswith("running_var"):
-            new[key] = 1.0 + 0.1 * noise.abs()
-        elif value.dim() >= 2:
-            new[key] = noise / math.sqrt(value[0].numel())
-        elif key.endswith("weight"):
-            new[key] = 1.0 + 0.1 * noise
-        else:
-            new[key] = 0.1 * noise
-    module.load_state_dict(new)
-    return module.eval()
+from tests.conftest import fill_deterministic
 
 
 def save_pair(folder, epoch, nz=16, ngf=8, ndf=8, with_d=True):

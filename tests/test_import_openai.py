@@ -1,8 +1,6 @@
 """improved-/guided-diffusion state dicts through checkpoints.load."""
 
-import hashlib
 import json
-import math
 
 import pytest
 import torch
@@ -11,6 +9,7 @@ from dstab import checkpoints, models, sampling
 from dstab.diffusion import NoiseSource
 from dstab.errors import DstabError
 from dstab.importers.openai import PRESETS, _matching_preset, arch_from_flags, weight_facts
+from tests.conftest import fill_deterministic
 
 # a guided-diffusion model in miniature: every option the ImageNet models use
 TINY_GUIDED = {
@@ -19,21 +18,6 @@ TINY_GUIDED = {
     "use_new_attention_order": True, "resblock_updown": True, "learn_sigma": True,
 }  # fmt: skip
 TINY_FLAGS = {"image_size": 8, "num_head_channels": 16, "use_new_attention_order": True, "diffusion_steps": 50}
-
-
-def fill_deterministic(module, seed=0):
-    """Same recipe as tests/test_unet_layouts.py: values depend only on key names and shapes."""
-    new = {}
-    for key, value in module.state_dict().items():
-        if not value.is_floating_point():
-            new[key] = value
-            continue
-        digest = hashlib.sha256(f"{seed}/{key}".encode()).digest()
-        gen = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
-        noise = torch.randn(value.shape, generator=gen)
-        new[key] = noise / math.sqrt(value[0].numel()) if value.dim() >= 2 else (key.endswith("weight") + 0.1 * noise)
-    module.load_state_dict(new)
-    return module.eval()
 
 
 @pytest.fixture

@@ -10,22 +10,9 @@ import torch
 
 from dstab.checkpoints import weights_sha256
 from dstab.training.trainer import TrainConfig, Trainer
+from tests.conftest import DIGITS_GAN as TINY_GAN
+from tests.conftest import TINY_UNET
 from tests.training_helpers import one_thread  # noqa: F401 (a fixture)
-
-TINY_UNET = {
-    "arch": "unet",
-    "image_size": 8,
-    "in_channels": 1,
-    "model_channels": 8,
-    "norm_groups": 4,
-    "channel_mult": [1, 2],
-    "num_res_blocks": 1,
-    "attention_resolutions": [4],
-}
-TINY_GAN = {
-    "generator": {"arch": "dcgan_g", "image_size": 8, "channels": 1, "nz": 8, "ngf": 8, "extra_layers": 1},
-    "discriminator": {"arch": "dcgan_d", "image_size": 8, "channels": 1, "ndf": 8, "extra_layers": 1},
-}
 
 GOLDEN = {
     "dm": "c7209004641c50e93c5cf98f65218a79a533df01b2e9d167bbf17df75f9a392d",

@@ -2,40 +2,18 @@
 
 Golden numbers were produced once by running OpenAI's own `UNetModel`
 (improved-diffusion 1e0aa1c / guided-diffusion 22e0df8) with every tensor of the
-state dict filled by `fill_deterministic` below, which depends only on key
+state dict filled by `fill_deterministic` (tests/conftest.py), which depends only on key
 names and shapes; dstab's UNet has the same names, so it must give the same
 outputs to float32 rounding.
 """
 
 import hashlib
-import math
 
 import pytest
 import torch
 
 from dstab import models
-
-
-def fill_deterministic(module, seed=0):
-    """Every float tensor from a generator seeded by its key name, scaled so activations stay O(1)."""
-    new = {}
-    for key, value in module.state_dict().items():
-        if not value.is_floating_point():
-            new[key] = value
-            continue
-        digest = hashlib.sha256(f"{seed}/{key}".encode()).digest()
-        gen = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
-        noise = torch.randn(value.shape, generator=gen)
-        if key.endswith("running_var"):
-            new[key] = 1.0 + 0.1 * noise.abs()
-        elif value.dim() >= 2:
-            new[key] = noise / math.sqrt(value[0].numel())
-        elif key.endswith("weight"):
-            new[key] = 1.0 + 0.1 * noise
-        else:
-            new[key] = 0.1 * noise
-    module.load_state_dict(new)
-    return module.eval()
+from tests.conftest import fill_deterministic
 
 
 def layout_digest(module) -> str:
