@@ -145,29 +145,29 @@ def _read_safetensors(raw: bytes, path: Path) -> tuple[dict, dict[str, torch.Ten
 
 def _role_state(tensors: dict[str, torch.Tensor], role: str) -> dict[str, torch.Tensor]:
     prefix = role + "."
-    return {
-        k[len(prefix) :]: v.float() if v.is_floating_point() else v for k, v in tensors.items() if k.startswith(prefix)
-    }
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}  # build_filled makes float32
 
 
-def _build_and_fill(arch: dict, state: dict[str, torch.Tensor], what: str) -> torch.nn.Module:
+def build_filled(arch: dict, state: dict[str, torch.Tensor], what, problem: str = "header and weights disagree"):
+    """The module `arch` describes, holding `state` (as float32), once every key and shape fits.
+    `what` names the source in the error, `problem` says what a misfit means there."""
     module = models.build(arch)
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
         raise DstabError(
-            f"{what}: header and weights disagree: missing {missing[:5]}, unexpected {unexpected[:5]} "
+            f"{what}: {problem}: missing {missing[:5]}, unexpected {unexpected[:5]} "
             f"({len(missing)} missing, {len(unexpected)} unexpected keys)"
         )
     wrong = [k for k in own if own[k].shape != state[k].shape]
     if wrong:
         k = wrong[0]
         raise DstabError(
-            f"{what}: header and weights disagree on {len(wrong)} shapes, e.g. {k}: "
+            f"{what}: {problem} on {len(wrong)} shapes, e.g. {k}: "
             f"architecture wants {tuple(own[k].shape)}, file has {tuple(state[k].shape)}"
         )
-    module.load_state_dict(state)
+    module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return module.eval()
 
 
@@ -177,7 +177,7 @@ def bundle_from_tensors(header: dict, tensors: dict[str, torch.Tensor], path: Pa
         raise DstabError(f"{path}: header has unknown kind {kind!r}")
     arches = {"model": header["arch"]} if kind == "dm" else header["arch"]
     roles = [r for r in ROLES[kind] if r not in OPTIONAL_ROLES or arches.get(r)]
-    mods = {role: _build_and_fill(arches[role], _role_state(tensors, role), f"{path}:{role}") for role in roles}
+    mods = {role: build_filled(arches[role], _role_state(tensors, role), f"{path}:{role}") for role in roles}
     diffusion = Diffusion.from_config(header["diffusion"]) if kind == "dm" else None
     return Bundle(header=header, modules=mods, path=path, diffusion=diffusion)
 

@@ -24,6 +24,7 @@ from . import __version__, checkpoints
 from .checkpoints import atomic_write_bytes, file_sha256, git_commit
 from .errors import DstabError
 from .sampling import generate
+from .training.config import DIGITS_UNET
 from .training.trainer import TrainConfig, train
 from .viz import save_samples
 from .zooindex import MANIFEST, read_manifest, zoo_root  # noqa: F401 (part of this module's API)
@@ -40,17 +41,7 @@ class ZooSpec:
 
 
 def _digits_unet(**over) -> dict:
-    return {
-        "arch": "unet",
-        "image_size": 8,
-        "in_channels": 1,
-        "model_channels": 24,
-        "norm_groups": 8,
-        "channel_mult": [1, 2],
-        "num_res_blocks": 1,
-        "attention_resolutions": [4],
-        **over,
-    }
+    return {**DIGITS_UNET, **over}
 
 
 def _digits_gan(**over) -> dict:

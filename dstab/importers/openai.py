@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .. import models
+from .. import checkpoints, models
 from ..checkpoints import Bundle, make_header, register_importer
 from ..diffusion import Diffusion
 from ..errors import DstabError
@@ -314,24 +314,7 @@ def load(
 
 def build_filled(arch: dict, state: dict, path: Path) -> torch.nn.Module:
     """The dstab module for `arch` holding `state`, after checking every key and shape."""
-    module = models.build(arch)
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    if missing or unexpected:
-        raise DstabError(
-            f"{path}: the weights do not fit the architecture: missing {missing[:4]}, unexpected {unexpected[:4]} "
-            f"({len(missing)} missing, {len(unexpected)} unexpected keys)"
-        )
-    wrong = [k for k in own if own[k].shape != state[k].shape]
-    if wrong:
-        k = wrong[0]
-        raise DstabError(
-            f"{path}: {len(wrong)} tensors have other shapes than the architecture, e.g. {k}: "
-            f"file {tuple(state[k].shape)}, architecture {tuple(own[k].shape)}"
-        )
-    module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    return module.eval()
+    return checkpoints.build_filled(arch, state, path, "the weights do not fit the architecture")
 
 
 def register() -> None:
