@@ -10,12 +10,8 @@ knows, its parameter count; the checkpoint's sha256 pins that).
 
 from __future__ import annotations
 
-from dstab import cache
+from dstab import cache, zooindex
 from dstab.defaults import CONSISTENCY_PARAMS, CONSISTENCY_SETTINGS, HESSIAN_PROBE, HESSIAN_SETTINGS
-
-
-def group_ids(family: str, group: str, entries: dict) -> list[str]:
-    return sorted(e for e, v in entries.items() if e.startswith(family + "/") and group in v["groups"])
 
 
 def final_sha(entry: dict) -> str:
@@ -24,10 +20,10 @@ def final_sha(entry: dict) -> str:
 
 def consistency(family: str, kind: str, entries: dict) -> cache.Result | None:
     """The shipped consistency of a kind's init group (DDPM for DMs), or None. Never computes."""
-    ids = group_ids(family, f"{kind}-init", entries)
+    ids = zooindex.group_ids(entries, family, f"{kind}-init")
     if len(ids) < 2:
         return None
-    params = {**CONSISTENCY_PARAMS, **CONSISTENCY_SETTINGS, "sampler": "ddpm", "steps": None}
+    params = {**CONSISTENCY_PARAMS, **CONSISTENCY_SETTINGS}  # DDPM over all T steps
     return cache.lookup("consistency", params, [final_sha(entries[i]) for i in ids])
 
 

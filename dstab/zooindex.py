@@ -25,3 +25,8 @@ def read_manifest(root: Path | None = None) -> dict:
     if not path.exists():
         raise DstabError(f"no zoo manifest at {path}; build the zoo with `python -m dstab zoo build`")
     return json.loads(path.read_text())
+
+
+def group_ids(entries: dict, family: str, group: str) -> list[str]:
+    """Manifest ids of a family's group (e.g. 'digits', 'dm-init'), sorted: the seed-0 run comes first."""
+    return sorted(eid for eid, e in entries.items() if eid.startswith(f"{family}/") and group in e.get("groups", []))

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .. import cache, checkpoints, data, zoo
+from .. import cache, checkpoints, data, zoo, zooindex
 from ..checkpoints import Bundle
 from ..defaults import CONSISTENCY_PARAMS
 from ..errors import DstabError, require
@@ -212,7 +212,7 @@ def grid(result: ConsistencyResult, scale: int = 4, columns: int = 16) -> Image.
 def group_ids(family: str, group: str, root: Path | None = None) -> list[str]:
     """Zoo ids of a group (e.g. 'digits', 'dm-init'), sorted so that the seed-0 run is the reference."""
     entries = zoo.read_manifest(root)["entries"]
-    ids = sorted(eid for eid, e in entries.items() if eid.startswith(f"{family}/") and group in e.get("groups", []))
+    ids = zooindex.group_ids(entries, family, group)
     if not ids:
         known = sorted({g for e in entries.values() for g in e.get("groups", [])})
         raise DstabError(f"no zoo entries of {family!r} in group {group!r}; groups: {known}")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..analysis import distributed, figures, precompute, service
+from ..analysis import distributed, figures, interpolation, precompute, service
 from ..analysis.directions import BIAS_MODES
 from ..analysis.landscape import STRATEGIES, CostWarning
 from ..checkpoints import atomic_write_bytes
@@ -190,7 +190,7 @@ def run_interpolate(args) -> int:
     a = service.load(args.a, args.stage)
     b = service.load(args.b) if args.b else service.load(args.a, "early")
     for probe in _probes(a, args):
-        points = round((args.hi - args.lo) * args.steps) + 1
+        points = len(interpolation.interpolation_alphas(args.lo, args.hi, args.steps))
         with _cost_warnings_on_one_line(), _bar(points, f"interpolate {_what(probe)}") as bar:
             c, source = service.interpolation_for(
                 a,

@@ -142,7 +142,7 @@ def test_home_on_the_real_zoo_draws_without_pytorch_and_shows_the_shipped_number
     """A cold server's first page imports no PyTorch (nor scikit-learn, scipy, pandas): its numbers
     are the report's results, found from the manifest; the same ones the exact keys of the loaded
     checkpoints find."""
-    from dashboard import analyses, shipped
+    from dashboard import analyses, server
 
     env = {**os.environ, "DSTAB_ZOO": str(zoo.zoo_root()), "DSTAB_CACHE": str(tmp_path / "cache"),
            "DSTAB_WORKSPACE": str(tmp_path / "ws"), "PYTHONPATH": str(REPO)}  # fmt: skip
@@ -150,11 +150,10 @@ def test_home_on_the_real_zoo_draws_without_pytorch_and_shows_the_shipped_number
                          capture_output=True, text=True, timeout=600, check=True)  # fmt: skip
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen["exception"] == [] and seen["heavy"] == []
-    assert seen["device"] == [f"Device: {server_device_label()}"]
-    entries = zoo.read_manifest()["entries"]
+    assert seen["device"] == [f"Device: {server.device_label()}"]
     expected = []
     for kind in ("dm", "gan"):
-        ids = shipped.group_ids(family, f"{kind}-init", entries)
+        ids = cons.group_ids(family, f"{kind}-init")
         bundles = [checkpoints.load(zoo.checkpoint_path(i)) for i in ids]
         result, source = cons.cached(bundles, ids, num=32, seed=0, sampler="ddpm", steps=None)
         assert source == "shipped"
@@ -162,12 +161,6 @@ def test_home_on_the_real_zoo_draws_without_pytorch_and_shows_the_shipped_number
     for eid in (f"{family}/dm-eps-s0", f"{family}/gan-s0"):
         expected.append(f"{analyses.default_hessian(checkpoints.load(zoo.checkpoint_path(eid))).meta['lambda_1']:.2f}")
     assert seen["metrics"] == expected
-
-
-def server_device_label() -> str:
-    from dashboard import server
-
-    return server.device_label()
 
 
 def test_manifest_search_finds_the_exact_key_of_every_shipped_hessian(monkeypatch, tmp_path):
