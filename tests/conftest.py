@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -126,6 +129,28 @@ def ckpts(tmp_path_factory):
         "digits_gan_b": save_gan(root / "digits_gan_b.safetensors", DIGITS_GAN, "digits", seed=1),
         "toy_gan": save_gan(root / "toy_gan.safetensors", TOY_GAN, "toy2d:8gaussians"),
     }
+
+
+@pytest.fixture
+def caches(tmp_path, monkeypatch):
+    """A user cache (tmp/cache) and a zoo root (tmp/zoo, whose results/ is the shipped cache) of this test's own."""
+    monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("DSTAB_ZOO", str(tmp_path / "zoo"))
+    return tmp_path
+
+
+def write_zoo(root: Path, runs: dict) -> None:
+    """A zoo in the real one's layout over given files: runs = {id: (kind, groups, {stage: source file})}."""
+    entries = {}
+    for eid, (kind, groups, stages) in runs.items():
+        files = {}
+        for stage, src in stages.items():
+            dst = root / eid / f"{stage}.safetensors"
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, dst)
+            files[stage] = {"path": f"{eid}/{stage}.safetensors", "step": 0, "sha256": checkpoints.file_sha256(dst)}
+        entries[eid] = {"id": eid, "kind": kind, "groups": groups, "checkpoints": files}
+    (root / "manifest.json").write_text(json.dumps({"entries": entries, "scale": "test"}))
 
 
 def module_state(module: torch.nn.Module) -> dict:

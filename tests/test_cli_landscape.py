@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,24 +13,16 @@ import pytest
 
 from dstab import cache, checkpoints, cli
 from dstab.analysis import landscape, service
-from dstab.checkpoints import file_sha256
 from dstab.probes import dm_probe
-from tests.conftest import TOY_GAN, save_gan
+from tests.conftest import TOY_GAN, save_gan, write_zoo
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("DSTAB_ZOO", str(tmp_path / "zoo"))
-    return tmp_path
-
-
-def test_surface_command_writes_json_npz_and_figures_then_hits_the_cache(ckpts, env, capsys):
+def test_surface_command_writes_json_npz_and_figures_then_hits_the_cache(ckpts, caches, capsys):
     args = ["surface", str(ckpts["toy_dm"]), "--grid", "5", "--radius", "0.5", "--timestep", "50"]
-    assert cli.main([*args, "--batch-size", "16", "--out", str(env / "out"), "--device", "cpu"]) == 0
-    stem = env / "out" / "surface_toy_dm_t50"
+    assert cli.main([*args, "--batch-size", "16", "--out", str(caches / "out"), "--device", "cpu"]) == 0
+    stem = caches / "out" / "surface_toy_dm_t50"
     record = json.loads(stem.with_suffix(".json").read_text())
     arrays = np.load(stem.with_suffix(".npz"))
     probe = dm_probe(checkpoints.load(ckpts["toy_dm"]), 50, 16)
@@ -40,12 +31,12 @@ def test_surface_command_writes_json_npz_and_figures_then_hits_the_cache(ckpts, 
     assert record["arrays"]["loss"][2][2] == direct.centre_loss and record["source"] == "computed"
     assert record["metrics"] == pytest.approx(direct.meta["metrics"])
     assert stem.with_suffix(".png").stat().st_size > 0 and stem.with_suffix(".html").stat().st_size > 0
-    assert cli.main([*args, "--batch-size", "16", "--out", str(env / "out"), "--device", "cpu"]) == 0
+    assert cli.main([*args, "--batch-size", "16", "--out", str(caches / "out"), "--device", "cpu"]) == 0
     assert json.loads(stem.with_suffix(".json").read_text())["source"] == "user"
     assert "centre loss" in capsys.readouterr().out
 
 
-def test_bad_input_exits_2_with_one_line(ckpts, env, capsys):
+def test_bad_input_exits_2_with_one_line(ckpts, caches, capsys):
     cases = [
         (["surface", str(ckpts["toy_dm"]), "--grid", "2", "--timestep", "5"], ">= 3"),
         (["surface", str(ckpts["toy_dm"]), "--grid", "5", "--role", "g"], "GANs only"),
@@ -55,51 +46,41 @@ def test_bad_input_exits_2_with_one_line(ckpts, env, capsys):
         (["interpolate", str(ckpts["toy_dm"]), str(ckpts["toy_gan"])], "cannot interpolate a dm"),
     ]
     for argv, match in cases:
-        assert cli.main([*argv, "--out", str(env / "out")]) == 2
+        assert cli.main([*argv, "--out", str(caches / "out")]) == 2
         err = capsys.readouterr().err.strip().splitlines()[-1]
         assert err.startswith("error:") and match in err
 
 
 def _mini_zoo(root: Path, ckpts) -> None:
-    """A zoo manifest over the test checkpoints: one DM run and one GAN run, early and final."""
+    """A zoo over the test checkpoints: one DM run and one GAN run, early and final."""
     early_gan = save_gan(root / "gan_early.safetensors", TOY_GAN, "toy2d:8gaussians", seed=1)
-    runs = {
-        "toy2d/dm-eps-s0": ("dm", ckpts["toy_dm"], ckpts["toy_dm_b"]),
-        "toy2d/gan-s0": ("gan", ckpts["toy_gan"], early_gan),
-    }
-    entries = {}
-    for eid, (kind, final, early) in runs.items():
-        files = {}
-        for stage, src in (("final", final), ("early", early)):
-            dst = root / eid / f"{stage}.safetensors"
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(src, dst)
-            files[stage] = {"path": f"{eid}/{stage}.safetensors", "sha256": file_sha256(dst)}
-        entries[eid] = {"id": eid, "kind": kind, "checkpoints": files}
-    (root / "manifest.json").write_text(json.dumps({"entries": entries}))
+    write_zoo(root, {
+        "toy2d/dm-eps-s0": ("dm", [], {"final": ckpts["toy_dm"], "early": ckpts["toy_dm_b"]}),
+        "toy2d/gan-s0": ("gan", [], {"final": ckpts["toy_gan"], "early": early_gan}),
+    })  # fmt: skip
 
 
-def test_precompute_fills_the_shipped_cache_and_pages_find_it(ckpts, env, monkeypatch):
-    _mini_zoo(env / "zoo", ckpts)
+def test_precompute_fills_the_shipped_cache_and_pages_find_it(ckpts, caches, monkeypatch):
+    _mini_zoo(caches / "zoo", ckpts)
     monkeypatch.setattr(service, "DEFAULT_TIMESTEPS", (50,))
     monkeypatch.setitem(service.DEFAULTS, "grid", 5)
     monkeypatch.setitem(service.DEFAULTS, "batch_size", 8)
     monkeypatch.setitem(service.INTERP_DEFAULTS, "steps", 4)
     assert cli.main(["precompute", "--only", "surface,interpolate", "--device", "cpu"]) == 0
-    shipped = list((env / "zoo" / "results").rglob("*.json"))
+    shipped = list((caches / "zoo" / "results").rglob("*.json"))
     assert len(shipped) == 2 * (1 + 2)  # surface + interpolation: DM at one timestep, GAN for two roles
     s, source = service.surface_for(service.load("toy2d/gan-s0"), role="d", grid=5, batch_size=8)
     assert source == "shipped" and s.loss.shape == (5, 5)
     a, b = service.load("toy2d/dm-eps-s0"), service.load("toy2d/dm-eps-s0", "early")
     c, source = service.interpolation_for(a, b, timestep=50, steps=4, batch_size=8)
     assert source == "shipped" and c.meta["loss_a"] == pytest.approx(c.loss[c.alphas == 1][0])
-    assert not list((env / "cache").rglob("*.json"))  # nothing went to the user cache
+    assert not list((caches / "cache").rglob("*.json"))  # nothing went to the user cache
     assert cli.main(["precompute", "--only", "fourier"]) == 2
 
 
 @pytest.mark.flaky(reruns=2, reruns_delay=2)  # torchrun + gloo processes on shared cores
-def test_torchrun_split_gives_the_single_process_grid(ckpts, env):
-    out = env / "tr"
+def test_torchrun_split_gives_the_single_process_grid(ckpts, caches):
+    out = caches / "tr"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "dstab"]
     cmd += ["surface", str(ckpts["toy_dm"]), "--grid", "5", "--radius", "0.5", "--timestep", "300"]
     cmd += ["--batch-size", "16", "--out", str(out), "--device", "cpu"]
@@ -114,19 +95,19 @@ def test_torchrun_split_gives_the_single_process_grid(ckpts, env):
     assert len(list(cache.user_dir().rglob("*.json"))) == 1  # rank 0 alone wrote the cache entry
 
 
-def test_costly_work_is_announced_on_one_line_before_it_starts(ckpts, env, capsys, monkeypatch):
+def test_costly_work_is_announced_on_one_line_before_it_starts(ckpts, caches, capsys, monkeypatch):
     monkeypatch.setattr(landscape, "WARN_SECONDS", 0.0)
     argv = ["surface", str(ckpts["toy_dm"]), "--grid", "3", "--timestep", "9", "--batch-size", "4"]
-    assert cli.main([*argv, "--out", str(env / "out"), "--device", "cpu"]) == 0
+    assert cli.main([*argv, "--out", str(caches / "out"), "--device", "cpu"]) == 0
     lines = [ln for ln in capsys.readouterr().err.splitlines() if "warning:" in ln]
     assert len(lines) == 1 and "9 loss evaluations" in lines[0] and " min;" in lines[0]
 
 
-def test_engine_flag_selects_loss_landscapes_with_the_same_numbers(ckpts, env):
+def test_engine_flag_selects_loss_landscapes_with_the_same_numbers(ckpts, caches):
     base = ["surface", str(ckpts["toy_gan"]), "--grid", "3", "--radius", "0.3", "--role", "d", "--batch-size", "8"]
     for engine in ("dstab", "loss-landscapes"):
-        assert cli.main([*base, "--engine", engine, "--out", str(env / engine), "--device", "cpu"]) == 0
-    ours, ref = (np.load(env / e / "surface_toy_gan_d.npz")["loss"] for e in ("dstab", "loss-landscapes"))
+        assert cli.main([*base, "--engine", engine, "--out", str(caches / engine), "--device", "cpu"]) == 0
+    ours, ref = (np.load(caches / e / "surface_toy_gan_d.npz")["loss"] for e in ("dstab", "loss-landscapes"))
     np.testing.assert_allclose(ref, ours, rtol=1e-5)
-    record = json.loads((env / "loss-landscapes" / "surface_toy_gan_d.json").read_text())
+    record = json.loads((caches / "loss-landscapes" / "surface_toy_gan_d.json").read_text())
     assert record["engine"] == "loss-landscapes" and "planar_interpolation" in record["strategy"]

@@ -14,17 +14,10 @@ import torch
 from dstab import checkpoints, cli, probes, report
 from dstab.analysis import consistency as cons
 from dstab.analysis import hessian
-from dstab.checkpoints import file_sha256
+from tests.conftest import write_zoo
 
 torch.set_num_threads(1)
 TINY = ["--top-k", "1", "--trace-samples", "3", "--slq-runs", "1", "--slq-steps", "6"]
-
-
-@pytest.fixture
-def caches(tmp_path, monkeypatch):
-    monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "user-cache"))
-    monkeypatch.setenv("DSTAB_ZOO", str(tmp_path / "zoo"))
-    return tmp_path
 
 
 def test_cli_hessian_writes_json_npz_png_matching_the_api(ckpts, caches, capsys):
@@ -86,22 +79,13 @@ def test_cli_consistency(ckpts, caches, capsys):
 
 
 def _mini_zoo(root, ckpts) -> None:
-    """A manifest over the random-weight toy checkpoints, in the zoo's layout."""
-    layout = {
-        "toy2d/dm-eps-s0": ("toy_dm", ["dm-init", "dm-structure"]),
-        "toy2d/dm-eps-s1": ("toy_dm_b", ["dm-init"]),
-        "toy2d/dm-x0-s0": ("toy_dm_x0", ["dm-x0"]),
-        "toy2d/gan-s0": ("toy_gan", ["gan-init", "gan-structure"]),
-    }
-    entries = {}
-    for eid, (key, groups) in layout.items():
-        target = root / eid / "final.safetensors"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(ckpts[key].read_bytes())
-        f = {"path": f"{eid}/final.safetensors", "step": 0, "sha256": file_sha256(target)}
-        kind = "gan" if "gan" in eid else "dm"
-        entries[eid] = {"id": eid, "kind": kind, "groups": groups, "checkpoints": {"final": f}}
-    (root / "manifest.json").write_text(json.dumps({"entries": entries, "scale": "test"}))
+    """A zoo over the random-weight toy checkpoints, final stages only."""
+    write_zoo(root, {
+        "toy2d/dm-eps-s0": ("dm", ["dm-init", "dm-structure"], {"final": ckpts["toy_dm"]}),
+        "toy2d/dm-eps-s1": ("dm", ["dm-init"], {"final": ckpts["toy_dm_b"]}),
+        "toy2d/dm-x0-s0": ("dm", ["dm-x0"], {"final": ckpts["toy_dm_x0"]}),
+        "toy2d/gan-s0": ("gan", ["gan-init", "gan-structure"], {"final": ckpts["toy_gan"]}),
+    })  # fmt: skip
 
 
 def test_report_on_a_mini_zoo(ckpts, caches):
