@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import importlib.util
 import os
 import re
@@ -183,6 +184,13 @@ def nvml_gpu_name(nvml: str = "libnvidia-ml.so.1") -> str | None:
         lib.nvmlShutdown()
 
 
+@functools.cache
+def driver_gpu_name() -> str | None:
+    """The GPU a CUDA build of torch would use, as the driver names it; asked once per process (the
+    sidebar is drawn on every run, and the hardware does not change under a server)."""
+    return nvml_gpu_name() if torch_cuda_build() else None
+
+
 def device_label() -> str:
     """The device analyses run on ('auto': CUDA when present), for the sidebar.
 
@@ -195,8 +203,6 @@ def device_label() -> str:
         if torch.cuda.is_available():
             return f"cuda ({torch.cuda.get_device_name(0)})"
         n = torch.get_num_threads()
-    else:
-        name = nvml_gpu_name() if torch_cuda_build() else None
-        if name is not None:
-            return f"cuda ({name})"
+    elif (name := driver_gpu_name()) is not None:
+        return f"cuda ({name})"
     return f"cpu ({n} thread{'s' if n != 1 else ''}; DSTAB_THREADS)"

@@ -75,11 +75,8 @@ def _manifest(root: str, mtime_ns: int) -> dict:
 
 
 def manifest() -> dict:
-    root = zooindex.zoo_root()
-    path = root / zooindex.MANIFEST
-    if not path.exists():
-        raise DstabError(f"no zoo manifest at {path}; build the zoo with `python -m dstab zoo build`")
-    return _manifest(str(root), path.stat().st_mtime_ns)
+    path = zooindex.manifest_path()
+    return _manifest(str(path.parent), path.stat().st_mtime_ns)
 
 
 def zoo_choices(entries: dict) -> dict[str, ModelChoice]:

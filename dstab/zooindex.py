@@ -20,11 +20,16 @@ def zoo_root() -> Path:
     return Path(os.environ.get("DSTAB_ZOO", Path(__file__).resolve().parent.parent / "checkpoints"))
 
 
-def read_manifest(root: Path | None = None) -> dict:
+def manifest_path(root: Path | None = None) -> Path:
+    """The zoo's manifest file, which must exist."""
     path = (root or zoo_root()) / MANIFEST
     if not path.exists():
         raise DstabError(f"no zoo manifest at {path}; build the zoo with `python -m dstab zoo build`")
-    return json.loads(path.read_text())
+    return path
+
+
+def read_manifest(root: Path | None = None) -> dict:
+    return json.loads(manifest_path(root).read_text())
 
 
 def group_ids(entries: dict, family: str, group: str) -> list[str]:

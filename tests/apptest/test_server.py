@@ -72,14 +72,25 @@ def test_no_nvidia_driver_means_no_gpu(monkeypatch):
     assert server.nvml_gpu_name("libdstab-no-such-library.so") is None
 
 
-def test_device_label_before_torch_is_imported(fake_nvml, monkeypatch):
+@pytest.fixture
+def driver_asked_anew():
+    """`server.driver_gpu_name` remembers its answer per process: forget it before and after the test."""
+    server.driver_gpu_name.cache_clear()
+    yield
+    server.driver_gpu_name.cache_clear()
+
+
+def test_device_label_before_torch_is_imported(fake_nvml, monkeypatch, driver_asked_anew):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setenv("DSTAB_THREADS", "3")
     monkeypatch.setattr(server, "torch_imported", lambda: False)
     fake_nvml(["NVIDIA H200"])
     monkeypatch.setattr(server, "torch_cuda_build", lambda: True)
     assert server.device_label() == "cuda (NVIDIA H200)"
+    fake_nvml([])  # asked once per process: the driver is not asked again
+    assert server.device_label() == "cuda (NVIDIA H200)"
     monkeypatch.setattr(server, "torch_cuda_build", lambda: False)  # a CPU build of torch cannot use it
+    server.driver_gpu_name.cache_clear()
     assert server.device_label() == "cpu (3 threads; DSTAB_THREADS)"
 
 
