@@ -35,7 +35,6 @@ DM_TIMESTEP_CHOICES = sorted({1, 10, 100, 250, 750, 999, *DM_TIMESTEPS})
 HESSIAN_SETTINGS = report.HESSIAN_SETTINGS
 HESSIAN_BATCH = report.HESSIAN_PROBE["batch_size"]
 QUARTILES = "quartile midpoints"  # the report's DM probe: t at 1/8, 3/8, 5/8, 7/8 of T, averaged
-CONSISTENCY_DEFAULTS = {"num": report.CONSISTENCY_SETTINGS["num"], "seed": report.CONSISTENCY_SETTINGS["seed"]}
 
 
 @dataclass

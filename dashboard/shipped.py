@@ -11,7 +11,7 @@ knows, its parameter count; the checkpoint's sha256 pins that).
 from __future__ import annotations
 
 from dstab import cache, zooindex
-from dstab.defaults import CONSISTENCY_PARAMS, CONSISTENCY_SETTINGS, HESSIAN_PROBE, HESSIAN_SETTINGS
+from dstab.defaults import CONSISTENCY_PARAMS, CONSISTENCY_SETTINGS, HESSIAN_PROBE, HESSIAN_SETTINGS, hessian_timesteps
 
 
 def final_sha(entry: dict) -> str:
@@ -35,7 +35,7 @@ def hessian_where(entry: dict) -> dict | None:
         T = entry.get("train_config", {}).get("diffusion", {}).get("T")
         if not T:
             return None
-        probe.update(kind="dm", timesteps=[int(f * T) for f in HESSIAN_PROBE["timestep_fractions"]])
+        probe.update(kind="dm", timesteps=hessian_timesteps(T))
     else:
         probe.update(kind="gan-g", role="g")
     return {"engine": "dstab", **HESSIAN_SETTINGS, "probe": probe}

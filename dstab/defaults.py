@@ -13,3 +13,8 @@ CONSISTENCY_PARAMS = {"num": 32, "seed": 0, "sampler": "ddpm", "steps": None, "e
 SAMPLERS = (("ddpm", None), ("ddim", 50))
 HESSIAN_PROBE = {"batch_size": 16, "seed": 0, "timestep_fractions": (0.125, 0.375, 0.625, 0.875)}
 HESSIAN_SETTINGS = {"top_k": 3, "trace_samples": 20, "slq_runs": 2, "slq_steps": 40, "seed": 0}
+
+
+def hessian_timesteps(T: int) -> list[int]:
+    """The report's DM Hessian probe timesteps: the quartile midpoints of [0, T)."""
+    return [int(f * T) for f in HESSIAN_PROBE["timestep_fractions"]]

@@ -21,7 +21,7 @@ from . import __version__, cache, checkpoints, probes, resultsmd, zoo
 from .analysis import consistency as cons
 from .analysis import hessian, precompute
 from .checkpoints import git_commit
-from .defaults import CONSISTENCY_SETTINGS, HESSIAN_PROBE, HESSIAN_SETTINGS, SAMPLERS  # noqa: F401
+from .defaults import CONSISTENCY_SETTINGS, HESSIAN_PROBE, HESSIAN_SETTINGS, SAMPLERS, hessian_timesteps  # noqa: F401
 from .errors import DstabError
 
 # consistency groups in the shape of the paper's Table 1: (zoo group, label)
@@ -115,7 +115,7 @@ def hessian_row(root, eid: str, role: str | None, settings: dict, device, store,
 def default_probe(bundle, role: str | None):
     """The report's probe: DMs at the quartile midpoints of [0, T), GANs by role; a small fixed batch."""
     if bundle.kind == "dm":
-        ts = [int(f * bundle.diffusion.T) for f in HESSIAN_PROBE["timestep_fractions"]]
+        ts = hessian_timesteps(bundle.diffusion.T)
         return probes.probe_for(bundle, ts, None, HESSIAN_PROBE["batch_size"], HESSIAN_PROBE["seed"])
     return probes.probe_for(bundle, None, role, HESSIAN_PROBE["batch_size"], HESSIAN_PROBE["seed"])
 

@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard import analyses, compute, downloads, figures, sidebar, urlstate
 from dstab.analysis import consistency as consistency_mod
+from dstab.defaults import CONSISTENCY_SETTINGS
 from dstab.errors import DstabError
 
 GROUPS = {"different inits": "init", "different structures": "structure"}  # shown -> zoo group suffix
@@ -22,10 +23,10 @@ st.caption(
 )
 c = st.columns(5)
 group = GROUPS[urlstate.radio("Group", list(GROUPS), "group", "different inits", where=c[0])]
-seed = urlstate.number("Sampling seed", "seed", analyses.CONSISTENCY_DEFAULTS["seed"], 0, 10_000, where=c[1])
+seed = urlstate.number("Sampling seed", "seed", CONSISTENCY_SETTINGS["seed"], 0, 10_000, where=c[1])
 sampler = urlstate.radio("DM sampler", ["ddpm", "ddim"], "sampler", "ddpm", where=c[2], horizontal=True)
 steps = urlstate.number("DDIM steps", "steps", 50, 2, 1000, where=c[3]) if sampler == "ddim" else None
-num = urlstate.number("Samples M", "m", analyses.CONSISTENCY_DEFAULTS["num"], 1, 256, where=c[4])
+num = urlstate.number("Samples M", "m", CONSISTENCY_SETTINGS["num"], 1, 256, where=c[4])
 x0 = urlstate.toggle("x0-prediction counterexample (paper Fig. 9): eps-DM vs x0-DM of the same seed", "x0")
 
 
