@@ -115,7 +115,7 @@ def hessian_request(bundle: Bundle, label: str, timestep, role: str, settings: d
     def run(job: Job) -> cache.Result:
         spectrum, source = hessian.cached(probe, "dstab", progress=job.progress, **settings)
         meta, arrays = spectrum.to_record()
-        return cache.Result({**meta, "probe": probe.describe()}, arrays, key="", source=source)
+        return cache.Result(meta, arrays, key="", source=source, params=params)
 
     # Lanczos (until converged, often ~50 steps) + trace probes + SLQ steps, one HVP each (about 3 losses)
     hvps = 50 + settings["trace_samples"] + settings["slq_runs"] * settings["slq_steps"]

@@ -139,7 +139,7 @@ def spectral_density(results: dict, decades: float = 8.0) -> go.Figure:
     top = max(float(np.max(res.arrays["density"])) for _, res in results.values())
     for kind, (label, res) in results.items():
         fig.add_scatter(
-            x=res.arrays["density_grid"], y=res.arrays["density"], name=f"{label} ({probe_text(res.meta)})",
+            x=res.arrays["density_grid"], y=res.arrays["density"], name=f"{label} ({probe_text(res.params)})",
             line={"color": KIND_COLOURS[kind]},
         )  # fmt: skip
     fig.update_layout(
@@ -160,11 +160,14 @@ def top_eigenvalues(results: dict) -> go.Figure:
     return fig
 
 
-def hessian_row(label: str, kind: str, meta: dict) -> dict:
+def hessian_row(label: str, kind: str, res) -> dict:
+    """One model's line of the Figure 4 table; the probe comes from the result's cache parameters (a
+    Hessian's stored numbers do not repeat it)."""
+    meta = res.meta
     return {
         "model": label,
         "kind": kind.upper(),
-        "probe": probe_text(meta),
+        "probe": probe_text(res.params),
         "parameters n": meta.get("n_params"),
         "lambda_1": meta.get("lambda_1"),
         "lambda_min": meta.get("lambda_min"),

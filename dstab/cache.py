@@ -41,6 +41,7 @@ class Result:
     key: str
     source: str  # "computed", "user" or "shipped"
     path: Path | None = None
+    params: dict | None = None  # what it was keyed by (None for results nothing identifies)
 
 
 def user_dir() -> Path:
@@ -88,7 +89,7 @@ def _read(root: Path, name: str, key: str, source: str) -> Result | None:
         return None
     with np.load(io.BytesIO(raw), allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
-    return Result(record["meta"], arrays, key, source, jpath)
+    return Result(record["meta"], arrays, key, source, jpath, record.get("params"))
 
 
 def lookup(name: str, params: dict, shas, roots: list[tuple[Path, str]] | None = None) -> Result | None:
@@ -158,7 +159,7 @@ def store(name: str, params: dict, shas, meta: dict, arrays: dict, root: Path | 
     text = json.dumps(record, indent=1, sort_keys=True)  # NaN in meta stays readable by json.loads
     atomic_write_bytes(npath, raw)
     atomic_write_bytes(jpath, text.encode())
-    return Result(meta, {k: np.asarray(v) for k, v in arrays.items()}, key, "computed", jpath)
+    return Result(meta, {k: np.asarray(v) for k, v in arrays.items()}, key, "computed", jpath, params)
 
 
 def get_or_compute(

@@ -42,11 +42,13 @@ if results:
     right.plotly_chart(top, key="top-eigenvalues")
     downloads.figure(top, "hessian-top", where=right)
     st.subheader("The paper's Figure 4 numbers")
-    table = [figures.hessian_row(label, kind, res.meta) for kind, (label, res) in labelled.items()]
+    table = [figures.hessian_row(label, kind, res) for kind, (label, res) in labelled.items()]
     st.dataframe(table, hide_index=True)
     st.caption(
         "Paper (CIFAR-10 / ImageNet models): DM lambda_1 = 13.3, sigma^2 = 37.9; GAN lambda_1 = 40.9, sigma^2 = 93.9. "
         "sigma^2 here is the variance of the eigenvalue distribution, tr(H^2)/n - (tr(H)/n)^2, from SLQ; the "
         "unweighted variance of the Ritz values (closer to what PyHessian's density nodes give) is shown beside it."
     )
-    downloads.numbers(table, "hessian", extra={k: res.meta for k, (_, res) in labelled.items()})
+    downloads.numbers(
+        table, "hessian", extra={k: {**res.meta, "probe": res.params["probe"]} for k, (_, res) in labelled.items()}
+    )

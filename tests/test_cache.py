@@ -33,6 +33,7 @@ def test_round_trip_computes_once():
     second = cache.get_or_compute("surface", {"radius": 1.0, "grid": 3}, [SHA], _compute(calls))
     assert len(calls) == 1
     assert (first.source, second.source) == ("computed", "user")
+    assert first.params == second.params == {"grid": 3, "radius": 1.0}  # what it was keyed by, both ways
     assert second.meta == {"value": 1.0, "nested": {"a": [1, 2]}}
     np.testing.assert_array_equal(second.arrays["grid"], np.arange(6.0).reshape(2, 3))
     assert second.arrays["grid"].dtype == np.float64

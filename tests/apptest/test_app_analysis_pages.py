@@ -25,6 +25,9 @@ def test_hessian_page_equals_engine(app):
         assert row["trace"] == pytest.approx(spectrum["trace"], rel=1e-9)
         assert row["sigma^2 (spectrum variance)"] == pytest.approx(spectrum["sigma2"], rel=1e-9)
         assert row["parameters n"] == spectrum["n_params"]
+    assert [r["probe"] for r in rows] == ["DM, t = 125, 375, 625, 875", "GAN, G loss"]
+    again = app("pages/hessian.py", data="toy2d")  # a new session: both results now come from the cache
+    assert [r["probe"] for r in again.dataframe[0].value.to_dict("records")] == [r["probe"] for r in rows]
 
 
 def test_consistency_page_equals_eq1_and_x0_counterexample(app):
