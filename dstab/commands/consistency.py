@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-
-import numpy as np
 
 from ..analysis import consistency as cons
 from ..device import resolve_device
 from ..errors import require
 from . import add_command, add_device_arg, add_threads_arg
+from .output import result_stem, write_result
 
 
 def register(sub) -> None:
@@ -19,7 +17,7 @@ def register(sub) -> None:
         "consistency",
         description="N models each draw --num samples from ONE sampling seed (DMs: the same x_T and per-step "
         "noise; GANs: the same z). C(q) is the mean over samples of the mean PSNR of models 2..N against model 1 "
-        "(peak 2 for images in [-1, 1], capped at 100 dB). Writes consistency.json, .npz and a PNG grid "
+        "(peak 2 for images in [-1, 1], capped at 100 dB). Writes consistency_<models>.json, .npz and a PNG grid "
         "(one row per model; equal columns share their noise).",
     )
     p.add_argument(
@@ -46,14 +44,13 @@ def run(args) -> int:
     bundles, names = cons.load_models(args.models, stage=args.stage)
     settings = {"num": args.num, "seed": args.seed, "sampler": args.sampler, "steps": args.steps, "eta": args.eta}
     result, source = cons.cached(bundles, names, args.refresh, device=resolve_device(args.device), **settings)
-    out = args.output
-    out.mkdir(parents=True, exist_ok=True)
     meta, arrays = result.to_record()
-    (out / "consistency.json").write_text(json.dumps({**meta, "source": source}, indent=2) + "\n")
-    np.savez(out / "consistency.npz", **arrays)
-    cons.grid(result).save(out / "consistency.png")
+    shas = [b.sha256 for b in bundles]
+    ids = [Path(m).stem if Path(m).exists() else m for m in args.models]  # a file by its stem, a zoo id as given
+    stem = result_stem(args.output, ["consistency", *ids], shas)
+    write_result(stem, {**meta, "source": source}, arrays, shas, {".png": lambda path: cons.grid(result).save(path)})
     print(f"C(q) = {result.score:.2f} dB over {len(names)} models x {args.num} samples ({source})")
     for name, db in zip(names[1:], meta["psnr_vs_first_db"]):
         print(f"  {name}: {db:.2f} dB against {names[0]}")
-    print(out)
+    print(f"{stem}.json/.npz/.png")
     return 0

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .. import probes
@@ -15,6 +13,7 @@ from ..device import resolve_device
 from ..errors import DstabError, require
 from ..figures import line_image
 from . import add_command, add_device_arg, add_threads_arg
+from .output import result_stem, write_result
 
 # dstab's choice, not the paper's (it does not say which t its DM Hessian used): the midpoints of
 # the four quartiles of [0, T), a 4-point quadrature of the uniformly weighted training loss
@@ -27,7 +26,7 @@ def register(sub) -> None:
         "hessian",
         description="Top-k eigenvalues by Lanczos, trace by Hutchinson and the eigenvalue density by "
         "stochastic Lanczos quadrature of a DM's L_simple or a GAN's G/D loss on a fixed seeded batch "
-        "(the paper's Sec. 3.2 numbers). Writes hessian.json, hessian.npz and hessian.png into --output.",
+        "(the paper's Sec. 3.2 numbers). Writes hessian_<model>_<probe>.json, .npz and .png into --output.",
     )
     p.add_argument("checkpoint", help="a checkpoint file or a zoo id such as digits/dm-eps-s0")
     p.add_argument("-o", "--output", required=True, type=Path, help="folder for the JSON, NPZ and PNG")
@@ -76,19 +75,16 @@ def progress_bar():
     return tick, bars
 
 
+def _what(probe) -> str:
+    """The probe part of an output name: the DM's timesteps (t125-375) or the GAN's network (g, d)."""
+    info = probe.describe()
+    return "t" + "-".join(str(t) for t in info["timesteps"]) if "timesteps" in info else info["role"]
+
+
 def density_figure(result: hessian.HessianSpectrum, title: str):
     return line_image(
         result.grid, {"density (SLQ)": result.curve}, title, log_y=True, marks=list(result.top_eigenvalues)
     )
-
-
-def write_outputs(out: Path, result: hessian.HessianSpectrum, extra: dict, title: str) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    meta, arrays = result.to_record()
-    (out / "hessian.json").write_text(json.dumps({**meta, **extra}, indent=2) + "\n")
-    np.savez(out / "hessian.npz", **arrays)
-    density_figure(result, title).save(out / "hessian.png")
-    return out
 
 
 def run(args) -> int:
@@ -109,13 +105,17 @@ def run(args) -> int:
     for bar in bars.values():
         bar.close()
     s = result.summary()
-    extra = {"checkpoint": names[0], "probe": probe.describe(), "source": source}
-    write_outputs(args.output, result, extra, f"{names[0]} ({probe.kind}, {args.engine})")
+    meta, arrays = result.to_record()
+    record = {**meta, "checkpoint": names[0], "probe": probe.describe(), "source": source}
+    title = f"{names[0]} ({probe.kind}, {args.engine})"
+    shas = [bundles[0].sha256]
+    stem = result_stem(args.output, ["hessian", bundles[0].name, _what(probe)], shas)
+    write_result(stem, record, arrays, shas, {".png": lambda path: density_figure(result, title).save(path)})
     lam_min = "n/a" if s["lambda_min"] is None else f"{s['lambda_min']:.4g}"
     print(
         f"{names[0]} [{probe.kind}, n={s['n_params']}, {args.engine}, {source}]: lambda_1 {s['lambda_1']:.4g}  "
         f"lambda_min {lam_min}  trace {s['trace']:.4g} +- {s['trace_stderr']:.2g}  "
         f"mean {s['mean']:.4g}  sigma2 {s['sigma2']:.4g}  ritz variance {s['ritz_variance']:.4g}"
     )
-    print(args.output)
+    print(f"{stem}.json/.npz/.png")
     return 0

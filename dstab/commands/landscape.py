@@ -8,23 +8,19 @@ Results come from the results cache when present (see dstab.cache).
 from __future__ import annotations
 
 import contextlib
-import json
-import math
-import re
 import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from ..analysis import distributed, figures, interpolation, precompute, service
 from ..analysis.directions import BIAS_MODES
 from ..analysis.landscape import STRATEGIES, CostWarning
-from ..checkpoints import atomic_write_bytes
 from ..device import resolve_device
 from ..errors import require
 from . import add_command, add_device_arg, add_threads_arg
+from .output import result_stem, write_result
 
 
 def _probe_args(p) -> None:
@@ -98,33 +94,10 @@ def _probes(bundle, args) -> list[dict]:
     return [{"role": r} for r in (args.role or service.DEFAULT_ROLES)]
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
-
-
-def _plain(value):
-    """JSON-safe: arrays to lists, NaN and inf to null."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def _write(result, stem: Path, source: str, png, html) -> None:
+def _write(result, stem: Path, source: str, shas: list, png, html) -> None:
     meta, arrays = result.to_record()
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    record = {"source": source, **_plain(meta), "arrays": _plain(arrays)}
-    atomic_write_bytes(stem.with_suffix(".json"), json.dumps(record, indent=1).encode())
-    np.savez(stem.with_suffix(".npz"), **arrays)
-    png(result, stem.with_suffix(".png"))
-    figures.write_html(html(result), stem.with_suffix(".html"))
+    figs = {".png": lambda path: png(result, path), ".html": lambda path: figures.write_html(html(result), path)}
+    write_result(stem, {"source": source, **meta, "arrays": arrays}, arrays, shas, figs)
     print(f"{stem}.json/.npz/.png/.html ({source})")
 
 
@@ -177,8 +150,8 @@ def run_surface(args) -> int:
                 progress=bar.update,
             )
         if distributed.world()[0] == 0:
-            stem = args.out / f"surface_{_slug(bundle.name)}_{_what(probe)}"
-            _write(s, stem, source, figures.surface_png, figures.surface_figure)
+            stem = result_stem(args.out, ["surface", bundle.name, _what(probe)], [bundle.sha256])
+            _write(s, stem, source, [bundle.sha256], figures.surface_png, figures.surface_figure)
             m = s.meta["metrics"]
             print(
                 f"  centre loss {s.centre_loss:.5g}, relative rise {m['relative_rise']:.4g}, curvature roughness "
@@ -208,8 +181,9 @@ def run_interpolate(args) -> int:
                 refresh=args.refresh,
                 progress=bar.update,
             )
-        stem = args.out / f"interpolate_{_slug(a.name)}_{_slug(b.name)}_{_what(probe)}"
-        _write(c, stem, source, figures.curve_png, figures.curve_figure)
+        shas = [a.sha256, b.sha256]
+        stem = result_stem(args.out, ["interpolate", a.name, b.name, _what(probe)], shas)
+        _write(c, stem, source, shas, figures.curve_png, figures.curve_figure)
         m = c.meta["metrics"]
         print(
             f"  loss b {c.meta['loss_b']:.5g} -> a {c.meta['loss_a']:.5g}, roughness {m['roughness']:.4g}, "

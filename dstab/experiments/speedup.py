@@ -21,13 +21,13 @@ Scale choices (the paper trains 500k-4M iterations):
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import resultsmd
 from ..errors import DstabError
+from ..fileio import write_json
 from ..training import config as train_config
 from ..training import rundir, runner
 from ..training.rundir import read_metrics
@@ -207,4 +207,4 @@ def write_section(results_md: Path, section: str) -> None:
 
 
 def save_summary(out: Path, summary: dict) -> None:
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out / "summary.json", summary)
