@@ -23,10 +23,18 @@ def sample_shape(bundle: Bundle) -> tuple[int, ...]:
 
 @torch.no_grad()
 def generate(
-    bundle: Bundle, n: int, seed: int, sampler: str = "ddpm", steps: int | None = None, eta: float = 0.0, device="cpu"
+    bundle: Bundle,
+    n: int,
+    seed: int,
+    sampler: str = "ddpm",
+    steps: int | None = None,
+    eta: float = 0.0,
+    device="cpu",
+    progress=None,
 ) -> torch.Tensor:
     """n samples on the CPU. DMs: x_T and per-step noise from NoiseSource(seed);
-    GANs: z from the same source, so models of one group share their noise."""
+    GANs: z from the same source, so models of one group share their noise.
+    `progress("sample", done, total)` after each sampler step (a GAN: once)."""
     require(n >= 1, f"the number of samples must be positive, got {n}")
     shape = sample_shape(bundle)
     noise = NoiseSource(seed, (n, *shape))
@@ -38,7 +46,10 @@ def generate(
         classes = bundle.header["arch"].get("num_classes")
         y = {"y": noise.labels(classes).to(device)} if classes else {}
         return bundle.diffusion.sample(
-            model, noise, sampler=sampler, steps=steps, eta=eta, device=device, clip=clip, **y
+            model, noise, sampler=sampler, steps=steps, eta=eta, device=device, clip=clip, progress=progress, **y
         ).cpu()
     g = bundle.generator.to(device).eval()
-    return g(noise.latent(g.latent_shape).to(device)).cpu()
+    x = g(noise.latent(g.latent_shape).to(device)).cpu()
+    if progress:
+        progress("sample", 1, 1)
+    return x

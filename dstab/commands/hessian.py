@@ -14,6 +14,7 @@ from ..errors import DstabError, require
 from ..figures import line_image
 from . import add_command, add_device_arg, add_threads_arg
 from .output import result_stem, write_result
+from .progress import Progress
 
 # dstab's choice, not the paper's (it does not say which t its DM Hessian used): the midpoints of
 # the four quartiles of [0, T), a 4-point quadrature of the uniformly weighted training loss
@@ -62,19 +63,6 @@ def probe_for(bundle, timesteps: str | None, role: str | None, batch_size: int, 
     return probes.probe_for(bundle, ts, role, batch_size, seed)
 
 
-def progress_bar():
-    from tqdm import tqdm
-
-    bars: dict[str, tqdm] = {}
-
-    def tick(stage: str, done: int, total: int) -> None:
-        if stage not in bars:
-            bars[stage] = tqdm(total=total, desc=f"hessian {stage}", unit="Hv", leave=False)
-        bars[stage].update(done - bars[stage].n)
-
-    return tick, bars
-
-
 def _what(probe) -> str:
     """The probe part of an output name: the DM's timesteps (t125-375) or the GAN's network (g, d)."""
     info = probe.describe()
@@ -92,7 +80,6 @@ def run(args) -> int:
     require(len(bundles) == 1, f"{args.checkpoint!r} names {len(bundles)} checkpoints; give one")
     device = resolve_device(args.device)
     probe = probe_for(bundles[0], args.timesteps, args.role, args.batch_size, args.seed).to(device)
-    tick, bars = progress_bar()
     settings = {
         "top_k": args.top_k,
         "trace_samples": args.trace_samples,
@@ -100,10 +87,8 @@ def run(args) -> int:
         "slq_steps": args.slq_steps,
         "seed": args.seed,
     }
-    with torch.enable_grad():
+    with torch.enable_grad(), Progress("hessian", unit="Hv") as tick:
         result, source = hessian_engines.cached(probe, args.engine, args.refresh, tick, **settings)
-    for bar in bars.values():
-        bar.close()
     s = result.summary()
     meta, arrays = result.to_record()
     record = {**meta, "checkpoint": names[0], "probe": probe.describe(), "source": source}

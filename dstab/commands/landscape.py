@@ -12,8 +12,6 @@ import sys
 import warnings
 from pathlib import Path
 
-from tqdm import tqdm
-
 from ..analysis import distributed, figures, interpolation, precompute, service
 from ..analysis.directions import BIAS_MODES
 from ..analysis.landscape import STRATEGIES, CostWarning
@@ -21,6 +19,7 @@ from ..device import resolve_device
 from ..errors import require
 from . import add_command, add_device_arg, add_threads_arg
 from .output import result_stem, write_result
+from .progress import Progress
 
 
 def _probe_args(p) -> None:
@@ -119,8 +118,8 @@ def _cost_warnings_on_one_line():
         warnings.showwarning = original
 
 
-def _bar(total: int, desc: str):
-    return tqdm(total=total, desc=desc, file=sys.stderr, disable=distributed.world()[0] != 0, leave=False)
+def _rank0() -> bool:
+    return distributed.world()[0] == 0  # under torchrun only the first rank draws progress
 
 
 def _what(probe: dict) -> str:
@@ -133,7 +132,7 @@ def run_surface(args) -> int:
     probes = _probes(bundle, args)
     points = (args.grid + 1) ** 2 if args.engine != "dstab" else args.grid**2
     for probe in probes:
-        with _cost_warnings_on_one_line(), _bar(points, f"surface {_what(probe)}") as bar:
+        with _cost_warnings_on_one_line(), Progress("surface", "points", _rank0()) as bars:
             s, source = service.surface_for(
                 bundle,
                 **probe,
@@ -147,7 +146,7 @@ def run_surface(args) -> int:
                 device=device,
                 strategy=args.strategy,
                 refresh=args.refresh,
-                progress=bar.update,
+                progress=bars.counter(_what(probe), points),
             )
         if distributed.world()[0] == 0:
             stem = result_stem(args.out, ["surface", bundle.name, _what(probe)], [bundle.sha256])
@@ -167,7 +166,7 @@ def run_interpolate(args) -> int:
     b = service.load(args.b) if args.b else service.load(args.a, "early")
     for probe in _probes(a, args):
         points = len(interpolation.interpolation_alphas(args.lo, args.hi, args.steps))
-        with _cost_warnings_on_one_line(), _bar(points, f"interpolate {_what(probe)}") as bar:
+        with _cost_warnings_on_one_line(), Progress("interpolate", "points", _rank0()) as bars:
             c, source = service.interpolation_for(
                 a,
                 b,
@@ -179,7 +178,7 @@ def run_interpolate(args) -> int:
                 probe_seed=args.probe_seed,
                 device=device,
                 refresh=args.refresh,
-                progress=bar.update,
+                progress=bars.counter(_what(probe), points),
             )
         shas = [a.sha256, b.sha256]
         stem = result_stem(args.out, ["interpolate", a.name, b.name, _what(probe)], shas)

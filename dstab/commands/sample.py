@@ -10,6 +10,7 @@ from ..errors import require
 from ..sampling import generate
 from ..viz import save_samples
 from . import add_command, add_device_arg, add_threads_arg
+from .progress import Progress
 
 
 def register(sub) -> None:
@@ -36,7 +37,8 @@ def run(args) -> int:
     require(args.output.lower().endswith(".png"), f"output must be a .png file, got {args.output}")
     require(args.scale >= 1, "--scale must be >= 1")
     bundle = checkpoints.load(args.checkpoint)
-    with torch.inference_mode():
-        x = generate(bundle, args.num, args.seed, args.sampler, args.steps, args.eta, resolve_device(args.device))
+    device = resolve_device(args.device)
+    with torch.inference_mode(), Progress("", unit="steps") as progress:
+        x = generate(bundle, args.num, args.seed, args.sampler, args.steps, args.eta, device, progress)
     print(save_samples(x, args.output, scale=args.scale))
     return 0
