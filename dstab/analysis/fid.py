@@ -244,8 +244,17 @@ class TrainingEvaluator:
     def __call__(self, modules: dict, diffusion) -> dict:
         c = self.cfg
         rows = [
-            self._one(generate(modules, diffusion, c.eval_samples, seed, c.eval_sampler_steps,
-                               self.dataset.sample_shape, self.device))
+            self._one(
+                generate(
+                    modules,
+                    diffusion,
+                    c.eval_samples,
+                    seed,
+                    c.eval_sampler_steps,
+                    self.dataset.sample_shape,
+                    self.device,
+                )
+            )
             for seed in range(c.eval_seed, c.eval_seed + c.eval_seeds)
         ]
         return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}

@@ -51,7 +51,10 @@ class LRSchedule:
         require(_is_num(self.final) and 0 <= self.final <= 1, f"lr final factor must lie in [0, 1], got {self.final!r}")
         require(_is_num(self.scale) and self.scale > 0, f"inverse-sqrt scale must be > 0, got {self.scale!r}")
         require(_is_num(self.beta0) and 0 < self.beta0 < 1, f"mdlrc beta0 must lie in (0, 1), got {self.beta0!r}")
-        require(_is_num(self.floor) and 0 <= self.floor < self.beta0, f"mdlrc floor must lie in [0, beta0), got {self.floor!r}")
+        require(
+            _is_num(self.floor) and 0 <= self.floor < self.beta0,
+            f"mdlrc floor must lie in [0, beta0), got {self.floor!r}",
+        )
 
     def factor(self, it: int, total: int) -> float:
         if it < self.warmup:
@@ -89,7 +92,6 @@ class WithLR:
     def at(self, it: int, total: int) -> dict:
         hyper = self.inner.at(it, total)
         return {**hyper, "lr": hyper["lr"] * self.lr.factor(it, total)}
-
 
 
 def optimizer_schedule(momentum: dict, lr: float, beta1: float, beta2: float, lr_schedule: dict | None = None):
