@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "landscape",
     "hessian",
     "consistency",
+    "trajectory",
     "report",
     "runs",
 ]

@@ -6,8 +6,8 @@ import torch
 
 from .. import checkpoints
 from ..errors import require
+from ..plots.png import save_samples
 from ..sampling import generate
-from ..viz import save_samples
 from . import add_device_arg, resolve_device
 
 
