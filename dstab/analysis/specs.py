@@ -254,7 +254,10 @@ class HessianSpec:
             probe.update(kind="dm", timesteps=ts)
         else:
             probe.update(kind=f"gan-{self.probe.role or 'g'}", role=self.probe.role or "g")
-        return {"engine": self.engine, **self.settings(), "probe": probe}
+        # the Lanczos stopping rule (tol, max_steps) is left to the checkpoint's exact key: a search that
+        # finds several variants falls back to `params` with the loaded model
+        loose = {k: v for k, v in self.settings().items() if k not in ("tol", "max_steps")}
+        return {"engine": self.engine, **loose, "probe": probe}
 
     def build(self, bundles, device):
         return self.probe.build(bundles[0]).to(device)
