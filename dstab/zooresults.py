@@ -137,10 +137,10 @@ def _hessians(entry_id: str, entry: dict, root: Path, device, log) -> int:
 
 def _consistency(entry_id: str, entry: dict, root: Path, device, log) -> int:
     """Every consistency group of a dataset, run once, at its first entry."""
-    from . import report, zoo
+    from . import report
 
     family = entry_id.split("/")[0]
-    if entry_id != min(e for e in zoo.read_manifest()["entries"] if e.startswith(f"{family}/")):
+    if entry_id != min(e for e in zooindex.read_manifest()["entries"] if e.startswith(f"{family}/")):
         return 0
     rows = report.consistency_rows(None, CONSISTENCY.num, SAMPLERS, device, root, log, only=[family])
     return sum(v is not None for r in rows for v in r["values"].values())
@@ -158,13 +158,11 @@ TASKS: dict[str, Task] = {
 
 def run(only: list[str] | None = None, entries: str | None = None, device="cpu", log=print) -> int:
     """Run the chosen tasks (all by default) on the zoo entries whose id contains `entries`."""
-    from . import zoo
-
     names = only or list(TASKS)
     unknown = sorted(set(names) - set(TASKS))
     if unknown:
         raise DstabError(f"unknown precompute task(s) {unknown}; choose from {sorted(TASKS)}")
-    manifest = zoo.read_manifest()
+    manifest = zooindex.read_manifest()
     chosen = {k: v for k, v in manifest["entries"].items() if entries is None or entries in k}
     if not chosen:
         raise DstabError(f"no zoo entry matches {entries!r}")
