@@ -37,9 +37,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from tests.e2e.browser import LAUNCH_ARGS, wait_home_rendered  # noqa: E402
+import _repo  # puts the repository root on sys.path
+
+from tests.e2e.browser import LAUNCH_ARGS, wait_home_rendered
+
+REPO = _repo.ROOT
 
 PAGES = ["home", "landscape", "interpolation", "hessian", "consistency", "diffusion_process"]
 
@@ -50,7 +52,12 @@ from streamlit.testing.v1 import AppTest
 AppTest.from_file(sys.argv[1], default_timeout=600).run()  # Streamlit's first run of a process (v1 pages mode)
 from dashboard import server
 server.preload()  # the server's warm-up after Home, done (a user spends a few seconds there)
-import dashboard.analyses, dashboard.figures  # and an analysis page served once
+import importlib
+for name in ("dashboard.compute", "dstab.plots.surface", "dashboard.analyses", "dashboard.figures"):  # an analysis page
+    try:  # served once (the modules of this checkout; --before REV times an older one)
+        importlib.import_module(name)
+    except ImportError:
+        pass
 imported = time.perf_counter() - t0
 at = AppTest.from_file(sys.argv[1], default_timeout=600)
 at.query_params.update(json.loads(sys.argv[3]))

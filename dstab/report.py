@@ -19,20 +19,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import __version__, cache, checkpoints, resultsmd, zoo
-from .analysis import consistency as cons
 from .analysis import results
 from .analysis.specs import HessianSpec
 from .checkpoints import git_commit
-from .errors import DstabError
-from .zooresults import CONSISTENCY, HESSIAN, SAMPLERS
+from .zooresults import CONSISTENCY, HESSIAN, SAMPLERS, TABLE1, consistency_rows, families  # noqa: F401
 
-# consistency groups in the shape of the paper's Table 1: (zoo group, label)
-TABLE1 = [
-    ("dm-init", "DM, inits"),
-    ("gan-init", "GAN, inits"),
-    ("dm-structure", "DM, structures"),
-    ("gan-structure", "GAN, structures"),
-]
 PAPER_TABLE1 = (
     "CIFAR10: Improved Diffusion 20.14 vs DCGAN 10.48; ImageNet128: 17.23 vs BigGAN 8.58; ImageNet512: 14.37 vs 6.40"
 )
@@ -43,55 +34,6 @@ QUICK = {
     "samplers": (("ddim", 5),),
     "hessian": replace(HESSIAN, top_k=1, trace_samples=2, slq_runs=1, slq_steps=5),
 }
-
-
-def families(root: Path | None = None) -> list[str]:
-    return sorted({eid.split("/")[0] for eid in zoo.read_manifest(root)["entries"]})
-
-
-def consistency_rows(root, num: int, samplers, device, store, log, only: list[str] | None = None) -> list[dict]:
-    rows = []
-    for family in only or families(root):
-        for sampler, steps in samplers:
-            row = {"family": family, "sampler": sampler, "values": {}}
-            for group, _ in TABLE1:
-                row["values"][group] = _group_score(root, family, group, num, sampler, steps, device, store, log)
-            row["x0"] = x0_counterexample(root, family, num, sampler, steps, device, store, log)
-            rows.append(row)
-    return rows
-
-
-def _group_score(root, family, group, num, sampler, steps, device, store, log) -> float | None:
-    try:
-        ids = cons.group_ids(family, group, root)
-    except DstabError:
-        return None
-    if len(ids) < 2:
-        return None
-    return _score(root, ids, num, sampler, steps, device, store, log)
-
-
-def _score(root, ids, num, sampler, steps, device, store, log) -> float:
-    bundles = [checkpoints.load(zoo.checkpoint_path(i, root=root)) for i in ids]
-    spec = replace(CONSISTENCY, num=num, sampler=sampler, steps=steps).for_kind(bundles[0].kind)  # GANs: one key
-    found = results.get(spec, bundles, device=device, root=store, names=ids)
-    score = spec.read(found).score
-    log(f"consistency {', '.join(ids)} [{spec.sampler}]: {score:.2f} dB ({found.source})")
-    return score
-
-
-def x0_counterexample(root, family, num, sampler, steps, device, store, log) -> dict | None:
-    """C of the x0-prediction group when it has >= 2 models (the paper's test); with one x0 model,
-    the pair (eps model, x0 model) of the same init seed, labelled as the weaker stand-in it is."""
-    try:
-        x0_ids = cons.group_ids(family, "dm-x0", root)
-        eps_ids = cons.group_ids(family, "dm-init", root)
-    except DstabError:
-        return None
-    if len(x0_ids) >= 2:
-        return {"kind": "x0 group", "ids": x0_ids, "C": _score(root, x0_ids, num, sampler, steps, device, store, log)}
-    pair = [eps_ids[0], x0_ids[0]]
-    return {"kind": "eps vs x0 pair", "ids": pair, "C": _score(root, pair, num, sampler, steps, device, store, log)}
 
 
 def hessian_rows(root, spec: HessianSpec, device, store, log) -> list[dict]:

@@ -50,6 +50,79 @@ def hessian_probes(kind: str) -> list[ProbeSpec]:
     return [replace(HESSIAN.probe, role=r) for r in roles]
 
 
+# consistency groups in the shape of the paper's Table 1: (zoo group, label)
+TABLE1 = [
+    ("dm-init", "DM, inits"),
+    ("gan-init", "GAN, inits"),
+    ("dm-structure", "DM, structures"),
+    ("gan-structure", "GAN, structures"),
+]
+
+
+def families(root: Path | None = None) -> list[str]:
+    return sorted({eid.split("/")[0] for eid in zooindex.read_manifest(root)["entries"]})
+
+
+def _cons():
+    from .analysis import consistency
+
+    return consistency
+
+
+def _results():
+    from .analysis import results
+
+    return results
+
+
+def consistency_rows(root, num: int, samplers, device, store, log, only: list[str] | None = None) -> list[dict]:
+    rows = []
+    for family in only or families(root):
+        for sampler, steps in samplers:
+            row = {"family": family, "sampler": sampler, "values": {}}
+            for group, _ in TABLE1:
+                row["values"][group] = _group_score(root, family, group, num, sampler, steps, device, store, log)
+            row["x0"] = x0_counterexample(root, family, num, sampler, steps, device, store, log)
+            rows.append(row)
+    return rows
+
+
+def _group_score(root, family, group, num, sampler, steps, device, store, log) -> float | None:
+    try:
+        ids = _cons().group_ids(family, group, root)
+    except DstabError:
+        return None
+    if len(ids) < 2:
+        return None
+    return _score(root, ids, num, sampler, steps, device, store, log)
+
+
+def _score(root, ids, num, sampler, steps, device, store, log) -> float:
+    from . import checkpoints as _checkpoints
+    from . import zoo as _zoo
+
+    bundles = [_checkpoints.load(_zoo.checkpoint_path(i, root=root)) for i in ids]
+    spec = replace(CONSISTENCY, num=num, sampler=sampler, steps=steps).for_kind(bundles[0].kind)  # GANs: one key
+    found = _results().get(spec, bundles, device=device, root=store, names=ids)
+    score = spec.read(found).score
+    log(f"consistency {', '.join(ids)} [{spec.sampler}]: {score:.2f} dB ({found.source})")
+    return score
+
+
+def x0_counterexample(root, family, num, sampler, steps, device, store, log) -> dict | None:
+    """C of the x0-prediction group when it has >= 2 models (the paper's test); with one x0 model,
+    the pair (eps model, x0 model) of the same init seed, labelled as the weaker stand-in it is."""
+    try:
+        x0_ids = _cons().group_ids(family, "dm-x0", root)
+        eps_ids = _cons().group_ids(family, "dm-init", root)
+    except DstabError:
+        return None
+    if len(x0_ids) >= 2:
+        return {"kind": "x0 group", "ids": x0_ids, "C": _score(root, x0_ids, num, sampler, steps, device, store, log)}
+    pair = [eps_ids[0], x0_ids[0]]
+    return {"kind": "eps vs x0 pair", "ids": pair, "C": _score(root, pair, num, sampler, steps, device, store, log)}
+
+
 # --- found without PyTorch (the home page) -------------------------------------------------------------
 
 
@@ -127,22 +200,21 @@ def _interpolations(entry_id: str, entry: dict, root: Path, device, log) -> int:
 
 def _hessians(entry_id: str, entry: dict, root: Path, device, log) -> int:
     """The report's Hessian of every zoo entry (DMs; GANs for both roles)."""
-    from . import report
-
+    bundle = load(entry_id)
     probes = hessian_probes(entry["kind"])
     for probe in probes:
-        report.hessian_row(None, entry_id, probe.role, HESSIAN, device, root, log)
+        found = _results().get(replace(HESSIAN, probe=probe), [bundle], device=device, root=root)
+        log(f"hessian {entry_id} {found.params['probe']['kind']}: lambda_1 {found.meta['lambda_1']:.4g} "
+            f"({found.source})")  # fmt: skip
     return len(probes)
 
 
 def _consistency(entry_id: str, entry: dict, root: Path, device, log) -> int:
     """Every consistency group of a dataset, run once, at its first entry."""
-    from . import report
-
     family = entry_id.split("/")[0]
     if entry_id != min(e for e in zooindex.read_manifest()["entries"] if e.startswith(f"{family}/")):
         return 0
-    rows = report.consistency_rows(None, CONSISTENCY.num, SAMPLERS, device, root, log, only=[family])
+    rows = consistency_rows(None, CONSISTENCY.num, SAMPLERS, device, root, log, only=[family])
     return sum(v is not None for r in rows for v in r["values"].values())
 
 

@@ -58,15 +58,15 @@ from scipy.linalg import eigh_tridiagonal
 
 from ..errors import DstabError, require
 from .cost import seconds_per_call, warn_if_slow
-from .specs import HESSIAN_ENGINES, HessianSpec
+from .hessian_settings import DEFAULT as SPEC
+from .hessian_settings import HESSIAN_ENGINES
 
 HVP_MODES = ("reverse", "forward")
 # Hessian-vector products batched into one autograd call (trace probes, SLQ runs in lockstep); memory
 # grows with it: SLQ keeps BATCH * steps * n floats of Lanczos basis
 BATCH = 4
-# the engines' defaults are HessianSpec's (what `dstab report` ships); tol bounds the top eigenvalues' errors
-# relative to the spectral radius (see error_bounds)
-SPEC = HessianSpec()
+# the engines' defaults (SPEC) are hessian_settings' (what `dstab report` ships); tol bounds the top
+# eigenvalues' errors relative to the spectral radius (see error_bounds)
 
 
 def check_finite(named: dict[str, torch.Tensor]) -> None:
@@ -516,12 +516,3 @@ def hessian_params(
         "tol": float(tol),
         "max_steps": int(max_steps),
     }
-
-
-def analyse(probe, engine: str = "dstab", progress=None, seconds_per_hvp=None, **settings) -> HessianSpectrum:
-    """The spectrum by the named engine: dstab's own, or PyHessian as the paper used it."""
-    if check_engine(engine) == "pyhessian":
-        from . import hessian_ref  # imports pyhessian, which imports this module
-
-        return hessian_ref.spectrum(probe, progress=progress, **settings)
-    return spectrum(probe, progress=progress, seconds_per_hvp=seconds_per_hvp, **settings)

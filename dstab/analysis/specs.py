@@ -26,13 +26,13 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from ..errors import DstabError, require
+from .hessian_settings import HESSIAN_ENGINES, HessianSettings
 
 # dstab's choice, not the paper's (it does not say which t its DM Hessian used): the midpoints of the four
 # quartiles of [0, T), a 4-point quadrature of the uniformly weighted training loss
 QUARTILE_MIDPOINTS = (0.125, 0.375, 0.625, 0.875)
 GAN_ROLES = ("g", "d")  # generator loss with D frozen, discriminator loss with G frozen
 SURFACE_ENGINES = ("dstab", "loss-landscapes")
-HESSIAN_ENGINES = ("dstab", "pyhessian")
 SAMPLERS = ("ddpm", "ddim")
 
 
@@ -207,27 +207,14 @@ class CurveSpec:
 
 
 @dataclass(frozen=True)
-class HessianSpec:
+class HessianSpec(HessianSettings):
     """Top eigenvalues (Lanczos), trace (Hutchinson) and spectral density (SLQ) of a probe's Hessian (the
-    paper's Sec. 3.2). Defaults: what `dstab report` ships, about 200 Hessian-vector products per probe, so a
-    CPU does it in minutes: a batch of 16, top-3 to 1e-4 of the spectral radius, 20 Hutchinson probes, 2
-    SLQ runs of 40 steps."""
+    paper's Sec. 3.2). Defaults: what `dstab report` ships (hessian_settings), on a batch of 16 so that a
+    CPU does it in minutes."""
 
     name: ClassVar[str] = "hessian"
     probe: ProbeSpec = field(default_factory=lambda: ProbeSpec(batch_size=16))
     engine: str = "dstab"
-    top_k: int = 3
-    trace_samples: int = 20
-    slq_runs: int = 2
-    slq_steps: int = 40
-    seed: int = 0
-    tol: float = 1e-4  # bound on the top eigenvalues' errors relative to the spectral radius
-    max_steps: int = 200  # Lanczos steps at most
-
-    def settings(self) -> dict:
-        """The engine's keyword arguments."""
-        names = ("top_k", "trace_samples", "slq_runs", "slq_steps", "seed", "tol", "max_steps")
-        return {k: getattr(self, k) for k in names}
 
     def check(self, bundles) -> None:
         require(len(bundles) == 1, f"a Hessian is of one checkpoint, got {len(bundles)}")
@@ -275,7 +262,7 @@ class HessianSpec:
     def compute(self, probe, progress=None, per_unit=None, **_) -> tuple[dict, dict]:
         import torch
 
-        from .hessian import analyse
+        from .hessian_engines import analyse
 
         per_hvp = None if per_unit is None else 3 * per_unit
         with torch.enable_grad():

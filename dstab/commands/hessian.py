@@ -16,18 +16,19 @@ from .. import zooresults
 from ..analysis import results
 from ..analysis.consistency import load_models
 from ..analysis.specs import GAN_ROLES, HESSIAN_ENGINES
+from ..device import resolve_device
 from ..errors import DstabError, require
 from ..plots import hessian as hessian_plots
-from . import add_device_arg, resolve_device
+from . import add_command, add_device_arg, add_threads_arg
 from .progress import bars, cost_warnings_on_one_line
 
 SPEC = zooresults.HESSIAN
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "hessian",
-        help="Hessian spectrum of a checkpoint's loss (lambda_1, lambda_min, trace, sigma^2, density)",
         description="Top-k eigenvalues by Lanczos, trace by Hutchinson and the eigenvalue density by "
         "stochastic Lanczos quadrature of a DM's L_simple or a GAN's G/D loss on a fixed seeded batch "
         "(the paper's Sec. 3.2 numbers). Writes hessian.json, hessian.npz and hessian.png into --output. "
@@ -50,6 +51,7 @@ def register(sub) -> None:
     p.add_argument("--stage", choices=["final", "early"], default="final", help="zoo checkpoint stage")
     p.add_argument("--refresh", action="store_true", help="recompute even when a cached result exists")
     add_device_arg(p)
+    add_threads_arg(p)
     p.set_defaults(func=run)
 
 

@@ -19,17 +19,18 @@ from .. import plots, zoo
 from ..analysis import results
 from ..analysis.specs import SAMPLERS, TrajectorySpec
 from ..analysis.trajectory import trajectory_rows
+from ..device import resolve_device
 from ..plots import trajectory as trajectory_plots
-from . import add_device_arg, resolve_device
+from . import add_command, add_device_arg, add_threads_arg
 from .progress import bars
 
 SPEC = TrajectorySpec()
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "trajectory",
-        help="a DM's x0 estimate at every sampler step, from one seed (the Diffusion-process page)",
         description=__doc__.split("\n\n")[1].replace("\n", " "),
     )
     p.add_argument("checkpoint", help="a DM checkpoint file or zoo id such as digits/dm-eps-s0")
@@ -41,6 +42,7 @@ def register(sub) -> None:
     p.add_argument("--stage", choices=["final", "early"], default="final", help="zoo checkpoint stage")
     p.add_argument("--refresh", action="store_true", help="recompute even when a cached result exists")
     add_device_arg(p)
+    add_threads_arg(p)
     p.set_defaults(func=run)
 
 
