@@ -22,7 +22,7 @@ from . import __version__, cache, checkpoints, resultsmd, zoo
 from .analysis import results
 from .analysis.specs import HessianSpec
 from .checkpoints import git_commit
-from .zooresults import CONSISTENCY, HESSIAN, SAMPLERS, TABLE1, consistency_rows, families  # noqa: F401
+from .zooresults import CONSISTENCY, HESSIAN, REPORT_SAMPLERS, TABLE1, consistency_rows, families  # noqa: F401
 
 PAPER_TABLE1 = (
     "CIFAR10: Improved Diffusion 20.14 vs DCGAN 10.48; ImageNet128: 17.23 vs BigGAN 8.58; ImageNet512: 14.37 vs 6.40"
@@ -246,7 +246,7 @@ def build(
     `store` is where new results go (the shipped cache for `precompute`, else the user cache)."""
     root = Path(root or zoo.zoo_root())
     num = QUICK["num"] if quick else CONSISTENCY.num
-    samplers = QUICK["samplers"] if quick else SAMPLERS
+    samplers = QUICK["samplers"] if quick else REPORT_SAMPLERS
     spec = QUICK["hessian"] if quick else HESSIAN
     consistency = consistency_rows(root, num, samplers, device, store, log)
     hessians = hessian_rows(root, spec, device, store, log)

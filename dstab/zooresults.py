@@ -33,8 +33,8 @@ SURFACE = SurfaceSpec()
 CURVE = CurveSpec()
 HESSIAN = HessianSpec()  # the report's
 CONSISTENCY = ConsistencySpec()
-SAMPLERS = (("ddpm", None), ("ddim", 50))  # the report's consistency rows
-CONSISTENCY_BY_SAMPLER = [replace(CONSISTENCY, sampler=s, steps=n) for s, n in SAMPLERS]
+REPORT_SAMPLERS = (("ddpm", None), ("ddim", 50))  # the report's consistency rows
+CONSISTENCY_BY_SAMPLER = [replace(CONSISTENCY, sampler=s, steps=n) for s, n in REPORT_SAMPLERS]
 
 
 def landscape_probes(kind: str, batch_size: int = SURFACE.probe.batch_size) -> list[ProbeSpec]:
@@ -214,7 +214,7 @@ def _consistency(entry_id: str, entry: dict, root: Path, device, log) -> int:
     family = entry_id.split("/")[0]
     if entry_id != min(e for e in zooindex.read_manifest()["entries"] if e.startswith(f"{family}/")):
         return 0
-    rows = consistency_rows(None, CONSISTENCY.num, SAMPLERS, device, root, log, only=[family])
+    rows = consistency_rows(None, CONSISTENCY.num, REPORT_SAMPLERS, device, root, log, only=[family])
     return sum(v is not None for r in rows for v in r["values"].values())
 
 

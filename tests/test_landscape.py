@@ -144,7 +144,7 @@ def test_dm_surface_centre_rows_and_cache_round_trip(ckpts, tmp_path, monkeypatc
     np.testing.assert_array_equal(part.loss[[1, 3]], full.loss[[1, 3]])
     assert np.isnan(part.loss[[0, 2, 4]]).all() and "metrics" not in part.meta
     with pytest.raises(DstabError, match="lacks rows"):
-        landscape.finish(part)
+        landscape.with_metrics(part)
     stored = cache.store("surface", {"g": 5}, [probe.describe()["checkpoint_sha256"]], *full.to_record())
     found = cache.lookup("surface", {"g": 5}, [probe.describe()["checkpoint_sha256"]])
     back = landscape.Surface.from_record(found.meta, found.arrays)

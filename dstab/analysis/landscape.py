@@ -238,10 +238,10 @@ def surface(
         "seconds_per_loss": per_point,
     }
     result = Surface(coords, coords.copy(), loss, meta)
-    return finish(result) if len(rows) == grid else result
+    return with_metrics(result) if len(rows) == grid else result
 
 
-def finish(result: Surface) -> Surface:
+def with_metrics(result: Surface) -> Surface:
     """Add the smoothness numbers once every row is present (meta["rows"] lists those computed)."""
     missing = sorted(set(range(len(result.alphas))) - set(result.meta["rows"]))
     require(not missing, f"the surface lacks rows {missing[:5]}; gather every rank's rows first")

@@ -45,7 +45,7 @@ import torch
 from ..errors import require
 from ..probes import Probe
 from .directions import BIAS_MODES, Direction, plane_directions
-from .landscape import Surface, counting, finish, grid_coordinates, loss_seconds, surface_params
+from .landscape import Surface, counting, grid_coordinates, loss_seconds, surface_params, with_metrics
 
 ENGINE = "loss-landscapes"
 
@@ -131,4 +131,4 @@ def surface_ll(
         "seconds": time.perf_counter() - t0,
         "seconds_per_loss": per_point,
     }
-    return finish(Surface(coords, coords.copy(), regular_part(raw), meta))
+    return with_metrics(Surface(coords, coords.copy(), regular_part(raw), meta))

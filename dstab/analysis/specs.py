@@ -33,7 +33,7 @@ from .hessian_settings import HESSIAN_ENGINES, HessianSettings
 QUARTILE_MIDPOINTS = (0.125, 0.375, 0.625, 0.875)
 GAN_ROLES = ("g", "d")  # generator loss with D frozen, discriminator loss with G frozen
 SURFACE_ENGINES = ("dstab", "loss-landscapes")
-SAMPLERS = ("ddpm", "ddim")
+DM_SAMPLERS = ("ddpm", "ddim")
 
 
 def _ints(values) -> tuple[int, ...] | None:
@@ -306,7 +306,7 @@ class ConsistencySpec:
         return replace(self, sampler="ddpm", steps=None) if kind == "gan" else self
 
     def check(self, bundles) -> None:
-        require(self.sampler in SAMPLERS, f"unknown sampler {self.sampler!r}; choose one of {SAMPLERS}")
+        require(self.sampler in DM_SAMPLERS, f"unknown sampler {self.sampler!r}; choose one of {DM_SAMPLERS}")
         require(self.sampler == "ddim" or self.steps is None, "--steps applies to --sampler ddim only")
         require(isinstance(self.num, int) and self.num >= 1, f"samples per model must be >= 1, got {self.num!r}")
         require(len(bundles) >= 2, f"consistency compares at least 2 models, got {len(bundles)}")
@@ -353,7 +353,7 @@ class TrajectorySpec:
 
     def check(self, bundles) -> None:
         require(len(bundles) == 1 and bundles[0].kind == "dm", "a sampling trajectory is of one DM checkpoint")
-        require(self.sampler in SAMPLERS, f"unknown sampler {self.sampler!r}; choose one of {SAMPLERS}")
+        require(self.sampler in DM_SAMPLERS, f"unknown sampler {self.sampler!r}; choose one of {DM_SAMPLERS}")
         require(self.n >= 1 and self.steps >= 1, "give at least one sample and one step")
 
     def for_bundle(self, bundle) -> TrajectorySpec:

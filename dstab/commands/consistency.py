@@ -11,7 +11,7 @@ import numpy as np
 from .. import zooresults
 from ..analysis import consistency as cons
 from ..analysis import results
-from ..analysis.specs import SAMPLERS
+from ..analysis.specs import DM_SAMPLERS
 from ..device import resolve_device
 from ..plots import consistency as consistency_plots
 from . import add_command, add_device_arg, add_threads_arg
@@ -38,7 +38,7 @@ def register(sub) -> None:
     p.add_argument("-n", "--num", type=int, default=SPEC.num,
                    help=f"samples per model (default {SPEC.num}, as the paper's Table 1)")  # fmt: skip
     p.add_argument("--seed", type=int, default=SPEC.seed, help=f"the one sampling seed (default {SPEC.seed})")
-    p.add_argument("--sampler", choices=SAMPLERS, default=SPEC.sampler, help="DM sampler (default ddpm, ancestral)")
+    p.add_argument("--sampler", choices=DM_SAMPLERS, default=SPEC.sampler, help="DM sampler (default ddpm, ancestral)")
     p.add_argument("--steps", type=int, default=SPEC.steps, help="DDIM steps (default 50)")
     p.add_argument("--eta", type=float, default=SPEC.eta, help="DDIM eta (default 0: deterministic)")
     p.add_argument("--stage", choices=["final", "early"], default="final", help="zoo checkpoint stage")

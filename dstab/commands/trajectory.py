@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import plots, zoo
 from ..analysis import results
-from ..analysis.specs import SAMPLERS, TrajectorySpec
+from ..analysis.specs import DM_SAMPLERS, TrajectorySpec
 from ..analysis.trajectory import trajectory_rows
 from ..device import resolve_device
 from ..plots import trajectory as trajectory_plots
@@ -35,7 +35,7 @@ def register(sub) -> None:
     )
     p.add_argument("checkpoint", help="a DM checkpoint file or zoo id such as digits/dm-eps-s0")
     p.add_argument("-o", "--output", required=True, type=Path, help="folder for the JSON, NPZ, HTML and PNGs")
-    p.add_argument("--sampler", choices=SAMPLERS, default=SPEC.sampler, help=f"default {SPEC.sampler}")
+    p.add_argument("--sampler", choices=DM_SAMPLERS, default=SPEC.sampler, help=f"default {SPEC.sampler}")
     p.add_argument("--steps", type=int, default=SPEC.steps, help=f"DDIM steps (default {SPEC.steps}; DDPM: all T)")
     p.add_argument("--seed", type=int, default=SPEC.seed, help=f"sampling seed (default {SPEC.seed})")
     p.add_argument("-n", "--num", type=int, default=SPEC.n, help=f"samples (default {SPEC.n})")
