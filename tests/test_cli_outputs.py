@@ -28,6 +28,7 @@ COMPUTE = [
     ("precompute",),
     ("hessian",),
     ("consistency",),
+    ("trajectory",),
     ("report",),
 ]
 

@@ -29,6 +29,11 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
 
 
+def model_id(ref: str) -> str:
+    """A model as named on the command line: a checkpoint file by its stem, a zoo id as given."""
+    return Path(ref).stem if Path(ref).exists() else ref
+
+
 def _path(stem: Path, suffix: str) -> Path:
     return stem.parent / (stem.name + suffix)  # not with_suffix: a stem may hold dots (model.v2)
 

@@ -1,18 +1,23 @@
-"""Progress of a CLI command on stderr: a tqdm bar on a terminal, plain lines in a log.
+"""CLI progress for dstab's one progress protocol `progress(stage, done, total)`, and cost warnings.
 
-tqdm redraws its bar with carriage returns and cursor-up escape codes, which
-turn a log file (a background run, a cluster job's output) into noise. When
-stderr is not a terminal, each stage instead prints a plain line when it
-starts, at every further tenth of its work, and when it ends.
+On a terminal each stage is a tqdm bar. tqdm redraws its bar with carriage
+returns and cursor-up escape codes, which turn a log file (a background run,
+a cluster job's output) into noise, so when stderr is not a terminal each
+stage instead prints a plain line when it starts, at every further tenth of
+its work, and when it ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
+
+from ..analysis.cost import CostWarning
 
 
 class Progress:
-    """`progress(stage, done, total)`: the callback analyses take; `close()` ends every bar."""
+    """`progress(stage, done, total)` drawn on `stream` (default stderr); `close()` ends every bar."""
 
     def __init__(self, what: str, unit: str = "it", enabled: bool = True, stream=None):
         self.what, self.unit, self.enabled = what, unit, enabled
@@ -41,25 +46,35 @@ class Progress:
             self._bars[stage] = tqdm(total=total, desc=desc, unit=self.unit, leave=False, file=self.stream)
         self._bars[stage].update(done - self._bars[stage].n)
 
-    def counter(self, stage: str, total: int):
-        """An increment callback `tick(n=1)` for analyses that report how many points they finished."""
-        done = 0
-
-        def tick(n: int = 1) -> None:
-            nonlocal done
-            done += n
-            self(stage, done, total)
-
-        self(stage, 0, total)
-        return tick
-
     def close(self) -> None:
         for bar in self._bars.values():
             bar.close()
         self._bars.clear()
 
-    def __enter__(self) -> Progress:
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+@contextlib.contextmanager
+def bars(what: str, unit: str = "it", enabled: bool = True, stream=None):
+    """Yields a `Progress` (call it as `tick(stage, done, total)`); its bars close on exit."""
+    progress = Progress(what, unit, enabled, stream)
+    try:
+        yield progress
+    finally:
+        progress.close()
+
+
+@contextlib.contextmanager
+def cost_warnings_on_one_line():
+    """A CostWarning reaches the terminal as one 'warning: ...' line before the work starts."""
+    original = warnings.showwarning
+
+    def show(message, category, *args, **kwargs):
+        if issubclass(category, CostWarning):
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+        else:
+            original(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original

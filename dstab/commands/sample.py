@@ -7,10 +7,10 @@ import torch
 from .. import checkpoints
 from ..device import resolve_device
 from ..errors import require
+from ..plots.png import save_samples
 from ..sampling import generate
-from ..viz import save_samples
 from . import add_command, add_device_arg, add_threads_arg
-from .progress import Progress
+from .progress import bars
 
 
 def register(sub) -> None:
@@ -38,7 +38,7 @@ def run(args) -> int:
     require(args.scale >= 1, "--scale must be >= 1")
     bundle = checkpoints.load(args.checkpoint)
     device = resolve_device(args.device)
-    with torch.inference_mode(), Progress("", unit="steps") as progress:
+    with torch.inference_mode(), bars("", unit="steps") as progress:
         x = generate(bundle, args.num, args.seed, args.sampler, args.steps, args.eta, device, progress)
     print(save_samples(x, args.output, scale=args.scale))
     return 0
