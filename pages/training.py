@@ -12,6 +12,7 @@ import streamlit as st
 
 from dashboard import downloads, server, urlstate
 from dstab.errors import DstabError
+from dstab.metricnames import metric_label
 from dstab.plots import runs as run_plots
 from dstab.training import config as train_config
 from dstab.training import curves, runboard, runs
@@ -88,7 +89,7 @@ def curves_section(statuses, metrics) -> None:
     fd_names = {n: runboard.eval_metric(metrics[n].names()) for n in chosen}
     fd_series = [
         {
-            "label": f"{n} ({runboard.metric_label(fd_names[n])})",
+            "label": f"{n} ({metric_label(fd_names[n], short=True)})",
             **dict(zip("xy", series_of(metrics[n], fd_names[n], x_axis))),
         }
         for n in chosen
@@ -136,7 +137,7 @@ def speedup_section(names: list[str], metrics) -> None:
     cs, cv, _ = metrics[cand].series(c_name)
     out = curves.speedup(bs, bv, cs, cv)
     cols = st.columns(4)
-    cols[0].metric("baseline final " + runboard.metric_label(b_name).split(",")[0], f"{out['target']:.4g}")
+    cols[0].metric("baseline final " + metric_label(b_name, short=True).split(",")[0], f"{out['target']:.4g}")
     cols[1].metric("baseline iterations", out["baseline_steps"])
     cols[2].metric("candidate iterations", out["candidate_steps"] if out["candidate_steps"] else "not reached")
     cols[3].metric("speed-up", f"{out['ratio']:.2f}x" if out["ratio"] else "-")

@@ -57,6 +57,7 @@ import torch
 from scipy.linalg import eigh_tridiagonal
 
 from ..errors import DstabError, require
+from ..probes import finite_or_error
 from .cost import seconds_per_call, warn_if_slow
 from .hessian_settings import DEFAULT as SPEC
 from .hessian_settings import HESSIAN_ENGINES
@@ -69,11 +70,6 @@ BATCH = 4
 # eigenvalues' errors relative to the spectral radius (see error_bounds)
 
 
-def check_finite(named: dict[str, torch.Tensor]) -> None:
-    bad = [k for k, v in named.items() if not torch.isfinite(v).all()]
-    require(not bad, f"parameters {bad[:5]} contain NaN or inf; the checkpoint is broken, use another one")
-
-
 class HessianOperator:
     """v -> H v for a probe's loss at the probe's parameters, on flat float32 vectors.
 
@@ -82,7 +78,7 @@ class HessianOperator:
 
     def __init__(self, probe, hvp: str = "reverse"):
         require(hvp in HVP_MODES, f"unknown hvp mode {hvp!r}; choose one of {list(HVP_MODES)}")
-        check_finite(probe.params)
+        finite_or_error(probe.params, probe.name)
         self.probe, self.mode = probe, hvp
         self.names = list(probe.params)
         require(self.names, "the probe has no parameters to analyse")
