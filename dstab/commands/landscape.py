@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from .. import plots, zoo, zooresults
-from ..analysis import distributed, results
+from .. import distributed, plots, zoo, zooresults
+from ..analysis import results
 from ..analysis.directions import BIAS_MODES
 from ..analysis.interpolation import rise_over_end
 from ..analysis.landscape import STRATEGIES, rise_over_centre
@@ -111,7 +111,7 @@ def _what(probe: ProbeSpec) -> str:
 def run_surface(args) -> int:
     device = resolve_device(args.device)
     bundle = zoo.load_checkpoint(args.checkpoint, args.stage)
-    rank0 = distributed.world()[0] == 0
+    rank0 = distributed.from_env().main
     for probe in _probes(bundle, args):
         spec = replace(SURFACE, probe=probe, grid=args.grid, radius=args.radius, seed=args.seed,
                        bias_mode=args.bias_mode, engine=args.engine)  # fmt: skip

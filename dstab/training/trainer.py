@@ -27,11 +27,10 @@ from pathlib import Path
 
 import torch
 
-from .. import checkpoints, data, models
+from .. import checkpoints, data, distributed, models
 from ..diffusion import Diffusion
 from ..errors import DstabError, require
 from ..gan import d_loss_bce, generator_loss
-from . import distributed
 from .config import TrainConfig
 from .lr import optimizer_schedule
 from .momentum import apply
