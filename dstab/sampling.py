@@ -12,7 +12,12 @@ from .errors import require
 
 def sample_shape(bundle: Bundle) -> tuple[int, ...]:
     """Shape of one sample (C, H, W) or (d,), from the architecture config."""
-    arch = bundle.header["arch"] if bundle.kind == "dm" else bundle.header["arch"]["generator"]
+    return arch_sample_shape(bundle.header["arch"] if bundle.kind == "dm" else bundle.header["arch"]["generator"])
+
+
+def arch_sample_shape(arch: dict) -> tuple[int, ...]:
+    """Shape of one sample (C, H, W) or (d,) of the network `arch` describes: a DM's model or a GAN's
+    generator (what the trainer checks its dataset against, and samplers draw)."""
     a = models.normalise(arch)
     if a["arch"] in ("unet", "diffusers_unet2d"):
         return (a["in_channels"], a["image_size"], a["image_size"])
