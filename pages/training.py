@@ -15,13 +15,11 @@ from dstab.errors import DstabError
 from dstab.metricnames import metric_label
 from dstab.plots import runs as run_plots
 from dstab.training import config as train_config
-from dstab.training import curves, runboard, runs
+from dstab.training import curves, runboard, runs, sweeps
+from dstab.training.rundir import METRICS
 from dstab.training.runmetrics import RunMetrics
 
 server.torch_ready()  # this page samples checkpoints in the server process: with the server's thread count
-
-SWEEP_KEYS = {"CLTS mu": "timesteps.mu", "CLTS target_iter": "timesteps.target_iter", "ablation presets": "preset"}
-ABLATION = ["baseline", "md", "md-lrc", "mdlrc-clts"]  # paper Fig. 6
 
 st.title("Training")
 st.caption(f"Runs live in {runs.workspace_root()}; they keep training when this tab is closed.")
@@ -34,7 +32,7 @@ def metrics_for(statuses) -> dict[str, RunMetrics]:
     for s in statuses:
         if s.state == "broken":
             continue
-        db = runs.run_dir(s.name) / runs.RUN / "metrics.sqlite"
+        db = runs.run_dir(s.name) / runs.RUN / METRICS
         m = cache.get(s.name)
         if m is None or m.db != db:
             m = cache[s.name] = RunMetrics(db)
@@ -217,24 +215,24 @@ def hyper_inputs(preset: str, base: dict) -> dict:
     """Widgets for the preset's hyper-parameters, seeded with its own values."""
     k = f"launch_{preset}_"
     c = st.columns(4)
+    steps = c[0].number_input("total steps", 1, 10_000_000, base["steps"], key=k + "steps")
+    start = sweeps.launch_defaults(base, steps)  # the paper's values (see dstab.training.sweeps)
     hyper = {
-        "steps": c[0].number_input("total steps", 1, 10_000_000, base["steps"], key=k + "steps"),
+        "steps": steps,
         "lr": c[1].number_input("learning rate", 1e-7, 1.0, base["lr"], format="%.2e", key=k + "lr"),
-        "eval_every": c[2].number_input("eval every (steps)", 1, 10_000_000, base["eval_every"] or 500, key=k + "ev"),
+        "eval_every": c[2].number_input("eval every (steps)", 1, 10_000_000, start["eval_every"], key=k + "ev"),
         "eval_samples": c[3].number_input("eval samples", 2, 100_000, base["eval_samples"], key=k + "es"),
     }
     hyper["checkpoint_every"] = hyper["eval_every"]  # one sample grid per evaluation
     T = base["diffusion"]["T"]
     if base["timesteps"].get("name") == "clts":
-        mu = c[0].number_input("CLTS mu (in t)", 0.0, float(T - 1), 0.3 * T, key=k + "mu")  # paper: 0.3 T
-        target = c[1].number_input(
-            "CLTS target_iter", 1, 10_000_000, int(0.2 * hyper["steps"]), key=k + "target"
-        )  # paper: ~20% of the run
-        sigma = c[2].number_input("CLTS sigma", 1.0, 100.0 * T, float(T), key=k + "sigma")  # paper: sigma = T
+        mu = c[0].number_input("CLTS mu (in t)", 0.0, float(T - 1), start["mu"], key=k + "mu")
+        target = c[1].number_input("CLTS target_iter", 1, 10_000_000, start["target_iter"], key=k + "target")
+        sigma = c[2].number_input("CLTS sigma", 1.0, 100.0 * T, start["sigma"], key=k + "sigma")
         hyper["timesteps"] = {"name": "clts", "mu": mu, "sigma": sigma, "target_iter": target}
     if base["momentum"].get("name") != "constant":
         hyper["beta1"] = c[3].number_input("beta0 (initial beta1)", 0.0, 0.999, base["beta1"], key=k + "beta0")
-        floor = c[3].number_input("beta1 floor", 0.0, 0.99, 0.4, key=k + "floor")  # paper Sec. 4.3
+        floor = c[3].number_input("beta1 floor", 0.0, 0.99, start["floor"], key=k + "floor")
         hyper["momentum"] = {"name": base["momentum"]["name"], "floor": floor}
     return hyper
 
@@ -246,19 +244,13 @@ def validated(preset: str, overrides: tuple[str, ...]) -> dict:
 
 def sweep_requests(name: str, preset: str, overrides: list[str]) -> list[tuple[str, str, list[str]]]:
     """(run name, preset, overrides) for each sweep value; the sweep's runs share a group."""
-    label = st.selectbox("Sweep over", ["(no sweep)", *SWEEP_KEYS], key="sweep_key")
+    label = st.selectbox("Sweep over", ["(no sweep)", *sweeps.SWEEP_KEYS], key="sweep_key")
     if label == "(no sweep)":
         return [(name, preset, overrides)]
-    key = SWEEP_KEYS[label]
-    default = ", ".join(ABLATION) if key == "preset" else ""
-    text = st.text_input(f"Values of {key}, comma-separated", default, key=f"sweep_values_{key}")
+    key = sweeps.SWEEP_KEYS[label]
+    text = st.text_input(f"Values of {key}, comma-separated", sweeps.sweep_default(key), key=f"sweep_values_{key}")
     values = [v.strip() for v in text.split(",") if v.strip()]
-    if key == "preset":
-        return [
-            (f"{name}-{v}", v, [o for o in overrides if not o.startswith(("timesteps=", "momentum=", "beta1="))])
-            for v in values
-        ]
-    return [(f"{name}-{v.replace('.', 'p')}", preset, [*overrides, f"{key}={v}"]) for v in values]
+    return sweeps.sweep_requests(name, preset, overrides, key, values)
 
 
 def launch_form(statuses) -> None:

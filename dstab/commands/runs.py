@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from ..errors import DstabError
-from ..training import runs
+from ..training import rundir, runs
 from . import add_command
 
 
@@ -118,7 +118,7 @@ def _existing(args) -> Path:
 
 def run_logs(args) -> int:
     path = _existing(args)
-    progress = path / runs.RUN / "train.log"
+    progress = path / runs.RUN / rundir.LOG
     if progress.exists():
         print(f"--- {progress} (the trainer's log lines)")
         print("\n".join(runs.log_tail(progress.parent, args.lines, progress.name)))
