@@ -310,12 +310,14 @@ def quadrature(run: Krylov, steps: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def krylov_bytes(n: int, rows: int, p: int, full: bool) -> int:
-    """Peak bytes `krylov` allocates for up to `rows` basis vectors besides the products H Q: the
-    basis in whole chunks (local: the last two blocks) and three blocks of working vectors (the
-    product W, the next block, a second orthonormalisation pass)."""
+    """Peak bytes `krylov` allocates for up to `rows` basis vectors besides the products' own
+    temporaries: the basis in whole chunks plus three blocks of working vectors (the product W, the
+    next block, a second orthonormalisation pass); local: the last two blocks plus W (a single
+    vector is normalised in place; a block needs one more for its next block)."""
+    if not full:
+        return (3 * p + (p if p > 1 else 0)) * n * ITEMSIZE
     step = chunk_rows(n, p)
-    kept = math.ceil(min(rows, n) / step) * step if full else 2 * p
-    return (kept + 3 * p) * n * ITEMSIZE
+    return (math.ceil(min(rows, n) / step) * step + 3 * p) * n * ITEMSIZE
 
 
 def resident_bytes(device: torch.device | str = "cpu") -> int:
