@@ -10,6 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
+from dstab.analysis import hessian
 from dstab.analysis.consistency import ConsistencyResult, grid
 
 KIND_COLOURS = {"dm": "#1f77b4", "gan": "#ff7f0e", "x0": "#2ca02c"}
@@ -170,7 +171,8 @@ def hessian_row(label: str, kind: str, res) -> dict:
         "probe": probe_text(res.params),
         "parameters n": meta.get("n_params"),
         "lambda_1": meta.get("lambda_1"),
-        "lambda_min": meta.get("lambda_min"),
+        "lambda_min": hessian.lambda_min_text(meta),
+        "top-k converged": {True: "yes", False: "no"}.get(meta.get("lanczos_converged"), "n/a"),
         "trace": meta.get("trace"),
         "mean (tr/n)": meta.get("mean"),
         "sigma^2 (spectrum variance)": meta.get("sigma2"),

@@ -236,7 +236,7 @@ def _render_hessian(rows: list[dict], header: dict) -> list[str]:
     ]
     for r in rows:
         out.append(
-            f"| {r['id']} | {r['probe']} | {r['n_params']} | {r['lambda_1']:.4g} | {_fmt(r['lambda_min'], '.4g')}"
+            f"| {r['id']} | {r['probe']} | {r['n_params']} | {r['lambda_1']:.4g} | {hessian.lambda_min_text(r)}"
             f" | {r['trace']:.4g} | {r['mean']:.3g} | {r['sigma2']:.3g} | {r['ritz_variance']:.4g} |"
         )
     (dl, dv), (gl, gv) = PAPER_HESSIAN["dm"], PAPER_HESSIAN["gan"]

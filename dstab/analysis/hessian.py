@@ -446,6 +446,17 @@ def spectrum(
     )
 
 
+def lambda_min_text(meta: dict) -> str:
+    """lambda_min as a result's JSON states it: "v +- bound" when converged, "<= v (unconverged)"
+    when it is only the smallest Ritz value of the top-k run, "n/a" where no engine computed it."""
+    value = meta.get("lambda_min")
+    if value is None:
+        return "n/a"
+    if meta.get("lambda_min_converged"):
+        return f"{value:.4g} +- {meta['lambda_min_error_bound']:.2g}"
+    return f"<= {value:.4g} (unconverged)"
+
+
 def warn_if_costly(op: HessianOperator, products: int, what: str) -> float:
     """Estimated seconds for `products` Hessian-vector products (timed on one); a CostWarning
     before starting anything expected to take over a minute."""

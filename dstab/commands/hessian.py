@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,11 @@ def register(sub) -> None:
     p.add_argument("--trace-samples", type=int, default=hessian.DEFAULTS["trace_samples"], help="Hutchinson probes")
     p.add_argument("--slq-runs", type=int, default=hessian.DEFAULTS["slq_runs"], help="SLQ start vectors")
     p.add_argument("--slq-steps", type=int, default=hessian.DEFAULTS["slq_steps"], help="Lanczos steps per SLQ run")
+    p.add_argument("--lambda-min", action="store_true",
+                   help="run Lanczos for lambda_min to convergence (default: the smallest Ritz value of the "
+                   "top-k run, reported as an unconverged upper bound)")  # fmt: skip
+    p.add_argument("--block", type=int, default=hessian.DEFAULTS["block"],
+                   help="Lanczos start vectors: clusters and multiplicities up to it are resolved (default 2)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the batch, the noise and the random vectors")
     p.add_argument("--batch-size", type=int, default=64, help="examples in the probe's fixed batch (default 64)")
     p.add_argument("--timesteps", default=None, help="DM timesteps, comma separated (default: 4 quartile midpoints)")
@@ -101,7 +107,10 @@ def run(args) -> int:
         "slq_runs": args.slq_runs,
         "slq_steps": args.slq_steps,
         "seed": args.seed,
+        "block": args.block,
+        "lambda_min": args.lambda_min,
     }
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the memory plan, on stderr
     with torch.enable_grad():
         result, source = hessian.cached(probe, args.engine, args.refresh, tick, **settings)
     for bar in bars.values():
@@ -109,11 +118,13 @@ def run(args) -> int:
     s = result.summary()
     extra = {"checkpoint": names[0], "probe": probe.describe(), "source": source}
     write_outputs(args.output, result, extra, f"{names[0]} ({probe.kind}, {args.engine})")
-    lam_min = "n/a" if s["lambda_min"] is None else f"{s['lambda_min']:.4g}"
+    lam_min = hessian.lambda_min_text(s)
     print(
         f"{names[0]} [{probe.kind}, n={s['n_params']}, {args.engine}, {source}]: lambda_1 {s['lambda_1']:.4g}  "
         f"lambda_min {lam_min}  trace {s['trace']:.4g} +- {s['trace_stderr']:.2g}  "
         f"mean {s['mean']:.4g}  sigma2 {s['sigma2']:.4g}  ritz variance {s['ritz_variance']:.4g}"
     )
+    if s.get("lanczos_converged") is False:
+        print(f"warning: {s.get('warning', 'the top eigenvalues did not converge')}")
     print(args.output)
     return 0
