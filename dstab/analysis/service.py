@@ -23,7 +23,7 @@ from .. import cache, checkpoints, models, zoo
 from ..checkpoints import Bundle
 from ..errors import DstabError, require
 from ..probes import probe_for
-from . import distributed, landscape, reference
+from . import distributed, fast_surface, landscape, reference
 from .interpolation import Curve, interpolate, interpolation_params
 from .landscape import Surface
 
@@ -98,15 +98,24 @@ def surface_for(
     refresh: bool = False,
     progress: Callable[[int], object] | None = None,
     root: Path | None = None,
+    precision: str = "fp32",
 ) -> tuple[Surface, str]:
-    """(surface, where it came from: 'shipped', 'user' or 'computed')."""
+    """(surface, where it came from: 'shipped', 'user' or 'computed'); `precision` as in
+    `fast_surface` (fp32 results keep their cache key; others are keyed by it)."""
     require(engine in ENGINES, f"unknown engine {engine!r}; choose one of {ENGINES}")
+    fast_surface.check_precision(precision, device)
+    require(precision == "fp32" or engine == "dstab", "--precision applies to the dstab engine only")
     landscape.grid_coordinates(grid, radius)  # bad grids fail before any loading or compute
     pp = probe_params(bundle, timestep, role, batch_size, probe_seed)
     params = {"probe": pp, **landscape.surface_params(grid, radius, seed, bias_mode, engine)}
+    params.update({} if precision == "fp32" else {"precision": precision})
     device = distributed.local_device(torch.device(device))
 
     def compute():
+        with fast_surface.precision(precision, device):
+            return _compute()
+
+    def _compute():
         probe = _probe(bundle, pp, device)
         if engine == reference.ENGINE:
             return reference.surface_ll(probe, grid, radius, seed, bias_mode, progress).to_record()

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from ..analysis import distributed, figures, interpolation, precompute, service
 from ..analysis.directions import BIAS_MODES
+from ..analysis.fast_surface import PRECISIONS
 from ..analysis.landscape import STRATEGIES, CostWarning
 from ..checkpoints import atomic_write_bytes
 from ..errors import require
@@ -57,6 +58,8 @@ def register(sub) -> None:
     s.add_argument("--bias-mode", choices=BIAS_MODES, default="ignore", help="1-D parameters: Li et al.'s options")
     s.add_argument("--engine", choices=service.ENGINES, default="dstab", help="dstab (default) or loss-landscapes")
     s.add_argument("--strategy", choices=STRATEGIES, default=None, help="default: sequential on CPU, vmap on CUDA")
+    s.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="fp32 (default), tf32 (CUDA tensor cores) or bf16 autocast")  # fmt: skip
     _probe_args(s)
     s.set_defaults(func=run_surface)
 
@@ -172,6 +175,7 @@ def run_surface(args) -> int:
                 strategy=args.strategy,
                 refresh=args.refresh,
                 progress=bar.update,
+                precision=args.precision,
             )
         if distributed.world()[0] == 0:
             stem = args.out / f"surface_{_slug(bundle.name)}_{_what(probe)}"
