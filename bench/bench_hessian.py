@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+import _repo  # noqa: F401 (puts the repository root on sys.path)
 import numpy as np
 import torch
 
@@ -67,7 +68,7 @@ def _dstab(probe, what, setting, runs, steps):
     op = hessian.HessianOperator(probe)
     if what in ("lambda_max", "top3", "reference"):
         k = {"lambda_max": 1, "top3": 3, "reference": 3}[what]
-        block = 3 if what == "reference" else hessian.DEFAULTS["block"]
+        block = 3 if what == "reference" else hessian.SPEC.block
         ext = hessian.extreme_eigenvalues(op, k, tol=setting, max_steps=800, block=block)
         return {"top": [float(v) for v in ext.top], "hv": op.calls, "converged": ext.converged}
     if what == "trace":
@@ -120,6 +121,12 @@ def eig_rows(model, what, ref, threads) -> list[tuple]:
     return rows
 
 
+def row(*cells) -> None:
+    """One table line; the last cell is the measurement, shown as its Hessian-vector products."""
+    *shown, m = cells
+    print("| " + " | ".join(str(c) for c in shown) + f" | {m['values'].get('hv', '')} | {load()} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="digits-dm,toy-mlp,cifar-unet")
@@ -132,21 +139,22 @@ def main() -> None:
         print(json.dumps(task(model, what, engine, float(setting), int(runs), int(steps))))
         return
     print(f"torch {torch.__version__}, {args.threads} thread(s), {time.strftime('%Y-%m-%d %H:%M')}, load {load()}")
-    print("| model | task | engine | setting | seconds | peak MiB | rel. error | Hv | load |\n|---|---|---|---|---:|---:|---:|---:|---|")
+    print("| model | task | engine | setting | seconds | peak MiB | rel. error | Hv | load |")
+    print("|---|---|---|---|---:|---:|---:|---:|---|")
     for model in args.models.split(","):
         if model == "cifar-unet":
             for engine in ("dstab", "pyhessian"):
                 m = measure(model, "density", engine, 0, args.threads, runs=1, steps=3)
                 mib = m["n"] * 4 / 2**20
-                print(f"| {model} (n={m['n']:,}, one copy {mib:.0f} MiB) | density 1 x 3 steps | {engine} | "
-                      f"{'local recurrence' if engine == 'dstab' else 'keeps all vectors'} | {m['seconds']:.1f} | "
-                      f"{m['peak_mib']:.0f} ({m['peak_mib'] / mib:.1f} copies) | - | {m['values'].get('hv', '')} | {load()} |")  # fmt: skip
+                mode = "local recurrence" if engine == "dstab" else "keeps all vectors"
+                copies = f"{m['peak_mib']:.0f} ({m['peak_mib'] / mib:.1f} copies)"
+                name = f"{model} (n={m['n']:,}, one copy {mib:.0f} MiB)"
+                row(name, "density 1 x 3 steps", engine, mode, f"{m['seconds']:.1f}", copies, "-", m)
             continue
         ref = np.array(measure(model, "reference", "dstab", 1e-9, args.threads)["values"]["top"])
         for what in ("lambda_max", "top3"):
             for engine, setting, m, err in eig_rows(model, what, ref, args.threads):
-                print(f"| {model} | {what} | {engine} | {setting} | {m['seconds']:.2f} | {m['peak_mib']:.0f} | "
-                      f"{err:.1e} | {m['values'].get('hv', '')} | {load()} |")  # fmt: skip
+                row(model, what, engine, setting, f"{m['seconds']:.2f}", f"{m['peak_mib']:.0f}", f"{err:.1e}", m)
         for what, setting in (("trace", 100), ("density", 0)):
             ms = {e: measure(model, what, e, setting, args.threads) for e in ("dstab", "pyhessian")}
             if what == "trace":
@@ -157,8 +165,8 @@ def main() -> None:
                 diff = float(np.abs(a - b).max() / np.abs(b).max())
             for e, m in ms.items():
                 label = "100 probes" if what == "trace" else "3 runs x 90 steps"
-                print(f"| {model} | {what} | {e} | {label} | {m['seconds']:.2f} | {m['peak_mib']:.0f} | "
-                      f"{diff if e == 'dstab' else 0:.1e} (vs the other) | {m['values'].get('hv', '')} | {load()} |")  # fmt: skip
+                shown = f"{diff if e == 'dstab' else 0:.1e} (vs the other)"
+                row(model, what, e, label, f"{m['seconds']:.2f}", f"{m['peak_mib']:.0f}", shown, m)
 
 
 if __name__ == "__main__":

@@ -146,7 +146,11 @@ def test_memory_estimate_matches_measured_peak(full):
     # vectors in its heap, so the resident peak would count the allocator's cache, not live tensors
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "OMP_NUM_THREADS": "1"}
     out = subprocess.run(
-        [sys.executable, "-c", PEAK_SCRIPT.format(root=root, full=full)], capture_output=True, text=True, check=True, env=env
+        [sys.executable, "-c", PEAK_SCRIPT.format(root=root, full=full)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
     )
     m = json.loads(out.stdout)
     assert m["used"] == pytest.approx(m["estimate"], rel=0.3), m

@@ -26,8 +26,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import require
 from . import landscape
+from .specs import SURFACE_PRECISIONS
 
-PRECISIONS = ("fp32", "tf32", "bf16")
+PRECISIONS = SURFACE_PRECISIONS
 # dense (no sparsity) peak TFLOP/s per precision, from NVIDIA's data sheets; matched by name
 PEAK_TFLOPS = {
     "H200": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4},

@@ -36,131 +36,35 @@ Moments of the spectrum (n parameters, eigenvalues lambda_i):
   spectrum is far below lambda_1^2 / 10, while the paper's pairs (13.3, 37.9)
   and (40.9, 93.9) are not; ``numpy.var`` of PyHessian's density nodes gives
   numbers of the paper's size, so it is reported beside sigma2 for comparison.
-
-Hessian-vector products: ``hvp="reverse"`` differentiates a gradient graph
-built once (double backward; 1.7-2.4x faster than forward-over-reverse on CPU
-in bench/bench_hessian.py, 4x on the digits UNet), batching independent
-products (Hutchinson probes, SLQ runs in lockstep) into one vmapped backward;
-``hvp="forward"`` is torch.func forward-over-reverse jvp(grad(f)), which keeps
-no graph between calls. Losses must write squares out: F.mse_loss breaks
-forward-over-reverse in torch (pytorch#123996).
+Hessian-vector products: see `hvp`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from .. import budgets, cache
+from .. import budgets
 from ..errors import DstabError, require
 from . import lanczos
-from .landscape import CostWarning
+from .cost import seconds_per_call, warn_if_slow
+from .hessian_settings import DEFAULT as SPEC
+from .hessian_settings import HESSIAN_ENGINES
+from .hvp import HVP_MODES, HessianOperator, check_finite  # noqa: F401  (the engine's API)
+from .lanczos import density, spectrum_moments  # noqa: F401  (hessian_ref and callers use them here)
 
-HVP_MODES = ("reverse", "forward")
 # Hessian-vector products batched into one autograd call (trace probes, SLQ runs in lockstep); memory
 # grows with it: SLQ keeps BATCH * steps * n floats of Lanczos basis
 BATCH = 4
 # tol: bound on the top eigenvalues' errors relative to the spectral radius (see error_bounds)
-# block: start vectors of the top-k Lanczos (clusters and multiplicities up to it are resolved)
-DEFAULTS = {"top_k": 5, "trace_samples": 100, "slq_runs": 3, "slq_steps": 90, "seed": 0, "tol": 1e-4,
-            "max_steps": 200, "block": 2, "lambda_min": False}  # fmt: skip
-
-
-def check_finite(named: dict[str, torch.Tensor]) -> None:
-    bad = [k for k, v in named.items() if not torch.isfinite(v).all()]
-    require(not bad, f"parameters {bad[:5]} contain NaN or inf; the checkpoint is broken, use another one")
-
-
-class HessianOperator:
-    """v -> H v for a probe's loss at the probe's parameters, on flat float32 vectors.
-
-    Works on detached copies: the probe (and any caller's model) is never touched.
-    """
-
-    def __init__(self, probe, hvp: str = "reverse"):
-        require(hvp in HVP_MODES, f"unknown hvp mode {hvp!r}; choose one of {list(HVP_MODES)}")
-        check_finite(probe.params)
-        self.probe, self.mode = probe, hvp
-        self.names = list(probe.params)
-        require(self.names, "the probe has no parameters to analyse")
-        base = [probe.params[k].detach().float() for k in self.names]
-        self.shapes = [p.shape for p in base]
-        self.sizes = [p.numel() for p in base]
-        self.n = sum(self.sizes)
-        self.device = base[0].device
-        # one flat leaf with the parameters as views of it: gradients and products come out as one
-        # flat vector, with no per-tensor copies to concatenate (half the memory of a product)
-        self.flat = torch.cat([p.reshape(-1) for p in base]).requires_grad_(True)
-        self.params = self.unflatten(self.flat)
-        self.calls = 0
-        loss = self._loss(self.params)
-        self.loss = float(loss.detach())
-        require(
-            math.isfinite(self.loss),
-            f"the probe's loss is {self.loss} at the analysed parameters; the Hessian is undefined there "
-            "(check the checkpoint and the probe's batch)",
-        )
-        (grad,) = torch.autograd.grad(loss, self.flat, create_graph=True, allow_unused=True, materialize_grads=True)
-        self.grad_norm = float(grad.detach().norm())
-        self._flat_grad = grad if hvp == "reverse" else None
-
-    def _loss(self, tensors) -> torch.Tensor:
-        loss = self.probe.loss(dict(zip(self.names, tensors)))
-        require(loss.dim() == 0, f"a probe's loss must be a scalar, got shape {tuple(loss.shape)}")
-        return loss
-
-    def unflatten(self, v: torch.Tensor) -> list[torch.Tensor]:
-        return [t.view(s) for t, s in zip(torch.split(v, self.sizes), self.shapes)]
-
-    def __call__(self, v: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        if self.mode == "forward":
-            return self._forward_over_reverse(v)
-        if not self._flat_grad.requires_grad:  # the loss is linear in the parameters: H = 0
-            return torch.zeros_like(v)
-        (hv,) = torch.autograd.grad(self._flat_grad, self.flat, grad_outputs=v, retain_graph=True, materialize_grads=True)
-        return hv
-
-    def batched(self, V: torch.Tensor) -> torch.Tensor:
-        """H V^T for the rows of V (B, n), as one vmapped backward pass in reverse mode (on a CPU
-        about 1.25x faster per product than B single calls, bench/bench_hessian.py)."""
-        if self.mode == "reverse" and V.shape[0] == 1:
-            return self(V[0])[None]
-        if self.mode == "forward":
-            return torch.stack([self(v) for v in V])
-        self.calls += V.shape[0]
-        if not self._flat_grad.requires_grad:
-            return torch.zeros_like(V)
-        (hv,) = torch.autograd.grad(
-            self._flat_grad, self.flat, grad_outputs=V, retain_graph=True, is_grads_batched=True, allow_unused=True
-        )
-        return torch.zeros_like(V) if hv is None else hv
-
-    def _forward_over_reverse(self, v: torch.Tensor) -> torch.Tensor:
-        primals = tuple(p.detach() for p in self.params)
-        _, hv = torch.func.jvp(
-            torch.func.grad(lambda *ps: self._loss(ps), argnums=tuple(range(len(primals)))),
-            primals,
-            tuple(self.unflatten(v)),
-        )
-        return torch.cat([h.reshape(-1) for h in hv]).detach()
-
-    def gaussian(self, gen: torch.Generator) -> torch.Tensor:
-        """A standard normal vector, drawn per parameter tensor in order on the CPU (device independent)."""
-        return torch.cat([torch.randn(s, generator=gen).reshape(-1) for s in self.shapes]).to(self.device)
-
-    def rademacher(self, gen: torch.Generator) -> torch.Tensor:
-        """A +-1 vector drawn per parameter tensor in order, as PyHessian draws its own
-        (randint(0, 2) then 0 -> -1): with the same seed both engines start from the same vector."""
-        draws = [torch.randint(0, 2, s, generator=gen).reshape(-1) for s in self.shapes]
-        return (torch.cat(draws).float() * 2 - 1).to(self.device)
+# the engines' defaults (SPEC) are hessian_settings' (what `dstab report` ships); tol bounds the top
+# eigenvalues' errors relative to the spectral radius, block is the number of Lanczos start vectors
+# (clusters and multiplicities up to it are resolved; see lanczos)
 
 
 def as_matvec(op: HessianOperator) -> lanczos.MatVec:
@@ -188,10 +92,10 @@ def extreme_eigenvalues(
     op: HessianOperator,
     k: int,
     seed: int = 0,
-    tol: float = DEFAULTS["tol"],
-    max_steps: int = DEFAULTS["max_steps"],
+    tol: float = SPEC.tol,
+    max_steps: int = SPEC.max_steps,
     progress=None,
-    block: int = DEFAULTS["block"],
+    block: int = SPEC.block,
     lambda_min: bool = False,
 ) -> Extremes:
     """The k largest eigenvalues by block Lanczos from `block` seeded Gaussian vectors, stopped when
@@ -201,7 +105,8 @@ def extreme_eigenvalues(
     require(isinstance(k, int) and k >= 1, f"top-k must be a positive integer, got {k!r}")
     require(k <= op.n, f"top-k = {k} exceeds the number of analysed parameters n = {op.n}; use --top-k <= {op.n}")
     require(isinstance(block, int) and 1 <= block <= 16, f"the Lanczos block size must be 1..16, got {block!r}")
-    require(max_steps >= k + block or max_steps >= op.n, f"max_steps = {max_steps} must exceed top-k + block = {k + block}")
+    require(max_steps >= k + block or max_steps >= op.n,
+            f"max_steps = {max_steps} must exceed top-k + block = {k + block}")  # fmt: skip
     gen = torch.Generator().manual_seed(seed)
     mv = as_matvec(op)
     top, steps = lanczos.verified_end(mv, gaussian_block(op, block, gen), k, "top", tol, max_steps, progress, seed)
@@ -211,7 +116,8 @@ def extreme_eigenvalues(
         "eigenvalues than asked for; lower --top-k",
     )
     if lambda_min:
-        low, min_steps = lanczos.verified_end(mv, gaussian_block(op, block, gen), 1, "bottom", tol, max_steps, None, seed + 1)
+        start = gaussian_block(op, block, gen)
+        low, min_steps = lanczos.verified_end(mv, start, 1, "bottom", tol, max_steps, None, seed + 1)
     else:  # the smallest Ritz value of a run stopped for the top-k: an upper bound, not converged
         low = lanczos.EndValues(np.array([top.opposite]), np.array([np.inf]), top.radius, False)
         min_steps = 0
@@ -259,29 +165,6 @@ def slq(
         run = lanczos.krylov(as_matvec(op), v, steps, full=full, progress=tick)
         nodes[r], weights[r] = lanczos.quadrature(run, steps)
     return nodes, weights
-
-
-def spectrum_moments(nodes: np.ndarray, weights: np.ndarray) -> dict[str, float]:
-    """SLQ estimates of the spectrum's mean tr(H)/n, second moment tr(H^2)/n and variance, plus the
-    unweighted variance of the Ritz values (see the module docstring for why both)."""
-    first = float(np.mean(np.sum(weights * nodes, axis=1)))
-    second = float(np.mean(np.sum(weights * nodes**2, axis=1)))
-    ritz_var = float(np.mean([np.var(row[w > 0]) for row, w in zip(nodes, weights)]))
-    return {"mean": first, "second_moment": second, "sigma2": second - first**2, "ritz_variance": ritz_var}
-
-
-def density(nodes: np.ndarray, weights: np.ndarray, points: int = 512, bandwidth: float = 0.01):
-    """(grid, density): sum_k tau_k N(t; theta_k, s^2) averaged over runs, s = bandwidth * spectrum
-    width (as the ESD plots of Ghorbani et al. 2019 / PyHessian), normalised to integrate to 1.
-    The grid spans the Ritz values plus 3 s on each side."""
-    require(points >= 16, f"density points must be >= 16, got {points}")
-    require(bandwidth > 0, f"density bandwidth must be > 0, got {bandwidth}")
-    lo, hi = float(nodes.min()), float(nodes.max())
-    s = bandwidth * max(hi - lo, 1e-6 * max(abs(lo), abs(hi), 1.0))
-    grid = np.linspace(lo - 3 * s, hi + 3 * s, points)
-    z = (grid[None, None, :] - nodes[:, :, None]) / s
-    curve = np.mean(np.sum(weights[:, :, None] * np.exp(-0.5 * z**2), axis=1), axis=0) / (s * math.sqrt(2 * math.pi))
-    return grid, curve / np.trapezoid(curve, grid)
 
 
 @dataclass
@@ -380,21 +263,23 @@ def memory_plan(n: int, operator_bytes: int, max_steps: int, block: int, slq_ste
 
 def spectrum(
     probe,
-    top_k: int = DEFAULTS["top_k"],
-    trace_samples: int = DEFAULTS["trace_samples"],
-    slq_runs: int = DEFAULTS["slq_runs"],
-    slq_steps: int = DEFAULTS["slq_steps"],
-    seed: int = DEFAULTS["seed"],
-    tol: float = DEFAULTS["tol"],
-    max_steps: int = DEFAULTS["max_steps"],
-    block: int = DEFAULTS["block"],
-    lambda_min: bool = DEFAULTS["lambda_min"],
+    top_k: int = SPEC.top_k,
+    trace_samples: int = SPEC.trace_samples,
+    slq_runs: int = SPEC.slq_runs,
+    slq_steps: int = SPEC.slq_steps,
+    seed: int = SPEC.seed,
+    tol: float = SPEC.tol,
+    max_steps: int = SPEC.max_steps,
+    block: int = SPEC.block,
+    lambda_min: bool = SPEC.lambda_min,
     hvp: str = "reverse",
     progress: Callable[[str, int, int], None] | None = None,
+    seconds_per_hvp: float | None = None,
 ) -> HessianSpectrum:
     """The paper's Hessian numbers for a probe with dstab's engine. Seeded and deterministic;
-    `progress(stage, done, total)` is called after every Hessian-vector product. The memory plan
-    is logged (logger "dstab") and checked against DSTAB_MAX_MEMORY_GB before Lanczos starts."""
+    `progress(stage, done, total)` is called after every Hessian-vector product; `seconds_per_hvp`,
+    when the caller timed one already, spares timing one here. The memory plan is logged (logger
+    "dstab") and checked against DSTAB_MAX_MEMORY_GB before Lanczos starts."""
     before = lanczos.resident_bytes(probe.device)
     op = HessianOperator(probe, hvp)
     require(top_k <= op.n, f"top-k = {top_k} exceeds the number of analysed parameters n = {op.n}")
@@ -402,7 +287,8 @@ def spectrum(
     need, text = memory_plan(op.n, max(lanczos.resident_bytes(op.device) - before, 0), max_steps, block, slq_steps)
     logging.getLogger("dstab").info("Hessian of %s: %s", probe.name, text)
     budgets.check_memory(need, f"the Hessian of {probe.name} ({text})")
-    warn_if_costly(op, max_steps * (2 if lambda_min else 1) + trace_samples + slq_runs * min(slq_steps, op.n), probe.name)
+    products = max_steps * (2 if lambda_min else 1) + trace_samples + slq_runs * min(slq_steps, op.n)
+    hvp_seconds(op, products, probe.name, seconds_per_hvp)
     tick = (lambda stage, total: lambda i: progress(stage, i, total)) if progress else (lambda stage, total: None)
     ext = extreme_eigenvalues(op, top_k, seed, tol, max_steps, tick("lanczos", max_steps), block, lambda_min)
     trace, stderr = hutchinson_trace(op, trace_samples, seed + 1, tick("trace", trace_samples))
@@ -435,7 +321,7 @@ def spectrum(
         "hvp_calls": op.calls,
     }
     if not ext.converged:
-        info["warning"] = f"Lanczos did not reach tol={tol} in {ext.steps} products; the top eigenvalues are lower bounds"
+        info["warning"] = f"Lanczos did not reach tol={tol} in {ext.steps} products; the top values are lower bounds"
     if not ext.min_converged:
         info["lambda_min_note"] = (
             "unconverged: lambda_min <= this value (a Ritz value bounds it from above); "
@@ -446,56 +332,35 @@ def spectrum(
     )
 
 
-def lambda_min_text(meta: dict) -> str:
-    """lambda_min as a result's JSON states it: "v +- bound" when converged, "<= v (unconverged)"
-    when it is only the smallest Ritz value of the top-k run, "n/a" where no engine computed it."""
-    value = meta.get("lambda_min")
-    if value is None:
-        return "n/a"
-    if meta.get("lambda_min_converged"):
-        return f"{value:.4g} +- {meta['lambda_min_error_bound']:.2g}"
-    return f"<= {value:.4g} (unconverged)"
-
-
-def warn_if_costly(op: HessianOperator, products: int, what: str) -> float:
-    """Estimated seconds for `products` Hessian-vector products (timed on one); a CostWarning
-    before starting anything expected to take over a minute."""
-    t0 = time.perf_counter()
-    op(torch.ones(op.n, device=op.device))
-    per = time.perf_counter() - t0
-    op.calls = 0
-    estimate = products * per
-    if estimate > 60:
-        warnings.warn(
-            f"Hessian of {what}: up to {products} Hessian-vector products at about {per:.2f} s each: roughly "
-            f"{estimate / 60:.1f} min; lower --trace-samples/--slq-runs/--slq-steps or --batch-size, or use a GPU",
-            CostWarning,
-            stacklevel=3,
-        )
-    return estimate
-
-
-ENGINES = ("dstab", "pyhessian")
+def hvp_seconds(op: HessianOperator, products: int, what: str, per: float | None = None) -> float:
+    """Estimated seconds for `products` Hessian-vector products (one timed here unless `per` is given);
+    a CostWarning before starting anything expected to take over a minute."""
+    if per is None:
+        v = torch.ones(op.n, device=op.device)
+        per = seconds_per_call(lambda: op(v), repeats=1, warmup=False)
+        op.calls = 0
+    return warn_if_slow(products, per, f"Hessian of {what}", "lower --trace-samples/--slq-runs/--slq-steps or "
+                        "--batch-size, or use a GPU", "Hessian-vector products")  # fmt: skip
 
 
 def check_engine(name: str) -> str:
-    if name not in ENGINES:
-        raise DstabError(f"unknown Hessian engine {name!r}; choose one of {list(ENGINES)}")
+    if name not in HESSIAN_ENGINES:
+        raise DstabError(f"unknown Hessian engine {name!r}; choose one of {list(HESSIAN_ENGINES)}")
     return name
 
 
 def hessian_params(
     probe,
     engine: str = "dstab",
-    top_k=DEFAULTS["top_k"],
-    trace_samples=DEFAULTS["trace_samples"],
-    slq_runs=DEFAULTS["slq_runs"],
-    slq_steps=DEFAULTS["slq_steps"],
-    seed=DEFAULTS["seed"],
-    tol=DEFAULTS["tol"],
-    max_steps=DEFAULTS["max_steps"],
-    block=DEFAULTS["block"],
-    lambda_min=DEFAULTS["lambda_min"],
+    top_k=SPEC.top_k,
+    trace_samples=SPEC.trace_samples,
+    slq_runs=SPEC.slq_runs,
+    slq_steps=SPEC.slq_steps,
+    seed=SPEC.seed,
+    tol=SPEC.tol,
+    max_steps=SPEC.max_steps,
+    block=SPEC.block,
+    lambda_min=SPEC.lambda_min,
 ) -> dict:
     """What a spectrum depends on besides the checkpoint: its cache parameters."""
     described = {k: v for k, v in probe.describe().items() if k not in ("name", "checkpoint", "checkpoint_sha256")}
@@ -509,35 +374,9 @@ def hessian_params(
         "seed": int(seed),
         "tol": float(tol),
         "max_steps": int(max_steps),
-        "block": int(block),
-        "lambda_min": bool(lambda_min),
-        "slq_reorth": "full" if slq_full(sum(p.numel() for p in probe.params.values()), int(slq_steps)) else "local",
+        # keyed only when not the default, so that results stored before these settings existed keep their key
+        **({} if int(block) == SPEC.block else {"block": int(block)}),
+        **({"lambda_min": True} if lambda_min else {}),
+        **({} if slq_full(sum(p.numel() for p in probe.params.values()), int(slq_steps)) else {"slq_reorth": "local"}),
     }
 
-
-def analyse(probe, engine: str = "dstab", progress=None, **settings) -> HessianSpectrum:
-    """The spectrum by the named engine: dstab's own, or PyHessian as the paper used it."""
-    if check_engine(engine) == "pyhessian":
-        from . import hessian_ref  # imports pyhessian, which imports this module
-
-        return hessian_ref.spectrum(probe, progress=progress, **settings)
-    return spectrum(probe, progress=progress, **settings)
-
-
-def cached(
-    probe, engine: str = "dstab", refresh: bool = False, progress=None, root=None, **settings
-) -> tuple[HessianSpectrum, str]:
-    """(spectrum, where it came from: "shipped", "user" or "computed") through the results cache,
-    keyed by the probe's checkpoint sha256 and every setting;
-    computed results go to `root` (default: the user cache)."""
-    params = hessian_params(probe, engine, **settings)
-    sha = probe.describe().get("checkpoint_sha256")
-    found = cache.get_or_compute(
-        "hessian",
-        params,
-        [sha] if sha else [],
-        lambda: analyse(probe, engine, progress, **settings).to_record(),
-        refresh,
-        root,
-    )
-    return HessianSpectrum.from_record(found.meta, found.arrays), found.source

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from scipy.linalg import eigh_tridiagonal
 
+from ..errors import require
+
 MatVec = Callable[[torch.Tensor], torch.Tensor]  # (p, n) rows -> the rows of H applied to each
 CHUNK_BYTES = 64 << 20  # basis storage is allocated this much at a time (at least one row)
 ITEMSIZE = 4  # float32 vectors
@@ -307,6 +309,29 @@ def quadrature(run: Krylov, steps: int) -> tuple[np.ndarray, np.ndarray]:
     nodes, weights = np.full(steps, vals[-1]), np.zeros(steps)
     nodes[: len(vals)], weights[: len(vals)] = vals, vecs[0] ** 2
     return nodes, weights
+
+
+def spectrum_moments(nodes: np.ndarray, weights: np.ndarray) -> dict[str, float]:
+    """SLQ estimates of the spectrum's mean tr(H)/n, second moment tr(H^2)/n and variance, plus the
+    unweighted variance of the Ritz values (see the module docstring for why both)."""
+    first = float(np.mean(np.sum(weights * nodes, axis=1)))
+    second = float(np.mean(np.sum(weights * nodes**2, axis=1)))
+    ritz_var = float(np.mean([np.var(row[w > 0]) for row, w in zip(nodes, weights)]))
+    return {"mean": first, "second_moment": second, "sigma2": second - first**2, "ritz_variance": ritz_var}
+
+
+def density(nodes: np.ndarray, weights: np.ndarray, points: int = 512, bandwidth: float = 0.01):
+    """(grid, density): sum_k tau_k N(t; theta_k, s^2) averaged over runs, s = bandwidth * spectrum
+    width (as the ESD plots of Ghorbani et al. 2019 / PyHessian), normalised to integrate to 1.
+    The grid spans the Ritz values plus 3 s on each side."""
+    require(points >= 16, f"density points must be >= 16, got {points}")
+    require(bandwidth > 0, f"density bandwidth must be > 0, got {bandwidth}")
+    lo, hi = float(nodes.min()), float(nodes.max())
+    s = bandwidth * max(hi - lo, 1e-6 * max(abs(lo), abs(hi), 1.0))
+    grid = np.linspace(lo - 3 * s, hi + 3 * s, points)
+    z = (grid[None, None, :] - nodes[:, :, None]) / s
+    curve = np.mean(np.sum(weights[:, :, None] * np.exp(-0.5 * z**2), axis=1), axis=0) / (s * math.sqrt(2 * math.pi))
+    return grid, curve / np.trapezoid(curve, grid)
 
 
 def krylov_bytes(n: int, rows: int, p: int, full: bool) -> int:
