@@ -49,7 +49,7 @@ def register(sub) -> None:
                    help="run Lanczos for lambda_min to convergence (default: the smallest Ritz value of the "
                    "top-k run, reported as an unconverged upper bound)")  # fmt: skip
     p.add_argument("--block", type=int, default=SPEC.block,
-                   help=f"Lanczos start vectors; clusters and repeats up to it are resolved (default {SPEC.block})")  # fmt: skip
+                   help=f"Lanczos start vectors: resolves clusters up to that size (default {SPEC.block})")  # fmt: skip
     p.add_argument("--seed", type=int, default=SPEC.seed, help="seed of the batch, the noise and the random vectors")
     p.add_argument("--batch-size", type=int, default=SPEC.probe.batch_size,
                    help=f"examples in the probe's fixed batch (default {SPEC.probe.batch_size})")  # fmt: skip
