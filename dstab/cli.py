@@ -29,6 +29,8 @@ COMMAND_MODULES = [
     "consistency",
     "report",
     "runs",
+    "sweep",
+    "compare",
 ]
 
 
