@@ -40,8 +40,7 @@ def seeds_arg(text: str) -> list[int]:
 def plan_from_args(args):
     from ..experiments import sweep
 
-    parsed = [sweep.parse_axis(text) for text in args.set]
-    axes, fixed = [a for a in parsed if len(a.values) > 1], [a for a in parsed if len(a.values) == 1]
+    axes, fixed = sweep.split(args.set)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     return sweep.plan(variants, seeds_arg(args.seeds), axes, fixed, args.group, args.paper)
 

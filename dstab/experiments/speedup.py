@@ -78,10 +78,7 @@ def default_group(dataset: str) -> str:
 
 def plan(dataset: str, variants, seeds, sets=(), group=None, use_paper=False):
     """The experiment's runs: the setup's values, then the user's `--set` (one value: fixed; several: axes)."""
-    parsed = [sweep.parse_axis(t) for t in [*setup_sets(dataset), *sets]]
-    fixed = {a.key: a for a in parsed if len(a.values) == 1}  # a user's value replaces the setup's
-    axes = [a for a in parsed if len(a.values) > 1]
-    fixed = [a for k, a in fixed.items() if k not in {x.key for x in axes}]
+    axes, fixed = sweep.split([*setup_sets(dataset), *sets])
     return sweep.plan(list(variants), list(seeds), axes, fixed, group or default_group(dataset), use_paper)
 
 

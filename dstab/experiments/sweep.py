@@ -88,6 +88,17 @@ def parse_axis(text: str) -> Axis:
     return Axis(key, tuple(values))
 
 
+def split(texts) -> tuple[list[Axis], list[Axis]]:
+    """`--set` strings -> (axes: several values, fixed: one value). A later value of a key replaces an
+    earlier one (a user's --set over a setup's), and an axis replaces a fixed value of its key."""
+    parsed = {}
+    for text in texts:
+        axis = parse_axis(text)
+        parsed.pop(axis.key, None)
+        parsed[axis.key] = axis
+    return [a for a in parsed.values() if len(a.values) > 1], [a for a in parsed.values() if len(a.values) == 1]
+
+
 def check_key(key: str) -> None:
     top = key.split(".")[0]
     known = set(train_config.TrainConfig.__dataclass_fields__) | set(ALIASES)

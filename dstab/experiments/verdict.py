@@ -109,26 +109,33 @@ def markdown(result: dict, figures: dict[str, str] | None = None) -> str:
             f"| {lab} | {len(v['seeds'])} | {v['schedule']} | {v['mean'][-1]:.4g} [{v['low'][-1]:.4g}, "
             f"{v['high'][-1]:.4g}] | {'; '.join(v['vs_paper']) or '-'} |"
         )
-    lines += [
-        "",
-        "| target | variant vs reference | reached (seeds) | speed-up in iterations [90% CI], p | "
-        "in images seen | in wall-clock |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in result["speedups"]:
-        it, im, wc = r["iterations"], r["images"], r["wall"]
-        reached = f"{it['paired']}/{len(it['seeds'])}" + (
-            f", never: {it['never_reached']}" if it["never_reached"] else ""
-        )
-        p = "" if it["p"] is None else f", p = {it['p']:.2g}"
-        lines.append(
-            f"| {r['target_name']} ({r['target']:.4g}) | {r['variant']} vs {r['reference']} | {reached} | "
-            f"{_ci(it)}{p} | {_ci(im)} | {_ci(wc)} |"
-        )
+    rows = speedup_rows(result)
+    lines += ["", "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(r.values()) + " |" for r in rows]
     lines += ["", *(f"- {t}" for t in sentences(result))]
     if figures:
         lines += ["", *(f"![{k}]({v})" for k, v in figures.items())]
     return "\n".join(lines) + "\n"
+
+
+def speedup_rows(result: dict) -> list[dict[str, str]]:
+    """The speed-up table, one row per (target, variant vs reference): for Markdown and the page."""
+    out = []
+    for r in result["speedups"]:
+        it, im, wc = r["iterations"], r["images"], r["wall"]
+        never = f", never: {it['never_reached']}" if it["never_reached"] else ""
+        p = "" if it["p"] is None else f", p = {it['p']:.2g}"
+        out.append(
+            {
+                "target": f"{r['target_name']} ({r['target']:.4g})",
+                "variant vs reference": f"{r['variant']} vs {r['reference']}",
+                "reached (seeds)": f"{it['paired']}/{len(it['seeds'])}{never}",
+                "speed-up in iterations [90% CI], p": f"{_ci(it)}{p}",
+                "in images seen": _ci(im),
+                "in wall-clock": _ci(wc),
+            }
+        )
+    return out
 
 
 def _ci(s: dict) -> str:
