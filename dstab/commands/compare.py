@@ -6,9 +6,11 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
+    from . import add_command
+
+    p = add_command(
+        sub,
         "compare",
-        help="curves and speed-ups (bootstrap CI, paired test, verdict) of one group of runs",
         description="Compare the finished runs of one group (e.g. a `dstab sweep`): mean curves over seeds with "
         "bootstrap 90%% bands, speed-ups at the reference's plateau and easier targets, and a verdict. "
         "Writes compare.md, compare.json and curves-*.png / .html to --out.",
@@ -26,9 +28,10 @@ def write_report(result: dict, out: Path) -> dict[str, str]:
     """compare.json, compare.md and the figures in `out`; returns the figure files by name."""
     import json
 
-    from ..analysis.figures import write_html
-    from ..experiments import figures, verdict
+    from ..experiments import verdict
     from ..experiments.compare import AXES
+    from ..plots import compare as figures
+    from ..plots import write_html
 
     out.mkdir(parents=True, exist_ok=True)
     files = {}

@@ -11,8 +11,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 def register(sub) -> None:
     from ..experiments import speedup
+    from . import add_command
 
-    p = sub.add_parser("reproduce", help="re-run one of the paper's experiments at small scale")
+    p = add_command(sub, "reproduce")
     rsub = p.add_subparsers(dest="experiment", metavar="{speedup}", parser_class=type(p))
     rsub.required = True
     s = rsub.add_parser(

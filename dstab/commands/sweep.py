@@ -6,9 +6,11 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
+    from . import add_command
+
+    p = add_command(
+        sub,
         "sweep",
-        help="queue the product of variants x seeds x --set axes as background runs of one group",
         description="Queue the product of variants (presets) x seeds x --set KEY=V1,V2,... axes as background runs "
         "of one group (see `dstab runs`); `dstab compare GROUP` reads them. KEY=V (one value) sets an option for "
         "every run. Keys: training options, dotted for nested ones, and beta0, floor, width, dataset.",

@@ -202,6 +202,7 @@ def compare(group: str, metric=None, reference="baseline", last_k: int = 5, root
         "partial": bool(notes or thin),
         "not_counted": notes,
         "setup": setup_labels(curves),
+        "axes": AXES,
     }
 
 

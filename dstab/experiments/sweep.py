@@ -234,7 +234,7 @@ def launch(group: str, planned: list[PlannedRun], device: str = "auto", threads:
             except DstabError as exc:
                 raise DstabError(f"sweep run {r.name}: {exc}") from None
             checked.add(setup)
-    dev = runs.resolve_device(device)
+    dev = runs.concrete_device(device)
     for r in planned:
         request = {"preset": r.variant, "variant": r.variant, "seed": r.seed, "sweep": r.values, "label": r.label}
         runs.queue(r.name, r.config, request, device=dev, group=group, threads=threads, root=root)

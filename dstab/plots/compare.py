@@ -1,4 +1,4 @@
-"""Figures of a `compare` result (figure-only: every number comes from compare.compare): per
+"""Figures of a `compare` result (every number comes from dstab.experiments.compare): per
 variant the mean over seeds with its bootstrap 90% band and the raw per-seed curves faint, against
 iterations, images seen or wall-clock seconds. Plotly for the page and HTML, PIL for PNG."""
 
@@ -8,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-
-from .compare import AXES
 
 PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (140, 86, 75)]
 
@@ -65,7 +63,7 @@ def curves_figure(result: dict, axis: str = "iterations", log_y: bool = True):
     fig.add_hline(y=result["plateau"], line_dash="dot", annotation_text=f"{result['reference']} plateau")
     fig.update_layout(
         title=f"{result['group']}: {result['metric_label']}",
-        xaxis_title=AXES[axis],
+        xaxis_title=result['axes'][axis],
         yaxis_title=result["metric"].split("@")[0],
         yaxis_type="log" if log_y and _positive(result) else None,
     )
@@ -112,8 +110,8 @@ def curves_png(result: dict, axis: str, path: str | Path, size=(720, 440)) -> Pa
     draw.text((4, top), f"{unit}{hi:.3g}", fill=(0, 0, 0))
     draw.text((4, h - bottom - 10), f"{unit}{lo:.3g}", fill=(0, 0, 0))
     draw.text((left, h - bottom + 6), f"{x0:.4g}", fill=(0, 0, 0))
-    draw.text((w - right - 80, h - bottom + 6), f"{x1:.4g} {AXES[axis]}", fill=(0, 0, 0))
-    draw.text((left, 8), f"{result['group']}: {result['metric']} vs {AXES[axis]}", fill=(0, 0, 0))
+    draw.text((w - right - 80, h - bottom + 6), f"{x1:.4g} {result['axes'][axis]}", fill=(0, 0, 0))
+    draw.text((left, 8), f"{result['group']}: {result['metric']} vs {result['axes'][axis]}", fill=(0, 0, 0))
     path = Path(path)
     img.save(path)
     return path
