@@ -36,6 +36,8 @@ COMMANDS: dict[str, Command] = {
     "trajectory": Command("trajectory", "a DM's x0 estimate at every sampler step, from one seed (Diffusion process)"),
     "report": Command("report", "run the paper's comparisons on the zoo and write RESULTS.md"),
     "runs": Command("runs", "start, watch, stop and resume background training runs"),
+    "sweep": Command("sweep", "queue variants x seeds x --set axes as background runs of one group"),
+    "compare": Command("compare", "curves, speed-ups with bootstrap CIs and a verdict for one group of runs"),
 }
 
 
