@@ -3,7 +3,7 @@
 Hessian-vector products: ``hvp="reverse"`` differentiates a gradient graph
 built once (double backward; 1.7-2.4x faster than forward-over-reverse on CPU
 in bench/bench_hessian.py, 4x on the digits UNet), batching independent
-products (Hutchinson probes, SLQ runs in lockstep) into one vmapped backward;
+products (Hutchinson probes, a Lanczos block) into one vmapped backward;
 ``hvp="forward"`` is torch.func forward-over-reverse jvp(grad(f)), which keeps
 no graph between calls. Losses must write squares out: F.mse_loss breaks
 forward-over-reverse in torch (pytorch#123996).
