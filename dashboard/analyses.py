@@ -171,10 +171,11 @@ def default_hessian(bundle: Bundle) -> cache.Result | None:
 
 def trajectory_request(bundle: Bundle, label: str, sampler: str, steps: int, seed: int, n: int, device) -> Request:
     """A DM's sampling trajectory: its x0 estimate at every sampler step, from NoiseSource(seed), sampled
-    as `sampling.generate` samples (x0 clipped for images only; class labels from the same source)."""
+    as `sampling.generate` samples (x0 clipped as the model's source clips it; class labels from the
+    same source)."""
     shape = sample_shape(bundle)
-    clip = len(shape) == 3
-    params = {"sampler": sampler, "steps": int(steps), "seed": int(seed), "n": int(n), "clip": clip}
+    clip = bundle.diffusion.clip_for(1 + len(shape))  # the range the model's source clips x0 to, or None
+    params = {"sampler": sampler, "steps": int(steps), "seed": int(seed), "n": int(n), "clip": clip is not None}
 
     def compute(job: Job) -> tuple[dict, dict]:
         model = bundle.model.to(device)

@@ -56,6 +56,9 @@ def run(args) -> int:
     if not args.output.endswith(".safetensors"):
         raise DstabError(f"the output must be a .safetensors file, got {args.output}")
     bundle = checkpoints.load(args.source, **hints_from(args))
+    assumed = bundle.header.get("imported_from", {}).get("assumed")
+    if assumed:
+        print(f"notice: {assumed}")
     header = {k: v for k, v in bundle.header.items() if k not in ("storage_dtype", "weights_sha256")}
     if args.dataset:
         header["dataset"] = args.dataset
