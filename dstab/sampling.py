@@ -15,6 +15,8 @@ def sample_shape(bundle: Bundle) -> tuple[int, ...]:
     """Shape of one sample (C, H, W) or (d,), from the architecture config."""
     arch = bundle.header["arch"] if bundle.kind == "dm" else bundle.header["arch"]["generator"]
     a = models.normalise(arch)
+    if "sample_shape" in a:  # a registered architecture of one's own says it
+        return tuple(int(s) for s in a["sample_shape"])
     if a["arch"] in ("unet", "diffusers_unet2d"):
         return (a["in_channels"], a["image_size"], a["image_size"])
     if a["arch"].startswith("dcgan"):
