@@ -26,9 +26,8 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
-from . import __version__, models
+from . import __version__, models, stfile
 from .diffusion import Diffusion
 from .errors import DstabError
 from .fileio import atomic_write_bytes, file_sha256, git_commit  # noqa: F401 (part of this module's API)
@@ -84,9 +83,7 @@ def weights_sha256(tensors: dict[str, torch.Tensor]) -> str:
     """Hash of names, dtypes, shapes and bytes, independent of file layout."""
     h = hashlib.sha256()
     for key in sorted(tensors):
-        t = tensors[key].contiguous().cpu()
-        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        stfile.hash_tensor(h, key, tensors[key])
     return h.hexdigest()
 
 
@@ -117,15 +114,9 @@ def save(path: str | os.PathLike, header: dict, modules: dict[str, torch.nn.Modu
     expected = set(ROLES[header["kind"]])
     if not expected - OPTIONAL_ROLES <= set(modules) <= expected:
         raise DstabError(f"a {header['kind']} checkpoint needs modules {sorted(expected)}, got {sorted(modules)}")
-    tensors = {}
-    for role, module in modules.items():
-        for key, value in module.state_dict().items():
-            value = value.detach().cpu()
-            if value.is_floating_point():
-                value = value.to(dtype)
-            tensors[f"{role}.{key}"] = value.contiguous()
-    header = {**header, "storage_dtype": str(dtype).removeprefix("torch."), "weights_sha256": weights_sha256(tensors)}
-    atomic_write_bytes(path, st_save(tensors, metadata={"dstab": json.dumps(header, sort_keys=True)}))
+    # written one tensor at a time (cast, hashed, written): no second copy of the weights in memory
+    tensors = {f"{role}.{key}": value for role, module in modules.items() for key, value in module.state_dict().items()}
+    stfile.write(path, tensors, {**header, "storage_dtype": str(dtype).removeprefix("torch.")}, dtype)
     return file_sha256(path)
 
 
@@ -151,7 +142,8 @@ def _role_state(tensors: dict[str, torch.Tensor], role: str) -> dict[str, torch.
 def build_filled(arch: dict, state: dict[str, torch.Tensor], what, problem: str = "header and weights disagree"):
     """The module `arch` describes, holding `state` (as float32), once every key and shape fits.
     `what` names the source in the error, `problem` says what a misfit means there."""
-    module = models.build(arch)
+    with torch.device("meta"):  # checked before anything is allocated, filled without a copy
+        module = models.build(arch)
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -167,7 +159,13 @@ def build_filled(arch: dict, state: dict[str, torch.Tensor], what, problem: str 
             f"{what}: {problem} on {len(wrong)} shapes, e.g. {k}: "
             f"architecture wants {tuple(own[k].shape)}, file has {tuple(state[k].shape)}"
         )
-    module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    if {name for name, _ in module.named_buffers()} - set(own):
+        module = models.build(arch)  # a non-persistent buffer: it needs the builder's values
+        module.load_state_dict(state)
+    else:
+        # the module takes the tensors themselves (a read file's, or a memory-mapped .pt's): no copy
+        module.load_state_dict(state, assign=True)
     return module.eval()
 
 
