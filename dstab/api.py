@@ -38,14 +38,9 @@ from .checkpoints import weights_sha256
 from .diffusion import NoiseSource
 from .errors import DstabError, require
 from .probes import Probe, module_probe
+from .stfile import hash_tensor
 
 SURFACE_ENGINES = ("dstab", reference.ENGINE)
-
-
-def _tensor_digest(h, t: torch.Tensor) -> None:
-    t = t.detach().cpu().contiguous()
-    h.update(f"{t.dtype}|{tuple(t.shape)}|".encode())
-    h.update(t.reshape(-1).view(torch.uint8).numpy())
 
 
 def _value_digest(h, value, depth: int = 0) -> bool:
@@ -55,7 +50,7 @@ def _value_digest(h, value, depth: int = 0) -> bool:
     if value is None or isinstance(value, (bool, int, float, str, bytes)):
         h.update(repr(value).encode())
     elif isinstance(value, torch.Tensor):
-        _tensor_digest(h, value)
+        hash_tensor(h, "", value)
     elif isinstance(value, nn.Module):
         h.update(type(value).__qualname__.encode() + weights_sha256(value.state_dict()).encode())
     elif isinstance(value, (tuple, list)):
