@@ -1,8 +1,8 @@
 """`dstab convert` peak memory: streamed (this version) vs whole-file (the previous one), side by side.
 
 A synthetic guided-diffusion state dict (random weights, the ImageNet-64 layout at a chosen width)
-is written with torch.save; each variant then converts it in a fresh subprocess, which reports its
-own peak RSS (ru_maxrss). "baseline" is a subprocess that imports the same modules and converts
+is written with torch.save by a subprocess; each variant then converts it in a fresh subprocess,
+which reports its own peak RSS (VmHWM, Linux). "baseline" is a subprocess that imports the same modules and converts
 nothing, so "(peak - baseline) / file" is what converting costs per byte of checkpoint.
 
 - streamed: `dstab convert` as shipped: the .pt memory-mapped, modules taking its tensors, the
@@ -22,14 +22,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import torch
-
 REPO = Path(__file__).resolve().parent.parent
 FLAGS = {"image_size": 64, "num_res_blocks": 3, "attention_resolutions": "32,16,8", "channel_mult": "1,2,3,4",
          "num_head_channels": 64, "resblock_updown": True, "learn_sigma": True, "class_cond": True}  # fmt: skip
 
 CHILD = """
-import json, resource, sys
+import json, sys
 from pathlib import Path
 mode, src, out, flags = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 from dstab import checkpoints, cli
@@ -52,7 +50,19 @@ elif mode == "whole-file":
     header = {**header, "storage_dtype": "float32", "weights_sha256": checkpoints.weights_sha256(tensors)}
     atomic_write_bytes(out, save(tensors, metadata={"dstab": json.dumps(header, sort_keys=True)}))
     checkpoints.load(out)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+# VmHWM is this process's own peak (ru_maxrss would include the parent's RSS at spawn time)
+print(next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) * 1024)
+"""
+
+
+MAKE = """
+import json, sys
+import torch
+from dstab import models
+from dstab.importers import openai
+arch = {**openai.arch_from_flags({"codebase": "guided-diffusion", **json.loads(sys.argv[2])}), "num_classes": 1000}
+torch.manual_seed(0)
+torch.save(models.build(arch).state_dict(), sys.argv[1])
 """
 
 
@@ -67,19 +77,12 @@ def main() -> None:
     ap.add_argument("--channels", type=int, default=128, help="num_channels of the synthetic model (default 128)")
     ap.add_argument("--keep", type=Path, help="folder for the files (default: a temporary one, removed)")
     args = ap.parse_args()
-    sys.path.insert(0, str(REPO))
-    from dstab import models
-    from dstab.importers import openai
-
+    FLAGS["num_channels"] = args.channels
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        flags = {**FLAGS, "num_channels": args.channels}
-        FLAGS.update(flags)
-        arch = {**openai.arch_from_flags({"codebase": "guided-diffusion", **flags}), "num_classes": 1000}
-        torch.manual_seed(0)
         src = folder / "model.pt"
-        torch.save(models.build(arch).state_dict(), src)
+        subprocess.run([sys.executable, "-c", MAKE, str(src), json.dumps(FLAGS)], cwd=REPO, check=True)
         size = src.stat().st_size
         base = peak("baseline", src, folder / "none.safetensors")
         rows = [(mode, peak(mode, src, folder / f"{mode}.safetensors")) for mode in ("streamed", "whole-file")]
