@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from types import ModuleType
+from types import CodeType, ModuleType
 
 import torch
 from torch import nn
@@ -64,12 +64,23 @@ def _value_digest(h, value, depth: int = 0) -> bool:
     return True
 
 
+def _code_bytes(h, code) -> None:
+    """Bytecode, names and constants; nested code (comprehensions, lambdas) by content, not by repr,
+    which holds a memory address."""
+    h.update(code.co_code + repr(code.co_names).encode())
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            _code_bytes(h, const)
+        else:
+            h.update(repr(const).encode())
+
+
 def _code_digest(h, fn, depth: int = 0) -> bool:
     """The function's code, defaults, closure and the globals it names (functions, tensors, modules,
     plain values; imported modules and classes by name only)."""
     code = fn.__code__
-    h.update(f"{fn.__module__}.{fn.__qualname__}|".encode() + code.co_code + repr(code.co_consts).encode())
-    h.update(repr(code.co_names).encode())
+    h.update(f"{fn.__module__}.{fn.__qualname__}|".encode())
+    _code_bytes(h, code)
     cells = [c.cell_contents for c in (fn.__closure__ or ())]
     scope = getattr(fn, "__globals__", {})
     named = [scope[n] for n in code.co_names if n in scope and not isinstance(scope[n], (type, ModuleType))]

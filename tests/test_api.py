@@ -179,3 +179,18 @@ def test_the_key_sees_the_global_functions_a_loss_calls(trained, batch, monkeypa
     before = dstab.probe(trained, via_global, batch).describe()["checkpoint_sha256"]
     monkeypatch.setitem(globals(), "mse", lambda model, b: ((model(b[0]) - b[1]) ** 4).mean())
     assert dstab.probe(trained, via_global, batch).describe()["checkpoint_sha256"] not in (before, None)
+
+
+def test_the_key_is_the_same_in_another_process():
+    code = (
+        "import torch, dstab\n"
+        "from torch import nn\n"
+        "torch.manual_seed(0)\n"
+        "m = nn.Linear(2, 1)\n"
+        "def loss(model, b):\n"
+        "    return sum([((model(x) - 1) ** 2).mean() for x in b])\n"
+        "print(dstab.probe(m, loss, (torch.ones(3, 2),)).describe()['checkpoint_sha256'])\n"
+    )
+    keys = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+            for _ in range(2)}  # fmt: skip
+    assert len(keys) == 1 and len(keys.pop().strip()) == 64
