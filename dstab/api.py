@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from types import CodeType, ModuleType
 
 import torch
@@ -28,19 +29,19 @@ from torch import nn
 from torch.utils import _pytree as pytree
 
 from . import cache
-from .analysis import hessian as hessian_mod
-from .analysis import landscape, reference
+from .analysis import landscape
 from .analysis.consistency import IMAGE_PEAK, ConsistencyResult, psnr_matrix
-from .analysis.interpolation import Curve, interpolation_params
-from .analysis.interpolation import interpolate as interpolate_probes
+from .analysis.directions import BIAS_MODES
+from .analysis.hessian import hessian_params
+from .analysis.hessian_settings import HessianSettings
+from .analysis.interpolation import Curve, interpolation_alphas, interpolation_params
 from .analysis.landscape import Surface
+from .analysis.specs import SURFACE_ENGINES, CurveSpec, HessianSpec, SurfaceSpec
 from .checkpoints import weights_sha256
 from .diffusion import NoiseSource
 from .errors import DstabError, require
 from .probes import Probe, module_probe
 from .stfile import hash_tensor
-
-SURFACE_ENGINES = ("dstab", reference.ENGINE)
 
 
 def _value_digest(h, value, depth: int = 0) -> bool:
@@ -140,6 +141,13 @@ def _on(p: Probe, device) -> Probe:
     return p if device is None else p.to(device)
 
 
+def _got(spec, params: dict, probes: tuple[Probe, ...], inputs, refresh: bool):
+    """The spec's result for custom probes: the results cache keyed like the CLI's (the probe's
+    description in place of a checkpoint's probe parameters), the spec's own engine on a miss."""
+    found = cache.get_or_compute(spec.name, params, _shas(*probes), lambda: spec.compute(inputs()), refresh)
+    return spec.read(found)
+
+
 def surface(
     probe: Probe,
     grid: int = 21,
@@ -154,17 +162,11 @@ def surface(
     (seeded), over [-radius, radius]^2 around the probe's weights. engine: dstab's batched one
     or loss-landscapes (the reference it is tested against)."""
     require(engine in SURFACE_ENGINES, f"unknown surface engine {engine!r}; choose one of {SURFACE_ENGINES}")
+    require(bias_mode in BIAS_MODES, f"unknown bias mode {bias_mode!r}; choose one of {BIAS_MODES}")
     landscape.grid_coordinates(grid, radius)  # a bad grid fails before any compute
+    spec = SurfaceSpec(grid=grid, radius=radius, seed=seed, bias_mode=bias_mode, engine=engine)
     params = {"probe": _probe_key(probe), **landscape.surface_params(grid, radius, seed, bias_mode, engine)}
-
-    def compute():
-        p = _on(probe, device)
-        if engine == reference.ENGINE:
-            return reference.surface_ll(p, grid, radius, seed, bias_mode).to_record()
-        return landscape.surface(p, grid, radius, seed, bias_mode).to_record()
-
-    found = cache.get_or_compute("surface", params, _shas(probe), compute, refresh)
-    return Surface.from_record(found.meta, found.arrays)
+    return _got(spec, params, (probe,), lambda: _on(probe, device), refresh)
 
 
 def interpolate(
@@ -172,22 +174,23 @@ def interpolate(
 ) -> Curve:
     """probe_a's loss at theta = alpha * theta_a + (1 - alpha) * theta_b (buffers blended alike) for
     alpha over [lo, hi] at `steps` points per unit: b at alpha = 0, a at 1 (the paper's early/late)."""
+    interpolation_alphas(lo, hi, steps)
+    spec = CurveSpec(lo=lo, hi=hi, steps=steps)
     params = {"probe": _probe_key(probe_a), **interpolation_params(lo, hi, steps)}
-
-    def compute():
-        return interpolate_probes(_on(probe_a, device), _on(probe_b, device), lo, hi, steps).to_record()
-
-    found = cache.get_or_compute("interpolate", params, _shas(probe_a, probe_b), compute, refresh)
-    return Curve.from_record(found.meta, found.arrays)
+    return _got(spec, params, (probe_a, probe_b), lambda: (_on(probe_a, device), _on(probe_b, device)), refresh)
 
 
 def hessian(probe: Probe, engine: str = "dstab", device=None, refresh: bool = False, **settings):
     """The Hessian numbers of the paper (Lanczos top-k eigenvalues, Hutchinson trace, SLQ density)
     by dstab's engine or PyHessian's; settings as `dstab hessian` (top_k, trace_samples, slq_runs,
-    slq_steps, seed, tol, max_steps). Returns a HessianSpectrum (`.lambda_1`, `.summary()`)."""
-    unknown = sorted(set(settings) - set(hessian_mod.DEFAULTS))
-    require(not unknown, f"unknown Hessian settings {unknown}; known: {sorted(hessian_mod.DEFAULTS)}")
-    return hessian_mod.cached(_on(probe, device), engine, refresh, **settings)[0]
+    slq_steps, seed, tol, max_steps, block, lambda_min). Returns a HessianSpectrum (`.lambda_1`,
+    `.summary()`)."""
+    known = [f.name for f in fields(HessianSettings)]
+    unknown = sorted(set(settings) - set(known))
+    require(not unknown, f"unknown Hessian settings {unknown}; known: {known}")
+    spec = HessianSpec(engine=engine, **settings)
+    params = hessian_params(probe, engine, **spec.settings())
+    return _got(spec, params, (probe,), lambda: _on(probe, device), refresh)
 
 
 def consistency(

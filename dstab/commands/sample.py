@@ -9,18 +9,19 @@ import numpy as np
 import torch
 
 from .. import checkpoints
+from ..device import resolve_device
 from ..diffusion import NoiseSource
 from ..errors import require
 from ..fileio import atomic_write_bytes
+from ..plots.png import save_samples
 from ..sampling import BATCHNORM_MODES, generate, sample_shape
-from ..viz import save_samples
-from . import add_device_arg, resolve_device
+from . import add_command, add_device_arg, add_threads_arg
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "sample",
-        help="write a PNG grid (and/or the raw arrays) of a checkpoint's samples",
         description="Draw samples with an explicit seed (the same seed gives the same x_T, per-step noise "
         "and GAN latents for every model) and write them as a PNG grid (a scatter plot for 2-D data) "
         "and/or as raw arrays with the seed and sampler settings (--npz).",
@@ -42,6 +43,7 @@ def register(sub) -> None:
     )
     p.add_argument("--scale", type=int, default=4, help="pixel upscaling of the grid (default 4)")
     add_device_arg(p)
+    add_threads_arg(p)
     p.set_defaults(func=run)
 
 
