@@ -376,7 +376,8 @@ class TrajectorySpec:
     def params(self, bundles, inputs=None) -> dict:
         from ..sampling import sample_shape
 
-        clip = len(sample_shape(bundles[0])) == 3  # x0 estimates clipped for images only, as `generate` does
+        # whether x0 estimates are clipped, as `generate` does it (the model's source's rule)
+        clip = bundles[0].diffusion.clip_for(1 + len(sample_shape(bundles[0]))) is not None
         return {"sampler": self.sampler, "steps": int(self.steps), "seed": int(self.seed), "n": int(self.n),
                 "clip": clip}  # fmt: skip
 
