@@ -270,7 +270,7 @@ def launch_form(statuses) -> None:
             if single:
                 config = validated(preset, tuple(overrides))
             else:
-                group, planned = runboard.sweep_plan(name, variants or [preset], seeds, axes, overrides)
+                group, planned = sweep.from_form(name, variants or [preset], seeds, axes, overrides)
                 config = planned[0].config
         except DstabError as exc:
             st.error(f"The trainer refuses this configuration: {exc}")
