@@ -6,12 +6,14 @@ hessian digits/dm-eps-s0` finds the result the zoo ships instead of computing.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 
 from .. import zooresults
 from ..analysis import results
 from ..analysis.consistency import load_models
+from ..analysis.hessian_settings import lambda_min_text
 from ..analysis.specs import GAN_ROLES, HESSIAN_ENGINES
 from ..device import resolve_device
 from ..errors import DstabError, require
@@ -41,6 +43,11 @@ def register(sub) -> None:
     p.add_argument("--slq-runs", type=int, default=SPEC.slq_runs, help=f"SLQ start vectors (default {SPEC.slq_runs})")
     p.add_argument("--slq-steps", type=int, default=SPEC.slq_steps,
                    help=f"Lanczos steps per SLQ run (default {SPEC.slq_steps})")  # fmt: skip
+    p.add_argument("--lambda-min", action="store_true",
+                   help="run Lanczos for lambda_min to convergence (default: the smallest Ritz value of the "
+                   "top-k run, reported as an unconverged upper bound)")  # fmt: skip
+    p.add_argument("--block", type=int, default=SPEC.block,
+                   help=f"Lanczos start vectors: resolves clusters up to that size (default {SPEC.block})")  # fmt: skip
     p.add_argument("--seed", type=int, default=SPEC.seed, help="seed of the batch, the noise and the random vectors")
     p.add_argument("--batch-size", type=int, default=SPEC.probe.batch_size,
                    help=f"examples in the probe's fixed batch (default {SPEC.probe.batch_size})")  # fmt: skip
@@ -66,7 +73,8 @@ def spec_from(args):
     probe = replace(SPEC.probe, timesteps=parse_timesteps(args.timesteps), role=args.role,
                     batch_size=args.batch_size, seed=args.seed)  # fmt: skip
     return replace(SPEC, probe=probe, engine=args.engine, top_k=args.top_k, trace_samples=args.trace_samples,
-                   slq_runs=args.slq_runs, slq_steps=args.slq_steps, seed=args.seed)  # fmt: skip
+                   slq_runs=args.slq_runs, slq_steps=args.slq_steps, seed=args.seed, block=args.block,
+                   lambda_min=args.lambda_min)  # fmt: skip
 
 
 def _what(probe: dict) -> str:
@@ -78,6 +86,7 @@ def run(args) -> int:
     bundles, names = load_models([args.checkpoint], stage=args.stage)
     require(len(bundles) == 1, f"{args.checkpoint!r} names {len(bundles)} checkpoints; give one")
     spec = spec_from(args)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the engine's memory plan, on stderr
     with cost_warnings_on_one_line(), bars("hessian", "Hv") as tick:
         found = results.get(spec, bundles, tick, resolve_device(args.device), args.refresh)
     s = spec.read(found).summary()
@@ -87,11 +96,13 @@ def run(args) -> int:
     shas = [bundles[0].sha256]
     stem = result_stem(args.output, ["hessian", model_id(names[0]), _what(found.params["probe"])], shas)
     write_result(stem, record, found.arrays, shas, {".png": density.save})
-    lam_min = "n/a" if s["lambda_min"] is None else f"{s['lambda_min']:.4g}"
+    lam_min = lambda_min_text(s)
     print(
         f"{names[0]} [{kind}, n={s['n_params']}, {args.engine}, {found.source}]: lambda_1 {s['lambda_1']:.4g}  "
         f"lambda_min {lam_min}  trace {s['trace']:.4g} +- {s['trace_stderr']:.2g}  "
         f"mean {s['mean']:.4g}  sigma2 {s['sigma2']:.4g}  ritz variance {s['ritz_variance']:.4g}"
     )
+    if s.get("lanczos_converged") is False:
+        print(f"warning: {s.get('warning', 'the top eigenvalues did not converge')}")
     print(f"{stem}.json/.npz/.png")
     return 0
