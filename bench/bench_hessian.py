@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from dstab import checkpoints, models, probes
-from dstab.analysis import hessian, hessian_ref
+from dstab.analysis import hessian, hessian_ref, spectrum
 
 
 def discriminator_probe(ndf: int, batch: int):
@@ -88,8 +88,8 @@ def density_rows(probe, runs: int, steps: int, repeats: int) -> list[tuple]:
 
     res = alternated({"dstab": ours, "pyhessian": theirs}, repeats)
     (t_ours, (n1, w1)), (t_ref, (n2, w2)) = res["dstab"], res["pyhessian"]
-    _, c1 = hessian.density(n1, w1)
-    _, c2 = hessian.density(n2, w2)
+    _, c1 = spectrum.density(n1, w1)
+    _, c2 = spectrum.density(n2, w2)
     scale = np.abs(n1).max()
     return [
         ("dstab slq", t_ours, float(np.abs(n1 - n2).max() / scale), float(np.abs(c1 - c2).max() / c1.max())),

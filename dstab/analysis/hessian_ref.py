@@ -47,7 +47,8 @@ import torch
 from torch import nn
 
 from ..errors import require
-from .hessian import SPEC, HessianSpectrum, check_finite, density
+from .hessian import SPEC, check_finite
+from .spectrum import HessianSpectrum, density
 
 
 class ProbeAsModel(nn.Module):
