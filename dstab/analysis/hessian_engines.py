@@ -9,10 +9,9 @@ cache is reached through `dstab.analysis.results.get(HessianSpec(...), ...)`.
 from __future__ import annotations
 
 from . import hessian, hessian_ref
-from .spectrum import HessianSpectrum
 
 
-def analyse(probe, engine: str = "dstab", progress=None, seconds_per_hvp=None, **settings) -> HessianSpectrum:
+def analyse(probe, engine: str = "dstab", progress=None, seconds_per_hvp=None, **settings) -> hessian.HessianSpectrum:
     """The spectrum by the named engine: dstab's own, or PyHessian as the paper used it; `seconds_per_hvp`
     (dstab's engine) spares timing a Hessian-vector product when the caller knows it."""
     if hessian.check_engine(engine) == "pyhessian":
