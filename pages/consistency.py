@@ -65,7 +65,7 @@ for kind, (names, res) in results.items():
     img = consistency_plots.grid(res.arrays["samples"], scale=6)
     where.image(img, caption=f"rows: {', '.join(n.split('/', 1)[1] for n in names)}; columns share their noise")
     downloads.image(img, f"consistency-{kind}", where=where)
-    heat = consistency_plots.psnr_heatmap(res.arrays["psnr"], [n.split("/", 1)[1] for n in names], kind)
+    heat = consistency_plots.psnr_heatmap(res.meta["psnr_matrix_db"], [n.split("/", 1)[1] for n in names], kind)
     where.plotly_chart(heat, key=f"psnr-{kind}")
     downloads.figure(heat, f"psnr-{kind}", where=where)
 

@@ -318,10 +318,14 @@ class ConsistencySpec:
     def for_kind(self, kind: str) -> ConsistencySpec:
         return replace(self, sampler="ddpm", steps=None) if kind == "gan" else self
 
-    def check(self, bundles) -> None:
+    def check_options(self) -> None:
+        """The sampling options on their own, before any model is loaded."""
         require(self.sampler in DM_SAMPLERS, f"unknown sampler {self.sampler!r}; choose one of {DM_SAMPLERS}")
         require(self.sampler == "ddim" or self.steps is None, "--steps applies to --sampler ddim only")
         require(isinstance(self.num, int) and self.num >= 1, f"samples per model must be >= 1, got {self.num!r}")
+
+    def check(self, bundles) -> None:
+        self.check_options()
         require(len(bundles) >= 2, f"consistency compares at least 2 models, got {len(bundles)}")
 
     def params(self, bundles, inputs=None) -> dict:
