@@ -35,3 +35,14 @@ def read_manifest(root: Path | None = None) -> dict:
 def group_ids(entries: dict, family: str, group: str) -> list[str]:
     """Manifest ids of a family's group (e.g. 'digits', 'dm-init'), sorted: the seed-0 run comes first."""
     return sorted(eid for eid, e in entries.items() if eid.startswith(f"{family}/") and group in e.get("groups", []))
+
+
+def is_collapsed(entry: dict) -> bool:
+    """Whether the manifest records the entry's samples as mode-collapsed (`dstab.collapse`)."""
+    return bool((entry.get("collapse") or {}).get("collapsed"))
+
+
+def collapse_label(entry: dict) -> str:
+    """'collapsed: 1 of 8 modes' for a collapsed entry, '' for a healthy or unmeasured one."""
+    c = entry.get("collapse") or {}
+    return f"collapsed: {c['coverage']} of {c['modes']} modes" if c.get("collapsed") else ""
