@@ -154,7 +154,8 @@ def headline(record: dict) -> str:
     s = record["summary"]
     return (
         f"{s['gan']['collapsed']} of {s['gan']['seeds']} GAN seeds collapsed, "
-        f"{s['dm']['collapsed']} of {s['dm']['seeds']} DM seeds ({record['family']}, zoo recipes, only the seed differs)"
+        f"{s['dm']['collapsed']} of {s['dm']['seeds']} DM seeds "
+        f"({record['family']}, zoo recipes, only the seed differs)"
     )
 
 

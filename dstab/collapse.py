@@ -108,4 +108,3 @@ def measure(bundle: Bundle, device="cpu") -> dict:
     s = settings_for(dataset)
     samples = generate(bundle, s["num"], s["seed"], s["sampler"], s["steps"], device=device)
     return record_of(samples, dataset, int(bundle.header.get("train_config", {}).get("data_seed", 0)))
-

@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from . import __version__, cache, checkpoints, probes, resultsmd, zoo
+from . import __version__, cache, checkpoints, probes, resultsmd, verdicts, zoo, zooindex
 from .analysis import consistency as cons
 from .analysis import hessian, precompute
 from .checkpoints import git_commit
@@ -48,18 +48,23 @@ def families(root: Path | None = None) -> list[str]:
 
 
 def consistency_rows(root, num: int, samplers, device, store, log, only: list[str] | None = None) -> list[dict]:
+    """Per dataset and sampler: C of every Table-1 group ('values'), each group's ids and mean-PSNR
+    matrix ('groups', for the verdicts over seeds) and the x0 counterexample ('x0': a list of tests)."""
     rows = []
     for family in only or families(root):
         for sampler, steps in samplers:
-            row = {"family": family, "sampler": sampler, "values": {}}
+            row = {"family": family, "sampler": sampler, "values": {}, "groups": {}}
             for group, _ in TABLE1:
-                row["values"][group] = _group_score(root, family, group, num, sampler, steps, device, store, log)
+                found = _group_score(root, family, group, num, sampler, steps, device, store, log)
+                row["values"][group] = found["C"] if found else None
+                if found:
+                    row["groups"][group] = found
             row["x0"] = x0_counterexample(root, family, num, sampler, steps, device, store, log)
             rows.append(row)
     return rows
 
 
-def _group_score(root, family, group, num, sampler, steps, device, store, log) -> float | None:
+def _group_score(root, family, group, num, sampler, steps, device, store, log) -> dict | None:
     try:
         ids = cons.group_ids(family, group, root)
     except DstabError:
@@ -69,37 +74,48 @@ def _group_score(root, family, group, num, sampler, steps, device, store, log) -
     return _score(root, ids, num, sampler, steps, device, store, log)
 
 
-def _score(root, ids, num, sampler, steps, device, store, log) -> float:
+def _score(root, ids, num, sampler, steps, device, store, log) -> dict:
+    """{'ids', 'C' (dB), 'matrix' ((N, N) mean PSNR dB)} of a group, through the cache."""
     bundles = [checkpoints.load(zoo.checkpoint_path(i, root=root)) for i in ids]
     kind_sampler = sampler if bundles[0].kind == "dm" else "ddpm"  # GANs ignore the sampler: one cache key
     kind_steps = steps if bundles[0].kind == "dm" else None
     settings = {"num": num, "seed": CONSISTENCY_SETTINGS["seed"], "sampler": kind_sampler, "steps": kind_steps}
     result, source = cons.cached(bundles, ids, root=store, device=device, **settings)
     log(f"consistency {', '.join(ids)} [{kind_sampler}]: {result.score:.2f} dB ({source})")
-    return result.score
+    return {"ids": list(ids), "C": result.score, "matrix": result.summary()["psnr_matrix_db"]}
 
 
-def x0_counterexample(root, family, num, sampler, steps, device, store, log) -> dict | None:
-    """C of the x0-prediction group when it has >= 2 models (the paper's test); with one x0 model,
-    the pair (eps model, x0 model) of the same init seed, labelled as the weaker stand-in it is."""
+def x0_counterexample(root, family, num, sampler, steps, device, store, log) -> list[dict]:
+    """The paper's test, C of x0-prediction DMs of different inits (group x0-init, when it has >= 2
+    models), and the older stand-in, the pair (eps model, x0 model) of init seed 0, as an extra row."""
+    out = []
     try:
-        x0_ids = cons.group_ids(family, "dm-x0", root)
         eps_ids = cons.group_ids(family, "dm-init", root)
     except DstabError:
-        return None
-    if len(x0_ids) >= 2:
-        return {"kind": "x0 group", "ids": x0_ids, "C": _score(root, x0_ids, num, sampler, steps, device, store, log)}
-    pair = [eps_ids[0], x0_ids[0]]
-    return {"kind": "eps vs x0 pair", "ids": pair, "C": _score(root, pair, num, sampler, steps, device, store, log)}
+        return out
+    for group in ("x0-init", "dm-x0"):
+        try:
+            ids = cons.group_ids(family, group, root)
+        except DstabError:
+            continue
+        if group == "x0-init" and len(ids) >= 2:
+            out.append({"kind": "x0 group", **_score(root, ids, num, sampler, steps, device, store, log)})
+        elif group == "dm-x0":
+            pair = [eps_ids[0], ids[0]]
+            out.append({"kind": "eps vs x0 pair", **_score(root, pair, num, sampler, steps, device, store, log)})
+    return out
 
 
 def hessian_rows(root, settings: dict, device, store, log) -> list[dict]:
+    """The report's Hessian of every init seed of dm-init (DM probe) and gan-init (G and D)."""
     rows = []
-    entries = zoo.read_manifest(root)["entries"]
     for family in families(root):
-        for eid, role in ((f"{family}/dm-eps-s0", None), (f"{family}/gan-s0", "g"), (f"{family}/gan-s0", "d")):
-            if eid in entries:
-                rows.append(hessian_row(root, eid, role, settings, device, store, log))
+        for group, roles in (("dm-init", (None,)), ("gan-init", ("g", "d"))):
+            try:
+                ids = cons.group_ids(family, group, root)
+            except DstabError:
+                continue
+            rows += [hessian_row(root, eid, role, settings, device, store, log) for eid in ids for role in roles]
     return rows
 
 
@@ -187,33 +203,28 @@ def render(consistency: list[dict], hessians: list[dict], roughness: list[dict],
         vals = " | ".join(_fmt(row["values"][g]) for g, _ in TABLE1)
         out.append(f"| {row['family']} | {row['sampler']} | {vals} |")
     out += ["", f"Paper (M = 32): {PAPER_TABLE1}.", ""]
-    for row in consistency:
-        v = row["values"]
-        for kind in ("init", "structure"):
-            dm, gan = v.get(f"dm-{kind}"), v.get(f"gan-{kind}")
-            holds = None if dm is None or gan is None else dm > gan
-            out.append(
-                f"- DMs more consistent than GANs ({kind}s, {row['family']}, {row['sampler']}): "
-                f"{_verdict(holds)} ({_fmt(dm)} vs {_fmt(gan)} dB)"
-            )
+    collapsed = set(header.get("collapsed", ()))
+    claims = [v for row in consistency for v in verdicts.consistency_claims(row, collapsed)]
+    out += [f"- {v.text(spec='.2f')}" for v in claims if not v.claim.startswith("x0")]
     out += ["", "#### x0-prediction counterexample (paper Fig. 9, Eq. 6)", ""]
+    out.append(
+        "The paper's test: C(q) of x0-prediction DMs of different inits (group x0-init, same architecture and "
+        "data order as dm-init) against the eps DMs and the GANs, same sampler noise. The older stand-in, the "
+        "PSNR between the eps and the x0 DM of init seed 0, stays as an extra column."
+    )
+    out += ["", "| dataset | sampler | eps DMs (dm-init) | x0 DMs (x0-init) | GANs (gan-init) | eps/x0 pair |",
+            "|---|---|---:|---:|---:|---:|"]  # fmt: skip
     for row in consistency:
-        x0, dm = row.get("x0"), row["values"].get("dm-init")
-        if not x0:
-            out.append(f"- {row['family']}, {row['sampler']}: no x0-prediction model in the zoo")
-            continue
-        holds = None if dm is None else x0["C"] < dm
-        what = (
-            "C of the x0-prediction group"
-            if x0["kind"] == "x0 group"
-            else "PSNR between an eps- and an x0-prediction DM of the same init (the zoo has one x0 model, so "
-            "the paper's test, x0 models of different inits, cannot be run; this pair is a weaker stand-in)"
-        )
-        out.append(
-            f"- {row['family']}, {row['sampler']}: {what} {', '.join(x0['ids'])}: {x0['C']:.2f} dB vs eps "
-            f"DMs {_fmt(dm)} dB; x0 less consistent: {_verdict(holds)}"
-        )
+        x0 = {t["kind"]: t for t in row.get("x0", [])}
+        cells = [row["values"].get("dm-init"), x0.get("x0 group", {}).get("C"), row["values"].get("gan-init"),
+                 x0.get("eps vs x0 pair", {}).get("C")]  # fmt: skip
+        out.append(f"| {row['family']} | {row['sampler']} | " + " | ".join(_fmt(c) for c in cells) + " |")
+    out.append("")
+    out += [f"- {v.text(('x0', 'eps'), '.2f')}" for v in claims if v.claim.startswith("x0")]
+    if not any(row.get("x0") for row in consistency):
+        out.append("- no x0-prediction model in the zoo")
     out += _render_hessian(hessians, header)
+    out += _render_collapse(header.get("entries", {}))
     out += _render_roughness(roughness)
     return "\n".join(out) + "\n"
 
@@ -241,17 +252,25 @@ def _render_hessian(rows: list[dict], header: dict) -> list[str]:
         )
     (dl, dv), (gl, gv) = PAPER_HESSIAN["dm"], PAPER_HESSIAN["gan"]
     out += ["", f"Paper: DM lambda_1 {dl}, sigma^2 {dv}; GAN lambda_1 {gl}, sigma^2 {gv}.", ""]
-    for family in sorted({r["id"].split("/")[0] for r in rows}):
-        dm = next((r for r in rows if r["id"] == f"{family}/dm-eps-s0"), None)
-        for role in ("gan-g", "gan-d"):
-            gan = next((r for r in rows if r["id"] == f"{family}/gan-s0" and r["probe"] == role), None)
-            if dm is None or gan is None:
-                continue
-            for key, label in (("lambda_1", "lambda_1"), ("sigma2", "sigma2"), ("ritz_variance", "Ritz variance")):
-                out.append(
-                    f"- {family}: DM {label} below GAN's ({role}): {_verdict(dm[key] < gan[key])} "
-                    f"({dm[key]:.4g} vs {gan[key]:.4g})"
-                )
+    out += [f"- {v.text()}" for v in verdicts.hessian_claims(rows, set(header.get("collapsed", ())))]
+    return out
+
+
+def _render_collapse(entries: dict) -> list[str]:
+    """Every entry's collapse record from the manifest (`python -m dstab zoo measure`)."""
+    rows = zooindex.collapse_rows(entries)
+    if not rows:
+        return []
+    out = ["", "### Mode collapse of the zoo's models (manifest; `python -m dstab zoo measure`)", ""]
+    out += ["| model | modes covered | precision | confident share | class entropy (nats) | collapsed |",
+            "|---|---:|---:|---:|---:|---|"]  # fmt: skip
+    for r in rows:
+        out.append(
+            f"| {r['id']} | {r['coverage']} of {r['modes']} | {_fmt(r['precision'], '.3f')} | "
+            f"{_fmt(r['confident_share'], '.3f')} | {_fmt(r['class_entropy'], '.3f')} | "
+            f"{'**collapsed**' if r['collapsed'] else 'no'} |"
+        )
+    out += [""] + [f"Rule ({d}): {rule}." for d, rule in sorted({(r["dataset"], r["rule"]) for r in rows})]
     return out
 
 
@@ -314,6 +333,8 @@ def build(
     hessians = hessian_rows(root, settings, device, store, log)
     manifest = zoo.read_manifest(root)
     header = {
+        "entries": manifest["entries"],
+        "collapsed": sorted(e for e, v in manifest["entries"].items() if zooindex.is_collapsed(v)),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": git_commit() or "unknown",
         "scale": manifest.get("scale", "?"),

@@ -96,13 +96,17 @@ def _short(eid: str) -> str:
     return eid.split("/", 1)[-1]
 
 
-def _decide(a: list[Value], b: list[Value], a_below_b: bool, weak: bool) -> tuple[str, list[str]]:
-    """The verdict on these models and what made it weak."""
+def _agrees(x: Value, y: Value, a_below_b: bool) -> bool:
+    return x.value < y.value if a_below_b else x.value > y.value
+
+
+def _decide(a: list[Value], b: list[Value], pairs: list, a_below_b: bool, weak: bool) -> tuple[str, list[str]]:
+    """The verdict on these models, with the per-seed comparisons of `pairs`, and what made it weak."""
     if not a or not b:
         return NA, ["a group has no model left"]
     sa, sb = stat(a), stat(b)
     mean_ok = (sa.mean < sb.mean) if a_below_b else (sa.mean > sb.mean)
-    seeds = [(x.value < y.value) if a_below_b else (x.value > y.value) for x, y in zip(a, b)]
+    seeds = [_agrees(x, y, a_below_b) for x, y in pairs]
     why = []
     if min(len(a), len(b)) < MIN_MODELS:
         why.append(f"fewer than {MIN_MODELS} models in a group")
@@ -121,15 +125,17 @@ def compare(
     `stand_in` names why the test is weaker than the paper's; it makes the verdict a weak test."""
     notes = list(caveats) + ([stand_in] if stand_in else [])
     kept_a, kept_b = [v for v in a if not v.collapsed], [v for v in b if not v.collapsed]
-    verdict, why = _decide(kept_a, kept_b, a_below_b, stand_in is not None)
-    per_seed = []
-    for x, y in zip(a, b):
-        ok = (x.value < y.value) if a_below_b else (x.value > y.value)
-        per_seed.append((x.id, y.id, "excluded" if x.collapsed or y.collapsed else (HOLDS if ok else FAILS)))
+    pairs = list(zip(a, b))
+    healthy = [(x, y) for x, y in pairs if not (x.collapsed or y.collapsed)]
+    verdict, why = _decide(kept_a, kept_b, healthy, a_below_b, stand_in is not None)
+    per_seed = [
+        (x.id, y.id, "excluded" if x.collapsed or y.collapsed else (HOLDS if _agrees(x, y, a_below_b) else FAILS))
+        for x, y in pairs
+    ]
     excluded = tuple(v.id for v in a + b if v.collapsed)
     extra = {}
     if excluded:
-        verdict_all, _ = _decide(list(a), list(b), a_below_b, stand_in is not None)
+        verdict_all, _ = _decide(list(a), list(b), pairs, a_below_b, stand_in is not None)
         extra = {"verdict_all": verdict_all, "a_all": stat(list(a)), "b_all": stat(list(b))}
     return Verdict(
         claim, verdict, stat(kept_a), stat(kept_b), tuple(per_seed), excluded, caveats=tuple(notes + why), **extra
@@ -155,5 +161,48 @@ def consistency_verdict(claim: str, a: dict, b: dict, collapsed: set[str], a_bel
     excluded = tuple(i for i in a["ids"] + b["ids"] if i in collapsed)
     if not excluded:
         return v
-    verdict_all, _ = _decide(a_all, b_all, a_below_b, kw.get("stand_in") is not None)
+    verdict_all, _ = _decide(a_all, b_all, list(zip(a_all, b_all)), a_below_b, kw.get("stand_in") is not None)
     return Verdict(v.claim, v.verdict, v.a, v.b, v.per_seed, excluded, verdict_all, stat(a_all), stat(b_all), v.caveats)
+
+
+X0_STAND_IN = (
+    "stand-in: PSNR between an eps- and an x0-prediction DM of one init, a weaker test than the paper's "
+    "(x0 models of different inits)"
+)
+
+
+def consistency_claims(row: dict, collapsed: set[str]) -> list[Verdict]:
+    """The consistency claims of one dataset x sampler row of `report.consistency_rows`: DMs above GANs
+    (inits, structures), and x0-prediction DMs below eps DMs (the x0 group; the eps/x0 pair as a stand-in)."""
+    where, groups, out = f"{row['family']}, {row['sampler']}", row["groups"], []
+    for kind in ("init", "structure"):
+        dm, gan = groups.get(f"dm-{kind}"), groups.get(f"gan-{kind}")
+        if dm and gan:
+            out.append(consistency_verdict(f"DMs more consistent than GANs ({kind}s, {where})", dm, gan, collapsed))
+    eps = groups.get("dm-init")
+    for x0 in row.get("x0", []) if eps else []:
+        group = x0["kind"] == "x0 group"
+        claim = f"x0-prediction DMs less consistent than eps DMs ({where}; {x0['kind']} {', '.join(x0['ids'])})"
+        out.append(consistency_verdict(claim, x0, eps, collapsed, True, stand_in=None if group else X0_STAND_IN))
+    return out
+
+
+HESSIAN_KEYS = (("lambda_1", "lambda_1"), ("sigma2", "sigma2"), ("ritz_variance", "Ritz variance"))
+
+
+def hessian_claims(rows: list[dict], collapsed: set[str]) -> list[Verdict]:
+    """'DM <number> below GAN's' per dataset, GAN role and number, over every seed of dm-init and
+    gan-init. `rows`: {'id', 'probe' ('dm' | 'gan-g' | 'gan-d'), 'lambda_1', 'sigma2', 'ritz_variance'}."""
+    out = []
+    for family in sorted({r["id"].split("/")[0] for r in rows}):
+        mine = sorted((r for r in rows if r["id"].startswith(f"{family}/")), key=lambda r: r["id"])
+        dm = [r for r in mine if r["probe"] == "dm"]
+        for role in ("gan-g", "gan-d"):
+            gan = [r for r in mine if r["probe"] == role]
+            if not dm or not gan:
+                continue
+            for key, label in HESSIAN_KEYS:
+                a = [Value(r["id"], r[key], r["id"] in collapsed) for r in dm]
+                b = [Value(r["id"], r[key], r["id"] in collapsed) for r in gan]
+                out.append(compare(f"{family}: DM {label} below GAN's ({role})", a, b, a_below_b=True))
+    return out

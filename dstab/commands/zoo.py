@@ -31,7 +31,11 @@ def register(sub) -> None:
     b.set_defaults(func=run_build)
     ls = zsub.add_parser("list", help="list the zoo's entries", description="List the zoo's entries from its manifest.")
     ls.add_argument("--root", type=Path, default=None)
-    ls.add_argument("--verify", action="store_true", help="also check every file's sha256 and that every entry has its collapse record")
+    ls.add_argument(
+        "--verify",
+        action="store_true",
+        help="also check every file's sha256 and that every entry has its collapse record",
+    )
     ls.add_argument("--all", action="store_true", help="list the runs `zoo build` knows, built or not")
     ls.set_defaults(func=run_list)
     m = zsub.add_parser(
@@ -54,7 +58,9 @@ def register(sub) -> None:
     )
     c.add_argument("--seeds", type=int, default=census.DEFAULT_SEEDS, help="seeds per kind (default 16)")
     c.add_argument("--scale", type=float, default=1.0, help="multiply the recipes' step counts (tests: 0.01)")
-    c.add_argument("--out", type=Path, default=None, help="folder for the JSON and figure (default <zoo>/results/census)")
+    c.add_argument(
+        "--out", type=Path, default=None, help="folder for the JSON and figure (default <zoo>/results/census)"
+    )
     c.add_argument("-o", "--output", type=Path, default=Path("RESULTS.md"), help="RESULTS.md to write its section into")
     c.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     add_device_arg(c)
@@ -97,7 +103,8 @@ def run_list(args) -> int:
             print(f"{spec.id:24s} {spec.config.kind:4s} {spec.config.steps:6d} steps  groups={','.join(spec.groups)}")
         return 0
     manifest = zoo.read_manifest(args.root)
-    print(f"{'id':24s} {'kind':4s} {'pred':4s} {'seed':>4s} {'steps':>6s} {'loss':>8s} {'wall s':>7s} {'modes':>5s}  stages")
+    head = f"{'id':24s} {'kind':4s} {'pred':4s} {'seed':>4s} {'steps':>6s} {'loss':>8s} {'wall s':>7s}"
+    print(f"{head} {'modes':>5s}  stages")
     for eid, e in sorted(manifest["entries"].items()):
         stages = ",".join(f"{k}@{v['step']}" for k, v in sorted(e["checkpoints"].items()))
         c = e.get("collapse")
