@@ -1,20 +1,17 @@
-"""`dstab zoo build|list`: the embedded zoo."""
+"""`dstab zoo build|list|measure|census`: the embedded zoo, its collapse records and the seed census."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from .. import census, resultsmd, zoo
+from ..device import resolve_device
 from ..errors import require
-from . import add_device_arg, resolve_device
+from . import add_command, add_device_arg, add_threads_arg
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "zoo", help="build or list the embedded zoo of DMs and GANs", description=zoo.__doc__.split("\n\n")[0]
-    )
+    p = add_command(sub, "zoo", description=zoo.__doc__.split("\n\n")[0])
     zsub = p.add_subparsers(dest="zoo_command", metavar="{build,list,measure,census}", parser_class=type(p))
     zsub.required = True
     b = zsub.add_parser(
@@ -26,15 +23,13 @@ def register(sub) -> None:
     b.add_argument("--root", type=Path, default=None, help="output folder (default: the repository's checkpoints/)")
     b.add_argument("--only", default=None, help="build only entries whose id contains this text, e.g. digits/gan")
     b.add_argument("--scale", type=float, default=1.0, help="multiply all step counts (e.g. 0.01 for a smoke test)")
-    b.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    add_threads_arg(b)
     add_device_arg(b)
     b.set_defaults(func=run_build)
     ls = zsub.add_parser("list", help="list the zoo's entries", description="List the zoo's entries from its manifest.")
     ls.add_argument("--root", type=Path, default=None)
     ls.add_argument(
-        "--verify",
-        action="store_true",
-        help="also check every file's sha256 and that every entry has its collapse record",
+        "--verify", action="store_true", help="also check every file's sha256 and every entry's collapse record"
     )
     ls.add_argument("--all", action="store_true", help="list the runs `zoo build` knows, built or not")
     ls.set_defaults(func=run_list)
@@ -48,40 +43,30 @@ def register(sub) -> None:
     m.add_argument("--root", type=Path, default=None)
     m.add_argument("--only", default=None, help="only entries whose id contains this text")
     m.add_argument("--force", action="store_true", help="measure entries that already have a record, too")
-    m.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    add_threads_arg(m)
     add_device_arg(m)
     m.set_defaults(func=run_measure)
     c = zsub.add_parser(
         "census",
         help="train many seeds of the toy2d DM and GAN recipes and count the collapsed ones",
-        description=census.__doc__.split("\n\n")[1].replace("\n", " "),
+        description=" ".join(census.__doc__.split("\n\n")[1].split()),
     )
     c.add_argument("--seeds", type=int, default=census.DEFAULT_SEEDS, help="seeds per kind (default 16)")
     c.add_argument("--scale", type=float, default=1.0, help="multiply the recipes' step counts (tests: 0.01)")
-    c.add_argument(
-        "--out", type=Path, default=None, help="folder for the JSON and figure (default <zoo>/results/census)"
-    )
+    c.add_argument("--out", type=Path, default=None, help="JSON and figure folder (default <zoo>/results/census)")
     c.add_argument("-o", "--output", type=Path, default=Path("RESULTS.md"), help="RESULTS.md to write its section into")
-    c.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    add_threads_arg(c)
     add_device_arg(c)
     c.set_defaults(func=run_census)
 
 
-def _threads(args) -> None:
-    if args.threads is not None:
-        require(args.threads >= 1, "--threads must be >= 1")
-        torch.set_num_threads(args.threads)
-
-
 def run_build(args) -> int:
     require(args.scale > 0, "--scale must be > 0")
-    _threads(args)
     zoo.build(args.root, args.only, args.scale, resolve_device(args.device))
     return 0
 
 
 def run_measure(args) -> int:
-    _threads(args)
     n = zoo.measure(args.root, args.only, args.force, resolve_device(args.device))
     print(f"{n} entries measured")
     return 0
@@ -90,7 +75,6 @@ def run_measure(args) -> int:
 def run_census(args) -> int:
     require(args.scale > 0, "--scale must be > 0")
     require(args.seeds >= 1, "--seeds must be >= 1")
-    _threads(args)
     record = census.run(args.seeds, "toy2d", args.scale, args.out, resolve_device(args.device))
     resultsmd.write_section(args.output, census.SECTION, census.markdown(record))
     print(census.headline(record))
@@ -113,8 +97,10 @@ def run_list(args) -> int:
             f"{eid:24s} {e['kind']:4s} {e['prediction'] or '-':4s} {e['seed']:4d} {e['steps']:6d} "
             f"{e['loss_last']:8.4f} {e['wall_time_s']:7.1f} {modes:>5s}  {stages}"
         )
-    print(f"{len(manifest['entries'])} entries in {zoo.zoo_root() if args.root is None else args.root}; "
-          "modes: covered/total, ! = collapsed (`zoo measure`)")  # fmt: skip
+    print(
+        f"{len(manifest['entries'])} entries in {zoo.zoo_root() if args.root is None else args.root}; "
+        "modes: covered/total, ! = collapsed (`zoo measure`)"
+    )
     if args.verify:
         problems = zoo.verify(args.root)
         for p in problems:
