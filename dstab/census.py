@@ -17,7 +17,6 @@ dashboard's home page shows the headline on a cold server.
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 from .cache import shipped_dir
 from .errors import require
 from .fileio import atomic_write_bytes
+from .verdicts import mean_sd
 
 DEFAULT_SEEDS = 16
 CONVERGED_COVERAGE = 7  # of 8 modes, as dstab.collapse calls a toy2d model healthy
@@ -70,9 +70,8 @@ def train_seed(kind: str, seed: int, family: str = "toy2d", scale: float = 1.0, 
 
 
 def _spread(xs: list[float]) -> dict:
-    mean = sum(xs) / len(xs)
-    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
-    return {"mean": round(mean, 4), "sd": round(sd, 4), "min": min(xs), "max": max(xs)}
+    mean, sd = mean_sd(xs)
+    return {"mean": round(mean, 4), "sd": round(sd or 0.0, 4), "min": min(xs), "max": max(xs)}
 
 
 def summarise(runs: list[dict]) -> dict:

@@ -53,13 +53,16 @@ class Stat:
         return f"{format(self.mean, spec)}{sd} (n = {self.n})"
 
 
-def stat(values: list[Value]) -> Stat:
-    xs = [v.value for v in values]
-    if not xs:
-        return Stat(None, None, ())
+def mean_sd(xs: list[float]) -> tuple[float, float | None]:
+    """Mean and sample sd (n - 1; None for one value) of a non-empty list."""
     mean = sum(xs) / len(xs)
-    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else None
-    return Stat(mean, sd, tuple(v.id for v in values))
+    return mean, (math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else None)
+
+
+def stat(values: list[Value]) -> Stat:
+    if not values:
+        return Stat(None, None, ())
+    return Stat(*mean_sd([v.value for v in values]), tuple(v.id for v in values))
 
 
 @dataclass(frozen=True)
