@@ -87,22 +87,45 @@ def summarise(runs: list[dict]) -> dict:
     }
 
 
+def _task(task: tuple):
+    """One (kind, seed) in a worker process: torch threads as the parent's, then `train_seed`."""
+    import torch
+
+    kind, seed, family, scale, device, threads = task
+    torch.set_num_threads(threads)
+    return train_seed(kind, seed, family, scale, device)
+
+
+def _results(tasks: list[tuple], jobs: int):
+    """`_task` over tasks in order; `jobs` > 1 trains that many seeds at once in spawned processes
+    (each single-threaded like the parent: seeds are independent, the results are the same)."""
+    if jobs == 1:
+        yield from map(_task, tasks)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(_task, tasks)
+
+
 def run(seeds: int = DEFAULT_SEEDS, family: str = "toy2d", scale: float = 1.0, out: Path | None = None,
-        device="cpu", log=print) -> dict:  # fmt: skip
+        device="cpu", log=print, jobs: int = 1) -> dict:  # fmt: skip
     """Train `seeds` seeds of each kind, write <out>/<family>.json and .png, return the record."""
     require(isinstance(seeds, int) and seeds >= 1, f"--seeds must be a positive integer, got {seeds!r}")
+    require(isinstance(jobs, int) and jobs >= 1, f"--jobs must be a positive integer, got {jobs!r}")
     require(family == "toy2d", f"the census runs on toy2d (mode coverage needs known modes), got {family!r}")
+    import torch
+
     from .collapse import RULES
 
-    runs, samples = {}, {}
-    for kind in KINDS:
-        runs[kind], samples[kind] = [], []
-        for seed in range(seeds):
-            rec, pts = train_seed(kind, seed, family, scale, device)
-            runs[kind].append(rec)
-            samples[kind].append(pts)
-            log(f"census {family} {kind} seed {seed}: coverage {rec['coverage']}/{rec['modes']}, precision "
-                f"{rec['precision']:.3f}, sliced W2 {rec['sliced_w2']:.3f} ({rec['wall_time_s']} s)")  # fmt: skip
+    runs, samples = {k: [] for k in KINDS}, {k: [] for k in KINDS}
+    tasks = [(kind, seed, family, scale, device, torch.get_num_threads()) for kind in KINDS for seed in range(seeds)]
+    for (kind, seed, *_), (rec, pts) in zip(tasks, _results(tasks, jobs)):
+        runs[kind].append(rec)
+        samples[kind].append(pts)
+        log(f"census {family} {kind} seed {seed}: coverage {rec['coverage']}/{rec['modes']}, precision "
+            f"{rec['precision']:.3f}, sliced W2 {rec['sliced_w2']:.3f} ({rec['wall_time_s']} s)")  # fmt: skip
     cfg = {k: recipe(k, family, scale) for k in KINDS}
     record = {
         "family": family,
