@@ -27,7 +27,7 @@ import math
 import numpy as np
 import torch
 
-from . import data
+from . import cache, data
 from .analysis import distmetrics
 from .analysis.features import features_path, load_classifier
 from .checkpoints import Bundle
@@ -103,8 +103,14 @@ def record_of(samples: torch.Tensor, dataset: str, data_seed: int = 0) -> dict:
 
 
 def measure(bundle: Bundle, device="cpu") -> dict:
-    """Draw the fixed samples of `bundle` (GANs: the same z for every model) and measure them."""
+    """Draw the fixed samples of `bundle` (GANs: the same z for every model) and measure them; through the
+    results cache (keyed by the checkpoint's sha256 and the settings), so measuring again is free."""
     dataset = bundle.header["dataset"]
     s = settings_for(dataset)
-    samples = generate(bundle, s["num"], s["seed"], s["sampler"], s["steps"], device=device)
-    return record_of(samples, dataset, int(bundle.header.get("train_config", {}).get("data_seed", 0)))
+
+    def compute():
+        samples = generate(bundle, s["num"], s["seed"], s["sampler"], s["steps"], device=device)
+        return record_of(samples, dataset, int(bundle.header.get("train_config", {}).get("data_seed", 0))), {}
+
+    params = {**s, "dataset": dataset, "rule": RULES[dataset]}
+    return cache.get_or_compute("collapse", params, [bundle.sha256] if bundle.sha256 else [], compute).meta

@@ -215,22 +215,24 @@ def sync_groups(manifest: dict) -> None:
 
 def measure(root: Path | None = None, only: str | None = None, force: bool = False, device="cpu", log=print) -> int:
     """Record the collapse measurement (`dstab.collapse`) of built entries that lack it (all with `force`),
-    and sync their groups; the checkpoints are not touched. Returns the number of entries measured."""
+    and sync their groups; the checkpoints are not touched. Returns the number of entries measured.
+    The manifest is read again just before the write, so a build that finished meanwhile is kept."""
     root = Path(root or zoo_root())
-    manifest = read_manifest(root)
-    sync_groups(manifest)
-    done = 0
-    for eid, entry in sorted(manifest["entries"].items()):
+    records = {}
+    for eid, entry in sorted(read_manifest(root)["entries"].items()):
         if (only is not None and only not in eid) or ("collapse" in entry and not force):
             continue
         if not collapse.measurable(entry["dataset"]):
             continue
-        entry["collapse"] = collapse.measure(checkpoints.load(root / entry["checkpoints"]["final"]["path"]), device)
-        c = entry["collapse"]
+        records[eid] = c = collapse.measure(checkpoints.load(root / entry["checkpoints"]["final"]["path"]), device)
         log(f"{eid}: coverage {c['coverage']}/{c['modes']}{' COLLAPSED' if c['collapsed'] else ''}")
-        done += 1
+    manifest = read_manifest(root)
+    sync_groups(manifest)
+    for eid, record in records.items():
+        if eid in manifest["entries"]:
+            manifest["entries"][eid]["collapse"] = record
     _write_manifest(root, manifest)
-    return done
+    return len(records)
 
 
 COLLAPSE_FIELDS = ("coverage", "modes", "collapsed", "rule", "settings")

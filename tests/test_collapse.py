@@ -72,10 +72,14 @@ def test_every_zoo_entry_has_its_collapse_record_and_the_flag_follows_its_rule()
 
 @pytest.mark.skipif(not HAVE_ZOO, reason="zoo not built")
 @pytest.mark.parametrize("eid", ["toy2d/gan-s0", "toy2d/gan-s1", "digits/gan-s0"])
-def test_manifest_records_are_reproduced_from_the_checkpoints(eid):
-    """GANs sample in one forward pass: the stored numbers are what the checkpoint gives today."""
+def test_manifest_records_are_reproduced_from_the_checkpoints(eid, tmp_path, monkeypatch):
+    """GANs sample in one forward pass: the stored numbers are what the checkpoint gives today (computed
+    afresh in an empty cache, then read back from it)."""
+    monkeypatch.setenv("DSTAB_CACHE", str(tmp_path))
     stored = zoo.read_manifest()["entries"][eid]["collapse"]
-    assert collapse.measure(checkpoints.load(zoo.checkpoint_path(eid))) == stored
+    bundle = checkpoints.load(zoo.checkpoint_path(eid))
+    assert collapse.measure(bundle) == stored
+    assert len(list(tmp_path.rglob("*.json"))) == 1 and collapse.measure(bundle) == stored
 
 
 def test_verify_names_an_entry_without_a_collapse_record(tmp_path, ckpts, capsys):
