@@ -27,9 +27,9 @@ def consistency(family: str, kind: str, entries: dict) -> cache.Result | None:
     return cache.lookup("consistency", params, [final_sha(entries[i]) for i in ids])
 
 
-def hessian_where(entry: dict) -> dict | None:
+def hessian_where(entry: dict, role: str = "g") -> dict | None:
     """What the report's Hessian of a zoo entry is known by, short of the loaded model (see
-    `report.default_probe`): DMs at the quartile midpoints of [0, T), GANs' generator."""
+    `report.default_probe`): DMs at the quartile midpoints of [0, T), GANs by role (default the generator)."""
     probe = {"batch_size": HESSIAN_PROBE["batch_size"], "seed": HESSIAN_PROBE["seed"], "dataset": entry["dataset"]}
     if entry["kind"] == "dm":
         T = entry.get("train_config", {}).get("diffusion", {}).get("T")
@@ -37,8 +37,25 @@ def hessian_where(entry: dict) -> dict | None:
             return None
         probe.update(kind="dm", timesteps=hessian_timesteps(T))
     else:
-        probe.update(kind="gan-g", role="g")
+        probe.update(kind=f"gan-{role}", role=role)
     return {"engine": "dstab", **HESSIAN_SETTINGS, "probe": probe}
+
+
+def hessian_claims(family: str, entries: dict) -> list:
+    """The report's Hessian verdicts (`dstab.verdicts.hessian_claims`) over every init seed of dm-init and
+    gan-init, from the shipped results alone; seeds without a unique stored result are left out."""
+    from dstab import verdicts
+
+    rows = []
+    for group, roles in (("dm-init", ("g",)), ("gan-init", ("g", "d"))):
+        for eid in zooindex.group_ids(entries, family, group):
+            for role in roles:
+                where = hessian_where(entries[eid], role)
+                found = cache.find("hessian", [final_sha(entries[eid])], where) if where else None
+                if found and len(found) == 1:
+                    rows.append({"id": eid, "probe": where["probe"]["kind"], **found[0].meta})
+    collapsed = {e for e, v in entries.items() if zooindex.is_collapsed(v)}
+    return verdicts.hessian_claims(rows, collapsed)
 
 
 def hessian(entry: dict) -> list[cache.Result] | None:

@@ -7,7 +7,7 @@ DM lambda_1 = 13.3, sigma^2 = 37.9 against GAN lambda_1 = 40.9, sigma^2 = 93.9.
 
 import streamlit as st
 
-from dashboard import analyses, compute, downloads, figures, sidebar, urlstate
+from dashboard import analyses, compute, downloads, figures, shipped, sidebar, urlstate
 
 sel = sidebar.current()
 st.title("Hessian spectrum")
@@ -52,3 +52,8 @@ if results:
     downloads.numbers(
         table, "hessian", extra={k: {**res.meta, "probe": res.params["probe"]} for k, (_, res) in labelled.items()}
     )
+
+claims = shipped.hessian_claims(sel.family, sel.manifest["entries"])
+if claims:
+    st.subheader(f"The paper's claim over every init seed ({sel.family}, the report's probe)")
+    st.markdown("\n".join(f"- {v.text()}" for v in claims))
