@@ -1,9 +1,12 @@
 """Cached, cancellable analyses on a page: cost estimate up front, progress bar, no recompute on rerun.
 
-`cached(...)` looks the result up in dstab's analysis cache (shipped zoo
-results first, then the user cache); on a miss it states the estimated cost
-and either starts at once (cheap) or waits for the user's Compute click, then
-runs the computation in the background job runner and shows its progress.
+`cached(spec, bundles, label)` looks the result up through a
+`dstab.analysis.results.Plan` (shipped zoo results first, then the user
+cache); on a miss it times one unit of the work for the estimate (the plan
+keeps the built probe and the timing, so the computation reuses both), states
+the estimated cost and either starts at once (cheap) or waits for the user's
+Compute click, then runs the plan in the background job runner and shows its
+progress `(stage, done, total)`.
 """
 
 from __future__ import annotations
@@ -13,13 +16,19 @@ import time
 
 import streamlit as st
 
-from dstab import cache
+from dstab import cache, zooresults
+from dstab.analysis.results import Plan
 from dstab.errors import DstabError
 
-from . import costs
+from . import server
 from .jobs import Cancelled, Job, JobRunner
 
+server.torch_ready()  # every analysis page imports us before it computes: torch runs with the server's threads
+
 POLL_S = 0.25
+# the DM timesteps a page offers: the precomputed ones and a few more
+DM_TIMESTEP_CHOICES = sorted({1, 10, 100, 250, 750, 999, *zooresults.DM_TIMESTEPS})
+QUARTILES = "quartile midpoints"  # the report's DM Hessian probe: t at 1/8, 3/8, 5/8, 7/8 of T, averaged
 
 
 @st.cache_resource
@@ -40,40 +49,36 @@ def duration(seconds: float) -> str:
     return f"about {seconds / 60:.0f} min"
 
 
-def cached(request) -> cache.Result | None:
-    """The result of an `analyses.Request`, or None while it is not available yet.
-
-    The cache lookup comes first (shipped zoo results, then the user cache); only
-    a miss times one unit of the work for the estimate (`costs.seconds_per_call`),
-    then starts `request.run` in the background."""
-    name, params, shas, label = request.name, request.params, request.shas, request.label
-    key = cache.result_key(name, params, shas)
+def cached(spec, bundles, label: str, device="cpu", **runtime) -> cache.Result | None:
+    """The result of `spec` for `bundles`, or None while it is not available yet (see the module docstring);
+    `runtime` goes to the engine (a consistency group's display `names`)."""
+    plan = Plan(spec, bundles, device)
     jobs = runner()
-    hit = jobs.result(key)
+    hit = jobs.result(plan.key) if plan.key else None
     if hit is None:
-        hit = cache.lookup(name, params, shas)
+        hit = plan.lookup()
     if hit is not None:
         return hit
-    job = jobs.job(key)
+    job = jobs.job(plan.key) if plan.key else None
     if job is None:
-        estimate_s = request.units * costs.seconds_per_call(request.unit_key, request.unit())
+        estimate_s = plan.estimate_s()
         cancelled = st.session_state.setdefault("dstab_cancelled", set())
         notice = st.empty()  # a placeholder, so that the notice disappears once the result is shown
         box = notice.container(border=True)
         box.caption(f"{label}: not in the cache; estimated cost {duration(estimate_s)} on this server.")
-        auto = estimate_s <= auto_limit_s() and key not in cancelled  # a cancelled job waits for a click
-        if not auto and not box.button("Compute", key=f"go-{key}", type="primary"):
+        auto = estimate_s <= auto_limit_s() and plan.key not in cancelled  # a cancelled job waits for a click
+        if not auto and not box.button("Compute", key=f"go-{plan.key}", type="primary"):
             return None
-        cancelled.discard(key)
-        job = jobs.submit(key, label, request.run, estimate_s)
+        cancelled.discard(plan.key)
+        job = jobs.submit(plan.key or label, label, lambda job: plan.get(job.progress, **runtime), estimate_s)
         notice.empty()
     return _wait(job, jobs)
 
 
-def side_by_side(selection, make_request) -> tuple[dict, dict]:
-    """The picked DM and GAN in two columns: `make_request(choice, bundle)` for each, looked up or computed
-    (`cached`) in its own column, where its errors show too. Returns ({kind: (choice, result)} for the
-    results available now, {kind: column})."""
+def side_by_side(selection, make_spec, label: str) -> tuple[dict, dict]:
+    """The picked DM and GAN in two columns: `make_spec(bundle)` for each, looked up or computed (`cached`)
+    in its own column, where its errors show too. Returns ({kind: (choice, result)} for the results
+    available now, {kind: column})."""
     from . import sidebar
 
     results, cols = {}, dict(zip(("dm", "gan"), st.columns(2)))
@@ -83,9 +88,9 @@ def side_by_side(selection, make_request) -> tuple[dict, dict]:
             where.error(f"Pick a {kind.upper()} in the sidebar.")
             continue
         try:
-            request = make_request(choice, sidebar.load_bundle(choice.path))
+            bundle = sidebar.load_bundle(choice.path)
             with where:
-                found = cached(request)
+                found = cached(make_spec(bundle), [bundle], f"{choice.label} {label}", selection.device)
         except DstabError as exc:
             where.error(str(exc))
             continue

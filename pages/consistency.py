@@ -6,13 +6,16 @@ share z. C(q) is the mean PSNR of models 2..N against model 1. The paper's
 Table 1: DMs 14-20 dB, GANs 6-10 dB; x0-prediction DMs lose it (Fig. 9).
 """
 
+from dataclasses import replace
+
 import streamlit as st
 
-from dashboard import analyses, compute, downloads, figures, sidebar, urlstate
-from dstab import verdicts, zooindex
+from dashboard import compute, downloads, sidebar, urlstate
+from dstab import verdicts, zooindex, zooresults
 from dstab.analysis import consistency as consistency_mod
-from dstab.defaults import CONSISTENCY_SETTINGS
 from dstab.errors import DstabError
+from dstab.plots import consistency as consistency_plots
+from dstab.plots import tables
 
 GROUPS = {"different inits": "init", "different structures": "structure"}  # shown -> zoo group suffix
 
@@ -24,10 +27,11 @@ st.caption(
 )
 c = st.columns(5)
 group = GROUPS[urlstate.radio("Group", list(GROUPS), "group", "different inits", where=c[0])]
-seed = urlstate.number("Sampling seed", "seed", CONSISTENCY_SETTINGS["seed"], 0, 10_000, where=c[1])
-sampler = urlstate.radio("DM sampler", ["ddpm", "ddim"], "sampler", "ddpm", where=c[2], horizontal=True)
+SPEC = zooresults.CONSISTENCY
+seed = urlstate.number("Sampling seed", "seed", SPEC.seed, 0, 10_000, where=c[1])
+sampler = urlstate.radio("DM sampler", ["ddpm", "ddim"], "sampler", SPEC.sampler, where=c[2], horizontal=True)
 steps = urlstate.number("DDIM steps", "steps", 50, 2, 1000, where=c[3]) if sampler == "ddim" else None
-num = urlstate.number("Samples M", "m", CONSISTENCY_SETTINGS["num"], 1, 256, where=c[4])
+num = urlstate.number("Samples M", "m", SPEC.num, 1, 256, where=c[4])
 x0 = urlstate.toggle(
     "x0-prediction counterexample (paper Fig. 9): x0 DMs of three inits beside the eps DMs and GANs", "x0"
 )
@@ -55,9 +59,10 @@ for kind in kinds:
         names = group_members(kind)
         choices = [sidebar.zoo_choices(sel.manifest["entries"])[n] for n in names]
         bundles = [sidebar.load_bundle(ch.path) for ch in choices]
-        req = analyses.consistency_request(bundles, names, num, seed, sampler, steps, sel.device)
+        spec = replace(SPEC, num=num, seed=seed, sampler=sampler, steps=steps).for_kind(bundles[0].kind)
+        label = f"consistency of {', '.join(n.split('/')[-1] for n in names)}"
         with where:
-            res = compute.cached(req)
+            res = compute.cached(spec, bundles, label, sel.device, names=names)
     except (DstabError, KeyError) as exc:
         where.error(f"{TITLES[kind]} group unavailable: {exc}")
         continue
@@ -67,16 +72,16 @@ for kind in kinds:
 for kind, (names, res) in results.items():
     where = cols[kind]
     where.subheader(f"{TITLES[kind]}: C(q) = {res.meta['C_db']:.2f} dB")
-    img = figures.consistency_grid(res.arrays["samples"])
+    img = consistency_plots.grid(res.arrays["samples"], scale=6)
     where.image(img, caption=f"rows: {', '.join(row_name(n) for n in names)}; columns share their noise")
     downloads.image(img, f"consistency-{kind}", where=where)
-    heat = figures.psnr_heatmap(res.arrays["psnr"], [n.split("/", 1)[1] for n in names], kind)
+    heat = consistency_plots.psnr_heatmap(res.arrays["psnr"], [n.split("/", 1)[1] for n in names], kind)
     where.plotly_chart(heat, key=f"psnr-{kind}")
     downloads.figure(heat, f"psnr-{kind}", where=where)
 
 if results:
     st.subheader("Table 1, on this zoo")
-    table = [figures.consistency_row(kind, names, res.meta) for kind, (names, res) in results.items()]
+    table = [tables.consistency_row(kind, names, res.meta) for kind, (names, res) in results.items()]
     st.dataframe(table, hide_index=True)
     st.caption(
         "Paper, Table 1 (M = 32): Improved Diffusion CIFAR-10 20.14 dB vs DCGAN 10.48; Guided Diffusion ImageNet128 "

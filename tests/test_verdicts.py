@@ -2,7 +2,7 @@
 
 import pytest
 
-from dstab import report, verdicts, zoo, zooindex
+from dstab import report, verdicts, zoo, zooindex, zooresults
 from dstab.verdicts import FAILS, HOLDS, NA, WEAK, Value, compare
 
 
@@ -86,12 +86,10 @@ def test_claims_from_report_rows():
 def test_hessian_page_and_report_write_the_same_verdicts():
     """The Hessian page reads the shipped results without a model; the report through its probes:
     the same numbers, so the same lines."""
-    from dashboard import shipped
-
     entries = zoo.read_manifest()["entries"]
     collapsed = {e for e, v in entries.items() if zooindex.is_collapsed(v)}
-    rows = report.hessian_rows(None, report.HESSIAN_SETTINGS, "cpu", None, lambda m: None)
+    rows = report.hessian_rows(None, report.HESSIAN, "cpu", None, lambda m: None)
     for family in ("toy2d", "digits"):
-        page = [v.text() for v in shipped.hessian_claims(family, entries)]
+        page = [v.text() for v in zooresults.shipped_hessian_claims(family, entries)]
         mine = [r for r in rows if r["id"].startswith(f"{family}/")]
         assert page == [v.text() for v in verdicts.hessian_claims(mine, collapsed)] and len(page) == 6

@@ -150,9 +150,24 @@ def checkpoint_files(name: str, root=None) -> dict[int, Path]:
 
 def sample_image(checkpoint: Path, n: int = 16, seed: int = 0):
     """A grid (images) or scatter (2-D points) of samples from a checkpoint's EMA weights."""
-    from .. import checkpoints, sampling, viz
+    from .. import checkpoints, sampling
+    from ..plots import png
 
     bundle = checkpoints.load(checkpoint)
     points = len(sampling.sample_shape(bundle)) == 1
     samples = sampling.generate(bundle, n * 16 if points else n, seed, sampler="ddim", steps=50)
-    return viz.scatter_image(samples) if points else viz.grid_image(samples, scale=4)
+    return png.scatter_image(samples) if points else png.grid_image(samples, scale=4)
+
+
+SCHEDULE_KEYS = ("timesteps=", "momentum=", "beta1=", "lr_schedule=")  # what makes a preset that preset
+
+
+def sweep_plan(group: str, variants: list[str], seeds: int, axes_text: str, overrides: list[str]):
+    """The page's sweep, planned exactly as `dstab sweep`: the form's `--set` values fixed for every run
+    (those that define a schedule only when a single variant is chosen, so each preset keeps its own),
+    one `KEY=V1,V2,...` axis per line of `axes_text`, seeds 0..seeds-1. Returns (group, planned runs)."""
+    from ..experiments import sweep
+
+    fixed = overrides if len(variants) == 1 else [o for o in overrides if not o.startswith(SCHEDULE_KEYS)]
+    axes, one = sweep.split([*fixed, *(line for line in axes_text.splitlines() if line.strip())])
+    return sweep.plan(variants, list(range(seeds)), axes, one, group=group)

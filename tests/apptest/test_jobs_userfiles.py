@@ -34,10 +34,10 @@ def test_cancel_stops_a_job_at_its_next_progress_report():
     runner, started, go_on = JobRunner(), threading.Event(), threading.Event()
 
     def work(job):
-        for _ in range(1000):
+        for i in range(1000):
             started.set()
             go_on.wait(5)
-            job.advance(1, 1000)
+            job.progress("work", i + 1, 1000)
         return "finished"
 
     job = runner.submit("c", "cancel me", work, 1.0)
