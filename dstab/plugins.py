@@ -5,7 +5,7 @@ A checkpoint written by `dstab.checkpoints.save` records its architecture config
 `dstab.models`. To open checkpoints of an architecture of your own (on the CLI or
 in the dashboard), register it under its name, in one of three ways:
 
-- in code: `dstab.register_architecture("mynet", MyNet)`;
+- in code: `dstab.register_architecture("mynet", MyNet)` (`dstab.models` holds the table);
 - an installed package: an entry point in the group `dstab.architectures`,
   `mynet = "mypkg.nets:MyNet"` (the entry point's name is the architecture's name);
 - `DSTAB_PLUGINS`: os.pathsep-separated Python files, each inside the allowed roots
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -57,23 +58,19 @@ def _entry_points() -> list:
     return list(metadata.entry_points(group=GROUP))
 
 
-def load_plugins(force: bool = False) -> list[tuple[str, type]]:
-    """Runs the DSTAB_PLUGINS files (they register their architectures with
-    `dstab.register_architecture`) and returns the installed packages' (name, class) entry points
-    for `dstab.models` to register; once per process ([] after the first call). This module never
-    imports `dstab.models`, which calls it: the imports run one way."""
+def load_plugins(register: Callable[[str, type], None], force: bool = False) -> None:
+    """Register the architectures of installed packages (through `register(name, cls)`, i.e.
+    `dstab.models.register_architecture`) and run the DSTAB_PLUGINS files (once)."""
     global _loaded
     if _loaded and not force:
-        return []
+        return
     _loaded = True
-    found = []
     for ep in _entry_points():
         try:
             cls = ep.load()
         except Exception as exc:  # noqa: BLE001 - a broken third-party package must say which
             raise DstabError(f"entry point {ep.name} = {ep.value} ({GROUP}) cannot be loaded: {exc}") from None
-        found.append((ep.name, cls))
+        register(ep.name, cls)
     for text in os.environ.get("DSTAB_PLUGINS", "").split(os.pathsep):
         if text.strip():
             _run_file(text.strip())
-    return found

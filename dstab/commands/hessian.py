@@ -92,7 +92,7 @@ def run(args) -> int:
     s = spec.read(found).summary()
     kind = found.params["probe"]["kind"]
     record = {**found.meta, "checkpoint": names[0], "probe": found.params["probe"], "source": found.source}
-    density = hessian_plots.density_png({"model": (f"{names[0]} ({kind}, {args.engine})", found)})
+    density = hessian_plots.density_png(f"{names[0]} ({kind}, {args.engine})", found)
     shas = [bundles[0].sha256]
     stem = result_stem(args.output, ["hessian", model_id(names[0]), _what(found.params["probe"])], shas)
     write_result(stem, record, found.arrays, shas, {".png": density.save})
