@@ -50,8 +50,9 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoints import atomic_write_bytes, safe_torch_load
+from ..bundle import safe_torch_load
 from ..errors import DstabError
+from ..fileio import atomic_write_bytes, write_json
 
 CONFIG = "config.json"
 CHECKPOINTS = "checkpoints"
@@ -62,10 +63,6 @@ STATUS = "status.json"
 LOG = "train.log"
 HEARTBEAT_EVERY_S = 2.0
 STATES = ("finished", "stopped", "failed")
-
-
-def write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def check_new(run_dir: Path) -> None:
@@ -132,7 +129,7 @@ class Heartbeat:
     def beat(self) -> None:
         payload = {"step": int(self.step), "time": time.time(), "pid": os.getpid()}
         try:
-            atomic_write_bytes(self.path, json.dumps(payload).encode())
+            write_json(self.path, payload)
         except OSError:
             pass  # a full disk must not kill training from this thread; the next beat retries
 
