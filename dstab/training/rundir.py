@@ -24,7 +24,10 @@ Layout of RUN_DIR:
                       grad_norm, lr, beta1, samples_per_s, d_loss (GANs) and an
                       evaluation named by `metric_name`, e.g. "fd_local@500x50ddim"
                       (Frechet distance on dstab's local digit features, 500
-                      samples, 50 DDIM steps), "fd_points@...", "fid@...".
+                      samples, 50 DDIM steps), "fd_points@...", "fid@...", and for
+                      2-D data "mmd2@...", "sw2@...", "mode_coverage@...",
+                      "mode_precision@..." (8-Gaussians); "~K" ends the name of
+                      a mean over K evaluation noise seeds.
     heartbeat         JSON {"step", "time", "pid"}, rewritten every
                       HEARTBEAT_EVERY_S seconds by a thread while the process lives
     status.json       written at exit: {"state": "finished"|"stopped"|"failed",
