@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import io
 import json
 import os
 import pickle
+import pickletools
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from . import __version__, models
+from . import __version__, budgets, models, sizing
 from .diffusion import Diffusion
 from .errors import DstabError
 from .fileio import atomic_write_bytes, file_sha256, git_commit  # noqa: F401 (part of this module's API)
@@ -136,9 +139,14 @@ def _read_safetensors(raw: bytes, path: Path) -> tuple[dict, dict[str, torch.Ten
     if header_len > len(raw) - 8:
         raise DstabError(f"{path}: truncated safetensors file (header says {header_len} bytes, file has {len(raw)})")
     try:
-        meta = json.loads(raw[8 : 8 + header_len]).get("__metadata__") or {}
+        table = json.loads(raw[8 : 8 + header_len])
+        if not isinstance(table, dict):
+            raise ValueError(f"its header is a JSON {type(table).__name__}, not an object")
+        meta = table.get("__metadata__") or {}
+        if not isinstance(meta, dict):
+            raise ValueError(f"its metadata is a JSON {type(meta).__name__}, not an object")
         tensors = st_load(raw)
-    except (SafetensorError, ValueError, UnicodeDecodeError) as exc:
+    except (SafetensorError, ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise DstabError(f"{path}: damaged or truncated safetensors file ({exc})") from None
     return meta, tensors
 
@@ -150,8 +158,12 @@ def _role_state(tensors: dict[str, torch.Tensor], role: str) -> dict[str, torch.
 
 def build_filled(arch: dict, state: dict[str, torch.Tensor], what, problem: str = "header and weights disagree"):
     """The module `arch` describes, holding `state` (as float32), once every key and shape fits.
-    `what` names the source in the error, `problem` says what a misfit means there."""
-    module = models.build(arch)
+    `what` names the source in the error, `problem` says what a misfit means there.
+
+    Keys, shapes and the parameter budget are checked on a meta-device copy, so a header that
+    declares a huge network is refused before any of it is allocated; the module's storage is then
+    allocated empty and filled from `state` (no random initialisation to throw away)."""
+    module = sizing.meta_module(arch, str(what))
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -167,19 +179,56 @@ def build_filled(arch: dict, state: dict[str, torch.Tensor], what, problem: str 
             f"{what}: {problem} on {len(wrong)} shapes, e.g. {k}: "
             f"architecture wants {tuple(own[k].shape)}, file has {tuple(state[k].shape)}"
         )
+    budgets.check_params(sum(p.numel() for p in module.parameters()), str(what))
+    if {name for name, _ in module.named_buffers()} - set(own):
+        module = models.build(arch)  # a non-persistent buffer: it needs the builder's values
+    else:
+        module = module.to_empty(device="cpu")
     module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return module.eval()
 
 
-def bundle_from_tensors(header: dict, tensors: dict[str, torch.Tensor], path: Path | None = None) -> Bundle:
+def _header_error(path, problem: str) -> DstabError:
+    return DstabError(f"{path}: invalid header: {problem}; re-export the checkpoint with dstab")
+
+
+def validated_header(header, path) -> dict:
+    """The header, if its kind, architecture and diffusion fields have the shapes loading relies on."""
+    if not isinstance(header, dict):
+        raise _header_error(path, f"it is a JSON {type(header).__name__}, not an object")
     kind = header.get("kind")
     if kind not in ROLES:
-        raise DstabError(f"{path}: header has unknown kind {kind!r}")
+        raise _header_error(path, f"unknown kind {kind!r} (choose 'dm' or 'gan')")
+    arch = header.get("arch")
+    if not isinstance(arch, dict):
+        raise _header_error(path, "'arch' (the architecture config) is missing or not an object")
+    if kind == "gan":
+        for role in ROLES["gan"]:
+            if not isinstance(arch.get(role), dict) and not (role in OPTIONAL_ROLES and arch.get(role) is None):
+                raise _header_error(path, f"a GAN's 'arch' needs a {role!r} config object")
+    elif not isinstance(header.get("diffusion"), dict):
+        raise _header_error(path, "a DM needs 'diffusion' (schedule, T, prediction) as an object")
+    if not isinstance(header.get("dataset", ""), str):
+        raise _header_error(path, "'dataset' must be a dataset spec string")
+    return header
+
+
+def bundle_from_tensors(header: dict, tensors: dict[str, torch.Tensor], path: Path | None = None) -> Bundle:
+    kind = validated_header(header, path)["kind"]
     arches = {"model": header["arch"]} if kind == "dm" else header["arch"]
     roles = [r for r in ROLES[kind] if r not in OPTIONAL_ROLES or arches.get(r)]
+    diffusion = _diffusion(header["diffusion"], path) if kind == "dm" else None  # T is checked before the weights
     mods = {role: build_filled(arches[role], _role_state(tensors, role), f"{path}:{role}") for role in roles}
-    diffusion = Diffusion.from_config(header["diffusion"]) if kind == "dm" else None
     return Bundle(header=header, modules=mods, path=path, diffusion=diffusion)
+
+
+def _diffusion(config: dict, path) -> Diffusion:
+    try:
+        return Diffusion.from_config(config)
+    except DstabError as exc:
+        raise DstabError(f"{path}: {exc}") from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _header_error(path, f"bad 'diffusion' settings ({type(exc).__name__}: {exc})") from None
 
 
 def _load_native(path: Path, raw: bytes) -> Bundle | None:
@@ -188,10 +237,14 @@ def _load_native(path: Path, raw: bytes) -> Bundle | None:
         return None
     try:
         header = json.loads(meta["dstab"])
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, TypeError, RecursionError):
         raise DstabError(f"{path}: the dstab header is not valid JSON") from None
+    if not isinstance(header, dict):
+        raise _header_error(path, f"it is a JSON {type(header).__name__}, not an object")
     if header.get("format") != FORMAT:
         raise DstabError(f"{path}: not a dstab checkpoint header (format={header.get('format')!r})")
+    if not isinstance(header.get("format_version", 0), int):
+        raise _header_error(path, f"format_version {header.get('format_version')!r} is not an integer")
     if header.get("format_version", 0) > FORMAT_VERSION:
         raise DstabError(f"{path}: written by a newer dstab (format {header['format_version']}); upgrade dstab")
     if weights_sha256(tensors) != header.get("weights_sha256"):
@@ -201,18 +254,68 @@ def _load_native(path: Path, raw: bytes) -> Bundle | None:
     return bundle
 
 
+def check_archive(path: Path) -> None:
+    """Refuse a zip checkpoint (PyTorch's format) whose members would inflate beyond what its size on disk
+    allows, or the memory budget, or that holds too many members: read from the zip's directory alone."""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise DstabError(f"{path}: damaged zip archive ({exc}); re-save the checkpoint with torch.save") from None
+    budgets.check_count(len(members), "DSTAB_MAX_ARCHIVE_MEMBERS", f"{path}: number of archive members")
+    inflated, on_disk = sum(m.file_size for m in members), path.stat().st_size
+    # torch.save stores its records uncompressed: a far larger inflated size is a zip bomb
+    if inflated > 2 * on_disk + 2**20:
+        raise DstabError(
+            f"{path}: refused: its members inflate to {inflated / 2**20:.1f} MiB from {on_disk / 2**20:.1f} MiB "
+            "on disk (torch.save writes uncompressed archives); re-save it with torch.save"
+        )
+    budgets.check_memory(inflated, f"{path} (unpacked)")
+
+
+def _pickle_problem(exc: Exception, path: Path) -> str:
+    """What makes a refused pickle unsafe, or "" if it is merely unreadable (random bytes, truncation)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    found = next((line for line in lines if "GLOBAL" in line.upper()), "")
+    if found or zipfile.is_zipfile(path):
+        return found
+    # a plain pickle torch's reader stops at early (e.g. protocol 4 framing): read its opcodes, never run them
+    with open(path, "rb") as f:
+        raw = f.read(1 << 24)
+    start = 0
+    for _ in range(4):  # a legacy torch file is several pickles in a row
+        try:
+            for op, arg, pos in pickletools.genops(io.BytesIO(raw[start:])):
+                if op.name in ("GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE"):
+                    return f"it names Python objects ({op.name}{' ' + arg if isinstance(arg, str) else ''})"
+                if op.name == "STOP":
+                    start += pos + 1
+                    break
+            else:
+                return ""
+        except (ValueError, EOFError, UnicodeDecodeError, IndexError):
+            return ""
+    return ""
+
+
 def safe_torch_load(path: Path):
     """torch.load restricted to tensors and plain containers: never runs pickled code."""
+    path = Path(path)
+    check_archive(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported object"
-        raise DstabError(
-            f"{path}: refused: this pickle holds objects beyond tensors and plain containers "
-            f"and could run code when loaded ({first}); re-save it as a state dict"
-        ) from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise DstabError(f"{path}: cannot be read as a PyTorch file ({exc}); is it truncated?") from None
+        if found := _pickle_problem(exc, path):
+            raise DstabError(
+                f"{path}: refused: this pickle holds objects beyond tensors and plain containers "
+                f"and could run code when loaded ({found}); re-save it as a state dict"
+            ) from None
+        raise DstabError(f"{path}: not a readable PyTorch file (damaged, or not a checkpoint)") from None
+    except (RuntimeError, EOFError, OSError, ValueError, TypeError, MemoryError, OverflowError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise DstabError(f"{path}: cannot be read as a PyTorch file ({first}); is it truncated?") from None
 
 
 # Importers for published formats: (name, detect(path) -> bool, load(path, **hints) -> Bundle)
@@ -230,6 +333,7 @@ def load(path: str | os.PathLike, **hints) -> Bundle:
     if not path.exists():
         raise DstabError(f"no checkpoint at {path}")
     if path.is_file() and path.suffix == ".safetensors":
+        budgets.check_memory(path.stat().st_size, f"reading {path}")
         raw = path.read_bytes()
         bundle = _load_native(path, raw)
         if bundle is not None:

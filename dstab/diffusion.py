@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import budgets
 from .errors import DstabError, require
 
 SCHEDULES = ("linear", "cosine")
@@ -31,6 +32,7 @@ def betas_for(schedule: str, T: int) -> np.ndarray:
     """
     if not isinstance(T, (int, np.integer)) or T < 1:
         raise DstabError(f"the number of diffusion steps T must be an integer >= 1, got {T!r}")
+    budgets.check_count(T, "DSTAB_MAX_TIMESTEPS", "the number of diffusion steps T")
     if schedule == "linear":
         if T < 21:
             raise DstabError(

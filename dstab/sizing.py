@@ -1,0 +1,81 @@
+"""What a network will cost, found from its config alone, before any weight is allocated.
+
+The network is built on PyTorch's meta device (shapes and dtypes, no storage),
+so a header declaring a 100,000-wide MLP is counted in milliseconds and
+refused by `budgets.check_params` instead of allocating 80 GB. Activation
+sizes come the same way: one meta forward at batch 1, every module's output
+summed (what autograd keeps for a backward pass), scaled by the batch.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+import torch
+from torch import nn
+
+from . import budgets, models
+from .errors import DstabError
+
+# builders refuse impossible configs with DstabError; anything else a crafted config can raise
+CONFIG_ERRORS = (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError, RuntimeError)
+
+
+def meta_module(arch, what: str) -> nn.Module:
+    """The module `arch` describes, on the meta device; DstabError naming `what` if the config is bad."""
+    if not isinstance(arch, dict):
+        raise DstabError(f"{what}: the architecture config must be a JSON object, got {type(arch).__name__}")
+    try:
+        with torch.device("meta"):
+            return models.build(arch)
+    except DstabError as exc:
+        raise DstabError(f"{what}: {exc}") from None
+    except CONFIG_ERRORS as exc:
+        raise DstabError(
+            f"{what}: invalid architecture config ({type(exc).__name__}: {exc}); fix the header or re-export it"
+        ) from None
+
+
+def checked_params(arch, what: str) -> int:
+    """Parameter count of `arch`, refused above DSTAB_MAX_PARAMS or the memory budget."""
+    n = sum(p.numel() for p in meta_module(arch, what).parameters())
+    budgets.check_params(n, what)
+    return n
+
+
+@lru_cache(maxsize=64)
+def _bytes_per_example(arch_json: str, shapes: tuple[tuple[tuple[int, ...], str], ...]) -> int:
+    module = meta_module(json.loads(arch_json), "network")
+    total = 0
+
+    def add(_mod, _inp, out):
+        nonlocal total
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                total += t.numel() * t.element_size()
+
+    hooks = [m.register_forward_hook(add) for m in module.modules()]
+    try:
+        args = [torch.zeros((1, *shape), dtype=getattr(torch, dtype), device="meta") for shape, dtype in shapes]
+        with torch.no_grad():
+            module(*args)
+    except CONFIG_ERRORS as exc:
+        raise DstabError(f"the network cannot run on inputs {shapes} ({type(exc).__name__}: {exc})") from None
+    finally:
+        for h in hooks:
+            h.remove()
+    return total
+
+
+def activation_bytes(arch: dict, inputs: list[tuple[tuple[int, ...], str]], batch: int) -> int:
+    """Bytes of all module outputs of one forward at `batch` examples; `inputs` are the per-example
+    shapes and dtypes of the forward's arguments, e.g. [((3, 32, 32), "float32"), ((), "int64")]."""
+    key = json.dumps(arch, sort_keys=True)
+    return _bytes_per_example(key, tuple((tuple(s), d) for s, d in inputs)) * int(batch)
+
+
+def check_forward(arch: dict, inputs, batch: int, what: str, copies: float = 1.0) -> None:
+    """Refuse a forward (times `copies`: backward passes, Hessian-vector products) above the budget."""
+    batch = budgets.check_count(batch, "DSTAB_MAX_BATCH", f"{what}: batch size")
+    budgets.check_memory(int(activation_bytes(arch, inputs, batch) * copies), f"{what} at batch {batch}")
