@@ -328,8 +328,31 @@ def register_importer(name: str, detect: Callable[[Path], bool], loader: Callabl
 
 
 def load(path: str | os.PathLike, **hints) -> Bundle:
-    """Any checkpoint dstab understands -> a Bundle of float32 modules in eval mode."""
-    path = Path(path)
+    """Any checkpoint dstab understands -> a Bundle of float32 modules in eval mode.
+
+    The boundary for files from users: whatever goes wrong reading one becomes a one-line
+    DstabError naming the file (the exception's type kept in the message for bug reports)."""
+    text = os.fspath(path)
+    if "\x00" in text or len(text) > 4096:
+        raise DstabError(f"{text[:60]!r}...: not a usable checkpoint path (a NUL byte, or over 4096 characters)")
+    path = Path(text)
+    try:
+        return _load(path, **hints)
+    except DstabError:
+        raise
+    except OSError as exc:
+        raise DstabError(f"{path}: cannot be read ({exc.strerror or exc}); check the file and its permissions") from None
+    except MemoryError:
+        raise DstabError(f"{path}: does not fit in memory; raise DSTAB_MAX_MEMORY_GB or use a smaller model") from None
+    except Exception as exc:  # noqa: BLE001 - a crafted or damaged file may fail anywhere inside a reader
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise DstabError(
+            f"{path}: cannot be loaded ({type(exc).__name__}: {first}); the file is damaged or in a layout "
+            "dstab does not know"
+        ) from None
+
+
+def _load(path: Path, **hints) -> Bundle:
     if not path.exists():
         raise DstabError(f"no checkpoint at {path}")
     if path.is_file() and path.suffix == ".safetensors":

@@ -140,13 +140,13 @@ def _require_kind(bundle: Bundle, kind: str, probe: str) -> None:
         raise DstabError(f"{bundle.name} is a {bundle.kind} checkpoint; a {probe} probe needs a {kind}: use {other}")
 
 
-def _dataset(bundle: Bundle, dataset) -> data_mod.Dataset:
+def dataset_for(bundle: Bundle, dataset=None) -> data_mod.Dataset:
+    """The dataset `bundle` is evaluated on (`dataset`: a Dataset or a spec the user chose; default the
+    header's, confined by `data.for_checkpoint`), checked to hold samples of the model's shape."""
     if isinstance(dataset, data_mod.Dataset):
         ds = dataset
     else:
-        spec = dataset or bundle.header.get("dataset")
-        require(spec is not None, f"{bundle.name}: its header names no dataset; pass dataset=")
-        ds = data_mod.load(spec, seed=int(bundle.header.get("train_config", {}).get("data_seed", 0)))
+        ds = data_mod.for_checkpoint(bundle.header, bundle.name, override=dataset)
     want = sample_shape(bundle)
     require(
         tuple(ds.sample_shape) == tuple(want),
@@ -187,7 +187,7 @@ def dm_probe(bundle: Bundle, timesteps: list[int] | int, batch_size: int = 64, s
     require(not bundle.header["arch"].get("num_classes"), "class-conditional DMs are not supported by probes yet")
     diffusion = bundle.diffusion
     ts = _timesteps(timesteps, diffusion.T)
-    ds = _dataset(bundle, dataset)
+    ds = dataset_for(bundle, dataset)
     x0 = ds.fixed_batch(batch_size, seed)
     source = NoiseSource(seed, tuple(x0.shape))
     noise = torch.cat([source.step_noise(t) for t in ts])
@@ -214,7 +214,7 @@ def gan_probe(bundle: Bundle, role: str, batch_size: int = 64, seed: int = 0, da
     require(batch_size >= 1, f"batch size must be positive, got {batch_size}")
     for r, m in bundle.modules.items():
         finite_or_error(dict(m.state_dict()), f"{bundle.name}:{r}")
-    ds = _dataset(bundle, dataset)
+    ds = dataset_for(bundle, dataset)
     real = ds.fixed_batch(batch_size, seed)
     G, D = _frozen_copy(bundle.generator), _frozen_copy(bundle.discriminator)
     z = NoiseSource(seed, (batch_size,)).latent(tuple(G.latent_shape))

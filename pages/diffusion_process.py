@@ -11,7 +11,7 @@ import streamlit as st
 import torch
 
 from dashboard import analyses, compute, downloads, figures, sidebar, urlstate
-from dstab import data
+from dstab import data, probes
 from dstab.diffusion import Diffusion, NoiseSource
 from dstab.errors import DstabError
 from dstab.viz import grid_image
@@ -25,7 +25,13 @@ if sel.dm is None:
     st.stop()
 bundle = sidebar.load_bundle(sel.dm.path)
 diffusion: Diffusion = bundle.diffusion
-ds = data.load(bundle.header["dataset"])
+OWN = "the checkpoint's own"
+pick = urlstate.selectbox("Dataset", [OWN, *data.explicit_choices()], "dataset", OWN, where=st.sidebar)
+try:  # a header's dataset may name no file outside the allowed roots (dstab.confine)
+    ds = probes.dataset_for(bundle, None if pick == OWN else pick)
+except DstabError as exc:
+    st.error(str(exc))
+    st.stop()
 
 st.header("Forward: noising real data")
 st.caption(f"{sel.dm.label}'s schedule: {diffusion.schedule}, T = {diffusion.T}, dataset {ds.spec}.")
