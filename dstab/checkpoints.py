@@ -341,7 +341,7 @@ def load(path: str | os.PathLike, **hints) -> Bundle:
     except DstabError:
         raise
     except OSError as exc:
-        raise DstabError(f"{path}: cannot be read ({exc.strerror or exc}); check the file and its permissions") from None
+        raise DstabError(f"{path}: cannot be read ({exc.strerror or exc}); check the file") from None
     except MemoryError:
         raise DstabError(f"{path}: does not fit in memory; raise DSTAB_MAX_MEMORY_GB or use a smaller model") from None
     except Exception as exc:  # noqa: BLE001 - a crafted or damaged file may fail anywhere inside a reader
