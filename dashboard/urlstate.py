@@ -17,8 +17,18 @@ import streamlit as st
 BOUND = {"bind": "query-params", "persist_state": "session"}
 
 
+def _notice_unknown(label: str, options: list, name: str, where) -> None:
+    """A link's value that is not among the options is replaced by the default; say so, once."""
+    value = st.query_params.get(name)
+    seen = st.session_state.setdefault("dstab_link_notices", set())
+    if value is not None and value not in {str(o) for o in options} and (name, value) not in seen:
+        seen.add((name, value))
+        where.warning(f"The link's {label} {value[:80]!r} is not available here; showing the default instead.")
+
+
 def _choice(widget, label: str, options: Sequence, name: str, default, **kw):
     options = list(options)
+    _notice_unknown(label, options, name, st)
     if name in st.session_state and st.session_state[name] not in options:
         del st.session_state[name]
     index = options.index(default) if default in options else 0
@@ -64,6 +74,7 @@ def shared_selectbox(label: str, options: Sequence, name: str, default=None, whe
     options = list(options)
     kept = f"kept_{name}"
     if kept not in st.session_state:
+        _notice_unknown(label, options, name, where)
         st.session_state[kept] = {str(o): o for o in options}.get(st.query_params.get(name), default)
     if st.session_state[kept] not in options:  # first run, or the options changed under it
         st.session_state[kept] = default if default in options else options[0]

@@ -231,5 +231,5 @@ class Diffusion:
             require(steps in (None, self.T), "the DDPM sampler runs all T steps; use sampler='ddim' for fewer")
             return self.ddpm_sample(model, noise, device=device, **kw)
         if sampler == "ddim":
-            return self.ddim_sample(model, noise, steps=steps or 50, eta=eta, device=device, **kw)
+            return self.ddim_sample(model, noise, steps=50 if steps is None else steps, eta=eta, device=device, **kw)
         raise DstabError(f"unknown sampler {sampler!r}; choose 'ddpm' or 'ddim'")

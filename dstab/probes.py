@@ -32,6 +32,7 @@ from torch import nn
 from torch.func import functional_call
 
 from . import data as data_mod
+from . import sizing
 from .checkpoints import Bundle
 from .diffusion import NoiseSource
 from .errors import DstabError, require
@@ -187,6 +188,9 @@ def dm_probe(bundle: Bundle, timesteps: list[int] | int, batch_size: int = 64, s
     require(not bundle.header["arch"].get("num_classes"), "class-conditional DMs are not supported by probes yet")
     diffusion = bundle.diffusion
     ts = _timesteps(timesteps, diffusion.T)
+    inputs = [(sample_shape(bundle), "float32"), ((), "int64")]
+    # a Hessian-vector product keeps the forward graph and a second backward: ~3 forwards' activations
+    sizing.check_forward(bundle.header["arch"], inputs, batch_size * len(ts), f"{bundle.name}'s probe", copies=3)
     ds = dataset_for(bundle, dataset)
     x0 = ds.fixed_batch(batch_size, seed)
     source = NoiseSource(seed, tuple(x0.shape))
@@ -214,6 +218,11 @@ def gan_probe(bundle: Bundle, role: str, batch_size: int = 64, seed: int = 0, da
     require(batch_size >= 1, f"batch size must be positive, got {batch_size}")
     for r, m in bundle.modules.items():
         finite_or_error(dict(m.state_dict()), f"{bundle.name}:{r}")
+    G_in, D_in = [(tuple(bundle.generator.latent_shape), "float32")], [(sample_shape(bundle), "float32")]
+    for net, inputs in (("generator", G_in), ("discriminator", D_in)):
+        arch = bundle.header["arch"].get(net)
+        if arch:
+            sizing.check_forward(arch, inputs, 2 * batch_size, f"{bundle.name}'s {net} probe", copies=3)
     ds = dataset_for(bundle, dataset)
     real = ds.fixed_batch(batch_size, seed)
     G, D = _frozen_copy(bundle.generator), _frozen_copy(bundle.discriminator)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from . import models
+from . import budgets, models, sizing
 from .checkpoints import Bundle
 from .diffusion import NoiseSource
-from .errors import require
+from .errors import DstabError, require
 
 
 def sample_shape(bundle: Bundle) -> tuple[int, ...]:
@@ -28,7 +28,26 @@ def generate(
     """n samples on the CPU. DMs: x_T and per-step noise from NoiseSource(seed);
     GANs: z from the same source, so models of one group share their noise."""
     require(n >= 1, f"the number of samples must be positive, got {n}")
+    n = budgets.check_count(n, "DSTAB_MAX_SAMPLES", "the number of samples")
     shape = sample_shape(bundle)
+    arch = bundle.header["arch"] if bundle.kind == "dm" else bundle.header["arch"]["generator"]
+    if bundle.kind == "dm":
+        inputs = [(shape, "float32"), ((), "int64")]
+    else:
+        inputs = [(tuple(bundle.generator.latent_shape), "float32")]
+    # no graph is kept while sampling: a forward holds a fraction of what autograd would keep
+    sizing.check_forward(arch, inputs, n, f"sampling {n} images from {bundle.name}", copies=0.5)
+    return finite_samples(_generate(bundle, n, seed, sampler, steps, eta, device, shape), bundle.name)
+
+
+def finite_samples(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Samples holding NaN or inf mean NaN/inf weights or a diverged model: refused, not drawn black."""
+    if not bool(torch.isfinite(x).all()):
+        raise DstabError(f"{name}: its samples hold NaN or inf values; the checkpoint is damaged or diverged")
+    return x
+
+
+def _generate(bundle, n, seed, sampler, steps, eta, device, shape) -> torch.Tensor:
     noise = NoiseSource(seed, (n, *shape))
     if bundle.kind == "dm":
         model = bundle.model.to(device).eval()

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from . import budgets
+
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """(N, C, H, W) in [-1, 1] -> (N, H, W, C) uint8."""
@@ -27,6 +29,7 @@ def grid_image(images: torch.Tensor, nrow: int | None = None, scale: int = 1, pa
         y, x = pad + r * (h + pad), pad + q * (w + pad)
         canvas[y : y + h, x : x + w] = arr[i]
     img = Image.fromarray(canvas[..., 0] if c == 1 else canvas)
+    budgets.check_count(img.width * img.height * scale * scale, "DSTAB_MAX_IMAGE_PIXELS", f"a grid at scale {scale}")
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
 
 

@@ -10,12 +10,15 @@ import sqlite3
 
 import streamlit as st
 
-from dashboard import downloads, runfigures, server, urlstate
+from dashboard import downloads, runfigures, server, sidebar, urlstate
 from dstab.errors import DstabError
 from dstab.training import config as train_config
 from dstab.training import curves, runboard, runs
 from dstab.training.runmetrics import RunMetrics
 
+# on a fresh server whose first request is /training, Streamlit runs this file without app.py; importing
+# the sidebar switches that mode off, and this call reruns through app.py (its sidebar, its page menu)
+sidebar.current()
 server.torch_ready()  # this page samples checkpoints in the server process: with the server's thread count
 
 SWEEP_KEYS = {"CLTS mu": "timesteps.mu", "CLTS target_iter": "timesteps.target_iter", "ablation presets": "preset"}

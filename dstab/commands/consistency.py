@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import budgets
 from ..analysis import consistency as cons
 from ..errors import require
+from ..fileio import writable_dir
 from . import add_device_arg, resolve_device
 
 
@@ -41,6 +43,9 @@ def register(sub) -> None:
 
 def run(args) -> int:
     require(args.sampler == "ddim" or args.steps is None, "--steps applies to --sampler ddim only")
+    require(args.num >= 1, f"--num must be at least 1, got {args.num}")
+    budgets.check_count(args.num, "DSTAB_MAX_SAMPLES", "--num")
+    writable_dir(args.output, "--output")
     bundles, names = cons.load_models(args.models, stage=args.stage)
     settings = {"num": args.num, "seed": args.seed, "sampler": args.sampler, "steps": args.steps, "eta": args.eta}
     result, source = cons.cached(bundles, names, args.refresh, device=resolve_device(args.device), **settings)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from .. import checkpoints, models
 from ..errors import DstabError
+from ..fileio import writable_dir
 from ..importers.openai import PRESETS
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -55,6 +58,12 @@ def hints_from(args) -> dict:
 def run(args) -> int:
     if not args.output.endswith(".safetensors"):
         raise DstabError(f"the output must be a .safetensors file, got {args.output}")
+    out = Path(args.output)
+    if out.is_dir():
+        raise DstabError(f"--output {out} is a folder; give the .safetensors file to write")
+    if out.exists() and Path(args.source).exists() and out.resolve() == Path(args.source).resolve():
+        raise DstabError(f"--output {out} is the source itself; write the converted checkpoint to another file")
+    writable_dir(out.parent, "the output's folder")
     bundle = checkpoints.load(args.source, **hints_from(args))
     header = {k: v for k, v in bundle.header.items() if k not in ("storage_dtype", "weights_sha256")}
     if args.dataset:

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import probes
+from .. import budgets, probes
 from ..analysis import hessian
 from ..analysis.consistency import load_models
 from ..errors import DstabError, require
 from ..figures import line_image
+from ..fileio import writable_dir
 from . import add_device_arg, resolve_device
 
 # dstab's choice, not the paper's (it does not say which t its DM Hessian used): the midpoints of
@@ -89,7 +90,19 @@ def write_outputs(out: Path, result: hessian.HessianSpectrum, extra: dict, title
     return out
 
 
+def check_settings(args) -> None:
+    """Sizes and the output folder, before the checkpoint is loaded or anything computed."""
+    for option in ("top_k", "trace_samples", "slq_runs", "slq_steps"):
+        flag = "--" + option.replace("_", "-")
+        require(getattr(args, option) >= 1, f"{flag} must be at least 1, got {getattr(args, option)}")
+        budgets.check_count(getattr(args, option), "DSTAB_MAX_TOP_K", flag)
+    require(args.batch_size >= 1, f"--batch-size must be at least 1, got {args.batch_size}")
+    budgets.check_count(args.batch_size, "DSTAB_MAX_BATCH", "--batch-size")
+    writable_dir(args.output, "--output")
+
+
 def run(args) -> int:
+    check_settings(args)
     bundles, names = load_models([args.checkpoint], stage=args.stage)
     require(len(bundles) == 1, f"{args.checkpoint!r} names {len(bundles)} checkpoints; give one")
     device = resolve_device(args.device)

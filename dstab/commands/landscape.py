@@ -18,11 +18,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .. import budgets
 from ..analysis import distributed, figures, interpolation, precompute, service
 from ..analysis.directions import BIAS_MODES
 from ..analysis.landscape import STRATEGIES, CostWarning
 from ..checkpoints import atomic_write_bytes
 from ..errors import require
+from ..fileio import writable_dir
 from . import add_device_arg, resolve_device
 
 
@@ -152,6 +154,8 @@ def _what(probe: dict) -> str:
 
 
 def run_surface(args) -> int:
+    budgets.check_count(args.grid**2, "DSTAB_MAX_GRID_POINTS", f"--grid {args.grid} (grid points)")
+    writable_dir(args.out, "--out")
     device = resolve_device(args.device)
     bundle = service.load(args.checkpoint, args.stage)
     probes = _probes(bundle, args)
@@ -186,6 +190,9 @@ def run_surface(args) -> int:
 
 
 def run_interpolate(args) -> int:
+    span = abs(args.hi - args.lo) * max(args.steps, 0) if math.isfinite(args.hi - args.lo) else math.inf
+    budgets.check_count(min(span, 1e18) + 1, "DSTAB_MAX_GRID_POINTS", "--steps x (--hi - --lo) (points)")
+    writable_dir(args.out, "--out")
     device = resolve_device(args.device)
     a = service.load(args.a, args.stage)
     b = service.load(args.b) if args.b else service.load(args.a, "early")

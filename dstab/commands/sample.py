@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
-from .. import checkpoints
+from .. import budgets, checkpoints
 from ..errors import require
+from ..fileio import writable_dir
 from ..sampling import generate
 from ..viz import save_samples
 from . import add_device_arg, resolve_device
@@ -33,6 +36,9 @@ def register(sub) -> None:
 def run(args) -> int:
     require(args.output.lower().endswith(".png"), f"output must be a .png file, got {args.output}")
     require(args.scale >= 1, "--scale must be >= 1")
+    require(args.steps is None or args.steps >= 1, f"--steps must be at least 1, got {args.steps}")
+    budgets.check_count(args.num, "DSTAB_MAX_SAMPLES", "-n/--num")
+    writable_dir(Path(args.output).parent, "the output's folder")
     bundle = checkpoints.load(args.checkpoint)
     with torch.inference_mode():
         x = generate(bundle, args.num, args.seed, args.sampler, args.steps, args.eta, resolve_device(args.device))
