@@ -164,6 +164,7 @@ def build_filled(arch: dict, state: dict[str, torch.Tensor], what, problem: str 
     declares a huge network is refused before any of it is allocated; the module's storage is then
     allocated empty and filled from `state` (no random initialisation to throw away)."""
     module = sizing.meta_module(arch, str(what))
+    budgets.check_params(sum(p.numel() for p in module.parameters()), str(what))
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -179,7 +180,6 @@ def build_filled(arch: dict, state: dict[str, torch.Tensor], what, problem: str 
             f"{what}: {problem} on {len(wrong)} shapes, e.g. {k}: "
             f"architecture wants {tuple(own[k].shape)}, file has {tuple(state[k].shape)}"
         )
-    budgets.check_params(sum(p.numel() for p in module.parameters()), str(what))
     if {name for name, _ in module.named_buffers()} - set(own):
         module = models.build(arch)  # a non-persistent buffer: it needs the builder's values
     else:
@@ -286,17 +286,20 @@ def _pickle_problem(exc: Exception, path: Path) -> str:
         raw = f.read(1 << 24)
     start = 0
     for _ in range(4):  # a legacy torch file is several pickles in a row
+        found = ""
         try:
             for op, arg, pos in pickletools.genops(io.BytesIO(raw[start:])):
-                if op.name in ("GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE"):
-                    return f"it names Python objects ({op.name}{' ' + arg if isinstance(arg, str) else ''})"
+                if op.name in ("GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE") and not found:
+                    found = f"it names Python objects ({op.name}{' ' + arg if isinstance(arg, str) else ''})"
                 if op.name == "STOP":
                     start += pos + 1
                     break
             else:
                 return ""
         except (ValueError, EOFError, UnicodeDecodeError, IndexError):
-            return ""
+            return ""  # random bytes may start like a pickle; only one that parses to its end names objects
+        if found:
+            return found
     return ""
 
 
