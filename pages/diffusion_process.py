@@ -36,7 +36,7 @@ except DstabError as exc:
 st.header("Forward: noising real data")
 st.caption(f"{sel.dm.label}'s schedule: {diffusion.schedule}, T = {diffusion.T}, dataset {ds.spec}.")
 c1, c2, c3 = st.columns(3)
-t = urlstate.slider("Timestep t", "t", 250, 0, diffusion.T - 1, where=c1)
+t = urlstate.slider("Timestep t", "t", min(250, diffusion.T - 1), 0, diffusion.T - 1, where=c1)
 index = urlstate.number("Example", "example", 0, 0, len(ds) - 1, where=c2) if ds.image else 0
 noise_seed = urlstate.number("Noise seed", "noise", 0, 0, 10_000, where=c3)
 
