@@ -8,22 +8,17 @@ architecture configs, diffusion (schedule, T, prediction type), dataset,
 step, seed, git commit, storage dtype and the sha256 of the weights, which
 `load()` verifies. Weights may be stored as float16; they always load as float32.
 
-Other files go through importers (registered with `register_importer`); a
-pickle is only ever opened with `torch.load(weights_only=True)`.
+Other files go through the importers of `dstab.importers`, asked in the order
+of its static table `IMPORTERS`; a pickle is only ever opened with
+`torch.load(weights_only=True)`. The Bundle and the header live in
+`dstab.bundle`, which the importers share with this module.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
-import io
 import json
 import os
-import pickle
-import pickletools
-import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,56 +26,21 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from . import __version__, budgets, models, sizing
+from . import budgets
+from .bundle import (  # noqa: F401 (part of this module's API)
+    FORMAT,
+    FORMAT_VERSION,
+    OPTIONAL_ROLES,
+    ROLES,
+    Bundle,
+    build_filled,
+    make_header,
+    safe_torch_load,
+)
 from .diffusion import Diffusion
 from .errors import DstabError
 from .fileio import atomic_write_bytes, file_sha256, git_commit  # noqa: F401 (part of this module's API)
-
-FORMAT = "dstab-checkpoint"
-FORMAT_VERSION = 1
-ROLES = {"dm": ("model",), "gan": ("generator", "discriminator")}
-# a GAN imported without its discriminator (pytorch/examples saves netG and netD apart)
-# can still sample and be compared for consistency; analyses that need D say so
-OPTIONAL_ROLES = {"discriminator"}
-
-
-@dataclass
-class Bundle:
-    """A loaded checkpoint: its header and ready-to-use modules (eval mode, float32)."""
-
-    header: dict
-    modules: dict[str, torch.nn.Module]
-    path: Path | None = None
-    sha256: str | None = None  # of the file, for cache keys
-    diffusion: Diffusion | None = None
-    extras: dict = field(default_factory=dict)
-
-    @property
-    def kind(self) -> str:
-        return self.header["kind"]
-
-    @property
-    def model(self) -> torch.nn.Module:
-        return self.modules["model"]
-
-    @property
-    def generator(self) -> torch.nn.Module:
-        return self.modules["generator"]
-
-    @property
-    def discriminator(self) -> torch.nn.Module:
-        if "discriminator" not in self.modules:
-            raise DstabError(f"{self.name} has no discriminator (imported without one); this needs a GAN with D")
-        return self.modules["discriminator"]
-
-    def to(self, device) -> Bundle:
-        for m in self.modules.values():
-            m.to(device)
-        return self
-
-    @property
-    def name(self) -> str:
-        return self.header.get("name") or (self.path.stem if self.path else "checkpoint")
+from .importers import IMPORTERS
 
 
 def weights_sha256(tensors: dict[str, torch.Tensor]) -> str:
@@ -91,24 +51,6 @@ def weights_sha256(tensors: dict[str, torch.Tensor]) -> str:
         h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-def make_header(kind: str, arch: dict, dataset: str, step: int, seed: int, **extra) -> dict:
-    if kind not in ROLES:
-        raise DstabError(f"unknown checkpoint kind {kind!r}; choose 'dm' or 'gan'")
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "kind": kind,
-        "arch": arch,
-        "dataset": dataset,
-        "step": int(step),
-        "seed": int(seed),
-        "git_commit": git_commit(),
-        "dstab_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        **extra,
-    }
 
 
 def save(path: str | os.PathLike, header: dict, modules: dict[str, torch.nn.Module], dtype=torch.float32) -> str:
@@ -154,38 +96,6 @@ def _read_safetensors(raw: bytes, path: Path) -> tuple[dict, dict[str, torch.Ten
 def _role_state(tensors: dict[str, torch.Tensor], role: str) -> dict[str, torch.Tensor]:
     prefix = role + "."
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}  # build_filled makes float32
-
-
-def build_filled(arch: dict, state: dict[str, torch.Tensor], what, problem: str = "header and weights disagree"):
-    """The module `arch` describes, holding `state` (as float32), once every key and shape fits.
-    `what` names the source in the error, `problem` says what a misfit means there.
-
-    Keys, shapes and the parameter budget are checked on a meta-device copy, so a header that
-    declares a huge network is refused before any of it is allocated; the module's storage is then
-    allocated empty and filled from `state` (no random initialisation to throw away)."""
-    module = sizing.meta_module(arch, str(what))
-    budgets.check_params(sum(p.numel() for p in module.parameters()), str(what))
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise DstabError(
-            f"{what}: {problem}: missing {missing[:5]}, unexpected {unexpected[:5]} "
-            f"({len(missing)} missing, {len(unexpected)} unexpected keys)"
-        )
-    wrong = [k for k in own if own[k].shape != state[k].shape]
-    if wrong:
-        k = wrong[0]
-        raise DstabError(
-            f"{what}: {problem} on {len(wrong)} shapes, e.g. {k}: "
-            f"architecture wants {tuple(own[k].shape)}, file has {tuple(state[k].shape)}"
-        )
-    if {name for name, _ in module.named_buffers()} - set(own):
-        module = models.build(arch)  # a non-persistent buffer: it needs the builder's values
-    else:
-        module = module.to_empty(device="cpu")
-    module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    return module.eval()
 
 
 def _header_error(path, problem: str) -> DstabError:
@@ -254,82 +164,6 @@ def _load_native(path: Path, raw: bytes) -> Bundle | None:
     return bundle
 
 
-def check_archive(path: Path) -> None:
-    """Refuse a zip checkpoint (PyTorch's format) whose members would inflate beyond what its size on disk
-    allows, or the memory budget, or that holds too many members: read from the zip's directory alone."""
-    if not zipfile.is_zipfile(path):
-        return
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise DstabError(f"{path}: damaged zip archive ({exc}); re-save the checkpoint with torch.save") from None
-    budgets.check_count(len(members), "DSTAB_MAX_ARCHIVE_MEMBERS", f"{path}: number of archive members")
-    inflated, on_disk = sum(m.file_size for m in members), path.stat().st_size
-    # torch.save stores its records uncompressed: a far larger inflated size is a zip bomb
-    if inflated > 2 * on_disk + 2**20:
-        raise DstabError(
-            f"{path}: refused: its members inflate to {inflated / 2**20:.1f} MiB from {on_disk / 2**20:.1f} MiB "
-            "on disk (torch.save writes uncompressed archives); re-save it with torch.save"
-        )
-    budgets.check_memory(inflated, f"{path} (unpacked)")
-
-
-def _pickle_problem(exc: Exception, path: Path) -> str:
-    """What makes a refused pickle unsafe, or "" if it is merely unreadable (random bytes, truncation)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    found = next((line for line in lines if "GLOBAL" in line.upper()), "")
-    if found or zipfile.is_zipfile(path):
-        return found
-    # a plain pickle torch's reader stops at early (e.g. protocol 4 framing): read its opcodes, never run them
-    with open(path, "rb") as f:
-        raw = f.read(1 << 24)
-    start = 0
-    for _ in range(4):  # a legacy torch file is several pickles in a row
-        found = ""
-        try:
-            for op, arg, pos in pickletools.genops(io.BytesIO(raw[start:])):
-                if op.name in ("GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE") and not found:
-                    found = f"it names Python objects ({op.name}{' ' + arg if isinstance(arg, str) else ''})"
-                if op.name == "STOP":
-                    start += pos + 1
-                    break
-            else:
-                return ""
-        except (ValueError, EOFError, UnicodeDecodeError, IndexError):
-            return ""  # random bytes may start like a pickle; only one that parses to its end names objects
-        if found:
-            return found
-    return ""
-
-
-def safe_torch_load(path: Path):
-    """torch.load restricted to tensors and plain containers: never runs pickled code."""
-    path = Path(path)
-    check_archive(path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if found := _pickle_problem(exc, path):
-            raise DstabError(
-                f"{path}: refused: this pickle holds objects beyond tensors and plain containers "
-                f"and could run code when loaded ({found}); re-save it as a state dict"
-            ) from None
-        raise DstabError(f"{path}: not a readable PyTorch file (damaged, or not a checkpoint)") from None
-    except (RuntimeError, EOFError, OSError, ValueError, TypeError, MemoryError, OverflowError) as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise DstabError(f"{path}: cannot be read as a PyTorch file ({first}); is it truncated?") from None
-
-
-# Importers for published formats: (name, detect(path) -> bool, load(path, **hints) -> Bundle)
-Importer = tuple[str, Callable[[Path], bool], Callable[..., Bundle]]
-IMPORTERS: list[Importer] = []
-
-
-def register_importer(name: str, detect: Callable[[Path], bool], loader: Callable[..., Bundle]) -> None:
-    IMPORTERS.append((name, detect, loader))
-
-
 def load(path: str | os.PathLike, **hints) -> Bundle:
     """Any checkpoint dstab understands -> a Bundle of float32 modules in eval mode.
 
@@ -364,18 +198,13 @@ def _load(path: Path, **hints) -> Bundle:
         bundle = _load_native(path, raw)
         if bundle is not None:
             return bundle
-    for _name, detect, loader in IMPORTERS:
-        if detect(path):
-            bundle = loader(path, **hints)
+    for importer in IMPORTERS:
+        if importer.detect(path):
+            bundle = importer.load(path, **hints)
             if bundle.sha256 is None and path.is_file():
                 bundle.sha256 = file_sha256(path)
             return bundle
     if path.is_file() and path.suffix in (".pt", ".pth", ".ckpt", ".bin"):
         safe_torch_load(path)  # refuses code-running pickles with a clear message
-    known = ", ".join(name for name, _, _ in IMPORTERS) or "none installed"
+    known = ", ".join(importer.name for importer in IMPORTERS)
     raise DstabError(f"{path} is not a dstab checkpoint and no importer recognises it (importers: {known})")
-
-
-# Published formats (improved/guided-diffusion, diffusers, DCGAN) register themselves;
-# imported last because they use the names above.
-from . import importers  # noqa: E402, F401

@@ -68,10 +68,15 @@ def _digits(seed: int) -> torch.Tensor:
     return torch.from_numpy(images / 8.0 - 1.0)[:, None]
 
 
+# toy2d:8gaussians: 8 modes on a circle of radius 2, each an isotropic Gaussian of std 0.1
+EIGHT_GAUSSIANS_CENTRES = np.array([(math.cos(a), math.sin(a)) for a in np.arange(8) * math.pi / 4]) * 2.0
+EIGHT_GAUSSIANS_STD = 0.1
+
+
 def _toy(kind: str, n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     if kind == "8gaussians":
-        centres = np.array([(math.cos(a), math.sin(a)) for a in np.arange(8) * math.pi / 4]) * 2.0
+        centres = EIGHT_GAUSSIANS_CENTRES
         pts = centres[rng.integers(0, 8, n)] + 0.05 * rng.standard_normal((n, 2)) * 2.0
     elif kind == "checkerboard":
         x1 = rng.uniform(-2, 2, n)
