@@ -93,12 +93,10 @@ def build_filled(arch: dict, state: dict[str, torch.Tensor], what, problem: str 
     """The module `arch` describes, holding `state` (as float32), once every key and shape fits.
     `what` names the source in the error, `problem` says what a misfit means there.
 
-    Keys, shapes and the parameter budget are checked on a meta-device copy, so a header that
-    declares a huge network is refused before any of it is allocated; the module's storage is then
-    allocated empty and filled from `state` (no random initialisation to throw away)."""
-    module = sizing.meta_module(arch, str(what))
-    budgets.check_params(sum(p.numel() for p in module.parameters()), str(what))
-    own = module.state_dict()
+    Keys, shapes and the parameter budget are checked first against `sizing.plan` (a meta-device
+    build, no storage), so a header that declares a huge network is refused before any of it is
+    allocated."""
+    _, own = sizing.plan(arch, str(what))
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
@@ -106,17 +104,14 @@ def build_filled(arch: dict, state: dict[str, torch.Tensor], what, problem: str 
             f"{what}: {problem}: missing {missing[:5]}, unexpected {unexpected[:5]} "
             f"({len(missing)} missing, {len(unexpected)} unexpected keys)"
         )
-    wrong = [k for k in own if own[k].shape != state[k].shape]
+    wrong = [k for k in own if own[k] != tuple(state[k].shape)]
     if wrong:
         k = wrong[0]
         raise DstabError(
             f"{what}: {problem} on {len(wrong)} shapes, e.g. {k}: "
-            f"architecture wants {tuple(own[k].shape)}, file has {tuple(state[k].shape)}"
+            f"architecture wants {own[k]}, file has {tuple(state[k].shape)}"
         )
-    if {name for name, _ in module.named_buffers()} - set(own):
-        module = models.build(arch)  # a non-persistent buffer: it needs the builder's values
-    else:
-        module = module.to_empty(device="cpu")
+    module = models.build(arch)
     module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return module.eval()
 

@@ -144,6 +144,7 @@ def _require_kind(bundle: Bundle, kind: str, probe: str) -> None:
 def dataset_for(bundle: Bundle, dataset=None) -> data_mod.Dataset:
     """The dataset `bundle` is evaluated on (`dataset`: a Dataset or a spec the user chose; default the
     header's, confined by `data.for_checkpoint`), checked to hold samples of the model's shape."""
+    dataset = dataset or bundle.extras.get("dataset")  # a CLI's --dataset: the user's own choice
     if isinstance(dataset, data_mod.Dataset):
         ds = dataset
     else:

@@ -40,6 +40,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the batch, the noise and the random vectors")
     p.add_argument("--batch-size", type=int, default=64, help="examples in the probe's fixed batch (default 64)")
     p.add_argument("--timesteps", default=None, help="DM timesteps, comma separated (default: 4 quartile midpoints)")
+    p.add_argument(
+        "--dataset", default=None, help="dataset spec of the probe's batch (default: the checkpoint's, if allowed)"
+    )
     p.add_argument("--role", choices=["g", "d"], default=None, help="GAN: generator (g, default) or discriminator loss")
     p.add_argument("--stage", choices=["final", "early"], default="final", help="zoo checkpoint stage")
     p.add_argument("--refresh", action="store_true", help="recompute even when a cached result exists")
@@ -107,6 +110,8 @@ def run(args) -> int:
     check_settings(args)
     bundles, names = load_models([args.checkpoint], stage=args.stage)
     require(len(bundles) == 1, f"{args.checkpoint!r} names {len(bundles)} checkpoints; give one")
+    if args.dataset:
+        bundles[0].extras["dataset"] = args.dataset
     device = resolve_device(args.device)
     probe = probe_for(bundles[0], args.timesteps, args.role, args.batch_size, args.seed).to(device)
     tick, bars = progress_bar()
