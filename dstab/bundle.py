@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, budgets, models, sizing
+from . import __version__, budgets, sizing
 from .diffusion import Diffusion
 from .errors import DstabError
 from .fileio import git_commit
@@ -93,10 +93,12 @@ def build_filled(arch: dict, state: dict[str, torch.Tensor], what, problem: str 
     """The module `arch` describes, holding `state` (as float32), once every key and shape fits.
     `what` names the source in the error, `problem` says what a misfit means there.
 
-    Keys, shapes and the parameter budget are checked first against `sizing.plan` (a meta-device
-    build, no storage), so a header that declares a huge network is refused before any of it is
-    allocated."""
-    _, own = sizing.plan(arch, str(what))
+    The network is built under `sizing.capped_build`, so a header that declares a huge one is refused
+    at its first layer past the parameter budget, before that layer is allocated."""
+    if not isinstance(arch, dict):
+        raise DstabError(f"{what}: the architecture config must be a JSON object, got {type(arch).__name__}")
+    module = sizing.capped_build(arch, str(what))
+    own = {k: tuple(v.shape) for k, v in module.state_dict().items()}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
@@ -111,7 +113,6 @@ def build_filled(arch: dict, state: dict[str, torch.Tensor], what, problem: str 
             f"{what}: {problem} on {len(wrong)} shapes, e.g. {k}: "
             f"architecture wants {own[k]}, file has {tuple(state[k].shape)}"
         )
-    module = models.build(arch)
     module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return module.eval()
 
