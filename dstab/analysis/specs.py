@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from ..errors import DstabError, require
-from .hessian_settings import HESSIAN_ENGINES, HessianSettings
+from .hessian_settings import HESSIAN_ENGINES, HessianSettings, optional_keys
 
 # dstab's choice, not the paper's (it does not say which t its DM Hessian used): the midpoints of the four
 # quartiles of [0, T), a 4-point quadrature of the uniformly weighted training loss
@@ -256,8 +256,8 @@ class HessianSpec(HessianSettings):
             probe.update(kind=f"gan-{self.probe.role or 'g'}", role=self.probe.role or "g")
         # the Lanczos stopping rule (tol, max_steps) is left to the checkpoint's exact key: a search that
         # finds several variants falls back to `params` with the loaded model
-        loose = {k: v for k, v in self.settings().items() if k not in ("tol", "max_steps")}
-        return {"engine": self.engine, **loose, "probe": probe}
+        loose = {k: v for k, v in self.settings().items() if k not in ("tol", "max_steps", "block", "lambda_min")}
+        return {"engine": self.engine, **loose, **optional_keys(self.block, self.lambda_min), "probe": probe}
 
     def build(self, bundles, device):
         return self.probe.build(bundles[0]).to(device)
