@@ -11,7 +11,7 @@ from dataclasses import replace
 import streamlit as st
 
 from dashboard import compute, downloads, sidebar, urlstate
-from dstab import zooresults
+from dstab import verdicts, zooindex, zooresults
 from dstab.analysis import consistency as consistency_mod
 from dstab.errors import DstabError
 from dstab.plots import consistency as consistency_plots
@@ -32,18 +32,28 @@ seed = urlstate.number("Sampling seed", "seed", SPEC.seed, 0, 10_000, where=c[1]
 sampler = urlstate.radio("DM sampler", ["ddpm", "ddim"], "sampler", SPEC.sampler, where=c[2], horizontal=True)
 steps = urlstate.number("DDIM steps", "steps", 50, 2, 1000, where=c[3]) if sampler == "ddim" else None
 num = urlstate.number("Samples M", "m", SPEC.num, 1, 256, where=c[4])
-x0 = urlstate.toggle("x0-prediction counterexample (paper Fig. 9): eps-DM vs x0-DM of the same seed", "x0")
+x0 = urlstate.toggle(
+    "x0-prediction counterexample (paper Fig. 9): x0 DMs of three inits beside the eps DMs and GANs", "x0"
+)
+if x0:
+    group = "init"  # the paper's test compares groups of different inits
+TITLES = {"dm": "DM", "x0": "DM, x0-prediction", "gan": "GAN"}
+entries = sel.manifest["entries"]
 
 
 def group_members(kind: str) -> list[str]:
-    if kind == "dm" and x0:
-        return [f"{sel.family}/dm-eps-s0", f"{sel.family}/dm-x0-s0"]
-    return consistency_mod.group_ids(sel.family, f"{kind}-{group}")
+    return consistency_mod.group_ids(sel.family, "x0-init" if kind == "x0" else f"{kind}-{group}")
 
 
+def row_name(eid: str) -> str:
+    label = zooindex.collapse_label(entries.get(eid, {}))
+    return eid.split("/", 1)[1] + (f" ({label})" if label else "")
+
+
+kinds = ("dm", "x0", "gan") if x0 else ("dm", "gan")
 results = {}
-cols = dict(zip(("dm", "gan"), st.columns(2)))
-for kind in ("dm", "gan"):
+cols = dict(zip(kinds, st.columns(len(kinds))))
+for kind in kinds:
     where = cols[kind]
     try:
         names = group_members(kind)
@@ -54,18 +64,18 @@ for kind in ("dm", "gan"):
         with where:
             res = compute.cached(spec, bundles, label, sel.device, names=names)
     except (DstabError, KeyError) as exc:
-        where.error(f"{kind.upper()} group unavailable: {exc}")
+        where.error(f"{TITLES[kind]} group unavailable: {exc}")
         continue
     if res is not None:
         results[kind] = (names, res)
 
 for kind, (names, res) in results.items():
     where = cols[kind]
-    where.subheader(f"{kind.upper()}: C(q) = {res.meta['C_db']:.2f} dB")
+    where.subheader(f"{TITLES[kind]}: C(q) = {res.meta['C_db']:.2f} dB")
     img = consistency_plots.grid(res.arrays["samples"], scale=6)
-    where.image(img, caption=f"rows: {', '.join(n.split('/', 1)[1] for n in names)}; columns share their noise")
+    where.image(img, caption=f"rows: {', '.join(row_name(n) for n in names)}; columns share their noise")
     downloads.image(img, f"consistency-{kind}", where=where)
-    heat = consistency_plots.psnr_heatmap(res.arrays["psnr"], [n.split("/", 1)[1] for n in names], kind)
+    heat = consistency_plots.psnr_heatmap(res.meta["psnr_matrix_db"], [n.split("/", 1)[1] for n in names], kind)
     where.plotly_chart(heat, key=f"psnr-{kind}")
     downloads.figure(heat, f"psnr-{kind}", where=where)
 
@@ -79,3 +89,10 @@ if results:
         f"{consistency_mod.PSNR_CAP_DB:.0f} dB (identical samples)."
     )
     downloads.numbers(table, "consistency", extra={k: res.meta for k, (_, res) in results.items()})
+    # the report's verdicts (dstab.verdicts) on these results: all seeds, collapsed models excluded and named
+    matrices = {k: {"ids": names, "matrix": res.meta["psnr_matrix_db"]} for k, (names, res) in results.items()}
+    x0_tests = [{"kind": "x0 group", **matrices.pop("x0")}] if "x0" in matrices else []
+    row = {"family": sel.family, "sampler": sampler, "x0": x0_tests,
+           "groups": {f"{k}-{group}": m for k, m in matrices.items()}}  # fmt: skip
+    collapsed = {e for e, v in entries.items() if zooindex.is_collapsed(v)}
+    st.markdown("\n".join(f"- {v.text(spec='.2f')}" for v in verdicts.consistency_claims(row, collapsed)))

@@ -63,3 +63,8 @@ if results:
     downloads.numbers(
         table, "hessian", extra={k: {**res.meta, "probe": res.params["probe"]} for k, (_, res) in labelled.items()}
     )
+
+claims = zooresults.shipped_hessian_claims(sel.family, sel.manifest["entries"])
+if claims:
+    st.subheader(f"The paper's claim over every init seed ({sel.family}, the report's probe)")
+    st.markdown("\n".join(f"- {v.text()}" for v in claims))

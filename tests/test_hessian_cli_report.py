@@ -102,6 +102,40 @@ def _mini_zoo(root, ckpts) -> None:
     })  # fmt: skip
 
 
+def _x0_group(root, ckpts) -> list[str]:
+    """Add x0-prediction DMs of three inits (group x0-init) to the mini zoo; returns their ids."""
+    manifest = json.loads((root / "manifest.json").read_text())
+    ids = []
+    for s, key in enumerate(("toy_dm_x0", "toy_dm_x0_b", "toy_dm_x0_c")):
+        eid = f"toy2d/dm-x0-s{s}"
+        dst = root / eid / "final.safetensors"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_bytes(ckpts[key].read_bytes())
+        file = {"path": f"{eid}/final.safetensors", "step": 0, "sha256": checkpoints.file_sha256(dst)}
+        groups = ["dm-x0", "x0-init"] if s == 0 else ["x0-init"]
+        manifest["entries"][eid] = {"id": eid, "kind": "dm", "groups": groups, "checkpoints": {"final": file}}
+        ids.append(eid)
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return ids
+
+
+def test_report_runs_the_papers_x0_test_on_three_x0_models(ckpts, caches):
+    """With x0-init holding three models, the x0 row is C of those three (not a pair); the pair stays."""
+    root = caches / "zoo"
+    _mini_zoo(root, ckpts)
+    ids = _x0_group(root, ckpts)
+    text = report.build(caches / "RESULTS.md", root, quick=True, log=lambda m: None).read_text()
+    bundles = [checkpoints.load(root / i / "final.safetensors") for i in ids]
+    direct = cons.consistency(bundles, num=4, seed=0, sampler="ddim", steps=5).score
+    eps = [checkpoints.load(root / f"toy2d/dm-eps-s{s}/final.safetensors") for s in (0, 1)]
+    eps_c = cons.consistency(eps, num=4, seed=0, sampler="ddim", steps=5).score
+    pair = cons.consistency([eps[0], bundles[0]], num=4, seed=0, sampler="ddim", steps=5).score
+    assert f"| toy2d | ddim | {eps_c:.2f} | {direct:.2f} | – | {pair:.2f} |" in text
+    line = next(x for x in text.splitlines() if "x0 group toy2d/dm-x0-s0, toy2d/dm-x0-s1, toy2d/dm-x0-s2" in x)
+    assert ("holds" in line) == (direct < eps_c) and "n = 2" in line  # models 2..3 vs model 1
+    assert "eps vs x0 pair toy2d/dm-eps-s0, toy2d/dm-x0-s0" in text and "stand-in" in text
+
+
 def test_report_on_a_mini_zoo(ckpts, caches):
     root = caches / "zoo"
     _mini_zoo(root, ckpts)
@@ -114,7 +148,7 @@ def test_report_on_a_mini_zoo(ckpts, caches):
     bundles = [checkpoints.load(root / f"toy2d/dm-eps-s{s}/final.safetensors") for s in (0, 1)]
     direct = cons.consistency(bundles, num=4, seed=0, sampler="ddim", steps=5).score
     assert f"| toy2d | ddim | {direct:.2f} | – | – | – |" in text
-    assert "eps vs x0" not in text and "weaker stand-in" in text  # one x0 model: the pair, labelled
+    assert "x0 group" not in text and "weaker test than the paper's" in text  # one x0 model: the pair, labelled
     assert "| toy2d/dm-eps-s0 | dm |" in text and "| toy2d/gan-s0 | gan-g |" in text
     assert "DM lambda_1 below GAN's (gan-g)" in text
     assert "No cached surface or interpolation results" in text

@@ -318,10 +318,14 @@ class ConsistencySpec:
     def for_kind(self, kind: str) -> ConsistencySpec:
         return replace(self, sampler="ddpm", steps=None) if kind == "gan" else self
 
-    def check(self, bundles) -> None:
+    def check_options(self) -> None:
+        """The sampling options on their own, before any model is loaded."""
         require(self.sampler in DM_SAMPLERS, f"unknown sampler {self.sampler!r}; choose one of {DM_SAMPLERS}")
         require(self.sampler == "ddim" or self.steps is None, "--steps applies to --sampler ddim only")
         require(isinstance(self.num, int) and self.num >= 1, f"samples per model must be >= 1, got {self.num!r}")
+
+    def check(self, bundles) -> None:
+        self.check_options()
         require(len(bundles) >= 2, f"consistency compares at least 2 models, got {len(bundles)}")
 
     def params(self, bundles, inputs=None) -> dict:
@@ -376,7 +380,8 @@ class TrajectorySpec:
     def params(self, bundles, inputs=None) -> dict:
         from ..sampling import sample_shape
 
-        clip = len(sample_shape(bundles[0])) == 3  # x0 estimates clipped for images only, as `generate` does
+        # whether x0 estimates are clipped, as `generate` does it (the model's source's rule)
+        clip = bundles[0].diffusion.clip_for(1 + len(sample_shape(bundles[0]))) is not None
         return {"sampler": self.sampler, "steps": int(self.steps), "seed": int(self.seed), "n": int(self.n),
                 "clip": clip}  # fmt: skip
 

@@ -1,7 +1,7 @@
 """A DM's reverse process, step by step: the numbers behind the Diffusion-process page and `dstab trajectory`.
 
 `trajectory` samples as `sampling.generate` does (x_T, per-step noise and
-class labels from NoiseSource(seed); x0 estimates clipped for images only)
+class labels from NoiseSource(seed); x0 estimates clipped as the model's source clips them)
 and keeps the model's x0 estimate at every sampler step. `trajectory_rows`
 says how that estimate settles: its RMS distance to the final sample and its
 change from the step before. `schedule_rows` are the forward process's
@@ -25,7 +25,7 @@ def trajectory(bundle, sampler: str, steps: int, seed: int, n: int, device="cpu"
     """(meta, arrays): arrays t (model timestep per step), x0_hat (steps, n, ...) and final (n, ...);
     `progress("sampling", done, steps)` after every model call."""
     shape = sample_shape(bundle)
-    clip = len(shape) == 3
+    clip = bundle.diffusion.clip_for(1 + len(shape))  # the range the model's source clips x0 to, or None
     model = bundle.model.to(device).eval()
     calls = iter(range(1, steps + 1))
 
@@ -42,7 +42,7 @@ def trajectory(bundle, sampler: str, steps: int, seed: int, n: int, device="cpu"
                                             trajectory=True, clip=clip, **y)  # fmt: skip
     arrays = {"t": np.array([f[0] for f in frames]), "x0_hat": torch.stack([f[1] for f in frames]).cpu().numpy(),
               "final": final.cpu().numpy()}  # fmt: skip
-    meta = {"sampler": sampler, "steps": int(steps), "seed": int(seed), "n": int(n), "clip": clip}
+    meta = {"sampler": sampler, "steps": int(steps), "seed": int(seed), "n": int(n), "clip": clip is not None}
     return meta, arrays
 
 

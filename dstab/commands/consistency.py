@@ -50,7 +50,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     spec = replace(SPEC, num=args.num, seed=args.seed, sampler=args.sampler, steps=args.steps, eta=args.eta)
-    spec.check([None, None])  # the sampler's options, before any model loads
+    spec.check_options()
     bundles, names = cons.load_models(args.models, stage=args.stage)
     found = results.get(spec, bundles, None, resolve_device(args.device), args.refresh, names=names)
     result = spec.read(found)

@@ -83,7 +83,7 @@ def write_outputs(out: Path, found, extra: dict, title: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "hessian.json").write_text(json.dumps({**found.meta, **extra}, indent=2) + "\n")
     np.savez(out / "hessian.npz", **found.arrays)
-    hessian_plots.density_png({"model": (title, found)}).save(out / "hessian.png")
+    hessian_plots.density_png(title, found).save(out / "hessian.png")
     return out
 
 
