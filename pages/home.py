@@ -53,6 +53,9 @@ if any(v is None for _, v, _ in numbers):
 found_census = census.load()
 if found_census:
     st.markdown(f"**Stability census:** {census.headline(found_census)}; see RESULTS.md, `python -m dstab zoo census`.")
+else:
+    st.caption("Stability census (how many of 16 DM and GAN seeds collapse): not shipped yet; "
+               "`python -m dstab zoo census --jobs 2` trains it.")  # fmt: skip
 
 st.subheader("Pages")
 pages = [

@@ -148,15 +148,18 @@ class SurfaceSpec:
             return self._compute(probe, progress, per_unit, strategy)
 
     def _compute(self, probe, progress, per_unit, strategy) -> tuple[dict, dict]:
-        from . import distributed, landscape, reference
+        from .. import distributed
+        from . import landscape, reference, rowsplit
 
         args = (probe, self.grid, self.radius, self.seed, self.bias_mode)
         if self.engine == reference.ENGINE:
             return reference.surface_ll(*args, progress, per_point=per_unit).to_record()
-        if distributed.init(probe.device):
-            rows = distributed.rows_for(self.grid, *distributed.world())
+        ctx = distributed.from_env()
+        if ctx.world > 1:
+            distributed.init(ctx, probe.device)
+            rows = rowsplit.rows_for(self.grid, ctx.rank, ctx.world)
             part = landscape.surface(*args, strategy, rows, progress, per_point=per_unit)
-            return distributed.gather(part).to_record()
+            return rowsplit.gather(part).to_record()
         return landscape.surface(*args, strategy, None, progress, per_point=per_unit).to_record()
 
     def read(self, result):

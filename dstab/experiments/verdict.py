@@ -10,6 +10,8 @@ The paper's claim ("about 2x sooner") for a variant at the reference's plateau:
 
 from __future__ import annotations
 
+from ..verdicts import FAILS, HOLDS, WEAK  # the words of the zoo's claims, for the same three outcomes
+
 FULL_METHOD = "mdlrc-clts"
 CLAIM = 2.0
 
@@ -20,12 +22,12 @@ def _fmt(x: float | None) -> str:
 
 def claim(s: dict) -> str:
     if len(s["never_reached"]) > len(s["seeds"]) / 2:
-        return "does not hold"
+        return FAILS
     if s["paired"] < 3 or s["low"] is None:
-        return "weak test"
+        return WEAK
     if s["high"] < CLAIM:
-        return "does not hold"
-    return "holds" if s["low"] > 1.0 else "weak test"
+        return FAILS
+    return HOLDS if s["low"] > 1.0 else WEAK
 
 
 def sentence(row: dict, axis: str = "iterations") -> str:
