@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from ..errors import DstabError, require
-from .hessian_settings import DEFAULT, HESSIAN_ENGINES, HessianSettings
+from .hessian_settings import HESSIAN_ENGINES, HessianSettings, optional_keys
 
 # dstab's choice, not the paper's (it does not say which t its DM Hessian used): the midpoints of the four
 # quartiles of [0, T), a 4-point quadrature of the uniformly weighted training loss
@@ -260,10 +260,7 @@ class HessianSpec(HessianSettings):
         # the Lanczos stopping rule (tol, max_steps) is left to the checkpoint's exact key: a search that
         # finds several variants falls back to `params` with the loaded model
         loose = {k: v for k, v in self.settings().items() if k not in ("tol", "max_steps", "block", "lambda_min")}
-        # block and lambda_min are keyed only when not the default (hessian.hessian_params): the same here
-        extra = {**({"block": self.block} if self.block != DEFAULT.block else {}),
-                 **({"lambda_min": True} if self.lambda_min else {})}  # fmt: skip
-        return {"engine": self.engine, **loose, **extra, "probe": probe}
+        return {"engine": self.engine, **loose, **optional_keys(self.block, self.lambda_min), "probe": probe}
 
     def build(self, bundles, device):
         return self.probe.build(bundles[0]).to(device)
