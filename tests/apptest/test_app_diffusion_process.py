@@ -44,4 +44,4 @@ def test_trajectory_ends_where_the_library_sampler_ends(app, family, shape):
     _, frames = bundle.diffusion.sample(bundle.model, NoiseSource(3, shape), "ddim", 5, trajectory=True, clip=clip)
     np.testing.assert_array_equal(stored.arrays["t"], [f[0] for f in frames])
     np.testing.assert_allclose(stored.arrays["x0_hat"], torch.stack([f[1] for f in frames]).numpy(), atol=1e-6)
-    assert at.slider(key="step").max == 4  # one position per sampler step
+    assert at.slider(key="diffusion_process.step").max == 4  # one position per sampler step

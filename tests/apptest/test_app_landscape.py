@@ -32,21 +32,24 @@ def test_toy2d_defaults_render_with_library_numbers(app):
 def test_gan_discriminator_probe_and_url_state(app):
     at = app(PAGE, data="toy2d", role="D", grid="11", radius="0.5")
     assert not at.exception, at.exception
-    assert at.selectbox(key="grid").value == 11
-    assert at.selectbox(key="radius").value == 0.5
+    assert at.selectbox(key="landscape.grid").value == 11
+    assert at.selectbox(key="landscape.radius").value == 0.5
     gan_row = at.dataframe[-1].value.to_dict("records")[1]
     assert gan_row["probe"] == "GAN, D loss"
     bundle = checkpoints.load(zoo.checkpoint_path("toy2d/gan-s0"))
     ref = landscape.surface(probes.gan_probe(bundle, "d"), 11, 0.5, 0).meta["metrics"]
     assert gan_row["relative rise at r = 0.5"] == pytest.approx(ref["relative_rise"], rel=1e-9)
-    assert at.radio(key="role").value == "D"
+    assert at.radio(key="landscape.role").value == "D"
 
 
 def test_bad_url_values_fall_back_to_defaults(app):
     at = app(PAGE, data="toy2d", grid="7", radius="abc")
     assert not at.exception, at.exception
-    assert at.selectbox(key="grid").value == 21
-    assert at.selectbox(key="radius").value == 1.0
+    assert at.selectbox(key="landscape.grid").value == 21
+    assert at.selectbox(key="landscape.radius").value == 1.0
+    notes = " ".join(w.value for w in at.warning)
+    assert "grid='7' ignored (not one of 5, 11, 21, 31, 41, 51); using the default 21" in notes
+    assert "radius='abc' ignored" in notes
 
 
 def test_costly_surface_waits_for_a_click_then_computes(app, monkeypatch):
