@@ -30,7 +30,7 @@ from .jobs import Job
 server.torch_ready()  # every analysis page imports us before it computes: torch runs with the server's threads
 
 DM_TIMESTEPS = service.DEFAULT_TIMESTEPS  # the precomputed ones
-DM_TIMESTEP_CHOICES = sorted({1, 10, 100, 250, 750, 999, *DM_TIMESTEPS})
+DM_TIMESTEP_CHOICES = list(service.SURFACE_TIMESTEPS)  # the zoo ships every DM's surface at each
 # Hessian: the report's probe and settings, which `dstab report` ships for the zoo
 HESSIAN_SETTINGS = report.HESSIAN_SETTINGS
 HESSIAN_BATCH = report.HESSIAN_PROBE["batch_size"]

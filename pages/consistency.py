@@ -36,22 +36,20 @@ def group_members(kind: str) -> list[str]:
     return consistency_mod.group_ids(sel.family, f"{kind}-{group}")
 
 
-results = {}
+top = st.empty()  # "Compute all", above the columns
 cols = dict(zip(("dm", "gan"), st.columns(2)))
+requests, members = {}, {}
 for kind in ("dm", "gan"):
     where = cols[kind]
     try:
         names = group_members(kind)
         choices = [sidebar.zoo_choices(sel.manifest["entries"])[n] for n in names]
         bundles = [sidebar.load_bundle(ch.path) for ch in choices]
-        req = analyses.consistency_request(bundles, names, num, seed, sampler, steps, sel.device)
-        with where:
-            res = compute.cached(req)
+        requests[kind] = (analyses.consistency_request(bundles, names, num, seed, sampler, steps, sel.device), where)
+        members[kind] = names
     except (DstabError, KeyError) as exc:
         where.error(f"{kind.upper()} group unavailable: {exc}")
-        continue
-    if res is not None:
-        results[kind] = (names, res)
+results = {kind: (members[kind], res) for kind, res in compute.many(requests, where_all=top).items()}
 
 for kind, (names, res) in results.items():
     where = cols[kind]

@@ -18,13 +18,23 @@ st.caption(
     "checkpoint's probe (its batch, its timestep; for a GAN its frozen partner network)."
 )
 c = st.columns(5)
-t = urlstate.select_slider("DM timestep t", analyses.DM_TIMESTEP_CHOICES, "t", analyses.DM_TIMESTEPS[1], where=c[0])
 role = urlstate.radio("GAN probe", ["G", "D"], "role", "G", where=c[1], horizontal=True).lower()
 lo = urlstate.selectbox("From alpha", [-1.0, -0.5, -0.25, 0.0], "lo", -0.5, where=c[2])
 hi = urlstate.selectbox("To alpha", [1.0, 1.25, 1.5, 2.0], "hi", 1.5, where=c[3])
 steps = urlstate.selectbox("Points per unit", [4, 10, 20, 40, 100], "steps", 20, where=c[4])
 
-results = {}
+
+def request(choice, t):
+    final, early = sidebar.load_bundle(choice.path), sidebar.load_bundle(choice.early)
+    return analyses.interpolation_request(final, early, choice.label, t, role, lo, hi, steps, sel.device)
+
+
+has_dm_line = sel.dm is not None and sel.dm.early is not None
+shown = compute.instant(lambda t: request(sel.dm, t), analyses.DM_TIMESTEP_CHOICES) if has_dm_line else []
+t = urlstate.select_slider("DM timestep t", analyses.DM_TIMESTEP_CHOICES, "t", analyses.DM_TIMESTEPS[1], where=c[0],
+                           **compute.marked(shown))  # fmt: skip
+
+requests, labels = {}, {}
 for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
     if choice is None:
         st.error(f"Pick a {kind.upper()} in the sidebar.")
@@ -36,14 +46,11 @@ for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
         )
         continue
     try:
-        final, early = sidebar.load_bundle(choice.path), sidebar.load_bundle(choice.early)
-        req = analyses.interpolation_request(final, early, choice.label, t, role, lo, hi, steps, sel.device)
-        res = compute.cached(req)
+        requests[kind] = (request(choice, t), None)
+        labels[kind] = choice.label
     except DstabError as exc:
         st.error(str(exc))
-        continue
-    if res is not None:
-        results[kind] = (choice.label, res)
+results = {kind: (labels[kind], res) for kind, res in compute.many(requests).items()}
 
 if results:
     fig = figures.interpolation_curves(results)

@@ -22,16 +22,23 @@ st.caption(
     "loss with G frozen (D). Colours and heights are the relative rise (L - L0) / |L0|, shared by both plots."
 )
 c = st.columns(5)
-t = urlstate.select_slider("DM timestep t", analyses.DM_TIMESTEP_CHOICES, "t", analyses.DM_TIMESTEPS[1], where=c[0])
 role = urlstate.radio("GAN probe", ["G", "D"], "role", "G", where=c[1], horizontal=True,
                       help="G: generator loss with D frozen; D: discriminator loss with G frozen").lower()  # fmt: skip
 grid = urlstate.selectbox("Grid size", GRIDS, "grid", 21, where=c[2])
 radius = urlstate.selectbox("Radius r", RADII, "radius", 1.0, where=c[3])
 seed = urlstate.number("Direction seed", "dseed", 0, 0, 10_000, where=c[4])
 
-results, cols = compute.side_by_side(
-    sel, lambda choice, bundle: analyses.surface_request(bundle, choice.label, t, role, grid, radius, seed, sel.device)
-)
+
+def request(choice, bundle, t):
+    return analyses.surface_request(bundle, choice.label, t, role, grid, radius, seed, sel.device)
+
+
+dm_bundle = sidebar.load_bundle(sel.dm.path) if sel.dm else None
+shown = compute.instant(lambda t: request(sel.dm, dm_bundle, t), analyses.DM_TIMESTEP_CHOICES) if sel.dm else []
+t = urlstate.select_slider("DM timestep t", analyses.DM_TIMESTEP_CHOICES, "t", analyses.DM_TIMESTEPS[1], where=c[0],
+                           **compute.marked(shown))  # fmt: skip
+
+results, cols = compute.side_by_side(sel, lambda choice, bundle: request(choice, bundle, t))
 
 if results:
     rel = {k: figures.relative_rise(r.arrays["loss"]) for k, (_, r) in results.items()}

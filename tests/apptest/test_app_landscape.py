@@ -69,3 +69,24 @@ def test_costly_surface_waits_for_a_click_then_computes(app, monkeypatch):
     ref = landscape.surface(probes.gan_probe(bundle, "g"), 5, 1.0, 0).meta["metrics"]["relative_rise"]
     assert rel == pytest.approx(ref, rel=1e-9)
     assert np.isfinite(rel)
+
+
+def test_compute_all_starts_the_dm_and_the_gan_together(app, monkeypatch):
+    monkeypatch.setenv("DSTAB_AUTO_COMPUTE_S", "0")
+    at = app(PAGE, data="toy2d", grid="5", radius="0.5")
+    assert len(at.get("plotly_chart")) == 0
+    assert [b.label for b in at.button if b.label.startswith("Compute")] == ["Compute all 2", "Compute", "Compute"]
+    next(b for b in at.button if b.label == "Compute all 2").click().run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 4
+    assert list(at.dataframe[-1].value["model"]) == ["dm-eps-s0", "gan-s0"]
+
+
+def test_timestep_control_marks_the_stored_values(app):
+    at = app(PAGE, data="toy2d", grid="5", t="250")  # computes (and stores) the DM's surface at t = 250
+    again = app(PAGE, data="toy2d", grid="5", t="10")
+    assert not again.exception, again.exception
+    options = again.select_slider(key="landscape.t").options
+    assert "250 (instant)" in options and "999" in options
+    assert again.select_slider(key="landscape.t").value == 10
+    assert at.select_slider(key="landscape.t").value == 250
