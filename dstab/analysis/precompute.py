@@ -24,19 +24,20 @@ def register(name: str, task: Task) -> None:
     TASKS[name] = task
 
 
-def _probe_settings(entry: dict) -> list[dict]:
+def _probe_settings(entry: dict, timesteps=service.DEFAULT_TIMESTEPS) -> list[dict]:
     """The default probes of an entry: DM timesteps or GAN roles."""
     if entry["kind"] == "dm":
-        return [{"timestep": t} for t in service.DEFAULT_TIMESTEPS]
+        return [{"timestep": t} for t in timesteps]
     return [{"role": r} for r in service.DEFAULT_ROLES]
 
 
 def _surfaces(entry_id: str, entry: dict, root: Path, device, log) -> int:
     bundle = service.load(entry_id)
-    for probe in _probe_settings(entry):
+    settings = _probe_settings(entry, service.SURFACE_TIMESTEPS)
+    for probe in settings:
         s, source = service.surface_for(bundle, **probe, **service.DEFAULTS, device=device, root=root)
         log(f"surface {entry_id} {probe}: centre {s.centre_loss:.4g} ({source}, {s.meta['seconds']:.1f} s)")
-    return len(_probe_settings(entry))
+    return len(settings)
 
 
 def _interpolations(entry_id: str, entry: dict, root: Path, device, log) -> int:

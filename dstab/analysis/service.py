@@ -29,6 +29,8 @@ from .landscape import Surface
 
 ENGINES = ("dstab", reference.ENGINE)
 DEFAULT_TIMESTEPS = (50, 500, 900)
+# the landscape page's timestep choices: the zoo ships a surface of every DM at each (small multiples, instant slider)
+SURFACE_TIMESTEPS = (1, 10, 50, 100, 250, 500, 750, 900, 999)
 DEFAULT_ROLES = ("g", "d")
 DEFAULTS = {"grid": 21, "radius": 1.0, "seed": 0, "batch_size": 64, "probe_seed": 0, "bias_mode": "ignore"}
 INTERP_DEFAULTS = {"lo": -0.5, "hi": 1.5, "steps": 20}
