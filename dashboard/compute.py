@@ -46,6 +46,13 @@ def cached(request, where=None) -> cache.Result | None:
     return many({"": (request, where)}).get("")
 
 
+def found(request) -> cache.Result | None:
+    """The request's result if it is at hand (this server's recent jobs, the shipped or user cache);
+    never computes, never draws."""
+    key = cache.result_key(request.name, request.params, request.shas)
+    return runner().result(key) or cache.lookup(request.name, request.params, request.shas)
+
+
 def instant(make_request, choices) -> list:
     """The choices whose result is stored (drawn at once, no computing): `make_request(choice)` is the
     `analyses.Request` the page would make with it."""
@@ -83,9 +90,7 @@ def _begin(request) -> cache.Result | Job | str:
     name, params, shas, label = request.name, request.params, request.shas, request.label
     key = cache.result_key(name, params, shas)
     jobs = runner()
-    hit = jobs.result(key)
-    if hit is None:
-        hit = cache.lookup(name, params, shas)
+    hit = found(request)
     if hit is not None:
         return hit
     job = jobs.job(key)

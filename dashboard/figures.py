@@ -75,38 +75,6 @@ def trajectory_distance(rows: list[dict], t_mark: int) -> go.Figure:
     return fig
 
 
-def relative_rise(loss: np.ndarray) -> np.ndarray:
-    """(L - L0) / |L0| with L0 the centre of the grid: a DM's and a GAN's surfaces on one scale."""
-    centre = loss[loss.shape[0] // 2, loss.shape[1] // 2]
-    return (loss - centre) / abs(centre) if centre != 0 else loss - centre
-
-
-def probe_text(meta: dict) -> str:
-    probe = meta.get("probe", {})
-    if probe.get("kind") == "dm":
-        return f"DM, t = {', '.join(str(t) for t in probe.get('timesteps', []))}"
-    return {"gan-g": "GAN, G loss", "gan-d": "GAN, D loss"}.get(probe.get("kind"), probe.get("kind", ""))
-
-
-def surface_3d(a: np.ndarray, b: np.ndarray, rel: np.ndarray, title: str, zmax: float, kind: str) -> go.Figure:
-    fig = go.Figure(go.Surface(x=b, y=a, z=rel, cmin=-zmax, cmax=zmax, colorscale="RdBu_r", showscale=False))
-    fig.update_layout(
-        title=title, height=420, margin={"l": 0, "r": 0, "b": 0, "t": 40},
-        scene={"zaxis": {"range": [-zmax, zmax], "title": "(L - L0)/|L0|"}, "xaxis_title": "d2", "yaxis_title": "d1"},
-    )  # fmt: skip
-    return fig
-
-
-def contour(a: np.ndarray, b: np.ndarray, rel: np.ndarray, title: str, zmax: float) -> go.Figure:
-    fig = go.Figure(
-        go.Contour(x=b, y=a, z=rel, zmin=-zmax, zmax=zmax, colorscale="RdBu_r", colorbar={"title": "rel. rise"})
-    )
-    fig.add_scatter(x=[0], y=[0], mode="markers", marker={"symbol": "x", "color": "black"}, name="trained weights")
-    fig.update_layout(title=title, height=420, xaxis_title="d2", yaxis_title="d1", showlegend=False)
-    fig.update_yaxes(scaleanchor="x", scaleratio=1)
-    return fig
-
-
 def smoothness_rows(label: str, meta: dict) -> list[dict]:
     m = meta.get("metrics", {})
     return [

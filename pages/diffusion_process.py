@@ -60,7 +60,8 @@ right.markdown(
     f"SNR = {abar / (1 - abar):.4g}."
 )
 downloads.figure(fig_sched, "schedule", where=right)
-downloads.numbers(figures.schedule_rows(diffusion), "schedule", where=right)
+downloads.numbers(figures.schedule_rows(diffusion), "schedule", where=right,
+                  columns={"model": sel.dm.label, "schedule": diffusion.schedule, "T": diffusion.T})  # fmt: skip
 
 st.header(f"Reverse: {sel.dm.label} denoising from one seed")
 c1, c2, c3, c4 = st.columns(4)
@@ -97,4 +98,6 @@ rows = figures.trajectory_rows(frames_t, x0_hat)
 fig_conv = figures.trajectory_distance(rows, int(frames_t[k]))
 right.plotly_chart(fig_conv, key="trajectory")
 downloads.figure(fig_conv, "trajectory", where=right)
-downloads.numbers(rows, "trajectory", where=right, extra={"params": req.params, "checkpoint": sel.dm.ref})
+run_columns = {"model": sel.dm.label, "sampler": sampler, "steps": int(steps), "seed": seed, "samples": n}
+downloads.numbers(rows, "trajectory", where=right, extra={"params": req.params, "checkpoint": sel.dm.ref},
+                  columns=run_columns)  # fmt: skip

@@ -50,5 +50,6 @@ if results:
         "unweighted variance of the Ritz values (closer to what PyHessian's density nodes give) is shown beside it."
     )
     downloads.numbers(
-        table, "hessian", extra={k: {**res.meta, "probe": res.params["probe"]} for k, (_, res) in labelled.items()}
-    )
+        table, "hessian", extra={k: {**res.meta, "probe": res.params["probe"]} for k, (_, res) in labelled.items()},
+        columns={"top_k": top_k, "trace_samples": trace_samples, "slq_runs": slq_runs, "seed": seed},
+    )  # fmt: skip

@@ -69,4 +69,6 @@ if results:
         for kind, (label, res) in results.items()
         for a, v in zip(res.arrays["alphas"], res.arrays["loss"])
     ]
-    downloads.numbers(table, "roughness", extra={"curves": curves})
+    settings = {"from alpha": lo, "to alpha": hi, "points per unit": steps}
+    downloads.numbers(table, "roughness", extra={"curves": curves}, columns=settings)
+    downloads.numbers(curves, "interpolation-curves", columns=settings)

@@ -19,7 +19,7 @@ def test_toy2d_defaults_render_with_library_numbers(app):
     at = app(PAGE, data="toy2d")
     assert not at.exception, at.exception
     assert not at.error
-    assert len(at.get("plotly_chart")) == 4  # 3-D surface and contour map for each of DM and GAN
+    assert len(at.get("plotly_chart")) == 5  # 3-D surface and contour map for each of DM and GAN, small multiples
     table = at.dataframe[-1].value  # the side-by-side smoothness table
     assert list(table["model"]) == ["dm-eps-s0", "gan-s0"]
     for row, eid in zip(table.to_dict("records"), ["toy2d/dm-eps-s0", "toy2d/gan-s0"]):
@@ -63,7 +63,7 @@ def test_costly_surface_waits_for_a_click_then_computes(app, monkeypatch):
     assert len(buttons) == 2
     buttons[1].click().run()  # the GAN's
     assert not at.exception, at.exception
-    assert len(at.get("plotly_chart")) == 2
+    assert len(at.get("plotly_chart")) == 3  # the GAN's two, and the small multiples of what is stored
     rel = at.dataframe[-1].value.to_dict("records")[0]["relative rise at r = 1.0"]
     bundle = checkpoints.load(zoo.checkpoint_path("digits/gan-s0"))
     ref = landscape.surface(probes.gan_probe(bundle, "g"), 5, 1.0, 0).meta["metrics"]["relative_rise"]
@@ -78,7 +78,7 @@ def test_compute_all_starts_the_dm_and_the_gan_together(app, monkeypatch):
     assert [b.label for b in at.button if b.label.startswith("Compute")] == ["Compute all 2", "Compute", "Compute"]
     next(b for b in at.button if b.label == "Compute all 2").click().run()
     assert not at.exception, at.exception
-    assert len(at.get("plotly_chart")) == 4
+    assert len(at.get("plotly_chart")) == 5
     assert list(at.dataframe[-1].value["model"]) == ["dm-eps-s0", "gan-s0"]
 
 
