@@ -82,23 +82,6 @@ def probe_text(meta: dict) -> str:
     return {"gan-g": "GAN, G loss", "gan-d": "GAN, D loss"}.get(probe.get("kind"), probe.get("kind", ""))
 
 
-def surface_3d(a: np.ndarray, b: np.ndarray, rel: np.ndarray, title: str, zmax: float, kind: str) -> go.Figure:
-def probe_text_a(res) -> str:
-    return probe_text({"probe": res.meta.get("probe_a", {})})
-
-
-def roughness_row(label: str, kind: str, meta: dict) -> dict:
-    m = meta.get("metrics", {})
-    return {
-        "model": label,
-        "kind": kind.upper(),
-        "probe": probe_text({"probe": meta.get("probe_a", {})}),
-        "loss early (alpha 0)": meta.get("loss_b"),
-        "loss final (alpha 1)": meta.get("loss_a"),
-        "total variation": m.get("total_variation"),
-        "monotone envelope": m.get("monotone_envelope"),
-        "roughness": m.get("roughness"),
-        "barrier": m.get("barrier"),
 def smoothness_rows(label: str, meta: dict) -> list[dict]:
     m = meta.get("metrics", {})
     return [
