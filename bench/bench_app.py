@@ -37,9 +37,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from tests.e2e.browser import LAUNCH_ARGS, wait_home_rendered  # noqa: E402
+import _repo  # puts the repository root on sys.path
+
+from tests.e2e.browser import LAUNCH_ARGS, wait_home_rendered
+
+REPO = _repo.ROOT
 
 PAGES = ["home", "landscape", "interpolation", "hessian", "consistency", "diffusion_process"]
 

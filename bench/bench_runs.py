@@ -24,6 +24,7 @@ import threading
 import time
 from pathlib import Path
 
+import _repo  # noqa: F401 (puts the repository root on sys.path)
 import torch
 
 REPO = Path(__file__).resolve().parents[1]

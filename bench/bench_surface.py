@@ -17,6 +17,7 @@ import argparse
 import math
 import time
 
+import _repo  # noqa: F401 (puts the repository root on sys.path)
 import numpy as np
 import torch
 

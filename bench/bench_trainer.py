@@ -18,6 +18,7 @@ import argparse
 import statistics
 import time
 
+import _repo  # noqa: F401 (puts the repository root on sys.path)
 import torch
 
 from dstab.training import config as train_config

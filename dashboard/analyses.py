@@ -3,7 +3,7 @@
 A `Request` is everything `compute.cached` needs. The parameters are built by
 the library's own functions (`service.probe_params`, `landscape.surface_params`,
 `hessian.hessian_params`, ...) and the computation calls the library's cached
-entry points (`service.surface_for`, `hessian.cached`, `consistency.cached`),
+entry points (`service.surface_for`, `hessian_engines.cached`, `consistency.cached`),
 so a page finds exactly the results `python -m dstab precompute` and
 `python -m dstab report` shipped, and what a page computes the CLI finds too.
 """
@@ -18,7 +18,7 @@ import torch
 
 from dstab import cache, probes, report
 from dstab.analysis import consistency as cons
-from dstab.analysis import hessian, interpolation, landscape, service
+from dstab.analysis import hessian, hessian_engines, interpolation, landscape, service
 from dstab.checkpoints import Bundle
 from dstab.defaults import CONSISTENCY_PARAMS
 from dstab.diffusion import NoiseSource
@@ -113,7 +113,7 @@ def hessian_request(bundle: Bundle, label: str, timestep, role: str, settings: d
     params = hessian.hessian_params(probe, "dstab", **settings)
 
     def run(job: Job) -> cache.Result:
-        spectrum, source = hessian.cached(probe, "dstab", progress=job.progress, **settings)
+        spectrum, source = hessian_engines.cached(probe, "dstab", progress=job.progress, **settings)
         meta, arrays = spectrum.to_record()
         return cache.Result(meta, arrays, key="", source=source, params=params)
 

@@ -1,11 +1,9 @@
 """Process-wide settings of the dashboard server.
 
-- Torch CPU threads: DSTAB_THREADS, default half the cores (at most 4). The
-  server runs a page script and a background job at once, often beside other
-  work; measured on a loaded 2-core machine (2026-11-26), a probe loss took
-  3.6 s with 2 threads against 0.056 s with 1 (OpenMP threads spinning for
-  cores they do not get). Set by `torch_ready()`, which whatever first needs
-  PyTorch calls.
+- Torch CPU threads: `dstab.device.default_threads()` (DSTAB_THREADS, default
+  half the cores, at most 4; the CLI uses the same rule). The server runs a
+  page script and a background job at once, often beside other work. Set by
+  `torch_ready()`, which whatever first needs PyTorch calls.
 - PyTorch is imported lazily: the home page reads the manifest and the shipped
   results without it, so a cold server shows Home in well under the ~1.5 s
   `import torch` costs; after that first run `warm_up()` imports torch (and
@@ -30,6 +28,8 @@ import sys
 import threading
 from pathlib import Path
 
+from dstab.device import default_threads, set_threads
+
 _configured = False
 _torch_lock = threading.Lock()
 _torch_threads_set = False
@@ -37,10 +37,6 @@ _warm_lock = threading.Lock()
 _warm_thread: threading.Thread | None = None
 _preloaded = threading.Event()
 _active_runs = 0
-
-
-def threads() -> int:
-    return int(os.environ.get("DSTAB_THREADS", min(4, max(1, (os.cpu_count() or 2) // 2))))
 
 
 def configure() -> None:
@@ -63,7 +59,7 @@ def torch_ready():
 
     with _torch_lock:
         if not _torch_threads_set:
-            torch.set_num_threads(threads())
+            set_threads()
             _torch_threads_set = True
     return torch
 
@@ -196,7 +192,7 @@ def device_label() -> str:
 
     Once PyTorch is imported it decides; before, the driver is asked directly (a CUDA build of torch
     plus a GPU NVML can see), which is what torch.cuda.is_available() finds on a working install."""
-    n = threads()
+    n = default_threads()
     if torch_imported():
         import torch
 

@@ -50,7 +50,7 @@ class Selection:
     def device(self):
         """The torch.device analyses run on: CUDA when present. Imports PyTorch (Home never asks)."""
         server.torch_ready()
-        from dstab.commands import resolve_device
+        from dstab.device import resolve_device
 
         return resolve_device("auto")
 

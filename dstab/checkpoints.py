@@ -8,19 +8,17 @@ architecture configs, diffusion (schedule, T, prediction type), dataset,
 step, seed, git commit, storage dtype and the sha256 of the weights, which
 `load()` verifies. Weights may be stored as float16; they always load as float32.
 
-Other files go through importers (registered with `register_importer`); a
-pickle is only ever opened with `torch.load(weights_only=True)`.
+Other files go through the importers of `dstab.importers`, asked in the order
+of its static table `IMPORTERS`; a pickle is only ever opened with
+`torch.load(weights_only=True)`. The Bundle and the header live in
+`dstab.bundle`, which the importers share with this module.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import os
-import pickle
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -28,56 +26,20 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from . import __version__, models
+from .bundle import (  # noqa: F401 (part of this module's API)
+    FORMAT,
+    FORMAT_VERSION,
+    OPTIONAL_ROLES,
+    ROLES,
+    Bundle,
+    build_filled,
+    make_header,
+    safe_torch_load,
+)
 from .diffusion import Diffusion
 from .errors import DstabError
 from .fileio import atomic_write_bytes, file_sha256, git_commit  # noqa: F401 (part of this module's API)
-
-FORMAT = "dstab-checkpoint"
-FORMAT_VERSION = 1
-ROLES = {"dm": ("model",), "gan": ("generator", "discriminator")}
-# a GAN imported without its discriminator (pytorch/examples saves netG and netD apart)
-# can still sample and be compared for consistency; analyses that need D say so
-OPTIONAL_ROLES = {"discriminator"}
-
-
-@dataclass
-class Bundle:
-    """A loaded checkpoint: its header and ready-to-use modules (eval mode, float32)."""
-
-    header: dict
-    modules: dict[str, torch.nn.Module]
-    path: Path | None = None
-    sha256: str | None = None  # of the file, for cache keys
-    diffusion: Diffusion | None = None
-    extras: dict = field(default_factory=dict)
-
-    @property
-    def kind(self) -> str:
-        return self.header["kind"]
-
-    @property
-    def model(self) -> torch.nn.Module:
-        return self.modules["model"]
-
-    @property
-    def generator(self) -> torch.nn.Module:
-        return self.modules["generator"]
-
-    @property
-    def discriminator(self) -> torch.nn.Module:
-        if "discriminator" not in self.modules:
-            raise DstabError(f"{self.name} has no discriminator (imported without one); this needs a GAN with D")
-        return self.modules["discriminator"]
-
-    def to(self, device) -> Bundle:
-        for m in self.modules.values():
-            m.to(device)
-        return self
-
-    @property
-    def name(self) -> str:
-        return self.header.get("name") or (self.path.stem if self.path else "checkpoint")
+from .importers import IMPORTERS
 
 
 def weights_sha256(tensors: dict[str, torch.Tensor]) -> str:
@@ -88,24 +50,6 @@ def weights_sha256(tensors: dict[str, torch.Tensor]) -> str:
         h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-def make_header(kind: str, arch: dict, dataset: str, step: int, seed: int, **extra) -> dict:
-    if kind not in ROLES:
-        raise DstabError(f"unknown checkpoint kind {kind!r}; choose 'dm' or 'gan'")
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "kind": kind,
-        "arch": arch,
-        "dataset": dataset,
-        "step": int(step),
-        "seed": int(seed),
-        "git_commit": git_commit(),
-        "dstab_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        **extra,
-    }
 
 
 def save(path: str | os.PathLike, header: dict, modules: dict[str, torch.nn.Module], dtype=torch.float32) -> str:
@@ -148,29 +92,6 @@ def _role_state(tensors: dict[str, torch.Tensor], role: str) -> dict[str, torch.
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}  # build_filled makes float32
 
 
-def build_filled(arch: dict, state: dict[str, torch.Tensor], what, problem: str = "header and weights disagree"):
-    """The module `arch` describes, holding `state` (as float32), once every key and shape fits.
-    `what` names the source in the error, `problem` says what a misfit means there."""
-    module = models.build(arch)
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise DstabError(
-            f"{what}: {problem}: missing {missing[:5]}, unexpected {unexpected[:5]} "
-            f"({len(missing)} missing, {len(unexpected)} unexpected keys)"
-        )
-    wrong = [k for k in own if own[k].shape != state[k].shape]
-    if wrong:
-        k = wrong[0]
-        raise DstabError(
-            f"{what}: {problem} on {len(wrong)} shapes, e.g. {k}: "
-            f"architecture wants {tuple(own[k].shape)}, file has {tuple(state[k].shape)}"
-        )
-    module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    return module.eval()
-
-
 def bundle_from_tensors(header: dict, tensors: dict[str, torch.Tensor], path: Path | None = None) -> Bundle:
     kind = header.get("kind")
     if kind not in ROLES:
@@ -201,29 +122,6 @@ def _load_native(path: Path, raw: bytes) -> Bundle | None:
     return bundle
 
 
-def safe_torch_load(path: Path):
-    """torch.load restricted to tensors and plain containers: never runs pickled code."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported object"
-        raise DstabError(
-            f"{path}: refused: this pickle holds objects beyond tensors and plain containers "
-            f"and could run code when loaded ({first}); re-save it as a state dict"
-        ) from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise DstabError(f"{path}: cannot be read as a PyTorch file ({exc}); is it truncated?") from None
-
-
-# Importers for published formats: (name, detect(path) -> bool, load(path, **hints) -> Bundle)
-Importer = tuple[str, Callable[[Path], bool], Callable[..., Bundle]]
-IMPORTERS: list[Importer] = []
-
-
-def register_importer(name: str, detect: Callable[[Path], bool], loader: Callable[..., Bundle]) -> None:
-    IMPORTERS.append((name, detect, loader))
-
-
 def load(path: str | os.PathLike, **hints) -> Bundle:
     """Any checkpoint dstab understands -> a Bundle of float32 modules in eval mode."""
     path = Path(path)
@@ -234,18 +132,13 @@ def load(path: str | os.PathLike, **hints) -> Bundle:
         bundle = _load_native(path, raw)
         if bundle is not None:
             return bundle
-    for _name, detect, loader in IMPORTERS:
-        if detect(path):
-            bundle = loader(path, **hints)
+    for importer in IMPORTERS:
+        if importer.detect(path):
+            bundle = importer.load(path, **hints)
             if bundle.sha256 is None and path.is_file():
                 bundle.sha256 = file_sha256(path)
             return bundle
     if path.is_file() and path.suffix in (".pt", ".pth", ".ckpt", ".bin"):
         safe_torch_load(path)  # refuses code-running pickles with a clear message
-    known = ", ".join(name for name, _, _ in IMPORTERS) or "none installed"
+    known = ", ".join(importer.name for importer in IMPORTERS)
     raise DstabError(f"{path} is not a dstab checkpoint and no importer recognises it (importers: {known})")
-
-
-# Published formats (improved/guided-diffusion, diffusers, DCGAN) register themselves;
-# imported last because they use the names above.
-from . import importers  # noqa: E402, F401

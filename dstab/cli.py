@@ -1,9 +1,12 @@
 """`python -m dstab <command>`: every figure of the dashboard, headless.
 
-Each command lives in a module of `dstab.commands` exposing
-`register(subparsers)`; it sets `func(args) -> int` on its parser. A
-`DstabError` (bad input) is printed on one line and exits with status 2;
-anything else is a bug and keeps its traceback.
+Commands are listed in the static table `dstab.commands.COMMANDS`; only the
+module of the command being run is imported, so `--help` and `--version`
+import neither PyTorch nor any analysis. A module exposes `register(sub)`,
+which sets `func(args) -> int` on its parsers. A compute command's
+`--threads` is applied here, before it runs. A `DstabError` (bad input) is
+printed on one line and exits with status 2; anything else is a bug and
+keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,23 +16,8 @@ import importlib
 import sys
 
 from . import __version__
+from .commands import COMMANDS
 from .errors import DstabError
-
-# one module per command group; each adds its subcommands
-COMMAND_MODULES = [
-    "zoo",
-    "sample",
-    "info",
-    "convert",
-    "train",
-    "features",
-    "reproduce",
-    "landscape",
-    "hessian",
-    "consistency",
-    "report",
-    "runs",
-]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,7 +26,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with `command`'s module registered; every other command is only listed."""
     parser = _Parser(
         prog="python -m dstab",
         description="dstab: why diffusion models train more stably than GANs. "
@@ -47,14 +36,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dstab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"dstab.commands.{name}").register(sub)
+    chosen = COMMANDS[command].module if command in COMMANDS else None
+    for name, entry in COMMANDS.items():
+        if entry.module != chosen:
+            sub.add_parser(name, help=entry.help, add_help=False)
+        elif name == next(n for n, e in COMMANDS.items() if e.module == chosen):
+            importlib.import_module(f"dstab.commands.{chosen}").register(sub)
     return parser
 
 
+def _command(argv: list[str]) -> str | None:
+    # the top-level options take no values, so the first word is the command
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command(argv)).parse_args(argv)
     try:
+        if hasattr(args, "torch_threads"):
+            from .device import set_threads
+
+            set_threads(args.torch_threads)
         return int(args.func(args) or 0)
     except DstabError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -13,3 +13,12 @@ class DstabError(ValueError):
 def require(condition: bool, message: str) -> None:
     if not condition:
         raise DstabError(message)
+
+
+def is_int(v) -> bool:
+    """An integer option value (a JSON true/false is not one)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import __version__, cache, checkpoints, probes, resultsmd, zoo
 from .analysis import consistency as cons
-from .analysis import hessian, precompute
+from .analysis import hessian_engines, precompute
 from .checkpoints import git_commit
 from .defaults import CONSISTENCY_SETTINGS, HESSIAN_PROBE, HESSIAN_SETTINGS, SAMPLERS, hessian_timesteps  # noqa: F401
 from .errors import DstabError
@@ -106,7 +106,7 @@ def hessian_rows(root, settings: dict, device, store, log) -> list[dict]:
 def hessian_row(root, eid: str, role: str | None, settings: dict, device, store, log) -> dict:
     bundle = checkpoints.load(zoo.checkpoint_path(eid, root=root))
     probe = default_probe(bundle, role).to(device)
-    result, source = hessian.cached(probe, "dstab", root=store, **settings)
+    result, source = hessian_engines.cached(probe, "dstab", root=store, **settings)
     s = result.summary()
     log(f"hessian {eid} {probe.kind}: lambda_1 {s['lambda_1']:.4g}, sigma2 {s['sigma2']:.4g} ({source})")
     return {"id": eid, "probe": probe.kind, **s}

@@ -21,6 +21,13 @@ def sample_shape(bundle: Bundle) -> tuple[int, ...]:
     return (a["data_dim"],)
 
 
+def clips_x0(shape) -> bool:
+    """Whether samplers clip x0 estimates to [-1, 1]: only for images (C, H, W), which live there;
+    2-D toy points reach radius ~2 and would be squashed onto a square. The one rule for
+    every sampler call (sampling here, the trainer's evaluator in analysis/fid.py)."""
+    return len(shape) == 3
+
+
 @torch.no_grad()
 def generate(
     bundle: Bundle, n: int, seed: int, sampler: str = "ddpm", steps: int | None = None, eta: float = 0.0, device="cpu"
@@ -32,9 +39,7 @@ def generate(
     noise = NoiseSource(seed, (n, *shape))
     if bundle.kind == "dm":
         model = bundle.model.to(device).eval()
-        # x0 estimates are clipped to the data range only for images, which live in [-1, 1];
-        # 2-D toy points reach radius ~2 and would be squashed onto a square
-        clip = len(shape) == 3
+        clip = clips_x0(shape)
         classes = bundle.header["arch"].get("num_classes")
         y = {"y": noise.labels(classes).to(device)} if classes else {}
         return bundle.diffusion.sample(

@@ -125,3 +125,70 @@ def test_gan_runs_get_the_metric_without_sampler_steps(tmp_path, monkeypatch):
     runner.start(tmp_path / "g", cfg, echo=False)
     names = {n for _, n, _, _ in read_metrics(tmp_path / "g" / "metrics.sqlite")}
     assert "fd_points@32" in names and "d_loss" in names
+
+
+def test_metric_names_carry_the_number_of_noise_seeds():
+    assert fid.metric_name("mmd2", 500, 50, seeds=3) == "mmd2@500x50ddim~3"
+    assert (
+        fid.metric_label("mmd2@500x50ddim~3")
+        == "MMD^2 (RBF, 2-D points), 500 samples, 50 DDIM steps, mean of 3 noise seeds"
+    )
+
+
+def _zoo_toy_evaluation(**over):
+    from dstab import checkpoints
+    from dstab.training.config import TrainConfig
+
+    bundle = checkpoints.load(checkpoints_dir() / "toy2d" / "dm-eps-s0" / "final.safetensors")
+    cfg = TrainConfig(dataset="toy2d:8gaussians", arch=bundle.header["arch"], **over)
+    ev = fid.TrainingEvaluator(cfg, data.load("toy2d:8gaussians"))
+    return ev, bundle
+
+
+def checkpoints_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_toy_evaluator_does_not_clip_points_and_sees_the_modes(tmp_path, monkeypatch):
+    monkeypatch.setenv("DSTAB_CACHE", str(tmp_path))
+    ev, bundle = _zoo_toy_evaluation(eval_samples=500, eval_sampler_steps=50)
+    out = ev({"model": bundle.model}, bundle.diffusion)
+    assert out["fd_points@500x50ddim"] < 0.01  # 0.48 when x0 estimates were clipped to [-1, 1]^2
+    assert out["mode_coverage@500x50ddim"] == 8 and out["mode_precision@500x50ddim"] > 0.5
+    assert 0 < out["mmd2@500x50ddim"] < 0.1 and out["sw2@500x50ddim"] < 0.3
+    # the same fixed noise at every evaluation: a second call repeats every number exactly
+    assert ev({"model": bundle.model}, bundle.diffusion) == out
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_several_evaluation_seeds_are_averaged(tmp_path, monkeypatch):
+    monkeypatch.setenv("DSTAB_CACHE", str(tmp_path))
+    singles = []
+    for seed in (4, 5):
+        ev, bundle = _zoo_toy_evaluation(eval_samples=64, eval_sampler_steps=5, eval_seed=seed)
+        singles.append(ev({"model": bundle.model}, bundle.diffusion))
+    ev, bundle = _zoo_toy_evaluation(eval_samples=64, eval_sampler_steps=5, eval_seed=4, eval_seeds=2)
+    both = ev({"model": bundle.model}, bundle.diffusion)
+    assert singles[0] != singles[1]
+    for name, value in both.items():
+        single = name.removesuffix("~2")
+        assert value == pytest.approx((singles[0][single] + singles[1][single]) / 2, rel=1e-12)
+
+
+def test_digit_samples_are_still_clipped_to_the_image_range():
+    from dstab.diffusion import Diffusion, NoiseSource
+    from dstab.sampling import clips_x0
+
+    class Far(torch.nn.Module):  # predicts eps = -10 x_t: x0 estimates far outside [-1, 1]
+        def forward(self, x, t, y=None):
+            return -10.0 * x
+
+    diffusion = Diffusion.from_config({"schedule": "linear", "T": 50, "prediction": "eps"})
+    shape = (1, 8, 8)
+    x = fid.generate({"model": Far()}, diffusion, 4, 0, 5, shape, "cpu")
+    want = diffusion.ddim_sample(Far(), NoiseSource(0, (4, *shape)), steps=5, eta=0.0, clip=True)
+    assert clips_x0(shape) and not clips_x0((2,))
+    assert torch.equal(x, want) and x.abs().max() <= 1.0 + 1e-6

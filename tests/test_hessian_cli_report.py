@@ -13,7 +13,7 @@ import torch
 
 from dstab import checkpoints, cli, probes, report
 from dstab.analysis import consistency as cons
-from dstab.analysis import hessian
+from dstab.analysis import hessian, hessian_engines
 from tests.conftest import write_zoo
 
 torch.set_num_threads(1)
@@ -126,7 +126,7 @@ def test_precompute_tasks_fill_the_shipped_cache(ckpts, caches):
     # the report's default request for the same probe is served from the shipped cache
     bundle = checkpoints.load(root / "toy2d/gan-s0/final.safetensors")
     probe = report.default_probe(bundle, "d")
-    result, source = hessian.cached(probe, "dstab", **report.HESSIAN_SETTINGS)
+    result, source = hessian_engines.cached(probe, "dstab", **report.HESSIAN_SETTINGS)
     assert source == "shipped" and result.summary()["settings"]["slq_steps"] == report.HESSIAN_SETTINGS["slq_steps"]
 
 

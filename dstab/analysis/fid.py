@@ -30,9 +30,21 @@ from .. import data
 from ..checkpoints import atomic_write_bytes, file_sha256, safe_torch_load
 from ..diffusion import NoiseSource
 from ..errors import DstabError, require
-from . import features
+from ..sampling import clips_x0
+from . import distmetrics, features
 
-LABELS = {"fid": "FID", "fd_local": "FD (local features)", "fd_points": "FD (raw 2-D points)"}
+LABELS = {
+    "fid": "FID",
+    "fd_local": "FD (local features)",
+    "fd_points": "FD (raw 2-D points)",
+    "mmd2": "MMD^2 (RBF, 2-D points)",
+    "sw2": "sliced W2 (2-D points)",
+    "mode_coverage": "modes covered",
+    "mode_precision": "mode precision",
+}
+POINT_METRICS = ("mmd2", "sw2", "mode_coverage", "mode_precision")  # 2-D data; modes only for mixtures
+HIGHER_IS_BETTER = ("mode_coverage", "mode_precision")
+REFERENCE_POINTS = 1000  # the data sample that 2-D evaluations are measured against
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's FID_WEIGHTS_URL file
 
 
@@ -56,17 +68,20 @@ def fd(feats_a, feats_b) -> float:
     return frechet_distance(*gaussian_stats(feats_a), *gaussian_stats(feats_b))
 
 
-def metric_name(metric: str, n: int, sampler_steps: int | None) -> str:
-    """e.g. fd_local@500x50ddim (DM samples by 50 DDIM steps) or fid@500 (GAN samples)."""
-    return f"{metric}@{n}" + (f"x{sampler_steps}ddim" if sampler_steps else "")
+def metric_name(metric: str, n: int, sampler_steps: int | None, seeds: int = 1) -> str:
+    """e.g. fd_local@500x50ddim (DM samples by 50 DDIM steps), fid@500 (GAN samples), and
+    mmd2@500x50ddim~3 for the mean over 3 evaluation noise seeds."""
+    return f"{metric}@{n}" + (f"x{sampler_steps}ddim" if sampler_steps else "") + (f"~{seeds}" if seeds > 1 else "")
 
 
 def metric_label(name: str) -> str:
     """'fd_local@500x50ddim' -> 'FD (local features), 500 samples, 50 DDIM steps'."""
     metric, _, rest = name.partition("@")
+    rest, _, seeds = rest.partition("~")
     n, _, steps = rest.partition("x")
     out = f"{LABELS.get(metric, metric)}, {n} samples"
-    return out + (f", {steps.removesuffix('ddim')} DDIM steps" if steps else "")
+    out += f", {steps.removesuffix('ddim')} DDIM steps" if steps else ""
+    return out + (f", mean of {seeds} noise seeds" if seeds else "")
 
 
 # --- InceptionV3 (pytorch-fid) ------------------------------------------------------------------
@@ -179,21 +194,27 @@ def reference_stats(ext: Extractor, dataset: data.Dataset) -> tuple[np.ndarray, 
 
 @torch.no_grad()
 def generate(modules: dict, diffusion, n: int, seed: int, sampler_steps: int, shape, device) -> torch.Tensor:
-    """n EMA samples: DDIM (eta 0) for a DM, G(z) for a GAN, noise from NoiseSource(seed)."""
+    """n EMA samples: DDIM (eta 0) for a DM, G(z) for a GAN, noise from NoiseSource(seed). x0
+    estimates are clipped by `sampling.clips_x0`, the rule `dstab sample` follows too."""
     noise = NoiseSource(seed, (n, *shape))
     net = modules["model"] if diffusion is not None else modules["generator"]
     was_training = net.training
     net.eval()
     try:
         if diffusion is not None:
-            return diffusion.ddim_sample(net, noise, steps=sampler_steps, eta=0.0, device=device).cpu()
+            clip = clips_x0(shape)
+            return diffusion.ddim_sample(net, noise, steps=sampler_steps, eta=0.0, device=device, clip=clip).cpu()
         return net(noise.latent(net.latent_shape).to(device)).cpu()
     finally:
         net.train(was_training)
 
 
 class TrainingEvaluator:
-    """The trainer's periodic metric: FD/FID of EMA samples against the dataset."""
+    """The trainer's periodic metrics of EMA samples against the dataset: FD/FID, and for 2-D
+    point data also the distribution metrics of `distmetrics` (FD on raw points sees only means
+    and covariances). The sampling noise comes from the fixed seeds eval_seed .. eval_seed +
+    eval_seeds - 1, the same at every evaluation of every run, so curves differ by the model only;
+    with several seeds every metric is their mean."""
 
     def __init__(self, cfg, dataset: data.Dataset, device="cpu"):
         self.cfg, self.dataset, self.device = cfg, dataset, device
@@ -201,17 +222,39 @@ class TrainingEvaluator:
         self.ext = extractor(metric, dataset, device)
         self.ref = reference_stats(self.ext, dataset)
         steps = cfg.eval_sampler_steps if cfg.kind == "dm" else None
-        self.name = metric_name(metric, cfg.eval_samples, steps)
+        self.names = {m: metric_name(m, cfg.eval_samples, steps, cfg.eval_seeds) for m in (metric, *POINT_METRICS)}
+        self.name = self.names[metric]
+        # one fixed draw of the distribution for every run, whatever its data_seed
+        self.points = None if dataset.image else data.load(dataset.spec, seed=0).data[:REFERENCE_POINTS].double()
+
+    def _one(self, x: torch.Tensor) -> dict:
+        out = {self.name: frechet_distance(*gaussian_stats(self.ext(x)), *self.ref)}
+        if self.points is not None:
+            out.update(self._point_metrics(x.double()))
+        return out
+
+    def _point_metrics(self, x: torch.Tensor) -> dict:
+        n = self.names
+        out = {n["mmd2"]: distmetrics.mmd2(x, self.points), n["sw2"]: distmetrics.sliced_w2(x, self.points)}
+        if self.dataset.spec == "toy2d:8gaussians":
+            modes = distmetrics.mode_stats(x, data.EIGHT_GAUSSIANS_CENTRES, data.EIGHT_GAUSSIANS_STD)
+            out.update({n["mode_coverage"]: modes["coverage"], n["mode_precision"]: modes["precision"]})
+        return out
 
     def __call__(self, modules: dict, diffusion) -> dict:
         c = self.cfg
-        x = generate(
-            modules,
-            diffusion,
-            c.eval_samples,
-            c.eval_seed,
-            c.eval_sampler_steps,
-            self.dataset.sample_shape,
-            self.device,
-        )
-        return {self.name: frechet_distance(*gaussian_stats(self.ext(x)), *self.ref)}
+        rows = [
+            self._one(
+                generate(
+                    modules,
+                    diffusion,
+                    c.eval_samples,
+                    seed,
+                    c.eval_sampler_steps,
+                    self.dataset.sample_shape,
+                    self.device,
+                )
+            )
+            for seed in range(c.eval_seed, c.eval_seed + c.eval_seeds)
+        ]
+        return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}

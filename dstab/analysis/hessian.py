@@ -58,7 +58,6 @@ import numpy as np
 import torch
 from scipy.linalg import eigh_tridiagonal
 
-from .. import cache
 from ..errors import DstabError, require
 from .landscape import CostWarning
 
@@ -525,31 +524,3 @@ def hessian_params(
         "tol": float(tol),
         "max_steps": int(max_steps),
     }
-
-
-def analyse(probe, engine: str = "dstab", progress=None, **settings) -> HessianSpectrum:
-    """The spectrum by the named engine: dstab's own, or PyHessian as the paper used it."""
-    if check_engine(engine) == "pyhessian":
-        from . import hessian_ref  # imports pyhessian, which imports this module
-
-        return hessian_ref.spectrum(probe, progress=progress, **settings)
-    return spectrum(probe, progress=progress, **settings)
-
-
-def cached(
-    probe, engine: str = "dstab", refresh: bool = False, progress=None, root=None, **settings
-) -> tuple[HessianSpectrum, str]:
-    """(spectrum, where it came from: "shipped", "user" or "computed") through the results cache,
-    keyed by the probe's checkpoint sha256 and every setting;
-    computed results go to `root` (default: the user cache)."""
-    params = hessian_params(probe, engine, **settings)
-    sha = probe.describe().get("checkpoint_sha256")
-    found = cache.get_or_compute(
-        "hessian",
-        params,
-        [sha] if sha else [],
-        lambda: analyse(probe, engine, progress, **settings).to_record(),
-        refresh,
-        root,
-    )
-    return HessianSpectrum.from_record(found.meta, found.arrays), found.source

@@ -1,24 +1,61 @@
-"""CLI command groups; see dstab.cli."""
+"""CLI command groups; see dstab.cli.
+
+`COMMANDS` is the static table of every command: its name, the module of this
+package that registers it, and its one-line help. `python -m dstab --help`
+lists the table without importing any command module (so without PyTorch);
+a command's module is imported only when that command runs. Each module's
+`register(sub)` adds its commands with `add_command`, which takes the help line
+from the table, so the listing and the command cannot disagree.
+"""
 
 from __future__ import annotations
 
-import torch
-
-from ..errors import DstabError
+from typing import NamedTuple
 
 
-def resolve_device(name: str | None) -> torch.device:
-    """'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N'."""
-    if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise DstabError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DstabError("CUDA was requested but no CUDA device is available; use --device cpu")
-    return dev
+class Command(NamedTuple):
+    module: str  # dstab.commands.<module> registers it
+    help: str
+
+
+COMMANDS: dict[str, Command] = {
+    "zoo": Command("zoo", "build or list the embedded zoo of DMs and GANs"),
+    "sample": Command("sample", "write a PNG grid of a checkpoint's samples"),
+    "info": Command("info", "print a checkpoint's header as JSON"),
+    "convert": Command("convert", "write an imported checkpoint in dstab's format"),
+    "train": Command("train", "train a DM or GAN in a run directory (presets: the paper's MDLRC+CLTS and its peers)"),
+    "features": Command("features", "train the small digit classifier whose features give FD (local features)"),
+    "reproduce": Command("reproduce", "re-run one of the paper's experiments at small scale"),
+    "surface": Command("landscape", "2-D loss surface around a checkpoint (Li et al. 2018)"),
+    "interpolate": Command("landscape", "1-D loss along the line between two checkpoints"),
+    "precompute": Command("landscape", "precompute the zoo's default results into <zoo>/results"),
+    "hessian": Command(
+        "hessian", "Hessian spectrum of a checkpoint's loss (lambda_1, lambda_min, trace, sigma^2, density)"
+    ),
+    "consistency": Command("consistency", "PSNR consistency C(q) of models sampled from one seed (paper Eq. 1)"),
+    "report": Command("report", "run the paper's comparisons on the zoo and write RESULTS.md"),
+    "runs": Command("runs", "start, watch, stop and resume background training runs"),
+}
+
+
+def add_command(sub, name: str, **kwargs):
+    """The parser of command `name`, with its help line from `COMMANDS`."""
+    return sub.add_parser(name, help=COMMANDS[name].help, **kwargs)
 
 
 def add_device_arg(parser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default: CUDA if present), cpu, cuda, cuda:N")
+
+
+def add_threads_arg(parser, default: int | None = None, why: str = "") -> None:
+    """`--threads N`; dstab.cli sets torch's CPU threads from it before the command runs.
+    `default` None: `dstab.device.default_threads()` ($DSTAB_THREADS, else half the cores, at most 4)."""
+    shown = "$DSTAB_THREADS, else half the cores, at most 4" if default is None else str(default)
+    parser.add_argument(
+        "--threads",
+        dest="torch_threads",
+        type=int,
+        default=default,
+        metavar="N",
+        help=f"torch CPU threads (default {shown}{why})",
+    )

@@ -8,14 +8,15 @@ from pathlib import Path
 import numpy as np
 
 from ..analysis import consistency as cons
+from ..device import resolve_device
 from ..errors import require
-from . import add_device_arg, resolve_device
+from . import add_command, add_device_arg, add_threads_arg
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "consistency",
-        help="PSNR consistency C(q) of models sampled from one seed (paper Eq. 1)",
         description="N models each draw --num samples from ONE sampling seed (DMs: the same x_T and per-step "
         "noise; GANs: the same z). C(q) is the mean over samples of the mean PSNR of models 2..N against model 1 "
         "(peak 2 for images in [-1, 1], capped at 100 dB). Writes consistency.json, .npz and a PNG grid "
@@ -36,6 +37,7 @@ def register(sub) -> None:
     p.add_argument("--stage", choices=["final", "early"], default="final", help="zoo checkpoint stage")
     p.add_argument("--refresh", action="store_true", help="recompute even when a cached result exists")
     add_device_arg(p)
+    add_threads_arg(p)
     p.set_defaults(func=run)
 
 

@@ -7,14 +7,15 @@ import torch
 from .. import checkpoints, models
 from ..errors import DstabError
 from ..importers.openai import PRESETS
+from . import add_command
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "convert",
-        help="write an imported checkpoint in dstab's format",
         description="Load a checkpoint of any format dstab imports (improved-/guided-diffusion .pt, diffusers "
         "folder, pytorch/examples DCGAN netG/netD) and write it as one dstab .safetensors file, which then "
         "loads without flags. See README 'Use your own checkpoints'.",

@@ -9,11 +9,12 @@ import numpy as np
 import torch
 
 from .. import probes
-from ..analysis import hessian
+from ..analysis import hessian, hessian_engines
 from ..analysis.consistency import load_models
+from ..device import resolve_device
 from ..errors import DstabError, require
 from ..figures import line_image
-from . import add_device_arg, resolve_device
+from . import add_command, add_device_arg, add_threads_arg
 
 # dstab's choice, not the paper's (it does not say which t its DM Hessian used): the midpoints of
 # the four quartiles of [0, T), a 4-point quadrature of the uniformly weighted training loss
@@ -21,9 +22,9 @@ DEFAULT_TIMESTEP_FRACTIONS = (0.125, 0.375, 0.625, 0.875)
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "hessian",
-        help="Hessian spectrum of a checkpoint's loss (lambda_1, lambda_min, trace, sigma^2, density)",
         description="Top-k eigenvalues by Lanczos, trace by Hutchinson and the eigenvalue density by "
         "stochastic Lanczos quadrature of a DM's L_simple or a GAN's G/D loss on a fixed seeded batch "
         "(the paper's Sec. 3.2 numbers). Writes hessian.json, hessian.npz and hessian.png into --output.",
@@ -42,6 +43,7 @@ def register(sub) -> None:
     p.add_argument("--stage", choices=["final", "early"], default="final", help="zoo checkpoint stage")
     p.add_argument("--refresh", action="store_true", help="recompute even when a cached result exists")
     add_device_arg(p)
+    add_threads_arg(p)
     p.set_defaults(func=run)
 
 
@@ -103,7 +105,7 @@ def run(args) -> int:
         "seed": args.seed,
     }
     with torch.enable_grad():
-        result, source = hessian.cached(probe, args.engine, args.refresh, tick, **settings)
+        result, source = hessian_engines.cached(probe, args.engine, args.refresh, tick, **settings)
     for bar in bars.values():
         bar.close()
     s = result.summary()

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 from .. import checkpoints, models
+from . import add_command
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "info", help="print a checkpoint's header as JSON", description="Print a checkpoint's header as JSON."
-    )
+    p = add_command(sub, "info", description="Print a checkpoint's header as JSON.")
     p.add_argument("checkpoint", help="a .safetensors checkpoint, or any format an importer knows")
     p.set_defaults(func=run)
 

@@ -22,8 +22,9 @@ from ..analysis import distributed, figures, interpolation, precompute, service
 from ..analysis.directions import BIAS_MODES
 from ..analysis.landscape import STRATEGIES, CostWarning
 from ..checkpoints import atomic_write_bytes
+from ..device import resolve_device
 from ..errors import require
-from . import add_device_arg, resolve_device
+from . import add_command, add_device_arg, add_threads_arg
 
 
 def _probe_args(p) -> None:
@@ -40,12 +41,13 @@ def _probe_args(p) -> None:
     p.add_argument("--out", type=Path, default=Path("."), help="output folder (default: current folder)")
     p.add_argument("--refresh", action="store_true", help="recompute even when a cached result exists")
     add_device_arg(p)
+    add_threads_arg(p)
 
 
 def register(sub) -> None:
-    s = sub.add_parser(
+    s = add_command(
+        sub,
         "surface",
-        help="2-D loss surface around a checkpoint (Li et al. 2018)",
         description="Loss on a grid x grid plane spanned by two filter-normalised random directions "
         "around a checkpoint (a file or a zoo id such as digits/dm-eps-s0). Under torchrun the grid rows are "
         "split across ranks.",
@@ -60,9 +62,9 @@ def register(sub) -> None:
     _probe_args(s)
     s.set_defaults(func=run_surface)
 
-    i = sub.add_parser(
+    i = add_command(
+        sub,
         "interpolate",
-        help="1-D loss along the line between two checkpoints",
         description="Loss of theta(alpha) = alpha * theta_a + (1 - alpha) * theta_b. With a zoo id and no B, "
         "A is the run's final checkpoint and B its early one.",
     )
@@ -74,9 +76,9 @@ def register(sub) -> None:
     _probe_args(i)
     i.set_defaults(func=run_interpolate)
 
-    pc = sub.add_parser(
+    pc = add_command(
+        sub,
         "precompute",
-        help="precompute the zoo's default results into <zoo>/results",
         description="Compute every registered default analysis for every zoo entry into the shipped cache, "
         "skipping results already there.",
     )
@@ -84,6 +86,7 @@ def register(sub) -> None:
     pc.add_argument("--only", default=None, help=f"comma-separated tasks (default all: {every})")
     pc.add_argument("--entries", default=None, help="only zoo entries whose id contains this text")
     add_device_arg(pc)
+    add_threads_arg(pc)
     pc.set_defaults(func=run_precompute)
 
 

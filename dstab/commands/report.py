@@ -6,13 +6,14 @@ import os
 from pathlib import Path
 
 from .. import cache, report
-from . import add_device_arg, resolve_device
+from ..device import resolve_device
+from . import add_command, add_device_arg, add_threads_arg
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "report",
-        help="run the paper's comparisons on the zoo and write RESULTS.md",
         description="Consistency of DM vs GAN groups (different inits, different structures; paper Table 1), the "
         "x0-prediction counterexample, Hessian spectra of DM vs GAN, and the roughness numbers of cached "
         "surface/interpolation results, each claim marked as holding or not on the zoo. Results come from the "
@@ -28,6 +29,7 @@ def register(sub) -> None:
         "precomputes the defaults that pages open with",
     )
     add_device_arg(p)
+    add_threads_arg(p)
     p.set_defaults(func=run)
 
 

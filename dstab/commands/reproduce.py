@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
+from ..device import resolve_device
 from ..errors import require
 from ..experiments import speedup
-from . import add_device_arg, resolve_device
+from . import add_command, add_device_arg, add_threads_arg
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def register(sub) -> None:
-    p = sub.add_parser("reproduce", help="re-run one of the paper's experiments at small scale")
+    p = add_command(sub, "reproduce")
     rsub = p.add_subparsers(dest="experiment", metavar="{speedup}", parser_class=type(p))
     rsub.required = True
     s = rsub.add_parser(
@@ -37,15 +36,13 @@ def register(sub) -> None:
         "then one with --report-only",
     )
     s.add_argument("--report-only", action="store_true", help="summarise the finished runs in --out; train nothing")
-    s.add_argument("--threads", type=int, default=1)
+    add_threads_arg(s, default=1, why=": one keeps the runs reproducible")
     add_device_arg(s)
     s.set_defaults(func=run_speedup)
 
 
 def run_speedup(args) -> int:
     require(args.seeds >= 1, "--seeds must be >= 1")
-    require(args.threads >= 1, "--threads must be >= 1")
-    torch.set_num_threads(args.threads)
     setup = speedup.Setup(
         steps=args.steps,
         eval_every=args.eval_every,

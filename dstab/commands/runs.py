@@ -8,12 +8,13 @@ from pathlib import Path
 
 from ..errors import DstabError
 from ..training import runs
+from . import add_command
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "runs",
-        help="start, watch, stop and resume background training runs",
         description="Background training runs in a workspace ($DSTAB_WORKSPACE/runs, default <repo>/workspace/runs). "
         "Each run is a detached `python -m dstab train` process; its state is read from its directory.",
     )

@@ -5,16 +5,17 @@ from __future__ import annotations
 import torch
 
 from .. import checkpoints
+from ..device import resolve_device
 from ..errors import require
 from ..sampling import generate
 from ..viz import save_samples
-from . import add_device_arg, resolve_device
+from . import add_command, add_device_arg, add_threads_arg
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "sample",
-        help="write a PNG grid of a checkpoint's samples",
         description="Draw samples with an explicit seed (the same seed gives the same x_T, per-step noise "
         "and GAN latents for every model) and write them as a PNG grid (a scatter plot for 2-D data).",
     )
@@ -27,6 +28,7 @@ def register(sub) -> None:
     p.add_argument("--eta", type=float, default=0.0, help="DDIM eta (default 0: deterministic)")
     p.add_argument("--scale", type=int, default=4, help="pixel upscaling of the grid (default 4)")
     add_device_arg(p)
+    add_threads_arg(p)
     p.set_defaults(func=run)
 
 

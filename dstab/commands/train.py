@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
+from ..device import resolve_device
 from ..errors import require
 from ..training import config as train_config
 from ..training import runner
-from . import add_device_arg, resolve_device
+from . import add_command, add_device_arg, add_threads_arg
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "train",
-        help="train a DM or GAN in a run directory (presets: the paper's MDLRC+CLTS and its peers)",
         description="Train into RUN_DIR (config.json, checkpoints/, metrics.sqlite, heartbeat, status.json). "
         f"Presets: {', '.join(sorted(train_config.PRESETS))}. SIGTERM stops cleanly; --resume continues exactly.",
     )
@@ -32,7 +31,7 @@ def register(sub) -> None:
         metavar="KEY=VALUE",
         help="override an option; dotted keys reach nested ones (timesteps.sigma=100); values are JSON",
     )
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    add_threads_arg(p)
     p.add_argument("--quiet", action="store_true", help="do not echo log lines (they still go to RUN_DIR/train.log)")
     add_device_arg(p)
     p.set_defaults(func=run)
@@ -42,9 +41,6 @@ def run(args) -> int:
     require(
         (args.out is None) != (args.resume is None), "give exactly one of --out RUN_DIR (new run) or --resume RUN_DIR"
     )
-    if args.threads is not None:
-        require(args.threads >= 1, "--threads must be >= 1")
-        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     if args.resume is not None:
         require(

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from .. import zoo
+from ..device import resolve_device
 from ..errors import require
-from . import add_device_arg, resolve_device
+from . import add_command, add_device_arg, add_threads_arg
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "zoo", help="build or list the embedded zoo of DMs and GANs", description=zoo.__doc__.split("\n\n")[0]
-    )
+    p = add_command(sub, "zoo", description=zoo.__doc__.split("\n\n")[0])
     zsub = p.add_subparsers(dest="zoo_command", metavar="{build,list}", parser_class=type(p))
     zsub.required = True
     b = zsub.add_parser(
@@ -26,7 +23,7 @@ def register(sub) -> None:
     b.add_argument("--root", type=Path, default=None, help="output folder (default: the repository's checkpoints/)")
     b.add_argument("--only", default=None, help="build only entries whose id contains this text, e.g. digits/gan")
     b.add_argument("--scale", type=float, default=1.0, help="multiply all step counts (e.g. 0.01 for a smoke test)")
-    b.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    add_threads_arg(b)
     add_device_arg(b)
     b.set_defaults(func=run_build)
     ls = zsub.add_parser("list", help="list the zoo's entries", description="List the zoo's entries from its manifest.")
@@ -38,9 +35,6 @@ def register(sub) -> None:
 
 def run_build(args) -> int:
     require(args.scale > 0, "--scale must be > 0")
-    if args.threads:
-        require(args.threads >= 1, "--threads must be >= 1")
-        torch.set_num_threads(args.threads)
     zoo.build(args.root, args.only, args.scale, resolve_device(args.device))
     return 0
 

@@ -15,10 +15,10 @@ import hashlib
 import re
 from pathlib import Path
 
-from ..checkpoints import Bundle, file_sha256, make_header, register_importer
+from ..bundle import Bundle, make_header
 from ..errors import DstabError
-from .openai import build_filled
-from .state_dicts import Layout, add_layout, has_keys, read_state_dict
+from ..fileio import file_sha256
+from .state_dicts import Layout, has_keys, module_from_state, read_state_dict
 
 G_SIGNATURE = ("main.0.weight", "main.1.running_mean")
 D_SIGNATURE = ("main.0.weight", "main.2.weight")
@@ -79,7 +79,7 @@ def _pair(path: Path, epoch: int | None) -> tuple[Path, Path | None]:
     return g_path, d_path if d_path and d_path.is_file() else None
 
 
-def _detect(path: Path) -> bool:
+def detect(path: Path) -> bool:
     if path.is_dir():
         return any(NAME.fullmatch(p.name) for p in path.iterdir())
     return has_keys(path, G_SIGNATURE) or has_keys(path, D_SIGNATURE)
@@ -89,13 +89,13 @@ def load(path: Path, epoch: int | None = None, dataset: str | None = None, **_hi
     g_path, d_path = _pair(Path(path), epoch)
     g_state = read_state_dict(g_path)
     arches = {"generator": generator_arch(g_state)}
-    modules = {"generator": build_filled(arches["generator"], g_state, g_path)}
+    modules = {"generator": module_from_state(arches["generator"], g_state, g_path)}
     if d_path is not None:
         d_state = read_state_dict(d_path)
         arches["discriminator"] = discriminator_arch(d_state)
         if arches["discriminator"]["image_size"] != arches["generator"]["image_size"]:
             raise DstabError(f"{d_path} is for {arches['discriminator']['image_size']}px images, {g_path} makes others")
-        modules["discriminator"] = build_filled(arches["discriminator"], d_state, d_path)
+        modules["discriminator"] = module_from_state(arches["discriminator"], d_state, d_path)
     m = NAME.fullmatch(g_path.name)
     header = make_header(
         "gan",
@@ -118,14 +118,10 @@ def load(path: Path, epoch: int | None = None, dataset: str | None = None, **_hi
     return bundle
 
 
-def register() -> None:
-    add_layout(
-        Layout(
-            "pytorch/examples DCGAN",
-            G_SIGNATURE,
-            r"main\.\d+\.(weight|bias|running_mean|running_var|num_batches_tracked)$",
-            r"\d+\.(weight|bias|running_mean|running_var|num_batches_tracked)$",
-            "Save netG/netD state dicts as dcgan/main.py does.",
-        )
-    )
-    register_importer("pytorch/examples DCGAN", _detect, load)
+LAYOUT = Layout(
+    "pytorch/examples DCGAN",
+    G_SIGNATURE,
+    r"main\.\d+\.(weight|bias|running_mean|running_var|num_batches_tracked)$",
+    r"\d+\.(weight|bias|running_mean|running_var|num_batches_tracked)$",
+    "Save netG/netD state dicts as dcgan/main.py does.",
+)

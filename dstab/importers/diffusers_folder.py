@@ -15,10 +15,11 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-from ..checkpoints import Bundle, file_sha256, make_header, register_importer, safe_torch_load
+from ..bundle import Bundle, make_header, safe_torch_load
 from ..diffusion import Diffusion
 from ..errors import DstabError
-from .openai import build_filled
+from ..fileio import file_sha256
+from .state_dicts import module_from_state
 
 WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 # DDPMScheduler's defaults, used for keys its config leaves out (and when there is no config)
@@ -92,7 +93,7 @@ def _state(unet_dir: Path) -> tuple[dict, Path]:
     raise DstabError(f"{unet_dir}: no {' or '.join(WEIGHTS)} beside config.json")
 
 
-def _detect(path: Path) -> bool:
+def detect(path: Path) -> bool:
     if not path.is_dir():
         return False
     if (path / "model_index.json").is_file():
@@ -114,7 +115,7 @@ def load(path: Path, dataset: str | None = None, **_hints) -> Bundle:
     arch = {"arch": "diffusers_unet2d", "unet2d": unet_config}
     weights, weights_file = _state(unet_dir)
     state = {f"unet.{k}": v for k, v in weights.items()}
-    model = build_filled(arch, state, unet_dir)
+    model = module_from_state(arch, state, unet_dir)
     out_channels = unet_config.get("out_channels", 3)
     expected = unet_config.get("in_channels", 3) * (2 if diffusion.learn_sigma else 1)
     if out_channels != expected:
@@ -140,7 +141,3 @@ def load(path: Path, dataset: str | None = None, **_hints) -> Bundle:
     bundle = Bundle(header=header, modules={"model": model}, path=path, diffusion=diffusion)
     bundle.sha256 = file_sha256(weights_file)  # a folder has no hash of its own: the weights identify it
     return bundle
-
-
-def register() -> None:
-    register_importer("diffusers", _detect, load)

@@ -16,13 +16,11 @@ import json
 import re
 from pathlib import Path
 
-import torch
-
-from .. import checkpoints, models
-from ..checkpoints import Bundle, make_header, register_importer
+from .. import models
+from ..bundle import Bundle, make_header
 from ..diffusion import Diffusion
 from ..errors import DstabError
-from .state_dicts import Layout, add_layout, has_keys, read_state_dict
+from .state_dicts import Layout, has_keys, module_from_state, read_state_dict
 
 SIGNATURE = ("time_embed.0.weight", "input_blocks.0.0.weight", "out.2.weight")
 
@@ -290,7 +288,7 @@ def load(
         raise DstabError(f"{path}: flags from {source} contradict the weights: " + "; ".join(wrong))
     arch = models.normalise({**arch_from_flags(full), "in_channels": facts["in_channels"]})
     arch["num_classes"] = facts["num_classes"]
-    model = build_filled(arch, state, path)
+    model = module_from_state(arch, state, path)
     diffusion = diffusion_from_flags(full)
     step, ema_rate = _step_and_ema(path)
     header = make_header(
@@ -312,19 +310,14 @@ def load(
     return Bundle(header=header, modules={"model": model}, path=path, diffusion=diffusion)
 
 
-def build_filled(arch: dict, state: dict, path: Path) -> torch.nn.Module:
-    """The dstab module for `arch` holding `state`, after checking every key and shape."""
-    return checkpoints.build_filled(arch, state, path, "the weights do not fit the architecture")
+def detect(path: Path) -> bool:
+    return has_keys(path, SIGNATURE)
 
 
-def register() -> None:
-    add_layout(
-        Layout(
-            "improved/guided-diffusion UNet",
-            SIGNATURE,
-            r"(time_embed|label_emb|input_blocks|middle_block|output_blocks|out)\.",
-            r"[\w.]*(weight|bias)$",
-            "Load it with --preset or --flag as README 'Use your own checkpoints' shows.",
-        )
-    )
-    register_importer("improved/guided-diffusion", lambda p: has_keys(p, SIGNATURE), load)
+LAYOUT = Layout(
+    "improved/guided-diffusion UNet",
+    SIGNATURE,
+    r"(time_embed|label_emb|input_blocks|middle_block|output_blocks|out)\.",
+    r"[\w.]*(weight|bias)$",
+    "Load it with --preset or --flag as README 'Use your own checkpoints' shows.",
+)

@@ -2,9 +2,10 @@
 
 Importers of `.pt`/`.pth` files share `read_state_dict`, which unwraps the usual
 containers and caches the last file read, so that detection and loading open a
-large checkpoint once. `diagnose` is the last importer tried: a state dict that
-no importer claimed gets an error naming the closest known layout and the
-first keys that do not fit it.
+large checkpoint once. `diagnose` backs the last importer tried: a state dict
+that no importer claimed gets an error naming the closest of the known layouts
+(`dstab.importers.LAYOUTS`) and the first keys that do not fit it.
+`module_from_state` builds the dstab module an importer fills.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoints import register_importer, safe_torch_load
+from ..bundle import build_filled, safe_torch_load
 from ..errors import DstabError
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
@@ -77,15 +78,13 @@ class Layout:
         return (present + matching + tails) / (len(self.required) + 2 * len(keys))
 
 
-LAYOUTS: list[Layout] = []
+def module_from_state(arch: dict, state: dict, path: Path) -> torch.nn.Module:
+    """The dstab module for `arch` holding an imported `state`, after checking every key and shape."""
+    return build_filled(arch, state, path, "the weights do not fit the architecture")
 
 
-def add_layout(layout: Layout) -> None:
-    LAYOUTS.append(layout)
-
-
-def mismatch_message(path: Path, keys: list[str]) -> str:
-    best = max(LAYOUTS, key=lambda layout: layout.fit(keys))
+def mismatch_message(path: Path, keys: list[str], layouts: tuple[Layout, ...]) -> str:
+    best = max(layouts, key=lambda layout: layout.fit(keys))
     missing = [k for k in best.required if k not in keys]
     unexpected = [k for k in keys if not re.match(best.pattern, k)]
     return (
@@ -94,17 +93,13 @@ def mismatch_message(path: Path, keys: list[str]) -> str:
     )
 
 
-def _is_state_dict(path: Path) -> bool:
+def is_state_dict(path: Path) -> bool:
     try:
         return read_state_dict(path) is not None
     except DstabError:
         return False
 
 
-def _diagnose(path: Path, **hints):
-    raise DstabError(mismatch_message(path, list(read_state_dict(path))))
-
-
-def register() -> None:
-    """Last in line: claims any state dict the format importers passed over, to explain why."""
-    register_importer("unrecognised state dict", _is_state_dict, _diagnose)
+def diagnose(path: Path, layouts: tuple[Layout, ...]):
+    """Refuses a state dict no importer claimed, naming the closest of `layouts`."""
+    raise DstabError(mismatch_message(path, list(read_state_dict(path)), layouts))

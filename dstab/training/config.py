@@ -18,8 +18,10 @@ import tomllib
 from .. import models
 from ..diffusion import Diffusion
 from ..errors import DstabError, require
+from ..errors import is_int as _is_int
+from ..errors import is_number as _is_num
 from ..gan import generator_loss
-from .momentum import make_schedule
+from .lr import optimizer_schedule
 from .timesteps import make_sampler
 
 
@@ -46,12 +48,15 @@ class TrainConfig:
     timesteps: dict = field(default_factory=lambda: {"name": "uniform"})
     # Adam beta1 / lr schedule, see momentum.make_schedule, e.g. {"name": "md-lrc", "floor": 0.4}
     momentum: dict = field(default_factory=lambda: {"name": "constant"})
+    # learning-rate factor over the run, see lr.make_lr_schedule, e.g. {"name": "cosine", "warmup": 100}
+    lr_schedule: dict = field(default_factory=lambda: {"name": "constant"})
     checkpoint_every: int | None = None  # periodic checkpoint + resume state (run directories)
     eval_every: int | None = None  # FD/FID of EMA samples every N steps and at the end (run directories)
     eval_samples: int = 500
     eval_sampler_steps: int = 50  # DDIM steps (eta 0) for DM samples
     eval_metric: str = "auto"  # auto | fd_local | fd_points | fid, see analysis.fid
-    eval_seed: int = 0
+    eval_seed: int = 0  # evaluation noise: the same seeds at every evaluation of every run
+    eval_seeds: int = 1  # metrics averaged over seeds eval_seed .. eval_seed + eval_seeds - 1
     amp: str = "auto"  # auto: bf16 autocast on CUDA, none on CPU; "bf16" or "off" to force
 
     def validate(self) -> TrainConfig:
@@ -70,10 +75,12 @@ class TrainConfig:
             v = getattr(self, name)
             require(v is None or (_is_int(v) and v >= 1), f"{name} must be a positive integer or null, got {v!r}")
         require(_is_int(self.eval_samples) and self.eval_samples >= 2, "eval_samples must be an integer >= 2")
+        require(_is_int(self.eval_seed), f"eval_seed must be an integer, got {self.eval_seed!r}")
+        require(_is_int(self.eval_seeds) and self.eval_seeds >= 1, f"eval_seeds must be >= 1, got {self.eval_seeds!r}")
         metrics = ("auto", "fd_local", "fd_points", "fid")
         require(self.eval_metric in metrics, f"eval_metric must be one of {metrics}, got {self.eval_metric!r}")
         require(self.amp in ("auto", "bf16", "off"), f"amp must be auto, bf16 or off, got {self.amp!r}")
-        make_schedule(self.momentum, self.lr, self.beta1, self.beta2)
+        optimizer_schedule(self.momentum, self.lr, self.beta1, self.beta2, self.lr_schedule)
         if self.kind == "dm":
             models.normalise(self.arch)
             diffusion = Diffusion.from_config(self.diffusion)
@@ -99,14 +106,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 DIGITS_UNET = {
@@ -141,7 +140,10 @@ PRESETS = {
     "md": {"beta1": 0.8, "momentum": {"name": "md"}},
     "md-lrc": {"beta1": 0.8, "momentum": {"name": "md-lrc"}},
     "mdlrc-clts": {"beta1": 0.8, "momentum": {"name": "md-lrc"}, "timesteps": CLTS},
-    "lrc-only": {"beta1": 0.8, "momentum": {"name": "lrc"}},  # control: MDLRC's lr decay, constant beta1
+    "lrc-only": {"beta1": 0.8, "momentum": {"name": "lrc"}},  # control: MDLRC's lr decay, constant beta1 0.8
+    # control: Adam's beta1 0.9 held constant, lr exactly MDLRC's curve (beta0 0.8, floor 0.4)
+    "lr-matched": {"beta1": 0.9, "lr_schedule": {"name": "mdlrc", "beta0": 0.8, "floor": 0.4}},
+    "cosine": {"lr_schedule": {"name": "cosine"}},  # a baseline with cosine lr decay to 0
     "clts": {"timesteps": CLTS},
     "min-snr": {"timesteps": {"name": "min-snr", "gamma": 5.0}},  # Hang et al. 2023
     "p2": {"timesteps": {"name": "p2", "k": 1.0, "gamma": 1.0}},  # Choi et al. 2022

@@ -66,12 +66,14 @@ def preview(config: dict, iterations: list[int]) -> dict:
     """The CLTS pmf over t at the given iterations and the beta1 / lr schedules over the whole run,
     from the trainer's own sampler and schedule objects (what the run will use)."""
     from ..diffusion import Diffusion
-    from .momentum import make_schedule
+    from .lr import optimizer_schedule
     from .timesteps import make_sampler
 
     diffusion = Diffusion.from_config(config["diffusion"])
     sampler = make_sampler(config["timesteps"], diffusion, config["steps"])
-    schedule = make_schedule(config["momentum"], config["lr"], config["beta1"], config["beta2"])
+    schedule = optimizer_schedule(
+        config["momentum"], config["lr"], config["beta1"], config["beta2"], config.get("lr_schedule")
+    )
     its = np.unique(np.linspace(0, config["steps"] - 1, min(config["steps"], 400)).astype(int))
     hyper = [schedule.at(int(i), config["steps"]) for i in its]
     return {

@@ -34,6 +34,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..device import resolve_device
 from ..errors import DstabError, require
 from . import config as train_config
 from . import rundir
@@ -132,12 +133,10 @@ def _alive(pid: int | None, marker: str) -> bool:
     return True
 
 
-def resolve_device(device: str | None) -> str:
+def concrete_device(device: str | None) -> str:
     """A concrete device name ("cpu", "cuda:0"), so that slots are counted per real device; a CUDA
     request without CUDA is refused here rather than by a failed run."""
-    from ..commands import resolve_device as torch_device
-
-    dev = torch_device(device)
+    dev = resolve_device(device)
     return f"cuda:{dev.index or 0}" if dev.type == "cuda" else str(dev)
 
 
@@ -413,7 +412,7 @@ def start(
         "preset": preset,
         "config_file": str(config_file) if config_file else None,
         "overrides": list(overrides),
-        "device": resolve_device(device),
+        "device": concrete_device(device),
         "threads": threads,
         "group": group,
         "total_steps": config["steps"],

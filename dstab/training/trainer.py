@@ -33,7 +33,8 @@ from ..errors import DstabError, require
 from ..gan import d_loss_bce, generator_loss
 from . import distributed
 from .config import TrainConfig
-from .momentum import apply, make_schedule
+from .lr import optimizer_schedule
+from .momentum import apply
 from .rundir import save_resume_state
 from .timesteps import make_sampler
 
@@ -124,7 +125,7 @@ class Trainer:
         self.log = log or (lambda row: None)
         self.dataset = data.load(config.dataset, seed=config.data_seed)
         self.gen = torch.Generator().manual_seed(config.data_seed + 1)
-        self.schedule = make_schedule(config.momentum, config.lr, config.beta1, config.beta2)
+        self.schedule = optimizer_schedule(config.momentum, config.lr, config.beta1, config.beta2, config.lr_schedule)
         self.step = 0  # iterations completed
         self.on_step: Callable[[int], None] = lambda step: None  # e.g. the heartbeat's step
         self.window = Window()

@@ -13,7 +13,7 @@ import torch
 
 from dstab import cache, checkpoints, models, report, zoo
 from dstab.analysis import consistency as cons
-from dstab.analysis import hessian
+from dstab.analysis import hessian, hessian_engines
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,7 +29,7 @@ def test_home_shows_shipped_numbers_once_they_exist(app, monkeypatch, tmp_path):
     bundles = [checkpoints.load(zoo.checkpoint_path(i)) for i in ids]
     c_dm, _ = cons.cached(bundles, ids, num=32, seed=0, sampler="ddpm", steps=None)
     gan = checkpoints.load(zoo.checkpoint_path("toy2d/gan-s0"))
-    spec, _ = hessian.cached(report.default_probe(gan, "g"), "dstab", **report.HESSIAN_SETTINGS)
+    spec, _ = hessian_engines.cached(report.default_probe(gan, "g"), "dstab", **report.HESSIAN_SETTINGS)
     at = app(data="toy2d")
     values = [m.value for m in at.metric]
     assert values[0] == f"{c_dm.score:.2f} dB"

@@ -1,0 +1,157 @@
+"""The import structure of dstab: no cycles, and a CLI that imports only what the command needs.
+
+The graph is read statically (ast) from every `import` statement in dstab/,
+including those inside functions: a lazy import that closes a cycle is a
+cycle all the same (it only moves the failure to the first call).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dstab import cli
+from dstab.commands import COMMANDS
+
+PACKAGE = Path(__file__).resolve().parents[1] / "dstab"
+
+# the precompute task table is still filled by dstab.report on import (issue 11 item 3, helper seams-a);
+# delete this entry when the static zoo-results table lands
+PENDING = {("dstab.analysis.precompute", "dstab.report")}
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def _known(name: str, mods) -> str | None:
+    while name and name not in mods:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the dstab modules it imports (a `from pkg import name` counts pkg.name when it is a module)."""
+    mods = modules()
+    graph = {}
+    for mod, path in mods.items():
+        package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets |= {_known(a.name, mods) for a in node.names if a.name.split(".")[0] == "dstab"}
+            elif isinstance(node, ast.ImportFrom):
+                base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+                full = ".".join(base + ([node.module] if node.module else []))
+                if full.split(".")[0] != "dstab":
+                    continue
+                for a in node.names:
+                    targets.add(f"{full}.{a.name}" if f"{full}.{a.name}" in mods else _known(full, mods))
+        graph[mod] = {t for t in targets if t and t != mod}
+    return graph
+
+
+def cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of `graph` as a path [a, b, ..., a], or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node, path):
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if nxt not in state and (found := visit(nxt, path + [nxt])):
+                return found
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start, [start])):
+            return found
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle_and_passes_a_tree():
+    assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_the_graph_sees_relative_lazy_and_package_imports():
+    graph = import_graph()
+    assert "dstab.importers.openai" in graph["dstab.importers"]  # from . import openai
+    assert "dstab.bundle" in graph["dstab.importers.dcgan"]  # from ..bundle import ...
+    assert "dstab.device" in graph["dstab.cli"]  # imported inside main()
+    assert "dstab.checkpoints" not in graph["dstab.importers.openai"]
+
+
+def test_dstab_imports_no_cycle():
+    graph = import_graph()
+    for a, b in PENDING:
+        graph[a].discard(b)
+    assert cycle(graph) is None, " -> ".join(cycle(graph))
+
+
+# `python -m dstab ARGS` in a fresh interpreter, then the names of every module it imported
+# (sys.modules: `python -X importtime` misses modules loaded through importlib.import_module)
+_RUN = """import sys
+from dstab.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as stop:
+    code = stop.code
+print("MODULES", *sorted(sys.modules), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def _fresh(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    r = subprocess.run([sys.executable, "-c", _RUN, *args], capture_output=True, text=True, timeout=300)
+    line = next((x for x in r.stderr.splitlines() if x.startswith("MODULES ")), "")
+    return r, set(line.split()[1:])
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_import_no_torch_and_no_command_module(flag):
+    r, imported = _fresh(flag)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "dstab.cli" in imported and "torch" not in imported and "numpy" not in imported
+    assert not {m for m in imported if m.startswith(("dstab.analysis", "dstab.training", "dstab.commands."))}
+    if flag == "--help":
+        assert all(name in r.stdout for name in COMMANDS)
+    else:
+        assert r.stdout.strip().startswith("dstab ")
+
+
+def test_a_command_imports_only_its_own_module():
+    r, imported = _fresh("runs", "--help")
+    assert r.returncode == 0 and "Background training runs" in r.stdout
+    assert "dstab.commands.runs" in imported
+    assert not {m for m in imported if m.startswith("dstab.commands.") and m != "dstab.commands.runs"}
+
+
+def _registered(module: str) -> dict[str, str]:
+    sub = argparse.ArgumentParser().add_subparsers()
+    __import__(f"dstab.commands.{module}", fromlist=["register"]).register(sub)
+    return {a.dest: a.help for a in sub._choices_actions}
+
+
+def test_the_static_table_is_what_each_module_registers():
+    for module in sorted({c.module for c in COMMANDS.values()}):
+        table = {name: c.help for name, c in COMMANDS.items() if c.module == module}
+        assert _registered(module) == table, module
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_parses_its_own_help(command, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.build_parser(command).parse_args([command, "--help"])
+    assert stop.value.code == 0 and capsys.readouterr().out.startswith(f"usage: python -m dstab {command} ")
