@@ -169,19 +169,31 @@ def default_hessian(bundle: Bundle) -> cache.Result | None:
     return cache.lookup("hessian", hessian.hessian_params(probe, "dstab", **HESSIAN_SETTINGS), [bundle.sha256])
 
 
+def predicted_noise(xt: np.ndarray, x0: np.ndarray, abar: np.ndarray) -> np.ndarray:
+    """eps_hat = (x_t - sqrt(abar_t) x0_hat) / sqrt(1 - abar_t) per frame: the noise the model's x0
+    estimate implies (for an eps-DM the model's own output, up to clipping of x0)."""
+    shape = (len(abar),) + (1,) * (xt.ndim - 1)
+    a = abar.reshape(shape)
+    return (xt - np.sqrt(a) * x0) / np.sqrt(1 - a)
+
+
 def trajectory_request(bundle: Bundle, label: str, sampler: str, steps: int, seed: int, n: int, device) -> Request:
-    """A DM's sampling trajectory: its x0 estimate at every sampler step, from NoiseSource(seed), sampled
-    as `sampling.generate` samples (x0 clipped for images only; class labels from the same source)."""
+    """A DM's sampling trajectory from NoiseSource(seed), sampled as `sampling.generate` samples (x0
+    clipped for images only; class labels from the same source): at every sampler step the model's
+    input x_t, its x0 estimate and the noise that estimate implies."""
     shape = sample_shape(bundle)
     clip = len(shape) == 3
-    params = {"sampler": sampler, "steps": int(steps), "seed": int(seed), "n": int(n), "clip": clip}
+    params = {"sampler": sampler, "steps": int(steps), "seed": int(seed), "n": int(n), "clip": clip,
+              "frames": ["x_t", "x0_hat", "eps_hat"]}  # fmt: skip
 
     def compute(job: Job) -> tuple[dict, dict]:
         model = bundle.model.to(device)
         calls = iter(range(1, steps + 1))
+        inputs = []
 
         def reporting(x, t, *y):  # one model call per sampler step: report it, and stop here on Cancel
             job.progress(next(calls), steps)
+            inputs.append(x.cpu())
             return model(x, t, *y)
 
         source = NoiseSource(seed, (n, *shape))
@@ -191,8 +203,11 @@ def trajectory_request(bundle: Bundle, label: str, sampler: str, steps: int, see
             reporting, source, sampler=sampler, steps=steps if sampler == "ddim" else None, device=device,
             trajectory=True, clip=clip, **y,
         )  # fmt: skip
-        arrays = {"t": np.array([f[0] for f in frames]), "x0_hat": torch.stack([f[1] for f in frames]).numpy(),
-                  "final": final.cpu().numpy()}  # fmt: skip
+        ts = np.array([f[0] for f in frames])
+        x0_hat, x_t = torch.stack([f[1] for f in frames]).numpy(), torch.stack(inputs).numpy()
+        abar = bundle.diffusion.alphas_cumprod.numpy()[ts]
+        eps_hat = predicted_noise(x_t, x0_hat, abar).astype(np.float32)
+        arrays = {"t": ts, "x0_hat": x0_hat, "x_t": x_t, "eps_hat": eps_hat, "final": final.cpu().numpy()}
         return params, arrays
 
     def run(job: Job) -> cache.Result:

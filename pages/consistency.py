@@ -8,7 +8,7 @@ Table 1: DMs 14-20 dB, GANs 6-10 dB; x0-prediction DMs lose it (Fig. 9).
 
 import streamlit as st
 
-from dashboard import analyses, compute, downloads, figures, sidebar, urlstate
+from dashboard import analyses, compute, downloads, figures, sidebar, teachviews, urlstate
 from dstab.analysis import consistency as consistency_mod
 from dstab.defaults import CONSISTENCY_SETTINGS
 from dstab.errors import DstabError
@@ -52,11 +52,24 @@ for kind in ("dm", "gan"):
 results = {kind: (members[kind], res) for kind, res in compute.many(requests, where_all=top).items()}
 
 for kind, (names, res) in results.items():
-    where = cols[kind]
-    where.subheader(f"{kind.upper()}: C(q) = {res.meta['C_db']:.2f} dB")
-    img = figures.consistency_grid(res.arrays["samples"])
-    where.image(img, caption=f"rows: {', '.join(n.split('/', 1)[1] for n in names)}; columns share their noise")
-    downloads.image(img, f"consistency-{kind}", where=where)
+    short = [n.split("/", 1)[1] for n in names]
+    samples = res.arrays["samples"]
+    st.subheader(f"{kind.upper()}: C(q) = {res.meta['C_db']:.2f} dB, all M = {samples.shape[1]} samples of "
+                 f"N = {len(names)} models")  # fmt: skip
+    if samples.ndim == 5:
+        fig = teachviews.image_grid(samples, short, f"{kind.upper()}: a row per model, a column per shared noise")
+        st.caption("Drag to zoom in, double-click to zoom out. Column i of every row starts from the same noise.")
+        img = figures.consistency_grid(samples, columns=samples.shape[1])
+        downloads.image(img, f"consistency-{kind}")
+    else:
+        fig = teachviews.linked_points(samples, short, f"{kind.upper()}: each colour one shared noise")
+        st.caption("One marker symbol per model, one colour per sample: the faint line joins where the same noise "
+                   "went in each model. Short lines: a consistent group.")  # fmt: skip
+    st.plotly_chart(fig, key=f"samples-{kind}")
+    downloads.figure(fig, f"consistency-samples-{kind}")
+
+heat_cols = st.columns(2)
+for where, (kind, (names, res)) in zip(heat_cols, results.items()):
     heat = figures.psnr_heatmap(res.arrays["psnr"], [n.split("/", 1)[1] for n in names], kind)
     where.plotly_chart(heat, key=f"psnr-{kind}")
     downloads.figure(heat, f"psnr-{kind}", where=where)

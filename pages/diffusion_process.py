@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from dashboard import analyses, compute, downloads, figures, sidebar, urlstate
+from dashboard import analyses, compute, downloads, figures, sidebar, teachviews, urlstate
 from dstab import data
 from dstab.diffusion import Diffusion, NoiseSource
 from dstab.errors import DstabError
@@ -80,22 +80,30 @@ except DstabError as exc:
 if result is None:
     st.stop()
 frames_t, x0_hat = result.arrays["t"], torch.from_numpy(result.arrays["x0_hat"])
-k = urlstate.slider("Sampler step", "step", len(frames_t) - 1, 0, len(frames_t) - 1)
-st.caption(f"Step {k + 1} of {len(frames_t)}: model timestep t = {int(frames_t[k])}")
+k = urlstate.slider("Sampler step", "step", len(frames_t), 1, len(frames_t),
+                    help="step k is the sampler's k-th model call, from pure noise (step 1) to the sample")  # fmt: skip
+st.caption(
+    f"Step {k} of {len(frames_t)}: the model sees x_t at t = {int(frames_t[k - 1])}, predicts its noise, and so "
+    "estimates x0. Play runs through the steps" + (f" ({teachviews.MAX_FRAMES} evenly spaced)." if len(frames_t)
+                                                    > teachviews.MAX_FRAMES else ".")
+)  # fmt: skip
+steps_fig = teachviews.reverse_steps(frames_t, result.arrays["x_t"], result.arrays["eps_hat"], result.arrays["x0_hat"],
+                                     ds.image, start=k - 1)  # fmt: skip
+st.plotly_chart(steps_fig, key="reverse-steps")
+downloads.figure(steps_fig, "reverse-steps")
 left, right = st.columns(2)
 if ds.image:
-    now = grid_image(x0_hat[k], nrow=min(int(n), 8), scale=8)
-    left.image(now, caption=f"x0 estimate at t = {int(frames_t[k])}")
-    downloads.image(now, "x0-estimate", where=left)
     picks = np.unique(np.linspace(0, len(frames_t) - 1, 8).round().astype(int))
     strip = grid_image(x0_hat[picks, 0], nrow=len(picks), scale=8)
     left.image(strip, caption="sample 1's x0 estimate at t = " + ", ".join(str(int(frames_t[i])) for i in picks))
+    downloads.image(strip, "x0-estimate-strip", where=left)
 else:
-    fig_now = figures.points(x0_hat[k], f"x0 estimate at t = {int(frames_t[k])}", reference=ds.fixed_batch(1000, 0))
+    fig_now = figures.points(x0_hat[k - 1], f"x0 estimate at t = {int(frames_t[k - 1])}",
+                             reference=ds.fixed_batch(1000, 0))  # fmt: skip
     left.plotly_chart(fig_now, key="x0-points")
     downloads.figure(fig_now, "x0-estimate", where=left)
 rows = figures.trajectory_rows(frames_t, x0_hat)
-fig_conv = figures.trajectory_distance(rows, int(frames_t[k]))
+fig_conv = figures.trajectory_distance(rows, int(frames_t[k - 1]))
 right.plotly_chart(fig_conv, key="trajectory")
 downloads.figure(fig_conv, "trajectory", where=right)
 run_columns = {"model": sel.dm.label, "sampler": sampler, "steps": int(steps), "seed": seed, "samples": n}
