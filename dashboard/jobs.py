@@ -33,20 +33,13 @@ class Job:
     started: float | None = None
     future: Future | None = None
 
-    def progress(self, *report) -> None:
-        """The callback handed to the computation: records progress, honours Cancel.
-
-        Accepts the shapes dstab's engines report: (done, total) or (stage, done, total)."""
+    def progress(self, stage: str, done: int, total: int) -> None:
+        """The callback handed to the computation (dstab's one protocol: stage, done, total): records
+        progress, honours Cancel."""
         if self.cancel_event.is_set():
             raise Cancelled(self.label)
-        *stage, done, total = report if len(report) >= 2 else (*report, 1)
-        self.stage = str(stage[0]) if stage else ""
+        self.stage = str(stage)
         self.fraction = min(1.0, max(0.0, done / total if total else 0.0))
-
-    def advance(self, n: int, total: int) -> None:
-        """For engines that report increments (points done since the last call) rather than totals."""
-        self._done = getattr(self, "_done", 0) + n
-        self.progress(self._done, total)
 
     def shown_fraction(self) -> float:
         """Reported progress, or elapsed time over the estimate (capped) for silent computations."""

@@ -231,13 +231,3 @@ def gan_probe(bundle: Bundle, role: str, batch_size: int = 64, seed: int = 0, da
 def module_probe(module: nn.Module, loss_fn: Callable[..., torch.Tensor], name: str = "custom", data=None) -> Probe:
     """Any module and loss: `loss_fn(model, **data)` with `model(*args)` the module's forward."""
     return Probe(module, loss_fn, name=name, kind="custom", data=data, info={"checkpoint_sha256": None})
-
-
-def probe_for(bundle: Bundle, timesteps=None, role: str | None = None, batch_size: int = 64, seed: int = 0) -> Probe:
-    """The probe a checkpoint's kind calls for: a DM probe at `timesteps`, a GAN probe for `role`."""
-    if bundle.kind == "dm":
-        require(role is None, f"{bundle.name} is a DM; --role applies to GANs only")
-        require(timesteps is not None, f"{bundle.name} is a DM: give the timestep(s) to probe")
-        return dm_probe(bundle, timesteps, batch_size, seed)
-    require(timesteps is None, f"{bundle.name} is a GAN; timesteps apply to DMs only")
-    return gan_probe(bundle, role or "g", batch_size, seed)

@@ -23,10 +23,10 @@ import torch
 from . import __version__, checkpoints
 from .checkpoints import atomic_write_bytes, file_sha256, git_commit
 from .errors import DstabError
+from .plots.png import save_samples
 from .sampling import generate
 from .training.config import DIGITS_UNET
 from .training.trainer import TrainConfig, train
-from .viz import save_samples
 from .zooindex import MANIFEST, read_manifest, zoo_root  # noqa: F401 (part of this module's API)
 
 SAMPLE_SEED = 0
@@ -220,3 +220,23 @@ def checkpoint_path(entry_id: str, stage: str = "final", root: Path | None = Non
     if stage not in stages:
         raise DstabError(f"zoo entry {entry_id!r} has no {stage!r} checkpoint; stages: {sorted(stages)}")
     return root / stages[stage]["path"]
+
+
+def resolve_checkpoint(ref: str, stage: str = "final") -> Path:
+    """A checkpoint path from a file path or a zoo id (e.g. digits/dm-eps-s0)."""
+    path = Path(ref)
+    if path.exists():
+        return path
+    try:
+        return checkpoint_path(str(ref), stage)
+    except DstabError as exc:
+        raise DstabError(f"{ref!r} is neither a checkpoint file nor a zoo id ({exc})") from None
+
+
+def load_checkpoint(ref: str, stage: str = "final") -> checkpoints.Bundle:
+    """The Bundle of a file or a zoo id; a zoo checkpoint is named `<id>@<stage>`."""
+    bundle = checkpoints.load(resolve_checkpoint(ref, stage))
+    if Path(ref).exists():
+        return bundle
+    bundle.header = {**bundle.header, "name": f"{ref}@{stage}"}
+    return bundle

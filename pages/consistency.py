@@ -6,12 +6,16 @@ share z. C(q) is the mean PSNR of models 2..N against model 1. The paper's
 Table 1: DMs 14-20 dB, GANs 6-10 dB; x0-prediction DMs lose it (Fig. 9).
 """
 
+from dataclasses import replace
+
 import streamlit as st
 
-from dashboard import analyses, compute, downloads, figures, sidebar, teachviews, urlstate
+from dashboard import compute, downloads, sidebar, urlstate
+from dstab import zooresults
 from dstab.analysis import consistency as consistency_mod
-from dstab.defaults import CONSISTENCY_SETTINGS
 from dstab.errors import DstabError
+from dstab.plots import consistency as consistency_plots
+from dstab.plots import tables
 
 GROUPS = {"different inits": "init", "different structures": "structure"}  # shown -> zoo group suffix
 
@@ -23,10 +27,11 @@ st.caption(
 )
 c = st.columns(5)
 group = GROUPS[urlstate.radio("Group", list(GROUPS), "group", "different inits", where=c[0])]
-seed = urlstate.number("Sampling seed", "seed", CONSISTENCY_SETTINGS["seed"], 0, 10_000, where=c[1])
-sampler = urlstate.radio("DM sampler", ["ddpm", "ddim"], "sampler", "ddpm", where=c[2], horizontal=True)
+SPEC = zooresults.CONSISTENCY
+seed = urlstate.number("Sampling seed", "seed", SPEC.seed, 0, 10_000, where=c[1])
+sampler = urlstate.radio("DM sampler", ["ddpm", "ddim"], "sampler", SPEC.sampler, where=c[2], horizontal=True)
 steps = urlstate.number("DDIM steps", "steps", 50, 2, 1000, where=c[3]) if sampler == "ddim" else None
-num = urlstate.number("Samples M", "m", CONSISTENCY_SETTINGS["num"], 1, 256, where=c[4])
+num = urlstate.number("Samples M", "m", SPEC.num, 1, 256, where=c[4])
 x0 = urlstate.toggle("x0-prediction counterexample (paper Fig. 9): eps-DM vs x0-DM of the same seed", "x0")
 
 
@@ -38,18 +43,20 @@ def group_members(kind: str) -> list[str]:
 
 top = st.empty()  # "Compute all", above the columns
 cols = dict(zip(("dm", "gan"), st.columns(2)))
-requests, members = {}, {}
+asks, members = {}, {}
 for kind in ("dm", "gan"):
     where = cols[kind]
     try:
         names = group_members(kind)
         choices = [sidebar.zoo_choices(sel.manifest["entries"])[n] for n in names]
         bundles = [sidebar.load_bundle(ch.path) for ch in choices]
-        requests[kind] = (analyses.consistency_request(bundles, names, num, seed, sampler, steps, sel.device), where)
+        spec = replace(SPEC, num=num, seed=seed, sampler=sampler, steps=steps).for_kind(bundles[0].kind)
+        label = f"consistency of {', '.join(n.split('/')[-1] for n in names)}"
+        asks[kind] = (compute.Ask(spec, bundles, label, {"names": names}), where)
         members[kind] = names
     except (DstabError, KeyError) as exc:
         where.error(f"{kind.upper()} group unavailable: {exc}")
-results = {kind: (members[kind], res) for kind, res in compute.many(requests, where_all=top).items()}
+results = {kind: (members[kind], res) for kind, res in compute.many(asks, sel.device, where_all=top).items()}
 
 for kind, (names, res) in results.items():
     short = [n.split("/", 1)[1] for n in names]
@@ -57,26 +64,24 @@ for kind, (names, res) in results.items():
     st.subheader(f"{kind.upper()}: C(q) = {res.meta['C_db']:.2f} dB, all M = {samples.shape[1]} samples of "
                  f"N = {len(names)} models")  # fmt: skip
     if samples.ndim == 5:
-        fig = teachviews.image_grid(samples, short, f"{kind.upper()}: a row per model, a column per shared noise")
+        fig = consistency_plots.image_grid(samples, short, f"{kind.upper()}: a row per model, a column per noise")
         st.caption("Drag to zoom in, double-click to zoom out. Column i of every row starts from the same noise.")
-        img = figures.consistency_grid(samples, columns=samples.shape[1])
-        downloads.image(img, f"consistency-{kind}")
+        downloads.image(consistency_plots.grid(samples, scale=6, columns=samples.shape[1]), f"consistency-{kind}")
     else:
-        fig = teachviews.linked_points(samples, short, f"{kind.upper()}: each colour one shared noise")
+        fig = consistency_plots.linked_points(samples, short, f"{kind.upper()}: each colour one shared noise")
         st.caption("One marker symbol per model, one colour per sample: the faint line joins where the same noise "
                    "went in each model. Short lines: a consistent group.")  # fmt: skip
     st.plotly_chart(fig, key=f"samples-{kind}")
     downloads.figure(fig, f"consistency-samples-{kind}")
 
-heat_cols = st.columns(2)
-for where, (kind, (names, res)) in zip(heat_cols, results.items()):
-    heat = figures.psnr_heatmap(res.arrays["psnr"], [n.split("/", 1)[1] for n in names], kind)
+for where, (kind, (names, res)) in zip(st.columns(2), results.items()):
+    heat = consistency_plots.psnr_heatmap(res.arrays["psnr"], [n.split("/", 1)[1] for n in names], kind)
     where.plotly_chart(heat, key=f"psnr-{kind}")
     downloads.figure(heat, f"psnr-{kind}", where=where)
 
 if results:
     st.subheader("Table 1, on this zoo")
-    table = [figures.consistency_row(kind, names, res.meta) for kind, (names, res) in results.items()]
+    table = [tables.consistency_row(kind, names, res.meta) for kind, (names, res) in results.items()]
     st.dataframe(table, hide_index=True)
     st.caption(
         "Paper, Table 1 (M = 32): Improved Diffusion CIFAR-10 20.14 dB vs DCGAN 10.48; Guided Diffusion ImageNet128 "

@@ -6,20 +6,18 @@ the manifest and the shipped results), so a cold server draws it at once; see `d
 
 import streamlit as st
 
-from dashboard import shipped, sidebar
-from dstab import zooindex
+from dashboard import sidebar
+from dstab import zooindex, zooresults
 
 
 def hessian_of(choice, entries: dict):
     """The report's Hessian of the picked model: found from the manifest for a zoo entry, else by the
     exact key of the loaded checkpoint (a user's own, a manifest without T, ambiguous stored variants)."""
     entry = entries.get(choice.ref) if choice.is_zoo else None
-    found = shipped.hessian(entry) if entry is not None else None
+    found = zooresults.shipped_hessians(entry) if entry is not None else None
     if found is not None and len(found) <= 1:
         return found[0] if found else None
-    from dashboard import analyses
-
-    return analyses.default_hessian(sidebar.load_bundle(choice.path))
+    return zooresults.report_hessian(sidebar.load_bundle(choice.path))
 
 
 sel = sidebar.current()
@@ -38,7 +36,7 @@ st.subheader(f"The same measurements on this zoo ({sel.family})")
 entries = sel.manifest["entries"]
 numbers = []
 for kind in ("dm", "gan"):
-    found = shipped.consistency(sel.family, kind, entries)
+    found = zooresults.shipped_consistency(sel.family, kind, entries)
     numbers.append((f"{kind.upper()} consistency C(q), init group", found.meta["C_db"] if found else None, " dB"))
 for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
     found = hessian_of(choice, entries) if choice else None

@@ -8,9 +8,16 @@ timesteps beside the GAN's G and D (the paper's Fig. 2 and 10), from stored
 results only.
 """
 
+from dataclasses import replace
+
 import streamlit as st
 
-from dashboard import analyses, compute, downloads, figures, landscapeviews, sidebar, urlstate
+from dashboard import compute, downloads, sidebar, urlstate
+from dstab import zooresults
+from dstab.analysis.specs import ProbeSpec
+from dstab.errors import DstabError
+from dstab.plots import surface as surface_plots
+from dstab.plots import tables
 
 GRIDS = [5, 11, 21, 31, 41, 51]
 RADII = [0.1, 0.25, 0.5, 1.0, 2.0]
@@ -23,67 +30,71 @@ st.caption(
     "discriminator loss with G frozen (D). Each surface has its own colour and height scale by default."
 )
 c = st.columns(6)
+SPEC = zooresults.SURFACE
 role = urlstate.radio("GAN probe", ["G", "D"], "role", "G", where=c[1], horizontal=True,
                       help="G: generator loss with D frozen; D: discriminator loss with G frozen").lower()  # fmt: skip
-grid = urlstate.selectbox("Grid size", GRIDS, "grid", 21, where=c[2])
-radius = urlstate.selectbox("Radius r", RADII, "radius", 1.0, where=c[3])
-seed = urlstate.number("Direction seed", "dseed", 0, 0, 10_000, where=c[4])
-scale = urlstate.selectbox("Scale", landscapeviews.SCALES, "scale", landscapeviews.OWN, where=c[5],
-                           help=landscapeviews.SCALE_HELP)  # fmt: skip
+grid = urlstate.selectbox("Grid size", GRIDS, "grid", SPEC.grid, where=c[2])
+radius = urlstate.selectbox("Radius r", RADII, "radius", SPEC.radius, where=c[3])
+seed = urlstate.number("Direction seed", "dseed", SPEC.seed, 0, 10_000, where=c[4])
+scale = urlstate.selectbox("Scale", surface_plots.SCALES, "scale", surface_plots.OWN, where=c[5],
+                           help=surface_plots.SCALE_HELP)  # fmt: skip
 
 
-def request(choice, bundle, t, gan_role=role):
-    return analyses.surface_request(bundle, choice.label, t, gan_role, grid, radius, seed, sel.device)
+def spec_at(kind: str, t: int, gan_role: str = role):
+    probe = ProbeSpec.of(kind, t, gan_role, batch_size=SPEC.probe.batch_size, seed=SPEC.probe.seed)
+    return replace(SPEC, probe=probe, grid=grid, radius=radius, seed=seed)
 
 
 dm_bundle = sidebar.load_bundle(sel.dm.path) if sel.dm else None
-shown = compute.instant(lambda t: request(sel.dm, dm_bundle, t), analyses.DM_TIMESTEP_CHOICES) if sel.dm else []
-t = urlstate.select_slider("DM timestep t", analyses.DM_TIMESTEP_CHOICES, "t", analyses.DM_TIMESTEPS[1], where=c[0],
+shown = compute.instant(lambda t: spec_at("dm", t), compute.DM_TIMESTEP_CHOICES, [dm_bundle]) if sel.dm else []
+t = urlstate.select_slider("DM timestep t", compute.DM_TIMESTEP_CHOICES, "t", zooresults.DM_TIMESTEPS[1], where=c[0],
                            **compute.marked(shown))  # fmt: skip
 
-results, cols = compute.side_by_side(sel, lambda choice, bundle: request(choice, bundle, t))
+results, cols = compute.side_by_side(sel, lambda bundle: spec_at(bundle.kind, t), "surface")
 settings = {"grid": grid, "radius": radius, "direction seed": seed}
 
 if results:
-    shown_views = landscapeviews.views({k: r.arrays["loss"] for k, (_, r) in results.items()}, scale)
+    views = surface_plots.views({k: r.arrays["loss"] for k, (_, r) in results.items()}, scale)
     for kind, (choice, res) in results.items():
         where = cols[kind]
         a, b = res.arrays["alphas"], res.arrays["betas"]
-        title = f"{choice.label} ({figures.probe_text(res.meta)}), r = {res.meta['radius']:g}"
-        surf = landscapeviews.surface_3d(a, b, shown_views[kind], title)
-        cont = landscapeviews.contour(a, b, shown_views[kind], title)
+        title = surface_plots.title(choice.label, res.meta)
+        surf = surface_plots.surface_3d(a, b, views[kind], title)
+        cont = surface_plots.contour(a, b, views[kind], title)
         where.plotly_chart(surf, key=f"surface-{kind}")
         where.plotly_chart(cont, key=f"contour-{kind}")
-        rows = figures.smoothness_rows(choice.label, res.meta)
+        rows = tables.smoothness_rows(choice.label, res.meta)
         where.dataframe(rows, hide_index=True)
         downloads.figure(surf, f"surface-{kind}", where=where)
         downloads.figure(cont, f"contour-{kind}", where=where)
-        what = {"model": choice.label, "probe": figures.probe_text(res.meta), **settings}
-        downloads.numbers(figures.grid_rows(a, b, res.arrays["loss"]), f"surface-{kind}", where=where,
+        what = {"model": choice.label, "probe": tables.probe_text(res.meta), **settings}
+        downloads.numbers(tables.grid_rows(a, b, res.arrays["loss"]), f"surface-{kind}", where=where,
                           extra={"meta": res.meta}, columns=what)  # fmt: skip
     if set(results) == {"dm", "gan"}:
-        st.info(landscapeviews.smoother_sentence(*((c.label, r.meta) for c, r in results.values())))
+        st.info(surface_plots.smoother_sentence(*((ch.label, r.meta) for ch, r in results.values())))
     st.subheader("Smoothness, side by side")
-    table = [row for _, (choice, res) in results.items() for row in figures.smoothness_rows(choice.label, res.meta)]
+    table = [row for _, (choice, res) in results.items() for row in tables.smoothness_rows(choice.label, res.meta)]
     st.dataframe(table, hide_index=True)
     downloads.numbers(table, "smoothness", columns=settings)
 
 st.subheader("Across timesteps, beside the GAN's G and D (the paper's Fig. 2 and 10)")
 panels, missing = [], []
-pairs = [(sel.dm, dm_bundle, t_, None) for t_ in analyses.DM_TIMESTEP_CHOICES] if sel.dm else []
+wanted = [(sel.dm, dm_bundle, spec_at("dm", t_), f"t = {t_}") for t_ in compute.DM_TIMESTEP_CHOICES] if sel.dm else []
 if sel.gan:
     gan_bundle = sidebar.load_bundle(sel.gan.path)
-    pairs += [(sel.gan, gan_bundle, analyses.DM_TIMESTEPS[1], r) for r in ("g", "d")]
-for choice, bundle, t_, gan_role in pairs:
-    req = request(choice, bundle, t_, gan_role or role)
-    name = f"{choice.label} {gan_role.upper()}" if gan_role else f"{choice.label} t = {t_}"
-    res = compute.found(req)
+    wanted += [(sel.gan, gan_bundle, spec_at("gan", t, r), r.upper()) for r in ("g", "d")]
+for choice, bundle, spec, what in wanted:
+    name = f"{choice.label} {what}"
+    try:
+        res = compute.found(spec, [bundle], sel.device)
+    except DstabError:  # a timestep past this model's T: simply not shown
+        res = None
     if res is None:
         missing.append(name)
     else:
         panels.append((name, res.arrays["alphas"], res.arrays["betas"], res.arrays["loss"]))
 if panels:
-    multiples = landscapeviews.small_multiples(panels)
+    multiples = surface_plots.small_multiples(panels)
     st.plotly_chart(multiples, key="small-multiples")
     st.caption(
         "Contour maps, each on its own loss range (stated under its title): how the DM's surface changes with t, "

@@ -10,8 +10,9 @@ import sqlite3
 
 import streamlit as st
 
-from dashboard import downloads, runfigures, server, urlstate
+from dashboard import downloads, server, urlstate
 from dstab.errors import DstabError
+from dstab.plots import runs as run_plots
 from dstab.training import config as train_config
 from dstab.training import curves, runboard, runs
 from dstab.training.runmetrics import RunMetrics
@@ -95,7 +96,7 @@ def curves_section(statuses, metrics) -> None:
     ]
     left, right = st.columns(2)
     if fd_series:
-        fig = runfigures.curves(fd_series, "FD / FID of EMA samples (lower is better)", "FD", x_title, log_x, 0)
+        fig = run_plots.curves(fd_series, "FD / FID of EMA samples (lower is better)", "FD", x_title, log_x)
         left.plotly_chart(fig, key="fd-curves")
         downloads.figure(fig, "training-fd", where=left)
     else:
@@ -104,7 +105,7 @@ def curves_section(statuses, metrics) -> None:
         {"label": n, **dict(zip("xy", series_of(metrics[n], "loss", x_axis)))} for n in chosen if metrics[n].names()
     ]
     if loss_series:
-        fig = runfigures.curves(loss_series, "Training loss", "loss", x_title, log_x, half)
+        fig = run_plots.curves(curves.smoothed(loss_series, half), "Training loss", "loss", x_title, log_x)
         right.plotly_chart(fig, key="loss-curves")
         downloads.figure(fig, "training-loss", where=right)
     quartiles = [
@@ -114,7 +115,8 @@ def curves_section(statuses, metrics) -> None:
         if q in metrics[n].names()
     ]
     if quartiles:
-        st.plotly_chart(runfigures.quartile_curves(quartiles, x_title, log_x, half), key="quartile-curves")
+        qfig = run_plots.quartile_curves(curves.smoothed(quartiles, half, keep_short=True), x_title, log_x)
+        st.plotly_chart(qfig, key="quartile-curves")
     speedup_section([n for n in names if runboard.eval_metric(metrics[n].names())], metrics)
 
 
@@ -301,8 +303,8 @@ def preview_section(config: dict, statuses) -> None:
         return
     view = runboard.preview(config, its)
     c1, c2 = st.columns(2)
-    c1.plotly_chart(runfigures.pmf(view["t"], view["pmf"], T), key="pmf")
-    c2.plotly_chart(runfigures.schedules(view["iterations"], view["beta1"], view["lr"]), key="schedules")
+    c1.plotly_chart(run_plots.pmf(view["t"], view["pmf"], T), key="pmf")
+    c2.plotly_chart(run_plots.schedules(view["iterations"], view["beta1"], view["lr"]), key="schedules")
     estimate_time(config, statuses)
 
 

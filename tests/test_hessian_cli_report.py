@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from dstab import checkpoints, cli, probes, report
+from dstab import checkpoints, cli, probes, report, zooresults
 from dstab.analysis import consistency as cons
-from dstab.analysis import hessian, hessian_engines
+from dstab.analysis import hessian, results
 from tests.conftest import write_zoo
 
 torch.set_num_threads(1)
@@ -113,11 +114,10 @@ def test_report_on_a_mini_zoo(ckpts, caches):
 
 
 def test_precompute_tasks_fill_the_shipped_cache(ckpts, caches):
-    from dstab.analysis import precompute
-
+    precompute = zooresults
     root = caches / "zoo"
     _mini_zoo(root, ckpts)
-    assert list(precompute.tasks()) == ["surface", "interpolate", "hessian", "consistency"]
+    assert list(precompute.TASKS) == ["surface", "interpolate", "hessian", "consistency"]
     helped = subprocess.run([sys.executable, "-m", "dstab", "precompute", "--help"], capture_output=True, text=True,
                             check=True, cwd=Path(__file__).resolve().parents[1]).stdout  # fmt: skip
     assert "default all: surface, interpolate, hessian, consistency" in " ".join(helped.split())
@@ -125,9 +125,10 @@ def test_precompute_tasks_fill_the_shipped_cache(ckpts, caches):
     assert len(list((root / "results" / "hessian").glob("*.json"))) == 2
     # the report's default request for the same probe is served from the shipped cache
     bundle = checkpoints.load(root / "toy2d/gan-s0/final.safetensors")
-    probe = report.default_probe(bundle, "d")
-    result, source = hessian_engines.cached(probe, "dstab", **report.HESSIAN_SETTINGS)
-    assert source == "shipped" and result.summary()["settings"]["slq_steps"] == report.HESSIAN_SETTINGS["slq_steps"]
+    spec = replace(zooresults.HESSIAN, probe=replace(zooresults.HESSIAN.probe, role="d"))
+    found = results.get(spec, [bundle])
+    result, source = spec.read(found), found.source
+    assert source == "shipped" and result.summary()["settings"]["slq_steps"] == zooresults.HESSIAN.slq_steps
 
 
 def test_roughness_verdicts_compare_dm_and_gan_means():

@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from dstab import checkpoints, data
+from dstab.analysis.specs import ProbeSpec
 from dstab.diffusion import NoiseSource
 from dstab.errors import DstabError
-from dstab.probes import dm_probe, gan_probe, module_probe, probe_for
+from dstab.probes import dm_probe, gan_probe, module_probe
 from tests.conftest import assert_unchanged, module_state
 
 
@@ -131,7 +132,7 @@ def test_wrong_kind_bad_options_and_nan_weights_are_refused(ckpts, tmp_path):
     with pytest.raises(DstabError, match="role"):
         gan_probe(gan, "x")
     with pytest.raises(DstabError, match="DM"):
-        probe_for(dm)
+        ProbeSpec(role="g").build(dm)
     with pytest.raises(DstabError, match=r"samples shaped \(2,\) but dataset digits has \(1, 8, 8\)"):
         dm_probe(dm, 10, dataset="digits")
     with torch.no_grad():

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .landscape import Surface, finish
+from .landscape import Surface, with_metrics
 
 
 def world() -> tuple[int, int]:
@@ -63,4 +63,4 @@ def gather(part: Surface) -> Surface:
         "seconds": max(s for _, _, s in pieces),
         "world_size": dist.get_world_size(),
     }
-    return finish(Surface(part.alphas, part.betas, loss, meta))
+    return with_metrics(Surface(part.alphas, part.betas, loss, meta))

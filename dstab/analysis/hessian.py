@@ -49,8 +49,6 @@ forward-over-reverse in torch (pytorch#123996).
 from __future__ import annotations
 
 import math
-import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -59,14 +57,16 @@ import torch
 from scipy.linalg import eigh_tridiagonal
 
 from ..errors import DstabError, require
-from .landscape import CostWarning
+from .cost import seconds_per_call, warn_if_slow
+from .hessian_settings import DEFAULT as SPEC
+from .hessian_settings import HESSIAN_ENGINES
 
 HVP_MODES = ("reverse", "forward")
 # Hessian-vector products batched into one autograd call (trace probes, SLQ runs in lockstep); memory
 # grows with it: SLQ keeps BATCH * steps * n floats of Lanczos basis
 BATCH = 4
-# tol: bound on the top eigenvalues' errors relative to the spectral radius (see error_bounds)
-DEFAULTS = {"top_k": 5, "trace_samples": 100, "slq_runs": 3, "slq_steps": 90, "seed": 0, "tol": 1e-4, "max_steps": 200}
+# the engines' defaults (SPEC) are hessian_settings' (what `dstab report` ships); tol bounds the top
+# eigenvalues' errors relative to the spectral radius (see error_bounds)
 
 
 def check_finite(named: dict[str, torch.Tensor]) -> None:
@@ -266,8 +266,8 @@ def extreme_eigenvalues(
     op: HessianOperator,
     k: int,
     seed: int = 0,
-    tol: float = DEFAULTS["tol"],
-    max_steps: int = DEFAULTS["max_steps"],
+    tol: float = SPEC.tol,
+    max_steps: int = SPEC.max_steps,
     progress=None,
 ) -> Extremes:
     """The k largest eigenvalues and the smallest one, by Lanczos from a seeded Gaussian vector."""
@@ -427,21 +427,23 @@ SUMMARY_ONLY = ("lambda_1", "top_eigenvalues", "mean_hutchinson", "mean", "secon
 
 def spectrum(
     probe,
-    top_k: int = DEFAULTS["top_k"],
-    trace_samples: int = DEFAULTS["trace_samples"],
-    slq_runs: int = DEFAULTS["slq_runs"],
-    slq_steps: int = DEFAULTS["slq_steps"],
-    seed: int = DEFAULTS["seed"],
-    tol: float = DEFAULTS["tol"],
-    max_steps: int = DEFAULTS["max_steps"],
+    top_k: int = SPEC.top_k,
+    trace_samples: int = SPEC.trace_samples,
+    slq_runs: int = SPEC.slq_runs,
+    slq_steps: int = SPEC.slq_steps,
+    seed: int = SPEC.seed,
+    tol: float = SPEC.tol,
+    max_steps: int = SPEC.max_steps,
     hvp: str = "reverse",
     progress: Callable[[str, int, int], None] | None = None,
+    seconds_per_hvp: float | None = None,
 ) -> HessianSpectrum:
     """The paper's Hessian numbers for a probe with dstab's engine. Seeded and deterministic;
-    `progress(stage, done, total)` is called after every Hessian-vector product."""
+    `progress(stage, done, total)` is called after every Hessian-vector product; `seconds_per_hvp`,
+    when the caller timed one already, spares timing one here."""
     op = HessianOperator(probe, hvp)
     require(top_k <= op.n, f"top-k = {top_k} exceeds the number of analysed parameters n = {op.n}")
-    warn_if_costly(op, max_steps + trace_samples + slq_runs * min(slq_steps, op.n), probe.name)
+    hvp_seconds(op, max_steps + trace_samples + slq_runs * min(slq_steps, op.n), probe.name, seconds_per_hvp)
     tick = (lambda stage, total: lambda i: progress(stage, i, total)) if progress else (lambda stage, total: None)
     max_steps = max(max_steps, top_k + 1)
     ext = extreme_eigenvalues(op, top_k, seed, tol, max_steps, tick("lanczos", max_steps))
@@ -473,43 +475,33 @@ def spectrum(
     )
 
 
-def warn_if_costly(op: HessianOperator, products: int, what: str) -> float:
-    """Estimated seconds for `products` Hessian-vector products (timed on one); a CostWarning
-    before starting anything expected to take over a minute."""
-    t0 = time.perf_counter()
-    op(torch.ones(op.n, device=op.device))
-    per = time.perf_counter() - t0
-    op.calls = 0
-    estimate = products * per
-    if estimate > 60:
-        warnings.warn(
-            f"Hessian of {what}: up to {products} Hessian-vector products at about {per:.2f} s each: roughly "
-            f"{estimate / 60:.1f} min; lower --trace-samples/--slq-runs/--slq-steps or --batch-size, or use a GPU",
-            CostWarning,
-            stacklevel=3,
-        )
-    return estimate
-
-
-ENGINES = ("dstab", "pyhessian")
+def hvp_seconds(op: HessianOperator, products: int, what: str, per: float | None = None) -> float:
+    """Estimated seconds for `products` Hessian-vector products (one timed here unless `per` is given);
+    a CostWarning before starting anything expected to take over a minute."""
+    if per is None:
+        v = torch.ones(op.n, device=op.device)
+        per = seconds_per_call(lambda: op(v), repeats=1, warmup=False)
+        op.calls = 0
+    return warn_if_slow(products, per, f"Hessian of {what}", "lower --trace-samples/--slq-runs/--slq-steps or "
+                        "--batch-size, or use a GPU", "Hessian-vector products")  # fmt: skip
 
 
 def check_engine(name: str) -> str:
-    if name not in ENGINES:
-        raise DstabError(f"unknown Hessian engine {name!r}; choose one of {list(ENGINES)}")
+    if name not in HESSIAN_ENGINES:
+        raise DstabError(f"unknown Hessian engine {name!r}; choose one of {list(HESSIAN_ENGINES)}")
     return name
 
 
 def hessian_params(
     probe,
     engine: str = "dstab",
-    top_k=DEFAULTS["top_k"],
-    trace_samples=DEFAULTS["trace_samples"],
-    slq_runs=DEFAULTS["slq_runs"],
-    slq_steps=DEFAULTS["slq_steps"],
-    seed=DEFAULTS["seed"],
-    tol=DEFAULTS["tol"],
-    max_steps=DEFAULTS["max_steps"],
+    top_k=SPEC.top_k,
+    trace_samples=SPEC.trace_samples,
+    slq_runs=SPEC.slq_runs,
+    slq_steps=SPEC.slq_steps,
+    seed=SPEC.seed,
+    tol=SPEC.tol,
+    max_steps=SPEC.max_steps,
 ) -> dict:
     """What a spectrum depends on besides the checkpoint: its cache parameters."""
     described = {k: v for k, v in probe.describe().items() if k not in ("name", "checkpoint", "checkpoint_sha256")}

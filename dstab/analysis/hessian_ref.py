@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from ..errors import require
-from .hessian import DEFAULTS, HessianSpectrum, check_finite, density
+from .hessian import SPEC, HessianSpectrum, check_finite, density
 
 
 class ProbeAsModel(nn.Module):
@@ -107,13 +107,13 @@ def _pyhessian(probe, device: torch.device):
 
 def spectrum(
     probe,
-    top_k: int = DEFAULTS["top_k"],
-    trace_samples: int = DEFAULTS["trace_samples"],
-    slq_runs: int = DEFAULTS["slq_runs"],
-    slq_steps: int = DEFAULTS["slq_steps"],
-    seed: int = DEFAULTS["seed"],
-    tol: float = DEFAULTS["tol"],
-    max_steps: int = DEFAULTS["max_steps"],
+    top_k: int = SPEC.top_k,
+    trace_samples: int = SPEC.trace_samples,
+    slq_runs: int = SPEC.slq_runs,
+    slq_steps: int = SPEC.slq_steps,
+    seed: int = SPEC.seed,
+    tol: float = SPEC.tol,
+    max_steps: int = SPEC.max_steps,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> HessianSpectrum:
     """The same numbers as `dstab.analysis.hessian.spectrum`, computed by PyHessian.

@@ -33,6 +33,7 @@ COMMANDS: dict[str, Command] = {
         "hessian", "Hessian spectrum of a checkpoint's loss (lambda_1, lambda_min, trace, sigma^2, density)"
     ),
     "consistency": Command("consistency", "PSNR consistency C(q) of models sampled from one seed (paper Eq. 1)"),
+    "trajectory": Command("trajectory", "a DM's x0 estimate at every sampler step, from one seed (Diffusion process)"),
     "report": Command("report", "run the paper's comparisons on the zoo and write RESULTS.md"),
     "runs": Command("runs", "start, watch, stop and resume background training runs"),
 }

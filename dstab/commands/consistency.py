@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from .. import zooresults
 from ..analysis import consistency as cons
+from ..analysis import results
+from ..analysis.specs import DM_SAMPLERS
 from ..device import resolve_device
-from ..errors import require
+from ..plots import consistency as consistency_plots
 from . import add_command, add_device_arg, add_threads_arg
+
+SPEC = zooresults.CONSISTENCY
 
 
 def register(sub) -> None:
@@ -29,11 +35,12 @@ def register(sub) -> None:
         "(digits/dm-init, digits/gan-structure); the first model is the reference",
     )
     p.add_argument("-o", "--output", required=True, type=Path, help="folder for the JSON, NPZ and PNG")
-    p.add_argument("-n", "--num", type=int, default=32, help="samples per model (default 32, as the paper's Table 1)")
-    p.add_argument("--seed", type=int, default=0, help="the one sampling seed (default 0)")
-    p.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm", help="DM sampler (default ddpm, ancestral)")
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default 50)")
-    p.add_argument("--eta", type=float, default=0.0, help="DDIM eta (default 0: deterministic)")
+    p.add_argument("-n", "--num", type=int, default=SPEC.num,
+                   help=f"samples per model (default {SPEC.num}, as the paper's Table 1)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=SPEC.seed, help=f"the one sampling seed (default {SPEC.seed})")
+    p.add_argument("--sampler", choices=DM_SAMPLERS, default=SPEC.sampler, help="DM sampler (default ddpm, ancestral)")
+    p.add_argument("--steps", type=int, default=SPEC.steps, help="DDIM steps (default 50)")
+    p.add_argument("--eta", type=float, default=SPEC.eta, help="DDIM eta (default 0: deterministic)")
     p.add_argument("--stage", choices=["final", "early"], default="final", help="zoo checkpoint stage")
     p.add_argument("--refresh", action="store_true", help="recompute even when a cached result exists")
     add_device_arg(p)
@@ -42,16 +49,19 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    require(args.sampler == "ddim" or args.steps is None, "--steps applies to --sampler ddim only")
+    spec = replace(SPEC, num=args.num, seed=args.seed, sampler=args.sampler, steps=args.steps, eta=args.eta)
+    spec.check([None, None])  # the sampler's options, before any model loads
     bundles, names = cons.load_models(args.models, stage=args.stage)
-    settings = {"num": args.num, "seed": args.seed, "sampler": args.sampler, "steps": args.steps, "eta": args.eta}
-    result, source = cons.cached(bundles, names, args.refresh, device=resolve_device(args.device), **settings)
+    found = results.get(spec, bundles, None, resolve_device(args.device), args.refresh, names=names)
+    result = spec.read(found)
+    result.names = list(names)  # a stored result may have been computed under other names (paths, ids)
+    source = found.source
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
     meta, arrays = result.to_record()
     (out / "consistency.json").write_text(json.dumps({**meta, "source": source}, indent=2) + "\n")
     np.savez(out / "consistency.npz", **arrays)
-    cons.grid(result).save(out / "consistency.png")
+    consistency_plots.grid(arrays["samples"]).save(out / "consistency.png")
     print(f"C(q) = {result.score:.2f} dB over {len(names)} models x {args.num} samples ({source})")
     for name, db in zip(names[1:], meta["psnr_vs_first_db"]):
         print(f"  {name}: {db:.2f} dB against {names[0]}")

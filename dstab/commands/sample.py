@@ -7,8 +7,8 @@ import torch
 from .. import checkpoints
 from ..device import resolve_device
 from ..errors import require
+from ..plots.png import save_samples
 from ..sampling import generate
-from ..viz import save_samples
 from . import add_command, add_device_arg, add_threads_arg
 
 

@@ -23,6 +23,16 @@ def smooth(values: np.ndarray, half_width: int) -> np.ndarray:
     return (csum[i + k + 1] - csum[i - k]) / (2 * k + 1)
 
 
+def smoothed(series: list[dict], half_width: int, keep_short: bool = False) -> list[dict]:
+    """Each {"x", "y", ...} series with "smooth": its moving average (`smooth`), or None when not smoothed
+    (half_width 0, or two points or fewer unless `keep_short`)."""
+    out = []
+    for s in series:
+        use = half_width > 0 and (keep_short or len(s["y"]) > 2)
+        out.append({**s, "smooth": smooth(s["y"], half_width) if use else None})
+    return out
+
+
 def first_step_reaching(steps: np.ndarray, values: np.ndarray, target: float) -> int | None:
     """The first step at which a lower-is-better metric (FD, FID) is <= target, or None if it never is."""
     hit = np.nonzero(np.asarray(values) <= target)[0]

@@ -150,9 +150,10 @@ def checkpoint_files(name: str, root=None) -> dict[int, Path]:
 
 def sample_image(checkpoint: Path, n: int = 16, seed: int = 0):
     """A grid (images) or scatter (2-D points) of samples from a checkpoint's EMA weights."""
-    from .. import checkpoints, sampling, viz
+    from .. import checkpoints, sampling
+    from ..plots import png
 
     bundle = checkpoints.load(checkpoint)
     points = len(sampling.sample_shape(bundle)) == 1
     samples = sampling.generate(bundle, n * 16 if points else n, seed, sampler="ddim", steps=50)
-    return viz.scatter_image(samples) if points else viz.grid_image(samples, scale=4)
+    return png.scatter_image(samples) if points else png.grid_image(samples, scale=4)

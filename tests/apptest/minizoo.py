@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from dstab import checkpoints, models
-from dstab.viz import save_samples
+from dstab.plots.png import save_samples
 
 DIGITS_DM = {"arch": "unet", "image_size": 8, "in_channels": 1, "model_channels": 8, "norm_groups": 4,
              "channel_mult": [1, 2], "num_res_blocks": 1, "attention_resolutions": []}  # fmt: skip

@@ -1,11 +1,16 @@
 """Hessian, consistency and interpolation pages on the toy2d zoo defaults: the charts appear and every
 number in their tables equals what the library computes afresh for the same inputs."""
 
+from dataclasses import replace
+
 import pytest
 
-from dstab import checkpoints, probes, report, zoo
+from dstab import checkpoints, probes, zoo, zooresults
 from dstab.analysis import consistency as cons
 from dstab.analysis import hessian, interpolation
+from dstab.analysis.specs import ProbeSpec
+
+HESSIAN = zooresults.HESSIAN
 
 
 def _load(eid: str, stage: str = "final"):
@@ -20,7 +25,8 @@ def test_hessian_page_equals_engine(app):
     rows = at.dataframe[0].value.to_dict("records")
     assert [r["kind"] for r in rows] == ["DM", "GAN"]
     for row, (eid, role) in zip(rows, [("toy2d/dm-eps-s0", None), ("toy2d/gan-s0", "g")]):
-        spectrum = hessian.spectrum(report.default_probe(_load(eid), role), **report.HESSIAN_SETTINGS).summary()
+        probe = replace(HESSIAN.probe, role=role).build(_load(eid))
+        spectrum = hessian.spectrum(probe, **HESSIAN.settings()).summary()
         assert row["lambda_1"] == pytest.approx(spectrum["lambda_1"], rel=1e-9)
         assert row["trace"] == pytest.approx(spectrum["trace"], rel=1e-9)
         assert row["sigma^2 (spectrum variance)"] == pytest.approx(spectrum["sigma2"], rel=1e-9)
@@ -68,8 +74,8 @@ def test_interpolation_page_equals_library(app):
 def test_pages_find_their_results_again_by_their_own_keys(app):
     """What a page computed (through the library's cached entry points) it must find by the key it looks up
     first, or every rerun would compute again."""
-    from dashboard import analyses
     from dstab import cache
+    from dstab.analysis.results import Plan
 
     app("pages/landscape.py", data="toy2d", grid="5")
     app("pages/interpolation.py", data="toy2d", steps="4")
@@ -77,16 +83,17 @@ def test_pages_find_their_results_again_by_their_own_keys(app):
     app("pages/consistency.py", data="toy2d", m="4")
     dm, gan, dm_early = _load("toy2d/dm-eps-s0"), _load("toy2d/gan-s0"), _load("toy2d/dm-eps-s0", "early")
     ids = cons.group_ids("toy2d", "gan-init")
+    surface = replace(zooresults.SURFACE, grid=5)
     requests = [
-        analyses.surface_request(dm, "dm", 500, "g", 5, 1.0, 0, "cpu"),
-        analyses.surface_request(gan, "gan", 500, "g", 5, 1.0, 0, "cpu"),
-        analyses.interpolation_request(dm, dm_early, "dm", 500, "g", -0.5, 1.5, 4, "cpu"),
-        analyses.hessian_request(dm, "dm", analyses.QUARTILES, "g", analyses.HESSIAN_SETTINGS, "cpu"),
-        analyses.hessian_request(gan, "gan", 500, "g", analyses.HESSIAN_SETTINGS, "cpu"),
-        analyses.consistency_request([_load(i) for i in ids], ids, 4, 0, "ddpm", None, "cpu"),
+        Plan(replace(surface, probe=ProbeSpec(timesteps=(500,))), [dm]),
+        Plan(replace(surface, probe=ProbeSpec(role="g")), [gan]),
+        Plan(replace(zooresults.CURVE, probe=ProbeSpec(timesteps=(500,)), steps=4), [dm, dm_early]),
+        Plan(HESSIAN, [dm]),
+        Plan(replace(HESSIAN, probe=replace(HESSIAN.probe, role="g")), [gan]),
+        Plan(replace(zooresults.CONSISTENCY, num=4).for_kind("gan"), [_load(i) for i in ids]),
     ]
     for req in requests:
-        assert cache.lookup(req.name, req.params, req.shas) is not None, req.label
+        assert cache.lookup(req.spec.name, req.params, req.shas) is not None, req.spec
 
 
 def test_consistency_shows_all_m_samples_linked_by_their_noise(app):

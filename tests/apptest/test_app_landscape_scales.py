@@ -3,12 +3,15 @@ loss is 10,000 times smaller than the GAN's; the shared relative rise as an opti
 says which one is smoother."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from dashboard import analyses, landscapeviews
-from dstab import cache, checkpoints, zoo
+from dstab import cache, checkpoints, zoo, zooresults
+from dstab.analysis.results import Plan
+from dstab.analysis.specs import ProbeSpec
+from dstab.plots import surface as surface_plots
 
 PAGE = "pages/landscape.py"
 SEED = 77  # direction seed of the stored fakes: nothing else in the suite uses it
@@ -22,11 +25,13 @@ def _grid(n: int = 11):
 def _store(eid: str, loss: np.ndarray, metrics: dict) -> None:
     """A surface result for the page's own request key, stored as if computed."""
     bundle = checkpoints.load(zoo.checkpoint_path(eid))
-    req = analyses.surface_request(bundle, eid, 500, "g", 11, 1.0, SEED, "cpu")
+    spec = zooresults.SURFACE
+    probe = ProbeSpec.of(bundle.kind, 500, "g", batch_size=spec.probe.batch_size, seed=spec.probe.seed)
+    plan = Plan(replace(spec, probe=probe, grid=11, radius=1.0, seed=SEED), [bundle])
     a = np.linspace(-1, 1, 11)
     probe = {"kind": "dm", "timesteps": [500]} if bundle.kind == "dm" else {"kind": "gan-g"}
     meta = {"radius": 1.0, "grid": 11, "centre_loss": float(loss[5, 5]), "metrics": metrics, "probe": probe}
-    cache.store(req.name, req.params, req.shas, meta, {"alphas": a, "betas": a, "loss": loss})
+    cache.store(plan.spec.name, plan.params, plan.shas, meta, {"alphas": a, "betas": a, "loss": loss})
 
 
 @pytest.fixture
@@ -71,9 +76,9 @@ def test_shared_relative_rise_is_one_scale_for_both(app, far_apart):
 def test_views_log_and_raw():
     _, bowl = _grid(5)
     losses = {"dm": 1e-3 * (1 + bowl), "gan": 2 + bowl}
-    log = landscapeviews.views(losses, landscapeviews.LOG)
+    log = surface_plots.views(losses, surface_plots.LOG)
     assert (log["dm"].lo, log["dm"].hi) == pytest.approx((-3.0, np.log10(3e-3)), rel=1e-12)
-    raw = landscapeviews.views(losses, landscapeviews.RAW)
+    raw = surface_plots.views(losses, surface_plots.RAW)
     assert (raw["dm"].lo, raw["dm"].hi) == (raw["gan"].lo, raw["gan"].hi) == pytest.approx((1e-3, 4.0))
-    flat = landscapeviews.views({"x": np.ones((3, 3))})["x"]
+    flat = surface_plots.views({"x": np.ones((3, 3))})["x"]
     assert flat.lo < 1.0 < flat.hi  # a flat surface still gets a range to draw in

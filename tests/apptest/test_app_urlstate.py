@@ -1,7 +1,8 @@
 """Per-page widget state: a value set on one page never reaches another; link values are parsed
 case-insensitively and a refused one is noted (dashboard.urlstate)."""
 
-from dashboard import analyses
+from dashboard import compute
+from dstab import zooresults
 
 
 def _warnings(at) -> str:
@@ -15,7 +16,7 @@ def test_landscape_timestep_leaves_hessian_and_diffusion_at_their_defaults(app, 
     assert at.select_slider(key="landscape.t").value == 900
     at.switch_page("pages/hessian.py").run()
     assert not at.exception, at.exception
-    assert at.selectbox(key="hessian.t").value == analyses.QUARTILES
+    assert at.selectbox(key="hessian.t").value == compute.QUARTILES
     at.switch_page("pages/diffusion_process.py").run()
     assert not at.exception, at.exception
     assert at.slider(key="diffusion_process.t").value == 250
@@ -29,7 +30,7 @@ def test_consistency_sampler_does_not_switch_the_diffusion_page(app, monkeypatch
     at = app("pages/consistency.py", data="toy2d", seed="7")
     at.radio(key="consistency.sampler").set_value("ddim").run()
     at.switch_page("pages/hessian.py").run()
-    assert at.number_input(key="hessian.seed").value == analyses.HESSIAN_SETTINGS["seed"]
+    assert at.number_input(key="hessian.seed").value == zooresults.HESSIAN.seed
     at.switch_page("pages/diffusion_process.py").run()
     assert at.radio(key="diffusion_process.sampler").value == "ddim"
     at.radio(key="diffusion_process.sampler").set_value("ddpm").run()

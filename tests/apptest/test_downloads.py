@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dashboard import downloads, landscapeviews
+from dashboard import downloads
+from dstab.plots import surface as surface_plots
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="kaleido draws with the system Chromium")
 def test_a_chart_png_is_a_real_image_of_the_figure_size():
     pytest.importorskip("kaleido", reason="kaleido is in requirements.txt; install it to export PNGs")
     a = np.linspace(-1, 1, 11)
-    view = landscapeviews.views({"dm": np.add.outer(a**2, a**2)})["dm"]
-    fig = landscapeviews.contour(a, a, view, "a bowl")
+    view = surface_plots.views({"dm": np.add.outer(a**2, a**2)})["dm"]
+    fig = surface_plots.contour(a, a, view, "a bowl")
     data = downloads.chart_png(fig)
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
     img = Image.open(io.BytesIO(data))

@@ -34,10 +34,10 @@ def test_cancel_stops_a_job_at_its_next_progress_report():
     runner, started, go_on = JobRunner(), threading.Event(), threading.Event()
 
     def work(job):
-        for _ in range(1000):
+        for i in range(1000):
             started.set()
             go_on.wait(5)
-            job.advance(1, 1000)
+            job.progress("work", i + 1, 1000)
         return "finished"
 
     job = runner.submit("c", "cancel me", work, 1.0)
@@ -57,7 +57,7 @@ def test_compute_after_cancel_replaces_the_job_still_winding_down():
     def work(job):
         started.set()
         go_on.wait(5)
-        job.progress(1, 2)
+        job.progress("work", 1, 2)
         return "finished"
 
     old = runner.submit("c", "cancel me", work, 1.0)

@@ -1,10 +1,12 @@
-"""Loss-surface pictures that agree with the numbers beside them. No streamlit, no computing.
+"""Loss surfaces: the 3-D surface and the contour map a page shows, the small multiples across
+timesteps, and the PNG the CLI writes beside them.
 
 A DM's centre loss is tiny (0.0002 for digits at t = 900) while a GAN's is near 1, so one shared
-scale of the relative rise (L - L0)/|L0| makes the DM look steep and the GAN a flat sheet. By
-default each surface therefore gets its own scale, the min-max of its own loss, with the colour
-bar in loss units; "shared relative rise", "log loss" and "raw loss" (one range for both) are the
-options. `smoother_sentence` says in words which model is the smoother by which number.
+scale of the relative rise (L - L0)/|L0| (`landscape.rise_over_centre`) makes the DM look steep and
+the GAN a flat sheet. By default each surface therefore gets its own scale, the min-max of its own
+loss, with the colour bar in loss units; "shared relative rise", "log loss" and "raw loss" (one
+range for both) are the options (`views`). `smoother_sentence` says in words which model is the
+smoother by which number.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
+
+from ..analysis.smoothness import rise_over_centre
+from ..errors import DstabError
+from . import png
+from .tables import probe_text
 
 OWN, SHARED_RISE, LOG, RAW = "own loss", "shared relative rise", "log loss", "raw loss"
 SCALES = (OWN, SHARED_RISE, LOG, RAW)
@@ -31,12 +36,6 @@ class View:
     unit: str  # the colour bar's and z axis' title
     colours: str
     centred: bool = False
-
-
-def relative_rise(loss: np.ndarray) -> np.ndarray:
-    """(L - L0) / |L0| with L0 the centre of the grid."""
-    centre = loss[loss.shape[0] // 2, loss.shape[1] // 2]
-    return (loss - centre) / abs(centre) if centre != 0 else loss - centre
 
 
 def _range(z: np.ndarray) -> tuple[float, float]:
@@ -59,9 +58,9 @@ def _log10(loss: np.ndarray) -> np.ndarray:
 def views(losses: dict, scale: str = OWN) -> dict[str, View]:
     """{name: loss grid} -> {name: View} on the chosen scale."""
     if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; choose from {', '.join(SCALES)}")
+        raise DstabError(f"unknown surface scale {scale!r}; choose from {', '.join(SCALES)}")
     if scale == SHARED_RISE:
-        rel = {k: relative_rise(v) for k, v in losses.items()}
+        rel = {k: rise_over_centre(v) for k, v in losses.items()}
         zmax = max((float(np.nanmax(np.abs(v))) for v in rel.values()), default=1.0) or 1.0
         return {k: View(v, -zmax, zmax, "(L - L0)/|L0|", "RdBu_r", True) for k, v in rel.items()}
     if scale == LOG:
@@ -73,7 +72,9 @@ def views(losses: dict, scale: str = OWN) -> dict[str, View]:
     return {k: View(v, *_range(v), "loss", "Viridis") for k, v in losses.items()}
 
 
-def surface_3d(a: np.ndarray, b: np.ndarray, view: View, title: str) -> go.Figure:
+def surface_3d(a: np.ndarray, b: np.ndarray, view: View, title: str):
+    import plotly.graph_objects as go
+
     fig = go.Figure(go.Surface(x=b, y=a, z=view.z, cmin=view.lo, cmax=view.hi, colorscale=view.colours,
                                colorbar={"title": view.unit, "len": 0.7}))  # fmt: skip
     fig.update_layout(
@@ -83,7 +84,9 @@ def surface_3d(a: np.ndarray, b: np.ndarray, view: View, title: str) -> go.Figur
     return fig
 
 
-def contour(a: np.ndarray, b: np.ndarray, view: View, title: str) -> go.Figure:
+def contour(a: np.ndarray, b: np.ndarray, view: View, title: str):
+    import plotly.graph_objects as go
+
     fig = go.Figure(go.Contour(x=b, y=a, z=view.z, zmin=view.lo, zmax=view.hi, colorscale=view.colours,
                                colorbar={"title": view.unit}))  # fmt: skip
     fig.add_scatter(x=[0], y=[0], mode="markers", marker={"symbol": "x", "color": "black"}, name="trained weights")
@@ -92,9 +95,12 @@ def contour(a: np.ndarray, b: np.ndarray, view: View, title: str) -> go.Figure:
     return fig
 
 
-def small_multiples(panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], columns: int = 4) -> go.Figure:
+def small_multiples(panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], columns: int = 4):
     """One contour map per (title, alphas, betas, loss), each on its own loss range, which its title
     states: the DM across timesteps beside the GAN's G and D (the paper's Fig. 2 and 10)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
     rows = max(1, -(-len(panels) // columns))
     titles = [f"{t}<br>{_range(loss)[0]:.3g} to {_range(loss)[1]:.3g}" for t, _, _, loss in panels]
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.04,
@@ -143,3 +149,12 @@ def smoother_sentence(dm: tuple[str, dict], gan: tuple[str, dict]) -> str:
             "which do not depend on the loss's scale."
         )
     return text
+
+
+def title(label: str, meta: dict) -> str:
+    return f"{label} ({probe_text(meta)}), r = {meta['radius']:g}"
+
+
+def heatmap_png(rel: np.ndarray, title: str, zmax: float, scale: int = 16):
+    """The relative rise's colours as a PNG: rows along d1 (top: -r), columns along d2, centre marked."""
+    return png.heatmap_image(rel, -zmax, zmax, png.RDBU_R, scale, title)

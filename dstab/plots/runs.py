@@ -1,26 +1,25 @@
-"""Plotly figures of the training page. No streamlit here."""
+"""Training runs: loss and FD / FID curves, loss per quartile of t, the CLTS pmf and the MDLRC schedules."""
 
 from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
 
-from dstab.training.curves import smooth
-
 QUARTILE_DASH = ["solid", "dot", "dash", "dashdot"]
 
 
-def curves(series: list[dict], title: str, y_title: str, x_title: str, log_x: bool, half_width: int) -> go.Figure:
-    """Overlaid curves; each series is {"label", "x", "y"}. With smoothing, the raw curve stays faintly
-    visible beneath the smoothed one so the smoothing can be judged."""
+def curves(series: list[dict], title: str, y_title: str, x_title: str, log_x: bool) -> go.Figure:
+    """Overlaid curves; each series is {"label", "x", "y"} and, when smoothed, "smooth" (the smoothed y,
+    `training.curves.smoothed`): the raw curve then stays faintly visible beneath it so the smoothing can
+    be judged."""
     fig = go.Figure()
     palette = fig.layout.template.layout.colorway or None
     for i, s in enumerate(series):
         colour = palette[i % len(palette)] if palette else None
         line = {"color": colour} if colour else {}
-        if half_width > 0 and len(s["y"]) > 2:
+        if s.get("smooth") is not None:
             fig.add_scatter(x=s["x"], y=s["y"], name=f"{s['label']} (raw)", line=line, opacity=0.25, showlegend=False)
-            fig.add_scatter(x=s["x"], y=smooth(s["y"], half_width), name=s["label"], line=line)
+            fig.add_scatter(x=s["x"], y=s["smooth"], name=s["label"], line=line)
         else:
             fig.add_scatter(
                 x=s["x"], y=s["y"], name=s["label"], line=line, mode="lines+markers" if len(s["y"]) < 30 else "lines"
@@ -31,11 +30,11 @@ def curves(series: list[dict], title: str, y_title: str, x_title: str, log_x: bo
     return fig
 
 
-def quartile_curves(series: list[dict], x_title: str, log_x: bool, half_width: int) -> go.Figure:
-    """Loss per quartile of t (q0: smallest t); each series is {"label", "quartile", "x", "y"}."""
+def quartile_curves(series: list[dict], x_title: str, log_x: bool) -> go.Figure:
+    """Loss per quartile of t (q0: smallest t); each series is {"label", "quartile", "x", "y"} (and "smooth")."""
     fig = go.Figure()
     for s in series:
-        y = smooth(s["y"], half_width) if half_width > 0 else s["y"]
+        y = s["smooth"] if s.get("smooth") is not None else s["y"]
         fig.add_scatter(
             x=s["x"], y=y, name=f"{s['label']} q{s['quartile']}", line={"dash": QUARTILE_DASH[s["quartile"]]}
         )

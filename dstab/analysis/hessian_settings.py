@@ -1,0 +1,34 @@
+"""The Hessian engines' settings and their defaults, importable without PyTorch.
+
+The defaults are what `dstab report` ships for the zoo (about 200
+Hessian-vector products per probe, minutes on a CPU): top-3 eigenvalues to
+1e-4 of the spectral radius, 20 Hutchinson probes, 2 SLQ runs of 40 steps.
+`specs.HessianSpec` extends these with the probe and the engine; the engines
+(`hessian`, `hessian_ref`) take their keyword defaults from here, so there is
+one source of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HESSIAN_ENGINES = ("dstab", "pyhessian")
+
+
+@dataclass(frozen=True)
+class HessianSettings:
+    top_k: int = 3
+    trace_samples: int = 20  # Hutchinson probes
+    slq_runs: int = 2
+    slq_steps: int = 40
+    seed: int = 0  # of the random vectors (the batch has the probe's own)
+    tol: float = 1e-4  # bound on the top eigenvalues' errors relative to the spectral radius
+    max_steps: int = 200  # Lanczos steps at most
+
+    def settings(self) -> dict:
+        """The engine's keyword arguments."""
+        names = ("top_k", "trace_samples", "slq_runs", "slq_steps", "seed", "tol", "max_steps")
+        return {k: getattr(self, k) for k in names}
+
+
+DEFAULT = HessianSettings()
