@@ -39,10 +39,11 @@ REPORT_SAMPLERS = (("ddpm", None), ("ddim", 50))  # the report's consistency row
 CONSISTENCY_BY_SAMPLER = [replace(CONSISTENCY, sampler=s, steps=n) for s, n in REPORT_SAMPLERS]
 
 
-def landscape_probes(kind: str, batch_size: int = SURFACE.probe.batch_size, timesteps=DM_TIMESTEPS) -> list[ProbeSpec]:
-    """The probes every zoo entry's interpolations (and, at SURFACE_TIMESTEPS, surfaces) are shipped for."""
+def landscape_probes(kind: str, batch_size: int = SURFACE.probe.batch_size, timesteps=None) -> list[ProbeSpec]:
+    """The probes every zoo entry's interpolations (DM_TIMESTEPS) and surfaces (SURFACE_TIMESTEPS) are
+    shipped for."""
     if kind == "dm":
-        return [ProbeSpec(timesteps=(t,), batch_size=batch_size) for t in timesteps]
+        return [ProbeSpec(timesteps=(t,), batch_size=batch_size) for t in timesteps or DM_TIMESTEPS]
     return [ProbeSpec(role=r, batch_size=batch_size) for r in GAN_ROLES]
 
 
