@@ -89,7 +89,8 @@ def make_header(kind: str, arch: dict, dataset: str, step: int, seed: int, **ext
 def build_filled(arch: dict, state: dict[str, torch.Tensor], what, problem: str = "header and weights disagree"):
     """The module `arch` describes, holding `state` (as float32), once every key and shape fits.
     `what` names the source in the error, `problem` says what a misfit means there."""
-    module = models.build(arch)
+    with torch.device("meta"):  # checked before anything is allocated, filled without a copy
+        module = models.build(arch)
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -105,7 +106,13 @@ def build_filled(arch: dict, state: dict[str, torch.Tensor], what, problem: str 
             f"{what}: {problem} on {len(wrong)} shapes, e.g. {k}: "
             f"architecture wants {tuple(own[k].shape)}, file has {tuple(state[k].shape)}"
         )
-    module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    if {name for name, _ in module.named_buffers()} - set(own):
+        module = models.build(arch)  # a non-persistent buffer: it needs the builder's values
+        module.load_state_dict(state)
+    else:
+        # the module takes the tensors themselves (a read file's, or a memory-mapped .pt's): no copy
+        module.load_state_dict(state, assign=True)
     return module.eval()
 
 

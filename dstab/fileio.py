@@ -6,6 +6,7 @@ PyTorch is imported, so this module must stay free of torch and numpy.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -31,9 +32,11 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename over it: a crash
-    or a full disk leaves either the old file or the new one, never half of one."""
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike):
+    """A binary file object for a temporary file beside `path`; on a clean exit it is fsynced and
+    renamed over `path`: a crash or a full disk leaves either the old file or the new one, never
+    half of one. Large payloads can so be written piece by piece."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -41,8 +44,8 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     os.umask(umask)
     os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide shared results from other users
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
+        with os.fdopen(fd, "w+b") as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -54,3 +57,9 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
+    """`payload` written to `path` atomically (see atomic_writer)."""
+    with atomic_writer(path) as f:
+        f.write(payload)

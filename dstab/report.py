@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import __version__, cache, checkpoints, resultsmd, zoo
 from .analysis import results
+from .analysis.hessian_settings import lambda_min_text
 from .analysis.specs import HessianSpec
 from .checkpoints import git_commit
 from .zooresults import CONSISTENCY, HESSIAN, REPORT_SAMPLERS, TABLE1, consistency_rows, families  # noqa: F401
@@ -174,7 +175,7 @@ def _render_hessian(rows: list[dict], header: dict) -> list[str]:
     ]
     for r in rows:
         out.append(
-            f"| {r['id']} | {r['probe']} | {r['n_params']} | {r['lambda_1']:.4g} | {_fmt(r['lambda_min'], '.4g')}"
+            f"| {r['id']} | {r['probe']} | {r['n_params']} | {r['lambda_1']:.4g} | {lambda_min_text(r)}"
             f" | {r['trace']:.4g} | {r['mean']:.3g} | {r['sigma2']:.3g} | {r['ritz_variance']:.4g} |"
         )
     (dl, dv), (gl, gv) = PAPER_HESSIAN["dm"], PAPER_HESSIAN["gan"]

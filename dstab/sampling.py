@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch.func import functional_call
 
 from . import models
 from .checkpoints import Bundle
@@ -14,6 +15,8 @@ def sample_shape(bundle: Bundle) -> tuple[int, ...]:
     """Shape of one sample (C, H, W) or (d,), from the architecture config."""
     arch = bundle.header["arch"] if bundle.kind == "dm" else bundle.header["arch"]["generator"]
     a = models.normalise(arch)
+    if "sample_shape" in a:  # a registered architecture of one's own says it
+        return tuple(int(s) for s in a["sample_shape"])
     if a["arch"] in ("unet", "diffusers_unet2d"):
         return (a["in_channels"], a["image_size"], a["image_size"])
     if a["arch"].startswith("dcgan"):
@@ -21,29 +24,42 @@ def sample_shape(bundle: Bundle) -> tuple[int, ...]:
     return (a["data_dim"],)
 
 
-def clips_x0(shape) -> bool:
-    """Whether samplers clip x0 estimates to [-1, 1]: only for images (C, H, W), which live there;
-    2-D toy points reach radius ~2 and would be squashed onto a square. The one rule for
-    every sampler call (sampling here, the trainer's evaluator in analysis/fid.py)."""
-    return len(shape) == 3
+BATCHNORM_MODES = ("eval", "batch")
 
 
 @torch.no_grad()
 def generate(
-    bundle: Bundle, n: int, seed: int, sampler: str = "ddpm", steps: int | None = None, eta: float = 0.0, device="cpu"
+    bundle: Bundle,
+    n: int,
+    seed: int,
+    sampler: str = "ddpm",
+    steps: int | None = None,
+    eta: float = 0.0,
+    device="cpu",
+    batchnorm: str = "eval",
 ) -> torch.Tensor:
-    """n samples on the CPU. DMs: x_T and per-step noise from NoiseSource(seed);
-    GANs: z from the same source, so models of one group share their noise."""
+    """n samples on the CPU. DMs: x_T and per-step noise from NoiseSource(seed), the variance and
+    x0 clipping of the bundle's Diffusion (as its source samples it); GANs: z from the same source,
+    so models of one group share their noise. `batchnorm` (GANs): "eval" normalises with the running
+    statistics; "batch" with the statistics of the n samples drawn together, as pytorch/examples'
+    dcgan/main.py draws its PNGs (it never calls netG.eval()); the running statistics stay unchanged."""
     require(n >= 1, f"the number of samples must be positive, got {n}")
+    require(batchnorm in BATCHNORM_MODES, f"batchnorm must be one of {list(BATCHNORM_MODES)}, got {batchnorm!r}")
     shape = sample_shape(bundle)
     noise = NoiseSource(seed, (n, *shape))
     if bundle.kind == "dm":
         model = bundle.model.to(device).eval()
-        clip = clips_x0(shape)
         classes = bundle.header["arch"].get("num_classes")
         y = {"y": noise.labels(classes).to(device)} if classes else {}
-        return bundle.diffusion.sample(
-            model, noise, sampler=sampler, steps=steps, eta=eta, device=device, clip=clip, **y
-        ).cpu()
+        return bundle.diffusion.sample(model, noise, sampler=sampler, steps=steps, eta=eta, device=device, **y).cpu()
     g = bundle.generator.to(device).eval()
-    return g(noise.latent(g.latent_shape).to(device)).cpu()
+    z = noise.latent(g.latent_shape).to(device)
+    if batchnorm == "eval":
+        return g(z).cpu()
+    # train-mode BatchNorm on copies of the buffers: batch statistics, running statistics untouched
+    state = {k: v.clone() for k, v in g.named_buffers()}
+    g.train()
+    try:
+        return functional_call(g, {**dict(g.named_parameters()), **state}, (z,)).cpu()
+    finally:
+        g.eval()

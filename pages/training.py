@@ -12,15 +12,14 @@ import streamlit as st
 
 from dashboard import downloads, server, urlstate
 from dstab.errors import DstabError
+from dstab.experiments import compare, sweep, verdict
+from dstab.plots import compare as compare_plots
 from dstab.plots import runs as run_plots
 from dstab.training import config as train_config
 from dstab.training import curves, runboard, runs
 from dstab.training.runmetrics import RunMetrics
 
 server.torch_ready()  # this page samples checkpoints in the server process: with the server's thread count
-
-SWEEP_KEYS = {"CLTS mu": "timesteps.mu", "CLTS target_iter": "timesteps.target_iter", "ablation presets": "preset"}
-ABLATION = ["baseline", "md", "md-lrc", "mdlrc-clts"]  # paper Fig. 6
 
 st.title("Training")
 st.caption(f"Runs live in {runs.workspace_root()}; they keep training when this tab is closed.")
@@ -117,29 +116,29 @@ def curves_section(statuses, metrics) -> None:
     if quartiles:
         qfig = run_plots.quartile_curves(curves.smoothed(quartiles, half, keep_short=True), x_title, log_x)
         st.plotly_chart(qfig, key="quartile-curves")
-    speedup_section([n for n in names if runboard.eval_metric(metrics[n].names())], metrics)
 
 
-def speedup_section(names: list[str], metrics) -> None:
-    st.subheader("Iterations to reach the baseline's final FD")
-    if len(names) < 2:
-        st.info("Needs two runs with FD/FID evaluations.")
+def compare_section(statuses) -> None:
+    """`dstab compare GROUP` on the page: the same numbers, figures and verdict."""
+    groups = sorted({s.group for s in statuses if s.group})
+    st.subheader("Compare a group: speed-ups with 90% intervals over seeds")
+    if not groups:
+        st.info("Launch a sweep (several variants or seeds) to compare its runs here.")
         return
-    c1, c2 = st.columns(2)
-    base = urlstate.selectbox("Baseline run", names, "base", names[0], where=c1)
-    cand = urlstate.selectbox("Candidate run", names, "cand", names[-1], where=c2)
-    b_name, c_name = runboard.eval_metric(metrics[base].names()), runboard.eval_metric(metrics[cand].names())
-    if b_name != c_name:
-        st.warning(f"The runs use different metrics ({b_name} vs {c_name}); the ratio would compare unlike numbers.")
+    c1, c2, c3 = st.columns(3)
+    group = urlstate.selectbox("Group", groups, "cmp_group", groups[-1], where=c1)
+    reference = c2.text_input("Reference variant", "baseline", key="cmp_reference")
+    axis = urlstate.radio("x axis", list(compare.AXES), "cmp_axis", "iterations", where=c3, horizontal=True)
+    try:
+        result = compare.compare(group, reference=reference)
+    except DstabError as exc:
+        st.info(str(exc))
         return
-    bs, bv, _ = metrics[base].series(b_name)
-    cs, cv, _ = metrics[cand].series(c_name)
-    out = curves.speedup(bs, bv, cs, cv)
-    cols = st.columns(4)
-    cols[0].metric("baseline final " + runboard.metric_label(b_name).split(",")[0], f"{out['target']:.4g}")
-    cols[1].metric("baseline iterations", out["baseline_steps"])
-    cols[2].metric("candidate iterations", out["candidate_steps"] if out["candidate_steps"] else "not reached")
-    cols[3].metric("speed-up", f"{out['ratio']:.2f}x" if out["ratio"] else "-")
+    st.markdown("\n".join(f"- {t}" for t in verdict.sentences(result)))
+    fig = compare_plots.curves_figure(result, axis)
+    st.plotly_chart(fig, key="compare-curves")
+    downloads.figure(fig, f"compare-{group}")
+    st.dataframe(verdict.speedup_rows(result), hide_index=True, key="compare-table")
 
 
 def live_view(was_active: bool) -> None:
@@ -243,21 +242,13 @@ def validated(preset: str, overrides: tuple[str, ...]) -> dict:
     return runs.resolved_config(preset, None, overrides)
 
 
-def sweep_requests(name: str, preset: str, overrides: list[str]) -> list[tuple[str, str, list[str]]]:
-    """(run name, preset, overrides) for each sweep value; the sweep's runs share a group."""
-    label = st.selectbox("Sweep over", ["(no sweep)", *SWEEP_KEYS], key="sweep_key")
-    if label == "(no sweep)":
-        return [(name, preset, overrides)]
-    key = SWEEP_KEYS[label]
-    default = ", ".join(ABLATION) if key == "preset" else ""
-    text = st.text_input(f"Values of {key}, comma-separated", default, key=f"sweep_values_{key}")
-    values = [v.strip() for v in text.split(",") if v.strip()]
-    if key == "preset":
-        return [
-            (f"{name}-{v}", v, [o for o in overrides if not o.startswith(("timesteps=", "momentum=", "beta1="))])
-            for v in values
-        ]
-    return [(f"{name}-{v.replace('.', 'p')}", preset, [*overrides, f"{key}={v}"]) for v in values]
+def sweep_inputs() -> tuple[list[str], int, str]:
+    c1, c2 = st.columns([3, 1])
+    presets = sorted(train_config.PRESETS)
+    variants = c1.multiselect("Variants (presets) of a sweep", presets, key="sweep_variants")
+    seeds = c2.number_input("Seeds", 1, 100, 1, key="sweep_seeds")
+    axes = st.text_area("Sweep axes, one per line: KEY=V1,V2,... (e.g. lr=1e-3,2e-3; width=16,32)", key="sweep_axes")
+    return variants, int(seeds), axes
 
 
 def launch_form(statuses) -> None:
@@ -272,19 +263,26 @@ def launch_form(statuses) -> None:
         base = {**train_config.resolve(preset)}
         hyper = hyper_inputs(preset, base)
         overrides = runboard.request_overrides(dataset, size, hyper)
-        name = st.text_input("Run name", f"{preset}-{runboard.family(dataset)}", key="launch_name")
-        requests = sweep_requests(name, preset, overrides)
+        name = st.text_input("Run name (a sweep's group)", f"{preset}-{runboard.family(dataset)}", key="launch_name")
+        variants, seeds, axes = sweep_inputs()
+        single = variants in ([], [preset]) and seeds == 1 and not axes.strip()
         try:
-            configs = [validated(p, tuple(o)) for _, p, o in requests]
+            if single:
+                config = validated(preset, tuple(overrides))
+            else:
+                group, planned = sweep.from_form(name, variants or [preset], seeds, axes, overrides)
+                config = planned[0].config
         except DstabError as exc:
             st.error(f"The trainer refuses this configuration: {exc}")
             return
-        preview_section(configs[0], statuses)
-        group = name if len(requests) > 1 else None
-        if st.button(f"Launch {len(requests)} run{'s' * (len(requests) > 1)}", type="primary", key="launch"):
+        preview_section(config, statuses)
+        count = 1 if single else len(planned)
+        if st.button(f"Launch {count} run{'s' * (count > 1)}", type="primary", key="launch"):
             try:
-                for run_name, p, o in requests:
-                    runs.start(run_name, preset=p, overrides=o, device=device, group=group)
+                if single:
+                    runs.start(name, preset=preset, overrides=overrides, device=device)
+                else:
+                    sweep.launch(group, planned, device=device)
             except DstabError as exc:
                 st.error(str(exc))
             else:
@@ -338,6 +336,7 @@ except DstabError as exc:
     st.stop()
 active = any(s.active for s in statuses)
 st.fragment(live_view, run_every=runboard.POLL_S if active else None)(active)  # polls only while a run is active
+compare_section(statuses)
 controls()
 samples_section()
 launch_form(statuses)

@@ -1,9 +1,9 @@
-"""Smoothing, speed-up ratio and rate/ETA of training curves: analytic cases."""
+"""Smoothing and rate/ETA of training curves: analytic cases."""
 
 import numpy as np
 import pytest
 
-from dstab.training.curves import first_step_reaching, rate_and_eta, smooth, speedup
+from dstab.training.curves import rate_and_eta, smooth
 
 
 def test_smooth_keeps_a_straight_line_exactly_including_the_ends():
@@ -25,18 +25,6 @@ def test_smooth_reduces_noise_in_the_middle():
     assert smooth(v, 50)[100:-100].std() < 0.2 * v.std()
     assert smooth(v, 0).tolist() == v.tolist()
     assert smooth(np.array([]), 3).size == 0
-
-
-def test_speedup_is_baseline_iterations_over_candidate_iterations():
-    base_steps = np.array([100, 200, 300, 400])
-    base_fd = np.array([50.0, 30.0, 20.0, 15.0])
-    steps = np.array([100, 200, 300, 400])
-    fd = np.array([40.0, 14.0, 10.0, 8.0])
-    out = speedup(base_steps, base_fd, steps, fd)
-    assert out == {"target": 15.0, "baseline_steps": 400, "candidate_steps": 200, "ratio": 2.0}
-    never = speedup(base_steps, base_fd, steps, fd + 100)
-    assert never["candidate_steps"] is None and never["ratio"] is None
-    assert first_step_reaching(base_steps, base_fd, 20.0) == 300
 
 
 def test_rate_and_eta_count_only_the_current_process():

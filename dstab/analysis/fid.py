@@ -30,7 +30,6 @@ from .. import data
 from ..checkpoints import atomic_write_bytes, file_sha256, safe_torch_load
 from ..diffusion import NoiseSource
 from ..errors import DstabError, require
-from ..sampling import clips_x0
 from . import distmetrics, features
 
 LABELS = {
@@ -195,15 +194,14 @@ def reference_stats(ext: Extractor, dataset: data.Dataset) -> tuple[np.ndarray, 
 @torch.no_grad()
 def generate(modules: dict, diffusion, n: int, seed: int, sampler_steps: int, shape, device) -> torch.Tensor:
     """n EMA samples: DDIM (eta 0) for a DM, G(z) for a GAN, noise from NoiseSource(seed). x0
-    estimates are clipped by `sampling.clips_x0`, the rule `dstab sample` follows too."""
+    estimates are clipped as the Diffusion says (`Diffusion.clip_for`), as `dstab sample` clips them."""
     noise = NoiseSource(seed, (n, *shape))
     net = modules["model"] if diffusion is not None else modules["generator"]
     was_training = net.training
     net.eval()
     try:
         if diffusion is not None:
-            clip = clips_x0(shape)
-            return diffusion.ddim_sample(net, noise, steps=sampler_steps, eta=0.0, device=device, clip=clip).cpu()
+            return diffusion.ddim_sample(net, noise, steps=sampler_steps, eta=0.0, device=device).cpu()
         return net(noise.latent(net.latent_shape).to(device)).cpu()
     finally:
         net.train(was_training)

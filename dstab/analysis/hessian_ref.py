@@ -114,9 +114,12 @@ def spectrum(
     seed: int = SPEC.seed,
     tol: float = SPEC.tol,
     max_steps: int = SPEC.max_steps,
+    block: int = SPEC.block,
+    lambda_min: bool = SPEC.lambda_min,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> HessianSpectrum:
-    """The same numbers as `dstab.analysis.hessian.spectrum`, computed by PyHessian.
+    """The same numbers as `dstab.analysis.hessian.spectrum`, computed by PyHessian. `block` and
+    `lambda_min` are settings of dstab's Lanczos with no PyHessian counterpart (its lambda_min is None).
     `tol` and `max_steps` go to its power iteration (tol, maxIter per eigenvalue): its tol bounds the
     relative change between iterations, not the error, which stays larger when lambda_2 ~ lambda_1."""
     check_finite(probe.params)

@@ -23,12 +23,25 @@ class HessianSettings:
     slq_steps: int = 40
     seed: int = 0  # of the random vectors (the batch has the probe's own)
     tol: float = 1e-4  # bound on the top eigenvalues' errors relative to the spectral radius
-    max_steps: int = 200  # Lanczos steps at most
+    max_steps: int = 200  # Hessian-vector products of the top-k Lanczos at most
+    block: int = 2  # Lanczos start vectors: clusters and multiplicities up to it are resolved
+    lambda_min: bool = False  # run Lanczos for lambda_min to convergence (else an unconverged upper bound)
 
     def settings(self) -> dict:
         """The engine's keyword arguments."""
-        names = ("top_k", "trace_samples", "slq_runs", "slq_steps", "seed", "tol", "max_steps")
+        names = ("top_k", "trace_samples", "slq_runs", "slq_steps", "seed", "tol", "max_steps", "block", "lambda_min")
         return {k: getattr(self, k) for k in names}
 
 
 DEFAULT = HessianSettings()
+
+
+def lambda_min_text(meta: dict) -> str:
+    """lambda_min as a result's JSON states it: "v +- bound" when converged, "<= v (unconverged)"
+    when it is only the smallest Ritz value of the top-k run, "n/a" where no engine computed it."""
+    value = meta.get("lambda_min")
+    if value is None:
+        return "n/a"
+    if meta.get("lambda_min_converged"):
+        return f"{value:.4g} +- {meta['lambda_min_error_bound']:.2g}"
+    return f"<= {value:.4g} (unconverged)"

@@ -33,6 +33,7 @@ from .hessian_settings import HESSIAN_ENGINES, HessianSettings
 QUARTILE_MIDPOINTS = (0.125, 0.375, 0.625, 0.875)
 GAN_ROLES = ("g", "d")  # generator loss with D frozen, discriminator loss with G frozen
 SURFACE_ENGINES = ("dstab", "loss-landscapes")
+SURFACE_PRECISIONS = ("fp32", "tf32", "bf16")  # see fast_surface
 DM_SAMPLERS = ("ddpm", "ddim")
 
 
@@ -108,12 +109,16 @@ class SurfaceSpec:
     seed: int = 0  # seed of the two directions
     bias_mode: str = "ignore"  # Li et al.: 1-D parameters (biases, norms) get a zero direction
     engine: str = "dstab"
+    precision: str = "fp32"  # fp32, tf32 (CUDA tensor cores) or bf16 autocast (fast_surface)
 
     def check(self, bundles) -> None:
         from .landscape import grid_coordinates
 
         require(len(bundles) == 1, f"a surface is of one checkpoint, got {len(bundles)}")
         require(self.engine in SURFACE_ENGINES, f"unknown engine {self.engine!r}; choose one of {SURFACE_ENGINES}")
+        require(self.precision in SURFACE_PRECISIONS,
+                f"unknown precision {self.precision!r}; choose one of {list(SURFACE_PRECISIONS)}")  # fmt: skip
+        require(self.precision == "fp32" or self.engine == "dstab", "--precision applies to the dstab engine only")
         grid_coordinates(self.grid, self.radius)  # bad grids fail before any probe is built
         self.probe.check(bundles[0])
 
@@ -121,6 +126,8 @@ class SurfaceSpec:
         from .landscape import surface_params
 
         own = surface_params(self.grid, self.radius, self.seed, self.bias_mode, self.engine)
+        # fp32 results keep the key they had before precisions existed
+        own.update({} if self.precision == "fp32" else {"precision": self.precision})
         return {"probe": self.probe.params(bundles[0]), **own}
 
     def build(self, bundles, device):
@@ -135,6 +142,12 @@ class SurfaceSpec:
         return self.probe.unit_key(bundles[0], device)
 
     def compute(self, probe, progress=None, per_unit=None, strategy=None, **_) -> tuple[dict, dict]:
+        from . import fast_surface
+
+        with fast_surface.precision(self.precision, probe.device):
+            return self._compute(probe, progress, per_unit, strategy)
+
+    def _compute(self, probe, progress, per_unit, strategy) -> tuple[dict, dict]:
         from . import distributed, landscape, reference
 
         args = (probe, self.grid, self.radius, self.seed, self.bias_mode)
@@ -367,7 +380,8 @@ class TrajectorySpec:
     def params(self, bundles, inputs=None) -> dict:
         from ..sampling import sample_shape
 
-        clip = len(sample_shape(bundles[0])) == 3  # x0 estimates clipped for images only, as `generate` does
+        # whether x0 estimates are clipped, as `generate` does it (the model's source's rule)
+        clip = bundles[0].diffusion.clip_for(1 + len(sample_shape(bundles[0]))) is not None
         return {"sampler": self.sampler, "steps": int(self.steps), "seed": int(self.seed), "n": int(self.n),
                 "clip": clip, "frames": list(TRAJECTORY_FRAMES)}  # fmt: skip
 

@@ -1,7 +1,7 @@
 """A DM's reverse process, step by step: the numbers behind the Diffusion-process page and `dstab trajectory`.
 
 `trajectory` samples as `sampling.generate` does (x_T, per-step noise and
-class labels from NoiseSource(seed); x0 estimates clipped for images only)
+class labels from NoiseSource(seed); x0 estimates clipped as the model's source clips them)
 and keeps, at every sampler step, the model's input x_t, its x0 estimate and
 the noise that estimate implies, eps_hat = (x_t - sqrt(abar_t) x0_hat) /
 sqrt(1 - abar_t) (an eps-DM's own output, up to the clipping of x0). `trajectory_rows`
@@ -27,7 +27,7 @@ def trajectory(bundle, sampler: str, steps: int, seed: int, n: int, device="cpu"
     """(meta, arrays): arrays t (model timestep per step), x_t, x0_hat, eps_hat (steps, n, ...) and final
     (n, ...); `progress("sampling", done, steps)` after every model call."""
     shape = sample_shape(bundle)
-    clip = len(shape) == 3
+    clip = bundle.diffusion.clip_for(1 + len(shape))  # the range the model's source clips x0 to, or None
     model = bundle.model.to(device).eval()
     calls = iter(range(1, steps + 1))
     inputs = []
@@ -49,7 +49,7 @@ def trajectory(bundle, sampler: str, steps: int, seed: int, n: int, device="cpu"
     abar = bundle.diffusion.alphas_cumprod.numpy()[ts]
     arrays = {"t": ts, "x_t": x_t, "x0_hat": x0_hat, "eps_hat": predicted_noise(x_t, x0_hat, abar),
               "final": final.cpu().numpy()}  # fmt: skip
-    meta = {"sampler": sampler, "steps": int(steps), "seed": int(seed), "n": int(n), "clip": clip}
+    meta = {"sampler": sampler, "steps": int(steps), "seed": int(seed), "n": int(n), "clip": clip is not None}
     return meta, arrays
 
 

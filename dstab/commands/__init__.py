@@ -20,7 +20,7 @@ class Command(NamedTuple):
 
 COMMANDS: dict[str, Command] = {
     "zoo": Command("zoo", "build or list the embedded zoo of DMs and GANs"),
-    "sample": Command("sample", "write a PNG grid of a checkpoint's samples"),
+    "sample": Command("sample", "write a PNG grid (and/or the raw arrays) of a checkpoint's samples"),
     "info": Command("info", "print a checkpoint's header as JSON"),
     "convert": Command("convert", "write an imported checkpoint in dstab's format"),
     "train": Command("train", "train a DM or GAN in a run directory (presets: the paper's MDLRC+CLTS and its peers)"),
@@ -36,6 +36,8 @@ COMMANDS: dict[str, Command] = {
     "trajectory": Command("trajectory", "a DM's x0 estimate at every sampler step, from one seed (Diffusion process)"),
     "report": Command("report", "run the paper's comparisons on the zoo and write RESULTS.md"),
     "runs": Command("runs", "start, watch, stop and resume background training runs"),
+    "sweep": Command("sweep", "queue variants x seeds x --set axes as background runs of one group"),
+    "compare": Command("compare", "curves, speed-ups with bootstrap CIs and a verdict for one group of runs"),
 }
 
 

@@ -7,6 +7,7 @@ hessian digits/dm-eps-s0` finds the result the zoo ships instead of computing.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 from .. import zooresults
 from ..analysis import results
 from ..analysis.consistency import load_models
+from ..analysis.hessian_settings import lambda_min_text
 from ..analysis.specs import GAN_ROLES, HESSIAN_ENGINES
 from ..device import resolve_device
 from ..errors import DstabError, require
@@ -43,6 +45,11 @@ def register(sub) -> None:
     p.add_argument("--slq-runs", type=int, default=SPEC.slq_runs, help=f"SLQ start vectors (default {SPEC.slq_runs})")
     p.add_argument("--slq-steps", type=int, default=SPEC.slq_steps,
                    help=f"Lanczos steps per SLQ run (default {SPEC.slq_steps})")  # fmt: skip
+    p.add_argument("--lambda-min", action="store_true",
+                   help="run Lanczos for lambda_min to convergence (default: the smallest Ritz value of the "
+                   "top-k run, reported as an unconverged upper bound)")  # fmt: skip
+    p.add_argument("--block", type=int, default=SPEC.block,
+                   help=f"Lanczos start vectors: resolves clusters up to that size (default {SPEC.block})")  # fmt: skip
     p.add_argument("--seed", type=int, default=SPEC.seed, help="seed of the batch, the noise and the random vectors")
     p.add_argument("--batch-size", type=int, default=SPEC.probe.batch_size,
                    help=f"examples in the probe's fixed batch (default {SPEC.probe.batch_size})")  # fmt: skip
@@ -68,7 +75,8 @@ def spec_from(args):
     probe = replace(SPEC.probe, timesteps=parse_timesteps(args.timesteps), role=args.role,
                     batch_size=args.batch_size, seed=args.seed)  # fmt: skip
     return replace(SPEC, probe=probe, engine=args.engine, top_k=args.top_k, trace_samples=args.trace_samples,
-                   slq_runs=args.slq_runs, slq_steps=args.slq_steps, seed=args.seed)  # fmt: skip
+                   slq_runs=args.slq_runs, slq_steps=args.slq_steps, seed=args.seed, block=args.block,
+                   lambda_min=args.lambda_min)  # fmt: skip
 
 
 def write_outputs(out: Path, found, extra: dict, title: str) -> Path:
@@ -83,17 +91,20 @@ def run(args) -> int:
     bundles, names = load_models([args.checkpoint], stage=args.stage)
     require(len(bundles) == 1, f"{args.checkpoint!r} names {len(bundles)} checkpoints; give one")
     spec = spec_from(args)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the engine's memory plan, on stderr
     with cost_warnings_on_one_line(), bars("hessian", "Hv") as tick:
         found = results.get(spec, bundles, tick, resolve_device(args.device), args.refresh)
     s = spec.read(found).summary()
     kind = found.params["probe"]["kind"]
     extra = {"checkpoint": names[0], "probe": found.params["probe"], "source": found.source}
     write_outputs(args.output, found, extra, f"{names[0]} ({kind}, {args.engine})")
-    lam_min = "n/a" if s["lambda_min"] is None else f"{s['lambda_min']:.4g}"
+    lam_min = lambda_min_text(s)
     print(
         f"{names[0]} [{kind}, n={s['n_params']}, {args.engine}, {found.source}]: lambda_1 {s['lambda_1']:.4g}  "
         f"lambda_min {lam_min}  trace {s['trace']:.4g} +- {s['trace_stderr']:.2g}  "
         f"mean {s['mean']:.4g}  sigma2 {s['sigma2']:.4g}  ritz variance {s['ritz_variance']:.4g}"
     )
+    if s.get("lanczos_converged") is False:
+        print(f"warning: {s.get('warning', 'the top eigenvalues did not converge')}")
     print(args.output)
     return 0

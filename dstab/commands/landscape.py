@@ -22,7 +22,7 @@ from ..analysis import distributed, results
 from ..analysis.directions import BIAS_MODES
 from ..analysis.interpolation import rise_over_end
 from ..analysis.landscape import STRATEGIES
-from ..analysis.specs import GAN_ROLES, SURFACE_ENGINES, ProbeSpec
+from ..analysis.specs import GAN_ROLES, SURFACE_ENGINES, SURFACE_PRECISIONS, ProbeSpec
 from ..checkpoints import atomic_write_bytes
 from ..device import resolve_device
 from ..plots import curve as curve_plots
@@ -63,6 +63,8 @@ def register(sub) -> None:
     s.add_argument("--bias-mode", choices=BIAS_MODES, default=SURFACE.bias_mode, help="1-D parameters (Li et al.)")
     s.add_argument("--engine", choices=SURFACE_ENGINES, default=SURFACE.engine, help="dstab or loss-landscapes")
     s.add_argument("--strategy", choices=STRATEGIES, default=None, help="default: sequential on CPU, vmap on CUDA")
+    s.add_argument("--precision", choices=SURFACE_PRECISIONS, default=SURFACE.precision,
+                   help="fp32 (default), tf32 (CUDA tensor cores) or bf16 autocast")  # fmt: skip
     _probe_args(s)
     s.set_defaults(func=run_surface)
 
@@ -141,7 +143,7 @@ def run_surface(args) -> int:
     rank0 = distributed.world()[0] == 0
     for probe in _probes(bundle, args):
         spec = replace(SURFACE, probe=probe, grid=args.grid, radius=args.radius, seed=args.seed,
-                       bias_mode=args.bias_mode, engine=args.engine)  # fmt: skip
+                       bias_mode=args.bias_mode, engine=args.engine, precision=args.precision)  # fmt: skip
         with cost_warnings_on_one_line(), bars(f"surface {_what(probe)}", enabled=rank0) as tick:
             found = results.get(spec, [bundle], tick, device, args.refresh, strategy=args.strategy)
         if rank0:

@@ -33,7 +33,14 @@ def normalise(config: dict) -> dict:
     """The complete config (defaults filled in), validated."""
     arch = config.get("arch")
     if arch not in ARCHITECTURES:
-        raise DstabError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
+        from ..plugins import load_plugins  # custom architectures (entry points, DSTAB_PLUGINS)
+
+        load_plugins()
+    if arch not in ARCHITECTURES:
+        raise DstabError(
+            f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)} or register yours "
+            "(dstab.register_architecture, README 'Your own architecture')"
+        )
     fill, _ = ARCHITECTURES[arch]
     return fill(copy.deepcopy(config))
 

@@ -35,8 +35,17 @@ def psnr_heatmap(psnr: np.ndarray, names: list[str], kind: str):
     shown = mean.copy()
     np.fill_diagonal(shown, np.nan)
     fig = go.Figure(
-        go.Heatmap(z=shown, x=names, y=names, colorscale="Viridis", zmin=0, zmax=40, colorbar={"title": "PSNR dB"},
-                   text=np.round(mean, 2), texttemplate="%{text}")  # fmt: skip
+        go.Heatmap(
+            z=shown,
+            x=names,
+            y=names,
+            colorscale="Viridis",
+            zmin=0,
+            zmax=40,
+            colorbar={"title": "PSNR dB"},
+            text=np.round(mean, 2),
+            texttemplate="%{text}",
+        )  # fmt: skip
     )
     fig.update_layout(title=f"{kind.upper()} PSNR matrix (mean over samples)", height=380, yaxis_autorange="reversed")
     return fig

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..analysis.hessian_settings import lambda_min_text
+
 
 def probe_text(params: dict) -> str:
     """'DM, t = 500' / 'GAN, G loss' from a result's parameters or metadata (its "probe" entry)."""
@@ -50,7 +52,8 @@ def hessian_row(label: str, kind: str, res) -> dict:
         "probe": probe_text(res.params),
         "parameters n": meta.get("n_params"),
         "lambda_1": meta.get("lambda_1"),
-        "lambda_min": meta.get("lambda_min"),
+        "lambda_min": lambda_min_text(meta),
+        "top-k converged": {True: "yes", False: "no"}.get(meta.get("lanczos_converged"), "n/a"),
         "trace": meta.get("trace"),
         "mean (tr/n)": meta.get("mean"),
         "sigma^2 (spectrum variance)": meta.get("sigma2"),

@@ -1,4 +1,4 @@
-"""Pure functions on training curves: smoothing, speed, and the paper's speed-up measure."""
+"""Pure functions on training curves: smoothing and speed (speed-ups across seeds: experiments/stats.py)."""
 
 from __future__ import annotations
 
@@ -31,27 +31,6 @@ def smoothed(series: list[dict], half_width: int, keep_short: bool = False) -> l
         use = half_width > 0 and (keep_short or len(s["y"]) > 2)
         out.append({**s, "smooth": smooth(s["y"], half_width) if use else None})
     return out
-
-
-def first_step_reaching(steps: np.ndarray, values: np.ndarray, target: float) -> int | None:
-    """The first step at which a lower-is-better metric (FD, FID) is <= target, or None if it never is."""
-    hit = np.nonzero(np.asarray(values) <= target)[0]
-    return int(np.asarray(steps)[hit[0]]) if len(hit) else None
-
-
-def speedup(base_steps, base_values, steps, values) -> dict:
-    """The paper's measure: iterations the baseline needs for its final FD over those the candidate needs.
-
-    Returns {"target", "baseline_steps", "candidate_steps", "ratio"}; candidate_steps and ratio are
-    None when the candidate never reaches the target.
-    """
-    if len(base_steps) == 0 or len(steps) == 0:
-        return {"target": None, "baseline_steps": None, "candidate_steps": None, "ratio": None}
-    target = float(np.asarray(base_values)[-1])
-    base = first_step_reaching(base_steps, base_values, target)
-    cand = first_step_reaching(steps, values, target)
-    ratio = base / cand if cand else None
-    return {"target": target, "baseline_steps": base, "candidate_steps": cand, "ratio": ratio}
 
 
 def rate_and_eta(steps, walls, total: int | None, since: float | None = None, window: int = 20):

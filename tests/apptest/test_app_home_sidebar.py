@@ -26,6 +26,7 @@ def _consistency(bundles, ids):
 def _hessian_params(bundle) -> dict:
     return Plan(zooresults.HESSIAN, [bundle]).params
 
+
 REPO = Path(__file__).resolve().parents[2]
 
 
