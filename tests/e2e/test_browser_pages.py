@@ -65,19 +65,23 @@ def test_chart_png_downloads_are_real_pngs(server, browser_context, tmp_path):
 
 def test_a_run_started_while_the_tab_is_open_joins_its_charts(server, browser_context):
     root = Path(server["log"]).parent / "workspace" / "runs"  # the server's DSTAB_WORKSPACE
-    runs.start("e2e-first", preset="baseline", overrides=TINY, device="cpu", threads=1, root=root)
+    first, joins = (f"e2e-{what}-{time.monotonic_ns() % 10**6}" for what in ("first", "joins"))  # new per try
+    runs.start(first, preset="baseline", overrides=TINY, device="cpu", threads=1, root=root)
     try:
         page = _open(browser_context, server["url"] + "/training")
-        page.wait_for_function(f"() => ({POINTS_JS})('e2e-first') > 0", timeout=TIMEOUT_MS)
-        runs.start("e2e-joins", preset="baseline", overrides=TINY, device="cpu", threads=1, root=root)
+        page.wait_for_function(f"() => ({POINTS_JS})('{first}') > 0", timeout=TIMEOUT_MS)
+        runs.start(joins, preset="baseline", overrides=TINY, device="cpu", threads=1, root=root)
         # no reload, no click: the next poll lists the new run and, being active, it joins the charts
-        page.wait_for_function(f"() => ({POINTS_JS})('e2e-joins') > 0", timeout=TIMEOUT_MS)
-        assert page.evaluate(POINTS_JS, "e2e-first") > 0
+        page.wait_for_function(f"() => ({POINTS_JS})('{joins}') > 0", timeout=TIMEOUT_MS)
+        assert page.evaluate(POINTS_JS, first) > 0
+    except Exception:
+        print(Path(server["log"]).read_text()[-3000:])  # the server's side of a failure
+        raise
     finally:
-        for name in ("e2e-first", "e2e-joins"):
+        for name in (first, joins):
             if name in runs.run_names(root):
                 runs.stop(name, root)
         deadline = time.monotonic() + 120
-        for name in ("e2e-first", "e2e-joins"):
+        for name in (first, joins):
             if name in runs.run_names(root):
                 runs.wait(name, timeout=max(1.0, deadline - time.monotonic()), root=root)
