@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -55,11 +54,12 @@ def task(model: str, what: str, engine: str, setting: float, runs: int, steps: i
     """One measurement in this process: {seconds, peak_mib, values}."""
     probe = probe_of(model)
     base = lanczos.resident_bytes()
+    lanczos.peak_resident_bytes(reset=True)
     t0 = time.perf_counter()
     with torch.enable_grad():
         values = (_dstab if engine == "dstab" else _pyhessian)(probe, what, setting, runs, steps)
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = lanczos.peak_resident_bytes()
     return {"seconds": seconds, "peak_mib": (peak - base) / 2**20, "values": values, "n": probe.num_params}
 
 
@@ -140,6 +140,7 @@ def main() -> None:
         model, what, engine, setting, runs, steps = args.one
         print(json.dumps(task(model, what, engine, float(setting), int(runs), int(steps))))
         return
+    sys.stdout.reconfigure(line_buffering=True)
     print(f"torch {torch.__version__}, {args.threads} thread(s), {time.strftime('%Y-%m-%d %H:%M')}, load {load()}")
     print("| model | task | engine | setting | seconds | peak MiB | rel. error | Hv | load |")
     print("|---|---|---|---|---:|---:|---:|---:|---|")

@@ -33,6 +33,7 @@ class ModelChoice:
     path: Path
     early: Path | None = None  # the same run's early checkpoint (zoo only), for interpolation
     sha256: str | None = None
+    collapse: str = ""  # "collapsed: 1 of 8 modes" when the manifest records the model as collapsed
 
     @property
     def is_zoo(self) -> bool:
@@ -94,6 +95,7 @@ def zoo_choices(entries: dict) -> dict[str, ModelChoice]:
             root / files["final"]["path"],
             early,
             files["final"]["sha256"],
+            zooindex.collapse_label(e),
         )
     return out
 
@@ -167,9 +169,16 @@ def _pick(kind: str, family: str, zoo_options: dict[str, ModelChoice], where) ->
         where.caption(f"no {kind.upper()} checkpoint for {family}")
         return None
     default = next((r for r in options if r.endswith("-s0") and "-x0-" not in r), next(iter(options)))
+
     # the options are the refs themselves, not labels: a bound widget keeps its shown text in the URL,
     # and a zoo id or a path is what a fresh session can resolve
-    ref = urlstate.shared_selectbox("DM" if kind == "dm" else "GAN", list(options), kind, default, where=where)
+    def shown(ref: str) -> str:
+        return f"{ref} ({options[ref].collapse})" if options[ref].collapse else ref
+
+    name = "DM" if kind == "dm" else "GAN"
+    ref = urlstate.shared_selectbox(name, list(options), kind, default, where=where, format_func=shown)
+    if options[ref].collapse:
+        where.warning(f"{ref} is mode-{options[ref].collapse}: comparisons with it test a failed run, not its kind.")
     return options[ref]
 
 

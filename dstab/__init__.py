@@ -13,7 +13,7 @@ _API = {
     "interpolate": "api",
     "hessian": "api",
     "consistency": "api",
-    "register_architecture": "plugins",
+    "register_architecture": "models",
 }
 __all__ = ["__version__", *_API]
 

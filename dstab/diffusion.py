@@ -226,8 +226,9 @@ class Diffusion:
         return sorted({int(round(x)) for x in np.linspace(0, self.T - 1, steps)}, reverse=True)
 
     @torch.no_grad()
-    def ddpm_sample(self, model, noise: NoiseSource, device="cpu", y=None, clip=None, trajectory=False):
-        """Ancestral sampling over all T steps (Ho et al. Alg. 2), noise from `noise`."""
+    def ddpm_sample(self, model, noise: NoiseSource, device="cpu", y=None, clip=None, trajectory=False, progress=None):
+        """Ancestral sampling over all T steps (Ho et al. Alg. 2), noise from `noise`;
+        `progress("sample", done, total)` after each step."""
         x = noise.x_T().to(device)
         frames = []
         for t_int in range(self.T - 1, -1, -1):
@@ -241,11 +242,22 @@ class Diffusion:
                 x = mean
             if trajectory:
                 frames.append((t_int, x0.cpu()))
+            if progress:
+                progress("sample", self.T - t_int, self.T)
         return (x, frames) if trajectory else x
 
     @torch.no_grad()
     def ddim_sample(
-        self, model, noise: NoiseSource, steps=50, eta=0.0, device="cpu", y=None, clip=None, trajectory=False
+        self,
+        model,
+        noise: NoiseSource,
+        steps=50,
+        eta=0.0,
+        device="cpu",
+        y=None,
+        clip=None,
+        trajectory=False,
+        progress=None,
     ):
         """DDIM (Song et al. 2021, Eq. 12) over a subsequence of timesteps; eta=0 is deterministic."""
         require(eta >= 0.0, f"DDIM eta must be >= 0, got {eta}")
@@ -263,6 +275,8 @@ class Diffusion:
                 x = x + sigma * noise.step_noise(t_int).to(device)
             if trajectory:
                 frames.append((t_int, x0.cpu()))
+            if progress:
+                progress("sample", i + 1, len(seq))
         return (x, frames) if trajectory else x
 
     def sample(self, model, noise: NoiseSource, sampler="ddpm", steps=None, eta=0.0, device="cpu", **kw):

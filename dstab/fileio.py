@@ -1,4 +1,4 @@
-"""File helpers every layer uses, with no heavy imports: atomic writes, file hashes, the git commit.
+"""File helpers every layer uses, with no heavy imports: atomic writes, JSON, file hashes, the git commit.
 
 `dashboard` reads the zoo's manifest and shipped results through these before
 PyTorch is imported, so this module must stay free of torch and numpy.
@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import math
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -57,6 +60,33 @@ def atomic_writer(path: str | os.PathLike):
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def json_safe(value, bad: list[str] | None = None, where: str = ""):
+    """`value` as plain JSON types: arrays and numpy scalars (anything with `.tolist()`) become lists
+    and numbers, NaN and inf become null; the path of each non-finite value is appended to `bad`."""
+    if hasattr(value, "tolist") and not isinstance(value, str | bytes):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {k: json_safe(v, bad, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v, bad, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        if bad is not None:
+            bad.append(where or "value")
+        return None
+    return value
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """`obj` as indented JSON, atomically. JSON has no NaN or inf: they are written as null, and a
+    warning naming them goes to stderr, so a non-finite number is never written silently."""
+    bad: list[str] = []
+    text = json.dumps(json_safe(obj, bad), indent=2, sort_keys=True, allow_nan=False)
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        print(f"warning: {path}: NaN/inf written as null at {', '.join(bad[:3])}{more}", file=sys.stderr)
+    atomic_write_bytes(path, (text + "\n").encode())
 
 
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:

@@ -5,7 +5,7 @@ A checkpoint written by `dstab.checkpoints.save` records its architecture config
 `dstab.models`. To open checkpoints of an architecture of your own (on the CLI or
 in the dashboard), register it under its name, in one of three ways:
 
-- in code: `dstab.register_architecture("mynet", MyNet)`;
+- in code: `dstab.register_architecture("mynet", MyNet)` (`dstab.models` holds the table);
 - an installed package: an entry point in the group `dstab.architectures`,
   `mynet = "mypkg.nets:MyNet"` (the entry point's name is the architecture's name);
 - `DSTAB_PLUGINS`: os.pathsep-separated Python files, each inside the allowed roots
@@ -26,29 +26,11 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-from torch import nn
-
 from .errors import DstabError
 from .zooindex import zoo_root
 
 GROUP = "dstab.architectures"
 _loaded = False
-
-
-def _keep_config(config: dict) -> dict:
-    return config
-
-
-def register_architecture(name: str, cls: type[nn.Module], config: Callable[[dict], dict] | None = None) -> None:
-    """Make `{"arch": name, ...}` configs build `cls(config)`; `config(dict) -> dict` may fill in
-    defaults and validate (raising DstabError). Re-registering a name replaces it."""
-    from .models import ARCHITECTURES
-
-    if not isinstance(name, str) or not name:
-        raise DstabError(f"an architecture name must be a non-empty string, got {name!r}")
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise DstabError(f"architecture {name!r}: {cls!r} is not a torch.nn.Module subclass")
-    ARCHITECTURES[name] = (config or _keep_config, cls)
 
 
 def _allowed_roots() -> list[Path]:
@@ -76,8 +58,9 @@ def _entry_points() -> list:
     return list(metadata.entry_points(group=GROUP))
 
 
-def load_plugins(force: bool = False) -> None:
-    """Register the architectures of installed packages and of DSTAB_PLUGINS files (once)."""
+def load_plugins(register: Callable[[str, type], None], force: bool = False) -> None:
+    """Register the architectures of installed packages (through `register(name, cls)`, i.e.
+    `dstab.models.register_architecture`) and run the DSTAB_PLUGINS files (once)."""
     global _loaded
     if _loaded and not force:
         return
@@ -87,7 +70,7 @@ def load_plugins(force: bool = False) -> None:
             cls = ep.load()
         except Exception as exc:  # noqa: BLE001 - a broken third-party package must say which
             raise DstabError(f"entry point {ep.name} = {ep.value} ({GROUP}) cannot be loaded: {exc}") from None
-        register_architecture(ep.name, cls)
+        register(ep.name, cls)
     for text in os.environ.get("DSTAB_PLUGINS", "").split(os.pathsep):
         if text.strip():
             _run_file(text.strip())

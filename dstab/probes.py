@@ -140,13 +140,21 @@ def _require_kind(bundle: Bundle, kind: str, probe: str) -> None:
         raise DstabError(f"{bundle.name} is a {bundle.kind} checkpoint; a {probe} probe needs a {kind}: use {other}")
 
 
+def _dataset_spec(bundle: Bundle, dataset) -> str:
+    """The canonical spec of the probe's dataset (a Dataset given, else `dataset` or the header's)."""
+    if isinstance(dataset, data_mod.Dataset):
+        return dataset.spec
+    spec = dataset or bundle.header.get("dataset")
+    require(spec is not None, f"{bundle.name}: its header names no dataset; pass dataset=")
+    return data_mod.canonical_spec(spec)
+
+
 def _dataset(bundle: Bundle, dataset) -> data_mod.Dataset:
     if isinstance(dataset, data_mod.Dataset):
         ds = dataset
     else:
-        spec = dataset or bundle.header.get("dataset")
-        require(spec is not None, f"{bundle.name}: its header names no dataset; pass dataset=")
-        ds = data_mod.load(spec, seed=int(bundle.header.get("train_config", {}).get("data_seed", 0)))
+        seed = int(bundle.header.get("train_config", {}).get("data_seed", 0))
+        ds = data_mod.load(_dataset_spec(bundle, dataset), seed=seed)
     want = sample_shape(bundle)
     require(
         tuple(ds.sample_shape) == tuple(want),
@@ -167,11 +175,11 @@ def _dm_loss(model, diffusion, x0, t, noise) -> torch.Tensor:
     return diffusion.loss_terms(model, x0, t, noise).mean()
 
 
-def _base_info(bundle: Bundle, batch_size: int, seed: int, ds: data_mod.Dataset) -> dict:
+def _base_info(bundle: Bundle, batch_size: int, seed: int, dataset_spec: str) -> dict:
     return {
         "checkpoint": bundle.name,
         "checkpoint_sha256": bundle.sha256,
-        "dataset": ds.spec,
+        "dataset": dataset_spec,
         "batch_size": int(batch_size),
         "seed": int(seed),
     }
@@ -192,7 +200,7 @@ def dm_probe(bundle: Bundle, timesteps: list[int] | int, batch_size: int = 64, s
     source = NoiseSource(seed, tuple(x0.shape))
     noise = torch.cat([source.step_noise(t) for t in ts])
     t_vec = torch.tensor(ts, dtype=torch.long).repeat_interleave(batch_size)
-    info = {**_base_info(bundle, batch_size, seed, ds), "timesteps": ts, "prediction": diffusion.prediction}
+    info = {**_base_info(bundle, batch_size, seed, ds.spec), "timesteps": ts, "prediction": diffusion.prediction}
     data = {"diffusion": diffusion, "x0": x0.repeat(len(ts), *[1] * (x0.dim() - 1)), "t": t_vec, "noise": noise}
     return Probe(bundle.model, _dm_loss, name=f"{bundle.name} t={ts}", kind="dm", data=data, info=info)
 
@@ -214,15 +222,20 @@ def gan_probe(bundle: Bundle, role: str, batch_size: int = 64, seed: int = 0, da
     require(batch_size >= 1, f"batch size must be positive, got {batch_size}")
     for r, m in bundle.modules.items():
         finite_or_error(dict(m.state_dict()), f"{bundle.name}:{r}")
-    ds = _dataset(bundle, dataset)
-    real = ds.fixed_batch(batch_size, seed)
     G, D = _frozen_copy(bundle.generator), _frozen_copy(bundle.discriminator)
     z = NoiseSource(seed, (batch_size,)).latent(tuple(G.latent_shape))
     loss_name = bundle.header.get("gan", {}).get("loss", "non-saturating")
-    info = {**_base_info(bundle, batch_size, seed, ds), "role": role, "g_loss": loss_name}
-    if role == "g":
+    if role == "g":  # G's loss sees only D(G(z)): no real data is loaded, only its spec recorded (the cache key)
+        info = {
+            **_base_info(bundle, batch_size, seed, _dataset_spec(bundle, dataset)),
+            "role": role,
+            "g_loss": loss_name,
+        }
         data = {"discriminator": D, "z": z, "g_loss": generator_loss(loss_name)}
         return Probe(G, _gan_g_loss, name=f"{bundle.name} G", kind="gan-g", data=data, info=info)
+    ds = _dataset(bundle, dataset)
+    real = ds.fixed_batch(batch_size, seed)
+    info = {**_base_info(bundle, batch_size, seed, ds.spec), "role": role, "g_loss": loss_name}
     with torch.no_grad():
         fake = G(z)
     return Probe(D, _gan_d_loss, name=f"{bundle.name} D", kind="gan-d", data={"real": real, "fake": fake}, info=info)

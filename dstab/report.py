@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from . import __version__, cache, checkpoints, resultsmd, zoo
+from . import __version__, cache, checkpoints, resultsmd, verdicts, zoo, zooindex
 from .analysis import results
 from .analysis.hessian_settings import lambda_min_text
 from .analysis.specs import HessianSpec
@@ -38,12 +38,13 @@ QUICK = {
 
 
 def hessian_rows(root, spec: HessianSpec, device, store, log) -> list[dict]:
+    """The report's Hessian of every init seed of dm-init (DM probe) and gan-init (G and D)."""
     rows = []
     entries = zoo.read_manifest(root)["entries"]
     for family in families(root):
-        for eid, role in ((f"{family}/dm-eps-s0", None), (f"{family}/gan-s0", "g"), (f"{family}/gan-s0", "d")):
-            if eid in entries:
-                rows.append(hessian_row(root, eid, role, spec, device, store, log))
+        for group, roles in (("dm-init", (None,)), ("gan-init", ("g", "d"))):
+            ids = zooindex.group_ids(entries, family, group)
+            rows += [hessian_row(root, eid, role, spec, device, store, log) for eid in ids for role in roles]
     return rows
 
 
@@ -125,33 +126,28 @@ def render(consistency: list[dict], hessians: list[dict], roughness: list[dict],
         vals = " | ".join(_fmt(row["values"][g]) for g, _ in TABLE1)
         out.append(f"| {row['family']} | {row['sampler']} | {vals} |")
     out += ["", f"Paper (M = 32): {PAPER_TABLE1}.", ""]
-    for row in consistency:
-        v = row["values"]
-        for kind in ("init", "structure"):
-            dm, gan = v.get(f"dm-{kind}"), v.get(f"gan-{kind}")
-            holds = None if dm is None or gan is None else dm > gan
-            out.append(
-                f"- DMs more consistent than GANs ({kind}s, {row['family']}, {row['sampler']}): "
-                f"{_verdict(holds)} ({_fmt(dm)} vs {_fmt(gan)} dB)"
-            )
+    collapsed = set(header.get("collapsed", ()))
+    claims = [v for row in consistency for v in verdicts.consistency_claims(row, collapsed)]
+    out += [f"- {v.text(spec='.2f')}" for v in claims if not v.claim.startswith("x0")]
     out += ["", "#### x0-prediction counterexample (paper Fig. 9, Eq. 6)", ""]
+    out.append(
+        "The paper's test: C(q) of x0-prediction DMs of different inits (group x0-init, same architecture and "
+        "data order as dm-init) against the eps DMs and the GANs, same sampler noise. The older stand-in, the "
+        "PSNR between the eps and the x0 DM of init seed 0, stays as an extra column."
+    )
+    out += ["", "| dataset | sampler | eps DMs (dm-init) | x0 DMs (x0-init) | GANs (gan-init) | eps/x0 pair |",
+            "|---|---|---:|---:|---:|---:|"]  # fmt: skip
     for row in consistency:
-        x0, dm = row.get("x0"), row["values"].get("dm-init")
-        if not x0:
-            out.append(f"- {row['family']}, {row['sampler']}: no x0-prediction model in the zoo")
-            continue
-        holds = None if dm is None else x0["C"] < dm
-        what = (
-            "C of the x0-prediction group"
-            if x0["kind"] == "x0 group"
-            else "PSNR between an eps- and an x0-prediction DM of the same init (the zoo has one x0 model, so "
-            "the paper's test, x0 models of different inits, cannot be run; this pair is a weaker stand-in)"
-        )
-        out.append(
-            f"- {row['family']}, {row['sampler']}: {what} {', '.join(x0['ids'])}: {x0['C']:.2f} dB vs eps "
-            f"DMs {_fmt(dm)} dB; x0 less consistent: {_verdict(holds)}"
-        )
+        x0 = {t["kind"]: t for t in row.get("x0", [])}
+        cells = [row["values"].get("dm-init"), x0.get("x0 group", {}).get("C"), row["values"].get("gan-init"),
+                 x0.get("eps vs x0 pair", {}).get("C")]  # fmt: skip
+        out.append(f"| {row['family']} | {row['sampler']} | " + " | ".join(_fmt(c) for c in cells) + " |")
+    out.append("")
+    out += [f"- {v.text(('x0', 'eps'), '.2f')}" for v in claims if v.claim.startswith("x0")]
+    if not any(row.get("x0") for row in consistency):
+        out.append("- no x0-prediction model in the zoo")
     out += _render_hessian(hessians, header)
+    out += _render_collapse(header.get("entries", {}))
     out += _render_roughness(roughness)
     return "\n".join(out) + "\n"
 
@@ -180,17 +176,25 @@ def _render_hessian(rows: list[dict], header: dict) -> list[str]:
         )
     (dl, dv), (gl, gv) = PAPER_HESSIAN["dm"], PAPER_HESSIAN["gan"]
     out += ["", f"Paper: DM lambda_1 {dl}, sigma^2 {dv}; GAN lambda_1 {gl}, sigma^2 {gv}.", ""]
-    for family in sorted({r["id"].split("/")[0] for r in rows}):
-        dm = next((r for r in rows if r["id"] == f"{family}/dm-eps-s0"), None)
-        for role in ("gan-g", "gan-d"):
-            gan = next((r for r in rows if r["id"] == f"{family}/gan-s0" and r["probe"] == role), None)
-            if dm is None or gan is None:
-                continue
-            for key, label in (("lambda_1", "lambda_1"), ("sigma2", "sigma2"), ("ritz_variance", "Ritz variance")):
-                out.append(
-                    f"- {family}: DM {label} below GAN's ({role}): {_verdict(dm[key] < gan[key])} "
-                    f"({dm[key]:.4g} vs {gan[key]:.4g})"
-                )
+    out += [f"- {v.text()}" for v in verdicts.hessian_claims(rows, set(header.get("collapsed", ())))]
+    return out
+
+
+def _render_collapse(entries: dict) -> list[str]:
+    """Every entry's collapse record from the manifest (`python -m dstab zoo measure`)."""
+    rows = zooindex.collapse_rows(entries)
+    if not rows:
+        return []
+    out = ["", "### Mode collapse of the zoo's models (manifest; `python -m dstab zoo measure`)", ""]
+    out += ["| model | modes covered | precision | confident share | class entropy (nats) | collapsed |",
+            "|---|---:|---:|---:|---:|---|"]  # fmt: skip
+    for r in rows:
+        out.append(
+            f"| {r['id']} | {r['coverage']} of {r['modes']} | {_fmt(r['precision'], '.3f')} | "
+            f"{_fmt(r['confident_share'], '.3f')} | {_fmt(r['class_entropy'], '.3f')} | "
+            f"{'**collapsed**' if r['collapsed'] else 'no'} |"
+        )
+    out += [""] + [f"Rule ({d}): {rule}." for d, rule in sorted({(r["dataset"], r["rule"]) for r in rows})]
     return out
 
 
@@ -213,6 +217,12 @@ def _render_roughness(rows: list[dict]) -> list[str]:
 # (analysis, metric, True when lower means smoother): Li et al. 2018's visual claim made into numbers
 SMOOTHNESS = [("surface", "curvature_roughness", True), ("surface", "convex_fraction", False),
               ("interpolate", "roughness", True)]  # fmt: skip
+
+
+def roughness_lines(root: Path | None = None) -> list[str]:
+    """The smoothness verdicts of the report's landscape section, over the cached results of the zoo at
+    `root` (the landscape pages show the lines of their dataset)."""
+    return _roughness_verdicts(roughness_rows(Path(root or zoo.zoo_root())))
 
 
 def _roughness_verdicts(rows: list[dict]) -> list[str]:
@@ -253,6 +263,8 @@ def build(
     hessians = hessian_rows(root, spec, device, store, log)
     manifest = zoo.read_manifest(root)
     header = {
+        "entries": manifest["entries"],
+        "collapsed": sorted(e for e, v in manifest["entries"].items() if zooindex.is_collapsed(v)),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": git_commit() or "unknown",
         "scale": manifest.get("scale", "?"),

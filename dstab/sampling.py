@@ -13,7 +13,12 @@ from .errors import require
 
 def sample_shape(bundle: Bundle) -> tuple[int, ...]:
     """Shape of one sample (C, H, W) or (d,), from the architecture config."""
-    arch = bundle.header["arch"] if bundle.kind == "dm" else bundle.header["arch"]["generator"]
+    return arch_sample_shape(bundle.header["arch"] if bundle.kind == "dm" else bundle.header["arch"]["generator"])
+
+
+def arch_sample_shape(arch: dict) -> tuple[int, ...]:
+    """Shape of one sample (C, H, W) or (d,) of the network `arch` describes: a DM's model or a GAN's
+    generator (what the trainer checks its dataset against, and samplers draw)."""
     a = models.normalise(arch)
     if "sample_shape" in a:  # a registered architecture of one's own says it
         return tuple(int(s) for s in a["sample_shape"])
@@ -37,12 +42,14 @@ def generate(
     eta: float = 0.0,
     device="cpu",
     batchnorm: str = "eval",
+    progress=None,
 ) -> torch.Tensor:
     """n samples on the CPU. DMs: x_T and per-step noise from NoiseSource(seed), the variance and
     x0 clipping of the bundle's Diffusion (as its source samples it); GANs: z from the same source,
     so models of one group share their noise. `batchnorm` (GANs): "eval" normalises with the running
     statistics; "batch" with the statistics of the n samples drawn together, as pytorch/examples'
-    dcgan/main.py draws its PNGs (it never calls netG.eval()); the running statistics stay unchanged."""
+    dcgan/main.py draws its PNGs (it never calls netG.eval()); the running statistics stay unchanged.
+    `progress("sample", done, total)` after each sampler step (a GAN: once)."""
     require(n >= 1, f"the number of samples must be positive, got {n}")
     require(batchnorm in BATCHNORM_MODES, f"batchnorm must be one of {list(BATCHNORM_MODES)}, got {batchnorm!r}")
     shape = sample_shape(bundle)
@@ -51,15 +58,19 @@ def generate(
         model = bundle.model.to(device).eval()
         classes = bundle.header["arch"].get("num_classes")
         y = {"y": noise.labels(classes).to(device)} if classes else {}
-        return bundle.diffusion.sample(model, noise, sampler=sampler, steps=steps, eta=eta, device=device, **y).cpu()
+        kw = {"progress": progress, **y}
+        return bundle.diffusion.sample(model, noise, sampler=sampler, steps=steps, eta=eta, device=device, **kw).cpu()
     g = bundle.generator.to(device).eval()
     z = noise.latent(g.latent_shape).to(device)
     if batchnorm == "eval":
-        return g(z).cpu()
-    # train-mode BatchNorm on copies of the buffers: batch statistics, running statistics untouched
-    state = {k: v.clone() for k, v in g.named_buffers()}
-    g.train()
-    try:
-        return functional_call(g, {**dict(g.named_parameters()), **state}, (z,)).cpu()
-    finally:
-        g.eval()
+        x = g(z)
+    else:  # train-mode BatchNorm on copies of the buffers: batch statistics, running statistics untouched
+        state = {k: v.clone() for k, v in g.named_buffers()}
+        g.train()
+        try:
+            x = functional_call(g, {**dict(g.named_parameters()), **state}, (z,))
+        finally:
+            g.eval()
+    if progress:
+        progress("sample", 1, 1)
+    return x.cpu()

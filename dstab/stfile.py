@@ -51,6 +51,7 @@ def write(path: str | os.PathLike, tensors: dict[str, torch.Tensor], header: dic
         size = t.numel() * torch.empty((), dtype=out_dtype).element_size()
         table[key] = {"dtype": DTYPES[out_dtype], "shape": list(t.shape), "data_offsets": [offset, offset + size]}
         offset += size
+
     def encoded(sha: str) -> bytes:
         meta = json.dumps({**header, "weights_sha256": sha}, sort_keys=True)
         raw = json.dumps({"__metadata__": {"dstab": meta}, **table}, separators=(",", ":")).encode()

@@ -79,18 +79,23 @@ def _results():
 
 
 def consistency_rows(root, num: int, samplers, device, store, log, only: list[str] | None = None) -> list[dict]:
+    """Per dataset and sampler: C of every Table-1 group ('values'), each group's ids and mean-PSNR
+    matrix ('groups', for the verdicts over seeds) and the x0 counterexample ('x0': a list of tests)."""
     rows = []
     for family in only or families(root):
         for sampler, steps in samplers:
-            row = {"family": family, "sampler": sampler, "values": {}}
+            row = {"family": family, "sampler": sampler, "values": {}, "groups": {}}
             for group, _ in TABLE1:
-                row["values"][group] = _group_score(root, family, group, num, sampler, steps, device, store, log)
+                found = _group_score(root, family, group, num, sampler, steps, device, store, log)
+                row["values"][group] = found["C"] if found else None
+                if found:
+                    row["groups"][group] = found
             row["x0"] = x0_counterexample(root, family, num, sampler, steps, device, store, log)
             rows.append(row)
     return rows
 
 
-def _group_score(root, family, group, num, sampler, steps, device, store, log) -> float | None:
+def _group_score(root, family, group, num, sampler, steps, device, store, log) -> dict | None:
     try:
         ids = _cons().group_ids(family, group, root)
     except DstabError:
@@ -100,7 +105,8 @@ def _group_score(root, family, group, num, sampler, steps, device, store, log) -
     return _score(root, ids, num, sampler, steps, device, store, log)
 
 
-def _score(root, ids, num, sampler, steps, device, store, log) -> float:
+def _score(root, ids, num, sampler, steps, device, store, log) -> dict:
+    """{'ids', 'C' (dB), 'matrix' ((N, N) mean PSNR dB)} of a group, through the cache."""
     from . import checkpoints as _checkpoints
     from . import zoo as _zoo
 
@@ -109,21 +115,28 @@ def _score(root, ids, num, sampler, steps, device, store, log) -> float:
     found = _results().get(spec, bundles, device=device, root=store, names=ids)
     score = spec.read(found).score
     log(f"consistency {', '.join(ids)} [{spec.sampler}]: {score:.2f} dB ({found.source})")
-    return score
+    return {"ids": list(ids), "C": score, "matrix": found.meta["psnr_matrix_db"]}
 
 
-def x0_counterexample(root, family, num, sampler, steps, device, store, log) -> dict | None:
-    """C of the x0-prediction group when it has >= 2 models (the paper's test); with one x0 model,
-    the pair (eps model, x0 model) of the same init seed, labelled as the weaker stand-in it is."""
+def x0_counterexample(root, family, num, sampler, steps, device, store, log) -> list[dict]:
+    """The paper's test, C of x0-prediction DMs of different inits (group x0-init, when it has >= 2
+    models), and the older stand-in, the pair (eps model, x0 model) of init seed 0, as an extra row."""
+    out = []
     try:
-        x0_ids = _cons().group_ids(family, "dm-x0", root)
         eps_ids = _cons().group_ids(family, "dm-init", root)
     except DstabError:
-        return None
-    if len(x0_ids) >= 2:
-        return {"kind": "x0 group", "ids": x0_ids, "C": _score(root, x0_ids, num, sampler, steps, device, store, log)}
-    pair = [eps_ids[0], x0_ids[0]]
-    return {"kind": "eps vs x0 pair", "ids": pair, "C": _score(root, pair, num, sampler, steps, device, store, log)}
+        return out
+    for group in ("x0-init", "dm-x0"):
+        try:
+            ids = _cons().group_ids(family, group, root)
+        except DstabError:
+            continue
+        if group == "x0-init" and len(ids) >= 2:
+            out.append({"kind": "x0 group", **_score(root, ids, num, sampler, steps, device, store, log)})
+        elif group == "dm-x0":
+            pair = [eps_ids[0], ids[0]]
+            out.append({"kind": "eps vs x0 pair", **_score(root, pair, num, sampler, steps, device, store, log)})
+    return out
 
 
 # --- found without PyTorch (the home page) -------------------------------------------------------------
@@ -149,6 +162,52 @@ def shipped_hessians(entry: dict) -> list[cache.Result] | None:
     the loaded checkpoint for the exact key."""
     where = HESSIAN.known_params(entry)
     return None if where is None else cache.find(HESSIAN.name, [final_sha(entry)], where)
+
+
+def shipped_hessian_claims(family: str, entries: dict) -> list:
+    """The report's Hessian verdicts (`dstab.verdicts.hessian_claims`) over every init seed of dm-init and
+    gan-init, from the stored results alone; a model without a unique stored result is left out."""
+    from . import verdicts
+
+    rows = []
+    for group, roles in (("dm-init", (None,)), ("gan-init", GAN_ROLES)):
+        for eid in zooindex.group_ids(entries, family, group):
+            for role in roles:
+                where = replace(HESSIAN, probe=replace(HESSIAN.probe, role=role)).known_params(entries[eid])
+                found = cache.find(HESSIAN.name, [final_sha(entries[eid])], where) if where else None
+                if found and len(found) == 1:
+                    rows.append({"id": eid, "probe": where["probe"]["kind"], **found[0].meta})
+    collapsed = {e for e, v in entries.items() if zooindex.is_collapsed(v)}
+    return verdicts.hessian_claims(rows, collapsed)
+
+
+def shipped_consistency_claims(family: str, entries: dict) -> list:
+    """The report's consistency verdicts (`dstab.verdicts.consistency_claims`) for the DDPM row of a dataset,
+    from the stored results alone (the report's M and sampler): DMs above GANs over inits and structures,
+    x0 DMs below eps DMs. A group without a stored result is left out."""
+    from . import verdicts
+
+    def stored(ids: list[str]) -> dict | None:
+        if len(ids) < 2:
+            return None
+        kind = entries[ids[0]]["kind"]
+        found = cache.lookup(CONSISTENCY.name, CONSISTENCY.params([_Kind(kind)]), [final_sha(entries[i]) for i in ids])
+        return None if found is None else {"ids": ids, "C": found.meta["C_db"], "matrix": found.meta["psnr_matrix_db"]}
+
+    row = {"family": family, "sampler": CONSISTENCY.sampler, "groups": {}, "x0": []}
+    for group, _ in TABLE1:
+        found = stored(zooindex.group_ids(entries, family, group))
+        if found:
+            row["groups"][group] = found
+    eps = zooindex.group_ids(entries, family, "dm-init")
+    x0_group = stored(zooindex.group_ids(entries, family, "x0-init"))
+    if x0_group:
+        row["x0"].append({"kind": "x0 group", **x0_group})
+    pair = zooindex.group_ids(entries, family, "dm-x0")
+    if eps and pair and (found := stored([eps[0], pair[0]])):
+        row["x0"].append({"kind": "eps vs x0 pair", **found})
+    collapsed = {e for e, v in entries.items() if zooindex.is_collapsed(v)}
+    return verdicts.consistency_claims(row, collapsed)
 
 
 class _Kind:

@@ -10,8 +10,8 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import compute, downloads, sidebar, urlstate
-from dstab import zooresults
+from dashboard import compute, downloads, sidebar, urlstate, verdictpanel
+from dstab import verdicts, zooindex, zooresults
 from dstab.analysis import consistency as consistency_mod
 from dstab.errors import DstabError
 from dstab.plots import consistency as consistency_plots
@@ -32,19 +32,29 @@ seed = urlstate.number("Sampling seed", "seed", SPEC.seed, 0, 10_000, where=c[1]
 sampler = urlstate.radio("DM sampler", ["ddpm", "ddim"], "sampler", SPEC.sampler, where=c[2], horizontal=True)
 steps = urlstate.number("DDIM steps", "steps", 50, 2, 1000, where=c[3]) if sampler == "ddim" else None
 num = urlstate.number("Samples M", "m", SPEC.num, 1, 256, where=c[4])
-x0 = urlstate.toggle("x0-prediction counterexample (paper Fig. 9): eps-DM vs x0-DM of the same seed", "x0")
+x0 = urlstate.toggle(
+    "x0-prediction counterexample (paper Fig. 9): x0 DMs of three inits beside the eps DMs and GANs", "x0"
+)
+if x0:
+    group = "init"  # the paper's test compares groups of different inits
+TITLES = {"dm": "DM", "x0": "DM, x0-prediction", "gan": "GAN"}
+entries = sel.manifest["entries"]
 
 
 def group_members(kind: str) -> list[str]:
-    if kind == "dm" and x0:
-        return [f"{sel.family}/dm-eps-s0", f"{sel.family}/dm-x0-s0"]
-    return consistency_mod.group_ids(sel.family, f"{kind}-{group}")
+    return consistency_mod.group_ids(sel.family, "x0-init" if kind == "x0" else f"{kind}-{group}")
 
 
+def row_name(eid: str) -> str:
+    label = zooindex.collapse_label(entries.get(eid, {}))
+    return eid.split("/", 1)[1] + (f" ({label})" if label else "")
+
+
+kinds = ("dm", "x0", "gan") if x0 else ("dm", "gan")
 top = st.empty()  # "Compute all", above the columns
-cols = dict(zip(("dm", "gan"), st.columns(2)))
+cols = dict(zip(kinds, st.columns(len(kinds))))
 asks, members = {}, {}
-for kind in ("dm", "gan"):
+for kind in kinds:
     where = cols[kind]
     try:
         names = group_members(kind)
@@ -55,27 +65,27 @@ for kind in ("dm", "gan"):
         asks[kind] = (compute.Ask(spec, bundles, label, {"names": names}), where)
         members[kind] = names
     except (DstabError, KeyError) as exc:
-        where.error(f"{kind.upper()} group unavailable: {exc}")
+        where.error(f"{TITLES[kind]} group unavailable: {exc}")
 results = {kind: (members[kind], res) for kind, res in compute.many(asks, sel.device, where_all=top).items()}
 
 for kind, (names, res) in results.items():
-    short = [n.split("/", 1)[1] for n in names]
+    shown = [row_name(n) for n in names]
     samples = res.arrays["samples"]
-    st.subheader(f"{kind.upper()}: C(q) = {res.meta['C_db']:.2f} dB, all M = {samples.shape[1]} samples of "
+    st.subheader(f"{TITLES[kind]}: C(q) = {res.meta['C_db']:.2f} dB, all M = {samples.shape[1]} samples of "
                  f"N = {len(names)} models")  # fmt: skip
     if samples.ndim == 5:
-        fig = consistency_plots.image_grid(samples, short, f"{kind.upper()}: a row per model, a column per noise")
+        fig = consistency_plots.image_grid(samples, shown, f"{TITLES[kind]}: a row per model, a column per noise")
         st.caption("Drag to zoom in, double-click to zoom out. Column i of every row starts from the same noise.")
         downloads.image(consistency_plots.grid(samples, scale=6, columns=samples.shape[1]), f"consistency-{kind}")
     else:
-        fig = consistency_plots.linked_points(samples, short, f"{kind.upper()}: each colour one shared noise")
+        fig = consistency_plots.linked_points(samples, shown, f"{TITLES[kind]}: each colour one shared noise")
         st.caption("One marker symbol per model, one colour per sample: the faint line joins where the same noise "
                    "went in each model. Short lines: a consistent group.")  # fmt: skip
     st.plotly_chart(fig, key=f"samples-{kind}")
     downloads.figure(fig, f"consistency-samples-{kind}")
 
-for where, (kind, (names, res)) in zip(st.columns(2), results.items()):
-    heat = consistency_plots.psnr_heatmap(res.arrays["psnr"], [n.split("/", 1)[1] for n in names], kind)
+for where, (kind, (names, res)) in zip(st.columns(len(results) or 1), results.items()):
+    heat = consistency_plots.psnr_heatmap(res.meta["psnr_matrix_db"], [n.split("/", 1)[1] for n in names], kind)
     where.plotly_chart(heat, key=f"psnr-{kind}")
     downloads.figure(heat, f"psnr-{kind}", where=where)
 
@@ -89,3 +99,12 @@ if results:
         f"{consistency_mod.PSNR_CAP_DB:.0f} dB (identical samples)."
     )
     downloads.numbers(table, "consistency", extra={k: res.meta for k, (_, res) in results.items()})
+    # the report's verdicts (dstab.verdicts) on these results: all seeds, collapsed models excluded and named
+    matrices = {k: {"ids": names, "matrix": res.meta["psnr_matrix_db"]} for k, (names, res) in results.items()}
+    x0_tests = [{"kind": "x0 group", **matrices.pop("x0")}] if "x0" in matrices else []
+    row = {"family": sel.family, "sampler": sampler, "x0": x0_tests,
+           "groups": {f"{k}-{group}": m for k, m in matrices.items()}}  # fmt: skip
+    collapsed = {e for e, v in entries.items() if zooindex.is_collapsed(v)}
+    verdictpanel.draw(verdictpanel.PAPER["consistency"],
+                      verdictpanel.consistency_lines(verdicts.consistency_claims(row, collapsed)),
+                      verdictpanel.collapse_note(sel.family, entries))  # fmt: skip

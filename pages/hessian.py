@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import compute, downloads, sidebar, urlstate
+from dashboard import compute, downloads, sidebar, urlstate, verdictpanel
 from dstab import zooresults
 from dstab.plots import hessian as hessian_plots
 from dstab.plots import tables
@@ -64,3 +64,7 @@ if results:
         table, "hessian", extra={k: {**res.meta, "probe": res.params["probe"]} for k, (_, res) in labelled.items()},
         columns={"top_k": top_k, "trace_samples": trace_samples, "slq_runs": slq_runs, "seed": seed},
     )  # fmt: skip
+
+verdictpanel.draw(verdictpanel.PAPER["hessian"], verdictpanel.hessian_lines(
+    zooresults.shipped_hessian_claims(sel.family, sel.manifest["entries"]), ("lambda_1", "sigma2", "Ritz variance")),
+    verdictpanel.collapse_note(sel.family, sel.manifest["entries"]))  # fmt: skip

@@ -6,8 +6,8 @@ the manifest and the shipped results), so a cold server draws it at once; see `d
 
 import streamlit as st
 
-from dashboard import sidebar
-from dstab import zooindex, zooresults
+from dashboard import sidebar, verdictpanel
+from dstab import census, zooindex, zooresults
 
 
 def hessian_of(choice, entries: dict):
@@ -50,6 +50,15 @@ if any(v is None for _, v, _ in numbers):
         "Hessian probe); the Consistency and Hessian pages compute missing ones."
     )
 
+verdictpanel.home(sel.family, entries)
+
+found_census = census.load()
+if found_census:
+    st.markdown(f"**Stability census:** {census.headline(found_census)}; see RESULTS.md, `python -m dstab zoo census`.")
+else:
+    st.caption("Stability census (how many of 16 DM and GAN seeds collapse): not shipped yet; "
+               "`python -m dstab zoo census --jobs 2` trains it.")  # fmt: skip
+
 st.subheader("Pages")
 pages = [
     ("pages/landscape.py", "Loss landscape", "DM and GAN loss surfaces side by side, smoothness numbers"),
@@ -65,11 +74,13 @@ for path, title, what in pages:
 if entries:
     st.subheader(f"The embedded zoo: {len(entries)} runs trained by dstab")
     # a Markdown table, not st.dataframe: that would import pandas and pyarrow (~0.5 s) on a cold server
-    head = ["id", "kind", "prediction", "seed", "steps", "final loss", "train wall time (s)"]
+    head = ["id", "kind", "prediction", "seed", "steps", "final loss", "train wall time (s)", "modes covered"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for eid, e in sorted(entries.items()):
+        c = e.get("collapse") or {}
+        modes = f"{c['coverage']} of {c['modes']}" + (" **(collapsed)**" if c["collapsed"] else "") if c else "?"
         cells = [f"`{eid}`", e["kind"], e["prediction"] or "", e["seed"], e["steps"], f"{e['loss_last']:.4f}",
-                 f"{e['wall_time_s']:.0f}"]  # fmt: skip
+                 f"{e['wall_time_s']:.0f}", modes]  # fmt: skip
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     st.markdown("\n".join(lines))
     shown = [(eid, e) for eid, e in sorted(entries.items()) if eid.startswith(sel.family + "/")]

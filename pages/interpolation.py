@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import compute, downloads, sidebar, urlstate
+from dashboard import compute, downloads, sidebar, urlstate, verdictpanel
 from dstab import zooresults
 from dstab.analysis.interpolation import rise_over_end
 from dstab.analysis.specs import ProbeSpec
@@ -87,3 +87,4 @@ if results:
     settings = {"from alpha": lo, "to alpha": hi, "points per unit": steps}
     downloads.numbers(table, "roughness", extra={"curves": curves}, columns=settings)
     downloads.numbers(curves, "interpolation-curves", columns=settings)
+verdictpanel.landscape(sel.family, sel.manifest["entries"], "interpolate")

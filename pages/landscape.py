@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import compute, downloads, sidebar, urlstate
+from dashboard import compute, downloads, sidebar, urlstate, verdictpanel
 from dstab import zooresults
 from dstab.analysis.specs import ProbeSpec
 from dstab.errors import DstabError
@@ -76,6 +76,7 @@ if results:
     table = [row for _, (choice, res) in results.items() for row in tables.smoothness_rows(choice.label, res.meta)]
     st.dataframe(table, hide_index=True)
     downloads.numbers(table, "smoothness", columns=settings)
+verdictpanel.landscape(sel.family, sel.manifest["entries"], "surface")
 
 st.subheader("Across timesteps, beside the GAN's G and D (the paper's Fig. 2 and 10)")
 panels, missing = [], []

@@ -13,10 +13,12 @@ import streamlit as st
 from dashboard import downloads, runtracker, server, urlstate
 from dstab.errors import DstabError
 from dstab.experiments import compare, sweep, verdict
+from dstab.metricnames import metric_label
 from dstab.plots import compare as compare_plots
 from dstab.plots import runs as run_plots
 from dstab.training import config as train_config
-from dstab.training import curves, runboard, runs
+from dstab.training import curves, paper_defaults, runboard, runs
+from dstab.training.rundir import METRICS
 from dstab.training.runmetrics import RunMetrics
 
 server.torch_ready()  # this page samples checkpoints in the server process: with the server's thread count
@@ -32,7 +34,7 @@ def metrics_for(statuses) -> dict[str, RunMetrics]:
     for s in statuses:
         if s.state == "broken":
             continue
-        db = runs.run_dir(s.name) / runs.RUN / "metrics.sqlite"
+        db = runs.run_dir(s.name) / runs.RUN / METRICS
         m = cache.get(s.name)
         if m is None or m.db != db:
             m = cache[s.name] = RunMetrics(db)
@@ -67,7 +69,7 @@ def curves_section(statuses, metrics) -> None:
     fd_series = [runtracker.series(metrics[n], n, fd_names[n], x_axis) for n in chosen if fd_names[n]]
     left, right = st.columns(2)
     if fd_series:
-        labels = sorted({runboard.metric_label(m) for m in fd_names.values() if m})
+        labels = sorted({metric_label(m, short=True) for m in fd_names.values() if m})
         fig = run_plots.curves(fd_series, f"{' / '.join(labels)} of EMA samples (lower is better)", "FD", x_title,
                                log_x, colours)  # fmt: skip
         left.plotly_chart(fig, key="fd-curves")
@@ -191,24 +193,24 @@ def hyper_inputs(preset: str, base: dict) -> dict:
     """Widgets for the preset's hyper-parameters, seeded with its own values."""
     k = f"launch_{preset}_"
     c = st.columns(4)
+    steps = c[0].number_input("total steps", 1, 10_000_000, base["steps"], key=k + "steps")
+    start = paper_defaults.launch_defaults(base, steps)  # the paper's values
     hyper = {
-        "steps": c[0].number_input("total steps", 1, 10_000_000, base["steps"], key=k + "steps"),
+        "steps": steps,
         "lr": c[1].number_input("learning rate", 1e-7, 1.0, base["lr"], format="%.2e", key=k + "lr"),
-        "eval_every": c[2].number_input("eval every (steps)", 1, 10_000_000, base["eval_every"] or 500, key=k + "ev"),
+        "eval_every": c[2].number_input("eval every (steps)", 1, 10_000_000, start["eval_every"], key=k + "ev"),
         "eval_samples": c[3].number_input("eval samples", 2, 100_000, base["eval_samples"], key=k + "es"),
     }
     hyper["checkpoint_every"] = hyper["eval_every"]  # one sample grid per evaluation
     T = base["diffusion"]["T"]
     if base["timesteps"].get("name") == "clts":
-        mu = c[0].number_input("CLTS mu (in t)", 0.0, float(T - 1), 0.3 * T, key=k + "mu")  # paper: 0.3 T
-        target = c[1].number_input(
-            "CLTS target_iter", 1, 10_000_000, int(0.2 * hyper["steps"]), key=k + "target"
-        )  # paper: ~20% of the run
-        sigma = c[2].number_input("CLTS sigma", 1.0, 100.0 * T, float(T), key=k + "sigma")  # paper: sigma = T
+        mu = c[0].number_input("CLTS mu (in t)", 0.0, float(T - 1), start["mu"], key=k + "mu")
+        target = c[1].number_input("CLTS target_iter", 1, 10_000_000, start["target_iter"], key=k + "target")
+        sigma = c[2].number_input("CLTS sigma", 1.0, 100.0 * T, start["sigma"], key=k + "sigma")
         hyper["timesteps"] = {"name": "clts", "mu": mu, "sigma": sigma, "target_iter": target}
     if base["momentum"].get("name") != "constant":
         hyper["beta1"] = c[3].number_input("beta0 (initial beta1)", 0.0, 0.999, base["beta1"], key=k + "beta0")
-        floor = c[3].number_input("beta1 floor", 0.0, 0.99, 0.4, key=k + "floor")  # paper Sec. 4.3
+        floor = c[3].number_input("beta1 floor", 0.0, 0.99, start["floor"], key=k + "floor")
         hyper["momentum"] = {"name": base["momentum"]["name"], "floor": floor}
     return hyper
 

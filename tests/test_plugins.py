@@ -79,4 +79,4 @@ def test_unknown_names_still_say_how_to_register(fresh, monkeypatch):
     with pytest.raises(DstabError, match="unknown architecture 'nope'.*register yours"):
         models.build({"arch": "nope"})
     with pytest.raises(DstabError, match="not a torch.nn.Module subclass"):
-        plugins.register_architecture("bad", dict)
+        models.register_architecture("bad", dict)

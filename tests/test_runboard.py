@@ -6,6 +6,7 @@ import sqlite3
 import numpy as np
 import pytest
 
+from dstab.metricnames import metric_label
 from dstab.training import config as train_config
 from dstab.training import runboard, runs
 from dstab.training.runmetrics import RunMetrics
@@ -15,8 +16,8 @@ def test_eval_metric_prefers_fid_and_labels_local_features_honestly():
     assert runboard.eval_metric(["loss", "fd_local@500x50ddim", "fid@500x50ddim"]) == "fid@500x50ddim"
     assert runboard.eval_metric(["loss", "fd_local@500x50ddim"]) == "fd_local@500x50ddim"
     assert runboard.eval_metric(["loss", "lr"]) is None
-    assert runboard.metric_label("fd_local@500x50ddim") == "FD (local features), 500x50ddim"
-    assert runboard.metric_label("fid@10000x100ddim") == "FID, 10000x100ddim"
+    assert metric_label("fd_local@500x50ddim", short=True) == "FD (local features), 500x50ddim"
+    assert metric_label("fid@10000x100ddim", short=True) == "FID, 10000x100ddim"
 
 
 def test_page_requests_resolve_to_what_the_trainer_will_run():

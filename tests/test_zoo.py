@@ -37,6 +37,12 @@ def test_zoo_composition(manifest):
             for c in init
         )
         assert entries[f"{family}/dm-x0-s0"]["prediction"] == "x0"
+        # the paper's x0 test: x0-prediction DMs of three inits, the eps group's recipe but for the prediction
+        x0 = [entries[i]["train_config"] for i in groups["x0-init"]]
+        assert len(x0) == 3 and [c["seed"] for c in x0] == [c["seed"] for c in init]
+        for a, b in zip(x0, init):
+            assert a["diffusion"] == {**b["diffusion"], "prediction": "x0"}
+            assert {k: v for k, v in a.items() if k != "diffusion"} == {k: v for k, v in b.items() if k != "diffusion"}
     for e in entries.values():
         early, final = e["checkpoints"]["early"]["step"], e["checkpoints"]["final"]["step"]
         assert early == int(0.1 * final) and final == e["steps"]

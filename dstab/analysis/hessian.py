@@ -56,7 +56,7 @@ from . import lanczos
 from .cost import seconds_per_call, warn_if_slow
 from .hessian_settings import DEFAULT as SPEC
 from .hessian_settings import HESSIAN_ENGINES
-from .hvp import HVP_MODES, HessianOperator, check_finite  # noqa: F401  (the engine's API)
+from .hvp import HVP_MODES, HessianOperator  # noqa: F401  (the engine's API)
 from .lanczos import density, spectrum_moments  # noqa: F401  (hessian_ref and callers use them here)
 
 # Hutchinson probes batched into one autograd call (one vmapped backward)
@@ -379,4 +379,3 @@ def hessian_params(
         **({"lambda_min": True} if lambda_min else {}),
         **({} if slq_full(sum(p.numel() for p in probe.params.values()), int(slq_steps)) else {"slq_reorth": "local"}),
     }
-

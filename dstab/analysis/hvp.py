@@ -16,13 +16,9 @@ import math
 import torch
 
 from ..errors import require
+from ..probes import finite_or_error
 
 HVP_MODES = ("reverse", "forward")
-
-
-def check_finite(named: dict[str, torch.Tensor]) -> None:
-    bad = [k for k, v in named.items() if not torch.isfinite(v).all()]
-    require(not bad, f"parameters {bad[:5]} contain NaN or inf; the checkpoint is broken, use another one")
 
 
 class HessianOperator:
@@ -33,7 +29,7 @@ class HessianOperator:
 
     def __init__(self, probe, hvp: str = "reverse"):
         require(hvp in HVP_MODES, f"unknown hvp mode {hvp!r}; choose one of {list(HVP_MODES)}")
-        check_finite(probe.params)
+        finite_or_error(probe.params, probe.name)
         self.probe, self.mode = probe, hvp
         self.names = list(probe.params)
         require(self.names, "the probe has no parameters to analyse")

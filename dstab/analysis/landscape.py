@@ -16,7 +16,7 @@ without autograd on the probe's device, in one of two strategies:
   this session: no GPU was available).
 
 Rows of the grid (fixed a) are independent, which is what `rows=` and the
-torchrun split in `dstab.analysis.distributed` use.
+torchrun split in `dstab.analysis.rowsplit` use.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ class Command(NamedTuple):
 
 
 COMMANDS: dict[str, Command] = {
-    "zoo": Command("zoo", "build or list the embedded zoo of DMs and GANs"),
+    "zoo": Command("zoo", "build, list or measure the embedded zoo of DMs and GANs; the seed census"),
     "sample": Command("sample", "write a PNG grid (and/or the raw arrays) of a checkpoint's samples"),
     "info": Command("info", "print a checkpoint's header as JSON"),
     "convert": Command("convert", "write an imported checkpoint in dstab's format"),

@@ -16,6 +16,7 @@ from ..fileio import atomic_write_bytes
 from ..plots.png import save_samples
 from ..sampling import BATCHNORM_MODES, generate, sample_shape
 from . import add_command, add_device_arg, add_threads_arg
+from .progress import bars
 
 
 def register(sub) -> None:
@@ -85,8 +86,8 @@ def run(args) -> int:
     require(args.scale >= 1, "--scale must be >= 1")
     bundle = checkpoints.load(args.checkpoint)
     device = resolve_device(args.device)
-    with torch.inference_mode():
-        x = generate(bundle, args.num, args.seed, args.sampler, args.steps, args.eta, device, args.batchnorm)
+    with torch.inference_mode(), bars("", unit="steps") as progress:
+        x = generate(bundle, args.num, args.seed, args.sampler, args.steps, args.eta, device, args.batchnorm, progress)
     if args.output:
         print(save_samples(x, args.output, scale=args.scale))
     if args.npz:

@@ -23,6 +23,7 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
 # containers that training scripts commonly wrap a state dict in
 WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")
 
+
 def _unwrapped(obj) -> dict[str, torch.Tensor] | None:
     for key in WRAPPER_KEYS:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):

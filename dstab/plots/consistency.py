@@ -27,11 +27,12 @@ def grid(samples: np.ndarray, scale: int = 4, columns: int = 16) -> Image.Image:
     return out
 
 
-def psnr_heatmap(psnr: np.ndarray, names: list[str], kind: str):
-    """The (N, N) mean-over-samples PSNR matrix; the cap on the diagonal is hidden so the colours show pairs."""
+def psnr_heatmap(mean: np.ndarray, names: list[str], kind: str):
+    """The (N, N) mean-over-samples PSNR matrix (a consistency result's meta["psnr_matrix_db"]); the cap on
+    the diagonal is hidden so the colours show pairs."""
     import plotly.graph_objects as go
 
-    mean = psnr.mean(axis=2)
+    mean = np.asarray(mean, dtype=float)
     shown = mean.copy()
     np.fill_diagonal(shown, np.nan)
     fig = go.Figure(

@@ -7,7 +7,8 @@ The EMA is scaled to the run length: 0.9999 averages over ~1 / (1 - 0.9999)
 = 10,000 iterations, 2% of the paper's 500k-iteration CIFAR-10 runs; a
 3,000-iteration run with 0.9999 would report an average dominated by its
 initialisation. `paper_ema(steps)` keeps that 2% horizon:
-rate = 1 - 1 / (0.02 steps), never above 0.9999.
+rate = 1 - 1 / (0.02 steps), never above 0.9999 and, for runs under 100
+iterations, 0.5 (a horizon of at least 2 iterations).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ PAPER_EMA_HORIZON = 0.02  # 10,000 of 500,000 iterations
 
 
 def paper_ema(steps: int) -> float:
-    return min(PAPER_EMA, 1.0 - 1.0 / max(1.0, PAPER_EMA_HORIZON * steps))
+    return min(PAPER_EMA, 1.0 - 1.0 / max(2.0, PAPER_EMA_HORIZON * steps))
 
 
 def decays_momentum(config: dict) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import require
+from ..metricnames import metric_label
 from . import config as train_config
 from . import runs
 from .curves import rate_and_eta
@@ -45,13 +46,6 @@ def eval_metric(names: list[str]) -> str | None:
         if found:
             return found[0]
     return None
-
-
-def metric_label(name: str) -> str:
-    """FID only when it is InceptionV3 FID; dstab's own features are 'FD (local features)'."""
-    kind, _, detail = name.partition("@")
-    what = {"fid": "FID", "fd_local": "FD (local features)", "fd_points": "FD (2-D points)"}.get(kind, kind)
-    return f"{what}, {detail}" if detail else what
 
 
 def request_overrides(dataset: str, size: str, hyper: dict) -> list[str]:
@@ -145,7 +139,7 @@ def table_row(st: runs.RunStatus, metrics: RunMetrics | None) -> dict:
         "steps/s": None if rate is None else round(rate, 2),
         "ETA (h:mm)": hours_minutes(eta),
         "latest FD/FID": fd,
-        "metric": metric_label(fd_name) if fd_name else "",
+        "metric": metric_label(fd_name, short=True) if fd_name else "",
         "device": st.device or "",
         "note": st.reason or "",
     }

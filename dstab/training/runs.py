@@ -36,6 +36,7 @@ from pathlib import Path
 
 from ..device import resolve_device
 from ..errors import DstabError, require
+from ..fileio import write_json
 from . import config as train_config
 from . import rundir
 from .runmetrics import connect_ro
@@ -85,12 +86,6 @@ def _read_json(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)  # readers never see half a file
 
 
 @contextlib.contextmanager
@@ -181,7 +176,7 @@ def _spawn(path: Path, launch: dict, mode: str) -> int:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    _write_json(path / "pid", {"pgid": proc.pid, "mode": mode, "started": started})
+    write_json(path / "pid", {"pgid": proc.pid, "mode": mode, "started": started})
     return proc.pid
 
 
@@ -370,7 +365,7 @@ def _queued_at(path: Path) -> float:
 
 
 def _enqueue(path: Path, mode: str) -> None:
-    _write_json(path / "queued", {"mode": mode, "time": time.time()})
+    write_json(path / "queued", {"mode": mode, "time": time.time()})
 
 
 def resolved_config(preset: str | None = None, config_file: Path | None = None, overrides=()) -> dict:
@@ -436,8 +431,8 @@ def queue(
     with _locked(root):
         require(not path.exists(), f"a run named {name!r} already exists in {root}; pick another name or delete it")
         path.mkdir()
-        _write_json(path / "request.json", config)
-        _write_json(path / "launch.json", launch)
+        write_json(path / "request.json", config)
+        write_json(path / "launch.json", launch)
         _enqueue(path, "start")
     return path
 
@@ -450,7 +445,7 @@ def stop(name: str, root: Path | None = None) -> RunStatus:
     with _locked(root):
         st = status(name, root)
         require(st.active, f"run {name!r} is {st.state}, not running or queued; nothing to stop")
-        _write_json(path / STOP_FILE, {"time": time.time()})
+        write_json(path / STOP_FILE, {"time": time.time()})
         if st.state == "queued":
             (path / "queued").unlink()
         else:

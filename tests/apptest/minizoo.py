@@ -58,7 +58,10 @@ def runs() -> list[tuple[str, str, str, dict, int, str | None, list[str]]]:
                 )
             )
         out.append((f"{family}/dm-eps-wide", "dm", dataset, _wide(dm), 0, "eps", ["dm-structure"]))
-        out.append((f"{family}/dm-x0-s0", "dm", dataset, dm, 0, "x0", ["dm-x0"]))
+        for s in range(3):
+            out.append(
+                (f"{family}/dm-x0-s{s}", "dm", dataset, dm, s, "x0", (["dm-x0"] if s == 0 else []) + ["x0-init"])
+            )
         for s in range(3):
             out.append(
                 (

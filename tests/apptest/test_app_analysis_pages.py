@@ -49,11 +49,16 @@ def test_consistency_page_equals_eq1_and_x0_counterexample(app):
 
     at = app("pages/consistency.py", data="toy2d", m="8", sampler="ddim", steps="10", x0="true")
     assert not at.exception, at.exception
-    dm = at.dataframe[0].value.to_dict("records")[0]
-    pair = ["toy2d/dm-eps-s0", "toy2d/dm-x0-s0"]
-    assert dm["reference"] == pair[0] and dm["models N"] == 2
-    expected = cons.consistency([_load(i) for i in pair], pair, num=8, seed=0, sampler="ddim", steps=10).score
-    assert dm["C(q) dB"] == pytest.approx(expected, rel=1e-9)
+    assert len(at.get("image")) == 3  # eps DMs, x0 DMs, GANs: the paper's Fig. 9 test
+    rows = {r["group"]: r for r in at.dataframe[0].value.to_dict("records")}
+    x0_ids = cons.group_ids("toy2d", "x0-init")
+    assert rows["X0"]["reference"] == "toy2d/dm-x0-s0" and rows["X0"]["models N"] == len(x0_ids) == 3
+    x0 = cons.consistency([_load(i) for i in x0_ids], x0_ids, num=8, seed=0, sampler="ddim", steps=10).score
+    assert rows["X0"]["C(q) dB"] == pytest.approx(x0, rel=1e-9)
+    eps = rows["DM"]["C(q) dB"]
+    verdict = next(m.value for m in at.markdown if "x0-prediction DMs less consistent than eps DMs" in m.value)
+    assert "x0 group toy2d/dm-x0-s0, toy2d/dm-x0-s1, toy2d/dm-x0-s2" in verdict
+    assert ("holds" in verdict.split(":")[1]) == (x0 < eps)  # the verdict follows the numbers
 
 
 def test_interpolation_page_equals_library(app):
