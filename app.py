@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import server, sidebar
+from dashboard import server, sidebar, urlstate
 
 pages = [
     st.Page("pages/home.py", title="Home", default=True),
@@ -20,5 +20,6 @@ with server.script_run():
     # their state when the user moves between pages
     selection = st.session_state["dstab_selection"] = sidebar.render()
     page = st.navigation(pages)
+    urlstate.on_page(page.url_path)  # each page's widgets and URL values are its own
     sidebar.publish(selection)
     page.run()

@@ -8,6 +8,7 @@ choice is kept in the URL (`data`, `dm`, `gan`): zoo ids, or `path:<file>`.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,6 +221,8 @@ def current() -> Selection:
     if not st.session_state.get("dstab_rerun_once"):
         st.session_state["dstab_rerun_once"] = True
         st.rerun()
+    # st.Page names a page by its file's stem, which is this caller's
+    urlstate.on_page(Path(sys._getframe(1).f_code.co_filename).stem)
     selection = render()
     publish(selection)
     return selection

@@ -16,7 +16,7 @@ from .. import distributed, plots, zoo, zooresults
 from ..analysis import results
 from ..analysis.directions import BIAS_MODES
 from ..analysis.interpolation import rise_over_end
-from ..analysis.landscape import STRATEGIES, rise_over_centre
+from ..analysis.landscape import STRATEGIES
 from ..analysis.specs import GAN_ROLES, SURFACE_ENGINES, SURFACE_PRECISIONS, ProbeSpec
 from ..device import resolve_device
 from ..plots import curve as curve_plots
@@ -121,11 +121,11 @@ def run_surface(args) -> int:
             found = results.get(spec, [bundle], tick, device, args.refresh, strategy=args.strategy)
         if rank0:
             a, b, loss = found.arrays["alphas"], found.arrays["betas"], found.arrays["loss"]
-            rel = rise_over_centre(loss)
-            zmax, title = surface_plots.zmax_of([rel]), surface_plots.title(bundle.name, found.meta)
-            figure = surface_plots.surface_3d(a, b, rel, title, zmax)
+            view = surface_plots.views({"own": loss}, surface_plots.SHARED_RISE)["own"]  # its own relative rise
+            title = surface_plots.title(bundle.name, found.meta)
+            figure = surface_plots.surface_3d(a, b, view, title)
             stem = result_stem(args.out, ["surface", bundle.name, _what(probe)], [bundle.sha256])
-            _write(found, stem, [bundle.sha256], surface_plots.heatmap_png(rel, title, zmax), figure)
+            _write(found, stem, [bundle.sha256], surface_plots.heatmap_png(view.z, title, view.hi), figure)
             m = found.meta["metrics"]
             print(
                 f"  centre loss {found.meta['centre_loss']:.5g}, relative rise {m['relative_rise']:.4g}, curvature "

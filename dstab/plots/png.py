@@ -22,6 +22,12 @@ def to_uint8(images) -> np.ndarray:
     return x.transpose(0, 2, 3, 1)
 
 
+def rgb(img) -> np.ndarray:
+    """A PIL image as an (H, W, 3) uint8 array (grey repeated), as plotly's Image trace takes it."""
+    arr = np.asarray(img)
+    return np.repeat(arr[..., None], 3, axis=2) if arr.ndim == 2 else arr
+
+
 def grid_image(images, nrow: int | None = None, scale: int = 1, pad: int = 1) -> Image.Image:
     arr = to_uint8(images)
     n, h, w, c = arr.shape
