@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import guard, server, sidebar
+from dashboard import guard, server, sidebar, urlstate
 
 pages = [
     st.Page("pages/home.py", title="Home", default=True),
@@ -23,6 +23,7 @@ with server.script_run():
         selection = sidebar.render()
     st.session_state["dstab_selection"] = selection = selection or sidebar.empty_selection()
     page = st.navigation(pages)
+    urlstate.on_page(page.url_path)  # each page's widgets and URL values are its own
     sidebar.publish(selection)
     with guard.shown_in_place(f"The {page.title} page"):
         page.run()

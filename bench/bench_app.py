@@ -1,6 +1,7 @@
 """Dashboard timings: cold start to the home page rendered, and a zoo result on each page server-side.
 
-    python bench/bench_app.py [--zoo DIR] [--data toy2d|digits] [--repeats 3] [--cold-only]
+    python bench/bench_app.py [--zoo DIR] [--data toy2d|digits] [--repeats 3] [--cold-only | --pages-only]
+                              [--before REV]
 
 1. Cold start: with Debian's Chromium already running (through Playwright;
    its own start is timed apart, as a user's browser is open before they
@@ -16,6 +17,10 @@
    script run of the page is timed with Streamlit's AppTest: sidebar,
    checkpoint loading, cache lookup, figures. Goal: <= 1 s. Import time of
    the process is reported separately.
+
+With --before REV the server-side page times of that revision (a temporary
+`git worktree`) are measured in the same run, on the same zoo, and shown
+beside this checkout's with their ratio (after / before).
 
 Without --zoo, a miniature zoo (tests/apptest/minizoo.py) is built in a temporary
 folder. Prints a table; copy it into bench/RESULTS.md.
@@ -52,7 +57,12 @@ from streamlit.testing.v1 import AppTest
 AppTest.from_file(sys.argv[1], default_timeout=600).run()  # Streamlit's first run of a process (v1 pages mode)
 from dashboard import server
 server.preload()  # the server's warm-up after Home, done (a user spends a few seconds there)
-import dashboard.analyses, dashboard.figures  # and an analysis page served once
+import importlib
+for name in ("dashboard.compute", "dstab.plots.surface", "dashboard.analyses", "dashboard.figures"):  # an analysis page
+    try:  # served once (the modules of this checkout; --before REV times an older one)
+        importlib.import_module(name)
+    except ImportError:
+        pass
 imported = time.perf_counter() - t0
 at = AppTest.from_file(sys.argv[1], default_timeout=600)
 at.query_params.update(json.loads(sys.argv[3]))
@@ -72,9 +82,10 @@ def _env(zoo: Path, cache: Path, work: Path) -> dict:
             "PYTHONPATH": str(REPO), "DSTAB_AUTO_COMPUTE_S": "100000"}  # fmt: skip
 
 
-def page_run(page: str, env: dict, query: dict) -> dict:
-    out = subprocess.run([sys.executable, "-c", PAGE_RUN, str(REPO / "app.py"), page, json.dumps(query)],
-                         env=env, capture_output=True, text=True, cwd=REPO, check=True)  # fmt: skip
+def page_run(page: str, env: dict, query: dict, repo: Path = REPO) -> dict:
+    env = {**env, "PYTHONPATH": str(repo)}
+    out = subprocess.run([sys.executable, "-c", PAGE_RUN, str(repo / "app.py"), page, json.dumps(query)],
+                         env=env, capture_output=True, text=True, cwd=repo, check=True)  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -137,12 +148,30 @@ def cold_start(env: dict, query: str) -> dict:
             "then_landscape_s": landscape}  # fmt: skip
 
 
+def pages(trees: dict[str, Path], env: dict, query: dict, repeats: int) -> dict[str, dict[str, list[float]]]:
+    """Per tree and page: the server-side first-run seconds of a new session with the result in the cache
+    (each page computes its result once first, into the shared cache). The trees take turns run by run,
+    so a change in the machine's load falls on both alike."""
+    out: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
+    for page in PAGES:
+        for repo in trees.values():
+            page_run(page, env, query, repo)  # puts the result into the cache
+        for _ in range(repeats):
+            for name, repo in trees.items():
+                c = page_run(page, env, query, repo)
+                assert not (c["computed"] or c["exception"]), f"{repo} {page}: result not found in the cache"
+                out[name].setdefault(page, []).append(c["run_s"])
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--zoo", type=Path, default=None)
     ap.add_argument("--data", default="toy2d")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--cold-only", action="store_true", help="time the cold start only, not the pages")
+    ap.add_argument("--pages-only", action="store_true", help="time the pages only (no browser needed)")
+    ap.add_argument("--before", default=None, metavar="REV", help="also time the pages of this git revision")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="dstab-bench-app-"))
     zoo = args.zoo
@@ -153,7 +182,7 @@ def main() -> None:
         minizoo.build(zoo)
     env = _env(zoo, tmp / "cache", tmp / "workspace")
     query = {"data": args.data}
-    starts = [cold_start(env, f"?data={args.data}") for _ in range(args.repeats)]
+    starts = [] if args.pages_only else [cold_start(env, f"?data={args.data}") for _ in range(args.repeats)]
     print(f"zoo {zoo}, data {args.data}, torch threads per DSTAB_THREADS or default")
     for key in ("browser_start_s", "healthy_s", "home_rendered_s", "then_landscape_s"):
         vals = [s[key] for s in starts if s[key] is not None]
@@ -162,17 +191,23 @@ def main() -> None:
             print(f"cold start {key}: median {statistics.median(vals):.2f} s (runs: {runs})")
     if args.cold_only:
         return
-    print("| page | first run, result in cache (s) | runs | computing run (s) | charts/images | import (s) |")
-    print("|---|---|---|---|---|---|")
+    trees = {"this checkout": REPO}
+    if args.before:
+        trees["before"] = tmp / "before"
+        subprocess.run(["git", "worktree", "add", "--detach", str(trees["before"]), args.before], cwd=REPO,
+                       check=True, capture_output=True)  # fmt: skip
+    try:
+        times = pages(trees, env, query, args.repeats)
+    finally:
+        if args.before:
+            subprocess.run(["git", "worktree", "remove", "--force", str(trees["before"])], cwd=REPO, check=False)
+    print("| page | " + " | ".join(f"{n}: first run, result in cache (s)" for n in times) + " | after / before |")
+    print("|---|" + "---|" * (len(times) + 1))
     for page in PAGES:
-        computing = page_run(page, env, query)  # puts the result into the cache
-        cached = [page_run(page, env, query) for _ in range(args.repeats)]
-        assert not any(c["computed"] or c["exception"] for c in cached), f"{page}: result not found in the cache"
-        runs = [c["run_s"] for c in cached]
-        listed = ", ".join(f"{r:.3f}" for r in runs)
-        imports = statistics.median(c["import_s"] for c in cached)
-        print(f"| {page} | {statistics.median(runs):.3f} | {listed} | {computing['run_s']:.2f} | "
-              f"{cached[0]['charts']} | {imports:.2f} |")  # fmt: skip
+        cells = [f"{statistics.median(t[page]):.3f} ({', '.join(f'{r:.3f}' for r in t[page])})" for t in times.values()]
+        ratio = (f"{statistics.median(times['this checkout'][page]) / statistics.median(times['before'][page]):.2f}"
+                 if "before" in times else "-")  # fmt: skip
+        print(f"| {page} | {' | '.join(cells)} | {ratio} |")
     shutil.rmtree(tmp, ignore_errors=True)
 
 

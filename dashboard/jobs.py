@@ -33,20 +33,13 @@ class Job:
     started: float | None = None
     future: Future | None = None
 
-    def progress(self, *report) -> None:
-        """The callback handed to the computation: records progress, honours Cancel.
-
-        Accepts the shapes dstab's engines report: (done, total) or (stage, done, total)."""
+    def progress(self, stage: str, done: int, total: int) -> None:
+        """The callback handed to the computation (dstab's one protocol: stage, done, total): records
+        progress, honours Cancel."""
         if self.cancel_event.is_set():
             raise Cancelled(self.label)
-        *stage, done, total = report if len(report) >= 2 else (*report, 1)
-        self.stage = str(stage[0]) if stage else ""
+        self.stage = str(stage)
         self.fraction = min(1.0, max(0.0, done / total if total else 0.0))
-
-    def advance(self, n: int, total: int) -> None:
-        """For engines that report increments (points done since the last call) rather than totals."""
-        self._done = getattr(self, "_done", 0) + n
-        self.progress(self._done, total)
 
     def shown_fraction(self) -> float:
         """Reported progress, or elapsed time over the estimate (capped) for silent computations."""
@@ -88,8 +81,9 @@ class JobRunner:
         """Start `fn(job)` unless a job with this key is already queued or running."""
         with self._lock:
             job = self._jobs.get(key)
-            if job is not None:
+            if job is not None and not job.cancel_event.is_set():
                 return job
+            # a cancelled job still winding down (or never started) is replaced; the new one queues behind it
             job = Job(key, label, estimate_s)
             self._jobs[key] = job
             job.future = self._pool.submit(self._run, job, fn)
@@ -100,16 +94,20 @@ class JobRunner:
         try:
             value = fn(job)
         except BaseException:
-            with self._lock:
-                self._jobs.pop(job.key, None)
+            self._forget(job)
             raise
         with self._lock:
             self._results[job.key] = value
             self._results.move_to_end(job.key)
             while len(self._results) > self._keep:
                 self._results.popitem(last=False)
-            self._jobs.pop(job.key, None)
+        self._forget(job)
         return value
+
+    def _forget(self, job: Job) -> None:
+        with self._lock:
+            if self._jobs.get(job.key) is job:  # not the job that replaced it after a Cancel
+                del self._jobs[job.key]
 
     def queue_ahead(self, key: str) -> list[str]:
         """Labels of the jobs started before this one and not yet finished."""
@@ -118,5 +116,6 @@ class JobRunner:
             for k, j in self._jobs.items():
                 if k == key:
                     break
-                labels.append(j.label)
+                if not j.cancel_event.is_set():
+                    labels.append(j.label)
             return labels

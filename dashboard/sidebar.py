@@ -8,6 +8,7 @@ choice is kept in the URL (`data`, `dm`, `gan`): zoo ids, or `path:<file>`.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,7 @@ class ModelChoice:
     path: Path
     early: Path | None = None  # the same run's early checkpoint (zoo only), for interpolation
     sha256: str | None = None
+    collapse: str = ""  # "collapsed: 1 of 8 modes" when the manifest records the model as collapsed
 
     @property
     def is_zoo(self) -> bool:
@@ -93,6 +95,7 @@ def zoo_choices(entries: dict) -> dict[str, ModelChoice]:
             root / files["final"]["path"],
             early,
             files["final"]["sha256"],
+            zooindex.collapse_label(e),
         )
     return out
 
@@ -166,9 +169,16 @@ def _pick(kind: str, family: str, zoo_options: dict[str, ModelChoice], where) ->
         where.caption(f"no {kind.upper()} checkpoint for {family}")
         return None
     default = next((r for r in options if r.endswith("-s0") and "-x0-" not in r), next(iter(options)))
+
     # the options are the refs themselves, not labels: a bound widget keeps its shown text in the URL,
     # and a zoo id or a path is what a fresh session can resolve
-    ref = urlstate.shared_selectbox("DM" if kind == "dm" else "GAN", list(options), kind, default, where=where)
+    def shown(ref: str) -> str:
+        return f"{ref} ({options[ref].collapse})" if options[ref].collapse else ref
+
+    name = "DM" if kind == "dm" else "GAN"
+    ref = urlstate.shared_selectbox(name, list(options), kind, default, where=where, format_func=shown)
+    if options[ref].collapse:
+        where.warning(f"{ref} is mode-{options[ref].collapse}: comparisons with it test a failed run, not its kind.")
     return options[ref]
 
 
@@ -216,6 +226,8 @@ def current() -> Selection:
     if not st.session_state.get("dstab_rerun_once"):
         st.session_state["dstab_rerun_once"] = True
         st.rerun()
+    # st.Page names a page by its file's stem, which is this caller's
+    urlstate.on_page(Path(sys._getframe(1).f_code.co_filename).stem)
     selection = render()
     publish(selection)
     return selection

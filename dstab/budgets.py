@@ -45,8 +45,8 @@ def _env_number(name: str, default: float) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise DstabError(f"{name}={text!r} is not a number; set it to a positive number or unset it") from None
-    if not value > 0:
+        raise DstabError(f"{name} must be a number, got {text!r}; set it to a positive number or unset it") from None
+    if not 0 < value < float("inf"):
         raise DstabError(f"{name}={text!r} must be positive; set it to a positive number or unset it")
     return value
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, budgets, sizing
+from . import __version__, budgets, models, sizing
 from .diffusion import Diffusion
 from .errors import DstabError
 from .fileio import git_commit
@@ -93,12 +93,12 @@ def build_filled(arch: dict, state: dict[str, torch.Tensor], what, problem: str 
     """The module `arch` describes, holding `state` (as float32), once every key and shape fits.
     `what` names the source in the error, `problem` says what a misfit means there.
 
-    The network is built under `sizing.capped_build`, so a header that declares a huge one is refused
-    at its first layer past the parameter budget, before that layer is allocated."""
-    if not isinstance(arch, dict):
-        raise DstabError(f"{what}: the architecture config must be a JSON object, got {type(arch).__name__}")
-    module = sizing.capped_build(arch, str(what))
-    own = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    The network is first built on the meta device (`sizing.meta_module`: no storage), its parameter
+    count checked against the budget and its keys and shapes against `state`, so a header declaring a
+    huge network is refused before anything is allocated; it is then filled without a copy."""
+    module = sizing.meta_module(arch, str(what))
+    budgets.check_params(sum(p.numel() for p in module.parameters()), str(what))
+    own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
@@ -106,14 +106,20 @@ def build_filled(arch: dict, state: dict[str, torch.Tensor], what, problem: str 
             f"{what}: {problem}: missing {missing[:5]}, unexpected {unexpected[:5]} "
             f"({len(missing)} missing, {len(unexpected)} unexpected keys)"
         )
-    wrong = [k for k in own if own[k] != tuple(state[k].shape)]
+    wrong = [k for k in own if own[k].shape != state[k].shape]
     if wrong:
         k = wrong[0]
         raise DstabError(
             f"{what}: {problem} on {len(wrong)} shapes, e.g. {k}: "
-            f"architecture wants {own[k]}, file has {tuple(state[k].shape)}"
+            f"architecture wants {tuple(own[k].shape)}, file has {tuple(state[k].shape)}"
         )
-    module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    if {name for name, _ in module.named_buffers()} - set(own):
+        module = models.build(arch)  # a non-persistent buffer: it needs the builder's values
+        module.load_state_dict(state)
+    else:
+        # the module takes the tensors themselves (a read file's, or a memory-mapped .pt's): no copy
+        module.load_state_dict(state, assign=True)
     return module.eval()
 
 

@@ -24,9 +24,8 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
-from . import budgets
+from . import budgets, stfile
 from .bundle import (  # noqa: F401 (part of this module's API)
     FORMAT,
     FORMAT_VERSION,
@@ -47,9 +46,7 @@ def weights_sha256(tensors: dict[str, torch.Tensor]) -> str:
     """Hash of names, dtypes, shapes and bytes, independent of file layout."""
     h = hashlib.sha256()
     for key in sorted(tensors):
-        t = tensors[key].contiguous().cpu()
-        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        stfile.hash_tensor(h, key, tensors[key])
     return h.hexdigest()
 
 
@@ -62,15 +59,9 @@ def save(path: str | os.PathLike, header: dict, modules: dict[str, torch.nn.Modu
     expected = set(ROLES[header["kind"]])
     if not expected - OPTIONAL_ROLES <= set(modules) <= expected:
         raise DstabError(f"a {header['kind']} checkpoint needs modules {sorted(expected)}, got {sorted(modules)}")
-    tensors = {}
-    for role, module in modules.items():
-        for key, value in module.state_dict().items():
-            value = value.detach().cpu()
-            if value.is_floating_point():
-                value = value.to(dtype)
-            tensors[f"{role}.{key}"] = value.contiguous()
-    header = {**header, "storage_dtype": str(dtype).removeprefix("torch."), "weights_sha256": weights_sha256(tensors)}
-    atomic_write_bytes(path, st_save(tensors, metadata={"dstab": json.dumps(header, sort_keys=True)}))
+    # written one tensor at a time (cast, hashed, written): no second copy of the weights in memory
+    tensors = {f"{role}.{key}": value for role, module in modules.items() for key, value in module.state_dict().items()}
+    stfile.write(path, tensors, {**header, "storage_dtype": str(dtype).removeprefix("torch.")}, dtype)
     return file_sha256(path)
 
 

@@ -122,10 +122,18 @@ register("cifar10", _streamed("cifar10", image_data.load_cifar10))
 register("folder", _streamed("folder", image_data.load_folder))
 
 
-def load(spec: str, seed: int = 0) -> Dataset:
+def canonical_spec(spec: str) -> str:
+    """The spec `load(spec).spec` has, without loading anything: what a probe that reads no data
+    (a GAN generator's) records, so that its cache key equals the one a loaded dataset gives."""
     family, _, option = str(spec).partition(":")
     if family not in _LOADERS:
         raise DstabError(f"unknown dataset {spec!r}; choose one of {dataset_names()}")
+    option = {"digits": "", "toy2d": option or TOY_VARIANTS[0]}.get(family, option)
+    return f"{family}:{option}" if option else family
+
+
+def load(spec: str, seed: int = 0) -> Dataset:
+    family, _, option = canonical_spec(spec).partition(":")
     return _LOADERS[family](option, seed)
 
 

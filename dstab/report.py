@@ -15,22 +15,16 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from . import __version__, cache, checkpoints, probes, resultsmd, zoo
-from .analysis import consistency as cons
-from .analysis import hessian_engines, precompute
+from . import __version__, cache, checkpoints, resultsmd, verdicts, zoo, zooindex
+from .analysis import results
+from .analysis.hessian_settings import lambda_min_text
+from .analysis.specs import HessianSpec
 from .checkpoints import git_commit
-from .defaults import CONSISTENCY_SETTINGS, HESSIAN_PROBE, HESSIAN_SETTINGS, SAMPLERS, hessian_timesteps  # noqa: F401
-from .errors import DstabError
+from .zooresults import CONSISTENCY, HESSIAN, REPORT_SAMPLERS, TABLE1, consistency_rows, families  # noqa: F401
 
-# consistency groups in the shape of the paper's Table 1: (zoo group, label)
-TABLE1 = [
-    ("dm-init", "DM, inits"),
-    ("gan-init", "GAN, inits"),
-    ("dm-structure", "DM, structures"),
-    ("gan-structure", "GAN, structures"),
-]
 PAPER_TABLE1 = (
     "CIFAR10: Improved Diffusion 20.14 vs DCGAN 10.48; ImageNet128: 17.23 vs BigGAN 8.58; ImageNet512: 14.37 vs 6.40"
 )
@@ -39,85 +33,30 @@ PAPER_HESSIAN = {"dm": (13.3, 37.9), "gan": (40.9, 93.9)}
 QUICK = {
     "num": 4,
     "samplers": (("ddim", 5),),
-    "hessian": {"top_k": 1, "trace_samples": 2, "slq_runs": 1, "slq_steps": 5},
+    "hessian": replace(HESSIAN, top_k=1, trace_samples=2, slq_runs=1, slq_steps=5),
 }
 
 
-def families(root: Path | None = None) -> list[str]:
-    return sorted({eid.split("/")[0] for eid in zoo.read_manifest(root)["entries"]})
-
-
-def consistency_rows(root, num: int, samplers, device, store, log, only: list[str] | None = None) -> list[dict]:
-    rows = []
-    for family in only or families(root):
-        for sampler, steps in samplers:
-            row = {"family": family, "sampler": sampler, "values": {}}
-            for group, _ in TABLE1:
-                row["values"][group] = _group_score(root, family, group, num, sampler, steps, device, store, log)
-            row["x0"] = x0_counterexample(root, family, num, sampler, steps, device, store, log)
-            rows.append(row)
-    return rows
-
-
-def _group_score(root, family, group, num, sampler, steps, device, store, log) -> float | None:
-    try:
-        ids = cons.group_ids(family, group, root)
-    except DstabError:
-        return None
-    if len(ids) < 2:
-        return None
-    return _score(root, ids, num, sampler, steps, device, store, log)
-
-
-def _score(root, ids, num, sampler, steps, device, store, log) -> float:
-    bundles = [checkpoints.load(zoo.checkpoint_path(i, root=root)) for i in ids]
-    kind_sampler = sampler if bundles[0].kind == "dm" else "ddpm"  # GANs ignore the sampler: one cache key
-    kind_steps = steps if bundles[0].kind == "dm" else None
-    settings = {"num": num, "seed": CONSISTENCY_SETTINGS["seed"], "sampler": kind_sampler, "steps": kind_steps}
-    result, source = cons.cached(bundles, ids, root=store, device=device, **settings)
-    log(f"consistency {', '.join(ids)} [{kind_sampler}]: {result.score:.2f} dB ({source})")
-    return result.score
-
-
-def x0_counterexample(root, family, num, sampler, steps, device, store, log) -> dict | None:
-    """C of the x0-prediction group when it has >= 2 models (the paper's test); with one x0 model,
-    the pair (eps model, x0 model) of the same init seed, labelled as the weaker stand-in it is."""
-    try:
-        x0_ids = cons.group_ids(family, "dm-x0", root)
-        eps_ids = cons.group_ids(family, "dm-init", root)
-    except DstabError:
-        return None
-    if len(x0_ids) >= 2:
-        return {"kind": "x0 group", "ids": x0_ids, "C": _score(root, x0_ids, num, sampler, steps, device, store, log)}
-    pair = [eps_ids[0], x0_ids[0]]
-    return {"kind": "eps vs x0 pair", "ids": pair, "C": _score(root, pair, num, sampler, steps, device, store, log)}
-
-
-def hessian_rows(root, settings: dict, device, store, log) -> list[dict]:
+def hessian_rows(root, spec: HessianSpec, device, store, log) -> list[dict]:
+    """The report's Hessian of every init seed of dm-init (DM probe) and gan-init (G and D)."""
     rows = []
     entries = zoo.read_manifest(root)["entries"]
     for family in families(root):
-        for eid, role in ((f"{family}/dm-eps-s0", None), (f"{family}/gan-s0", "g"), (f"{family}/gan-s0", "d")):
-            if eid in entries:
-                rows.append(hessian_row(root, eid, role, settings, device, store, log))
+        for group, roles in (("dm-init", (None,)), ("gan-init", ("g", "d"))):
+            ids = zooindex.group_ids(entries, family, group)
+            rows += [hessian_row(root, eid, role, spec, device, store, log) for eid in ids for role in roles]
     return rows
 
 
-def hessian_row(root, eid: str, role: str | None, settings: dict, device, store, log) -> dict:
+def hessian_row(root, eid: str, role: str | None, spec: HessianSpec, device, store, log) -> dict:
+    """The report's Hessian of a zoo entry: DMs at the quartile midpoints of [0, T), GANs by role."""
     bundle = checkpoints.load(zoo.checkpoint_path(eid, root=root))
-    probe = default_probe(bundle, role).to(device)
-    result, source = hessian_engines.cached(probe, "dstab", root=store, **settings)
-    s = result.summary()
-    log(f"hessian {eid} {probe.kind}: lambda_1 {s['lambda_1']:.4g}, sigma2 {s['sigma2']:.4g} ({source})")
-    return {"id": eid, "probe": probe.kind, **s}
-
-
-def default_probe(bundle, role: str | None):
-    """The report's probe: DMs at the quartile midpoints of [0, T), GANs by role; a small fixed batch."""
-    if bundle.kind == "dm":
-        ts = hessian_timesteps(bundle.diffusion.T)
-        return probes.probe_for(bundle, ts, None, HESSIAN_PROBE["batch_size"], HESSIAN_PROBE["seed"])
-    return probes.probe_for(bundle, None, role, HESSIAN_PROBE["batch_size"], HESSIAN_PROBE["seed"])
+    spec = replace(spec, probe=replace(spec.probe, role=role))
+    found = results.get(spec, [bundle], device=device, root=store)
+    s = spec.read(found).summary()
+    kind = found.params["probe"]["kind"]
+    log(f"hessian {eid} {kind}: lambda_1 {s['lambda_1']:.4g}, sigma2 {s['sigma2']:.4g} ({found.source})")
+    return {"id": eid, "probe": kind, **s}
 
 
 def roughness_rows(root) -> list[dict]:
@@ -187,33 +126,28 @@ def render(consistency: list[dict], hessians: list[dict], roughness: list[dict],
         vals = " | ".join(_fmt(row["values"][g]) for g, _ in TABLE1)
         out.append(f"| {row['family']} | {row['sampler']} | {vals} |")
     out += ["", f"Paper (M = 32): {PAPER_TABLE1}.", ""]
-    for row in consistency:
-        v = row["values"]
-        for kind in ("init", "structure"):
-            dm, gan = v.get(f"dm-{kind}"), v.get(f"gan-{kind}")
-            holds = None if dm is None or gan is None else dm > gan
-            out.append(
-                f"- DMs more consistent than GANs ({kind}s, {row['family']}, {row['sampler']}): "
-                f"{_verdict(holds)} ({_fmt(dm)} vs {_fmt(gan)} dB)"
-            )
+    collapsed = set(header.get("collapsed", ()))
+    claims = [v for row in consistency for v in verdicts.consistency_claims(row, collapsed)]
+    out += [f"- {v.text(spec='.2f')}" for v in claims if not v.claim.startswith("x0")]
     out += ["", "#### x0-prediction counterexample (paper Fig. 9, Eq. 6)", ""]
+    out.append(
+        "The paper's test: C(q) of x0-prediction DMs of different inits (group x0-init, same architecture and "
+        "data order as dm-init) against the eps DMs and the GANs, same sampler noise. The older stand-in, the "
+        "PSNR between the eps and the x0 DM of init seed 0, stays as an extra column."
+    )
+    out += ["", "| dataset | sampler | eps DMs (dm-init) | x0 DMs (x0-init) | GANs (gan-init) | eps/x0 pair |",
+            "|---|---|---:|---:|---:|---:|"]  # fmt: skip
     for row in consistency:
-        x0, dm = row.get("x0"), row["values"].get("dm-init")
-        if not x0:
-            out.append(f"- {row['family']}, {row['sampler']}: no x0-prediction model in the zoo")
-            continue
-        holds = None if dm is None else x0["C"] < dm
-        what = (
-            "C of the x0-prediction group"
-            if x0["kind"] == "x0 group"
-            else "PSNR between an eps- and an x0-prediction DM of the same init (the zoo has one x0 model, so "
-            "the paper's test, x0 models of different inits, cannot be run; this pair is a weaker stand-in)"
-        )
-        out.append(
-            f"- {row['family']}, {row['sampler']}: {what} {', '.join(x0['ids'])}: {x0['C']:.2f} dB vs eps "
-            f"DMs {_fmt(dm)} dB; x0 less consistent: {_verdict(holds)}"
-        )
+        x0 = {t["kind"]: t for t in row.get("x0", [])}
+        cells = [row["values"].get("dm-init"), x0.get("x0 group", {}).get("C"), row["values"].get("gan-init"),
+                 x0.get("eps vs x0 pair", {}).get("C")]  # fmt: skip
+        out.append(f"| {row['family']} | {row['sampler']} | " + " | ".join(_fmt(c) for c in cells) + " |")
+    out.append("")
+    out += [f"- {v.text(('x0', 'eps'), '.2f')}" for v in claims if v.claim.startswith("x0")]
+    if not any(row.get("x0") for row in consistency):
+        out.append("- no x0-prediction model in the zoo")
     out += _render_hessian(hessians, header)
+    out += _render_collapse(header.get("entries", {}))
     out += _render_roughness(roughness)
     return "\n".join(out) + "\n"
 
@@ -221,10 +155,11 @@ def render(consistency: list[dict], hessians: list[dict], roughness: list[dict],
 def _render_hessian(rows: list[dict], header: dict) -> list[str]:
     out = ["", "### Hessian spectra (paper Sec. 3.2)", ""]
     s = header["hessian"]
+    batch = header["hessian_batch"]
     out.append(
         f"dstab engine: Lanczos top-{s['top_k']} (full reorthogonalisation), Hutchinson trace with "
         f"{s['trace_samples']} Rademacher probes, SLQ {s['slq_runs']} runs x {s['slq_steps']} steps; probes "
-        f"on a fixed batch of {HESSIAN_PROBE['batch_size']} (DMs: L_simple at t = 0.125, 0.375, 0.625, "
+        f"on a fixed batch of {batch} (DMs: L_simple at t = 0.125, 0.375, 0.625, "
         "0.875 T; GANs: generator loss with D frozen, discriminator loss with G frozen). sigma2 = "
         "tr(H^2)/n - (tr(H)/n)^2 from the SLQ moments; Ritz var = unweighted variance of the SLQ nodes "
         "(numpy.var of PyHessian's density output), the likelier reading of the paper's sigma^2."
@@ -236,22 +171,30 @@ def _render_hessian(rows: list[dict], header: dict) -> list[str]:
     ]
     for r in rows:
         out.append(
-            f"| {r['id']} | {r['probe']} | {r['n_params']} | {r['lambda_1']:.4g} | {_fmt(r['lambda_min'], '.4g')}"
+            f"| {r['id']} | {r['probe']} | {r['n_params']} | {r['lambda_1']:.4g} | {lambda_min_text(r)}"
             f" | {r['trace']:.4g} | {r['mean']:.3g} | {r['sigma2']:.3g} | {r['ritz_variance']:.4g} |"
         )
     (dl, dv), (gl, gv) = PAPER_HESSIAN["dm"], PAPER_HESSIAN["gan"]
     out += ["", f"Paper: DM lambda_1 {dl}, sigma^2 {dv}; GAN lambda_1 {gl}, sigma^2 {gv}.", ""]
-    for family in sorted({r["id"].split("/")[0] for r in rows}):
-        dm = next((r for r in rows if r["id"] == f"{family}/dm-eps-s0"), None)
-        for role in ("gan-g", "gan-d"):
-            gan = next((r for r in rows if r["id"] == f"{family}/gan-s0" and r["probe"] == role), None)
-            if dm is None or gan is None:
-                continue
-            for key, label in (("lambda_1", "lambda_1"), ("sigma2", "sigma2"), ("ritz_variance", "Ritz variance")):
-                out.append(
-                    f"- {family}: DM {label} below GAN's ({role}): {_verdict(dm[key] < gan[key])} "
-                    f"({dm[key]:.4g} vs {gan[key]:.4g})"
-                )
+    out += [f"- {v.text()}" for v in verdicts.hessian_claims(rows, set(header.get("collapsed", ())))]
+    return out
+
+
+def _render_collapse(entries: dict) -> list[str]:
+    """Every entry's collapse record from the manifest (`python -m dstab zoo measure`)."""
+    rows = zooindex.collapse_rows(entries)
+    if not rows:
+        return []
+    out = ["", "### Mode collapse of the zoo's models (manifest; `python -m dstab zoo measure`)", ""]
+    out += ["| model | modes covered | precision | confident share | class entropy (nats) | collapsed |",
+            "|---|---:|---:|---:|---:|---|"]  # fmt: skip
+    for r in rows:
+        out.append(
+            f"| {r['id']} | {r['coverage']} of {r['modes']} | {_fmt(r['precision'], '.3f')} | "
+            f"{_fmt(r['confident_share'], '.3f')} | {_fmt(r['class_entropy'], '.3f')} | "
+            f"{'**collapsed**' if r['collapsed'] else 'no'} |"
+        )
+    out += [""] + [f"Rule ({d}): {rule}." for d, rule in sorted({(r["dataset"], r["rule"]) for r in rows})]
     return out
 
 
@@ -274,6 +217,12 @@ def _render_roughness(rows: list[dict]) -> list[str]:
 # (analysis, metric, True when lower means smoother): Li et al. 2018's visual claim made into numbers
 SMOOTHNESS = [("surface", "curvature_roughness", True), ("surface", "convex_fraction", False),
               ("interpolate", "roughness", True)]  # fmt: skip
+
+
+def roughness_lines(root: Path | None = None) -> list[str]:
+    """The smoothness verdicts of the report's landscape section, over the cached results of the zoo at
+    `root` (the landscape pages show the lines of their dataset)."""
+    return _roughness_verdicts(roughness_rows(Path(root or zoo.zoo_root())))
 
 
 def _roughness_verdicts(rows: list[dict]) -> list[str]:
@@ -307,40 +256,22 @@ def build(
     """Compute (or read from the cache) every comparison and write the Markdown report to `output`.
     `store` is where new results go (the shipped cache for `precompute`, else the user cache)."""
     root = Path(root or zoo.zoo_root())
-    num = QUICK["num"] if quick else CONSISTENCY_SETTINGS["num"]
-    samplers = QUICK["samplers"] if quick else SAMPLERS
-    settings = {**HESSIAN_SETTINGS, **QUICK["hessian"]} if quick else HESSIAN_SETTINGS
+    num = QUICK["num"] if quick else CONSISTENCY.num
+    samplers = QUICK["samplers"] if quick else REPORT_SAMPLERS
+    spec = QUICK["hessian"] if quick else HESSIAN
     consistency = consistency_rows(root, num, samplers, device, store, log)
-    hessians = hessian_rows(root, settings, device, store, log)
+    hessians = hessian_rows(root, spec, device, store, log)
     manifest = zoo.read_manifest(root)
     header = {
+        "entries": manifest["entries"],
+        "collapsed": sorted(e for e, v in manifest["entries"].items() if zooindex.is_collapsed(v)),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": git_commit() or "unknown",
         "scale": manifest.get("scale", "?"),
         "num": num,
-        "hessian": settings,
+        "hessian": spec.settings(),
+        "hessian_batch": spec.probe.batch_size,
     }
     text = render(consistency, hessians, roughness_rows(root), header)
     resultsmd.write_section(Path(output), "dstab report", text)
     return Path(output)
-
-
-def _precompute_hessian(entry_id: str, entry: dict, root: Path, device, log) -> int:
-    """`dstab precompute` task: the report's Hessian of every zoo entry (DMs; GANs for both roles)."""
-    roles = [None] if entry["kind"] == "dm" else ["g", "d"]
-    for role in roles:
-        hessian_row(None, entry_id, role, HESSIAN_SETTINGS, device, root, log)
-    return len(roles)
-
-
-def _precompute_consistency(entry_id: str, entry: dict, root: Path, device, log) -> int:
-    """`dstab precompute` task: every consistency group of a dataset, run once, at its first entry."""
-    family = entry_id.split("/")[0]
-    if entry_id != min(e for e in zoo.read_manifest()["entries"] if e.startswith(f"{family}/")):
-        return 0
-    rows = consistency_rows(None, CONSISTENCY_SETTINGS["num"], SAMPLERS, device, root, log, only=[family])
-    return sum(v is not None for r in rows for v in r["values"].values())
-
-
-precompute.register("hessian", _precompute_hessian)
-precompute.register("consistency", _precompute_consistency)

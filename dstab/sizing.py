@@ -1,9 +1,8 @@
 """What a network will cost, found before its weights are allocated.
 
-- Loading: `capped_build` builds the network for real under a function mode that counts the elements
-  every tensor constructor asks for and refuses the one that would pass the parameter budget, before
-  it allocates: a header declaring a 100,000-wide MLP stops at its first wide layer instead of
-  allocating 40 GB, at a cost of a few milliseconds on a normal load (bench/bench_info.py).
+- Loading (`bundle.build_filled`): `meta_module` builds the network on the meta device, where a
+  header declaring a 100,000-wide MLP costs milliseconds, not 40 GB; its parameter count is checked
+  and it is filled with the file's own tensors.
 - Configs (training, activations): `plan` and `activation_bytes` build on PyTorch's meta device
   (shapes, no storage), cached per config: the parameter count, the state-dict shapes, and one meta
   forward at batch 1 with every module's output summed (what autograd keeps for a backward pass),
@@ -51,49 +50,6 @@ class _ShapesOnly(TorchFunctionMode):
         if func in _device_constructors() and kwargs.get("device") is None:
             kwargs["device"] = "meta"
         return func(*args, **kwargs)
-
-
-class _Capped(TorchFunctionMode):
-    """Refuses, before it allocates, any tensor constructor that would take the tensors made under it
-    past `cap` elements in all: a network is then built for real (one build, its usual cost plus this
-    mode's few microseconds per call) and a huge declared one stops at its first oversized layer."""
-
-    SIZED = {torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn, torch.randint}
-
-    def __init__(self, cap: int, what: str):
-        super().__init__()
-        self.cap, self.what, self.total = cap, what, 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func in self.SIZED:
-            dims = args[0] if args and isinstance(args[0], (tuple, list, torch.Size)) else args
-            if func is torch.full or func is torch.randint:  # (size, fill) / (low?, high, size)
-                dims = next((a for a in args if isinstance(a, (tuple, list, torch.Size))), kwargs.get("size", ()))
-            numel = 1
-            for d in dims if isinstance(dims, (tuple, list, torch.Size)) else ():
-                numel *= int(d) if isinstance(d, int) else 1
-            self.total += numel
-            if self.total > self.cap:
-                raise DstabError(
-                    f"{self.what}: the architecture declares more than {self.cap:,} parameters, the DSTAB_MAX_PARAMS "
-                    "limit (or what DSTAB_MAX_MEMORY_GB holds); use a smaller network or raise the limit"
-                )
-        return func(*args, **kwargs)
-
-
-def capped_build(arch, what: str) -> nn.Module:
-    """`models.build(arch)` for real, refused before allocating past the parameter budget."""
-    cap = min(budgets.limit("DSTAB_MAX_PARAMS"), budgets.max_memory_bytes() // 4)
-    try:
-        with _Capped(cap, what):
-            return models.build(arch)
-    except DstabError:
-        raise
-    except CONFIG_ERRORS as exc:
-        raise DstabError(
-            f"{what}: invalid architecture config ({type(exc).__name__}: {exc}); fix the header or re-export it"
-        ) from None
 
 
 def meta_module(arch, what: str) -> nn.Module:

@@ -11,7 +11,6 @@ seeds, steps, wall time and sha256 of every file.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -20,13 +19,13 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, checkpoints
-from .checkpoints import atomic_write_bytes, file_sha256, git_commit
+from . import __version__, checkpoints, collapse
 from .errors import DstabError
+from .fileio import file_sha256, git_commit, write_json
+from .plots.png import save_samples
 from .sampling import generate
 from .training.config import DIGITS_UNET
 from .training.trainer import TrainConfig, train
-from .viz import save_samples
 from .zooindex import MANIFEST, read_manifest, zoo_root  # noqa: F401 (part of this module's API)
 
 SAMPLE_SEED = 0
@@ -109,7 +108,12 @@ def specs(scale: float = 1.0) -> list[ZooSpec]:
                 ZooSpec(f"{family}/dm-eps-s{s}", ["dm-init", "dm-structure"] if s == 0 else ["dm-init"], dm(dm_arch, s))
             )
         out.append(ZooSpec(f"{family}/dm-eps-wide", ["dm-structure"], dm(wide_arch, 0)))
-        out.append(ZooSpec(f"{family}/dm-x0-s0", ["dm-x0"], dm(dm_arch, 0, "x0")))
+        # x0-prediction DMs of three inits, same architecture and data order as dm-init:
+        # the paper's Fig. 9 counterexample tests their consistency as a group
+        for s in range(3):
+            out.append(
+                ZooSpec(f"{family}/dm-x0-s{s}", ["dm-x0", "x0-init"] if s == 0 else ["x0-init"], dm(dm_arch, s, "x0"))
+            )
         for s in range(3):
             out.append(
                 ZooSpec(
@@ -121,7 +125,7 @@ def specs(scale: float = 1.0) -> list[ZooSpec]:
 
 
 def _write_manifest(root: Path, manifest: dict) -> None:
-    atomic_write_bytes(root / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    write_json(root / MANIFEST, manifest)
 
 
 def build_entry(spec: ZooSpec, root: Path, device="cpu", log=print) -> dict:
@@ -161,6 +165,8 @@ def build_entry(spec: ZooSpec, root: Path, device="cpu", log=print) -> dict:
         "samples": str((run_dir / "samples.png").relative_to(root)),
         "sample_seed": SAMPLE_SEED,
     }
+    if collapse.measurable(spec.config.dataset):
+        entry["collapse"] = collapse.measure(bundle, device)
     log(
         f"{spec.id}: {spec.config.steps} steps in {entry['wall_time_s']} s, "
         f"loss {entry['loss_first']:.4f} -> {entry['loss_last']:.4f}"
@@ -180,6 +186,7 @@ def build(root: Path | None = None, only: str | None = None, scale: float = 1.0,
         manifest = read_manifest(root)
     except DstabError:
         manifest = {"entries": {}}
+    sync_groups(manifest)
     for spec in chosen:
         t0 = time.perf_counter()
         manifest["entries"][spec.id] = build_entry(spec, root, device, log)
@@ -197,11 +204,48 @@ def build(root: Path | None = None, only: str | None = None, scale: float = 1.0,
     return manifest
 
 
+def sync_groups(manifest: dict) -> None:
+    """Give every built entry the groups its spec names today: a group added later (x0-init) reaches
+    entries built before it without retraining them."""
+    groups = {s.id: s.groups for s in specs()}
+    for eid, entry in manifest["entries"].items():
+        entry["groups"] = list(groups.get(eid, entry["groups"]))
+
+
+def measure(root: Path | None = None, only: str | None = None, force: bool = False, device="cpu", log=print) -> int:
+    """Record the collapse measurement (`dstab.collapse`) of built entries that lack it (all with `force`),
+    and sync their groups; the checkpoints are not touched. Returns the number of entries measured.
+    The manifest is read again just before the write, so a build that finished meanwhile is kept."""
+    root = Path(root or zoo_root())
+    records = {}
+    for eid, entry in sorted(read_manifest(root)["entries"].items()):
+        if (only is not None and only not in eid) or ("collapse" in entry and not force):
+            continue
+        if not collapse.measurable(entry["dataset"]):
+            continue
+        records[eid] = c = collapse.measure(checkpoints.load(root / entry["checkpoints"]["final"]["path"]), device)
+        log(f"{eid}: coverage {c['coverage']}/{c['modes']}{' COLLAPSED' if c['collapsed'] else ''}")
+    manifest = read_manifest(root)
+    sync_groups(manifest)
+    for eid, record in records.items():
+        if eid in manifest["entries"]:
+            manifest["entries"][eid]["collapse"] = record
+    _write_manifest(root, manifest)
+    return len(records)
+
+
+COLLAPSE_FIELDS = ("coverage", "modes", "collapsed", "rule", "settings")
+
+
 def verify(root: Path | None = None) -> list[str]:
-    """Problems found (missing files, sha256 mismatches); empty when the zoo is intact."""
+    """Problems found (missing files, sha256 mismatches, a missing collapse record); empty when intact."""
     root = Path(root or zoo_root())
     problems = []
     for eid, entry in read_manifest(root)["entries"].items():
+        if collapse.measurable(entry["dataset"]):
+            missing = [k for k in COLLAPSE_FIELDS if k not in entry.get("collapse", {})]
+            if missing:
+                problems.append(f"{eid}: no collapse record ({', '.join(missing)}); run `python -m dstab zoo measure`")
         for stage, f in entry["checkpoints"].items():
             path = root / f["path"]
             if not path.exists():
@@ -220,3 +264,23 @@ def checkpoint_path(entry_id: str, stage: str = "final", root: Path | None = Non
     if stage not in stages:
         raise DstabError(f"zoo entry {entry_id!r} has no {stage!r} checkpoint; stages: {sorted(stages)}")
     return root / stages[stage]["path"]
+
+
+def resolve_checkpoint(ref: str, stage: str = "final") -> Path:
+    """A checkpoint path from a file path or a zoo id (e.g. digits/dm-eps-s0)."""
+    path = Path(ref)
+    if path.exists():
+        return path
+    try:
+        return checkpoint_path(str(ref), stage)
+    except DstabError as exc:
+        raise DstabError(f"{ref!r} is neither a checkpoint file nor a zoo id ({exc})") from None
+
+
+def load_checkpoint(ref: str, stage: str = "final") -> checkpoints.Bundle:
+    """The Bundle of a file or a zoo id; a zoo checkpoint is named `<id>@<stage>`."""
+    bundle = checkpoints.load(resolve_checkpoint(ref, stage))
+    if Path(ref).exists():
+        return bundle
+    bundle.header = {**bundle.header, "name": f"{ref}@{stage}"}
+    return bundle

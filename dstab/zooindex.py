@@ -35,3 +35,26 @@ def read_manifest(root: Path | None = None) -> dict:
 def group_ids(entries: dict, family: str, group: str) -> list[str]:
     """Manifest ids of a family's group (e.g. 'digits', 'dm-init'), sorted: the seed-0 run comes first."""
     return sorted(eid for eid, e in entries.items() if eid.startswith(f"{family}/") and group in e.get("groups", []))
+
+
+def is_collapsed(entry: dict) -> bool:
+    """Whether the manifest records the entry's samples as mode-collapsed (`dstab.collapse`)."""
+    return bool((entry.get("collapse") or {}).get("collapsed"))
+
+
+def collapse_label(entry: dict) -> str:
+    """'collapsed: 1 of 8 modes' for a collapsed entry, '' for a healthy or unmeasured one."""
+    c = entry.get("collapse") or {}
+    return f"collapsed: {c['coverage']} of {c['modes']} modes" if c.get("collapsed") else ""
+
+
+def collapse_rows(entries: dict) -> list[dict]:
+    """One row per measured entry: coverage, precision (toy2d) or confident share and class entropy
+    (digits), the collapsed flag and its rule; fields a dataset lacks are None."""
+    rows = []
+    for eid, e in sorted(entries.items()):
+        c = e.get("collapse")
+        if c:
+            keys = ("coverage", "modes", "precision", "confident_share", "class_entropy", "collapsed", "rule")
+            rows.append({"id": eid, "dataset": e.get("dataset"), **{k: c.get(k) for k in keys}})
+    return rows

@@ -6,12 +6,16 @@ share z. C(q) is the mean PSNR of models 2..N against model 1. The paper's
 Table 1: DMs 14-20 dB, GANs 6-10 dB; x0-prediction DMs lose it (Fig. 9).
 """
 
+from dataclasses import replace
+
 import streamlit as st
 
-from dashboard import analyses, compute, downloads, figures, sidebar, urlstate
+from dashboard import compute, downloads, sidebar, urlstate, verdictpanel
+from dstab import verdicts, zooindex, zooresults
 from dstab.analysis import consistency as consistency_mod
-from dstab.defaults import CONSISTENCY_SETTINGS
 from dstab.errors import DstabError
+from dstab.plots import consistency as consistency_plots
+from dstab.plots import tables
 
 GROUPS = {"different inits": "init", "different structures": "structure"}  # shown -> zoo group suffix
 
@@ -23,49 +27,71 @@ st.caption(
 )
 c = st.columns(5)
 group = GROUPS[urlstate.radio("Group", list(GROUPS), "group", "different inits", where=c[0])]
-seed = urlstate.number("Sampling seed", "seed", CONSISTENCY_SETTINGS["seed"], 0, 10_000, where=c[1])
-sampler = urlstate.radio("DM sampler", ["ddpm", "ddim"], "sampler", "ddpm", where=c[2], horizontal=True)
+SPEC = zooresults.CONSISTENCY
+seed = urlstate.number("Sampling seed", "seed", SPEC.seed, 0, 10_000, where=c[1])
+sampler = urlstate.radio("DM sampler", ["ddpm", "ddim"], "sampler", SPEC.sampler, where=c[2], horizontal=True)
 steps = urlstate.number("DDIM steps", "steps", 50, 2, 1000, where=c[3]) if sampler == "ddim" else None
-num = urlstate.number("Samples M", "m", CONSISTENCY_SETTINGS["num"], 1, 256, where=c[4])
-x0 = urlstate.toggle("x0-prediction counterexample (paper Fig. 9): eps-DM vs x0-DM of the same seed", "x0")
+num = urlstate.number("Samples M", "m", SPEC.num, 1, 256, where=c[4])
+x0 = urlstate.toggle(
+    "x0-prediction counterexample (paper Fig. 9): x0 DMs of three inits beside the eps DMs and GANs", "x0"
+)
+if x0:
+    group = "init"  # the paper's test compares groups of different inits
+TITLES = {"dm": "DM", "x0": "DM, x0-prediction", "gan": "GAN"}
+entries = sel.manifest["entries"]
 
 
 def group_members(kind: str) -> list[str]:
-    if kind == "dm" and x0:
-        return [f"{sel.family}/dm-eps-s0", f"{sel.family}/dm-x0-s0"]
-    return consistency_mod.group_ids(sel.family, f"{kind}-{group}")
+    return consistency_mod.group_ids(sel.family, "x0-init" if kind == "x0" else f"{kind}-{group}")
 
 
-results = {}
-cols = dict(zip(("dm", "gan"), st.columns(2)))
-for kind in ("dm", "gan"):
+def row_name(eid: str) -> str:
+    label = zooindex.collapse_label(entries.get(eid, {}))
+    return eid.split("/", 1)[1] + (f" ({label})" if label else "")
+
+
+kinds = ("dm", "x0", "gan") if x0 else ("dm", "gan")
+top = st.empty()  # "Compute all", above the columns
+cols = dict(zip(kinds, st.columns(len(kinds))))
+asks, members = {}, {}
+for kind in kinds:
     where = cols[kind]
     try:
         names = group_members(kind)
         choices = [sidebar.zoo_choices(sel.manifest["entries"])[n] for n in names]
         bundles = [sidebar.load_bundle(ch.path) for ch in choices]
-        req = analyses.consistency_request(bundles, names, num, seed, sampler, steps, sel.device)
-        with where:
-            res = compute.cached(req)
+        spec = replace(SPEC, num=num, seed=seed, sampler=sampler, steps=steps).for_kind(bundles[0].kind)
+        label = f"consistency of {', '.join(n.split('/')[-1] for n in names)}"
+        asks[kind] = (compute.Ask(spec, bundles, label, {"names": names}), where)
+        members[kind] = names
     except (DstabError, KeyError) as exc:
-        where.error(f"{kind.upper()} group unavailable: {exc}")
-        continue
-    if res is not None:
-        results[kind] = (names, res)
+        where.error(f"{TITLES[kind]} group unavailable: {exc}")
+results = {kind: (members[kind], res) for kind, res in compute.many(asks, sel.device, where_all=top).items()}
 
 for kind, (names, res) in results.items():
-    where = cols[kind]
-    where.subheader(f"{kind.upper()}: C(q) = {res.meta['C_db']:.2f} dB")
-    img = figures.consistency_grid(res.arrays["samples"])
-    where.image(img, caption=f"rows: {', '.join(n.split('/', 1)[1] for n in names)}; columns share their noise")
-    downloads.image(img, f"consistency-{kind}", where=where)
-    heat = figures.psnr_heatmap(res.arrays["psnr"], [n.split("/", 1)[1] for n in names], kind)
+    shown = [row_name(n) for n in names]
+    samples = res.arrays["samples"]
+    st.subheader(f"{TITLES[kind]}: C(q) = {res.meta['C_db']:.2f} dB, all M = {samples.shape[1]} samples of "
+                 f"N = {len(names)} models")  # fmt: skip
+    if samples.ndim == 5:
+        fig = consistency_plots.image_grid(samples, shown, f"{TITLES[kind]}: a row per model, a column per noise")
+        st.caption("Drag to zoom in, double-click to zoom out. Column i of every row starts from the same noise.")
+        downloads.image(consistency_plots.grid(samples, scale=6, columns=samples.shape[1]), f"consistency-{kind}")
+    else:
+        fig = consistency_plots.linked_points(samples, shown, f"{TITLES[kind]}: each colour one shared noise")
+        st.caption("One marker symbol per model, one colour per sample: the faint line joins where the same noise "
+                   "went in each model. Short lines: a consistent group.")  # fmt: skip
+    st.plotly_chart(fig, key=f"samples-{kind}")
+    downloads.figure(fig, f"consistency-samples-{kind}")
+
+for where, (kind, (names, res)) in zip(st.columns(len(results) or 1), results.items()):
+    heat = consistency_plots.psnr_heatmap(res.meta["psnr_matrix_db"], [n.split("/", 1)[1] for n in names], kind)
     where.plotly_chart(heat, key=f"psnr-{kind}")
     downloads.figure(heat, f"psnr-{kind}", where=where)
 
 if results:
     st.subheader("Table 1, on this zoo")
-    table = [figures.consistency_row(kind, names, res.meta) for kind, (names, res) in results.items()]
+    table = [tables.consistency_row(kind, names, res.meta) for kind, (names, res) in results.items()]
     st.dataframe(table, hide_index=True)
     st.caption(
         "Paper, Table 1 (M = 32): Improved Diffusion CIFAR-10 20.14 dB vs DCGAN 10.48; Guided Diffusion ImageNet128 "
@@ -73,3 +99,12 @@ if results:
         f"{consistency_mod.PSNR_CAP_DB:.0f} dB (identical samples)."
     )
     downloads.numbers(table, "consistency", extra={k: res.meta for k, (_, res) in results.items()})
+    # the report's verdicts (dstab.verdicts) on these results: all seeds, collapsed models excluded and named
+    matrices = {k: {"ids": names, "matrix": res.meta["psnr_matrix_db"]} for k, (names, res) in results.items()}
+    x0_tests = [{"kind": "x0 group", **matrices.pop("x0")}] if "x0" in matrices else []
+    row = {"family": sel.family, "sampler": sampler, "x0": x0_tests,
+           "groups": {f"{k}-{group}": m for k, m in matrices.items()}}  # fmt: skip
+    collapsed = {e for e, v in entries.items() if zooindex.is_collapsed(v)}
+    verdictpanel.draw(verdictpanel.PAPER["consistency"],
+                      verdictpanel.consistency_lines(verdicts.consistency_claims(row, collapsed)),
+                      verdictpanel.collapse_note(sel.family, entries))  # fmt: skip

@@ -6,15 +6,17 @@ and we show its estimate of x_0 at every step, which sharpens from the data
 mean towards the final sample.
 """
 
-import numpy as np
 import streamlit as st
 import torch
 
-from dashboard import analyses, compute, downloads, figures, sidebar, urlstate
+from dashboard import compute, downloads, sidebar, urlstate
 from dstab import data, probes
+from dstab.analysis.specs import TrajectorySpec
+from dstab.analysis.trajectory import schedule_rows, trajectory_rows
 from dstab.diffusion import Diffusion, NoiseSource
 from dstab.errors import DstabError
-from dstab.viz import grid_image
+from dstab.plots import trajectory as trajectory_plots
+from dstab.plots.png import grid_image
 
 SNAPSHOT_TS = (0, 100, 250, 500, 750, 999)
 
@@ -55,10 +57,10 @@ if ds.image:
     left.image(strip, caption="x_t at t = " + ", ".join(str(s) for s in ts[:-1]))
     downloads.image(strip, "forward-strip", where=left)
 else:
-    fig_pts = figures.points(xt[-1], f"x_t at t = {t}", reference=x0[-1])
+    fig_pts = trajectory_plots.points(xt[-1], f"x_t at t = {t}", reference=x0[-1])
     left.plotly_chart(fig_pts, key="forward-points")
     downloads.figure(fig_pts, "forward-points", where=left)
-fig_sched = figures.schedule(diffusion, t)
+fig_sched = trajectory_plots.schedule(diffusion, t)
 right.plotly_chart(fig_sched, key="schedule")
 abar = float(diffusion.alphas_cumprod[t])
 right.markdown(
@@ -66,41 +68,53 @@ right.markdown(
     f"SNR = {abar / (1 - abar):.4g}."
 )
 downloads.figure(fig_sched, "schedule", where=right)
-downloads.numbers(figures.schedule_rows(diffusion), "schedule", where=right)
+downloads.numbers(schedule_rows(diffusion), "schedule", where=right,
+                  columns={"model": sel.dm.label, "schedule": diffusion.schedule, "T": diffusion.T})  # fmt: skip
 
 st.header(f"Reverse: {sel.dm.label} denoising from one seed")
 c1, c2, c3, c4 = st.columns(4)
-sampler = urlstate.radio("Sampler", ["ddim", "ddpm"], "sampler", "ddim", where=c1, horizontal=True)
-steps = urlstate.number("DDIM steps", "steps", 50, 2, diffusion.T, where=c2) if sampler == "ddim" else diffusion.T
-seed = urlstate.number("Sampling seed", "seed", 0, 0, 10_000, where=c3)
-n = urlstate.number("Samples", "n", 8, 1, 64, where=c4)
+SPEC = TrajectorySpec()
+sampler = urlstate.radio("Sampler", ["ddim", "ddpm"], "sampler", SPEC.sampler, where=c1, horizontal=True)
+steps = urlstate.number("DDIM steps", "steps", SPEC.steps, 2, diffusion.T, where=c2) if sampler == "ddim" else None
+seed = urlstate.number("Sampling seed", "seed", SPEC.seed, 0, 10_000, where=c3)
+n = urlstate.number("Samples", "n", SPEC.n, 1, 64, where=c4)
 
 
 try:
-    req = analyses.trajectory_request(bundle, sel.dm.label, sampler, int(steps), int(seed), int(n), sel.device)
-    result = compute.cached(req)
+    spec = TrajectorySpec(sampler, int(steps or SPEC.steps), int(seed), int(n)).for_bundle(bundle)
+    result = compute.cached(spec, [bundle], f"{sel.dm.label} {sampler.upper()} trajectory", sel.device)
 except DstabError as exc:
     st.error(str(exc))
     st.stop()
 if result is None:
     st.stop()
 frames_t, x0_hat = result.arrays["t"], torch.from_numpy(result.arrays["x0_hat"])
-k = urlstate.slider("Sampler step", "step", len(frames_t) - 1, 0, len(frames_t) - 1)
-st.caption(f"Step {k + 1} of {len(frames_t)}: model timestep t = {int(frames_t[k])}")
+k = urlstate.slider("Sampler step", "step", len(frames_t), 1, len(frames_t),
+                    help="step k is the sampler's k-th model call, from pure noise (step 1) to the sample")  # fmt: skip
+spaced = f" ({trajectory_plots.MAX_FRAMES} evenly spaced)" if len(frames_t) > trajectory_plots.MAX_FRAMES else ""
+st.caption(
+    f"Step {k} of {len(frames_t)}: the model sees x_t at t = {int(frames_t[k - 1])}, predicts its noise, and so "
+    f"estimates x0. Play runs through the steps{spaced}."
+)
+steps_fig = trajectory_plots.reverse_steps(frames_t, result.arrays["x_t"], result.arrays["eps_hat"],
+                                           result.arrays["x0_hat"], ds.image, start=k - 1)  # fmt: skip
+st.plotly_chart(steps_fig, key="reverse-steps")
+downloads.figure(steps_fig, "reverse-steps")
 left, right = st.columns(2)
 if ds.image:
-    now = grid_image(x0_hat[k], nrow=min(int(n), 8), scale=8)
-    left.image(now, caption=f"x0 estimate at t = {int(frames_t[k])}")
-    downloads.image(now, "x0-estimate", where=left)
-    picks = np.unique(np.linspace(0, len(frames_t) - 1, 8).round().astype(int))
-    strip = grid_image(x0_hat[picks, 0], nrow=len(picks), scale=8)
+    strip, picks = trajectory_plots.strip(result.arrays["x0_hat"])
     left.image(strip, caption="sample 1's x0 estimate at t = " + ", ".join(str(int(frames_t[i])) for i in picks))
+    downloads.image(strip, "x0-estimate-strip", where=left)
 else:
-    fig_now = figures.points(x0_hat[k], f"x0 estimate at t = {int(frames_t[k])}", reference=ds.fixed_batch(1000, 0))
+    data_points = ds.fixed_batch(1000, 0)
+    fig_now = trajectory_plots.points(x0_hat[k - 1], f"x0 estimate at t = {int(frames_t[k - 1])}",
+                                      reference=data_points)  # fmt: skip
     left.plotly_chart(fig_now, key="x0-points")
     downloads.figure(fig_now, "x0-estimate", where=left)
-rows = figures.trajectory_rows(frames_t, x0_hat)
-fig_conv = figures.trajectory_distance(rows, int(frames_t[k]))
+rows = trajectory_rows(frames_t, x0_hat)
+fig_conv = trajectory_plots.distance(rows, int(frames_t[k - 1]))
 right.plotly_chart(fig_conv, key="trajectory")
 downloads.figure(fig_conv, "trajectory", where=right)
-downloads.numbers(rows, "trajectory", where=right, extra={"params": req.params, "checkpoint": sel.dm.ref})
+run_columns = {"model": sel.dm.label, "sampler": sampler, "steps": len(frames_t), "seed": seed, "samples": n}
+downloads.numbers(rows, "trajectory", where=right, extra={"params": result.params, "checkpoint": sel.dm.ref},
+                  columns=run_columns)  # fmt: skip

@@ -5,9 +5,14 @@ stochastic Lanczos quadrature (dstab.analysis.hessian). The paper reports
 DM lambda_1 = 13.3, sigma^2 = 37.9 against GAN lambda_1 = 40.9, sigma^2 = 93.9.
 """
 
+from dataclasses import replace
+
 import streamlit as st
 
-from dashboard import analyses, compute, downloads, figures, sidebar, urlstate
+from dashboard import compute, downloads, sidebar, urlstate, verdictpanel
+from dstab import zooresults
+from dstab.plots import hessian as hessian_plots
+from dstab.plots import tables
 
 sel = sidebar.current()
 st.title("Hessian spectrum")
@@ -17,32 +22,38 @@ st.caption(
 )
 c = st.columns(6)
 TIMESTEP_HELP = "the report's default averages the loss over t = T/8, 3T/8, 5T/8, 7T/8"
-t = urlstate.selectbox("DM timestep t", [analyses.QUARTILES, *analyses.DM_TIMESTEP_CHOICES], "t", analyses.QUARTILES,
+t = urlstate.selectbox("DM timestep t", [compute.QUARTILES, *compute.DM_TIMESTEP_CHOICES], "t", compute.QUARTILES,
                        where=c[0], help=TIMESTEP_HELP)  # fmt: skip
 role = urlstate.radio("GAN probe", ["G", "D"], "role", "G", where=c[1], horizontal=True,
                       help="G: generator loss with D frozen; D: discriminator loss with G frozen").lower()  # fmt: skip
-defaults = analyses.HESSIAN_SETTINGS
-top_k = urlstate.number("Top-k", "k", defaults["top_k"], 1, 50, where=c[2])
-trace_samples = urlstate.number("Trace samples", "trace", defaults["trace_samples"], 2, 2000, where=c[3])
-slq_runs = urlstate.number("SLQ runs", "slq", defaults["slq_runs"], 1, 50, where=c[4])
-seed = urlstate.number("Seed", "seed", defaults["seed"], 0, 10_000, where=c[5])
-settings = {**defaults, "top_k": top_k, "trace_samples": trace_samples, "slq_runs": slq_runs, "seed": seed}
+SPEC = zooresults.HESSIAN  # the report's probe and settings, which `dstab report` ships for the zoo
+top_k = urlstate.number("Top-k", "k", SPEC.top_k, 1, 50, where=c[2])
+trace_samples = urlstate.number("Trace samples", "trace", SPEC.trace_samples, 2, 2000, where=c[3])
+slq_runs = urlstate.number("SLQ runs", "slq", SPEC.slq_runs, 1, 50, where=c[4])
+seed = urlstate.number("Seed", "seed", SPEC.seed, 0, 10_000, where=c[5])
 
-results, cols = compute.side_by_side(
-    sel, lambda choice, bundle: analyses.hessian_request(bundle, choice.label, t, role, settings, sel.device)
-)
+
+def spec_for(bundle):
+    """The report's probe (a DM at the quartile midpoints) or a DM at one timestep; a GAN by role."""
+    probe = replace(SPEC.probe, role=role if bundle.kind == "gan" else None)
+    if bundle.kind == "dm" and t != compute.QUARTILES:
+        probe = replace(probe, timesteps=(int(t),))
+    return replace(SPEC, probe=probe, top_k=top_k, trace_samples=trace_samples, slq_runs=slq_runs, seed=seed)
+
+
+results, cols = compute.side_by_side(sel, spec_for, "Hessian")
 
 if results:
     labelled = {kind: (choice.label, res) for kind, (choice, res) in results.items()}
-    density = figures.spectral_density(labelled)
-    top = figures.top_eigenvalues(labelled)
+    density = hessian_plots.spectral_density(labelled)
+    top = hessian_plots.top_eigenvalues(labelled)
     left, right = st.columns(2)
     left.plotly_chart(density, key="density")
     downloads.figure(density, "hessian-density", where=left)
     right.plotly_chart(top, key="top-eigenvalues")
     downloads.figure(top, "hessian-top", where=right)
     st.subheader("The paper's Figure 4 numbers")
-    table = [figures.hessian_row(label, kind, res) for kind, (label, res) in labelled.items()]
+    table = [tables.hessian_row(label, kind, res) for kind, (label, res) in labelled.items()]
     st.dataframe(table, hide_index=True)
     st.caption(
         "Paper (CIFAR-10 / ImageNet models): DM lambda_1 = 13.3, sigma^2 = 37.9; GAN lambda_1 = 40.9, sigma^2 = 93.9. "
@@ -50,5 +61,10 @@ if results:
         "unweighted variance of the Ritz values (closer to what PyHessian's density nodes give) is shown beside it."
     )
     downloads.numbers(
-        table, "hessian", extra={k: {**res.meta, "probe": res.params["probe"]} for k, (_, res) in labelled.items()}
-    )
+        table, "hessian", extra={k: {**res.meta, "probe": res.params["probe"]} for k, (_, res) in labelled.items()},
+        columns={"top_k": top_k, "trace_samples": trace_samples, "slq_runs": slq_runs, "seed": seed},
+    )  # fmt: skip
+
+verdictpanel.draw(verdictpanel.PAPER["hessian"], verdictpanel.hessian_lines(
+    zooresults.shipped_hessian_claims(sel.family, sel.manifest["entries"]), ("lambda_1", "sigma2", "Ritz variance")),
+    verdictpanel.collapse_note(sel.family, sel.manifest["entries"]))  # fmt: skip

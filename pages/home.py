@@ -6,20 +6,18 @@ the manifest and the shipped results), so a cold server draws it at once; see `d
 
 import streamlit as st
 
-from dashboard import shipped, sidebar
-from dstab import zooindex
+from dashboard import sidebar, verdictpanel
+from dstab import census, zooindex, zooresults
 
 
 def hessian_of(choice, entries: dict):
     """The report's Hessian of the picked model: found from the manifest for a zoo entry, else by the
     exact key of the loaded checkpoint (a user's own, a manifest without T, ambiguous stored variants)."""
     entry = entries.get(choice.ref) if choice.is_zoo else None
-    found = shipped.hessian(entry) if entry is not None else None
+    found = zooresults.shipped_hessians(entry) if entry is not None else None
     if found is not None and len(found) <= 1:
         return found[0] if found else None
-    from dashboard import analyses
-
-    return analyses.default_hessian(sidebar.load_bundle(choice.path))
+    return zooresults.report_hessian(sidebar.load_bundle(choice.path))
 
 
 sel = sidebar.current()
@@ -38,7 +36,7 @@ st.subheader(f"The same measurements on this zoo ({sel.family})")
 entries = sel.manifest["entries"]
 numbers = []
 for kind in ("dm", "gan"):
-    found = shipped.consistency(sel.family, kind, entries)
+    found = zooresults.shipped_consistency(sel.family, kind, entries)
     numbers.append((f"{kind.upper()} consistency C(q), init group", found.meta["C_db"] if found else None, " dB"))
 for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
     found = hessian_of(choice, entries) if choice else None
@@ -51,6 +49,15 @@ if any(v is None for _, v, _ in numbers):
         "Numbers come from the results `python -m dstab report` ships for the zoo (DDPM, M = 32; the report's "
         "Hessian probe); the Consistency and Hessian pages compute missing ones."
     )
+
+verdictpanel.home(sel.family, entries)
+
+found_census = census.load()
+if found_census:
+    st.markdown(f"**Stability census:** {census.headline(found_census)}; see RESULTS.md, `python -m dstab zoo census`.")
+else:
+    st.caption("Stability census (how many of 16 DM and GAN seeds collapse): not shipped yet; "
+               "`python -m dstab zoo census --jobs 2` trains it.")  # fmt: skip
 
 st.subheader("Pages")
 pages = [
@@ -67,11 +74,13 @@ for path, title, what in pages:
 if entries:
     st.subheader(f"The embedded zoo: {len(entries)} runs trained by dstab")
     # a Markdown table, not st.dataframe: that would import pandas and pyarrow (~0.5 s) on a cold server
-    head = ["id", "kind", "prediction", "seed", "steps", "final loss", "train wall time (s)"]
+    head = ["id", "kind", "prediction", "seed", "steps", "final loss", "train wall time (s)", "modes covered"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for eid, e in sorted(entries.items()):
+        c = e.get("collapse") or {}
+        modes = f"{c['coverage']} of {c['modes']}" + (" **(collapsed)**" if c["collapsed"] else "") if c else "?"
         cells = [f"`{eid}`", e["kind"], e["prediction"] or "", e["seed"], e["steps"], f"{e['loss_last']:.4f}",
-                 f"{e['wall_time_s']:.0f}"]  # fmt: skip
+                 f"{e['wall_time_s']:.0f}", modes]  # fmt: skip
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     st.markdown("\n".join(lines))
     shown = [(eid, e) for eid, e in sorted(entries.items()) if eid.startswith(sel.family + "/")]

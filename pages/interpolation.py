@@ -6,10 +6,17 @@ one chart, each relative to its final checkpoint's loss; a smooth, unimodal
 curve has roughness 0 (dstab.analysis.smoothness).
 """
 
+from dataclasses import replace
+
 import streamlit as st
 
-from dashboard import analyses, compute, downloads, figures, sidebar, urlstate
+from dashboard import compute, downloads, sidebar, urlstate, verdictpanel
+from dstab import zooresults
+from dstab.analysis.interpolation import rise_over_end
+from dstab.analysis.specs import ProbeSpec
 from dstab.errors import DstabError
+from dstab.plots import curve as curve_plots
+from dstab.plots import tables
 
 sel = sidebar.current()
 st.title("Interpolation")
@@ -18,13 +25,29 @@ st.caption(
     "checkpoint's probe (its batch, its timestep; for a GAN its frozen partner network)."
 )
 c = st.columns(5)
-t = urlstate.select_slider("DM timestep t", analyses.DM_TIMESTEP_CHOICES, "t", analyses.DM_TIMESTEPS[1], where=c[0])
+SPEC = zooresults.CURVE
 role = urlstate.radio("GAN probe", ["G", "D"], "role", "G", where=c[1], horizontal=True).lower()
-lo = urlstate.selectbox("From alpha", [-1.0, -0.5, -0.25, 0.0], "lo", -0.5, where=c[2])
-hi = urlstate.selectbox("To alpha", [1.0, 1.25, 1.5, 2.0], "hi", 1.5, where=c[3])
-steps = urlstate.selectbox("Points per unit", [4, 10, 20, 40, 100], "steps", 20, where=c[4])
+lo = urlstate.selectbox("From alpha", [-1.0, -0.5, -0.25, 0.0], "lo", SPEC.lo, where=c[2])
+hi = urlstate.selectbox("To alpha", [1.0, 1.25, 1.5, 2.0], "hi", SPEC.hi, where=c[3])
+steps = urlstate.selectbox("Points per unit", [4, 10, 20, 40, 100], "steps", SPEC.steps, where=c[4])
 
-results = {}
+
+def spec_at(kind: str, t: int):
+    probe = ProbeSpec.of(kind, t, role, batch_size=SPEC.probe.batch_size, seed=SPEC.probe.seed)
+    return replace(SPEC, probe=probe, lo=lo, hi=hi, steps=steps)
+
+
+def pair(choice) -> list:
+    """From the early checkpoint (alpha = 0) to the final one (alpha = 1), the zoo's convention."""
+    return [sidebar.load_bundle(choice.path), sidebar.load_bundle(choice.early)]
+
+
+has_line = sel.dm is not None and sel.dm.early is not None
+shown = compute.instant(lambda t: spec_at("dm", t), compute.DM_TIMESTEP_CHOICES, pair(sel.dm)) if has_line else []
+t = urlstate.select_slider("DM timestep t", compute.DM_TIMESTEP_CHOICES, "t", zooresults.DM_TIMESTEPS[1], where=c[0],
+                           **compute.marked(shown))  # fmt: skip
+
+asks, labels = {}, {}
 for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
     if choice is None:
         st.error(f"Pick a {kind.upper()} in the sidebar.")
@@ -36,20 +59,19 @@ for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
         )
         continue
     try:
-        final, early = sidebar.load_bundle(choice.path), sidebar.load_bundle(choice.early)
-        req = analyses.interpolation_request(final, early, choice.label, t, role, lo, hi, steps, sel.device)
-        res = compute.cached(req)
+        asks[kind] = (compute.Ask(spec_at(kind, t), pair(choice), f"{choice.label} interpolation"), None)
+        labels[kind] = choice.label
     except DstabError as exc:
         st.error(str(exc))
-        continue
-    if res is not None:
-        results[kind] = (choice.label, res)
+results = {kind: (labels[kind], res) for kind, res in compute.many(asks, sel.device).items()}
 
 if results:
-    fig = figures.interpolation_curves(results)
+    rows = {kind: (label, res.meta, res.arrays["alphas"], rise_over_end(res.arrays["alphas"], res.arrays["loss"]))
+            for kind, (label, res) in results.items()}  # fmt: skip
+    fig = curve_plots.curves(rows)
     st.plotly_chart(fig, key="interpolation")
     downloads.figure(fig, "interpolation")
-    table = [figures.roughness_row(label, kind, res.meta) for kind, (label, res) in results.items()]
+    table = [tables.roughness_row(label, kind, res.meta) for kind, (label, res) in results.items()]
     st.subheader("Roughness")
     st.dataframe(table, hide_index=True)
     st.caption(
@@ -62,4 +84,7 @@ if results:
         for kind, (label, res) in results.items()
         for a, v in zip(res.arrays["alphas"], res.arrays["loss"])
     ]
-    downloads.numbers(table, "roughness", extra={"curves": curves})
+    settings = {"from alpha": lo, "to alpha": hi, "points per unit": steps}
+    downloads.numbers(table, "roughness", extra={"curves": curves}, columns=settings)
+    downloads.numbers(curves, "interpolation-curves", columns=settings)
+verdictpanel.landscape(sel.family, sel.manifest["entries"], "interpolate")

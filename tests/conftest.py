@@ -124,6 +124,8 @@ def ckpts(tmp_path_factory):
         "toy_dm": save_dm(root / "toy_dm.safetensors", TOY_DM, "toy2d:8gaussians"),
         "toy_dm_b": save_dm(root / "toy_dm_b.safetensors", TOY_DM, "toy2d:8gaussians", seed=1),
         "toy_dm_x0": save_dm(root / "toy_dm_x0.safetensors", TOY_DM, "toy2d:8gaussians", prediction="x0"),
+        "toy_dm_x0_b": save_dm(root / "toy_dm_x0_b.safetensors", TOY_DM, "toy2d:8gaussians", 1, "x0"),
+        "toy_dm_x0_c": save_dm(root / "toy_dm_x0_c.safetensors", TOY_DM, "toy2d:8gaussians", 2, "x0"),
         "digits_dm": save_dm(root / "digits_dm.safetensors", DIGITS_DM, "digits"),
         "digits_gan": save_gan(root / "digits_gan.safetensors", DIGITS_GAN, "digits"),
         "digits_gan_b": save_gan(root / "digits_gan_b.safetensors", DIGITS_GAN, "digits", seed=1),

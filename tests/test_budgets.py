@@ -20,7 +20,7 @@ def test_memory_budget_defaults_to_half_the_ram_and_reads_the_variable(monkeypat
     with pytest.raises(DstabError, match=r"^a big thing needs ~2 GiB, above the DSTAB_MAX_MEMORY_GB limit of 1.5 GiB"):
         budgets.check_memory(2 * GIB, "a big thing")
     monkeypatch.setenv("DSTAB_MAX_MEMORY_GB", "lots")
-    with pytest.raises(DstabError, match="DSTAB_MAX_MEMORY_GB='lots' is not a number"):
+    with pytest.raises(DstabError, match="DSTAB_MAX_MEMORY_GB must be a number, got 'lots'"):
         budgets.max_memory_bytes()
 
 

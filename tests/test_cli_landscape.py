@@ -6,13 +6,15 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dstab import cache, checkpoints, cli
-from dstab.analysis import landscape, service
+from dstab import cache, checkpoints, cli, zoo, zooresults
+from dstab.analysis import cost, landscape, results
+from dstab.analysis.specs import ProbeSpec
 from dstab.probes import dm_probe
 from tests.conftest import TOY_GAN, save_gan, write_zoo
 
@@ -60,19 +62,28 @@ def _mini_zoo(root: Path, ckpts) -> None:
     })  # fmt: skip
 
 
+def landscape_spec(role: str):
+    return replace(zooresults.SURFACE, grid=5, probe=ProbeSpec(role=role, batch_size=8))
+
+
 def test_precompute_fills_the_shipped_cache_and_pages_find_it(ckpts, caches, monkeypatch):
     _mini_zoo(caches / "zoo", ckpts)
-    monkeypatch.setattr(service, "DEFAULT_TIMESTEPS", (50,))
-    monkeypatch.setitem(service.DEFAULTS, "grid", 5)
-    monkeypatch.setitem(service.DEFAULTS, "batch_size", 8)
-    monkeypatch.setitem(service.INTERP_DEFAULTS, "steps", 4)
+    monkeypatch.setattr(zooresults, "DM_TIMESTEPS", (50,))
+    monkeypatch.setattr(zooresults, "SURFACE_TIMESTEPS", (50, 500))
+    monkeypatch.setattr(zooresults, "SURFACE", replace(zooresults.SURFACE, grid=5, probe=ProbeSpec(batch_size=8)))
+    monkeypatch.setattr(zooresults, "CURVE", replace(zooresults.CURVE, steps=4))
     assert cli.main(["precompute", "--only", "surface,interpolate", "--device", "cpu"]) == 0
     shipped = list((caches / "zoo" / "results").rglob("*.json"))
-    assert len(shipped) == 2 * (1 + 2)  # surface + interpolation: DM at one timestep, GAN for two roles
-    s, source = service.surface_for(service.load("toy2d/gan-s0"), role="d", grid=5, batch_size=8)
-    assert source == "shipped" and s.loss.shape == (5, 5)
-    a, b = service.load("toy2d/dm-eps-s0"), service.load("toy2d/dm-eps-s0", "early")
-    c, source = service.interpolation_for(a, b, timestep=50, steps=4, batch_size=8)
+    # surfaces: the DM at every page timestep, the GAN for two roles; interpolations: the DM at one timestep
+    assert len(list((caches / "zoo" / "results" / "surface").glob("*.json"))) == 2 + 2
+    assert len(shipped) == (2 + 2) + (1 + 2)
+    found = results.get(landscape_spec("d"), [zoo.load_checkpoint("toy2d/gan-s0")])
+    s, source = found.arrays, found.source
+    assert source == "shipped" and s["loss"].shape == (5, 5)
+    a, b = zoo.load_checkpoint("toy2d/dm-eps-s0"), zoo.load_checkpoint("toy2d/dm-eps-s0", "early")
+    curve_spec = replace(zooresults.CURVE, probe=ProbeSpec(timesteps=(50,), batch_size=8), steps=4)
+    found = results.get(curve_spec, [a, b])
+    c, source = curve_spec.read(found), found.source
     assert source == "shipped" and c.meta["loss_a"] == pytest.approx(c.loss[c.alphas == 1][0])
     assert not list((caches / "cache").rglob("*.json"))  # nothing went to the user cache
     assert cli.main(["precompute", "--only", "fourier"]) == 2
@@ -96,7 +107,7 @@ def test_torchrun_split_gives_the_single_process_grid(ckpts, caches):
 
 
 def test_costly_work_is_announced_on_one_line_before_it_starts(ckpts, caches, capsys, monkeypatch):
-    monkeypatch.setattr(landscape, "WARN_SECONDS", 0.0)
+    monkeypatch.setattr(cost, "WARN_SECONDS", 0.0)
     argv = ["surface", str(ckpts["toy_dm"]), "--grid", "3", "--timestep", "9", "--batch-size", "4"]
     assert cli.main([*argv, "--out", str(caches / "out"), "--device", "cpu"]) == 0
     lines = [ln for ln in capsys.readouterr().err.splitlines() if "warning:" in ln]

@@ -11,6 +11,7 @@ from dstab import checkpoints
 from dstab.analysis import consistency as cons
 from dstab.diffusion import NoiseSource
 from dstab.errors import DstabError
+from dstab.plots import consistency as consistency_plots
 from dstab.sampling import generate
 
 torch.set_num_threads(1)
@@ -87,7 +88,7 @@ def test_gan_group_shares_latents(ckpts):
     assert res.samples.shape == (2, 4, 1, 8, 8) and res.peak == 2.0
     assert res.settings["sampler"] == "gan"
     torch.testing.assert_close(res.samples[0], generate(g1, 4, 0), rtol=0, atol=0)
-    img = cons.grid(res, scale=1, columns=3)
+    img = consistency_plots.grid(res.samples.numpy(), scale=1, columns=3)
     assert img.size == (3 * 9 + 1, 2 * 9 + 1)  # N rows x 3 columns of 8x8 with 1-pixel padding
     meta, arrays = res.to_record()
     back = cons.ConsistencyResult.from_record(meta, arrays)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from dstab import cache, checkpoints
-from dstab.analysis import landscape, reference
+from dstab.analysis import cost, landscape, reference
 from dstab.analysis.directions import _filter_norms, cosine, plane_directions
 from dstab.errors import DstabError
 from dstab.probes import dm_probe, gan_probe, module_probe
@@ -144,7 +144,7 @@ def test_dm_surface_centre_rows_and_cache_round_trip(ckpts, tmp_path, monkeypatc
     np.testing.assert_array_equal(part.loss[[1, 3]], full.loss[[1, 3]])
     assert np.isnan(part.loss[[0, 2, 4]]).all() and "metrics" not in part.meta
     with pytest.raises(DstabError, match="lacks rows"):
-        landscape.finish(part)
+        landscape.with_metrics(part)
     stored = cache.store("surface", {"g": 5}, [probe.describe()["checkpoint_sha256"]], *full.to_record())
     found = cache.lookup("surface", {"g": 5}, [probe.describe()["checkpoint_sha256"]])
     back = landscape.Surface.from_record(found.meta, found.arrays)
@@ -166,7 +166,7 @@ def test_bad_grids_are_refused_and_costly_ones_warned():
         landscape.surface(only_biases, grid=3)
     assert landscape.surface(only_biases, grid=3, bias_mode="weight").meta["finite"]
     with pytest.warns(landscape.CostWarning, match=r"roughly 2\.5 min"):
-        assert landscape.warn_if_costly(150, 1.0, "test") == 150.0
+        assert cost.warn_if_slow(150, 1.0, "test") == 150.0
 
 
 @pytest.mark.parametrize("name,role", [("digits_dm", None), ("digits_gan", "g"), ("digits_gan", "d")])

@@ -1,53 +1,93 @@
-"""The speedup experiment's bookkeeping: iterations to the baseline's final FD, ratios, RESULTS.md section."""
+"""`reproduce speedup` as a preset of sweep + compare: its runs, its RESULTS.md section, refusals."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from dstab import resultsmd
+from dstab.cli import main
 from dstab.experiments import speedup
-from dstab.training import rundir
+from tests.compare_helpers import fake_group
+from tests.test_compare import linear
 
 
-def fake_run(out, name, curve, state="finished"):
-    d = out / name
-    d.mkdir(parents=True)
-    db = rundir.MetricsDB(d / rundir.METRICS)
-    for step, v in curve:
-        db.write(step, {"fd_local@10x5ddim": v, "loss": 1.0}, wall=1000.0 + step)
-    db.close()
-    rundir.write_status(d, state, curve[-1][0])
+def test_the_preset_plans_the_setup_of_each_dataset():
+    group, planned = speedup.plan("toy2d", ["baseline", "lr-matched"], [0, 1, 2])
+    assert group == "speedup-toy2d" and len(planned) == 6
+    cfg = planned[1].config
+    assert (cfg["dataset"], cfg["steps"], cfg["batch_size"], cfg["eval_every"]) == ("toy2d:8gaussians", 8000, 256, 200)
+    assert cfg["lr_schedule"] == {"name": "mdlrc", "beta0": 0.8, "floor": 0.4} and cfg["beta1"] == 0.9
+    _, digits = speedup.plan("digits", ["mdlrc-clts"], [0], sets=["steps=500", "lr=1e-3,2e-3"])
+    assert [(r.config["steps"], r.config["lr"], r.config["arch"]["model_channels"]) for r in digits] == [
+        (500, 1e-3, 16),
+        (500, 2e-3, 16),
+    ]  # the user's --set replaces the setup's value, or sweeps it
+    _, paper = speedup.plan("digits", ["md-lrc"], [0], use_paper=True)
+    assert (paper[0].config["lr"], paper[0].config["batch_size"]) == (1e-4, 128)
 
 
-def test_iterations_to_baseline_final_fd_and_ratio(tmp_path):
-    curves = {
-        "baseline": [(100, 50.0), (200, 30.0), (300, 20.0), (400, 20.5)],  # final 20.5, first reached at 300
-        "md": [(100, 40.0), (200, 25.0), (300, 20.0), (400, 18.0)],
-        "md-lrc": [(100, 20.0), (200, 19.0), (300, 18.0), (400, 17.0)],
-        "mdlrc-clts": [(100, 60.0), (200, 40.0), (300, 30.0), (400, 25.0)],  # never reaches 20.5
-        "lrc-only": [(100, 50.0), (200, 30.0), (300, 21.0), (400, 20.5)],
-    }
-    for v, c in curves.items():
-        fake_run(tmp_path, f"{v}-s0", c)
-    fake_run(tmp_path, "baseline-s1", curves["baseline"], state="stopped")
-    summary = speedup.summarise(tmp_path, [0, 1])
-    assert summary["seeds"] == [0] and summary["incomplete_seeds"] == [1]
-    s0 = summary["per_seed"][0]
-    assert s0["baseline"]["iters_to_baseline_final"] == 300 and s0["baseline"]["ratio"] == 1.0
-    assert s0["md"]["iters_to_baseline_final"] == 300
-    assert s0["md-lrc"]["ratio"] == pytest.approx(3.0)
-    assert s0["mdlrc-clts"]["ratio"] is None
-    assert s0["lrc-only"]["iters_to_baseline_final"] == 400 and s0["lrc-only"]["ratio"] == 0.75
-    text = speedup.report(summary, speedup.Setup(), "fd_local@10x5ddim")
-    assert "| md-lrc | 17.00 ± 0.00 [17.00, 17.00] | 18.50 ± 0.00 [18.50, 18.50] | 100 | 3.00 ± 0.00" in text
-    assert "in 0 of 1 seeds and at least 2x sooner in 0; the paper's 2x does not hold" in text
-    assert "not in 400" in text and "(1 seed(s) never reached it)" in text and "Seeds [1] did not finish" in text
+def test_other_datasets_take_the_digits_scale_and_their_own_model():
+    sets = speedup.setup_sets("toy2d:checkerboard")
+    assert 'dataset="toy2d:checkerboard"' in sets
+    sets = speedup.setup_sets("cifar10")
+    assert 'dataset="cifar10"' in sets and not any(s.startswith(("arch=", "eval_metric=")) for s in sets)
 
 
-def test_results_section_is_replaced_between_markers(tmp_path):
-    md = tmp_path / "RESULTS.md"
-    md.write_text("# Results\n\nother helper's section\n")
-    speedup.write_section(md, f"{speedup.BEGIN}\nfirst\n{speedup.END}\n")
-    speedup.write_section(md, f"{speedup.BEGIN}\nsecond\n{speedup.END}\n")
-    text = md.read_text()
-    assert "other helper's section" in text and "second" in text and "first" not in text
-    assert text.count(speedup.BEGIN) == 1
+def test_report_only_regenerates_the_section_from_the_group(tmp_path, capsys):
+    runs_root = tmp_path / "ws" / "runs"
+    fake_group(
+        runs_root,
+        "speedup-digits",
+        {"baseline": linear(2.0), "mdlrc-clts": linear(2.4), "lr-matched": linear(2.4)},
+        steps=3000,
+        batch_size=32,
+    )
+    results = tmp_path / "RESULTS.md"
+    results.write_text(
+        "# Results\n\n"
+        + resultsmd.markers("dstab report")[0]
+        + "\nother\n"
+        + resultsmd.markers("dstab report")[1]
+        + "\n"
+    )
+    argv = [
+        "reproduce",
+        "speedup",
+        "--report-only",
+        "--root",
+        str(runs_root),
+        "--results",
+        str(results),
+        "--variants",
+        "baseline,mdlrc-clts,lr-matched",
+    ]
+    assert main(argv) == 0
+    text = results.read_text()
+    assert "other" in text and text.count("BEGIN dstab reproduce speedup --dataset digits") == 1
+    assert "mdlrc-clts reaches baseline's plateau" in text and "1.20x sooner than baseline" in text
+    assert "The paper's claim (about 2x sooner) at this scale: does not hold" in text
+    assert "Reading" not in text and "batch 32" in text and "3000 iterations" in text
+    assert (tmp_path / "results" / "speedup-digits-curves.png").stat().st_size > 1000
+    summary = json.loads((tmp_path / "results" / "speedup-digits.json").read_text())
+    assert summary["group"] == "speedup-digits" and summary["reference"] == "baseline"
+    assert main(argv) == 0 and results.read_text().count("BEGIN dstab reproduce speedup") == 1  # replaced
+
+
+def test_report_only_without_complete_seeds_fails_loudly(tmp_path, capsys):
+    runs_root = tmp_path / "runs"
+    fake_group(
+        runs_root, "speedup-digits", {"baseline": linear(2.0), "mdlrc-clts": linear(2.4)}, seeds=(0,), steps=1000
+    )
+    code = main(
+        ["reproduce", "speedup", "--report-only", "--root", str(runs_root), "--results", str(tmp_path / "R.md")]
+    )
+    assert code == 2 and "needs >= 2 complete seeds" in capsys.readouterr().err
+    assert not (tmp_path / "R.md").exists()
+
+
+@pytest.mark.parametrize("bad", [["--variants", "baseline,nope"], ["--set", "nope=1"], ["--seeds", "0"]])
+def test_bad_requests_are_refused_before_anything_is_queued(tmp_path, bad, capsys):
+    assert main(["reproduce", "speedup", "--dry-run", "--root", str(tmp_path), *bad]) == 2
+    assert capsys.readouterr().err.startswith("error: ")

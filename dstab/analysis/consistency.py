@@ -26,14 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from .. import cache, checkpoints, data, zoo, zooindex
 from ..checkpoints import Bundle
-from ..defaults import CONSISTENCY_PARAMS
 from ..errors import DstabError, require
 from ..sampling import generate, sample_shape
-from ..viz import grid_image, scatter_image
 
 PSNR_CAP_DB = 100.0
 IMAGE_PEAK = 2.0  # images in [-1, 1]
@@ -171,42 +168,6 @@ def consistency(
         "eta": eta,
     }
     return ConsistencyResult(names, samples, psnr_matrix(samples, peak), peak, settings)
-
-
-def cached(
-    bundles: list[Bundle], names: list[str], refresh: bool = False, root=None, **settings
-) -> tuple[ConsistencyResult, str]:
-    """(result, where it came from) through the results cache, keyed by every model's sha256
-    (in order: the first is the reference) and the sampling settings;
-    computed results go to `root` (default: the user cache)."""
-    shas = [b.sha256 for b in bundles]
-    params = {**CONSISTENCY_PARAMS, **settings}
-    params.pop("device", None)
-    found = cache.get_or_compute(
-        "consistency",
-        params,
-        shas if all(shas) else [],
-        lambda: consistency(bundles, names, **settings, root=root).to_record(),
-        refresh,
-        root,
-    )
-    result = ConsistencyResult.from_record(found.meta, found.arrays)
-    result.names = list(names)  # a stored result may have been computed under other names (paths, ids)
-    return result, found.source
-
-
-def grid(result: ConsistencyResult, scale: int = 4, columns: int = 16) -> Image.Image:
-    """N rows (models) x up to `columns` samples: equal columns share their noise. Points: one
-    scatter panel per model, side by side."""
-    s = result.samples
-    if s.ndim == 5:
-        m = min(columns, s.shape[1])
-        return grid_image(s[:, :m].reshape(-1, *s.shape[2:]), nrow=m, scale=scale)
-    panels = [scatter_image(s[j]) for j in range(s.shape[0])]
-    out = Image.new("RGB", (sum(p.width for p in panels), panels[0].height), "white")
-    for j, p in enumerate(panels):
-        out.paste(p, (j * p.width, 0))
-    return out
 
 
 def group_ids(family: str, group: str, root: Path | None = None) -> list[str]:

@@ -47,7 +47,8 @@ import torch
 from torch import nn
 
 from ..errors import require
-from .hessian import DEFAULTS, HessianSpectrum, check_finite, density
+from ..probes import finite_or_error
+from .hessian import SPEC, HessianSpectrum, density
 
 
 class ProbeAsModel(nn.Module):
@@ -107,19 +108,22 @@ def _pyhessian(probe, device: torch.device):
 
 def spectrum(
     probe,
-    top_k: int = DEFAULTS["top_k"],
-    trace_samples: int = DEFAULTS["trace_samples"],
-    slq_runs: int = DEFAULTS["slq_runs"],
-    slq_steps: int = DEFAULTS["slq_steps"],
-    seed: int = DEFAULTS["seed"],
-    tol: float = DEFAULTS["tol"],
-    max_steps: int = DEFAULTS["max_steps"],
+    top_k: int = SPEC.top_k,
+    trace_samples: int = SPEC.trace_samples,
+    slq_runs: int = SPEC.slq_runs,
+    slq_steps: int = SPEC.slq_steps,
+    seed: int = SPEC.seed,
+    tol: float = SPEC.tol,
+    max_steps: int = SPEC.max_steps,
+    block: int = SPEC.block,
+    lambda_min: bool = SPEC.lambda_min,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> HessianSpectrum:
-    """The same numbers as `dstab.analysis.hessian.spectrum`, computed by PyHessian.
+    """The same numbers as `dstab.analysis.hessian.spectrum`, computed by PyHessian. `block` and
+    `lambda_min` are settings of dstab's Lanczos with no PyHessian counterpart (its lambda_min is None).
     `tol` and `max_steps` go to its power iteration (tol, maxIter per eigenvalue): its tol bounds the
     relative change between iterations, not the error, which stays larger when lambda_2 ~ lambda_1."""
-    check_finite(probe.params)
+    finite_or_error(probe.params, probe.name)
     n = sum(p.numel() for p in probe.params.values())
     require(isinstance(top_k, int) and 1 <= top_k <= n, f"top-k must lie in [1, n = {n}], got {top_k!r}")
     require(isinstance(trace_samples, int) and trace_samples >= 1, "trace samples must be a positive integer")

@@ -25,7 +25,7 @@ import torch
 
 from ..errors import DstabError, require
 from ..probes import Probe
-from .landscape import seconds_per_loss, warn_if_costly
+from .landscape import counting, loss_seconds
 from .smoothness import curve_metrics
 
 MAX_POINTS = 10001
@@ -98,6 +98,13 @@ def barrier(alphas: np.ndarray, loss: np.ndarray) -> float:
     return float(np.max(loss[inside] - ((1 - a) * l0 + a * l1)))
 
 
+def rise_over_end(alphas: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """(L(alpha) - L(1)) / |L(1)|: a curve relative to its final checkpoint's loss (curves of different
+    models on one axis)."""
+    ref = float(loss[alphas == 1][0])
+    return (loss - ref) / abs(ref) if ref else loss - ref
+
+
 def interpolation_params(lo: float, hi: float, steps: int) -> dict:
     return {"lo": float(lo), "hi": float(hi), "steps": int(steps)}
 
@@ -109,14 +116,15 @@ def interpolate(
     lo: float = -0.5,
     hi: float = 1.5,
     steps: int = 20,
-    progress: Callable[[int], object] | None = None,
+    progress: Callable[[str, int, int], object] | None = None,
+    per_point: float | None = None,
 ) -> Curve:
-    """probe_a's loss along the line through b (alpha = 0) and a (alpha = 1)."""
+    """probe_a's loss along the line through b (alpha = 0) and a (alpha = 1);
+    `progress("interpolate", done, total)` after each point."""
     alphas = interpolation_alphas(lo, hi, steps)
     check_compatible(probe_a, probe_b)
-    per_point = seconds_per_loss(probe_a)
-    warn_if_costly(len(alphas), per_point, f"interpolation {probe_b.name} -> {probe_a.name}")
-    step = progress or (lambda n: None)
+    loss_seconds(probe_a, per_point, len(alphas), f"interpolation {probe_b.name} -> {probe_a.name}")
+    step = counting(progress, "interpolate", len(alphas))
     t0 = time.perf_counter()
     values = []
     for alpha in alphas:

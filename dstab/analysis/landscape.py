@@ -16,14 +16,13 @@ without autograd on the probe's device, in one of two strategies:
   this session: no GPU was available).
 
 Rows of the grid (fixed a) are independent, which is what `rows=` and the
-torchrun split in `dstab.analysis.distributed` use.
+torchrun split in `dstab.analysis.rowsplit` use.
 """
 
 from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -33,18 +32,16 @@ from torch.func import vmap
 
 from ..errors import DstabError, require
 from ..probes import Probe
+from .cost import CostWarning, seconds_per_call, warn_if_slow
 from .directions import BIAS_MODES, Direction, plane_directions
-from .smoothness import surface_metrics
+from .smoothness import rise_over_centre, surface_metrics
+
+__all__ = ["CostWarning", "Surface", "surface", "plane_losses", "grid_coordinates", "rise_over_centre"]
 
 STRATEGIES = ("sequential", "vmap")
 MAX_GRID = 401  # beyond this a surface is a mistake, not a plot (161k forward passes)
-WARN_SECONDS = 60.0  # estimated cost above which a CostWarning is raised before starting
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of stacked parameters per vmap chunk
 MAX_CHUNK = 64
-
-
-class CostWarning(UserWarning):
-    """An analysis about to start is estimated to take more than a minute."""
 
 
 def grid_coordinates(grid: int, radius: float) -> np.ndarray:
@@ -153,28 +150,25 @@ def plane_losses(
     return values.double().cpu().numpy()
 
 
-def seconds_per_loss(probe: Probe, repeats: int = 2) -> float:
-    """Wall time of one loss evaluation (the best of `repeats` after a warm-up)."""
-    with torch.no_grad():
-        probe.loss()
-        best = math.inf
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            float(probe.loss())
-            best = min(best, time.perf_counter() - t0)
-    return best
+def counting(progress: Callable[[str, int, int], object] | None, stage: str, total: int) -> Callable[[int], None]:
+    """An increment callback (n points just done) that reports `progress(stage, done, total)`."""
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(stage, done, total)
+
+    return tick
 
 
-def warn_if_costly(n_points: int, per_point: float, what: str) -> float:
-    estimate = n_points * per_point
-    if estimate > WARN_SECONDS:
-        warnings.warn(
-            f"{what}: {n_points} loss evaluations at about {per_point * 1e3:.0f} ms each: "
-            f"roughly {estimate / 60:.1f} min; use a smaller grid or a GPU (--device cuda) to go faster",
-            CostWarning,
-            stacklevel=3,
-        )
-    return estimate
+def loss_seconds(probe: Probe, per_point: float | None, points: int, what: str) -> float:
+    """Seconds per loss evaluation (timed here unless the caller timed it already), and a CostWarning
+    when `points` of them would take over a minute."""
+    per_point = seconds_per_call(probe.loss) if per_point is None else per_point
+    warn_if_slow(points, per_point, what, "use a smaller grid or a GPU (--device cuda)")
+    return per_point
 
 
 @dataclass
@@ -209,20 +203,21 @@ def surface(
     bias_mode: str = "ignore",
     strategy: str | None = None,
     rows: list[int] | None = None,
-    progress: Callable[[int], object] | None = None,
+    progress: Callable[[str, int, int], object] | None = None,
+    per_point: float | None = None,
 ) -> Surface:
-    """The loss on a grid x grid plane around the probe's weights (all rows, or only `rows`)."""
+    """The loss on a grid x grid plane around the probe's weights (all rows, or only `rows`);
+    `progress("surface", done, total)` after each point; `per_point`: seconds per loss, if known."""
     coords = grid_coordinates(grid, radius)
     require(bias_mode in BIAS_MODES, f"unknown bias mode {bias_mode!r}; choose one of {BIAS_MODES}")
     rows = list(range(grid)) if rows is None else [int(r) for r in rows]
     if any(not 0 <= r < grid for r in rows):
         raise DstabError(f"rows must lie in 0..{grid - 1}")
-    per_point = seconds_per_loss(probe)
-    warn_if_costly(len(rows) * grid, per_point, f"surface of {probe.name}")
+    per_point = loss_seconds(probe, per_point, len(rows) * grid, f"surface of {probe.name}")
     d1, d2, cosines = plane_directions(probe.params, seed, bias_mode)
     points = np.array([(coords[i], b) for i in rows for b in coords])
     t0 = time.perf_counter()
-    values = plane_losses(probe, d1, d2, points, strategy, progress)
+    values = plane_losses(probe, d1, d2, points, strategy, counting(progress, "surface", len(points)))
     loss = np.full((grid, grid), np.nan)
     loss[rows] = values.reshape(len(rows), grid)
     meta = {
@@ -237,10 +232,10 @@ def surface(
         "seconds_per_loss": per_point,
     }
     result = Surface(coords, coords.copy(), loss, meta)
-    return finish(result) if len(rows) == grid else result
+    return with_metrics(result) if len(rows) == grid else result
 
 
-def finish(result: Surface) -> Surface:
+def with_metrics(result: Surface) -> Surface:
     """Add the smoothness numbers once every row is present (meta["rows"] lists those computed)."""
     missing = sorted(set(range(len(result.alphas))) - set(result.meta["rows"]))
     require(not missing, f"the surface lacks rows {missing[:5]}; gather every rank's rows first")

@@ -45,7 +45,7 @@ import torch
 from ..errors import require
 from ..probes import Probe
 from .directions import BIAS_MODES, Direction, plane_directions
-from .landscape import Surface, finish, grid_coordinates, seconds_per_loss, surface_params, warn_if_costly
+from .landscape import Surface, counting, grid_coordinates, loss_seconds, surface_params, with_metrics
 
 ENGINE = "loss-landscapes"
 
@@ -106,19 +106,20 @@ def surface_ll(
     radius: float = 1.0,
     seed: int = 0,
     bias_mode: str = "ignore",
-    progress: Callable[[int], object] | None = None,
+    progress: Callable[[str, int, int], object] | None = None,
+    per_point: float | None = None,
 ) -> Surface:
     """dstab's surface (same grid, same directions) computed by loss-landscapes."""
     coords = grid_coordinates(grid, radius)
     require(bias_mode in BIAS_MODES, f"unknown bias mode {bias_mode!r}; choose one of {BIAS_MODES}")
-    per_point = seconds_per_loss(probe)
-    warn_if_costly((grid + 1) ** 2, per_point, f"loss-landscapes surface of {probe.name}")
+    per_point = loss_seconds(probe, per_point, (grid + 1) ** 2, f"loss-landscapes surface of {probe.name}")
     d1, d2, cosines = plane_directions(probe.params, seed, bias_mode)
     h = coords[1] - coords[0]
     m = (grid - 1) // 2
     corner = (-(m + 1) * h, -(m + 1) * h)
     t0 = time.perf_counter()
-    raw = planar_with_directions(probe, d1, d2, grid + 1, corner, h, progress)
+    tick = counting(progress, "surface", (grid + 1) ** 2)
+    raw = planar_with_directions(probe, d1, d2, grid + 1, corner, h, tick)
     meta = {
         "analysis": "surface",
         "rows": list(range(grid)),
@@ -130,4 +131,4 @@ def surface_ll(
         "seconds": time.perf_counter() - t0,
         "seconds_per_loss": per_point,
     }
-    return finish(Surface(coords, coords.copy(), regular_part(raw), meta))
+    return with_metrics(Surface(coords, coords.copy(), regular_part(raw), meta))

@@ -19,8 +19,8 @@ class Command(NamedTuple):
 
 
 COMMANDS: dict[str, Command] = {
-    "zoo": Command("zoo", "build or list the embedded zoo of DMs and GANs"),
-    "sample": Command("sample", "write a PNG grid of a checkpoint's samples"),
+    "zoo": Command("zoo", "build, list or measure the embedded zoo of DMs and GANs; the seed census"),
+    "sample": Command("sample", "write a PNG grid (and/or the raw arrays) of a checkpoint's samples"),
     "info": Command("info", "print a checkpoint's header as JSON"),
     "convert": Command("convert", "write an imported checkpoint in dstab's format"),
     "train": Command("train", "train a DM or GAN in a run directory (presets: the paper's MDLRC+CLTS and its peers)"),
@@ -33,8 +33,11 @@ COMMANDS: dict[str, Command] = {
         "hessian", "Hessian spectrum of a checkpoint's loss (lambda_1, lambda_min, trace, sigma^2, density)"
     ),
     "consistency": Command("consistency", "PSNR consistency C(q) of models sampled from one seed (paper Eq. 1)"),
+    "trajectory": Command("trajectory", "a DM's x0 estimate at every sampler step, from one seed (Diffusion process)"),
     "report": Command("report", "run the paper's comparisons on the zoo and write RESULTS.md"),
     "runs": Command("runs", "start, watch, stop and resume background training runs"),
+    "sweep": Command("sweep", "queue variants x seeds x --set axes as background runs of one group"),
+    "compare": Command("compare", "curves, speed-ups with bootstrap CIs and a verdict for one group of runs"),
 }
 
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import json
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
-from .. import budgets
+from .. import budgets, zooresults
 from ..analysis import consistency as cons
+from ..analysis import results
+from ..analysis.specs import DM_SAMPLERS
 from ..device import resolve_device
-from ..errors import require
 from ..fileio import writable_dir
+from ..plots import consistency as consistency_plots
 from . import add_command, add_device_arg, add_threads_arg
+from .output import model_id, result_stem, write_result
+
+SPEC = zooresults.CONSISTENCY
 
 
 def register(sub) -> None:
@@ -21,7 +24,7 @@ def register(sub) -> None:
         "consistency",
         description="N models each draw --num samples from ONE sampling seed (DMs: the same x_T and per-step "
         "noise; GANs: the same z). C(q) is the mean over samples of the mean PSNR of models 2..N against model 1 "
-        "(peak 2 for images in [-1, 1], capped at 100 dB). Writes consistency.json, .npz and a PNG grid "
+        "(peak 2 for images in [-1, 1], capped at 100 dB). Writes consistency_<models>.json, .npz and a PNG grid "
         "(one row per model; equal columns share their noise).",
     )
     p.add_argument(
@@ -31,11 +34,12 @@ def register(sub) -> None:
         "(digits/dm-init, digits/gan-structure); the first model is the reference",
     )
     p.add_argument("-o", "--output", required=True, type=Path, help="folder for the JSON, NPZ and PNG")
-    p.add_argument("-n", "--num", type=int, default=32, help="samples per model (default 32, as the paper's Table 1)")
-    p.add_argument("--seed", type=int, default=0, help="the one sampling seed (default 0)")
-    p.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm", help="DM sampler (default ddpm, ancestral)")
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default 50)")
-    p.add_argument("--eta", type=float, default=0.0, help="DDIM eta (default 0: deterministic)")
+    p.add_argument("-n", "--num", type=int, default=SPEC.num,
+                   help=f"samples per model (default {SPEC.num}, as the paper's Table 1)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=SPEC.seed, help=f"the one sampling seed (default {SPEC.seed})")
+    p.add_argument("--sampler", choices=DM_SAMPLERS, default=SPEC.sampler, help="DM sampler (default ddpm, ancestral)")
+    p.add_argument("--steps", type=int, default=SPEC.steps, help="DDIM steps (default 50)")
+    p.add_argument("--eta", type=float, default=SPEC.eta, help="DDIM eta (default 0: deterministic)")
     p.add_argument("--stage", choices=["final", "early"], default="final", help="zoo checkpoint stage")
     p.add_argument("--refresh", action="store_true", help="recompute even when a cached result exists")
     add_device_arg(p)
@@ -44,21 +48,22 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    require(args.sampler == "ddim" or args.steps is None, "--steps applies to --sampler ddim only")
-    require(args.num >= 1, f"--num must be at least 1, got {args.num}")
+    spec = replace(SPEC, num=args.num, seed=args.seed, sampler=args.sampler, steps=args.steps, eta=args.eta)
+    spec.check_options()
     budgets.check_count(args.num, "DSTAB_MAX_SAMPLES", "--num")
     writable_dir(args.output, "--output")
     bundles, names = cons.load_models(args.models, stage=args.stage)
-    settings = {"num": args.num, "seed": args.seed, "sampler": args.sampler, "steps": args.steps, "eta": args.eta}
-    result, source = cons.cached(bundles, names, args.refresh, device=resolve_device(args.device), **settings)
-    out = args.output
-    out.mkdir(parents=True, exist_ok=True)
+    found = results.get(spec, bundles, None, resolve_device(args.device), args.refresh, names=names)
+    result = spec.read(found)
+    result.names = list(names)  # a stored result may have been computed under other names (paths, ids)
+    source = found.source
     meta, arrays = result.to_record()
-    (out / "consistency.json").write_text(json.dumps({**meta, "source": source}, indent=2) + "\n")
-    np.savez(out / "consistency.npz", **arrays)
-    cons.grid(result).save(out / "consistency.png")
+    shas = [b.sha256 for b in bundles]
+    stem = result_stem(args.output, ["consistency", *map(model_id, args.models)], shas)
+    grid = consistency_plots.grid(arrays["samples"])
+    write_result(stem, {**meta, "source": source}, arrays, shas, {".png": grid.save})
     print(f"C(q) = {result.score:.2f} dB over {len(names)} models x {args.num} samples ({source})")
     for name, db in zip(names[1:], meta["psnr_vs_first_db"]):
         print(f"  {name}: {db:.2f} dB against {names[0]}")
-    print(out)
+    print(f"{stem}.json/.npz/.png")
     return 0

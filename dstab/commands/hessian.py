@@ -1,25 +1,29 @@
-"""`dstab hessian CHECKPOINT -o DIR`: top eigenvalues, trace and spectral density of a probe's Hessian."""
+"""`dstab hessian CHECKPOINT -o DIR`: top eigenvalues, trace and spectral density of a probe's Hessian.
+
+Its defaults are the report's (dstab.zooresults.HESSIAN), so `python -m dstab
+hessian digits/dm-eps-s0` finds the result the zoo ships instead of computing.
+"""
 
 from __future__ import annotations
 
-import json
+import logging
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from .. import budgets, probes
-from ..analysis import hessian, hessian_engines
+from .. import budgets, zooresults
+from ..analysis import results
 from ..analysis.consistency import load_models
+from ..analysis.hessian_settings import lambda_min_text
+from ..analysis.specs import GAN_ROLES, HESSIAN_ENGINES
 from ..device import resolve_device
 from ..errors import DstabError, require
-from ..figures import line_image
 from ..fileio import writable_dir
+from ..plots import hessian as hessian_plots
 from . import add_command, add_device_arg, add_threads_arg
+from .output import model_id, result_stem, write_result
+from .progress import bars, cost_warnings_on_one_line
 
-# dstab's choice, not the paper's (it does not say which t its DM Hessian used): the midpoints of
-# the four quartiles of [0, T), a 4-point quadrature of the uniformly weighted training loss
-DEFAULT_TIMESTEP_FRACTIONS = (0.125, 0.375, 0.625, 0.875)
+SPEC = zooresults.HESSIAN
 
 
 def register(sub) -> None:
@@ -28,22 +32,28 @@ def register(sub) -> None:
         "hessian",
         description="Top-k eigenvalues by Lanczos, trace by Hutchinson and the eigenvalue density by "
         "stochastic Lanczos quadrature of a DM's L_simple or a GAN's G/D loss on a fixed seeded batch "
-        "(the paper's Sec. 3.2 numbers). Writes hessian.json, hessian.npz and hessian.png into --output.",
+        "(the paper's Sec. 3.2 numbers). Writes hessian_<model>_<probe>.json, .npz and .png into --output. "
+        "The defaults are those of `dstab report`, whose results the zoo ships.",
     )
     p.add_argument("checkpoint", help="a checkpoint file or a zoo id such as digits/dm-eps-s0")
     p.add_argument("-o", "--output", required=True, type=Path, help="folder for the JSON, NPZ and PNG")
-    p.add_argument("--engine", choices=hessian.ENGINES, default="dstab", help="dstab (default) or pyhessian")
-    p.add_argument("--top-k", type=int, default=hessian.DEFAULTS["top_k"], help="top eigenvalues (default 5)")
-    p.add_argument("--trace-samples", type=int, default=hessian.DEFAULTS["trace_samples"], help="Hutchinson probes")
-    p.add_argument("--slq-runs", type=int, default=hessian.DEFAULTS["slq_runs"], help="SLQ start vectors")
-    p.add_argument("--slq-steps", type=int, default=hessian.DEFAULTS["slq_steps"], help="Lanczos steps per SLQ run")
-    p.add_argument("--seed", type=int, default=0, help="seed of the batch, the noise and the random vectors")
-    p.add_argument("--batch-size", type=int, default=64, help="examples in the probe's fixed batch (default 64)")
+    p.add_argument("--engine", choices=HESSIAN_ENGINES, default=SPEC.engine, help="dstab (default) or pyhessian")
+    p.add_argument("--top-k", type=int, default=SPEC.top_k, help=f"top eigenvalues (default {SPEC.top_k})")
+    p.add_argument("--trace-samples", type=int, default=SPEC.trace_samples,
+                   help=f"Hutchinson probes (default {SPEC.trace_samples})")  # fmt: skip
+    p.add_argument("--slq-runs", type=int, default=SPEC.slq_runs, help=f"SLQ start vectors (default {SPEC.slq_runs})")
+    p.add_argument("--slq-steps", type=int, default=SPEC.slq_steps,
+                   help=f"Lanczos steps per SLQ run (default {SPEC.slq_steps})")  # fmt: skip
+    p.add_argument("--lambda-min", action="store_true",
+                   help="run Lanczos for lambda_min to convergence (default: the smallest Ritz value of the "
+                   "top-k run, reported as an unconverged upper bound)")  # fmt: skip
+    p.add_argument("--block", type=int, default=SPEC.block,
+                   help=f"Lanczos start vectors: resolves clusters up to that size (default {SPEC.block})")  # fmt: skip
+    p.add_argument("--seed", type=int, default=SPEC.seed, help="seed of the batch, the noise and the random vectors")
+    p.add_argument("--batch-size", type=int, default=SPEC.probe.batch_size,
+                   help=f"examples in the probe's fixed batch (default {SPEC.probe.batch_size})")  # fmt: skip
     p.add_argument("--timesteps", default=None, help="DM timesteps, comma separated (default: 4 quartile midpoints)")
-    p.add_argument(
-        "--dataset", default=None, help="dataset spec of the probe's batch (default: the checkpoint's, if allowed)"
-    )
-    p.add_argument("--role", choices=["g", "d"], default=None, help="GAN: generator (g, default) or discriminator loss")
+    p.add_argument("--role", choices=GAN_ROLES, default=None, help="GAN: generator (g, default) or discriminator loss")
     p.add_argument("--stage", choices=["final", "early"], default="final", help="zoo checkpoint stage")
     p.add_argument("--refresh", action="store_true", help="recompute even when a cached result exists")
     add_device_arg(p)
@@ -51,48 +61,26 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def parse_timesteps(text: str | None, T: int) -> list[int]:
+def parse_timesteps(text: str | None) -> tuple[int, ...] | None:
     if text is None:
-        return [int(f * T) for f in DEFAULT_TIMESTEP_FRACTIONS]
+        return None
     try:
-        return [int(t) for t in text.split(",") if t.strip()]
+        return tuple(int(t) for t in text.split(",") if t.strip())
     except ValueError:
         raise DstabError(f"--timesteps must be integers separated by commas, got {text!r}") from None
 
 
-def probe_for(bundle, timesteps: str | None, role: str | None, batch_size: int, seed: int):
-    ts = parse_timesteps(timesteps, bundle.diffusion.T) if bundle.kind == "dm" else None
-    require(bundle.kind == "gan" or role is None, f"{bundle.name} is a DM; --role applies to GANs only")
-    require(bundle.kind == "dm" or timesteps is None, f"{bundle.name} is a GAN; --timesteps applies to DMs only")
-    return probes.probe_for(bundle, ts, role, batch_size, seed)
+def spec_from(args):
+    probe = replace(SPEC.probe, timesteps=parse_timesteps(args.timesteps), role=args.role,
+                    batch_size=args.batch_size, seed=args.seed)  # fmt: skip
+    return replace(SPEC, probe=probe, engine=args.engine, top_k=args.top_k, trace_samples=args.trace_samples,
+                   slq_runs=args.slq_runs, slq_steps=args.slq_steps, seed=args.seed, block=args.block,
+                   lambda_min=args.lambda_min)  # fmt: skip
 
 
-def progress_bar():
-    from tqdm import tqdm
-
-    bars: dict[str, tqdm] = {}
-
-    def tick(stage: str, done: int, total: int) -> None:
-        if stage not in bars:
-            bars[stage] = tqdm(total=total, desc=f"hessian {stage}", unit="Hv", leave=False)
-        bars[stage].update(done - bars[stage].n)
-
-    return tick, bars
-
-
-def density_figure(result: hessian.HessianSpectrum, title: str):
-    return line_image(
-        result.grid, {"density (SLQ)": result.curve}, title, log_y=True, marks=list(result.top_eigenvalues)
-    )
-
-
-def write_outputs(out: Path, result: hessian.HessianSpectrum, extra: dict, title: str) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    meta, arrays = result.to_record()
-    (out / "hessian.json").write_text(json.dumps({**meta, **extra}, indent=2) + "\n")
-    np.savez(out / "hessian.npz", **arrays)
-    density_figure(result, title).save(out / "hessian.png")
-    return out
+def _what(probe: dict) -> str:
+    """The probe part of an output name: the DM's timesteps (t125-375) or the GAN's network (g, d)."""
+    return "t" + "-".join(str(t) for t in probe["timesteps"]) if probe.get("timesteps") else probe["role"]
 
 
 def check_settings(args) -> None:
@@ -110,30 +98,24 @@ def run(args) -> int:
     check_settings(args)
     bundles, names = load_models([args.checkpoint], stage=args.stage)
     require(len(bundles) == 1, f"{args.checkpoint!r} names {len(bundles)} checkpoints; give one")
-    if args.dataset:
-        bundles[0].extras["dataset"] = args.dataset
-    device = resolve_device(args.device)
-    probe = probe_for(bundles[0], args.timesteps, args.role, args.batch_size, args.seed).to(device)
-    tick, bars = progress_bar()
-    settings = {
-        "top_k": args.top_k,
-        "trace_samples": args.trace_samples,
-        "slq_runs": args.slq_runs,
-        "slq_steps": args.slq_steps,
-        "seed": args.seed,
-    }
-    with torch.enable_grad():
-        result, source = hessian_engines.cached(probe, args.engine, args.refresh, tick, **settings)
-    for bar in bars.values():
-        bar.close()
-    s = result.summary()
-    extra = {"checkpoint": names[0], "probe": probe.describe(), "source": source}
-    write_outputs(args.output, result, extra, f"{names[0]} ({probe.kind}, {args.engine})")
-    lam_min = "n/a" if s["lambda_min"] is None else f"{s['lambda_min']:.4g}"
+    spec = spec_from(args)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the engine's memory plan, on stderr
+    with cost_warnings_on_one_line(), bars("hessian", "Hv") as tick:
+        found = results.get(spec, bundles, tick, resolve_device(args.device), args.refresh)
+    s = spec.read(found).summary()
+    kind = found.params["probe"]["kind"]
+    record = {**found.meta, "checkpoint": names[0], "probe": found.params["probe"], "source": found.source}
+    density = hessian_plots.density_png(f"{names[0]} ({kind}, {args.engine})", found)
+    shas = [bundles[0].sha256]
+    stem = result_stem(args.output, ["hessian", model_id(names[0]), _what(found.params["probe"])], shas)
+    write_result(stem, record, found.arrays, shas, {".png": density.save})
+    lam_min = lambda_min_text(s)
     print(
-        f"{names[0]} [{probe.kind}, n={s['n_params']}, {args.engine}, {source}]: lambda_1 {s['lambda_1']:.4g}  "
+        f"{names[0]} [{kind}, n={s['n_params']}, {args.engine}, {found.source}]: lambda_1 {s['lambda_1']:.4g}  "
         f"lambda_min {lam_min}  trace {s['trace']:.4g} +- {s['trace_stderr']:.2g}  "
         f"mean {s['mean']:.4g}  sigma2 {s['sigma2']:.4g}  ritz variance {s['ritz_variance']:.4g}"
     )
-    print(args.output)
+    if s.get("lanczos_converged") is False:
+        print(f"warning: {s.get('warning', 'the top eigenvalues did not converge')}")
+    print(f"{stem}.json/.npz/.png")
     return 0

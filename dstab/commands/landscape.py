@@ -1,45 +1,44 @@
 """`dstab surface|interpolate|precompute`: loss surfaces and interpolation curves, headless.
 
 Each writes <stem>.json (metadata, smoothness numbers and the arrays),
-<stem>.npz (the arrays), <stem>.png and <stem>.html (plotly) into --out.
-Results come from the results cache when present (see dstab.cache).
+<stem>.npz (the arrays), <stem>.png and <stem>.html into --out: the figures
+the Loss landscape and Interpolation pages draw (dstab.plots). Results come
+from the results cache when present (see dstab.cache); options default to the
+fields of the zoo's shipped specs (dstab.zooresults).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-import re
-import sys
-import warnings
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-from tqdm import tqdm
-
-from .. import budgets
-from ..analysis import distributed, figures, interpolation, precompute, service
+from .. import budgets, distributed, plots, zoo, zooresults
+from ..analysis import results
 from ..analysis.directions import BIAS_MODES
-from ..analysis.landscape import STRATEGIES, CostWarning
-from ..checkpoints import atomic_write_bytes
+from ..analysis.interpolation import rise_over_end
+from ..analysis.landscape import STRATEGIES
+from ..analysis.specs import GAN_ROLES, SURFACE_ENGINES, SURFACE_PRECISIONS, ProbeSpec
 from ..device import resolve_device
-from ..errors import require
 from ..fileio import writable_dir
+from ..plots import curve as curve_plots
+from ..plots import surface as surface_plots
 from . import add_command, add_device_arg, add_threads_arg
+from .output import result_stem, write_result
+from .progress import bars, cost_warnings_on_one_line
+
+SURFACE, CURVE = zooresults.SURFACE, zooresults.CURVE
 
 
 def _probe_args(p) -> None:
+    probe = SURFACE.probe
     p.add_argument("--stage", choices=["final", "early"], default="final", help="zoo checkpoint stage (default final)")
-    p.add_argument(
-        "--timestep",
-        type=int,
-        action="append",
-        help=f"DM timestep to probe, repeatable; one result per timestep (default {list(service.DEFAULT_TIMESTEPS)})",
-    )
-    p.add_argument("--role", choices=["g", "d"], action="append", help="GAN network to probe (default both)")
-    p.add_argument("--batch-size", type=int, default=service.DEFAULTS["batch_size"], help="probe batch (default 64)")
-    p.add_argument("--probe-seed", type=int, default=0, help="seed of the probe's fixed batch and noise (default 0)")
+    p.add_argument("--timestep", type=int, action="append", help="DM timestep to probe, repeatable; one result per "
+                   f"timestep (default {list(zooresults.DM_TIMESTEPS)})")  # fmt: skip
+    p.add_argument("--role", choices=GAN_ROLES, action="append", help="GAN network to probe (default both)")
+    p.add_argument("--batch-size", type=int, default=probe.batch_size, help=f"probe batch (default {probe.batch_size})")
+    p.add_argument("--probe-seed", type=int, default=probe.seed, help="seed of the probe's fixed batch and noise "
+                   f"(default {probe.seed})")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("."), help="output folder (default: current folder)")
     p.add_argument("--refresh", action="store_true", help="recompute even when a cached result exists")
     add_device_arg(p)
@@ -55,12 +54,14 @@ def register(sub) -> None:
         "split across ranks.",
     )
     s.add_argument("checkpoint", help="checkpoint file or zoo id")
-    s.add_argument("--grid", type=int, default=service.DEFAULTS["grid"], help="odd grid size (default 21)")
-    s.add_argument("--radius", type=float, default=service.DEFAULTS["radius"], help="half-width r (default 1.0)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the two directions (default 0)")
-    s.add_argument("--bias-mode", choices=BIAS_MODES, default="ignore", help="1-D parameters: Li et al.'s options")
-    s.add_argument("--engine", choices=service.ENGINES, default="dstab", help="dstab (default) or loss-landscapes")
+    s.add_argument("--grid", type=int, default=SURFACE.grid, help=f"odd grid size (default {SURFACE.grid})")
+    s.add_argument("--radius", type=float, default=SURFACE.radius, help=f"half-width r (default {SURFACE.radius})")
+    s.add_argument("--seed", type=int, default=SURFACE.seed, help=f"direction seed (default {SURFACE.seed})")
+    s.add_argument("--bias-mode", choices=BIAS_MODES, default=SURFACE.bias_mode, help="1-D parameters (Li et al.)")
+    s.add_argument("--engine", choices=SURFACE_ENGINES, default=SURFACE.engine, help="dstab or loss-landscapes")
     s.add_argument("--strategy", choices=STRATEGIES, default=None, help="default: sequential on CPU, vmap on CUDA")
+    s.add_argument("--precision", choices=SURFACE_PRECISIONS, default=SURFACE.precision,
+                   help="fp32 (default), tf32 (CUDA tensor cores) or bf16 autocast")  # fmt: skip
     _probe_args(s)
     s.set_defaults(func=run_surface)
 
@@ -72,122 +73,68 @@ def register(sub) -> None:
     )
     i.add_argument("a", help="checkpoint file or zoo id (alpha = 1)")
     i.add_argument("b", nargs="?", default=None, help="checkpoint file or zoo id (alpha = 0; default: A's early stage)")
-    i.add_argument("--lo", type=float, default=-0.5, help="lowest alpha (default -0.5)")
-    i.add_argument("--hi", type=float, default=1.5, help="highest alpha (default 1.5)")
-    i.add_argument("--steps", type=int, default=20, help="points per unit of alpha (default 20)")
+    i.add_argument("--lo", type=float, default=CURVE.lo, help=f"lowest alpha (default {CURVE.lo})")
+    i.add_argument("--hi", type=float, default=CURVE.hi, help=f"highest alpha (default {CURVE.hi})")
+    i.add_argument("--steps", type=int, default=CURVE.steps, help=f"points per unit of alpha (default {CURVE.steps})")
     _probe_args(i)
     i.set_defaults(func=run_interpolate)
 
     pc = add_command(
         sub,
         "precompute",
-        description="Compute every registered default analysis for every zoo entry into the shipped cache, "
-        "skipping results already there.",
+        description="Compute every default analysis (dstab.zooresults) for every zoo entry into the shipped "
+        "cache, skipping results already there.",
     )
-    every = ", ".join(precompute.tasks())
-    pc.add_argument("--only", default=None, help=f"comma-separated tasks (default all: {every})")
+    pc.add_argument("--only", default=None, help=f"comma-separated tasks (default all: {', '.join(zooresults.TASKS)})")
     pc.add_argument("--entries", default=None, help="only zoo entries whose id contains this text")
     add_device_arg(pc)
     add_threads_arg(pc)
     pc.set_defaults(func=run_precompute)
 
 
-def _probes(bundle, args) -> list[dict]:
-    if bundle.kind == "dm":
-        require(not args.role, f"{bundle.name} is a DM; --role applies to GANs only (use --timestep)")
-        return [{"timestep": t} for t in (args.timestep or service.DEFAULT_TIMESTEPS)]
-    require(not args.timestep, f"{bundle.name} is a GAN; --timestep applies to DMs only (use --role g|d)")
-    return [{"role": r} for r in (args.role or service.DEFAULT_ROLES)]
+def _probes(bundle, args) -> list[ProbeSpec]:
+    common = {"batch_size": args.batch_size, "seed": args.probe_seed}
+    if bundle.kind == "dm" and not args.role:
+        return [ProbeSpec(timesteps=(t,), **common) for t in (args.timestep or zooresults.DM_TIMESTEPS)]
+    if bundle.kind == "gan" and not args.timestep:
+        return [ProbeSpec(role=r, **common) for r in (args.role or GAN_ROLES)]
+    return [ProbeSpec(timesteps=tuple(args.timestep or ()) or None, role=(args.role or [None])[0], **common)]
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
+def _write(found, stem: Path, shas: list, png, html) -> None:
+    record = {"source": found.source, **found.meta, "arrays": found.arrays}
+    figures = {".png": png.save, ".html": lambda path: plots.write_html(html, path)}
+    write_result(stem, record, found.arrays, shas, figures)
+    print(f"{stem}.json/.npz/.png/.html ({found.source})")
 
 
-def _plain(value):
-    """JSON-safe: arrays to lists, NaN and inf to null."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def _write(result, stem: Path, source: str, png, html) -> None:
-    meta, arrays = result.to_record()
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    record = {"source": source, **_plain(meta), "arrays": _plain(arrays)}
-    atomic_write_bytes(stem.with_suffix(".json"), json.dumps(record, indent=1).encode())
-    np.savez(stem.with_suffix(".npz"), **arrays)
-    png(result, stem.with_suffix(".png"))
-    figures.write_html(html(result), stem.with_suffix(".html"))
-    print(f"{stem}.json/.npz/.png/.html ({source})")
-
-
-@contextlib.contextmanager
-def _cost_warnings_on_one_line():
-    """A CostWarning reaches the terminal as one 'warning: ...' line before the work starts."""
-    original = warnings.showwarning
-
-    def show(message, category, *args, **kwargs):
-        if issubclass(category, CostWarning):
-            print(f"warning: {message}", file=sys.stderr, flush=True)
-        else:
-            original(message, category, *args, **kwargs)
-
-    warnings.showwarning = show
-    try:
-        yield
-    finally:
-        warnings.showwarning = original
-
-
-def _bar(total: int, desc: str):
-    return tqdm(total=total, desc=desc, file=sys.stderr, disable=distributed.world()[0] != 0, leave=False)
-
-
-def _what(probe: dict) -> str:
-    return f"t{probe['timestep']}" if "timestep" in probe else probe["role"]
+def _what(probe: ProbeSpec) -> str:
+    return f"t{probe.timesteps[0]}" if probe.timesteps else probe.role or "g"
 
 
 def run_surface(args) -> int:
     budgets.check_count(args.grid**2, "DSTAB_MAX_GRID_POINTS", f"--grid {args.grid} (grid points)")
     writable_dir(args.out, "--out")
     device = resolve_device(args.device)
-    bundle = service.load(args.checkpoint, args.stage)
-    probes = _probes(bundle, args)
-    points = (args.grid + 1) ** 2 if args.engine != "dstab" else args.grid**2
-    for probe in probes:
-        with _cost_warnings_on_one_line(), _bar(points, f"surface {_what(probe)}") as bar:
-            s, source = service.surface_for(
-                bundle,
-                **probe,
-                grid=args.grid,
-                radius=args.radius,
-                seed=args.seed,
-                batch_size=args.batch_size,
-                probe_seed=args.probe_seed,
-                bias_mode=args.bias_mode,
-                engine=args.engine,
-                device=device,
-                strategy=args.strategy,
-                refresh=args.refresh,
-                progress=bar.update,
-            )
-        if distributed.world()[0] == 0:
-            stem = args.out / f"surface_{_slug(bundle.name)}_{_what(probe)}"
-            _write(s, stem, source, figures.surface_png, figures.surface_figure)
-            m = s.meta["metrics"]
+    bundle = zoo.load_checkpoint(args.checkpoint, args.stage)
+    rank0 = distributed.from_env().main
+    for probe in _probes(bundle, args):
+        spec = replace(SURFACE, probe=probe, grid=args.grid, radius=args.radius, seed=args.seed,
+                       bias_mode=args.bias_mode, engine=args.engine, precision=args.precision)  # fmt: skip
+        with cost_warnings_on_one_line(), bars(f"surface {_what(probe)}", enabled=rank0) as tick:
+            found = results.get(spec, [bundle], tick, device, args.refresh, strategy=args.strategy)
+        if rank0:
+            a, b, loss = found.arrays["alphas"], found.arrays["betas"], found.arrays["loss"]
+            view = surface_plots.views({"own": loss}, surface_plots.SHARED_RISE)["own"]  # its own relative rise
+            title = surface_plots.title(bundle.name, found.meta)
+            figure = surface_plots.surface_3d(a, b, view, title)
+            stem = result_stem(args.out, ["surface", bundle.name, _what(probe)], [bundle.sha256])
+            _write(found, stem, [bundle.sha256], surface_plots.heatmap_png(view.z, title, view.hi), figure)
+            m = found.meta["metrics"]
             print(
-                f"  centre loss {s.centre_loss:.5g}, relative rise {m['relative_rise']:.4g}, curvature roughness "
-                f"{m['curvature_roughness']:.4g}, convex fraction {m['convex_fraction']:.3f}, "
-                f"cosine {s.meta['cosine_before']:.2e} -> {s.meta['cosine_after']:.2e}"
+                f"  centre loss {found.meta['centre_loss']:.5g}, relative rise {m['relative_rise']:.4g}, curvature "
+                f"roughness {m['curvature_roughness']:.4g}, convex fraction {m['convex_fraction']:.3f}, "
+                f"cosine {found.meta['cosine_before']:.2e} -> {found.meta['cosine_after']:.2e}"
             )
     return 0
 
@@ -197,29 +144,20 @@ def run_interpolate(args) -> int:
     budgets.check_count(min(span, 1e18) + 1, "DSTAB_MAX_GRID_POINTS", "--steps x (--hi - --lo) (points)")
     writable_dir(args.out, "--out")
     device = resolve_device(args.device)
-    a = service.load(args.a, args.stage)
-    b = service.load(args.b) if args.b else service.load(args.a, "early")
+    a = zoo.load_checkpoint(args.a, args.stage)
+    b = zoo.load_checkpoint(args.b) if args.b else zoo.load_checkpoint(args.a, "early")
     for probe in _probes(a, args):
-        points = len(interpolation.interpolation_alphas(args.lo, args.hi, args.steps))
-        with _cost_warnings_on_one_line(), _bar(points, f"interpolate {_what(probe)}") as bar:
-            c, source = service.interpolation_for(
-                a,
-                b,
-                **probe,
-                lo=args.lo,
-                hi=args.hi,
-                steps=args.steps,
-                batch_size=args.batch_size,
-                probe_seed=args.probe_seed,
-                device=device,
-                refresh=args.refresh,
-                progress=bar.update,
-            )
-        stem = args.out / f"interpolate_{_slug(a.name)}_{_slug(b.name)}_{_what(probe)}"
-        _write(c, stem, source, figures.curve_png, figures.curve_figure)
-        m = c.meta["metrics"]
+        spec = replace(CURVE, probe=probe, lo=args.lo, hi=args.hi, steps=args.steps)
+        with cost_warnings_on_one_line(), bars(f"interpolate {_what(probe)}") as tick:
+            found = results.get(spec, [a, b], tick, device, args.refresh)
+        alphas = found.arrays["alphas"]
+        rows = {a.kind: (a.name, found.meta, alphas, rise_over_end(alphas, found.arrays["loss"]))}
+        shas = [a.sha256, b.sha256]
+        stem = result_stem(args.out, ["interpolate", a.name, b.name, _what(probe)], shas)
+        _write(found, stem, shas, curve_plots.curves_png(rows), curve_plots.curves(rows))
+        m = found.meta["metrics"]
         print(
-            f"  loss b {c.meta['loss_b']:.5g} -> a {c.meta['loss_a']:.5g}, roughness {m['roughness']:.4g}, "
+            f"  loss b {found.meta['loss_b']:.5g} -> a {found.meta['loss_a']:.5g}, roughness {m['roughness']:.4g}, "
             f"barrier {m['barrier']:.4g}"
         )
     return 0
@@ -227,7 +165,7 @@ def run_interpolate(args) -> int:
 
 def run_precompute(args) -> int:
     only = [t.strip() for t in args.only.split(",") if t.strip()] if args.only else None
-    with _cost_warnings_on_one_line():
-        n = precompute.run(only, args.entries, resolve_device(args.device))
+    with cost_warnings_on_one_line():
+        n = zooresults.run(only, args.entries, resolve_device(args.device))
     print(f"{n} results in the shipped cache")
     return 0

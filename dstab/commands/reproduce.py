@@ -1,64 +1,77 @@
-"""`dstab reproduce speedup`: the paper's speedup experiment at small scale."""
+"""`dstab reproduce speedup`: the paper's speed-up experiment at small scale, as sweep + compare."""
 
 from __future__ import annotations
 
+import argparse
+import shutil
 from pathlib import Path
-
-from ..device import resolve_device
-from ..errors import require
-from ..experiments import speedup
-from . import add_command, add_device_arg, add_threads_arg
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def register(sub) -> None:
+    from ..experiments import speedup
+    from . import add_command
+    from .sweep import add_sweep_args
+
     p = add_command(sub, "reproduce")
     rsub = p.add_subparsers(dest="experiment", metavar="{speedup}", parser_class=type(p))
     rsub.required = True
     s = rsub.add_parser(
         "speedup",
-        help="baseline vs MD, MD+LRC, MDLRC+CLTS and the lrc-only control on digits",
+        help="baseline vs the full method, its ablation and the lrc-only / lr-matched controls, with statistics",
         description=speedup.__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Queues the runs in the background (one group; see `dstab runs list`); when they have finished, "
+        "rerun with --report-only to compare them and regenerate RESULTS.md's section.",
     )
-    s.add_argument("--out", type=Path, default=REPO / "workspace" / "speedup", help="folder for the run directories")
-    s.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1)")
-    s.add_argument("--steps", type=int, default=speedup.Setup.steps)
-    s.add_argument("--eval-every", type=int, default=speedup.Setup.eval_every)
-    s.add_argument("--eval-samples", type=int, default=speedup.Setup.eval_samples)
-    s.add_argument("--sampler-steps", type=int, default=speedup.Setup.eval_sampler_steps, help="DDIM steps for FD")
-    s.add_argument("--results", type=Path, default=REPO / "RESULTS.md", help="markdown file to update")
-    s.add_argument(
-        "--only-variant",
-        choices=speedup.VARIANTS,
-        default=None,
-        help="train only this variant's runs (all seeds) and skip the report: run one process per variant, "
-        "then one with --report-only",
-    )
-    s.add_argument("--report-only", action="store_true", help="summarise the finished runs in --out; train nothing")
-    add_threads_arg(s, default=1, why=": one keeps the runs reproducible")
-    add_device_arg(s)
+    s.add_argument("--dataset", default="digits", help="digits, toy2d[:variant], or another dataset (default digits)")
+    add_sweep_args(s, ",".join(speedup.DEFAULT_VARIANTS), "speedup-<dataset>")
+    s.add_argument("--report-only", action="store_true", help="compare the group's finished runs; train nothing")
+    s.add_argument("--wait", action="store_true", help="after queueing, wait for the runs, then report")
+    s.add_argument("--last-k", type=int, default=5, help="evaluations averaged for the baseline's plateau")
+    s.add_argument("--results", type=Path, default=REPO / "RESULTS.md", help="markdown file whose section is rewritten")
+    s.add_argument("--summary", type=Path, default=None, help="JSON summary (default results/speedup-<dataset>.json)")
     s.set_defaults(func=run_speedup)
 
 
+def command_text(args) -> str:
+    parts = ["python -m dstab reproduce speedup", f"--dataset {args.dataset}", f"--variants {args.variants}"]
+    parts += [f"--seeds {args.seeds}", *(f"--set '{t}'" for t in args.set), *(["--paper"] if args.paper else [])]
+    return " ".join(parts)
+
+
 def run_speedup(args) -> int:
-    require(args.seeds >= 1, "--seeds must be >= 1")
-    setup = speedup.Setup(
-        steps=args.steps,
-        eval_every=args.eval_every,
-        eval_samples=args.eval_samples,
-        eval_sampler_steps=args.sampler_steps,
-    )
-    seeds = list(range(args.seeds))
-    if args.only_variant is not None:
-        speedup.run_all(args.out, seeds, setup, [args.only_variant], resolve_device(args.device))
+    from ..experiments import compare, speedup, sweep
+    from ..training import runs
+    from . import compare as compare_cmd
+    from .sweep import seeds_arg
+
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    group, planned = speedup.plan(args.dataset, variants, seeds_arg(args.seeds), args.set, args.group, args.paper)
+    if args.dry_run:
+        print("\n".join(sweep.describe(planned)))
+        print(f"{len(planned)} runs in group {group} (dry run: nothing queued)")
         return 0
     if not args.report_only:
-        speedup.run_all(args.out, seeds, setup, device=resolve_device(args.device))
-    summary = speedup.summarise(args.out, seeds)
-    summary["setup"] = setup.__dict__
-    speedup.save_summary(args.out, summary)
-    section = speedup.report(summary, setup, f"fd_local@{setup.eval_samples}x{setup.eval_sampler_steps}ddim")
-    speedup.write_section(args.results, section)
-    print(section)
+        sweep.launch(group, planned, args.device, args.threads, args.root)
+        print(f"queued {len(planned)} runs in group {group}")
+        if not args.wait:
+            print(f"when they have finished: {command_text(args)} --report-only")
+            return 0
+        for r in planned:
+            runs.wait(r.name, timeout=float("inf"), root=args.root)
+    result = compare.compare(group, None, "baseline", args.last_k, args.root)
+    family = args.dataset.split(":")[0]
+    report_dir = runs.workspace_root(args.root).parent / "compare" / group
+    compare_cmd.write_report(result, report_dir)
+    figure = args.results.parent / "results" / f"speedup-{family}-curves.png"
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(report_dir / "curves-iterations.png", figure)
+    rel = {"mean over seeds with 90% band, per-seed curves faint": str(figure.relative_to(args.results.parent))}
+    body = speedup.section(result, command_text(args), rel)
+    speedup.write_section(args.results, args.dataset, body)
+    speedup.save_summary(args.summary or args.results.parent / "results" / f"speedup-{family}.json", result)
+    print(body)
+    print(f"full report (figures vs iterations, images seen, wall-clock; HTML): {report_dir}")
     return 0

@@ -25,7 +25,10 @@ Layout of RUN_DIR:
                       grad_norm, lr, beta1, samples_per_s, d_loss (GANs) and an
                       evaluation named by `metric_name`, e.g. "fd_local@500x50ddim"
                       (Frechet distance on dstab's local digit features, 500
-                      samples, 50 DDIM steps), "fd_points@...", "fid@...".
+                      samples, 50 DDIM steps), "fd_points@...", "fid@...", and for
+                      2-D data "mmd2@...", "sw2@...", "mode_coverage@...",
+                      "mode_precision@..." (8-Gaussians); "~K" ends the name of
+                      a mean over K evaluation noise seeds.
     heartbeat         JSON {"step", "time", "pid"}, rewritten every
                       HEARTBEAT_EVERY_S seconds by a thread while the process lives
     status.json       written at exit: {"state": "finished"|"stopped"|"failed",
@@ -51,8 +54,9 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoints import atomic_write_bytes, safe_torch_load
+from ..bundle import safe_torch_load
 from ..errors import DstabError
+from ..fileio import atomic_write_bytes, write_json
 
 CONFIG = "config.json"
 CHECKPOINTS = "checkpoints"
@@ -64,10 +68,6 @@ STATUS = "status.json"
 LOG = "train.log"
 HEARTBEAT_EVERY_S = 2.0
 STATES = ("finished", "stopped", "failed")
-
-
-def write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def check_new(run_dir: Path) -> None:
@@ -178,7 +178,7 @@ class Heartbeat:
     def beat(self) -> None:
         payload = {"step": int(self.step), "time": time.time(), "pid": os.getpid()}
         try:
-            atomic_write_bytes(self.path, json.dumps(payload).encode())
+            write_json(self.path, payload)
         except OSError:
             pass  # a full disk must not kill training from this thread; the next beat retries
 

@@ -9,9 +9,9 @@ import sys
 import traceback
 from pathlib import Path
 
-from .. import checkpoints
+from .. import checkpoints, distributed
 from ..errors import DstabError
-from . import distributed, rundir
+from . import rundir
 from .config import TrainConfig
 from .trainer import Trainer
 

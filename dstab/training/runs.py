@@ -32,6 +32,7 @@ from pathlib import Path
 
 from ..device import resolve_device
 from ..errors import DstabError, require
+from ..fileio import write_json
 from . import config as train_config
 from . import rundir
 from .runstate import (  # noqa: F401 (the run manager's API: pages and the CLI import these from here)
@@ -40,7 +41,6 @@ from .runstate import (  # noqa: F401 (the run manager's API: pages and the CLI 
     STOP_FILE,
     RunStatus,
     _read_json,
-    _write_json,
     check_name,
     checkpoint_steps,
     log_tail,
@@ -116,7 +116,7 @@ def _spawn(path: Path, launch: dict, mode: str) -> int:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    _write_json(path / "pid", {"pgid": proc.pid, "mode": mode, "started": started})
+    write_json(path / "pid", {"pgid": proc.pid, "mode": mode, "started": started})
     return proc.pid
 
 
@@ -155,18 +155,23 @@ def _queued_at(path: Path) -> float:
 
 
 def _enqueue(path: Path, mode: str) -> None:
-    _write_json(path / "queued", {"mode": mode, "time": time.time()})
+    write_json(path / "queued", {"mode": mode, "time": time.time()})
 
 
 def resolved_config(preset: str | None = None, config_file: Path | None = None, overrides=()) -> dict:
     """The trainer's full config for a request, validated exactly as `dstab train` will (model and
     dataset shapes included), so a refused config raises DstabError before anything is launched."""
-    from .trainer import Trainer
-
     require(preset or config_file, "a run needs a preset or a config file")
     config = train_config.resolve(preset, config_file, list(overrides))
-    Trainer(train_config.TrainConfig.from_dict(config), REPO_ROOT, "cpu")  # builds model and data: shape checks
+    check_buildable(config)
     return config
+
+
+def check_buildable(config: dict) -> None:
+    """Build the trainer's model and data once (shape checks); a sweep calls this once per distinct setup."""
+    from .trainer import Trainer
+
+    Trainer(train_config.TrainConfig.from_dict(config), REPO_ROOT, "cpu")
 
 
 def start(
@@ -187,17 +192,27 @@ def start(
     config is what the trainer receives: a queued run cannot change meaning
     if a preset or the file changes before it starts.
     """
+    require(threads is None or threads >= 1, f"threads must be a positive integer, got {threads!r}")
+    require(not run_dir(name, root).exists(), f"a run named {name!r} already exists; pick another name or delete it")
+    config = resolved_config(preset, config_file, overrides)
+    request = {"preset": preset, "config_file": str(config_file) if config_file else None, "overrides": list(overrides)}
+    queue(name, config, request, device=concrete_device(device), group=group, threads=threads, root=root)
+    schedule(root)
+    return status(name, root)
+
+
+def queue(
+    name: str, config: dict, request: dict, *, device: str, group=None, threads=None, root: Path | None = None
+) -> Path:
+    """Write a run whose `config` is already resolved and validated onto the queue, without
+    scheduling: `start` for one run, a sweep for many (then one `schedule()`). `request` is
+    what launch.json records of how the config was asked for (preset, overrides, ...)."""
     root = workspace_root(root)
     path = run_dir(name, root)
-    require(not path.exists(), f"a run named {name!r} already exists in {root}; pick another name or delete it")
-    require(threads is None or threads >= 1, f"threads must be a positive integer, got {threads!r}")
-    config = resolved_config(preset, config_file, overrides)
     launch = {
         "name": name,
-        "preset": preset,
-        "config_file": str(config_file) if config_file else None,
-        "overrides": list(overrides),
-        "device": concrete_device(device),
+        **request,
+        "device": device,
         "threads": threads,
         "group": group,
         "total_steps": config["steps"],
@@ -206,11 +221,10 @@ def start(
     with _locked(root):
         require(not path.exists(), f"a run named {name!r} already exists in {root}; pick another name or delete it")
         path.mkdir()
-        _write_json(path / "request.json", config)
-        _write_json(path / "launch.json", launch)
+        write_json(path / "request.json", config)
+        write_json(path / "launch.json", launch)
         _enqueue(path, "start")
-    schedule(root)
-    return status(name, root)
+    return path
 
 
 def stop(name: str, root: Path | None = None) -> RunStatus:
@@ -221,7 +235,7 @@ def stop(name: str, root: Path | None = None) -> RunStatus:
     with _locked(root):
         st = status(name, root)
         require(st.active, f"run {name!r} is {st.state}, not running or queued; nothing to stop")
-        _write_json(path / STOP_FILE, {"time": time.time()})
+        write_json(path / STOP_FILE, {"time": time.time()})
         if st.state == "queued":
             (path / "queued").unlink()
         else:

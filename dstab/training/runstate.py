@@ -69,12 +69,6 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)  # readers never see half a file
-
-
 def _alive(pid: int | None, marker: str) -> bool:
     """Whether `pid` is a live, non-zombie process whose command line mentions `marker` (guards pid reuse)."""
     if not pid:

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import torch
 
-from .. import checkpoints, data, models
+from .. import checkpoints, data, distributed, models
 from ..diffusion import Diffusion
 from ..errors import DstabError, require
 from ..gan import d_loss_bce, generator_loss
-from . import distributed
+from ..sampling import arch_sample_shape
 from .config import TrainConfig
 from .lr import optimizer_schedule
 from .momentum import apply
@@ -164,14 +164,7 @@ class Trainer:
 
     def _check_shapes(self) -> None:
         shape = self.dataset.sample_shape
-        if self.cfg.kind == "dm":
-            a = models.normalise(self.cfg.arch)
-            want = (a["in_channels"], a["image_size"], a["image_size"]) if a["arch"] == "unet" else (a["data_dim"],)
-        else:
-            a = models.normalise(self.cfg.arch["generator"])
-            want = (
-                (a["channels"], a["image_size"], a["image_size"]) if a["arch"].startswith("dcgan") else (a["data_dim"],)
-            )
+        want = arch_sample_shape(self.cfg.arch if self.cfg.kind == "dm" else self.cfg.arch["generator"])
         if tuple(want) != tuple(shape):
             raise DstabError(
                 f"the model expects samples of shape {tuple(want)} but dataset {self.cfg.dataset!r} has {tuple(shape)}"

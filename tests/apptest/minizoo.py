@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from dstab import checkpoints, models
-from dstab.viz import save_samples
+from dstab.plots.png import save_samples
 
 DIGITS_DM = {"arch": "unet", "image_size": 8, "in_channels": 1, "model_channels": 8, "norm_groups": 4,
              "channel_mult": [1, 2], "num_res_blocks": 1, "attention_resolutions": []}  # fmt: skip
@@ -58,7 +58,10 @@ def runs() -> list[tuple[str, str, str, dict, int, str | None, list[str]]]:
                 )
             )
         out.append((f"{family}/dm-eps-wide", "dm", dataset, _wide(dm), 0, "eps", ["dm-structure"]))
-        out.append((f"{family}/dm-x0-s0", "dm", dataset, dm, 0, "x0", ["dm-x0"]))
+        for s in range(3):
+            out.append(
+                (f"{family}/dm-x0-s{s}", "dm", dataset, dm, s, "x0", (["dm-x0"] if s == 0 else []) + ["x0-init"])
+            )
         for s in range(3):
             out.append(
                 (

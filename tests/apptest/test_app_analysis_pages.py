@@ -1,11 +1,16 @@
 """Hessian, consistency and interpolation pages on the toy2d zoo defaults: the charts appear and every
 number in their tables equals what the library computes afresh for the same inputs."""
 
+from dataclasses import replace
+
 import pytest
 
-from dstab import checkpoints, probes, report, zoo
+from dstab import checkpoints, probes, zoo, zooresults
 from dstab.analysis import consistency as cons
 from dstab.analysis import hessian, interpolation
+from dstab.analysis.specs import ProbeSpec
+
+HESSIAN = zooresults.HESSIAN
 
 
 def _load(eid: str, stage: str = "final"):
@@ -20,7 +25,8 @@ def test_hessian_page_equals_engine(app):
     rows = at.dataframe[0].value.to_dict("records")
     assert [r["kind"] for r in rows] == ["DM", "GAN"]
     for row, (eid, role) in zip(rows, [("toy2d/dm-eps-s0", None), ("toy2d/gan-s0", "g")]):
-        spectrum = hessian.spectrum(report.default_probe(_load(eid), role), **report.HESSIAN_SETTINGS).summary()
+        probe = replace(HESSIAN.probe, role=role).build(_load(eid))
+        spectrum = hessian.spectrum(probe, **HESSIAN.settings()).summary()
         assert row["lambda_1"] == pytest.approx(spectrum["lambda_1"], rel=1e-9)
         assert row["trace"] == pytest.approx(spectrum["trace"], rel=1e-9)
         assert row["sigma^2 (spectrum variance)"] == pytest.approx(spectrum["sigma2"], rel=1e-9)
@@ -33,7 +39,7 @@ def test_hessian_page_equals_engine(app):
 def test_consistency_page_equals_eq1_and_x0_counterexample(app):
     at = app("pages/consistency.py", data="toy2d", m="8")
     assert not at.exception, at.exception
-    assert len(at.get("image")) == 2 and len(at.get("plotly_chart")) == 2  # grids and PSNR heatmaps
+    assert len(at.get("plotly_chart")) == 4  # linked samples (toy2d points) and PSNR heatmaps
     rows = at.dataframe[0].value.to_dict("records")
     for row, group in zip(rows, ["dm-init", "gan-init"]):
         ids = cons.group_ids("toy2d", group)
@@ -43,11 +49,16 @@ def test_consistency_page_equals_eq1_and_x0_counterexample(app):
 
     at = app("pages/consistency.py", data="toy2d", m="8", sampler="ddim", steps="10", x0="true")
     assert not at.exception, at.exception
-    dm = at.dataframe[0].value.to_dict("records")[0]
-    pair = ["toy2d/dm-eps-s0", "toy2d/dm-x0-s0"]
-    assert dm["reference"] == pair[0] and dm["models N"] == 2
-    expected = cons.consistency([_load(i) for i in pair], pair, num=8, seed=0, sampler="ddim", steps=10).score
-    assert dm["C(q) dB"] == pytest.approx(expected, rel=1e-9)
+    assert len(at.get("image")) == 3  # eps DMs, x0 DMs, GANs: the paper's Fig. 9 test
+    rows = {r["group"]: r for r in at.dataframe[0].value.to_dict("records")}
+    x0_ids = cons.group_ids("toy2d", "x0-init")
+    assert rows["X0"]["reference"] == "toy2d/dm-x0-s0" and rows["X0"]["models N"] == len(x0_ids) == 3
+    x0 = cons.consistency([_load(i) for i in x0_ids], x0_ids, num=8, seed=0, sampler="ddim", steps=10).score
+    assert rows["X0"]["C(q) dB"] == pytest.approx(x0, rel=1e-9)
+    eps = rows["DM"]["C(q) dB"]
+    verdict = next(m.value for m in at.markdown if "x0-prediction DMs less consistent than eps DMs" in m.value)
+    assert "x0 group toy2d/dm-x0-s0, toy2d/dm-x0-s1, toy2d/dm-x0-s2" in verdict
+    assert ("holds" in verdict.split(":")[1]) == (x0 < eps)  # the verdict follows the numbers
 
 
 def test_interpolation_page_equals_library(app):
@@ -68,8 +79,8 @@ def test_interpolation_page_equals_library(app):
 def test_pages_find_their_results_again_by_their_own_keys(app):
     """What a page computed (through the library's cached entry points) it must find by the key it looks up
     first, or every rerun would compute again."""
-    from dashboard import analyses
     from dstab import cache
+    from dstab.analysis.results import Plan
 
     app("pages/landscape.py", data="toy2d", grid="5")
     app("pages/interpolation.py", data="toy2d", steps="4")
@@ -77,13 +88,42 @@ def test_pages_find_their_results_again_by_their_own_keys(app):
     app("pages/consistency.py", data="toy2d", m="4")
     dm, gan, dm_early = _load("toy2d/dm-eps-s0"), _load("toy2d/gan-s0"), _load("toy2d/dm-eps-s0", "early")
     ids = cons.group_ids("toy2d", "gan-init")
+    surface = replace(zooresults.SURFACE, grid=5)
     requests = [
-        analyses.surface_request(dm, "dm", 500, "g", 5, 1.0, 0, "cpu"),
-        analyses.surface_request(gan, "gan", 500, "g", 5, 1.0, 0, "cpu"),
-        analyses.interpolation_request(dm, dm_early, "dm", 500, "g", -0.5, 1.5, 4, "cpu"),
-        analyses.hessian_request(dm, "dm", analyses.QUARTILES, "g", analyses.HESSIAN_SETTINGS, "cpu"),
-        analyses.hessian_request(gan, "gan", 500, "g", analyses.HESSIAN_SETTINGS, "cpu"),
-        analyses.consistency_request([_load(i) for i in ids], ids, 4, 0, "ddpm", None, "cpu"),
+        Plan(replace(surface, probe=ProbeSpec(timesteps=(500,))), [dm]),
+        Plan(replace(surface, probe=ProbeSpec(role="g")), [gan]),
+        Plan(replace(zooresults.CURVE, probe=ProbeSpec(timesteps=(500,)), steps=4), [dm, dm_early]),
+        Plan(HESSIAN, [dm]),
+        Plan(replace(HESSIAN, probe=replace(HESSIAN.probe, role="g")), [gan]),
+        Plan(replace(zooresults.CONSISTENCY, num=4).for_kind("gan"), [_load(i) for i in ids]),
     ]
     for req in requests:
-        assert cache.lookup(req.name, req.params, req.shas) is not None, req.label
+        assert cache.lookup(req.spec.name, req.params, req.shas) is not None, req.spec
+
+
+def test_consistency_shows_all_m_samples_linked_by_their_noise(app):
+    import json
+
+    at = app("pages/consistency.py", data="toy2d", m="6")
+    assert not at.exception, at.exception
+    heads = [h.value for h in at.subheader]
+    assert "DM: C(q) = " in heads[0] and heads[0].endswith("all M = 6 samples of N = 3 models")
+    charts = {c.proto.id: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+    dm = next(spec for key, spec in charts.items() if "samples-dm" in key)
+    lines = [t for t in dm["data"] if t["mode"] == "lines"]
+    markers = [t for t in dm["data"] if t["mode"] == "markers"]
+    assert len(lines) == 6 and [t["name"] for t in markers] == ["dm-eps-s0", "dm-eps-s1", "dm-eps-s2"]
+    assert all(t["marker"]["color"] == markers[0]["marker"]["color"] for t in markers)  # a colour per noise
+    assert len(set(markers[0]["marker"]["color"])) == 6
+
+
+def test_consistency_digits_grid_holds_every_sample(app):
+    import json
+
+    at = app("pages/consistency.py", data="digits", m="5", sampler="ddim", steps="4")
+    assert not at.exception, at.exception
+    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "samples-dm" in c.proto.id)
+    image = spec["data"][0]
+    assert image["type"] == "image"
+    assert len(spec["layout"]["yaxis"]["ticktext"]) == 3  # a row per model
+    assert spec["layout"]["xaxis"]["ticktext"] == ["1", "2", "3", "4", "5"]  # a column per sample, all M

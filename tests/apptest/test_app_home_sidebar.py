@@ -11,9 +11,21 @@ import numpy as np
 import pytest
 import torch
 
-from dstab import cache, checkpoints, models, report, zoo
+from dstab import cache, checkpoints, models, zoo, zooresults
 from dstab.analysis import consistency as cons
-from dstab.analysis import hessian, hessian_engines
+from dstab.analysis import results
+from dstab.analysis.results import Plan
+
+
+def _consistency(bundles, ids):
+    """The shipped consistency spec (DDPM, M = 32) through results.get: (result, where it came from)."""
+    found = results.get(zooresults.CONSISTENCY, bundles, names=ids)
+    return zooresults.CONSISTENCY.read(found), found.source
+
+
+def _hessian_params(bundle) -> dict:
+    return Plan(zooresults.HESSIAN, [bundle]).params
+
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,9 +39,9 @@ def test_home_shows_shipped_numbers_once_they_exist(app, monkeypatch, tmp_path):
 
     ids = cons.group_ids("toy2d", "dm-init")
     bundles = [checkpoints.load(zoo.checkpoint_path(i)) for i in ids]
-    c_dm, _ = cons.cached(bundles, ids, num=32, seed=0, sampler="ddpm", steps=None)
+    c_dm, _ = _consistency(bundles, ids)
     gan = checkpoints.load(zoo.checkpoint_path("toy2d/gan-s0"))
-    spec, _ = hessian_engines.cached(report.default_probe(gan, "g"), "dstab", **report.HESSIAN_SETTINGS)
+    spec = zooresults.HESSIAN.read(results.get(zooresults.HESSIAN, [gan]))
     at = app(data="toy2d")
     values = [m.value for m in at.metric]
     assert values[0] == f"{c_dm.score:.2f} dB"
@@ -58,7 +70,7 @@ def test_uploads_bad_oversized_and_good(app, dash_env):
     _upload(at, "notes.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00{}garbage")
     assert not at.exception, at.exception
     assert any("was not kept" in e.value for e in at.error)
-    assert len(at.get("plotly_chart")) == 4
+    assert len(at.get("plotly_chart")) == 5  # two surfaces and two maps, and the small multiples
 
     _upload(at, "big.safetensors", b"\0" * (2 * 2**20))  # the tests' limit is 1 MiB
     assert any("above this server's upload limit" in e.value for e in at.error)
@@ -99,24 +111,22 @@ def test_home_falls_back_to_the_exact_key_when_the_manifest_cannot_tell(app, mon
     """Two stored Hessians of the zoo GAN that differ only where Home's manifest-based search does not
     look (the Lanczos tolerance), and a DM whose manifest entry lacks T: Home must load the checkpoints
     and show the report's own results."""
-    from dashboard import analyses, shipped
-
     monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "fresh-cache"))
     gan = checkpoints.load(zoo.checkpoint_path("toy2d/gan-s0"))
-    params = hessian.hessian_params(report.default_probe(gan, "g"), "dstab", **report.HESSIAN_SETTINGS)
+    params = _hessian_params(gan)
     variant = {**params, "tol": params["tol"] * 10}
     cache.store("hessian", variant, [gan.sha256], {"lambda_1": 222.0}, {"x": np.zeros(1)})
     entry = zoo.read_manifest()["entries"]["toy2d/gan-s0"]
-    assert [r.meta["lambda_1"] for r in shipped.hessian(entry)] == [222.0]  # alone, the variant is found...
+    assert [r.meta["lambda_1"] for r in zooresults.shipped_hessians(entry)] == [222.0]  # alone, the variant is found...
     assert app(data="toy2d").metric[3].value == "222.00"
     cache.store("hessian", params, [gan.sha256], {"lambda_1": 111.0}, {"x": np.zeros(1)})
-    assert len(shipped.hessian(entry)) == 2  # ...beside the report's own, the search cannot choose
-    assert analyses.default_hessian(gan).meta["lambda_1"] == 111.0
+    assert len(zooresults.shipped_hessians(entry)) == 2  # ...beside the report's own, the search cannot choose
+    assert zooresults.report_hessian(gan).meta["lambda_1"] == 111.0
     dm = checkpoints.load(zoo.checkpoint_path("toy2d/dm-eps-s0"))
-    dm_params = hessian.hessian_params(report.default_probe(dm, None), "dstab", **report.HESSIAN_SETTINGS)
+    dm_params = _hessian_params(dm)
     cache.store("hessian", dm_params, [dm.sha256], {"lambda_1": 333.0}, {"x": np.zeros(1)})
     # this miniature manifest has no train_config, so no T to search by: Home loads the DM for its key
-    assert shipped.hessian(zoo.read_manifest()["entries"]["toy2d/dm-eps-s0"]) is None
+    assert zooresults.shipped_hessians(zoo.read_manifest()["entries"]["toy2d/dm-eps-s0"]) is None
     at = app(data="toy2d")
     assert not at.exception, at.exception
     assert [m.value for m in at.metric[2:]] == ["333.00", "111.00"]
@@ -142,7 +152,7 @@ def test_home_on_the_real_zoo_draws_without_pytorch_and_shows_the_shipped_number
     """A cold server's first page imports no PyTorch (nor scikit-learn, scipy, pandas): its numbers
     are the report's results, found from the manifest; the same ones the exact keys of the loaded
     checkpoints find."""
-    from dashboard import analyses, server
+    from dashboard import server
 
     env = {**os.environ, "DSTAB_ZOO": str(zoo.zoo_root()), "DSTAB_CACHE": str(tmp_path / "cache"),
            "DSTAB_WORKSPACE": str(tmp_path / "ws"), "PYTHONPATH": str(REPO)}  # fmt: skip
@@ -155,21 +165,19 @@ def test_home_on_the_real_zoo_draws_without_pytorch_and_shows_the_shipped_number
     for kind in ("dm", "gan"):
         ids = cons.group_ids(family, f"{kind}-init")
         bundles = [checkpoints.load(zoo.checkpoint_path(i)) for i in ids]
-        result, source = cons.cached(bundles, ids, num=32, seed=0, sampler="ddpm", steps=None)
+        result, source = _consistency(bundles, ids)
         assert source == "shipped"
         expected.append(f"{result.score:.2f} dB")
     for eid in (f"{family}/dm-eps-s0", f"{family}/gan-s0"):
-        expected.append(f"{analyses.default_hessian(checkpoints.load(zoo.checkpoint_path(eid))).meta['lambda_1']:.2f}")
+        expected.append(f"{zooresults.report_hessian(checkpoints.load(zoo.checkpoint_path(eid))).meta['lambda_1']:.2f}")
     assert seen["metrics"] == expected
 
 
 def test_manifest_search_finds_the_exact_key_of_every_shipped_hessian(monkeypatch, tmp_path):
-    from dashboard import analyses, shipped
-
     monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "empty"))
     found = 0
     for eid, entry in sorted(zoo.read_manifest()["entries"].items()):
-        exact = analyses.default_hessian(checkpoints.load(zoo.checkpoint_path(eid)))
-        assert [r.key for r in shipped.hessian(entry)] == ([exact.key] if exact else []), eid
+        exact = zooresults.report_hessian(checkpoints.load(zoo.checkpoint_path(eid)))
+        assert [r.key for r in zooresults.shipped_hessians(entry)] == ([exact.key] if exact else []), eid
         found += exact is not None
     assert found >= 4  # the report ships a DM and a GAN Hessian of both datasets

@@ -86,7 +86,11 @@ def test_finished_run_table_and_curves_equal_the_database(ws):
     assert _values(trace["x"]) == [s for s, _ in db_loss]
     assert _values(trace["y"]) == pytest.approx([v for _, v in db_loss], rel=1e-12)
     quartiles = next(f for title, f in figs.items() if title.startswith("Loss per quartile"))
-    assert [t["name"] for t in quartiles["data"]] == ["done q0", "done q1", "done q2", "done q3"]
+    runs_ = [t for t in quartiles["data"] if t["name"] == "done"]  # one colour for the run, a dash per quartile
+    assert [t["line"]["dash"] for t in runs_] == ["solid", "dot", "dash", "dashdot"]
+    assert len({t["line"]["color"] for t in runs_}) == 1 and runs_[0]["line"]["color"] == trace["line"]["color"]
+    assert [t["name"] for t in quartiles["data"] if t not in runs_] == ["q0", "q1", "q2", "q3"]  # the dash legend
+    assert quartiles["layout"]["legend"]["orientation"] == "h"  # below the chart, not squeezing it
     assert at.select_slider(key="sample_step_done").options == ["20", "40"]
     assert len(at.get("image")) == 1  # the EMA sample grid of the latest checkpoint
 
@@ -108,25 +112,30 @@ def test_running_run_is_polled_and_the_stop_button_stops_it(ws, monkeypatch):
     assert at.dataframe[0].value.iloc[0]["status"] == "stopped"
 
 
-def test_a_sweep_over_the_ablation_presets_is_queued_as_one_group(ws, monkeypatch):
+def test_a_sweep_of_presets_and_seeds_is_queued_as_one_group(ws, monkeypatch):
     monkeypatch.setenv("DSTAB_TRAIN_COMMAND", f"{sys.executable} {FAKE}")
     monkeypatch.setenv("FAKE_STEP_S", "0.05")
     monkeypatch.setenv("DSTAB_MAX_RUNS_PER_DEVICE", "1")
     at = page()
     at.selectbox[0].set_value("toy2d:8gaussians").run()  # dataset
     at.text_input(key="launch_name").set_value("abl").run()
-    at.selectbox(key="sweep_key").set_value("ablation presets").run()
-    assert not at.error
+    at.multiselect(key="sweep_variants").set_value(["baseline", "mdlrc-clts"]).run()
+    at.number_input(key="sweep_seeds").set_value(2).run()
+    at.text_area(key="sweep_axes").set_value("lr=1e-3,2e-3").run()
+    assert not at.error, [e.value for e in at.error]
+    assert at.button(key="launch").label == "Launch 8 runs"
     at.button(key="launch").click().run()
     assert not at.exception and not at.error
     statuses = {s.name: s for s in runs.list_runs()}
-    assert sorted(statuses) == ["abl-baseline", "abl-md", "abl-md-lrc", "abl-mdlrc-clts"]
+    assert sorted(statuses) == sorted(
+        f"abl-{v}-lr{lr}-s{s}" for v in ("baseline", "mdlrc-clts") for lr in ("0.001", "0.002") for s in (0, 1)
+    )
     assert {s.group for s in statuses.values()} == {"abl"}
-    assert sorted(s.state for s in statuses.values()) == ["queued", "queued", "queued", "running"]
-    assert [s.preset for s in runs.list_runs()] == ["baseline", "md", "md-lrc", "mdlrc-clts"]
-    cfg = runboard_config("abl-baseline")
+    assert sorted(s.state for s in statuses.values()).count("running") == 1
+    cfg = runboard_config("abl-baseline-lr0.002-s1")
     assert (cfg["beta1"], cfg["momentum"], cfg["timesteps"]) == (0.9, {"name": "constant"}, {"name": "uniform"})
-    assert runboard_config("abl-mdlrc-clts")["momentum"]["name"] == "md-lrc"
+    assert (cfg["lr"], cfg["seed"], cfg["data_seed"], cfg["dataset"]) == (2e-3, 1, 1, "toy2d:8gaussians")
+    assert runboard_config("abl-mdlrc-clts-lr0.001-s0")["momentum"]["name"] == "md-lrc"
 
 
 def runboard_config(name):
@@ -173,15 +182,25 @@ def _finished_dir(root, name, fd_rows, created):
     con.close()
 
 
-def test_speedup_ratio_between_two_chosen_runs(ws):
-    _finished_dir(ws, "base", [(100, 50.0), (200, 30.0), (300, 20.0), (400, 15.0)], 1.0)
-    _finished_dir(ws, "ours", [(100, 40.0), (200, 14.0), (300, 10.0), (400, 8.0)], 2.0)
+def test_compare_panel_shows_the_verdict_the_cli_prints(ws):
+    from dstab.experiments import compare, verdict
+    from tests.compare_helpers import fake_group
+
+    rate = {"baseline": 2.0, "mdlrc-clts": 4.0}
+    fake_group(
+        ws,
+        "g",
+        {v: (lambda r: lambda step, seed: 20.0 + seed - r * step / 1000)(r) for v, r in rate.items()},
+        steps=2000,
+    )
     at = page()
-    shown = {m.label: m.value for m in at.metric}
-    assert shown["baseline final FD (local features)"] == "15"
-    assert (shown["baseline iterations"], shown["candidate iterations"], shown["speed-up"]) == ("400", "200", "2.00x")
-    fd = figures(at)["FD / FID of EMA samples (lower is better)"]
-    assert [t["name"] for t in fd["data"]] == [
-        "base (FD (local features), 64x10ddim)",
-        "ours (FD (local features), 64x10ddim)",
+    want = verdict.sentences(compare.compare("g"))
+    shown = "\n".join(m.value for m in at.markdown)
+    assert all(t in shown for t in want), shown
+    rows = at.dataframe[-1].value  # the speed-up table, below the run table
+    assert rows.iloc[0]["speed-up in iterations [90% CI], p"] == "2.00x [2.00, 2.00], p = 0.25"
+    fig = figures(at)["g: FD (local features), 250 samples, 10 DDIM steps"]
+    assert [t["name"] for t in fig["data"] if t.get("showlegend") is not False] == [
+        "baseline (mean of 3)",
+        "mdlrc-clts (mean of 3)",
     ]

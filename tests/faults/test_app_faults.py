@@ -105,7 +105,7 @@ def test_uploads_have_a_quota(dash_env, monkeypatch, tmp_path):
 def test_an_unknown_model_id_in_a_link_is_said_not_silently_replaced(app):
     at = app(PAGE, data="toy2d", dm="toy2d/no-such-model")
     still_usable(at)
-    assert any("no-such-model" in w.value and "not available" in w.value for w in at.warning)
+    assert any("no-such-model" in w.value and "not offered here" in w.value for w in at.warning)
 
 
 def test_a_header_dataset_outside_the_allowed_roots_is_refused_and_a_dataset_can_be_picked(app, workspace, tmp_path):

@@ -173,12 +173,3 @@ def test_cli_refuses_on_one_line(sandbox, capsys, argv, request):
     # progress bars may precede it; the error itself is one line, the last, and no traceback is printed
     assert [line for line in lines if line.startswith("error: ")] == lines[-1:] and "Traceback" not in err, err
     assert fragment in lines[-1], lines[-1]
-
-
-def test_an_explicit_dataset_replaces_a_refused_header_one(sandbox, capsys):
-    import json
-
-    argv = ["hessian", escaping(sandbox), "-o", "h", "--dataset", "toy2d", "--top-k", "1", "--trace-samples", "1",
-            "--slq-runs", "1", "--slq-steps", "2", "--batch-size", "8"]  # fmt: skip
-    assert main(argv) == 0, capsys.readouterr().err
-    assert json.loads((sandbox / "h" / "hessian.json").read_text())["probe"]["dataset"] == "toy2d:8gaussians"

@@ -1,0 +1,371 @@
+"""Lanczos numerics on flat vectors: block Lanczos, Ritz error bounds, the stopping rule, SLQ runs.
+
+- `krylov`: block Lanczos (Golub & Underwood 1977; Golub & Van Loan, Matrix Computations,
+  Sec. 10.3) from a (p, n) start block, p = 1 being plain Lanczos. The basis is kept in chunks
+  allocated as steps are taken (memory grows with the steps actually taken), and either all of it
+  is kept for full reorthogonalisation (two Gram-Schmidt passes by matmul, "twice is enough") or
+  only the last two blocks (`full=False`: the three-term recurrence plus a local pass, O(p n)
+  memory whatever the number of steps). The small projected matrix T = Q^T H Q is float64.
+- Error bounds (Parlett, The Symmetric Eigenvalue Problem, Sec. 11.5-11.7): a Ritz pair
+  (theta_i, y_i) has residual r_i = ||H y_i - theta_i y_i|| = ||B_m S_{last block, i}||, and some
+  eigenvalue of H lies within r_i of theta_i. Where the distance from theta_i to every other
+  eigenvalue is known to exceed a gap g_i > r_i, the Kato-Temple inequality tightens this to
+  r_i^2 / g_i. The gap is estimated conservatively: the distance to each other Ritz value minus
+  that value's own residual (an eigenvalue near theta_j may lie anywhere within r_j of it).
+- What no Krylov method can see: an eigenvector (nearly) orthogonal to the start block, and so
+  more copies of a repeated eigenvalue, or more members of a cluster narrower than the tolerance,
+  than the block has vectors. A start block of p random vectors resolves multiplicities and
+  clusters up to p; dstab's default p = 2 covers the pairs seen in practice (the digits DM's
+  lambda_3 / lambda_4). Ritz values are lower bounds of the top eigenvalues and upper bounds of
+  the bottom ones (Cauchy interlacing), so an unconverged value is still a one-sided bound.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.linalg import eigh_tridiagonal
+
+from ..errors import require
+
+MatVec = Callable[[torch.Tensor], torch.Tensor]  # (p, n) rows -> the rows of H applied to each
+CHUNK_BYTES = 64 << 20  # basis storage is allocated this much at a time (at least one row)
+ITEMSIZE = 4  # float32 vectors
+
+
+def chunk_rows(n: int, p: int = 1) -> int:
+    """Rows per allocation: up to CHUNK_BYTES, a whole number of p-blocks (a block never straddles)."""
+    rows = max(1, min(16, CHUNK_BYTES // (n * ITEMSIZE)))
+    return p * max(1, rows // p)
+
+
+class Basis:
+    """Orthonormal rows, appended one p-block at a time. Kept whole (full reorthogonalisation) in
+    chunks allocated as they fill, or (`local`) only the last two blocks, by reference."""
+
+    def __init__(self, n: int, p: int, like: torch.Tensor, local: bool = False):
+        self.n, self.p, self.like, self.local = n, p, like, local
+        self.chunks: list[torch.Tensor] = []
+        self.used: list[int] = []
+        self.rows = chunk_rows(n, p)
+
+    def append(self, block: torch.Tensor) -> torch.Tensor:
+        """Store a (p, n) block; returns the stored rows (a view for a kept basis)."""
+        if self.local:
+            self.chunks, self.used = (self.chunks + [block])[-2:], (self.used + [len(block)])[-2:]
+            return block
+        if not self.chunks or self.used[-1] == self.rows:
+            self.chunks.append(self.like.new_empty(self.rows, self.n))
+            self.used.append(0)
+        a = self.used[-1]
+        self.chunks[-1][a : a + len(block)] = block
+        self.used[-1] += len(block)
+        return self.chunks[-1][a : a + len(block)]
+
+    def project_out(self, W: torch.Tensor) -> torch.Tensor:
+        """W minus its components along the kept rows, in place, by two matmuls per chunk."""
+        for Q, used in zip(self.chunks, self.used):
+            Q = Q[:used]
+            W.addmm_(W @ Q.T, Q, alpha=-1.0)
+        return W
+
+
+@dataclass
+class Krylov:
+    """A block Lanczos run: H Q = Q T + Q_next B E_m^T with Q orthonormal (n, m), m = steps * p."""
+
+    T: np.ndarray  # (m, m) float64
+    B: np.ndarray  # (p, p) float64, the last off-diagonal block (zeros when exhausted)
+    p: int
+    exhausted: bool  # the Krylov space became invariant: its Ritz values are exact eigenvalues
+    basis: Basis | None = None  # kept for Ritz vectors (full reorthogonalisation only)
+
+    @property
+    def steps(self) -> int:
+        return len(self.T) // self.p
+
+    def ritz(self) -> tuple[np.ndarray, np.ndarray]:
+        """Ritz values (ascending) and the eigenvectors of T as columns."""
+        if self.p == 1:
+            d = np.diag(self.T).copy()
+            if len(d) == 1:
+                return d, np.ones((1, 1))
+            return eigh_tridiagonal(d, np.diag(self.T, -1).copy())
+        return np.linalg.eigh(self.T)
+
+    def vectors(self, columns: np.ndarray) -> torch.Tensor:
+        """Ritz vectors (rows) for the given columns of T's eigenvectors (ascending order)."""
+        _, vecs = self.ritz()
+        S = vecs[:, columns]
+        out, row = None, 0
+        for Q, used in zip(self.basis.chunks, self.basis.used):
+            part = torch.as_tensor(S[row : row + used].T.copy(), dtype=Q.dtype, device=Q.device) @ Q[:used]
+            out, row = part if out is None else out + part, row + used
+        return out
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(Ritz values ascending, residual norms r_i, gap estimates g_i)."""
+        vals, vecs = self.ritz()
+        resid = np.linalg.norm(self.B @ vecs[-self.p :], axis=0)
+        if len(vals) == 1:
+            return vals, resid, np.zeros(1)
+        apart = np.abs(vals[:, None] - vals[None, :]) - resid[None, :]
+        np.fill_diagonal(apart, np.inf)
+        return vals, resid, apart.min(axis=1)
+
+
+def kato_temple(resid: np.ndarray, gap: np.ndarray) -> np.ndarray:
+    """min(r, r^2 / g) where the gap exceeds the residual, else r."""
+    return np.where(gap > resid, np.minimum(resid, resid**2 / np.maximum(gap, 1e-300)), resid)
+
+
+def _orthonormal(W: torch.Tensor, tiny: float, fill: Callable[[], torch.Tensor]):
+    """(Q rows, B) with W^T = Q^T B for W (p, n), from the eigen-decomposition of the float64 Gram
+    matrix; directions with singular value <= tiny are replaced by `fill()` vectors (orthogonal to
+    everything kept) and get zero rows in B. Returns (Q, B, how many were replaced)."""
+    s2, V = np.linalg.eigh((W @ W.T).double().cpu().numpy())
+    sigma = np.sqrt(np.clip(s2, 0.0, None))
+    keep = sigma > tiny
+    B = (V * sigma).T
+    B[~keep] = 0.0
+    scale = torch.as_tensor(V[:, keep] / sigma[keep], dtype=W.dtype, device=W.device)
+    Q = W.mul_(scale) if W.shape[0] == 1 and keep.all() else scale.T @ W  # p = 1: normalise in place
+    for _ in range(int((~keep).sum())):
+        z = fill()
+        for _ in range(2):
+            z = z - (z @ Q.T) @ Q if len(Q) else z
+        Q = torch.cat([Q, (z / z.norm())[None]])
+    order = np.concatenate([np.flatnonzero(keep), np.flatnonzero(~keep)])
+    return Q, B[order], int((~keep).sum())
+
+
+def krylov(
+    matvec: MatVec,
+    start: torch.Tensor,
+    max_rows: int,
+    stop: Callable[[Krylov], bool] | None = None,
+    full: bool = True,
+    progress: Callable[[int], None] | None = None,
+    seed: int = 0,
+) -> Krylov:
+    """Block Lanczos from the rows of `start` (p, n) for at most `max_rows` basis vectors (rounded
+    down to whole blocks); `stop(run)` is asked after every step (every few steps once the basis is
+    large) and may end it early. `progress(products)` after each step."""
+    p, n = start.shape
+    max_steps = max(1, min(max_rows, n) // p)
+    gen = torch.Generator().manual_seed(seed + 7919)
+    basis = Basis(n, p, start, local=not full)
+    fill = lambda: basis.project_out(basis.project_out(torch.randn(1, n, generator=gen).to(start)))[0]  # noqa: E731
+    Q, _, _ = _orthonormal(start.clone(), 0.0, fill)
+    prev, prev_B = None, None
+    blocks_A: list[np.ndarray] = []
+    blocks_B: list[np.ndarray] = []
+    scale = 0.0
+    for j in range(max_steps):
+        Q = basis.append(Q)
+        W = matvec(Q)
+        A = (W @ Q.T).double().cpu().numpy()
+        A = (A + A.T) / 2
+        blocks_A.append(A)
+        W.addmm_(torch.as_tensor(A, dtype=W.dtype, device=W.device), Q, alpha=-1.0)
+        if prev is not None:
+            W.addmm_(torch.as_tensor(prev_B.T, dtype=W.dtype, device=W.device), prev, alpha=-1.0)
+        W = basis.project_out(basis.project_out(W))
+        scale = max(scale, float(np.abs(np.linalg.eigvalsh(A)).max()))
+        # a residual below 1e-6 of the spectral scale is rounding: the Krylov space is invariant
+        Qn, B, replaced = _orthonormal(W, 1e-6 * max(scale, 1e-30), fill)
+        if full:  # the new block must also be orthogonal to the whole basis to working precision
+            Qn2, B2, _ = _orthonormal(basis.project_out(Qn), 0.0, fill)
+            Qn, B = Qn2, B2 @ B
+        exhausted = replaced == p or (j + 1) * p >= n
+        if progress:
+            progress((j + 1) * p)
+        T = _assemble(blocks_A, blocks_B + [B])
+        run = Krylov(T, np.zeros((p, p)) if exhausted else B, p, exhausted, basis if full else None)
+        if exhausted or j + 1 == max_steps or (stop is not None and _due(j + 1) and stop(run)):
+            return run
+        blocks_B.append(B)
+        prev, prev_B, Q = Q, B, Qn
+    raise AssertionError("unreachable: the loop returns at j + 1 == max_steps")
+
+
+def _due(steps: int) -> bool:
+    """Ask the stopping rule every step up to 32, then every steps // 16 (cost of the small eigh)."""
+    return steps <= 32 or steps % max(1, steps // 16) == 0
+
+
+def _assemble(blocks_A: list[np.ndarray], blocks_B: list[np.ndarray]) -> np.ndarray:
+    """The block tridiagonal T from its diagonal blocks and the len(A) - 1 first off-diagonal ones."""
+    p, m = len(blocks_A[0]), len(blocks_A)
+    T = np.zeros((m * p, m * p))
+    for j, A in enumerate(blocks_A):
+        T[j * p : (j + 1) * p, j * p : (j + 1) * p] = A
+        if j + 1 < m:
+            B = blocks_B[j]
+            T[(j + 1) * p : (j + 2) * p, j * p : (j + 1) * p] = B
+            T[j * p : (j + 1) * p, (j + 1) * p : (j + 2) * p] = B.T
+    return T
+
+
+@dataclass
+class EndValues:
+    """The k eigenvalues at one end of the spectrum from one Krylov run."""
+
+    values: np.ndarray  # ordered from the end inwards (descending for "top", ascending for "bottom")
+    bounds: np.ndarray  # error bound of each
+    radius: float  # spectral radius estimate: max |Ritz value|
+    converged: bool  # every value within tol * radius by its bound (or the space is exhausted)
+    opposite: float = math.nan  # the Ritz value at the other end of the run (a one-sided bound there)
+    resid: np.ndarray | None = None  # residual norms r_i
+    gap: np.ndarray | None = None  # gap estimates g_i (distance to the nearest other eigenvalue)
+
+    def with_neighbour(self, value: float, resid: float, tol: float) -> EndValues:
+        """The bounds once an eigenvalue is known within `resid` of `value`: it caps every gap."""
+        gap = np.minimum(self.gap, np.abs(self.values - value) - resid)
+        bounds = kato_temple(self.resid, gap)
+        ok = bool(self.converged and np.all(bounds <= tol * self.radius))
+        return EndValues(self.values, bounds, self.radius, ok, self.opposite, self.resid, gap)
+
+
+def end_values(run: Krylov, k: int, which: str, tol: float) -> EndValues:
+    vals, resid, gap = run.bounds()
+    sl = slice(None, None, -1) if which == "top" else slice(None)
+    values, resid, gap = vals[sl][:k], resid[sl][:k], gap[sl][:k]
+    bounds = kato_temple(resid, gap)
+    radius = float(max(abs(vals[0]), abs(vals[-1]), 1e-30))
+    # a value needs a neighbour inside the run for its gap: at least k + 1 Ritz values
+    enough = len(vals) >= k + 1 or run.exhausted
+    converged = bool(len(values) == k and enough and np.all(bounds <= tol * radius))
+    opposite = float(vals[0] if which == "top" else vals[-1])
+    return EndValues(values.copy(), bounds.copy(), radius, converged, opposite, resid.copy(), gap.copy())
+
+
+def until_converged(k: int, which: str, tol: float) -> Callable[[Krylov], bool]:
+    return lambda run: end_values(run, k, which, tol).converged
+
+
+def verified_end(
+    matvec: MatVec,
+    start: torch.Tensor,
+    k: int,
+    which: str,
+    tol: float,
+    max_rows: int,
+    progress: Callable[[int], None] | None = None,
+    seed: int = 0,
+) -> tuple[EndValues, int]:
+    """(the k end values, Hessian-vector products used): block Lanczos to convergence, then a check
+    for what a Krylov space cannot see (a second copy of a repeated eigenvalue, a cluster member
+    mixed into a Ritz vector): Lanczos on H deflated by the k Ritz vectors Y, from a random vector
+    orthogonal to them. If that finds a value beyond the k-th reported one, the run restarts from
+    the block [Y, the new Ritz vector] (a thick restart) and is checked again."""
+    used, block, gen = 0, start, torch.Generator().manual_seed(seed + 104729)
+    tick = (lambda j: progress(used + j)) if progress else None
+    for _ in range(8):
+        if len(block) > 16:
+            break
+        run = krylov(matvec, block, max_rows - used, until_converged(k, which, tol), progress=tick, seed=seed)
+        used += len(run.T)
+        ends = end_values(run, k, which, tol)
+        if not ends.converged or len(run.T) >= start.shape[1] or used + 2 > max_rows:
+            return ends, used
+        vals = run.ritz()[0]
+        edge, margin = ends.values[-1], ends.bounds[-1]
+        # deflate every Ritz value at or beyond the k-th (ties included: a repeated lambda_k, once
+        # resolved, must not count as missed)
+        inside = vals >= edge - margin if which == "top" else vals <= edge + margin
+        Y = run.vectors(np.flatnonzero(inside))
+        del run
+
+        def deflated(Q: torch.Tensor, Y=Y) -> torch.Tensor:
+            W = matvec(Q - (Q @ Y.T) @ Y)
+            return W.addmm_(W @ Y.T, Y, alpha=-1.0)
+
+        z = torch.randn(1, start.shape[1], generator=gen).to(start)
+        z.addmm_(z @ Y.T, Y, alpha=-1.0)
+        beyond = (lambda v: v >= edge - margin) if which == "top" else (lambda v: v <= edge + margin)
+        settle = lambda r: beyond(end_values(r, 1, which, tol).values[0]) or end_values(r, 1, which, tol).converged  # noqa: E731
+        check = krylov(deflated, z, max_rows - used, settle, progress=tick, seed=seed + 1)
+        used += len(check.T)
+        near = end_values(check, 1, which, tol)
+        ends = ends.with_neighbour(near.values[0], near.resid[0], tol)
+        if not beyond(near.values[0]) and ends.converged:
+            return ends, used
+        cvals = check.ritz()[0]
+        new = check.vectors(np.array([len(cvals) - 1 if which == "top" else 0]))
+        block = torch.cat([Y, new])
+    return EndValues(ends.values, ends.bounds, ends.radius, False, ends.opposite), used
+
+
+def quadrature(run: Krylov, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss quadrature of a single-vector run (p = 1): nodes = Ritz values, weights = squared first
+    components of T's eigenvectors, padded to `steps` with weight 0 when the run ended early."""
+    vals, vecs = run.ritz()
+    nodes, weights = np.full(steps, vals[-1]), np.zeros(steps)
+    nodes[: len(vals)], weights[: len(vals)] = vals, vecs[0] ** 2
+    return nodes, weights
+
+
+def spectrum_moments(nodes: np.ndarray, weights: np.ndarray) -> dict[str, float]:
+    """SLQ estimates of the spectrum's mean tr(H)/n, second moment tr(H^2)/n and variance, plus the
+    unweighted variance of the Ritz values (see the module docstring for why both)."""
+    first = float(np.mean(np.sum(weights * nodes, axis=1)))
+    second = float(np.mean(np.sum(weights * nodes**2, axis=1)))
+    ritz_var = float(np.mean([np.var(row[w > 0]) for row, w in zip(nodes, weights)]))
+    return {"mean": first, "second_moment": second, "sigma2": second - first**2, "ritz_variance": ritz_var}
+
+
+def density(nodes: np.ndarray, weights: np.ndarray, points: int = 512, bandwidth: float = 0.01):
+    """(grid, density): sum_k tau_k N(t; theta_k, s^2) averaged over runs, s = bandwidth * spectrum
+    width (as the ESD plots of Ghorbani et al. 2019 / PyHessian), normalised to integrate to 1.
+    The grid spans the Ritz values plus 3 s on each side."""
+    require(points >= 16, f"density points must be >= 16, got {points}")
+    require(bandwidth > 0, f"density bandwidth must be > 0, got {bandwidth}")
+    lo, hi = float(nodes.min()), float(nodes.max())
+    s = bandwidth * max(hi - lo, 1e-6 * max(abs(lo), abs(hi), 1.0))
+    grid = np.linspace(lo - 3 * s, hi + 3 * s, points)
+    z = (grid[None, None, :] - nodes[:, :, None]) / s
+    curve = np.mean(np.sum(weights[:, :, None] * np.exp(-0.5 * z**2), axis=1), axis=0) / (s * math.sqrt(2 * math.pi))
+    return grid, curve / np.trapezoid(curve, grid)
+
+
+def krylov_bytes(n: int, rows: int, p: int, full: bool) -> int:
+    """Peak bytes `krylov` allocates for up to `rows` basis vectors besides the products' own
+    temporaries: the basis in whole chunks plus three blocks of working vectors (the product W, the
+    next block, a second orthonormalisation pass); local: the last two blocks plus W (a single
+    vector is normalised in place; a block needs one more for its next block)."""
+    if not full:
+        return (3 * p + (p if p > 1 else 0)) * n * ITEMSIZE
+    step = chunk_rows(n, p)
+    return (math.ceil(min(rows, n) / step) * step + 3 * p) * n * ITEMSIZE
+
+
+def resident_bytes(device: torch.device | str = "cpu") -> int:
+    """Memory in use now where the vectors live: CUDA's allocated bytes on a GPU, else this
+    process's resident set (Linux /proc; 0 where unavailable)."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.memory_allocated(device)
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0
+
+
+def peak_resident_bytes(reset: bool = False) -> int:
+    """This process's peak resident set since the last reset (Linux VmHWM; `reset` starts a new
+    window by writing 5 to /proc/self/clear_refs); 0 where unavailable."""
+    try:
+        if reset:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        with open("/proc/self/status") as f:
+            line = next(x for x in f if x.startswith("VmHWM:"))
+        return int(line.split()[1]) * 1024
+    except (OSError, StopIteration, ValueError):
+        return 0

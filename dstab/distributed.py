@@ -1,0 +1,76 @@
+"""Multiple processes through torchrun / torch.distributed (never a home-made launcher), for
+training and for surfaces alike. torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them
+everything runs as a single process and this module does nothing."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Context:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, n: int) -> slice:
+        """This process's equal share of a global batch of n examples."""
+        per = n // self.world
+        return slice(self.rank * per, (self.rank + 1) * per)
+
+
+def from_env() -> Context:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Context()
+    return Context(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def device_for(ctx: Context, device: torch.device) -> torch.device:
+    """This rank's device: under torchrun on CUDA one GPU per rank (cuda:LOCAL_RANK); the CPU is shared."""
+    if ctx.world > 1 and device.type == "cuda":
+        return torch.device("cuda", ctx.local_rank)
+    return device
+
+
+def init(ctx: Context, device: torch.device) -> torch.device:
+    """Join the process group (NCCL on CUDA, gloo on CPU); returns this rank's device."""
+    if ctx.world == 1:
+        return device
+    device = device_for(ctx, device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def gather(ctx: Context, x: torch.Tensor) -> torch.Tensor:
+    """Concatenate every rank's x in rank order (for logging and loss-aware samplers)."""
+    if ctx.world == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(ctx.world)]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
+def agree(ctx: Context, flag: bool, device: torch.device) -> bool:
+    """True on every rank when any rank says True (e.g. a SIGTERM reached one of them)."""
+    if ctx.world == 1:
+        return flag
+    t = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def finish(ctx: Context) -> None:
+    if ctx.world > 1 and dist.is_initialized():
+        dist.destroy_process_group()

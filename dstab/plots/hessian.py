@@ -1,0 +1,48 @@
+"""Hessian spectra: overlaid SLQ densities and the top eigenvalues (pages), the density as a PNG (CLI)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import KIND_COLOURS, png
+from .tables import probe_text
+
+
+def spectral_density(results: dict, decades: float = 8.0):
+    """Overlaid SLQ densities on a log scale showing `decades` below the highest peak (the Gaussian
+    tails of the broadened density fall to 1e-80 and would squash the picture otherwise);
+    `results` maps kind -> (label, cache.Result)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    top = max(float(np.max(res.arrays["density"])) for _, res in results.values())
+    for kind, (label, res) in results.items():
+        fig.add_scatter(
+            x=res.arrays["density_grid"], y=res.arrays["density"], name=f"{label} ({probe_text(res.params)})",
+            line={"color": KIND_COLOURS.get(kind)},
+        )  # fmt: skip
+    fig.update_layout(
+        title="Eigenvalue spectral density (SLQ)", xaxis_title="eigenvalue", yaxis_title="density", yaxis_type="log",
+        yaxis_range=[np.log10(top) - decades, np.log10(top) + 0.3], height=420,
+    )  # fmt: skip
+    return fig
+
+
+def top_eigenvalues(results: dict):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for kind, (label, res) in results.items():
+        vals = res.arrays["top_eigenvalues"]
+        fig.add_bar(
+            x=[f"lambda_{i + 1}" for i in range(len(vals))], y=vals, name=label, marker_color=KIND_COLOURS.get(kind)
+        )
+    fig.update_layout(title="Top eigenvalues (Lanczos)", barmode="group", yaxis_title="eigenvalue", height=420)
+    return fig
+
+
+def density_png(label: str, res):
+    """One result's density on a log scale with its top eigenvalues ticked."""
+    a = res.arrays
+    curve = {f"density (SLQ), {probe_text(res.params)}": a["density"]}
+    return png.line_image(a["density_grid"], curve, label, log_y=True, marks=[float(v) for v in a["top_eigenvalues"]])

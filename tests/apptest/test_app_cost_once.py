@@ -1,0 +1,28 @@
+"""A page on a cache miss builds each probe once and times its loss once, for the estimate and the
+computation together (dstab.analysis.results.Plan keeps both)."""
+
+from dstab import probes
+from dstab.analysis import cost, landscape
+
+
+def test_landscape_cache_miss_builds_each_probe_once_and_times_each_loss_once(app, monkeypatch, tmp_path):
+    monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "fresh-cache"))  # a miss for both models
+    cost.forget()
+    built, timed = [], []
+    for name in ("dm_probe", "gan_probe"):
+        original = getattr(probes, name)
+        monkeypatch.setattr(probes, name, lambda *a, _f=original, _n=name, **k: built.append(_n) or _f(*a, **k))
+    real = cost.seconds_per_call
+
+    def counting(fn, key=None, *args, **kwargs):
+        if key is None or key not in cost._TIMINGS:
+            timed.append(key)
+        return real(fn, key, *args, **kwargs)
+
+    monkeypatch.setattr(cost, "seconds_per_call", counting)
+    monkeypatch.setattr(landscape, "seconds_per_call", counting)
+    at = app("pages/landscape.py", data="toy2d", grid="5", dseed="3")
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 5  # both surfaces were computed and drawn, and their small multiples
+    assert sorted(built) == ["dm_probe", "gan_probe"]
+    assert len(timed) == 2 and all(k is not None for k in timed)  # the page's estimates; the engines reused them

@@ -1,0 +1,94 @@
+"""The zoo's shipped results are found through their specs, the precompute table needs no other import,
+and the CLI's defaults are the report's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from dstab import cache, cli, report, zoo, zooresults
+from dstab.analysis import consistency as cons
+from dstab.analysis.results import Plan
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shipped_keys(name: str) -> set[str]:
+    return {p.stem for p in (cache.shipped_dir() / name).glob("*.json")}
+
+
+def _plans():
+    entries = zoo.read_manifest()["entries"]
+    for eid, entry in sorted(entries.items()):
+        final, early = zoo.load_checkpoint(eid), zoo.load_checkpoint(eid, "early")
+        for probe in zooresults.landscape_probes(entry["kind"]):
+            yield Plan(replace(zooresults.SURFACE, probe=probe), [final])
+            yield Plan(replace(zooresults.CURVE, probe=probe), [final, early])
+        if eid.split("/")[1] in ("dm-eps-s0", "gan-s0"):  # the report's Hessian rows
+            for probe in zooresults.hessian_probes(entry["kind"]):
+                yield Plan(replace(zooresults.HESSIAN, probe=probe), [final])
+    for family in report.families():
+        groups = [cons.group_ids(family, g) for g, _ in report.TABLE1]
+        groups.append([f"{family}/dm-eps-s0", f"{family}/dm-x0-s0"])  # the x0 stand-in pair
+        for ids in groups:
+            bundles = [zoo.load_checkpoint(i) for i in ids]
+            for spec in zooresults.CONSISTENCY_BY_SAMPLER:
+                yield Plan(spec.for_kind(bundles[0].kind), bundles)
+
+
+@pytest.mark.skipif(not (zoo.zoo_root() / "results").is_dir(), reason="no shipped results in this zoo")
+def test_every_shipped_result_is_found_through_its_spec():
+    wanted: dict[str, set[str]] = {}
+    for plan in _plans():
+        assert plan.lookup() is not None and plan.lookup().source == "shipped", (plan.spec, plan.bundles[0].name)
+        wanted.setdefault(plan.spec.name, set()).add(plan.key)
+    for name, keys in wanted.items():
+        assert keys == _shipped_keys(name), name  # and nothing shipped that no spec names
+    assert {n: len(k) for n, k in wanted.items()} == {"surface": 46, "interpolate": 46, "hessian": 6,
+                                                      "consistency": 16}  # fmt: skip
+
+
+def test_home_finds_the_shipped_numbers_from_the_manifest_alone():
+    entries = zoo.read_manifest()["entries"]
+    for eid in ("digits/dm-eps-s0", "digits/gan-s0"):
+        exact = zooresults.report_hessian(zoo.load_checkpoint(eid))
+        assert [r.key for r in zooresults.shipped_hessians(entries[eid])] == [exact.key]
+    c = zooresults.shipped_consistency("digits", "dm", entries)
+    assert c.source == "shipped" and c.meta["settings"] == {"num": 32, "seed": 0, "sampler": "ddpm",
+                                                            "steps": None, "eta": 0.0}  # fmt: skip
+
+
+FRESH = r"""
+import sys
+from dstab import zooresults
+from dstab.errors import DstabError
+try:
+    zooresults.run(["hessian"], entries="no-such-entry")
+except DstabError as exc:
+    print(exc)
+print(sorted(m for m in sys.modules if m in ("dstab.report", "torch")))
+"""
+
+
+def test_precompute_tasks_are_known_in_a_fresh_process():
+    """The task table is static: `run(only=['hessian'])` accepts the task without dstab.report imported first
+    (it used to raise "unknown precompute task(s) ['hessian']"), and listing the tasks imports no PyTorch."""
+    out = subprocess.run([sys.executable, "-c", FRESH], capture_output=True, text=True, check=True, cwd=REPO,
+                         timeout=120).stdout.splitlines()  # fmt: skip
+    assert out[0] == "no zoo entry matches 'no-such-entry'"
+    assert out[1] == "[]"
+
+
+def test_cli_hessian_defaults_find_the_shipped_result(tmp_path, monkeypatch, capsys):
+    """The README's `python -m dstab hessian digits/dm-eps-s0` with no options is the report's Hessian."""
+    monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "empty"))
+    assert cli.main(["hessian", "digits/dm-eps-s0", "-o", str(tmp_path / "h"), "--device", "cpu"]) == 0
+    meta = json.loads((tmp_path / "h" / "hessian_digits-dm-eps-s0_t125-375-625-875.json").read_text())
+    assert meta["source"] == "shipped"
+    assert meta["probe"]["timesteps"] == [125, 375, 625, 875] and meta["probe"]["batch_size"] == 16
+    assert "shipped" in capsys.readouterr().out
