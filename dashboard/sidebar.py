@@ -201,6 +201,11 @@ def render() -> Selection:
     return Selection(family, dm, gan, man)
 
 
+def empty_selection() -> Selection:
+    """What pages get when the sidebar itself failed: no models (each page says what to pick)."""
+    return Selection("(no zoo)", None, None, {"entries": {}})
+
+
 def publish(selection: Selection) -> None:
     """The sidebar's choice into the URL, so that a copied link opens the same models."""
     refs = {"dm": selection.dm.ref if selection.dm else None, "gan": selection.gan.ref if selection.gan else None}

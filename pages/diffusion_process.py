@@ -10,7 +10,7 @@ import streamlit as st
 import torch
 
 from dashboard import compute, downloads, sidebar, urlstate
-from dstab import data
+from dstab import data, probes
 from dstab.analysis.specs import TrajectorySpec
 from dstab.analysis.trajectory import schedule_rows, trajectory_rows
 from dstab.diffusion import Diffusion, NoiseSource
@@ -27,12 +27,18 @@ if sel.dm is None:
     st.stop()
 bundle = sidebar.load_bundle(sel.dm.path)
 diffusion: Diffusion = bundle.diffusion
-ds = data.load(bundle.header["dataset"])
+OWN = "the checkpoint's own"
+pick = urlstate.selectbox("Dataset", [OWN, *data.explicit_choices()], "dataset", OWN, where=st.sidebar)
+try:  # a header's dataset may name no file outside the allowed roots (dstab.confine)
+    ds = probes.dataset_for(bundle, None if pick == OWN else pick)
+except DstabError as exc:
+    st.error(str(exc))
+    st.stop()
 
 st.header("Forward: noising real data")
 st.caption(f"{sel.dm.label}'s schedule: {diffusion.schedule}, T = {diffusion.T}, dataset {ds.spec}.")
 c1, c2, c3 = st.columns(3)
-t = urlstate.slider("Timestep t", "t", 250, 0, diffusion.T - 1, where=c1)
+t = urlstate.slider("Timestep t", "t", min(250, diffusion.T - 1), 0, diffusion.T - 1, where=c1)
 index = urlstate.number("Example", "example", 0, 0, len(ds) - 1, where=c2) if ds.image else 0
 noise_seed = urlstate.number("Noise seed", "noise", 0, 0, 10_000, where=c3)
 

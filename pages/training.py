@@ -10,7 +10,7 @@ import sqlite3
 
 import streamlit as st
 
-from dashboard import downloads, runtracker, server, urlstate
+from dashboard import downloads, runtracker, server, sidebar, urlstate
 from dstab.errors import DstabError
 from dstab.experiments import compare, sweep, verdict
 from dstab.metricnames import metric_label
@@ -21,6 +21,9 @@ from dstab.training import curves, paper_defaults, runboard, runs
 from dstab.training.rundir import METRICS
 from dstab.training.runmetrics import RunMetrics
 
+# on a fresh server whose first request is /training, Streamlit runs this file without app.py; importing
+# the sidebar switches that mode off, and this call reruns through app.py (its sidebar, its page menu)
+sidebar.current()
 server.torch_ready()  # this page samples checkpoints in the server process: with the server's thread count
 
 st.title("Training")

@@ -361,8 +361,8 @@ class ConsistencySpec:
         return ConsistencyResult.from_record(result.meta, result.arrays)
 
 
-
 TRAJECTORY_FRAMES = ("x_t", "x0_hat", "eps_hat")  # what a stored trajectory holds per step (its key says so)
+
 
 @dataclass(frozen=True)
 class TrajectorySpec:
