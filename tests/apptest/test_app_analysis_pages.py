@@ -49,7 +49,7 @@ def test_consistency_page_equals_eq1_and_x0_counterexample(app):
 
     at = app("pages/consistency.py", data="toy2d", m="8", sampler="ddim", steps="10", x0="true")
     assert not at.exception, at.exception
-    assert len(at.get("image")) == 3  # eps DMs, x0 DMs, GANs: the paper's Fig. 9 test
+    assert len(at.get("plotly_chart")) == 3 + 3  # eps DMs, x0 DMs, GANs (the paper's Fig. 9 test): samples, PSNR
     rows = {r["group"]: r for r in at.dataframe[0].value.to_dict("records")}
     x0_ids = cons.group_ids("toy2d", "x0-init")
     assert rows["X0"]["reference"] == "toy2d/dm-x0-s0" and rows["X0"]["models N"] == len(x0_ids) == 3
