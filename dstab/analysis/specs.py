@@ -254,9 +254,11 @@ class HessianSpec(HessianSettings):
             probe.update(kind="dm", timesteps=ts)
         else:
             probe.update(kind=f"gan-{self.probe.role or 'g'}", role=self.probe.role or "g")
-        # the Lanczos stopping rule (tol, max_steps) is left to the checkpoint's exact key: a search that
+        # the settings every key holds; the Lanczos stopping rule (tol, max_steps) and the options keyed only
+        # when not their default (block, lambda_min) are left to the checkpoint's exact key: a search that
         # finds several variants falls back to `params` with the loaded model
-        loose = {k: v for k, v in self.settings().items() if k not in ("tol", "max_steps")}
+        always = ("top_k", "trace_samples", "slq_runs", "slq_steps", "seed")
+        loose = {k: getattr(self, k) for k in always}
         return {"engine": self.engine, **loose, "probe": probe}
 
     def build(self, bundles, device):
