@@ -130,6 +130,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="digits-dm,toy-mlp,cifar-unet")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--tasks", default="lambda_max,top3,trace,density")
+    ap.add_argument("--ref-tol", type=float, default=1e-9, help="tolerance of the reference run (dstab, block 3)")
     ap.add_argument("--trace-samples", type=int, default=20, help="Hutchinson probes (the report's 20)")
     ap.add_argument("--slq-runs", type=int, default=2, help="SLQ runs (the report's 2)")
     ap.add_argument("--slq-steps", type=int, default=40, help="SLQ steps per run (the report's 40)")
@@ -154,11 +156,12 @@ def main() -> None:
                 name = f"{model} (n={m['n']:,}, one copy {mib:.0f} MiB)"
                 row(name, "density 1 x 3 steps", engine, mode, f"{m['seconds']:.1f}", copies, "-", m)
             continue
-        ref = np.array(measure(model, "reference", "dstab", 1e-9, args.threads)["values"]["top"])
-        for what in ("lambda_max", "top3"):
+        tasks = args.tasks.split(",")
+        ref = np.array(measure(model, "reference", "dstab", args.ref_tol, args.threads)["values"]["top"])
+        for what in [t for t in ("lambda_max", "top3") if t in tasks]:
             for engine, setting, m, err in eig_rows(model, what, ref, args.threads):
                 row(model, what, engine, setting, f"{m['seconds']:.2f}", f"{m['peak_mib']:.0f}", f"{err:.1e}", m)
-        for what, setting in (("trace", args.trace_samples), ("density", 0)):
+        for what, setting in [(t, s) for t, s in (("trace", args.trace_samples), ("density", 0)) if t in tasks]:
             ms = {e: measure(model, what, e, setting, args.threads, args.slq_runs, args.slq_steps)
                   for e in ("dstab", "pyhessian")}  # fmt: skip
             if what == "trace":

@@ -35,7 +35,7 @@ from dstab.training.trainer import Trainer
 
 # google/ddpm-cifar10-32: 128 channels, multipliers 1,2,2,2, two res blocks, attention at 16x16
 DDPM_CIFAR = {"arch": "unet", "image_size": 32, "in_channels": 3, "model_channels": 128, "channel_mult": [1, 2, 2, 2],
-              "num_res_blocks": 2, "attention_resolutions": [16], "norm_groups": 32}  # fmt: skip
+              "num_res_blocks": 2, "attention_resolutions": [16], "use_scale_shift_norm": False}  # fmt: skip
 TINY = {"arch": "unet", "image_size": 8, "in_channels": 3, "model_channels": 8, "channel_mult": [1, 2],
         "num_res_blocks": 1, "attention_resolutions": [4], "norm_groups": 4}  # fmt: skip
 

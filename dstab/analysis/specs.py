@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from ..errors import DstabError, require
-from .hessian_settings import DEFAULT, HESSIAN_ENGINES, HessianSettings
+from .hessian_settings import HESSIAN_ENGINES, HessianSettings, optional_keys
 
 # dstab's choice, not the paper's (it does not say which t its DM Hessian used): the midpoints of the four
 # quartiles of [0, T), a 4-point quadrature of the uniformly weighted training loss
@@ -260,10 +260,7 @@ class HessianSpec(HessianSettings):
         # the Lanczos stopping rule (tol, max_steps) is left to the checkpoint's exact key: a search that
         # finds several variants falls back to `params` with the loaded model
         loose = {k: v for k, v in self.settings().items() if k not in ("tol", "max_steps", "block", "lambda_min")}
-        # block and lambda_min are keyed only when not the default (hessian.hessian_params): the same here
-        extra = {**({"block": self.block} if self.block != DEFAULT.block else {}),
-                 **({"lambda_min": True} if self.lambda_min else {})}  # fmt: skip
-        return {"engine": self.engine, **loose, **extra, "probe": probe}
+        return {"engine": self.engine, **loose, **optional_keys(self.block, self.lambda_min), "probe": probe}
 
     def build(self, bundles, device):
         return self.probe.build(bundles[0]).to(device)
@@ -364,9 +361,13 @@ class ConsistencySpec:
         return ConsistencyResult.from_record(result.meta, result.arrays)
 
 
+TRAJECTORY_FRAMES = ("x_t", "x0_hat", "eps_hat")  # what a stored trajectory holds per step (its key says so)
+
+
 @dataclass(frozen=True)
 class TrajectorySpec:
-    """A DM's reverse trajectory: its x0 estimate at every sampler step from NoiseSource(seed)."""
+    """A DM's reverse trajectory from NoiseSource(seed): at every sampler step the model's input x_t, its
+    x0 estimate and the noise that estimate implies."""
 
     name: ClassVar[str] = "trajectory"
     sampler: str = "ddim"  # 50 DDIM steps show the whole path in seconds; "ddpm" runs all T
@@ -389,7 +390,7 @@ class TrajectorySpec:
         # whether x0 estimates are clipped, as `generate` does it (the model's source's rule)
         clip = bundles[0].diffusion.clip_for(1 + len(sample_shape(bundles[0]))) is not None
         return {"sampler": self.sampler, "steps": int(self.steps), "seed": int(self.seed), "n": int(self.n),
-                "clip": clip}  # fmt: skip
+                "clip": clip, "frames": list(TRAJECTORY_FRAMES)}  # fmt: skip
 
     def build(self, bundles, device):
         return bundles[0]
