@@ -148,15 +148,19 @@ def cold_start(env: dict, query: str) -> dict:
             "then_landscape_s": landscape}  # fmt: skip
 
 
-def pages(repo: Path, env: dict, query: dict, repeats: int) -> dict[str, list[float]]:
-    """Per page: the server-side first-run seconds of a new session with the result in the cache
-    (each page computes its result once first, into the shared cache)."""
-    out = {}
+def pages(trees: dict[str, Path], env: dict, query: dict, repeats: int) -> dict[str, dict[str, list[float]]]:
+    """Per tree and page: the server-side first-run seconds of a new session with the result in the cache
+    (each page computes its result once first, into the shared cache). The trees take turns run by run,
+    so a change in the machine's load falls on both alike."""
+    out: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
     for page in PAGES:
-        page_run(page, env, query, repo)  # puts the result into the cache
-        cached = [page_run(page, env, query, repo) for _ in range(repeats)]
-        assert not any(c["computed"] or c["exception"] for c in cached), f"{repo} {page}: result not in the cache"
-        out[page] = [c["run_s"] for c in cached]
+        for repo in trees.values():
+            page_run(page, env, query, repo)  # puts the result into the cache
+        for _ in range(repeats):
+            for name, repo in trees.items():
+                c = page_run(page, env, query, repo)
+                assert not (c["computed"] or c["exception"]), f"{repo} {page}: result not found in the cache"
+                out[name].setdefault(page, []).append(c["run_s"])
     return out
 
 
@@ -193,7 +197,7 @@ def main() -> None:
         subprocess.run(["git", "worktree", "add", "--detach", str(trees["before"]), args.before], cwd=REPO,
                        check=True, capture_output=True)  # fmt: skip
     try:
-        times = {name: pages(repo, env, query, args.repeats) for name, repo in trees.items()}
+        times = pages(trees, env, query, args.repeats)
     finally:
         if args.before:
             subprocess.run(["git", "worktree", "remove", "--force", str(trees["before"])], cwd=REPO, check=False)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -31,10 +30,9 @@ import _repo  # noqa: F401 (puts the repository root on sys.path)
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # runnable from anywhere, no PYTHONPATH
+from dstab.analysis import hessian, lanczos
 
-from dstab.analysis import hessian, lanczos  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 ZOO = {"digits-dm": "digits/dm-eps-s0", "toy-mlp": "toy2d/dm-eps-s0"}
 TARGETS = {"lambda_max": 1e-5, "top3": 1e-4}
@@ -47,20 +45,21 @@ def probe_of(model: str):
         from gpu_bench import DDPM_CIFAR, unet_probe
 
         return unet_probe(DDPM_CIFAR, 2, "cpu")
-    from dstab import checkpoints, report, zoo
+    from dstab import zoo, zooresults
 
-    return report.default_probe(checkpoints.load(zoo.checkpoint_path(ZOO[model])), None)
+    return zooresults.HESSIAN.probe.build(zoo.load_checkpoint(ZOO[model]))  # the report's probe
 
 
 def task(model: str, what: str, engine: str, setting: float, runs: int, steps: int) -> dict:
     """One measurement in this process: {seconds, peak_mib, values}."""
     probe = probe_of(model)
     base = lanczos.resident_bytes()
+    lanczos.peak_resident_bytes(reset=True)
     t0 = time.perf_counter()
     with torch.enable_grad():
         values = (_dstab if engine == "dstab" else _pyhessian)(probe, what, setting, runs, steps)
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = lanczos.peak_resident_bytes()
     return {"seconds": seconds, "peak_mib": (peak - base) / 2**20, "values": values, "n": probe.num_params}
 
 
@@ -131,6 +130,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="digits-dm,toy-mlp,cifar-unet")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--tasks", default="lambda_max,top3,trace,density")
+    ap.add_argument("--ref-tol", type=float, default=1e-9, help="tolerance of the reference run (dstab, block 3)")
+    ap.add_argument("--trace-samples", type=int, default=20, help="Hutchinson probes (the report's 20)")
+    ap.add_argument("--slq-runs", type=int, default=2, help="SLQ runs (the report's 2)")
+    ap.add_argument("--slq-steps", type=int, default=40, help="SLQ steps per run (the report's 40)")
     ap.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -138,6 +142,7 @@ def main() -> None:
         model, what, engine, setting, runs, steps = args.one
         print(json.dumps(task(model, what, engine, float(setting), int(runs), int(steps))))
         return
+    sys.stdout.reconfigure(line_buffering=True)
     print(f"torch {torch.__version__}, {args.threads} thread(s), {time.strftime('%Y-%m-%d %H:%M')}, load {load()}")
     print("| model | task | engine | setting | seconds | peak MiB | rel. error | Hv | load |")
     print("|---|---|---|---|---:|---:|---:|---:|---|")
@@ -151,12 +156,14 @@ def main() -> None:
                 name = f"{model} (n={m['n']:,}, one copy {mib:.0f} MiB)"
                 row(name, "density 1 x 3 steps", engine, mode, f"{m['seconds']:.1f}", copies, "-", m)
             continue
-        ref = np.array(measure(model, "reference", "dstab", 1e-9, args.threads)["values"]["top"])
-        for what in ("lambda_max", "top3"):
+        tasks = args.tasks.split(",")
+        ref = np.array(measure(model, "reference", "dstab", args.ref_tol, args.threads)["values"]["top"])
+        for what in [t for t in ("lambda_max", "top3") if t in tasks]:
             for engine, setting, m, err in eig_rows(model, what, ref, args.threads):
                 row(model, what, engine, setting, f"{m['seconds']:.2f}", f"{m['peak_mib']:.0f}", f"{err:.1e}", m)
-        for what, setting in (("trace", 100), ("density", 0)):
-            ms = {e: measure(model, what, e, setting, args.threads) for e in ("dstab", "pyhessian")}
+        for what, setting in [(t, s) for t, s in (("trace", args.trace_samples), ("density", 0)) if t in tasks]:
+            ms = {e: measure(model, what, e, setting, args.threads, args.slq_runs, args.slq_steps)
+                  for e in ("dstab", "pyhessian")}  # fmt: skip
             if what == "trace":
                 diff = abs(ms["dstab"]["values"]["trace"] - ms["pyhessian"]["values"]["trace"])
                 diff /= abs(ms["pyhessian"]["values"]["trace"])
@@ -164,7 +171,7 @@ def main() -> None:
                 a, b = (np.array(ms[e]["values"]["nodes"]) for e in ("dstab", "pyhessian"))
                 diff = float(np.abs(a - b).max() / np.abs(b).max())
             for e, m in ms.items():
-                label = "100 probes" if what == "trace" else "3 runs x 90 steps"
+                label = f"{setting} probes" if what == "trace" else f"{args.slq_runs} runs x {args.slq_steps} steps"
                 shown = f"{diff if e == 'dstab' else 0:.1e} (vs the other)"
                 row(model, what, e, label, f"{m['seconds']:.2f}", f"{m['peak_mib']:.0f}", shown, m)
 

@@ -17,27 +17,25 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import _repo  # noqa: F401 (puts the repository root on sys.path)
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from anywhere, no PYTHONPATH
-
-from dstab import models  # noqa: E402
-from dstab.analysis import fast_surface, hessian  # noqa: E402
-from dstab.diffusion import Diffusion  # noqa: E402
-from dstab.probes import module_probe  # noqa: E402
-from dstab.training import config as train_config  # noqa: E402
-from dstab.training.config import TrainConfig  # noqa: E402
-from dstab.training.trainer import Trainer  # noqa: E402
+from dstab import models
+from dstab.analysis import fast_surface, hessian
+from dstab.diffusion import Diffusion
+from dstab.probes import module_probe
+from dstab.training import config as train_config
+from dstab.training.config import TrainConfig
+from dstab.training.trainer import Trainer
 
 # google/ddpm-cifar10-32: 128 channels, multipliers 1,2,2,2, two res blocks, attention at 16x16
 DDPM_CIFAR = {"arch": "unet", "image_size": 32, "in_channels": 3, "model_channels": 128, "channel_mult": [1, 2, 2, 2],
-              "num_res_blocks": 2, "attention_resolutions": [16], "norm_groups": 32}  # fmt: skip
+              "num_res_blocks": 2, "attention_resolutions": [16], "use_scale_shift_norm": False}  # fmt: skip
 TINY = {"arch": "unet", "image_size": 8, "in_channels": 3, "model_channels": 8, "channel_mult": [1, 2],
         "num_res_blocks": 1, "attention_resolutions": [4], "norm_groups": 4}  # fmt: skip
 

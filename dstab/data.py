@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import image_data
+from . import confine, image_data
 from .errors import DstabError
 
 
@@ -122,10 +122,18 @@ register("cifar10", _streamed("cifar10", image_data.load_cifar10))
 register("folder", _streamed("folder", image_data.load_folder))
 
 
-def load(spec: str, seed: int = 0) -> Dataset:
+def canonical_spec(spec: str) -> str:
+    """The spec `load(spec).spec` has, without loading anything: what a probe that reads no data
+    (a GAN generator's) records, so that its cache key equals the one a loaded dataset gives."""
     family, _, option = str(spec).partition(":")
     if family not in _LOADERS:
         raise DstabError(f"unknown dataset {spec!r}; choose one of {dataset_names()}")
+    option = {"digits": "", "toy2d": option or TOY_VARIANTS[0]}.get(family, option)
+    return f"{family}:{option}" if option else family
+
+
+def load(spec: str, seed: int = 0) -> Dataset:
+    family, _, option = canonical_spec(spec).partition(":")
     return _LOADERS[family](option, seed)
 
 
@@ -133,3 +141,23 @@ def dataset_names() -> list[str]:
     return sorted(
         ["digits", *[f"toy2d:{v}" for v in TOY_VARIANTS], *(f for f in _LOADERS if f not in ("digits", "toy2d"))]
     )
+
+
+def for_checkpoint(header: dict, what: str, override: str | None = None, seed: int | None = None) -> Dataset:
+    """The dataset a checkpoint is evaluated on: `override` if the user picked one, else its header's spec
+    once `confine.header_dataset` allows it (a header names no file outside the allowed roots); loaded
+    with `seed`, by default the training run's data seed."""
+    spec = override or confine.header_dataset(header.get("dataset"), what)
+    train_config = header.get("train_config")
+    if seed is None:
+        seed = train_config.get("data_seed", 0) if isinstance(train_config, dict) else 0
+    try:
+        seed = int(seed)
+    except (TypeError, ValueError):
+        raise DstabError(f"{what}: its header's train_config.data_seed {seed!r} is not an integer") from None
+    return load(spec, seed=seed)
+
+
+def explicit_choices() -> list[str]:
+    """Datasets a user can pick without naming a path (the page's Dataset control)."""
+    return [n for n in dataset_names() if n != "folder"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import budgets
 from .errors import DstabError, require
 
 SCHEDULES = ("linear", "cosine")
@@ -31,6 +32,7 @@ def betas_for(schedule: str, T: int) -> np.ndarray:
     """
     if not isinstance(T, (int, np.integer)) or T < 1:
         raise DstabError(f"the number of diffusion steps T must be an integer >= 1, got {T!r}")
+    budgets.check_count(T, "DSTAB_MAX_TIMESTEPS", "the number of diffusion steps T")
     if schedule == "linear":
         if T < 21:
             raise DstabError(
@@ -93,15 +95,25 @@ class Diffusion:
     T: int = 1000
     prediction: str = "eps"
     learn_sigma: bool = False  # model output carries a variance channel block
-    # DDPM variance without learned sigma: "small" = posterior variance; "large" = beta_t,
-    # Ho et al. 2020's choice for CIFAR-10 (diffusers' variance_type "fixed_large")
+    # DDPM variance without learned sigma: "small" = posterior variance (improved-diffusion's
+    # sigma_small=True, diffusers' "fixed_small"); "large" = beta_t, Ho et al. 2020's choice for
+    # CIFAR-10 (improved-diffusion's default sigma_small=False, guided-diffusion always, "fixed_large")
     fixed_variance: str = "small"
+    # clipping of the x0 estimate while sampling: None = dstab's own rule (images only: 2-D toy
+    # points reach radius ~2); True/False = the source's clip_denoised / clip_sample, honoured as given
+    clip_denoised: bool | None = None
+    clip_range: float = 1.0  # diffusers' clip_sample_range; improved/guided-diffusion clip to [-1, 1]
 
     def __post_init__(self):
         require(
             self.prediction in PREDICTIONS, f"unknown prediction {self.prediction!r}; choose one of {list(PREDICTIONS)}"
         )
         require(self.fixed_variance in ("small", "large"), "fixed_variance must be 'small' or 'large'")
+        require(self.clip_denoised in (None, True, False), "clip_denoised must be true, false or null")
+        require(
+            isinstance(self.clip_range, (int, float)) and self.clip_range > 0,
+            f"clip_range must be a positive number, got {self.clip_range!r}",
+        )
         betas = betas_for(self.schedule, self.T)
         abar = np.cumprod(1.0 - betas)
         abar_prev = np.append(1.0, abar[:-1])
@@ -114,20 +126,41 @@ class Diffusion:
         # posterior q(x_{t-1} | x_t, x_0) (Ho et al. Eq. 6-7)
         post_var = betas * (1.0 - abar_prev) / (1.0 - abar)
         self.posterior_variance = f32(post_var)
+        # log-variances as improved-diffusion tabulates them: t = 0 borrows t = 1's value (the
+        # posterior variance is 0 there; no noise is added at t = 0 anyway)
         self.posterior_log_variance = f32(np.log(np.append(post_var[1], post_var[1:])))
+        self.large_log_variance = f32(np.log(np.append(post_var[1], betas[1:])))
         self.posterior_coef_x0 = f32(betas * np.sqrt(abar_prev) / (1.0 - abar))
         self.posterior_coef_xt = f32((1.0 - abar_prev) * np.sqrt(1.0 - betas) / (1.0 - abar))
         self.log_betas = f32(np.log(betas))
 
     def to_config(self) -> dict:
         cfg = {"schedule": self.schedule, "T": self.T, "prediction": self.prediction, "learn_sigma": self.learn_sigma}
-        if self.fixed_variance != "small":  # headers written before this option stay byte-identical
-            cfg["fixed_variance"] = self.fixed_variance
+        # options at their defaults are left out, so headers written before they existed stay byte-identical
+        for name, default in (("fixed_variance", "small"), ("clip_denoised", None), ("clip_range", 1.0)):
+            if getattr(self, name) != default:
+                cfg[name] = getattr(self, name)
         return cfg
+
+    def clip_for(self, ndim: int) -> float | None:
+        """The range x0 estimates are clipped to for samples of `ndim` dims (batch included), or None."""
+        clips = ndim == 4 if self.clip_denoised is None else self.clip_denoised
+        return float(self.clip_range) if clips else None
+
+    def sampling_summary(self, ndim: int) -> dict:
+        """What DDPM sampling uses, in words, for `dstab info`."""
+        if self.learn_sigma:
+            variance = "learned: exp(v log beta_t + (1 - v) log posterior variance), v = (out + 1) / 2"
+        elif self.fixed_variance == "large":
+            variance = "fixed large: beta_t"
+        else:
+            variance = "fixed small: posterior variance beta_t (1 - abar_{t-1}) / (1 - abar_t)"
+        r = self.clip_for(ndim)
+        return {"variance": variance, "clip_x0": f"[-{r:g}, {r:g}]" if r is not None else "none"}
 
     @classmethod
     def from_config(cls, cfg: dict) -> Diffusion:
-        known = {"schedule", "T", "prediction", "learn_sigma", "fixed_variance"}
+        known = {"schedule", "T", "prediction", "learn_sigma", "fixed_variance", "clip_denoised", "clip_range"}
         unknown = set(cfg) - known
         require(not unknown, f"unknown diffusion options {sorted(unknown)}")
         return cls(**cfg)
@@ -156,8 +189,9 @@ class Diffusion:
         target = noise if self.prediction == "eps" else x0
         return ((pred - target) ** 2).reshape(x0.shape[0], -1).mean(dim=1)
 
-    def predict_eps_x0(self, model, xt, t, y=None, clip: bool = True):
-        """(eps_hat, x0_hat, variance model output or None) from one model call."""
+    def predict_eps_x0(self, model, xt, t, y=None, clip: bool | float | None = None):
+        """(eps_hat, x0_hat, variance model output or None) from one model call. x0_hat is clipped
+        to [-r, r]: r = `clip` if a number, `clip_range` if True, `clip_for(xt.ndim)` if None."""
         out = model(xt, t) if y is None else model(xt, t, y)
         pred, var_out = self._split(out, xt)
         sa, s1a = _gather(self.sqrt_abar, t, xt.ndim), _gather(self.sqrt_one_minus_abar, t, xt.ndim)
@@ -165,16 +199,25 @@ class Diffusion:
             eps, x0 = pred, (xt - s1a * pred) / sa
         else:
             x0, eps = pred, (xt - sa * pred) / s1a
-        if clip:
-            x0 = x0.clamp(-1.0, 1.0)
+        r = self._clip_bound(clip, xt.ndim)
+        if r is not None:
+            x0 = x0.clamp(-r, r)
             eps = (xt - sa * x0) / s1a
         return eps, x0, var_out
 
-    def _ddpm_log_variance(self, var_out, t, ndim):
-        """Fixed small (posterior) variance, or improved-diffusion's learned interpolation."""
+    def _clip_bound(self, clip, ndim: int) -> float | None:
+        if clip is None:
+            return self.clip_for(ndim)
+        if clip is True:
+            return float(self.clip_range)
+        return float(clip) if clip else None
+
+    def ddpm_log_variance(self, var_out, t, ndim):
+        """log of the variance of x_{t-1} | x_t: fixed small or large (improved-diffusion's
+        FIXED_SMALL / FIXED_LARGE tables), or LEARNED_RANGE's interpolation of the log-variances."""
         log_small = _gather(self.posterior_log_variance, t, ndim)
         if var_out is None:
-            return _gather(self.log_betas, t, ndim) if self.fixed_variance == "large" else log_small
+            return _gather(self.large_log_variance, t, ndim) if self.fixed_variance == "large" else log_small
         frac = (var_out + 1.0) / 2.0
         return frac * _gather(self.log_betas, t, ndim) + (1.0 - frac) * log_small
 
@@ -185,8 +228,9 @@ class Diffusion:
         return sorted({int(round(x)) for x in np.linspace(0, self.T - 1, steps)}, reverse=True)
 
     @torch.no_grad()
-    def ddpm_sample(self, model, noise: NoiseSource, device="cpu", y=None, clip=True, trajectory=False):
-        """Ancestral sampling over all T steps (Ho et al. Alg. 2), noise from `noise`."""
+    def ddpm_sample(self, model, noise: NoiseSource, device="cpu", y=None, clip=None, trajectory=False, progress=None):
+        """Ancestral sampling over all T steps (Ho et al. Alg. 2), noise from `noise`;
+        `progress("sample", done, total)` after each step."""
         x = noise.x_T().to(device)
         frames = []
         for t_int in range(self.T - 1, -1, -1):
@@ -194,17 +238,28 @@ class Diffusion:
             _, x0, var_out = self.predict_eps_x0(model, x, t, y, clip)
             mean = _gather(self.posterior_coef_x0, t, x.ndim) * x0 + _gather(self.posterior_coef_xt, t, x.ndim) * x
             if t_int > 0:
-                log_var = self._ddpm_log_variance(var_out, t, x.ndim)
+                log_var = self.ddpm_log_variance(var_out, t, x.ndim)
                 x = mean + torch.exp(0.5 * log_var) * noise.step_noise(t_int).to(device)
             else:
                 x = mean
             if trajectory:
                 frames.append((t_int, x0.cpu()))
+            if progress:
+                progress("sample", self.T - t_int, self.T)
         return (x, frames) if trajectory else x
 
     @torch.no_grad()
     def ddim_sample(
-        self, model, noise: NoiseSource, steps=50, eta=0.0, device="cpu", y=None, clip=True, trajectory=False
+        self,
+        model,
+        noise: NoiseSource,
+        steps=50,
+        eta=0.0,
+        device="cpu",
+        y=None,
+        clip=None,
+        trajectory=False,
+        progress=None,
     ):
         """DDIM (Song et al. 2021, Eq. 12) over a subsequence of timesteps; eta=0 is deterministic."""
         require(eta >= 0.0, f"DDIM eta must be >= 0, got {eta}")
@@ -222,6 +277,8 @@ class Diffusion:
                 x = x + sigma * noise.step_noise(t_int).to(device)
             if trajectory:
                 frames.append((t_int, x0.cpu()))
+            if progress:
+                progress("sample", i + 1, len(seq))
         return (x, frames) if trajectory else x
 
     def sample(self, model, noise: NoiseSource, sampler="ddpm", steps=None, eta=0.0, device="cpu", **kw):
@@ -229,5 +286,5 @@ class Diffusion:
             require(steps in (None, self.T), "the DDPM sampler runs all T steps; use sampler='ddim' for fewer")
             return self.ddpm_sample(model, noise, device=device, **kw)
         if sampler == "ddim":
-            return self.ddim_sample(model, noise, steps=steps or 50, eta=eta, device=device, **kw)
+            return self.ddim_sample(model, noise, steps=50 if steps is None else steps, eta=eta, device=device, **kw)
         raise DstabError(f"unknown sampler {sampler!r}; choose 'ddpm' or 'ddim'")

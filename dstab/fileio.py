@@ -1,4 +1,4 @@
-"""File helpers every layer uses, with no heavy imports: atomic writes, file hashes, the git commit.
+"""File helpers every layer uses, with no heavy imports: atomic writes, JSON, file hashes, the git commit.
 
 `dashboard` reads the zoo's manifest and shipped results through these before
 PyTorch is imported, so this module must stay free of torch and numpy.
@@ -6,9 +6,13 @@ PyTorch is imported, so this module must stay free of torch and numpy.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
+import math
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -31,9 +35,11 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename over it: a crash
-    or a full disk leaves either the old file or the new one, never half of one."""
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike):
+    """A binary file object for a temporary file beside `path`; on a clean exit it is fsynced and
+    renamed over `path`: a crash or a full disk leaves either the old file or the new one, never
+    half of one. Large payloads can so be written piece by piece."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -41,8 +47,8 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     os.umask(umask)
     os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide shared results from other users
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
+        with os.fdopen(fd, "w+b") as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -54,3 +60,55 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def writable_dir(path: str | os.PathLike, option: str) -> Path:
+    """`path` as a folder that exists and takes new files, checked before a long computation
+    (a DstabError naming `option` now, rather than a traceback when the results are ready)."""
+    from .errors import DstabError
+
+    path = Path(path)
+    try:
+        if path.exists() and not path.is_dir():
+            raise DstabError(f"{option} {path} is a file, not a folder; give a folder")
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".dstab-write-check-"):
+            pass
+    except OSError as exc:
+        raise DstabError(f"{option} {path} cannot be written ({exc.strerror or exc}); choose another folder") from None
+    except ValueError as exc:  # a NUL byte in the name
+        raise DstabError(f"{option} {str(path)[:80]!r} is not a usable path ({exc})") from None
+    return path
+
+
+def json_safe(value, bad: list[str] | None = None, where: str = ""):
+    """`value` as plain JSON types: arrays and numpy scalars (anything with `.tolist()`) become lists
+    and numbers, NaN and inf become null; the path of each non-finite value is appended to `bad`."""
+    if hasattr(value, "tolist") and not isinstance(value, str | bytes):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {k: json_safe(v, bad, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v, bad, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        if bad is not None:
+            bad.append(where or "value")
+        return None
+    return value
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """`obj` as indented JSON, atomically. JSON has no NaN or inf: they are written as null, and a
+    warning naming them goes to stderr, so a non-finite number is never written silently."""
+    bad: list[str] = []
+    text = json.dumps(json_safe(obj, bad), indent=2, sort_keys=True, allow_nan=False)
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        print(f"warning: {path}: NaN/inf written as null at {', '.join(bad[:3])}{more}", file=sys.stderr)
+    atomic_write_bytes(path, (text + "\n").encode())
+
+
+def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
+    """`payload` written to `path` atomically (see atomic_writer)."""
+    with atomic_writer(path) as f:
+        f.write(payload)

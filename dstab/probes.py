@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from . import confine, sizing
 from . import data as data_mod
 from .checkpoints import Bundle
 from .diffusion import NoiseSource
@@ -140,13 +141,21 @@ def _require_kind(bundle: Bundle, kind: str, probe: str) -> None:
         raise DstabError(f"{bundle.name} is a {bundle.kind} checkpoint; a {probe} probe needs a {kind}: use {other}")
 
 
-def _dataset(bundle: Bundle, dataset) -> data_mod.Dataset:
+def _dataset_spec(bundle: Bundle, dataset) -> str:
+    """The canonical spec of the probe's dataset: a Dataset given, else `dataset` (the user's choice), else
+    the header's once `confine.header_dataset` allows it (a header names no file outside the allowed roots)."""
+    if isinstance(dataset, data_mod.Dataset):
+        return dataset.spec
+    return data_mod.canonical_spec(dataset or confine.header_dataset(bundle.header.get("dataset"), bundle.name))
+
+
+def dataset_for(bundle: Bundle, dataset=None) -> data_mod.Dataset:
+    """The dataset `bundle` is evaluated on (see `_dataset_spec`), checked to hold samples of its shape."""
     if isinstance(dataset, data_mod.Dataset):
         ds = dataset
     else:
-        spec = dataset or bundle.header.get("dataset")
-        require(spec is not None, f"{bundle.name}: its header names no dataset; pass dataset=")
-        ds = data_mod.load(spec, seed=int(bundle.header.get("train_config", {}).get("data_seed", 0)))
+        seed = int(bundle.header.get("train_config", {}).get("data_seed", 0))
+        ds = data_mod.load(_dataset_spec(bundle, dataset), seed=seed)
     want = sample_shape(bundle)
     require(
         tuple(ds.sample_shape) == tuple(want),
@@ -167,11 +176,11 @@ def _dm_loss(model, diffusion, x0, t, noise) -> torch.Tensor:
     return diffusion.loss_terms(model, x0, t, noise).mean()
 
 
-def _base_info(bundle: Bundle, batch_size: int, seed: int, ds: data_mod.Dataset) -> dict:
+def _base_info(bundle: Bundle, batch_size: int, seed: int, dataset_spec: str) -> dict:
     return {
         "checkpoint": bundle.name,
         "checkpoint_sha256": bundle.sha256,
-        "dataset": ds.spec,
+        "dataset": dataset_spec,
         "batch_size": int(batch_size),
         "seed": int(seed),
     }
@@ -187,12 +196,15 @@ def dm_probe(bundle: Bundle, timesteps: list[int] | int, batch_size: int = 64, s
     require(not bundle.header["arch"].get("num_classes"), "class-conditional DMs are not supported by probes yet")
     diffusion = bundle.diffusion
     ts = _timesteps(timesteps, diffusion.T)
-    ds = _dataset(bundle, dataset)
+    inputs = [(sample_shape(bundle), "float32"), ((), "int64")]
+    # a Hessian-vector product keeps the forward graph and a second backward: ~3 forwards' activations
+    sizing.check_forward(bundle.header["arch"], inputs, batch_size * len(ts), f"{bundle.name}'s probe", copies=3)
+    ds = dataset_for(bundle, dataset)
     x0 = ds.fixed_batch(batch_size, seed)
     source = NoiseSource(seed, tuple(x0.shape))
     noise = torch.cat([source.step_noise(t) for t in ts])
     t_vec = torch.tensor(ts, dtype=torch.long).repeat_interleave(batch_size)
-    info = {**_base_info(bundle, batch_size, seed, ds), "timesteps": ts, "prediction": diffusion.prediction}
+    info = {**_base_info(bundle, batch_size, seed, ds.spec), "timesteps": ts, "prediction": diffusion.prediction}
     data = {"diffusion": diffusion, "x0": x0.repeat(len(ts), *[1] * (x0.dim() - 1)), "t": t_vec, "noise": noise}
     return Probe(bundle.model, _dm_loss, name=f"{bundle.name} t={ts}", kind="dm", data=data, info=info)
 
@@ -214,15 +226,25 @@ def gan_probe(bundle: Bundle, role: str, batch_size: int = 64, seed: int = 0, da
     require(batch_size >= 1, f"batch size must be positive, got {batch_size}")
     for r, m in bundle.modules.items():
         finite_or_error(dict(m.state_dict()), f"{bundle.name}:{r}")
-    ds = _dataset(bundle, dataset)
-    real = ds.fixed_batch(batch_size, seed)
+    G_in, D_in = [(tuple(bundle.generator.latent_shape), "float32")], [(sample_shape(bundle), "float32")]
+    for net, inputs in (("generator", G_in), ("discriminator", D_in)):
+        arch = bundle.header["arch"].get(net)
+        if arch:
+            sizing.check_forward(arch, inputs, 2 * batch_size, f"{bundle.name}'s {net} probe", copies=3)
     G, D = _frozen_copy(bundle.generator), _frozen_copy(bundle.discriminator)
     z = NoiseSource(seed, (batch_size,)).latent(tuple(G.latent_shape))
     loss_name = bundle.header.get("gan", {}).get("loss", "non-saturating")
-    info = {**_base_info(bundle, batch_size, seed, ds), "role": role, "g_loss": loss_name}
-    if role == "g":
+    if role == "g":  # G's loss sees only D(G(z)): no real data is loaded, only its spec recorded (the cache key)
+        info = {
+            **_base_info(bundle, batch_size, seed, _dataset_spec(bundle, dataset)),
+            "role": role,
+            "g_loss": loss_name,
+        }
         data = {"discriminator": D, "z": z, "g_loss": generator_loss(loss_name)}
         return Probe(G, _gan_g_loss, name=f"{bundle.name} G", kind="gan-g", data=data, info=info)
+    ds = dataset_for(bundle, dataset)
+    real = ds.fixed_batch(batch_size, seed)
+    info = {**_base_info(bundle, batch_size, seed, ds.spec), "role": role, "g_loss": loss_name}
     with torch.no_grad():
         fake = G(z)
     return Probe(D, _gan_d_loss, name=f"{bundle.name} D", kind="gan-d", data={"real": real, "fake": fake}, info=info)

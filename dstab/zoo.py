@@ -11,7 +11,6 @@ seeds, steps, wall time and sha256 of every file.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -21,8 +20,8 @@ from pathlib import Path
 import torch
 
 from . import __version__, checkpoints, collapse
-from .checkpoints import atomic_write_bytes, file_sha256, git_commit
 from .errors import DstabError
+from .fileio import file_sha256, git_commit, write_json
 from .plots.png import save_samples
 from .sampling import generate
 from .training.config import DIGITS_UNET
@@ -126,7 +125,7 @@ def specs(scale: float = 1.0) -> list[ZooSpec]:
 
 
 def _write_manifest(root: Path, manifest: dict) -> None:
-    atomic_write_bytes(root / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    write_json(root / MANIFEST, manifest)
 
 
 def build_entry(spec: ZooSpec, root: Path, device="cpu", log=print) -> dict:

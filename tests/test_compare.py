@@ -83,6 +83,7 @@ def test_never_reached_is_stated(tmp_path):
     s = result["speedups"][0]["iterations"]
     assert s["never_reached"] == [0, 1, 2] and s["estimate"] is None
     assert "md never reached baseline's plateau" in verdict.sentences(result)[0]
+    assert verdict.claim(s) == "does not hold"  # not reaching the baseline's final quality at all
 
 
 def test_labels_come_from_config_json(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from dstab.training import distributed
+from dstab import distributed
 from dstab.training.config import TrainConfig
 from dstab.training.trainer import Trainer
 from tests.training_helpers import one_thread, tiny_dm  # noqa: F401 (one_thread is a fixture)

@@ -58,3 +58,9 @@ def test_peaks_and_bad_input():
         fast_surface.check_precision("fp8", "cpu")
     with pytest.raises(DstabError, match="tf32 needs a CUDA device"):
         fast_surface.surface(mlp_probe(), 3, 0.5, 0, "tf32")
+
+
+def test_the_precisions_are_the_specs():
+    from dstab.analysis.specs import SURFACE_PRECISIONS
+
+    assert fast_surface.PRECISIONS == SURFACE_PRECISIONS == ("fp32", "tf32", "bf16")

@@ -180,7 +180,6 @@ def test_several_evaluation_seeds_are_averaged(tmp_path, monkeypatch):
 
 def test_digit_samples_are_still_clipped_to_the_image_range():
     from dstab.diffusion import Diffusion, NoiseSource
-    from dstab.sampling import clips_x0
 
     class Far(torch.nn.Module):  # predicts eps = -10 x_t: x0 estimates far outside [-1, 1]
         def forward(self, x, t, y=None):
@@ -190,5 +189,5 @@ def test_digit_samples_are_still_clipped_to_the_image_range():
     shape = (1, 8, 8)
     x = fid.generate({"model": Far()}, diffusion, 4, 0, 5, shape, "cpu")
     want = diffusion.ddim_sample(Far(), NoiseSource(0, (4, *shape)), steps=5, eta=0.0, clip=True)
-    assert clips_x0(shape) and not clips_x0((2,))
+    assert diffusion.clip_for(1 + len(shape)) == 1.0 and diffusion.clip_for(2) is None  # images only
     assert torch.equal(x, want) and x.abs().max() <= 1.0 + 1e-6

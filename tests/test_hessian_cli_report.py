@@ -25,9 +25,9 @@ def test_cli_hessian_writes_json_npz_png_matching_the_api(ckpts, caches, capsys)
     out = caches / "h"
     args = ["hessian", str(ckpts["toy_dm"]), "-o", str(out), "--timesteps", "10,500", "--batch-size", "8", *TINY]
     assert cli.main([*args, "--device", "cpu"]) == 0
-    meta = json.loads((out / "hessian.json").read_text())
-    arrays = np.load(out / "hessian.npz")
-    assert (out / "hessian.png").stat().st_size > 0 and meta["source"] == "computed"
+    meta = json.loads((out / "hessian_toy_dm_t10-500.json").read_text())
+    arrays = np.load(out / "hessian_toy_dm_t10-500.npz")
+    assert (out / "hessian_toy_dm_t10-500.png").stat().st_size > 0 and meta["source"] == "computed"
     probe = probes.dm_probe(checkpoints.load(ckpts["toy_dm"]), [10, 500], batch_size=8)
     direct = hessian.spectrum(probe, top_k=1, trace_samples=3, slq_runs=1, slq_steps=6).summary()
     assert meta["lambda_1"] == pytest.approx(direct["lambda_1"], rel=1e-6)
@@ -36,15 +36,28 @@ def test_cli_hessian_writes_json_npz_png_matching_the_api(ckpts, caches, capsys)
     assert "lambda_1" in capsys.readouterr().out
     # the second run is served by the user cache with the same numbers
     assert cli.main([*args, "--device", "cpu"]) == 0
-    again = json.loads((out / "hessian.json").read_text())
+    again = json.loads((out / "hessian_toy_dm_t10-500.json").read_text())
     assert again["source"] == "user" and again["lambda_1"] == meta["lambda_1"]
+
+
+def test_cli_hessian_lambda_min_converged_or_marked(ckpts, caches, capsys):
+    base = ["hessian", str(ckpts["toy_gan"]), "--role", "d", "--batch-size", "8", *TINY, "--device", "cpu"]
+    assert cli.main([*base, "-o", str(caches / "a")]) == 0
+    meta = json.loads((caches / "a" / "hessian_toy_gan_d.json").read_text())
+    assert meta["lambda_min_converged"] is False and meta["lambda_min_error_bound"] is None
+    assert "(unconverged)" in capsys.readouterr().out
+    assert cli.main([*base, "-o", str(caches / "b"), "--lambda-min", "--block", "1"]) == 0
+    meta = json.loads((caches / "b" / "hessian_toy_gan_d.json").read_text())
+    assert meta["lambda_min_converged"] is True and meta["settings"]["block"] == 1
+    assert meta["lambda_min_steps"] > 0 and meta["lambda_min_error_bound"] >= 0
+    assert f"lambda_min {meta['lambda_min']:.4g} +- " in capsys.readouterr().out
 
 
 def test_cli_hessian_pyhessian_engine_on_a_gan(ckpts, caches):
     out = caches / "g"
     assert cli.main(["hessian", str(ckpts["toy_gan"]), "-o", str(out), "--role", "d", "--engine", "pyhessian",
                      "--batch-size", "8", *TINY])  == 0  # fmt: skip
-    meta = json.loads((out / "hessian.json").read_text())
+    meta = json.loads((out / "hessian_toy_gan_d.json").read_text())
     assert meta["settings"]["engine"] == "pyhessian" and meta["lambda_min"] is None
     probe = probes.gan_probe(checkpoints.load(ckpts["toy_gan"]), "d", batch_size=8)
     ours = hessian.spectrum(probe, top_k=1, trace_samples=3, slq_runs=1, slq_steps=6)
@@ -57,7 +70,8 @@ def test_cli_hessian_pyhessian_engine_on_a_gan(ckpts, caches):
         (["--timesteps", "a,b"], "integers separated by commas"),
         (["--timesteps", "5000"], "outside 0..999"),
         (["--role", "g"], "applies to GANs only"),
-        (["--top-k", "100000"], "exceeds the number of analysed parameters"),
+        (["--top-k", "1000"], "exceeds the number of analysed parameters"),  # the toy DM has 482
+        (["--top-k", "100000"], "above the DSTAB_MAX_TOP_K limit"),  # refused before the checkpoint is read
     ],
 )
 def test_cli_hessian_bad_input_exits_2(ckpts, caches, capsys, argv, message):
@@ -71,11 +85,11 @@ def test_cli_consistency(ckpts, caches, capsys):
     argv = ["consistency", str(ckpts["toy_dm"]), str(ckpts["toy_dm"]), str(ckpts["toy_dm_b"]), "-o", str(out),
             "-n", "5", "--sampler", "ddim", "--steps", "3", "--eta", "1"]  # fmt: skip
     assert cli.main(argv) == 0
-    meta = json.loads((out / "consistency.json").read_text())
+    meta = json.loads((out / "consistency_toy_dm_toy_dm_toy_dm_b.json").read_text())
     assert meta["psnr_vs_first_db"][0] == 100.0 and meta["psnr_vs_first_db"][1] < 100.0
     assert meta["C_db"] == pytest.approx(np.mean(meta["psnr_vs_first_db"]))
-    assert np.load(out / "consistency.npz")["samples"].shape == (3, 5, 2)
-    assert (out / "consistency.png").exists() and "C(q) =" in capsys.readouterr().out
+    assert np.load(out / "consistency_toy_dm_toy_dm_toy_dm_b.npz")["samples"].shape == (3, 5, 2)
+    assert (out / "consistency_toy_dm_toy_dm_toy_dm_b.png").exists() and "C(q) =" in capsys.readouterr().out
     assert cli.main(["consistency", str(ckpts["toy_dm"]), "-o", str(out), "--steps", "3"]) == 2
 
 

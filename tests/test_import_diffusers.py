@@ -38,6 +38,7 @@ def test_unet_folder_matches_diffusers_outputs(tmp_path):
     assert bundle.model.unet.state_dict().keys() == unet.state_dict().keys()
     assert bundle.diffusion.to_config() == {
         "schedule": "linear", "T": 1000, "prediction": "eps", "learn_sigma": False, "fixed_variance": "large",
+        "clip_denoised": True,
     }  # fmt: skip
     x, t = torch.randn(2, 3, 8, 8), torch.tensor([5, 900])
     with torch.no_grad():

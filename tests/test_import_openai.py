@@ -37,7 +37,9 @@ def test_guided_state_dict_loads_with_full_key_coverage_and_same_outputs(tiny_gu
     assert bundle.header["imported_from"]["ema_rate"] == 0.9999
     assert bundle.model.state_dict().keys() == torch.load(path, weights_only=True).keys()
     assert bundle.header["arch"]["num_classes"] == 10  # read from label_emb, not the 1000 of ImageNet
-    assert bundle.diffusion.to_config() == {"schedule": "linear", "T": 50, "prediction": "eps", "learn_sigma": True}
+    assert bundle.diffusion.to_config() == {
+        "schedule": "linear", "T": 50, "prediction": "eps", "learn_sigma": True, "clip_denoised": True,
+    }  # fmt: skip
     x, t, y = torch.randn(2, 3, 8, 8), torch.tensor([0, 49]), torch.tensor([1, 9])
     with torch.no_grad():
         assert torch.equal(bundle.model(x, t, y), original(x, t, y))

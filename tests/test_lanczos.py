@@ -120,7 +120,7 @@ def test_memory_refusal(monkeypatch):
 
 
 PEAK_SCRIPT = """
-import json, resource, sys, torch
+import json, sys, torch
 sys.path.insert(0, {root!r})
 from dstab.analysis import lanczos
 torch.set_num_threads(1)
@@ -130,10 +130,10 @@ mv = lambda Q: Q * a
 start = torch.randn(1, n, generator=torch.Generator().manual_seed(0))
 mv(start); start @ start.T  # warm the allocator and BLAS before measuring
 base = lanczos.resident_bytes()
-peak0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+lanczos.peak_resident_bytes(reset=True)
 lanczos.krylov(mv, start, rows, full={full})
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({{"used": peak - max(base, peak0), "estimate": lanczos.krylov_bytes(n, rows, 1, {full})}}))
+used = lanczos.peak_resident_bytes() - base
+print(json.dumps({{"used": used, "estimate": lanczos.krylov_bytes(n, rows, 1, {full})}}))
 """
 
 

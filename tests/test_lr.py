@@ -99,3 +99,22 @@ def test_paper_values_and_differences():
     assert paper.paper_ema(500_000) == pytest.approx(0.9999)
     matched = paper.to_paper(train_config.resolve("lr-matched", overrides=["lr_schedule.floor=0.3"]))
     assert matched["beta1"] == 0.9 and matched["lr_schedule"]["floor"] == 0.4  # beta1 stays Adam's 0.9
+
+
+def test_train_paper_flag_sets_the_papers_values_before_set(tmp_path, monkeypatch):
+    import json
+
+    from dstab.cli import main
+
+    monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "cache"))
+    toy = ["dataset=toy2d:8gaussians", 'arch={"arch": "mlp_denoiser", "hidden": 8, "depth": 2, "time_dim": 8}']
+    sets = sum((["--set", s] for s in [*toy, "steps=2", "eval_every=null", "batch_size=16"]), [])
+    assert main(["train", "--out", str(tmp_path / "r"), "--preset", "md-lrc", "--paper", "--quiet", *sets]) == 0
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert (cfg["lr"], cfg["batch_size"], cfg["beta1"], cfg["momentum"]) == (
+        1e-4,
+        16,
+        0.8,
+        {"name": "md-lrc", "floor": 0.4},
+    )
+    assert cfg["ema_rate"] == pytest.approx(0.5)  # the 2% horizon of a 2-iteration run, at least one iteration

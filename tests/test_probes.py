@@ -143,3 +143,20 @@ def test_wrong_kind_bad_options_and_nan_weights_are_refused(ckpts, tmp_path):
         next(dm.model.parameters())[0] = float("inf")
     with pytest.raises(DstabError, match="NaN or inf"):
         dm_probe(dm, 10)
+
+
+def test_a_generator_probe_loads_no_dataset_and_keeps_its_cache_key(ckpts, monkeypatch):
+    bundle = checkpoints.load(ckpts["toy_gan"])
+    d = gan_probe(bundle, "d", batch_size=8, seed=3)
+    loaded = []
+    monkeypatch.setattr(data, "load", lambda *a, **k: loaded.append(a) or pytest.fail("G's loss reads no data"))
+    g = gan_probe(bundle, "g", batch_size=8, seed=3)
+    assert loaded == [] and g.describe()["dataset"] == d.describe()["dataset"] == "toy2d:8gaussians"
+    assert float(g.loss()) > 0
+
+
+@pytest.mark.parametrize("spec", ["digits", "digits:x", "toy2d", *(f"toy2d:{v}" for v in data.TOY_VARIANTS)])
+def test_the_canonical_spec_is_the_loaded_datasets(spec):
+    assert data.canonical_spec(spec) == data.load(spec).spec
+    with pytest.raises(DstabError, match="unknown dataset 'nope'"):
+        data.canonical_spec("nope")

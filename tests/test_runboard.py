@@ -6,6 +6,7 @@ import sqlite3
 import numpy as np
 import pytest
 
+from dstab.metricnames import metric_label
 from dstab.training import config as train_config
 from dstab.training import runboard, runs
 from dstab.training.runmetrics import RunMetrics
@@ -15,8 +16,8 @@ def test_eval_metric_prefers_fid_and_labels_local_features_honestly():
     assert runboard.eval_metric(["loss", "fd_local@500x50ddim", "fid@500x50ddim"]) == "fid@500x50ddim"
     assert runboard.eval_metric(["loss", "fd_local@500x50ddim"]) == "fd_local@500x50ddim"
     assert runboard.eval_metric(["loss", "lr"]) is None
-    assert runboard.metric_label("fd_local@500x50ddim") == "FD (local features), 500x50ddim"
-    assert runboard.metric_label("fid@10000x100ddim") == "FID, 10000x100ddim"
+    assert metric_label("fd_local@500x50ddim", short=True) == "FD (local features), 500x50ddim"
+    assert metric_label("fid@10000x100ddim", short=True) == "FID, 10000x100ddim"
 
 
 def test_page_requests_resolve_to_what_the_trainer_will_run():
@@ -67,5 +68,7 @@ def test_table_row_numbers_come_from_the_database(tmp_path, monkeypatch):
     row = runboard.table_row(st, m)
     assert row["status"] == "stopped" and row["step"] == 40 and row["of"] == 100 and row["group"] == "g"
     assert row["latest FD/FID"] == 7.25 and row["metric"] == "FD (local features), 64x10ddim"
-    assert row["steps/s"] == 4.0 and row["ETA (s)"] is None
+    assert row["steps/s"] == 4.0 and row["ETA (h:mm)"] == "" and row["progress"] == 0.4  # stopped: no ETA
+    assert [runboard.hours_minutes(s) for s in (0, 1, 60, 61, 3599, 3600, 36000)] == [
+        "0:00", "0:01", "0:01", "0:02", "1:00", "1:00", "10:00"]  # fmt: skip
     assert runboard.checkpoint_files("r") == {40: d / "run" / "checkpoints" / "step0000040.safetensors"}

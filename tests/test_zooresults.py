@@ -88,7 +88,7 @@ def test_cli_hessian_defaults_find_the_shipped_result(tmp_path, monkeypatch, cap
     """The README's `python -m dstab hessian digits/dm-eps-s0` with no options is the report's Hessian."""
     monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "empty"))
     assert cli.main(["hessian", "digits/dm-eps-s0", "-o", str(tmp_path / "h"), "--device", "cpu"]) == 0
-    meta = json.loads((tmp_path / "h" / "hessian.json").read_text())
+    meta = json.loads((tmp_path / "h" / "hessian_digits-dm-eps-s0_t125-375-625-875.json").read_text())
     assert meta["source"] == "shipped"
     assert meta["probe"]["timesteps"] == [125, 375, 625, 875] and meta["probe"]["batch_size"] == 16
     assert "shipped" in capsys.readouterr().out

@@ -26,9 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import require
 from . import landscape
-from .specs import SURFACE_PRECISIONS
 
-PRECISIONS = SURFACE_PRECISIONS
 # dense (no sparsity) peak TFLOP/s per precision, from NVIDIA's data sheets; matched by name
 PEAK_TFLOPS = {
     "H200": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4},
@@ -39,6 +37,9 @@ PEAK_TFLOPS = {
     "L4": {"fp32": 30.3, "tf32": 60.0, "bf16": 121.0},
     "A10": {"fp32": 31.2, "tf32": 62.5, "bf16": 125.0},
 }
+# the precisions the table knows; specs.SURFACE_PRECISIONS (torch-free, for the CLI) names the same
+# (tests/test_fast_surface.py), and this module does not import specs, which imports it
+PRECISIONS = tuple(PEAK_TFLOPS["H100"])
 
 
 def check_precision(name: str, device) -> str:

@@ -20,13 +20,14 @@ from torch import nn
 from .. import data
 from ..checkpoints import atomic_write_bytes
 from ..errors import DstabError, require
+from ..zooindex import zoo_root
 
-FEATURES_DIR = Path(__file__).resolve().parents[2] / "checkpoints" / "features"
 FEATURE_DIM = 64
 
 
 def features_path(dataset: str) -> Path:
-    return FEATURES_DIR / f"{dataset.replace(':', '-')}-classifier.safetensors"
+    """The zoo's feature network for `dataset` (beside the zoo, which DSTAB_ZOO moves)."""
+    return zoo_root() / "features" / f"{dataset.replace(':', '-')}-classifier.safetensors"
 
 
 class DigitClassifier(nn.Module):

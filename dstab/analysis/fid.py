@@ -30,18 +30,9 @@ from .. import data
 from ..checkpoints import atomic_write_bytes, file_sha256, safe_torch_load
 from ..diffusion import NoiseSource
 from ..errors import DstabError, require
-from ..sampling import clips_x0
+from ..metricnames import LABELS, metric_label, metric_name  # noqa: F401 (part of this module's API)
 from . import distmetrics, features
 
-LABELS = {
-    "fid": "FID",
-    "fd_local": "FD (local features)",
-    "fd_points": "FD (raw 2-D points)",
-    "mmd2": "MMD^2 (RBF, 2-D points)",
-    "sw2": "sliced W2 (2-D points)",
-    "mode_coverage": "modes covered",
-    "mode_precision": "mode precision",
-}
 POINT_METRICS = ("mmd2", "sw2", "mode_coverage", "mode_precision")  # 2-D data; modes only for mixtures
 HIGHER_IS_BETTER = ("mode_coverage", "mode_precision")
 REFERENCE_POINTS = 1000  # the data sample that 2-D evaluations are measured against
@@ -66,22 +57,6 @@ def gaussian_stats(feats) -> tuple[np.ndarray, np.ndarray]:
 
 def fd(feats_a, feats_b) -> float:
     return frechet_distance(*gaussian_stats(feats_a), *gaussian_stats(feats_b))
-
-
-def metric_name(metric: str, n: int, sampler_steps: int | None, seeds: int = 1) -> str:
-    """e.g. fd_local@500x50ddim (DM samples by 50 DDIM steps), fid@500 (GAN samples), and
-    mmd2@500x50ddim~3 for the mean over 3 evaluation noise seeds."""
-    return f"{metric}@{n}" + (f"x{sampler_steps}ddim" if sampler_steps else "") + (f"~{seeds}" if seeds > 1 else "")
-
-
-def metric_label(name: str) -> str:
-    """'fd_local@500x50ddim' -> 'FD (local features), 500 samples, 50 DDIM steps'."""
-    metric, _, rest = name.partition("@")
-    rest, _, seeds = rest.partition("~")
-    n, _, steps = rest.partition("x")
-    out = f"{LABELS.get(metric, metric)}, {n} samples"
-    out += f", {steps.removesuffix('ddim')} DDIM steps" if steps else ""
-    return out + (f", mean of {seeds} noise seeds" if seeds else "")
 
 
 # --- InceptionV3 (pytorch-fid) ------------------------------------------------------------------
@@ -195,15 +170,14 @@ def reference_stats(ext: Extractor, dataset: data.Dataset) -> tuple[np.ndarray, 
 @torch.no_grad()
 def generate(modules: dict, diffusion, n: int, seed: int, sampler_steps: int, shape, device) -> torch.Tensor:
     """n EMA samples: DDIM (eta 0) for a DM, G(z) for a GAN, noise from NoiseSource(seed). x0
-    estimates are clipped by `sampling.clips_x0`, the rule `dstab sample` follows too."""
+    estimates are clipped as the Diffusion says (`Diffusion.clip_for`), as `dstab sample` clips them."""
     noise = NoiseSource(seed, (n, *shape))
     net = modules["model"] if diffusion is not None else modules["generator"]
     was_training = net.training
     net.eval()
     try:
         if diffusion is not None:
-            clip = clips_x0(shape)
-            return diffusion.ddim_sample(net, noise, steps=sampler_steps, eta=0.0, device=device, clip=clip).cpu()
+            return diffusion.ddim_sample(net, noise, steps=sampler_steps, eta=0.0, device=device).cpu()
         return net(noise.latent(net.latent_shape).to(device)).cpu()
     finally:
         net.train(was_training)

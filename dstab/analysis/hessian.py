@@ -4,20 +4,21 @@ The paper (Sec. 3.2) measures the Hessian with PyHessian and reports the top
 eigenvalue lambda_1 and a variance sigma^2 (DM 13.3 / 37.9, GAN 40.9 / 93.9).
 dstab's engine of record computes the same quantities on flat vectors:
 
-- top-k and bottom eigenvalues: Lanczos with full reorthogonalisation
-  (Lanczos 1950; Golub & Van Loan, Matrix Computations, Sec. 10.1), stopped
-  when the error bound min(r, r^2 / gap) of every wanted top Ritz value is
-  below `tol` times the spectral radius estimate (r = |beta_m s_mi|, Parlett
-  Sec. 11.7). lambda_min is the smallest Ritz value of the same run, reported
-  with its own error bound. PyHessian uses power iteration
-  with deflation instead, which needs many more Hessian-vector products for
-  the same accuracy. A Krylov space from one start vector holds one copy of a
-  repeated eigenvalue: exactly repeated eigenvalues are reported once.
+- top-k eigenvalues: block Lanczos with full reorthogonalisation from `block`
+  Gaussian vectors, stopped when the error bound of every wanted Ritz value
+  (residual, tightened by Kato-Temple where a gap is known) is below `tol`
+  times the spectral radius estimate, then checked by Lanczos on H deflated by
+  the Ritz vectors, with a thick restart when that finds a value the first run
+  missed (repeated eigenvalues, clusters): see `lanczos`. lambda_min is the
+  smallest Ritz value of that run, an upper bound marked unconverged, or with
+  `lambda_min=True` the result of its own checked run. PyHessian uses power
+  iteration with deflation instead, which needs more Hessian-vector products
+  for the same accuracy.
 - trace: Hutchinson's estimator tr(H) = E[z^T H z] with Rademacher z
   (Hutchinson 1989; Avron & Toledo 2011), with its standard error.
 - density: stochastic Lanczos quadrature (Golub & Meurant; Ghorbani, Krishnan
-  & Xiao 2019; Yao et al. 2020 "PyHessian"): per run a Rademacher start vector
-  v, normalised, m Lanczos steps; the Ritz values theta_k are the nodes and
+  & Xiao 2019; Yao et al. 2020 "PyHessian"): per run (one at a time, one basis
+  in memory) a Rademacher start vector v, normalised, m Lanczos steps; the Ritz values theta_k are the nodes and
   the squared first components tau_k of T's eigenvectors the weights of a
   Gauss quadrature for the spectral measure v^T delta(H - t) v. The curve is
   the nodes broadened by a Gaussian kernel, averaged over runs.
@@ -54,12 +55,11 @@ from ..errors import DstabError, require
 from . import lanczos
 from .cost import seconds_per_call, warn_if_slow
 from .hessian_settings import DEFAULT as SPEC
-from .hessian_settings import HESSIAN_ENGINES
-from .hvp import HVP_MODES, HessianOperator, check_finite  # noqa: F401  (the engine's API)
+from .hessian_settings import HESSIAN_ENGINES, optional_keys
+from .hvp import HVP_MODES, HessianOperator  # noqa: F401  (the engine's API)
 from .lanczos import density, spectrum_moments  # noqa: F401  (hessian_ref and callers use them here)
 
-# Hessian-vector products batched into one autograd call (trace probes, SLQ runs in lockstep); memory
-# grows with it: SLQ keeps BATCH * steps * n floats of Lanczos basis
+# Hutchinson probes batched into one autograd call (one vmapped backward)
 BATCH = 4
 # tol: bound on the top eigenvalues' errors relative to the spectral radius (see error_bounds)
 # the engines' defaults (SPEC) are hessian_settings' (what `dstab report` ships); tol bounds the top
@@ -375,8 +375,6 @@ def hessian_params(
         "tol": float(tol),
         "max_steps": int(max_steps),
         # keyed only when not the default, so that results stored before these settings existed keep their key
-        **({} if int(block) == SPEC.block else {"block": int(block)}),
-        **({"lambda_min": True} if lambda_min else {}),
+        **optional_keys(block, lambda_min),
         **({} if slq_full(sum(p.numel() for p in probe.params.values()), int(slq_steps)) else {"slq_reorth": "local"}),
     }
-

@@ -47,7 +47,8 @@ import torch
 from torch import nn
 
 from ..errors import require
-from .hessian import SPEC, HessianSpectrum, check_finite, density
+from ..probes import finite_or_error
+from .hessian import SPEC, HessianSpectrum, density
 
 
 class ProbeAsModel(nn.Module):
@@ -122,7 +123,7 @@ def spectrum(
     `lambda_min` are settings of dstab's Lanczos with no PyHessian counterpart (its lambda_min is None).
     `tol` and `max_steps` go to its power iteration (tol, maxIter per eigenvalue): its tol bounds the
     relative change between iterations, not the error, which stays larger when lambda_2 ~ lambda_1."""
-    check_finite(probe.params)
+    finite_or_error(probe.params, probe.name)
     n = sum(p.numel() for p in probe.params.values())
     require(isinstance(top_k, int) and 1 <= top_k <= n, f"top-k must lie in [1, n = {n}], got {top_k!r}")
     require(isinstance(trace_samples, int) and trace_samples >= 1, "trace samples must be a positive integer")

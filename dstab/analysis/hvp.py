@@ -3,7 +3,7 @@
 Hessian-vector products: ``hvp="reverse"`` differentiates a gradient graph
 built once (double backward; 1.7-2.4x faster than forward-over-reverse on CPU
 in bench/bench_hessian.py, 4x on the digits UNet), batching independent
-products (Hutchinson probes, SLQ runs in lockstep) into one vmapped backward;
+products (Hutchinson probes, a Lanczos block) into one vmapped backward;
 ``hvp="forward"`` is torch.func forward-over-reverse jvp(grad(f)), which keeps
 no graph between calls. Losses must write squares out: F.mse_loss breaks
 forward-over-reverse in torch (pytorch#123996).
@@ -16,13 +16,9 @@ import math
 import torch
 
 from ..errors import require
+from ..probes import finite_or_error
 
 HVP_MODES = ("reverse", "forward")
-
-
-def check_finite(named: dict[str, torch.Tensor]) -> None:
-    bad = [k for k, v in named.items() if not torch.isfinite(v).all()]
-    require(not bad, f"parameters {bad[:5]} contain NaN or inf; the checkpoint is broken, use another one")
 
 
 class HessianOperator:
@@ -33,7 +29,7 @@ class HessianOperator:
 
     def __init__(self, probe, hvp: str = "reverse"):
         require(hvp in HVP_MODES, f"unknown hvp mode {hvp!r}; choose one of {list(HVP_MODES)}")
-        check_finite(probe.params)
+        finite_or_error(probe.params, probe.name)
         self.probe, self.mode = probe, hvp
         self.names = list(probe.params)
         require(self.names, "the probe has no parameters to analyse")

@@ -355,3 +355,17 @@ def resident_bytes(device: torch.device | str = "cpu") -> int:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError, AttributeError):
         return 0
+
+
+def peak_resident_bytes(reset: bool = False) -> int:
+    """This process's peak resident set since the last reset (Linux VmHWM; `reset` starts a new
+    window by writing 5 to /proc/self/clear_refs); 0 where unavailable."""
+    try:
+        if reset:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        with open("/proc/self/status") as f:
+            line = next(x for x in f if x.startswith("VmHWM:"))
+        return int(line.split()[1]) * 1024
+    except (OSError, StopIteration, ValueError):
+        return 0

@@ -28,11 +28,11 @@ class Plan:
     def __init__(self, spec, bundles, device="cpu"):
         import torch
 
-        from . import distributed
+        from .. import distributed
 
         self.spec, self.bundles = spec, list(bundles)
         spec.check(self.bundles)
-        self.device = distributed.local_device(torch.device(device))
+        self.device = distributed.device_for(distributed.from_env(), torch.device(device))
         self._inputs, self._per_unit = None, None
         self.builds = 0  # how often the inputs were built (a page must build them once per miss)
         self.params = spec.params(self.bundles, self.inputs)
@@ -67,15 +67,15 @@ class Plan:
             **runtime) -> cache.Result:  # fmt: skip
         """The stored result, or the computed one, stored under `root` (default: the user cache). With
         `root` (the shipped cache, when precomputing) a result only the user cache holds is copied there."""
-        from .distributed import world
+        from ..distributed import from_env
 
         found = None if refresh else self.lookup()
         if found is not None:
-            if root is not None and found.source == "user" and world()[0] == 0:
+            if root is not None and found.source == "user" and from_env().main:
                 cache.store(self.spec.name, self.params, self.shas, found.meta, found.arrays, root)
             return found
         meta, arrays = self.compute(progress, root, **runtime)
-        if not self.identified or world()[0] != 0:  # nothing identifies it, or another rank writes it
+        if not self.identified or not from_env().main:  # nothing identifies it, or another rank writes it
             return cache.Result(meta, {k: np.asarray(v) for k, v in arrays.items()}, "", "computed", None, self.params)
         return cache.store(self.spec.name, self.params, self.shas, meta, arrays, root)
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from ..errors import DstabError, require
-from .hessian_settings import DEFAULT, HESSIAN_ENGINES, HessianSettings
+from .hessian_settings import HESSIAN_ENGINES, HessianSettings, optional_keys
 
 # dstab's choice, not the paper's (it does not say which t its DM Hessian used): the midpoints of the four
 # quartiles of [0, T), a 4-point quadrature of the uniformly weighted training loss
@@ -148,15 +148,18 @@ class SurfaceSpec:
             return self._compute(probe, progress, per_unit, strategy)
 
     def _compute(self, probe, progress, per_unit, strategy) -> tuple[dict, dict]:
-        from . import distributed, landscape, reference
+        from .. import distributed
+        from . import landscape, reference, rowsplit
 
         args = (probe, self.grid, self.radius, self.seed, self.bias_mode)
         if self.engine == reference.ENGINE:
             return reference.surface_ll(*args, progress, per_point=per_unit).to_record()
-        if distributed.init(probe.device):
-            rows = distributed.rows_for(self.grid, *distributed.world())
+        ctx = distributed.from_env()
+        if ctx.world > 1:
+            distributed.init(ctx, probe.device)
+            rows = rowsplit.rows_for(self.grid, ctx.rank, ctx.world)
             part = landscape.surface(*args, strategy, rows, progress, per_point=per_unit)
-            return distributed.gather(part).to_record()
+            return rowsplit.gather(part).to_record()
         return landscape.surface(*args, strategy, None, progress, per_point=per_unit).to_record()
 
     def read(self, result):
@@ -257,10 +260,7 @@ class HessianSpec(HessianSettings):
         # the Lanczos stopping rule (tol, max_steps) is left to the checkpoint's exact key: a search that
         # finds several variants falls back to `params` with the loaded model
         loose = {k: v for k, v in self.settings().items() if k not in ("tol", "max_steps", "block", "lambda_min")}
-        # block and lambda_min are keyed only when not the default (hessian.hessian_params): the same here
-        extra = {**({"block": self.block} if self.block != DEFAULT.block else {}),
-                 **({"lambda_min": True} if self.lambda_min else {})}  # fmt: skip
-        return {"engine": self.engine, **loose, **extra, "probe": probe}
+        return {"engine": self.engine, **loose, **optional_keys(self.block, self.lambda_min), "probe": probe}
 
     def build(self, bundles, device):
         return self.probe.build(bundles[0]).to(device)
@@ -321,10 +321,14 @@ class ConsistencySpec:
     def for_kind(self, kind: str) -> ConsistencySpec:
         return replace(self, sampler="ddpm", steps=None) if kind == "gan" else self
 
-    def check(self, bundles) -> None:
+    def check_options(self) -> None:
+        """The sampling options on their own, before any model is loaded."""
         require(self.sampler in DM_SAMPLERS, f"unknown sampler {self.sampler!r}; choose one of {DM_SAMPLERS}")
         require(self.sampler == "ddim" or self.steps is None, "--steps applies to --sampler ddim only")
         require(isinstance(self.num, int) and self.num >= 1, f"samples per model must be >= 1, got {self.num!r}")
+
+    def check(self, bundles) -> None:
+        self.check_options()
         require(len(bundles) >= 2, f"consistency compares at least 2 models, got {len(bundles)}")
 
     def params(self, bundles, inputs=None) -> dict:
@@ -357,9 +361,13 @@ class ConsistencySpec:
         return ConsistencyResult.from_record(result.meta, result.arrays)
 
 
+TRAJECTORY_FRAMES = ("x_t", "x0_hat", "eps_hat")  # what a stored trajectory holds per step (its key says so)
+
+
 @dataclass(frozen=True)
 class TrajectorySpec:
-    """A DM's reverse trajectory: its x0 estimate at every sampler step from NoiseSource(seed)."""
+    """A DM's reverse trajectory from NoiseSource(seed): at every sampler step the model's input x_t, its
+    x0 estimate and the noise that estimate implies."""
 
     name: ClassVar[str] = "trajectory"
     sampler: str = "ddim"  # 50 DDIM steps show the whole path in seconds; "ddpm" runs all T
@@ -379,9 +387,10 @@ class TrajectorySpec:
     def params(self, bundles, inputs=None) -> dict:
         from ..sampling import sample_shape
 
-        clip = len(sample_shape(bundles[0])) == 3  # x0 estimates clipped for images only, as `generate` does
+        # whether x0 estimates are clipped, as `generate` does it (the model's source's rule)
+        clip = bundles[0].diffusion.clip_for(1 + len(sample_shape(bundles[0]))) is not None
         return {"sampler": self.sampler, "steps": int(self.steps), "seed": int(self.seed), "n": int(self.n),
-                "clip": clip}  # fmt: skip
+                "clip": clip, "frames": list(TRAJECTORY_FRAMES)}  # fmt: skip
 
     def build(self, bundles, device):
         return bundles[0]

@@ -20,7 +20,7 @@ class Command(NamedTuple):
 
 COMMANDS: dict[str, Command] = {
     "zoo": Command("zoo", "build, list or measure the embedded zoo of DMs and GANs; the seed census"),
-    "sample": Command("sample", "write a PNG grid of a checkpoint's samples"),
+    "sample": Command("sample", "write a PNG grid (and/or the raw arrays) of a checkpoint's samples"),
     "info": Command("info", "print a checkpoint's header as JSON"),
     "convert": Command("convert", "write an imported checkpoint in dstab's format"),
     "train": Command("train", "train a DM or GAN in a run directory (presets: the paper's MDLRC+CLTS and its peers)"),

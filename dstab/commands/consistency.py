@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
-from .. import zooresults
+from .. import budgets, zooresults
 from ..analysis import consistency as cons
 from ..analysis import results
 from ..analysis.specs import DM_SAMPLERS
 from ..device import resolve_device
+from ..fileio import writable_dir
 from ..plots import consistency as consistency_plots
 from . import add_command, add_device_arg, add_threads_arg
+from .output import model_id, result_stem, write_result
 
 SPEC = zooresults.CONSISTENCY
 
@@ -25,7 +24,7 @@ def register(sub) -> None:
         "consistency",
         description="N models each draw --num samples from ONE sampling seed (DMs: the same x_T and per-step "
         "noise; GANs: the same z). C(q) is the mean over samples of the mean PSNR of models 2..N against model 1 "
-        "(peak 2 for images in [-1, 1], capped at 100 dB). Writes consistency.json, .npz and a PNG grid "
+        "(peak 2 for images in [-1, 1], capped at 100 dB). Writes consistency_<models>.json, .npz and a PNG grid "
         "(one row per model; equal columns share their noise).",
     )
     p.add_argument(
@@ -50,20 +49,21 @@ def register(sub) -> None:
 
 def run(args) -> int:
     spec = replace(SPEC, num=args.num, seed=args.seed, sampler=args.sampler, steps=args.steps, eta=args.eta)
-    spec.check([None, None])  # the sampler's options, before any model loads
+    spec.check_options()
+    budgets.check_count(args.num, "DSTAB_MAX_SAMPLES", "--num")
+    writable_dir(args.output, "--output")
     bundles, names = cons.load_models(args.models, stage=args.stage)
     found = results.get(spec, bundles, None, resolve_device(args.device), args.refresh, names=names)
     result = spec.read(found)
     result.names = list(names)  # a stored result may have been computed under other names (paths, ids)
     source = found.source
-    out = args.output
-    out.mkdir(parents=True, exist_ok=True)
     meta, arrays = result.to_record()
-    (out / "consistency.json").write_text(json.dumps({**meta, "source": source}, indent=2) + "\n")
-    np.savez(out / "consistency.npz", **arrays)
-    consistency_plots.grid(arrays["samples"]).save(out / "consistency.png")
+    shas = [b.sha256 for b in bundles]
+    stem = result_stem(args.output, ["consistency", *map(model_id, args.models)], shas)
+    grid = consistency_plots.grid(arrays["samples"])
+    write_result(stem, {**meta, "source": source}, arrays, shas, {".png": grid.save})
     print(f"C(q) = {result.score:.2f} dB over {len(names)} models x {args.num} samples ({source})")
     for name, db in zip(names[1:], meta["psnr_vs_first_db"]):
         print(f"  {name}: {db:.2f} dB against {names[0]}")
-    print(out)
+    print(f"{stem}.json/.npz/.png")
     return 0

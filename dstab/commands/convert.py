@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
-from .. import checkpoints, models
+from .. import checkpoints, models, stfile
 from ..errors import DstabError
+from ..fileio import writable_dir
 from ..importers.openai import PRESETS
 from . import add_command
 
@@ -56,13 +59,34 @@ def hints_from(args) -> dict:
 def run(args) -> int:
     if not args.output.endswith(".safetensors"):
         raise DstabError(f"the output must be a .safetensors file, got {args.output}")
+    out = Path(args.output)
+    if out.is_dir():
+        raise DstabError(f"--output {out} is a folder; give the .safetensors file to write")
+    if out.exists() and Path(args.source).exists() and out.resolve() == Path(args.source).resolve():
+        raise DstabError(f"--output {out} is the source itself; write the converted checkpoint to another file")
+    writable_dir(out.parent, "the output's folder")
     bundle = checkpoints.load(args.source, **hints_from(args))
+    assumed = bundle.header.get("imported_from", {}).get("assumed")
+    if assumed:
+        print(f"notice: {assumed}")
     header = {k: v for k, v in bundle.header.items() if k not in ("storage_dtype", "weights_sha256")}
     if args.dataset:
         header["dataset"] = args.dataset
-    sha = checkpoints.save(args.output, header, bundle.modules, DTYPES[args.dtype])
-    written = checkpoints.load(args.output)  # proves it reads back without flags
-    params = sum(models.count_parameters(m) for m in written.modules.values())
     source = bundle.header.get("imported_from", {}).get("format", "dstab")
+    # streamed: the modules hold the source's memory-mapped tensors, written one at a time
+    sha = checkpoints.save(args.output, header, bundle.modules, DTYPES[args.dtype])
+    del bundle
+    written = verified(args.output)
+    params = sum(models.count_parameters(m) for m in written.modules.values())
     print(f"wrote {args.output} ({written.kind}, {params:,} parameters, from {source}, sha256 {sha[:12]})")
     return 0
+
+
+def verified(path: str) -> checkpoints.Bundle:
+    """Proof that the written file loads without flags (header, architectures, diffusion, every key
+    and shape, the weights' hash), read one tensor at a time: the modules it returns are on the
+    meta device, so the check holds no copy of the weights."""
+    header, shapes, weights_sha = stfile.read_structure(path)
+    if not isinstance(header, dict) or weights_sha != header.get("weights_sha256"):
+        raise DstabError(f"{path}: the written file does not read back (disk full or altered?); convert again")
+    return checkpoints.bundle_from_tensors(header, shapes, path)

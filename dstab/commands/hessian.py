@@ -6,22 +6,21 @@ hessian digits/dm-eps-s0` finds the result the zoo ships instead of computing.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
-from .. import zooresults
+from .. import budgets, zooresults
 from ..analysis import results
 from ..analysis.consistency import load_models
 from ..analysis.hessian_settings import lambda_min_text
 from ..analysis.specs import GAN_ROLES, HESSIAN_ENGINES
 from ..device import resolve_device
 from ..errors import DstabError, require
+from ..fileio import writable_dir
 from ..plots import hessian as hessian_plots
 from . import add_command, add_device_arg, add_threads_arg
+from .output import model_id, result_stem, write_result
 from .progress import bars, cost_warnings_on_one_line
 
 SPEC = zooresults.HESSIAN
@@ -33,7 +32,7 @@ def register(sub) -> None:
         "hessian",
         description="Top-k eigenvalues by Lanczos, trace by Hutchinson and the eigenvalue density by "
         "stochastic Lanczos quadrature of a DM's L_simple or a GAN's G/D loss on a fixed seeded batch "
-        "(the paper's Sec. 3.2 numbers). Writes hessian.json, hessian.npz and hessian.png into --output. "
+        "(the paper's Sec. 3.2 numbers). Writes hessian_<model>_<probe>.json, .npz and .png into --output. "
         "The defaults are those of `dstab report`, whose results the zoo ships.",
     )
     p.add_argument("checkpoint", help="a checkpoint file or a zoo id such as digits/dm-eps-s0")
@@ -79,15 +78,24 @@ def spec_from(args):
                    lambda_min=args.lambda_min)  # fmt: skip
 
 
-def write_outputs(out: Path, found, extra: dict, title: str) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "hessian.json").write_text(json.dumps({**found.meta, **extra}, indent=2) + "\n")
-    np.savez(out / "hessian.npz", **found.arrays)
-    hessian_plots.density_png({"model": (title, found)}).save(out / "hessian.png")
-    return out
+def _what(probe: dict) -> str:
+    """The probe part of an output name: the DM's timesteps (t125-375) or the GAN's network (g, d)."""
+    return "t" + "-".join(str(t) for t in probe["timesteps"]) if probe.get("timesteps") else probe["role"]
+
+
+def check_settings(args) -> None:
+    """Sizes and the output folder, before the checkpoint is loaded or anything computed."""
+    for option in ("top_k", "trace_samples", "slq_runs", "slq_steps"):
+        flag = "--" + option.replace("_", "-")
+        require(getattr(args, option) >= 1, f"{flag} must be at least 1, got {getattr(args, option)}")
+        budgets.check_count(getattr(args, option), "DSTAB_MAX_TOP_K", flag)
+    require(args.batch_size >= 1, f"--batch-size must be at least 1, got {args.batch_size}")
+    budgets.check_count(args.batch_size, "DSTAB_MAX_BATCH", "--batch-size")
+    writable_dir(args.output, "--output")
 
 
 def run(args) -> int:
+    check_settings(args)
     bundles, names = load_models([args.checkpoint], stage=args.stage)
     require(len(bundles) == 1, f"{args.checkpoint!r} names {len(bundles)} checkpoints; give one")
     spec = spec_from(args)
@@ -96,8 +104,11 @@ def run(args) -> int:
         found = results.get(spec, bundles, tick, resolve_device(args.device), args.refresh)
     s = spec.read(found).summary()
     kind = found.params["probe"]["kind"]
-    extra = {"checkpoint": names[0], "probe": found.params["probe"], "source": found.source}
-    write_outputs(args.output, found, extra, f"{names[0]} ({kind}, {args.engine})")
+    record = {**found.meta, "checkpoint": names[0], "probe": found.params["probe"], "source": found.source}
+    density = hessian_plots.density_png(f"{names[0]} ({kind}, {args.engine})", found)
+    shas = [bundles[0].sha256]
+    stem = result_stem(args.output, ["hessian", model_id(names[0]), _what(found.params["probe"])], shas)
+    write_result(stem, record, found.arrays, shas, {".png": density.save})
     lam_min = lambda_min_text(s)
     print(
         f"{names[0]} [{kind}, n={s['n_params']}, {args.engine}, {found.source}]: lambda_1 {s['lambda_1']:.4g}  "
@@ -106,5 +117,5 @@ def run(args) -> int:
     )
     if s.get("lanczos_converged") is False:
         print(f"warning: {s.get('warning', 'the top eigenvalues did not converge')}")
-    print(args.output)
+    print(f"{stem}.json/.npz/.png")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .. import checkpoints, models
+from .. import checkpoints, models, sampling
 from . import add_command
 
 
@@ -22,5 +22,8 @@ def run(args) -> int:
         "parameters": {role: models.count_parameters(m) for role, m in bundle.modules.items()},
         "header": bundle.header,
     }
+    if bundle.diffusion is not None:  # how `sample`, consistency grids and FD draw from it
+        ndim = 1 + len(sampling.sample_shape(bundle))
+        info["sampling"] = bundle.diffusion.sampling_summary(ndim)
     print(json.dumps(info, indent=2, sort_keys=True))
     return 0

@@ -9,25 +9,22 @@ fields of the zoo's shipped specs (dstab.zooresults).
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
-from .. import plots, zoo, zooresults
-from ..analysis import distributed, results
+from .. import budgets, distributed, plots, zoo, zooresults
+from ..analysis import results
 from ..analysis.directions import BIAS_MODES
 from ..analysis.interpolation import rise_over_end
-from ..analysis.landscape import STRATEGIES, rise_over_centre
+from ..analysis.landscape import STRATEGIES
 from ..analysis.specs import GAN_ROLES, SURFACE_ENGINES, SURFACE_PRECISIONS, ProbeSpec
-from ..checkpoints import atomic_write_bytes
 from ..device import resolve_device
+from ..fileio import writable_dir
 from ..plots import curve as curve_plots
 from ..plots import surface as surface_plots
 from . import add_command, add_device_arg, add_threads_arg
+from .output import result_stem, write_result
 from .progress import bars, cost_warnings_on_one_line
 
 SURFACE, CURVE = zooresults.SURFACE, zooresults.CURVE
@@ -104,32 +101,10 @@ def _probes(bundle, args) -> list[ProbeSpec]:
     return [ProbeSpec(timesteps=tuple(args.timestep or ()) or None, role=(args.role or [None])[0], **common)]
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
-
-
-def _plain(value):
-    """JSON-safe: arrays to lists, NaN and inf to null."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def _write(found, stem: Path, png, html) -> None:
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    record = {"source": found.source, **_plain(found.meta), "arrays": _plain(found.arrays)}
-    atomic_write_bytes(stem.with_suffix(".json"), json.dumps(record, indent=1).encode())
-    np.savez(stem.with_suffix(".npz"), **found.arrays)
-    png.save(stem.with_suffix(".png"))
-    plots.write_html(html, stem.with_suffix(".html"))
+def _write(found, stem: Path, shas: list, png, html) -> None:
+    record = {"source": found.source, **found.meta, "arrays": found.arrays}
+    figures = {".png": png.save, ".html": lambda path: plots.write_html(html, path)}
+    write_result(stem, record, found.arrays, shas, figures)
     print(f"{stem}.json/.npz/.png/.html ({found.source})")
 
 
@@ -138,9 +113,11 @@ def _what(probe: ProbeSpec) -> str:
 
 
 def run_surface(args) -> int:
+    budgets.check_count(args.grid**2, "DSTAB_MAX_GRID_POINTS", f"--grid {args.grid} (grid points)")
+    writable_dir(args.out, "--out")
     device = resolve_device(args.device)
     bundle = zoo.load_checkpoint(args.checkpoint, args.stage)
-    rank0 = distributed.world()[0] == 0
+    rank0 = distributed.from_env().main
     for probe in _probes(bundle, args):
         spec = replace(SURFACE, probe=probe, grid=args.grid, radius=args.radius, seed=args.seed,
                        bias_mode=args.bias_mode, engine=args.engine, precision=args.precision)  # fmt: skip
@@ -148,11 +125,11 @@ def run_surface(args) -> int:
             found = results.get(spec, [bundle], tick, device, args.refresh, strategy=args.strategy)
         if rank0:
             a, b, loss = found.arrays["alphas"], found.arrays["betas"], found.arrays["loss"]
-            rel = rise_over_centre(loss)
-            zmax, title = surface_plots.zmax_of([rel]), surface_plots.title(bundle.name, found.meta)
-            figure = surface_plots.surface_3d(a, b, rel, title, zmax)
-            stem = args.out / f"surface_{_slug(bundle.name)}_{_what(probe)}"
-            _write(found, stem, surface_plots.heatmap_png(rel, title, zmax), figure)
+            view = surface_plots.views({"own": loss}, surface_plots.SHARED_RISE)["own"]  # its own relative rise
+            title = surface_plots.title(bundle.name, found.meta)
+            figure = surface_plots.surface_3d(a, b, view, title)
+            stem = result_stem(args.out, ["surface", bundle.name, _what(probe)], [bundle.sha256])
+            _write(found, stem, [bundle.sha256], surface_plots.heatmap_png(view.z, title, view.hi), figure)
             m = found.meta["metrics"]
             print(
                 f"  centre loss {found.meta['centre_loss']:.5g}, relative rise {m['relative_rise']:.4g}, curvature "
@@ -163,6 +140,9 @@ def run_surface(args) -> int:
 
 
 def run_interpolate(args) -> int:
+    span = abs(args.hi - args.lo) * max(args.steps, 0) if math.isfinite(args.hi - args.lo) else math.inf
+    budgets.check_count(min(span, 1e18) + 1, "DSTAB_MAX_GRID_POINTS", "--steps x (--hi - --lo) (points)")
+    writable_dir(args.out, "--out")
     device = resolve_device(args.device)
     a = zoo.load_checkpoint(args.a, args.stage)
     b = zoo.load_checkpoint(args.b) if args.b else zoo.load_checkpoint(args.a, "early")
@@ -172,8 +152,9 @@ def run_interpolate(args) -> int:
             found = results.get(spec, [a, b], tick, device, args.refresh)
         alphas = found.arrays["alphas"]
         rows = {a.kind: (a.name, found.meta, alphas, rise_over_end(alphas, found.arrays["loss"]))}
-        _write(found, args.out / f"interpolate_{_slug(a.name)}_{_slug(b.name)}_{_what(probe)}",
-               curve_plots.curves_png(rows), curve_plots.curves(rows))  # fmt: skip
+        shas = [a.sha256, b.sha256]
+        stem = result_stem(args.out, ["interpolate", a.name, b.name, _what(probe)], shas)
+        _write(found, stem, shas, curve_plots.curves_png(rows), curve_plots.curves(rows))
         m = found.meta["metrics"]
         print(
             f"  loss b {found.meta['loss_b']:.5g} -> a {found.meta['loss_a']:.5g}, roughness {m['roughness']:.4g}, "

@@ -1,4 +1,11 @@
-"""Terminal progress for dstab's one progress protocol `progress(stage, done, total)`: one tqdm bar per stage."""
+"""CLI progress for dstab's one progress protocol `progress(stage, done, total)`, and cost warnings.
+
+On a terminal each stage is a tqdm bar. tqdm redraws its bar with carriage
+returns and cursor-up escape codes, which turn a log file (a background run,
+a cluster job's output) into noise, so when stderr is not a terminal each
+stage instead prints a plain line when it starts, at every further tenth of
+its work, and when it ends.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +16,50 @@ import warnings
 from ..analysis.cost import CostWarning
 
 
-@contextlib.contextmanager
-def bars(what: str, unit: str = "it", enabled: bool = True):
-    """Yields `tick(stage, done, total)`; the bars (on stderr) close on exit."""
-    from tqdm import tqdm
+class Progress:
+    """`progress(stage, done, total)` drawn on `stream` (default stderr); `close()` ends every bar."""
 
-    open_bars: dict[str, tqdm] = {}
+    def __init__(self, what: str, unit: str = "it", enabled: bool = True, stream=None):
+        self.what, self.unit, self.enabled = what, unit, enabled
+        self.stream = stream or sys.stderr
+        self.terminal = self.stream.isatty()
+        self._bars: dict = {}
+        self._shown: dict[str, int] = {}  # tenths already printed, per stage
 
-    def tick(stage: str, done: int, total: int) -> None:
-        if stage not in open_bars:
-            open_bars[stage] = tqdm(total=total, desc=f"{what} {stage}".strip(), unit=unit, file=sys.stderr,
-                                    leave=False, disable=not enabled)  # fmt: skip
-        open_bars[stage].update(done - open_bars[stage].n)
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.terminal:
+            self._draw(stage, done, total)
+            return
+        tenth = 10 * done // max(total, 1)
+        if self._shown.get(stage, -1) < tenth:
+            self._shown[stage] = tenth
+            label = f"{self.what} {stage}".strip()
+            print(f"{label}: {done}/{total} {self.unit} ({100 * done // max(total, 1)}%)", file=self.stream)
 
-    try:
-        yield tick
-    finally:
-        for bar in open_bars.values():
+    def _draw(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if stage not in self._bars:
+            desc = f"{self.what} {stage}".strip()
+            self._bars[stage] = tqdm(total=total, desc=desc, unit=self.unit, leave=False, file=self.stream)
+        self._bars[stage].update(done - self._bars[stage].n)
+
+    def close(self) -> None:
+        for bar in self._bars.values():
             bar.close()
+        self._bars.clear()
+
+
+@contextlib.contextmanager
+def bars(what: str, unit: str = "it", enabled: bool = True, stream=None):
+    """Yields a `Progress` (call it as `tick(stage, done, total)`); its bars close on exit."""
+    progress = Progress(what, unit, enabled, stream)
+    try:
+        yield progress
+    finally:
+        progress.close()
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 def register(sub) -> None:
     from ..experiments import speedup
     from . import add_command
+    from .sweep import add_sweep_args
 
     p = add_command(sub, "reproduce")
     rsub = p.add_subparsers(dest="experiment", metavar="{speedup}", parser_class=type(p))
@@ -25,20 +26,12 @@ def register(sub) -> None:
         "rerun with --report-only to compare them and regenerate RESULTS.md's section.",
     )
     s.add_argument("--dataset", default="digits", help="digits, toy2d[:variant], or another dataset (default digits)")
-    s.add_argument("--variants", default=",".join(speedup.DEFAULT_VARIANTS), help=f"of {', '.join(speedup.VARIANTS)}")
-    s.add_argument("--seeds", default="3", help="a count N (seeds 0..N-1) or a list 0,1,5 (default 3)")
-    s.add_argument("--set", action="append", default=[], metavar="KEY=V[,V2...]", help="as for `dstab sweep`")
-    s.add_argument("--paper", action="store_true", help="the paper's lr, batch, EMA (scaled), beta0, floor")
-    s.add_argument("--group", default=None, help="the runs' group (default speedup-<dataset>)")
-    s.add_argument("--dry-run", action="store_true", help="list the runs; queue nothing")
+    add_sweep_args(s, ",".join(speedup.DEFAULT_VARIANTS), "speedup-<dataset>")
     s.add_argument("--report-only", action="store_true", help="compare the group's finished runs; train nothing")
     s.add_argument("--wait", action="store_true", help="after queueing, wait for the runs, then report")
     s.add_argument("--last-k", type=int, default=5, help="evaluations averaged for the baseline's plateau")
     s.add_argument("--results", type=Path, default=REPO / "RESULTS.md", help="markdown file whose section is rewritten")
     s.add_argument("--summary", type=Path, default=None, help="JSON summary (default results/speedup-<dataset>.json)")
-    s.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (default 1)")
-    s.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
-    s.add_argument("--root", type=Path, default=None, help="workspace root (default: as for `dstab runs`)")
     s.set_defaults(func=run_speedup)
 
 

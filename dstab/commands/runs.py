@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
 from ..errors import DstabError
-from ..training import runs
+from ..training import rundir, runs
 from . import add_command
 
 
@@ -108,11 +109,16 @@ def run_resume(args) -> int:
     return _finish(args, runs.resume(args.name, args.root), ("finished", "stopped", "failed", "died", "broken"))
 
 
-def run_logs(args) -> int:
+def _existing(args) -> Path:
     path = runs.run_dir(args.name, args.root)
     if not path.is_dir():
         raise DstabError(f"no run named {args.name!r} in {path.parent}")
-    progress = path / runs.RUN / "train.log"
+    return path
+
+
+def run_logs(args) -> int:
+    path = _existing(args)
+    progress = path / runs.RUN / rundir.LOG
     if progress.exists():
         print(f"--- {progress} (the trainer's log lines)")
         print("\n".join(runs.log_tail(progress.parent, args.lines, progress.name)))
@@ -121,8 +127,21 @@ def run_logs(args) -> int:
     return 0
 
 
+def _confirm(name: str) -> str:
+    """The run's name typed again; without a terminal to type it on, an error that names --yes."""
+    if not sys.stdin.isatty():
+        raise DstabError(
+            f"runs delete asks for the run's name on a terminal and there is none; pass --yes to delete {name!r}"
+        )
+    try:
+        return input(f"type the run's name ({name}) to delete it: ").strip()
+    except EOFError:
+        raise DstabError(f"no confirmation typed; {name!r} was not deleted (pass --yes in scripts)") from None
+
+
 def run_delete(args) -> int:
-    confirm = args.name if args.yes else input(f"type the run's name ({args.name}) to delete it: ").strip()
+    _existing(args)
+    confirm = args.name if args.yes else _confirm(args.name)
     runs.delete(args.name, confirm, args.root)
     print(f"deleted {args.name}")
     return 0

@@ -15,16 +15,21 @@ def register(sub) -> None:
         "of one group (see `dstab runs`); `dstab compare GROUP` reads them. KEY=V (one value) sets an option for "
         "every run. Keys: training options, dotted for nested ones, and beta0, floor, width, dataset.",
     )
-    p.add_argument("--variants", default="baseline,mdlrc-clts", help="comma-separated presets (default %(default)s)")
+    add_sweep_args(p, "baseline,mdlrc-clts", "sweep-<date>-<time>")
+    p.set_defaults(func=run_sweep)
+
+
+def add_sweep_args(p, variants: str, group: str) -> None:
+    """The options `sweep` and `reproduce speedup` share."""
+    p.add_argument("--variants", default=variants, help="comma-separated presets (default %(default)s)")
     p.add_argument("--seeds", default="3", help="a count N (seeds 0..N-1) or a list 0,1,5 (default %(default)s)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=V1,V2,...", help="an axis, or one fixed value")
     p.add_argument("--paper", action="store_true", help="the paper's lr, batch, EMA (scaled), beta0, floor, mu, sigma")
-    p.add_argument("--group", default=None, help="the group's name (default sweep-<date>-<time>)")
+    p.add_argument("--group", default=None, help=f"the group's name (default {group})")
     p.add_argument("--dry-run", action="store_true", help="list the runs and where they depart from the paper")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (default 1)")
     p.add_argument("--root", type=Path, default=None, help="workspace root (default: as for `dstab runs`)")
-    p.set_defaults(func=run_sweep)
 
 
 def seeds_arg(text: str) -> list[int]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..device import resolve_device
 from ..errors import require
 from ..training import config as train_config
-from ..training import runner
+from ..training import paper, runner
 from . import add_command, add_device_arg, add_threads_arg
 
 
@@ -31,6 +31,9 @@ def register(sub) -> None:
         metavar="KEY=VALUE",
         help="override an option; dotted keys reach nested ones (timesteps.sigma=100); values are JSON",
     )
+    p.add_argument(
+        "--paper", action="store_true", help="the paper's lr, batch, EMA (scaled), beta0, floor, mu, sigma; then --set"
+    )
     add_threads_arg(p)
     p.add_argument("--quiet", action="store_true", help="do not echo log lines (they still go to RUN_DIR/train.log)")
     add_device_arg(p)
@@ -44,13 +47,18 @@ def run(args) -> int:
     device = resolve_device(args.device)
     if args.resume is not None:
         require(
-            not (args.config or args.preset or args.set),
-            "--resume takes the run's own config.json; --config, --preset and --set do not apply",
+            not (args.config or args.preset or args.set or args.paper),
+            "--resume takes the run's own config.json; --config, --preset, --set and --paper do not apply",
         )
         result = runner.resume(args.resume, device, echo=not args.quiet)
     else:
         require(args.config or args.preset, "a new run needs --config FILE or --preset NAME")
         config = train_config.resolve(args.preset, args.config, args.set)
+        if args.paper:  # preset < the paper's values (EMA scaled to the final steps) < --set
+            config = paper.to_paper(config)
+            for text in args.set:
+                train_config.apply_override(config, *train_config.parse_override(text))
+            config = train_config.TrainConfig.from_dict(config).to_dict()
         result = runner.start(args.out, config, device, echo=not args.quiet)
     state = "stopped" if result["stopped"] else "finished"
     print(f"{state} at step {result['step']}")

@@ -178,7 +178,7 @@ def compare(group: str, metric=None, reference="baseline", last_k: int = 5, root
     rows = []
     for lab, against in pairs:
         seeds = sorted(set(labels[lab]) & set(labels[against]) & set(ref))
-        for tname, per_seed in list(targets.items()) if against == reference else list(targets.items())[:1]:
+        for tname, per_seed in targets.items():
             ts = [per_seed[s] for s in seeds]
             row = {"variant": lab, "reference": against, "target_of": reference, "target_name": tname}
             row["target"] = sign * float(np.mean(ts))

@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 
 from .. import resultsmd
+from ..fileio import write_json
 from ..training.config import DIGITS_UNET
 from . import sweep, verdict
 
@@ -105,5 +106,4 @@ def write_section(results_md: Path, dataset: str, body: str) -> None:
 
 
 def save_summary(path: Path, result: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1) + "\n")
+    write_json(path, result)

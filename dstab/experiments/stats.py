@@ -84,7 +84,12 @@ class Speedup:
         return [s for s, r in zip(self.seeds, self.reference_x) if r is None]
 
     def to_dict(self) -> dict:
-        return {**self.__dict__, "paired": self.paired, "never_reached": self.never_reached}
+        return {
+            **self.__dict__,
+            "paired": self.paired,
+            "never_reached": self.never_reached,
+            "reference_never": self.reference_never,
+        }
 
 
 def speedup(targets, seeds, ref_curves, var_curves, level: float = LEVEL) -> Speedup:

@@ -220,6 +220,18 @@ def _validated(cfg: dict, name: str) -> dict:
         raise DstabError(f"sweep run {name}: a value has the wrong type ({exc})") from None
 
 
+SCHEDULE_KEYS = ("timesteps=", "momentum=", "beta1=", "lr_schedule=")  # what makes a preset that preset
+
+
+def from_form(group: str, variants: list[str], seeds: int, axes_text: str, overrides: list[str]):
+    """The Training page's sweep, planned as `dstab sweep` plans it: the form's `--set` values fixed
+    for every run (those that define a schedule only when a single variant is chosen, so each preset
+    keeps its own), one `KEY=V1,V2,...` axis per line of `axes_text`, seeds 0..seeds-1."""
+    fixed = overrides if len(variants) == 1 else [o for o in overrides if not o.startswith(SCHEDULE_KEYS)]
+    axes, one = split([*fixed, *(line for line in axes_text.splitlines() if line.strip())])
+    return plan(variants, list(range(seeds)), axes, one, group=group)
+
+
 def launch(group: str, planned: list[PlannedRun], device: str = "auto", threads: int | None = 1, root=None) -> list:
     """Queue every planned run (model and data built once per distinct setup), then schedule once."""
     root = runs.workspace_root(root)

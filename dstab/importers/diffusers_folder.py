@@ -26,9 +26,22 @@ WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 SCHEDULER_DEFAULTS = {
     "num_train_timesteps": 1000, "beta_start": 0.0001, "beta_end": 0.02, "beta_schedule": "linear",
     "trained_betas": None, "variance_type": "fixed_small", "clip_sample": True, "prediction_type": "epsilon",
+    "clip_sample_range": 1.0, "thresholding": False,
 }  # fmt: skip
 PREDICTIONS = {"epsilon": "eps", "sample": "x0"}
-VARIANCES = {"fixed_small": "small", "fixed_small_log": "small", "fixed_large": "large", "fixed_large_log": "large"}
+# DDPMScheduler.step: fixed_small_log draws with exp(0.5 log var) = sqrt(var), as fixed_small does
+VARIANCES = {"fixed_small": "small", "fixed_small_log": "small", "fixed_large": "large"}
+REFUSED_VARIANCES = {
+    # step() multiplies the noise by sqrt(log(beta_t)), the square root of a negative number
+    "fixed_large_log": "DDPMScheduler.step takes the square root of log(beta_t) for it, which is NaN",
+    "learned": "the model predicts the log-variance directly, which dstab's UNets do not output",
+}
+
+
+NO_SCHEDULER = (
+    "no scheduler_config.json: DDPMScheduler's defaults are assumed (linear betas 1e-4..0.02, 1000 steps, "
+    "fixed_small variance, clip_sample); put the model's scheduler_config.json beside config.json if it differs"
+)
 
 
 def _json(path: Path) -> dict:
@@ -74,14 +87,28 @@ def diffusion_from_scheduler(config: dict, where: str) -> Diffusion:
     if c["prediction_type"] not in PREDICTIONS:
         raise DstabError(f"{where}: prediction_type {c['prediction_type']!r} is not supported (epsilon, sample)")
     learned = c["variance_type"] == "learned_range"  # improved-diffusion's interpolation, as dstab's learn_sigma
+    if c["variance_type"] in REFUSED_VARIANCES:
+        raise DstabError(
+            f"{where}: variance_type {c['variance_type']!r} is refused: {REFUSED_VARIANCES[c['variance_type']]}"
+        )
     if not learned and c["variance_type"] not in VARIANCES:
-        raise DstabError(f"{where}: variance_type {c['variance_type']!r} is not supported")
+        raise DstabError(
+            f"{where}: variance_type {c['variance_type']!r} is not supported "
+            f"(fixed_small, fixed_small_log, fixed_large, learned_range)"
+        )
+    if c["thresholding"]:
+        raise DstabError(f"{where}: thresholding=true (dynamic thresholding) is not supported; set it to false")
+    clip_range = float(c["clip_sample_range"])
+    if not clip_range > 0:
+        raise DstabError(f"{where}: clip_sample_range must be positive, got {c['clip_sample_range']!r}")
     return Diffusion(
         schedule=schedule,
         T=T,
         prediction=PREDICTIONS[c["prediction_type"]],
         learn_sigma=learned,
         fixed_variance="small" if learned else VARIANCES[c["variance_type"]],
+        clip_denoised=bool(c["clip_sample"]),  # step() clamps pred_original_sample only when it is set
+        clip_range=clip_range,
     )
 
 
@@ -136,6 +163,7 @@ def load(path: Path, dataset: str | None = None, **_hints) -> Bundle:
             "folder": path.name,
             "scheduler": sched.get("_class_name", "DDPMScheduler defaults") if sched_file else "DDPMScheduler defaults",
             "clip_sample": bool({**SCHEDULER_DEFAULTS, **sched}["clip_sample"]),
+            **({} if sched_file else {"assumed": NO_SCHEDULER}),
         },
     )
     bundle = Bundle(header=header, modules={"model": model}, path=path, diffusion=diffusion)

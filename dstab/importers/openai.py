@@ -49,13 +49,17 @@ _COMMON_DEFAULTS = {
     "diffusion_steps": 1000, "noise_schedule": "linear", "predict_xstart": False, "dataset": "unknown",
 }  # fmt: skip
 DEFAULTS = {
-    "improved-diffusion": {**_COMMON_DEFAULTS, "rescale_timesteps": True},
+    # sigma_small=False: without learned sigma, p_mean_variance samples with FIXED_LARGE (beta_t)
+    "improved-diffusion": {**_COMMON_DEFAULTS, "rescale_timesteps": True, "sigma_small": False},
+    # no sigma_small: create_model_and_diffusion never passes it, so sampling is always FIXED_LARGE
     "guided-diffusion": {**_COMMON_DEFAULTS, "rescale_timesteps": False},
 }
+# scripts/image_sample.py's --clip_denoised (default True in both tools): x0 estimates clipped to [-1, 1]
+SAMPLING_DEFAULTS = {"clip_denoised": True}
 # flags that only guided-diffusion has: their presence names the codebase
 GUIDED_ONLY = ("num_head_channels", "resblock_updown", "use_new_attention_order", "use_fp16", "channel_mult")
 # flags that change nothing dstab computes in eval mode (training, memory or sampling options)
-IGNORED = ("use_fp16", "use_checkpoint", "timestep_respacing", "use_kl", "rescale_learned_sigmas", "sigma_small")
+IGNORED = ("use_fp16", "use_checkpoint", "timestep_respacing", "use_kl", "rescale_learned_sigmas")
 # channel_mult by image size when the flag is empty (script_util.create_model)
 CHANNEL_MULT = {256: [1, 1, 2, 2, 4, 4], 128: [1, 1, 2, 3, 4], 64: [1, 2, 3, 4], 32: [1, 2, 2, 2]}
 NUM_CLASSES = 1000  # both tools' class-conditional models are ImageNet's
@@ -89,11 +93,16 @@ def full_flags(flags: dict) -> dict:
     )
     if codebase not in DEFAULTS:
         raise DstabError(f"unknown codebase {codebase!r}; choose one of {sorted(DEFAULTS)}")
-    known = set(DEFAULTS[codebase]) | set(IGNORED) | {"codebase", "image_size"}
+    known = set(DEFAULTS[codebase]) | set(IGNORED) | set(SAMPLING_DEFAULTS) | {"codebase", "image_size"}
+    if codebase == "guided-diffusion" and "sigma_small" in flags:
+        raise DstabError(
+            "guided-diffusion has no sigma_small flag: its create_model_and_diffusion always samples with the "
+            "large variance beta_t (or the learned one with learn_sigma=True); drop the flag"
+        )
     unknown = sorted(set(flags) - known)
     if unknown:
         raise DstabError(f"unknown {codebase} flags {unknown}; known flags are {sorted(known)}")
-    return {**DEFAULTS[codebase], **flags, "codebase": codebase}
+    return {**DEFAULTS[codebase], **SAMPLING_DEFAULTS, **flags, "codebase": codebase}
 
 
 def arch_from_flags(flags: dict) -> dict:
@@ -129,12 +138,17 @@ def arch_from_flags(flags: dict) -> dict:
 
 
 def diffusion_from_flags(flags: dict) -> Diffusion:
+    """The schedule and the sampling of gaussian_diffusion.p_mean_variance for these flags."""
     f = full_flags(flags)
+    learned = bool(f["learn_sigma"])
+    small = bool(f.get("sigma_small", False))  # guided-diffusion: never small
     return Diffusion(
         schedule=f["noise_schedule"],
         T=int(f["diffusion_steps"]),
         prediction="x0" if f["predict_xstart"] else "eps",
-        learn_sigma=bool(f["learn_sigma"]),
+        learn_sigma=learned,
+        fixed_variance="small" if learned or small else "large",  # with learned sigma it is unused
+        clip_denoised=bool(f["clip_denoised"]),
     )
 
 
@@ -257,8 +271,22 @@ def resolve_flags(path: Path, facts: dict, preset: str | None = None, flags: dic
                 f"its training flags (--flag image_size=64 --flag diffusion_steps=4000 ...), or put the flags "
                 f"in {path.with_suffix('.json').name}"
             )
-        base, source = dict(PRESETS[matched]), f"preset {matched} (matched by weight shapes)"
+        base, source = dict(PRESETS[matched]), f"preset {matched} {SHAPE_MATCH}"
     return base, source
+
+
+SHAPE_MATCH = "(matched by weight shapes)"
+
+
+def assumption(source: str, full: dict) -> str | None:
+    """The sentence `convert` prints when the schedule was taken from a shape match, else None."""
+    if not source.endswith(SHAPE_MATCH):
+        return None
+    return (
+        f"the schedule was not given: {source} assumes noise_schedule={full['noise_schedule']}, "
+        f"diffusion_steps={full['diffusion_steps']}, image_size={full['image_size']}; a model of these shapes "
+        f"trained otherwise needs its flags, e.g. --flag noise_schedule=linear --flag diffusion_steps=1000"
+    )
 
 
 def _step_and_ema(path: Path) -> tuple[int, float | None]:
@@ -305,6 +333,7 @@ def load(
             "flags_from": source,
             "flags": {k: v for k, v in full.items() if k != "dataset"},
             "ema_rate": ema_rate,
+            **({"assumed": note} if (note := assumption(source, full)) else {}),
         },
     )
     return Bundle(header=header, modules={"model": model}, path=path, diffusion=diffusion)

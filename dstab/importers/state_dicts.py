@@ -1,8 +1,8 @@
 """Plain PyTorch state dicts: reading them once, and naming the layout they are closest to.
 
 Importers of `.pt`/`.pth` files share `read_state_dict`, which unwraps the usual
-containers and caches the last file read, so that detection and loading open a
-large checkpoint once. `diagnose` backs the last importer tried: a state dict
+containers and memory-maps the file, so that detection and loading cost no copy
+of a large checkpoint. `diagnose` backs the last importer tried: a state dict
 that no importer claimed gets an error naming the closest of the known layouts
 (`dstab.importers.LAYOUTS`) and the first keys that do not fit it.
 `module_from_state` builds the dstab module an importer fills.
@@ -23,8 +23,6 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
 # containers that training scripts commonly wrap a state dict in
 WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")
 
-_cache: dict[tuple, dict[str, torch.Tensor] | None] = {}
-
 
 def _unwrapped(obj) -> dict[str, torch.Tensor] | None:
     for key in WRAPPER_KEYS:
@@ -40,16 +38,19 @@ def _unwrapped(obj) -> dict[str, torch.Tensor] | None:
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor] | None:
     """The tensors of a pickled state dict (float as stored), or None if `path` holds
-    something else. Refused pickles raise DstabError (see safe_torch_load)."""
+    something else. Refused pickles raise DstabError (see safe_torch_load).
+
+    torch.save's zip files are memory-mapped (copy-on-write): reading one, and so detecting
+    and loading it, costs no memory beyond the pages touched, and each call maps it afresh,
+    so modules that took its tensors never share them with another load."""
     path = Path(path)
     if not path.is_file() or path.suffix not in PICKLE_SUFFIXES:
         return None
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    if key not in _cache:
-        _cache.clear()  # one entry: published checkpoints are hundreds of MB
-        _cache[key] = _unwrapped(safe_torch_load(path))
-    return _cache[key]
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - legacy (non-zip) files, refusals, damage: safe_torch_load says which
+        obj = safe_torch_load(path)
+    return _unwrapped(obj)
 
 
 def has_keys(path: Path, required: tuple[str, ...]) -> bool:

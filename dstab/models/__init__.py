@@ -8,6 +8,7 @@ before any weights are allocated.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 from torch import nn
 
@@ -33,9 +34,30 @@ def normalise(config: dict) -> dict:
     """The complete config (defaults filled in), validated."""
     arch = config.get("arch")
     if arch not in ARCHITECTURES:
-        raise DstabError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
+        from ..plugins import load_plugins  # custom architectures (entry points, DSTAB_PLUGINS)
+
+        load_plugins(register_architecture)
+    if arch not in ARCHITECTURES:
+        raise DstabError(
+            f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)} or register yours "
+            "(dstab.register_architecture, README 'Your own architecture')"
+        )
     fill, _ = ARCHITECTURES[arch]
     return fill(copy.deepcopy(config))
+
+
+def _keep_config(config: dict) -> dict:
+    return config
+
+
+def register_architecture(name: str, cls: type[nn.Module], config: Callable[[dict], dict] | None = None) -> None:
+    """Make `{"arch": name, ...}` configs build `cls(config)` (see dstab.plugins); `config(dict) -> dict`
+    may fill in defaults and validate (raising DstabError). Re-registering a name replaces it."""
+    if not isinstance(name, str) or not name:
+        raise DstabError(f"an architecture name must be a non-empty string, got {name!r}")
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise DstabError(f"architecture {name!r}: {cls!r} is not a torch.nn.Module subclass")
+    ARCHITECTURES[name] = (config or _keep_config, cls)
 
 
 def build(config: dict) -> nn.Module:

@@ -63,7 +63,7 @@ def curves_figure(result: dict, axis: str = "iterations", log_y: bool = True):
     fig.add_hline(y=result["plateau"], line_dash="dot", annotation_text=f"{result['reference']} plateau")
     fig.update_layout(
         title=f"{result['group']}: {result['metric_label']}",
-        xaxis_title=result['axes'][axis],
+        xaxis_title=result["axes"][axis],
         yaxis_title=result["metric"].split("@")[0],
         yaxis_type="log" if log_y and _positive(result) else None,
     )

@@ -41,13 +41,8 @@ def top_eigenvalues(results: dict):
     return fig
 
 
-def density_png(results: dict):
-    """The densities on a log scale with the top eigenvalues ticked; `results` as `spectral_density`'s."""
-    grid = next(iter(results.values()))[1].arrays["density_grid"]
-    lines, marks = {}, []
-    for label, res in results.values():
-        lines[f"{label} ({probe_text(res.params)}) density (SLQ)"] = np.interp(
-            grid, res.arrays["density_grid"], res.arrays["density"], left=np.nan, right=np.nan)  # fmt: skip
-        marks.extend(float(v) for v in res.arrays["top_eigenvalues"])
-    title = ", ".join(label for label, _ in results.values())
-    return png.line_image(grid, lines, title, log_y=True, marks=marks)
+def density_png(label: str, res):
+    """One result's density on a log scale with its top eigenvalues ticked."""
+    a = res.arrays
+    curve = {f"density (SLQ), {probe_text(res.params)}": a["density"]}
+    return png.line_image(a["density_grid"], curve, label, log_y=True, marks=[float(v) for v in a["top_eigenvalues"]])

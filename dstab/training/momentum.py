@@ -31,6 +31,9 @@ from ..errors import DstabError, require
 SCHEDULES = ("constant", "md", "md-lrc", "lrc")
 
 
+BETA1_FLOOR = 0.4  # MD never lets beta1 fall below this (paper Sec. 4.3)
+
+
 def demon_beta(beta0: float, tau: float) -> float:
     """Demon's decayed beta1 at training progress tau in [0, 1] (paper Eq. 9)."""
     rest = beta0 * (1.0 - tau)
@@ -61,7 +64,7 @@ class MomentumDecaySchedule:
     lr: float
     beta1: float
     beta2: float = 0.999
-    floor: float = 0.4  # paper Sec. 4.3
+    floor: float = BETA1_FLOOR
 
     def __post_init__(self):
         require(self.name in ("md", "md-lrc", "lrc"), f"unknown momentum schedule {self.name!r}")
@@ -87,7 +90,7 @@ def make_schedule(options: dict, lr: float, beta1: float, beta2: float):
     require(not unknown, f"unknown options {sorted(unknown)} for momentum schedule {name!r}")
     if name == "constant":
         return ConstantSchedule(lr, beta1, beta2)
-    return MomentumDecaySchedule(name, lr, beta1, beta2, float(opts.get("floor", 0.4)))
+    return MomentumDecaySchedule(name, lr, beta1, beta2, float(opts.get("floor", BETA1_FLOOR)))
 
 
 def apply(optimizer, hyper: dict) -> None:

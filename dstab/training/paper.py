@@ -7,23 +7,27 @@ The EMA is scaled to the run length: 0.9999 averages over ~1 / (1 - 0.9999)
 = 10,000 iterations, 2% of the paper's 500k-iteration CIFAR-10 runs; a
 3,000-iteration run with 0.9999 would report an average dominated by its
 initialisation. `paper_ema(steps)` keeps that 2% horizon:
-rate = 1 - 1 / (0.02 steps), never above 0.9999.
+rate = 1 - 1 / (0.02 steps), never above 0.9999 and, for runs under 100
+iterations, 0.5 (a horizon of at least 2 iterations).
 """
 
 from __future__ import annotations
 
 import copy
 
+from .momentum import BETA1_FLOOR
+from .timesteps import CLTS_MU_FRACTION, CLTS_SIGMA_FRACTION
+
 PAPER_LR = 1e-4
 PAPER_BATCH = 128
 PAPER_BETA0 = 0.8
-PAPER_FLOOR = 0.4
+PAPER_FLOOR = BETA1_FLOOR
 PAPER_EMA = 0.9999
 PAPER_EMA_HORIZON = 0.02  # 10,000 of 500,000 iterations
 
 
 def paper_ema(steps: int) -> float:
-    return min(PAPER_EMA, 1.0 - 1.0 / max(1.0, PAPER_EMA_HORIZON * steps))
+    return min(PAPER_EMA, 1.0 - 1.0 / max(2.0, PAPER_EMA_HORIZON * steps))
 
 
 def decays_momentum(config: dict) -> bool:
@@ -68,7 +72,7 @@ def differences(config: dict) -> list[str]:
     timesteps = config.get("timesteps", {})
     if timesteps.get("name") == "clts":
         T = config["diffusion"]["T"]
-        for key, want_v in (("mu", 0.3 * T), ("sigma", float(T))):
+        for key, want_v in (("mu", CLTS_MU_FRACTION * T), ("sigma", CLTS_SIGMA_FRACTION * T)):
             if key in timesteps and float(timesteps[key]) != want_v:
                 out.append(f"CLTS {key} {timesteps[key]:g} (paper {want_v:g})")
     return out

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import require
+from ..metricnames import metric_label
 from . import config as train_config
 from . import runs
 from .curves import rate_and_eta
@@ -45,13 +46,6 @@ def eval_metric(names: list[str]) -> str | None:
         if found:
             return found[0]
     return None
-
-
-def metric_label(name: str) -> str:
-    """FID only when it is InceptionV3 FID; dstab's own features are 'FD (local features)'."""
-    kind, _, detail = name.partition("@")
-    what = {"fid": "FID", "fd_local": "FD (local features)", "fd_points": "FD (2-D points)"}.get(kind, kind)
-    return f"{what}, {detail}" if detail else what
 
 
 def request_overrides(dataset: str, size: str, hyper: dict) -> list[str]:
@@ -115,6 +109,14 @@ def same_setup(a: dict, b: dict) -> bool:
     return all(a.get(k) == b.get(k) for k in ("kind", "dataset", "arch", "batch_size"))
 
 
+def hours_minutes(seconds: float | None) -> str:
+    """h:mm (minutes rounded up, so a run about to finish shows 0:01, not 0:00); '' for none."""
+    if seconds is None:
+        return ""
+    minutes = int(-(-seconds // 60))
+    return f"{minutes // 60}:{minutes % 60:02d}"
+
+
 def table_row(st: runs.RunStatus, metrics: RunMetrics | None) -> dict:
     """One line of the run table; numbers come straight from the run's database."""
     rate = eta = fd = None
@@ -133,10 +135,11 @@ def table_row(st: runs.RunStatus, metrics: RunMetrics | None) -> dict:
         "status": st.state,
         "step": st.step,
         "of": st.total_steps,
+        "progress": min(1.0, st.step / st.total_steps) if st.total_steps else None,
         "steps/s": None if rate is None else round(rate, 2),
-        "ETA (s)": None if eta is None else round(eta),
+        "ETA (h:mm)": hours_minutes(eta),
         "latest FD/FID": fd,
-        "metric": metric_label(fd_name) if fd_name else "",
+        "metric": metric_label(fd_name, short=True) if fd_name else "",
         "device": st.device or "",
         "note": st.reason or "",
     }
@@ -157,17 +160,3 @@ def sample_image(checkpoint: Path, n: int = 16, seed: int = 0):
     points = len(sampling.sample_shape(bundle)) == 1
     samples = sampling.generate(bundle, n * 16 if points else n, seed, sampler="ddim", steps=50)
     return png.scatter_image(samples) if points else png.grid_image(samples, scale=4)
-
-
-SCHEDULE_KEYS = ("timesteps=", "momentum=", "beta1=", "lr_schedule=")  # what makes a preset that preset
-
-
-def sweep_plan(group: str, variants: list[str], seeds: int, axes_text: str, overrides: list[str]):
-    """The page's sweep, planned exactly as `dstab sweep`: the form's `--set` values fixed for every run
-    (those that define a schedule only when a single variant is chosen, so each preset keeps its own),
-    one `KEY=V1,V2,...` axis per line of `axes_text`, seeds 0..seeds-1. Returns (group, planned runs)."""
-    from ..experiments import sweep
-
-    fixed = overrides if len(variants) == 1 else [o for o in overrides if not o.startswith(SCHEDULE_KEYS)]
-    axes, one = sweep.split([*fixed, *(line for line in axes_text.splitlines() if line.strip())])
-    return sweep.plan(variants, list(range(seeds)), axes, one, group=group)

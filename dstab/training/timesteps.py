@@ -22,6 +22,10 @@ import torch
 
 from ..errors import DstabError, require
 
+# CLTS (paper Sec. 4.2): the Gaussian centre mu = 0.3 T and width sigma = T
+CLTS_MU_FRACTION = 0.3
+CLTS_SIGMA_FRACTION = 1.0
+
 
 class TimestepSampler:
     name = "base"
@@ -76,8 +80,8 @@ class CLTSSampler(TimestepSampler):
 
     def __init__(self, T: int, target_iter: float, mu: float | None = None, sigma: float | None = None):
         super().__init__(T)
-        self.mu = 0.3 * T if mu is None else float(mu)
-        self.sigma = float(T) if sigma is None else float(sigma)
+        self.mu = CLTS_MU_FRACTION * T if mu is None else float(mu)
+        self.sigma = CLTS_SIGMA_FRACTION * T if sigma is None else float(sigma)
         self.target_iter = float(target_iter)
         require(0 <= self.mu < T, f"CLTS mu must lie in [0, T={T}), got {self.mu}")
         require(self.sigma > 0, f"CLTS sigma must be > 0, got {self.sigma}")

@@ -1,6 +1,6 @@
-"""Multi-process training through torchrun / torch.distributed (never a
-home-made launcher). torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without
-them the trainer runs as a single process and this module does nothing."""
+"""Multiple processes through torchrun / torch.distributed (never a home-made launcher), for
+training and for surfaces alike. torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them
+everything runs as a single process and this module does nothing."""
 
 from __future__ import annotations
 
@@ -34,12 +34,19 @@ def from_env() -> Context:
     return Context(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def device_for(ctx: Context, device: torch.device) -> torch.device:
+    """This rank's device: under torchrun on CUDA one GPU per rank (cuda:LOCAL_RANK); the CPU is shared."""
+    if ctx.world > 1 and device.type == "cuda":
+        return torch.device("cuda", ctx.local_rank)
+    return device
+
+
 def init(ctx: Context, device: torch.device) -> torch.device:
     """Join the process group (NCCL on CUDA, gloo on CPU); returns this rank's device."""
     if ctx.world == 1:
         return device
+    device = device_for(ctx, device)
     if device.type == "cuda":
-        device = torch.device("cuda", ctx.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")

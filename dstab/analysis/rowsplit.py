@@ -5,41 +5,16 @@ the same probe and the same directions (both are pure functions of their
 seeds), evaluates a contiguous block of grid rows, and all ranks gather the
 blocks (gloo on CPU, NCCL on CUDA). Each grid point is computed exactly as a
 single process would compute it, so the gathered grid equals the
-single-process one. Rank 0 writes the files and the cache entry.
+single-process one. Rank 0 writes the files and the cache entry. Joining the
+process group and the rank's device are `dstab.distributed`'s.
 """
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
-import torch
 import torch.distributed as dist
 
 from .landscape import Surface, with_metrics
-
-
-def world() -> tuple[int, int]:
-    """(rank, world size) from torchrun's environment; (0, 1) in a plain process."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
-def local_device(device: torch.device) -> torch.device:
-    """One GPU per rank on CUDA (LOCAL_RANK); the CPU is shared."""
-    if device.type == "cuda" and device.index is None and world()[1] > 1:
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return device
-
-
-def init(device: torch.device) -> bool:
-    """Join torchrun's process group if there is one; True when running distributed."""
-    if world()[1] <= 1:
-        return False
-    if not dist.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return True
 
 
 def rows_for(grid: int, rank: int, size: int) -> list[int]:

@@ -1,0 +1,35 @@
+"""Names of sample-quality metrics as runs store them ("fd_local@500x50ddim") and as people read them.
+
+Torch-free, for the dashboard's tables as well as the evaluators in `analysis.fid`.
+"""
+
+from __future__ import annotations
+
+LABELS = {
+    "fid": "FID",
+    "fd_local": "FD (local features)",
+    "fd_points": "FD (raw 2-D points)",
+    "mmd2": "MMD^2 (RBF, 2-D points)",
+    "sw2": "sliced W2 (2-D points)",
+    "mode_coverage": "modes covered",
+    "mode_precision": "mode precision",
+}
+
+
+def metric_name(metric: str, n: int, sampler_steps: int | None, seeds: int = 1) -> str:
+    """e.g. fd_local@500x50ddim (DM samples by 50 DDIM steps), fid@500 (GAN samples), and
+    mmd2@500x50ddim~3 for the mean over 3 evaluation noise seeds."""
+    return f"{metric}@{n}" + (f"x{sampler_steps}ddim" if sampler_steps else "") + (f"~{seeds}" if seeds > 1 else "")
+
+
+def metric_label(name: str, short: bool = False) -> str:
+    """'fd_local@500x50ddim' -> 'FD (local features), 500 samples, 50 DDIM steps', or with `short`
+    (legends, table cells) 'FD (local features), 500x50ddim'. FID only when it is InceptionV3 FID."""
+    metric, _, rest = name.partition("@")
+    if short:
+        return f"{LABELS.get(metric, metric)}, {rest}" if rest else LABELS.get(metric, metric)
+    rest, _, seeds = rest.partition("~")
+    n, _, steps = rest.partition("x")
+    out = f"{LABELS.get(metric, metric)}, {n} samples"
+    out += f", {steps.removesuffix('ddim')} DDIM steps" if steps else ""
+    return out + (f", mean of {seeds} noise seeds" if seeds else "")

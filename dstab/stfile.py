@@ -1,0 +1,93 @@
+"""safetensors files written and checked one tensor at a time.
+
+`safetensors.torch.save` builds the whole file in memory (one more copy of the
+weights); here each tensor is cast, hashed and written in turn, so saving costs
+the largest tensor, not the checkpoint. The layout is safetensors' own: an 8-byte
+little-endian header length, the JSON header (name -> dtype, shape, data_offsets;
+"__metadata__" -> str -> str) padded with spaces to 8 bytes, then the tensors'
+bytes back to back with no holes, here in name order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import torch
+from safetensors import safe_open
+
+from .fileio import atomic_writer
+
+DTYPES = {
+    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+    torch.bool: "BOOL",
+}  # fmt: skip
+HASH_SLOT = "#" * 64  # where the weights' sha256 goes once every tensor has been hashed: same length
+
+
+def hash_tensor(h, key: str, t: torch.Tensor) -> None:
+    """Feed one named tensor (name, dtype, shape, bytes) to the hash `h` (dstab's weights_sha256)."""
+    t = t.detach().cpu().contiguous()
+    h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+    h.update(t.reshape(-1).view(torch.uint8).numpy())  # the buffer itself, no bytes copy
+
+
+def stored(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A tensor as it is stored: floating tensors cast to `dtype`, all contiguous on the CPU."""
+    t = t.detach().cpu()
+    return (t.to(dtype) if t.is_floating_point() else t).contiguous()
+
+
+def write(path: str | os.PathLike, tensors: dict[str, torch.Tensor], header: dict, dtype: torch.dtype) -> str:
+    """Write `tensors` (floating ones as `dtype`) with `header` as the "dstab" metadata, its
+    "weights_sha256" filled in; returns that hash. Atomic (see fileio.atomic_writer)."""
+    keys = sorted(tensors)
+    table, offset = {}, 0
+    for key in keys:
+        t = tensors[key]
+        out_dtype = dtype if t.is_floating_point() else t.dtype
+        size = t.numel() * torch.empty((), dtype=out_dtype).element_size()
+        table[key] = {"dtype": DTYPES[out_dtype], "shape": list(t.shape), "data_offsets": [offset, offset + size]}
+        offset += size
+
+    def encoded(sha: str) -> bytes:
+        meta = json.dumps({**header, "weights_sha256": sha}, sort_keys=True)
+        raw = json.dumps({"__metadata__": {"dstab": meta}, **table}, separators=(",", ":")).encode()
+        return raw + b" " * (-len(raw) % 8)
+
+    raw, h = encoded(HASH_SLOT), hashlib.sha256()
+    single_pass = raw.count(HASH_SLOT.encode()) == 1  # else the header's own text holds the slot
+    if not single_pass:
+        for key in keys:
+            hash_tensor(h, key, stored(tensors[key], dtype))
+        raw = encoded(h.hexdigest())
+    with atomic_writer(path) as f:
+        f.write(len(raw).to_bytes(8, "little"))
+        f.write(raw)
+        for key in keys:
+            t = stored(tensors[key], dtype)
+            if single_pass:
+                hash_tensor(h, key, t)
+            f.write(t.reshape(-1).view(torch.uint8).numpy())
+        if single_pass:
+            f.seek(8 + raw.index(HASH_SLOT.encode()))
+            f.write(h.hexdigest().encode())
+    return h.hexdigest()
+
+
+def read_structure(path: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor], str]:
+    """(the "dstab" header, meta-device tensors of every name with its shape and dtype, the weights'
+    sha256 recomputed from the file one tensor at a time): what a checkpoint holds, read without
+    holding its weights in memory."""
+    h = hashlib.sha256()
+    shapes = {}
+    with safe_open(str(path), framework="pt") as f:
+        header = json.loads((f.metadata() or {}).get("dstab", "null"))
+        for key in sorted(f.keys()):
+            t = f.get_tensor(key)
+            hash_tensor(h, key, t)
+            shapes[key] = torch.empty(t.shape, dtype=t.dtype, device="meta")
+            del t
+    return header, shapes, h.hexdigest()
