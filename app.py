@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import server, sidebar
+from dashboard import guard, server, sidebar, urlstate
 
 pages = [
     st.Page("pages/home.py", title="Home", default=True),
@@ -18,7 +18,12 @@ with server.script_run():
     st.set_page_config(page_title="dstab", layout="wide")
     # the sidebar is drawn before st.navigation so that its widgets belong to this entry script and keep
     # their state when the user moves between pages
-    selection = st.session_state["dstab_selection"] = sidebar.render()
+    selection = None
+    with guard.shown_in_place("The sidebar", where=st.sidebar):
+        selection = sidebar.render()
+    st.session_state["dstab_selection"] = selection = selection or sidebar.empty_selection()
     page = st.navigation(pages)
+    urlstate.on_page(page.url_path)  # each page's widgets and URL values are its own
     sidebar.publish(selection)
-    page.run()
+    with guard.shown_in_place(f"The {page.title} page"):
+        page.run()

@@ -11,8 +11,10 @@ progress `(stage, done, total)`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from dataclasses import dataclass, field
 
 import streamlit as st
 
@@ -26,8 +28,7 @@ from .jobs import Cancelled, Job, JobRunner
 server.torch_ready()  # every analysis page imports us before it computes: torch runs with the server's threads
 
 POLL_S = 0.25
-# the DM timesteps a page offers: the precomputed ones and a few more
-DM_TIMESTEP_CHOICES = sorted({1, 10, 100, 250, 750, 999, *zooresults.DM_TIMESTEPS})
+DM_TIMESTEP_CHOICES = list(zooresults.SURFACE_TIMESTEPS)  # the zoo ships every DM's surface at each
 QUARTILES = "quartile midpoints"  # the report's DM Hessian probe: t at 1/8, 3/8, 5/8, 7/8 of T, averaged
 
 
@@ -49,39 +50,137 @@ def duration(seconds: float) -> str:
     return f"about {seconds / 60:.0f} min"
 
 
+@dataclass
+class Ask:
+    """One analysis a page wants: `spec` of `bundles`, its label, and runtime arguments for the engine
+    (a consistency group's display `names`)."""
+
+    spec: object
+    bundles: list
+    label: str
+    runtime: dict = field(default_factory=dict)
+
+
 def cached(spec, bundles, label: str, device="cpu", **runtime) -> cache.Result | None:
-    """The result of `spec` for `bundles`, or None while it is not available yet (see the module docstring);
-    `runtime` goes to the engine (a consistency group's display `names`)."""
+    """The result of `spec` for `bundles`, or None while it is not available yet (see `many`)."""
+    return many({"": (Ask(spec, bundles, label, runtime), None)}, device).get("")
+
+
+def found(spec, bundles, device="cpu") -> cache.Result | None:
+    """The result if it is at hand (this server's recent jobs, the shipped or user cache); never computes,
+    never draws."""
     plan = Plan(spec, bundles, device)
+    return (runner().result(plan.key) if plan.key else None) or plan.lookup()
+
+
+def instant(make_spec, choices, bundles) -> list:
+    """The choices whose result is stored (drawn at once, no computing): `make_spec(choice)` is the spec
+    the page would ask for with it."""
+    out = []
+    for c in choices:
+        try:
+            plan = Plan(make_spec(c), bundles)
+        except DstabError:  # a choice this model cannot take (a timestep past its T)
+            continue
+        if plan.identified and cache.stored(plan.spec.name, plan.params, plan.shas):
+            out.append(c)
+    return out
+
+
+def marked(instant_choices) -> dict:
+    """format_func and help for a control whose instant choices are marked."""
+    keep = set(instant_choices)
+    return {
+        "format_func": lambda c: f"{c} (instant)" if c in keep else str(c),
+        "help": "instant: stored in the shipped results or your cache; other values are computed when chosen",
+    }
+
+
+def _inside(where):
+    return contextlib.nullcontext() if where is None else where
+
+
+def _cancel(job: Job) -> None:
+    job.cancel()
+    st.session_state.setdefault("dstab_cancelled", set()).add(job.key)
+
+
+def _go(keys: list[str]) -> None:
+    st.session_state.setdefault("dstab_go", set()).update(keys)
+
+
+def _begin(ask: Ask, device) -> cache.Result | Job | str:
+    """A stored result, a running job, or (on a miss that waits for a click) the plan's key.
+
+    The lookup comes first (shipped zoo results, then the user cache); only a miss times one unit of
+    the work for the estimate (the plan keeps the built probe and the timing, so the computation reuses
+    both). A cheap miss starts at once, unless the user cancelled it; a costly or cancelled one draws
+    its cost and a Compute button."""
+    plan = Plan(ask.spec, ask.bundles, device)
     jobs = runner()
     hit = jobs.result(plan.key) if plan.key else None
     if hit is None:
         hit = plan.lookup()
     if hit is not None:
         return hit
-    job = jobs.job(plan.key) if plan.key else None
-    if job is None:
-        estimate_s = plan.estimate_s()
-        cancelled = st.session_state.setdefault("dstab_cancelled", set())
-        notice = st.empty()  # a placeholder, so that the notice disappears once the result is shown
-        box = notice.container(border=True)
-        box.caption(f"{label}: not in the cache; estimated cost {duration(estimate_s)} on this server.")
-        auto = estimate_s <= auto_limit_s() and plan.key not in cancelled  # a cancelled job waits for a click
-        if not auto and not box.button("Compute", key=f"go-{plan.key}", type="primary"):
-            return None
-        cancelled.discard(plan.key)
-        job = jobs.submit(plan.key or label, label, lambda job: plan.get(job.progress, **runtime), estimate_s)
-        notice.empty()
-    return _wait(job, jobs)
+    key = plan.key or ask.label
+    job = jobs.job(key)
+    if job is not None and not job.cancel_event.is_set():
+        return job
+    estimate_s = plan.estimate_s()
+    cancelled = st.session_state.setdefault("dstab_cancelled", set())
+    go = st.session_state.setdefault("dstab_go", set())
+    notice = st.empty()  # a placeholder, so that the notice disappears once the job starts
+    box = notice.container(border=True)
+    if key in cancelled:
+        box.warning(f"{ask.label}: cancelled. Press Compute to start it again, or change a parameter.")
+    box.caption(f"{ask.label}: not in the cache; estimated cost {duration(estimate_s)} on this server.")
+    auto = key in go or (estimate_s <= auto_limit_s() and key not in cancelled)
+    if not auto and not box.button("Compute", key=f"go-{key}", type="primary"):
+        return key
+    cancelled.discard(key)
+    go.discard(key)
+    notice.empty()
+    return jobs.submit(key, ask.label, lambda job: plan.get(job.progress, **ask.runtime), estimate_s)
+
+
+def many(asks: dict, device="cpu", where_all=None) -> dict:
+    """Results of several analyses, {name: (Ask, container)}, each drawn in its own container (a column;
+    None: the page). Looked up, else started (cheap, clicked, or "Compute all" when two or more wait for
+    a click, drawn in `where_all`), then waited for together: every running job shows its own progress
+    bar and Cancel button at once. Returns {name: result} for those available now, in the order asked;
+    errors show in the ask's container."""
+    out, running, waiting = {}, {}, []
+    for name, (ask, where) in asks.items():
+        with _inside(where):
+            try:
+                state = _begin(ask, device)
+            except DstabError as exc:
+                st.error(str(exc))
+                continue
+        if isinstance(state, Job):
+            running[name] = (state, where)
+        elif isinstance(state, str):
+            waiting.append(state)
+        else:
+            out[name] = state
+    if len(waiting) > 1:
+        (where_all or st).button(f"Compute all {len(waiting)}", key=f"go-all-{'-'.join(waiting)}", type="primary",
+                                 on_click=_go, args=(waiting,))  # fmt: skip
+    if running:
+        out.update(_wait(running))
+    return {name: out[name] for name in asks if out.get(name) is not None}
 
 
 def side_by_side(selection, make_spec, label: str) -> tuple[dict, dict]:
-    """The picked DM and GAN in two columns: `make_spec(bundle)` for each, looked up or computed (`cached`)
+    """The picked DM and GAN in two columns: `make_spec(bundle)` for each, looked up or computed (`many`)
     in its own column, where its errors show too. Returns ({kind: (choice, result)} for the results
     available now, {kind: column})."""
     from . import sidebar
 
-    results, cols = {}, dict(zip(("dm", "gan"), st.columns(2)))
+    top = st.empty()  # "Compute all", above the columns
+    cols = dict(zip(("dm", "gan"), st.columns(2)))
+    asks, choices = {}, {}
     for kind, choice in (("dm", selection.dm), ("gan", selection.gan)):
         where = cols[kind]
         if choice is None:
@@ -89,42 +188,56 @@ def side_by_side(selection, make_spec, label: str) -> tuple[dict, dict]:
             continue
         try:
             bundle = sidebar.load_bundle(choice.path)
-            with where:
-                found = cached(make_spec(bundle), [bundle], f"{choice.label} {label}", selection.device)
+            asks[kind] = (Ask(make_spec(bundle), [bundle], f"{choice.label} {label}"), where)
+            choices[kind] = choice
         except DstabError as exc:
             where.error(str(exc))
-            continue
-        if found is not None:
-            results[kind] = (choice, found)
-    return results, cols
+    results = many(asks, selection.device, where_all=top)
+    return {kind: (choices[kind], res) for kind, res in results.items()}, cols
 
 
-def _wait(job: Job, jobs: JobRunner) -> cache.Result | None:
-    slot = st.empty()
-    box = slot.container(border=True)
-    if box.button("Cancel", key=f"cancel-{job.key}"):
-        job.cancel()
-        st.session_state.setdefault("dstab_cancelled", set()).add(job.key)
-        box.warning(f"{job.label}: cancelled. Change a parameter or press Compute to start again.")
-        return None
-    bar = box.progress(0.0)
-    while not job.future.done():
-        ahead = jobs.queue_ahead(job.key)
-        text = f"{job.label}: {job.elapsed():.0f} s of {duration(job.estimate_s)} estimated"
-        if job.stage:
-            text += f" ({job.stage})"
-        if ahead:
-            text = f"{job.label}: queued behind {', '.join(ahead)}"
-        bar.progress(job.shown_fraction(), text=text)  # also where Streamlit stops us on a widget change
+def _status(job: Job, jobs: JobRunner) -> str:
+    ahead = jobs.queue_ahead(job.key)
+    if ahead:
+        return f"{job.label}: queued behind {', '.join(ahead)}"
+    text = f"{job.label}: {job.elapsed():.0f} s of {duration(job.estimate_s)} estimated"
+    return f"{text} ({job.stage})" if job.stage else text
+
+
+def _wait(running: dict) -> dict:
+    """Poll every running job in one loop. When one finishes while others still run, the page reruns
+    so that its result is drawn at once (it is then a cache hit) while the others go on."""
+    jobs = runner()
+    bars = {}
+    for name, (job, where) in running.items():
+        with _inside(where):
+            slot = st.empty()
+        box = slot.container(border=True)
+        box.button("Cancel", key=f"cancel-{job.key}", on_click=_cancel, args=(job,))
+        bars[name] = (slot, box.progress(0.0))
+    while True:
+        done = {name for name, (job, _) in running.items() if job.future.done()}
+        if len(done) == len(running):
+            break
+        if any(not running[n][0].future.cancelled() and running[n][0].future.exception() is None for n in done):
+            st.rerun()
+        for name, (job, _) in running.items():
+            if name not in done:
+                bars[name][1].progress(job.shown_fraction(), text=_status(job, jobs))  # Streamlit stops us here
         time.sleep(POLL_S)
-    slot.empty()
-    if job.future.cancelled():
-        st.warning(f"{job.label}: cancelled before it started.")
-        return None
-    exc = job.future.exception()
-    if isinstance(exc, Cancelled):
+    out = {}
+    for name, (job, where) in running.items():
+        bars[name][0].empty()
+        with _inside(where):
+            out[name] = _outcome(job)
+    return out
+
+
+def _outcome(job: Job) -> cache.Result | None:
+    if job.future.cancelled() or isinstance(job.future.exception(), Cancelled):
         st.warning(f"{job.label}: cancelled. Change a parameter or press Compute to start again.")
         return None
+    exc = job.future.exception()
     if isinstance(exc, DstabError):
         st.error(str(exc))
         return None

@@ -81,8 +81,9 @@ class JobRunner:
         """Start `fn(job)` unless a job with this key is already queued or running."""
         with self._lock:
             job = self._jobs.get(key)
-            if job is not None:
+            if job is not None and not job.cancel_event.is_set():
                 return job
+            # a cancelled job still winding down (or never started) is replaced; the new one queues behind it
             job = Job(key, label, estimate_s)
             self._jobs[key] = job
             job.future = self._pool.submit(self._run, job, fn)
@@ -93,16 +94,20 @@ class JobRunner:
         try:
             value = fn(job)
         except BaseException:
-            with self._lock:
-                self._jobs.pop(job.key, None)
+            self._forget(job)
             raise
         with self._lock:
             self._results[job.key] = value
             self._results.move_to_end(job.key)
             while len(self._results) > self._keep:
                 self._results.popitem(last=False)
-            self._jobs.pop(job.key, None)
+        self._forget(job)
         return value
+
+    def _forget(self, job: Job) -> None:
+        with self._lock:
+            if self._jobs.get(job.key) is job:  # not the job that replaced it after a Cancel
+                del self._jobs[job.key]
 
     def queue_ahead(self, key: str) -> list[str]:
         """Labels of the jobs started before this one and not yet finished."""
@@ -111,5 +116,6 @@ class JobRunner:
             for k, j in self._jobs.items():
                 if k == key:
                     break
-                labels.append(j.label)
+                if not j.cancel_event.is_set():
+                    labels.append(j.label)
             return labels

@@ -8,6 +8,7 @@ choice is kept in the URL (`data`, `dm`, `gan`): zoo ids, or `path:<file>`.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,6 +201,11 @@ def render() -> Selection:
     return Selection(family, dm, gan, man)
 
 
+def empty_selection() -> Selection:
+    """What pages get when the sidebar itself failed: no models (each page says what to pick)."""
+    return Selection("(no zoo)", None, None, {"entries": {}})
+
+
 def publish(selection: Selection) -> None:
     """The sidebar's choice into the URL, so that a copied link opens the same models."""
     refs = {"dm": selection.dm.ref if selection.dm else None, "gan": selection.gan.ref if selection.gan else None}
@@ -220,6 +226,8 @@ def current() -> Selection:
     if not st.session_state.get("dstab_rerun_once"):
         st.session_state["dstab_rerun_once"] = True
         st.rerun()
+    # st.Page names a page by its file's stem, which is this caller's
+    urlstate.on_page(Path(sys._getframe(1).f_code.co_filename).stem)
     selection = render()
     publish(selection)
     return selection

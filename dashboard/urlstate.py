@@ -1,28 +1,124 @@
-"""Widgets whose values live in the URL, so a copied link reproduces the view.
+"""Widgets whose values live in the URL, so a copied link reproduces the view, and stay on their page.
 
-Streamlit's own binding (`bind="query-params"`, key = parameter name) does
-the work: it seeds the widget from the URL, ignores invalid values and keeps
-the URL in step. Values equal to the default are left out of the URL. Here we
-add the one thing it cannot know: when the options of a choice depend on
-another choice (the DM list on the dataset), a value from the old options is
-replaced by the default before the widget is drawn.
+Each page's widgets are keyed by page (`landscape.t`, `hessian.t`): a value set on one page never
+seeds another's, and a page keeps its values for the session when the user leaves and comes back
+(`persist_state="session"`). The URL keeps the short names (`/landscape?t=900`) and holds only the
+values of the page shown, those that differ from the default. A URL value seeds its widget on the
+first run that draws it, parsed case-insensitively (`role=d` is `D`); a value that fits no choice,
+or lies out of range, is refused with a visible note and the default used.
+
+The sidebar's model choice (`data`, `dm`, `gan`) is the one thing shared across pages
+(`shared_selectbox`, `publish`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import streamlit as st
 
-BOUND = {"bind": "query-params", "persist_state": "session"}
+SHARED = ("data", "dm", "gan")
+PAGE = "dstab_page"
+KEEP = {"persist_state": "session"}
+
+
+def on_page(name: str) -> None:
+    """Called by app.py before a page runs. On a switch to another page the URL still holds the old
+    page's values (Streamlit keeps or drops them depending on how the switch happened): drop them, so
+    that they never seed the new page's widgets of the same name."""
+    name = name or "home"
+    previous = st.session_state.get(PAGE)
+    if previous is not None and previous != name:
+        for param in [p for p in st.query_params if p not in SHARED]:
+            del st.query_params[param]
+    st.session_state[PAGE] = name
+
+
+def key(name: str) -> str:
+    """The widget key of URL parameter `name` on the current page."""
+    return f"{st.session_state.get(PAGE, 'page')}.{name}"
+
+
+def _text(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _match(options: list) -> Callable[[str], object]:
+    def parse(raw: str):
+        low = raw.strip().lower()
+        for o in options:
+            if _text(o) == raw.strip():
+                return o
+        for o in options:
+            if _text(o).lower() == low:
+                return o
+        for o in options:  # radius=1 for 1.0
+            if isinstance(o, (int, float)) and not isinstance(o, bool):
+                try:
+                    if float(low) == o:
+                        return o
+                except ValueError:
+                    break
+        raise ValueError(f"not one of {', '.join(_text(o) for o in options)}")
+
+    return parse
+
+
+def _in_range(default, lo, hi) -> Callable[[str], object]:
+    def parse(raw: str):
+        kind = int if isinstance(default, int) and not isinstance(default, bool) else float
+        try:
+            value = kind(raw.strip())
+        except ValueError:
+            raise ValueError(f"not {'an integer' if kind is int else 'a number'}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"outside [{lo}, {hi}]")
+        return value
+
+    return parse
+
+
+def _boolean(raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("not true or false")
+
+
+def _seed(name: str, default, parse: Callable[[str], object], valid: Callable[[object], bool]) -> str:
+    """Put the widget's value into session state before it is drawn (so the widget takes no `value`):
+    kept from earlier runs if still valid, else the URL's if it parses, else the default."""
+    k = key(name)
+    if k in st.session_state and valid(st.session_state[k]):
+        return k
+    value = default
+    raw = st.query_params.get(name)
+    if raw is not None:
+        try:
+            value = parse(raw)
+        except ValueError as exc:
+            st.warning(f"Link parameter {name}={raw!r} ignored ({exc}); using the default {_text(default)}.")
+    st.session_state[k] = value
+    return k
+
+
+def _publish_one(name: str, value, default) -> None:
+    if value == default:
+        if name in st.query_params:
+            del st.query_params[name]
+    elif st.query_params.get(name) != _text(value):
+        st.query_params[name] = _text(value)
 
 
 def _choice(widget, label: str, options: Sequence, name: str, default, **kw):
     options = list(options)
-    if name in st.session_state and st.session_state[name] not in options:
-        del st.session_state[name]
-    index = options.index(default) if default in options else 0
-    return widget(label, options, index=index, key=name, **BOUND, **kw)
+    default = default if default in options else options[0]
+    k = _seed(name, default, _match(options), lambda v: v in options)
+    value = widget(label, options, key=k, **KEEP, **kw)
+    _publish_one(name, value, default)
+    return value
 
 
 def selectbox(label: str, options: Sequence, name: str, default=None, where=st, **kw):
@@ -34,39 +130,49 @@ def radio(label: str, options: Sequence, name: str, default=None, where=st, **kw
 
 
 def select_slider(label: str, options: Sequence, name: str, default=None, where=st, **kw):
-    options = list(options)
-    if name in st.session_state and st.session_state[name] not in options:
-        del st.session_state[name]
-    return where.select_slider(label, options, value=default if default in options else options[0], key=name,
-                               **BOUND, **kw)  # fmt: skip
+    return _choice(where.select_slider, label, options, name, default, **kw)
 
 
 def number(label: str, name: str, default, lo, hi, step=None, where=st, **kw):
     """Integer or float input, per the type of `default`."""
-    return where.number_input(label, min_value=lo, max_value=hi, value=default, step=step, key=name, **BOUND, **kw)
+    k = _seed(name, default, _in_range(default, lo, hi), lambda v: lo <= v <= hi)
+    value = where.number_input(label, min_value=lo, max_value=hi, step=step, key=k, **KEEP, **kw)
+    _publish_one(name, value, default)
+    return value
 
 
 def slider(label: str, name: str, default, lo, hi, step=None, where=st, **kw):
-    if name in st.session_state and not lo <= st.session_state[name] <= hi:
-        del st.session_state[name]
-    return where.slider(label, min_value=lo, max_value=hi, value=default, step=step, key=name, **BOUND, **kw)
+    k = _seed(name, default, _in_range(default, lo, hi), lambda v: lo <= v <= hi)
+    value = where.slider(label, min_value=lo, max_value=hi, step=step, key=k, **KEEP, **kw)
+    _publish_one(name, value, default)
+    return value
 
 
 def toggle(label: str, name: str, default: bool = False, where=st, **kw):
-    return where.toggle(label, value=default, key=name, **BOUND, **kw)
+    k = _seed(name, default, _boolean, lambda v: isinstance(v, bool))
+    value = where.toggle(label, key=k, **KEEP, **kw)
+    _publish_one(name, value, default)
+    return value
 
 
 def shared_selectbox(label: str, options: Sequence, name: str, default=None, where=st, **kw):
-    """A choice that holds across pages (the sidebar's). Streamlit clears the query string on a page
-    switch and forgets a widget's state when the page changes under it, so the value is kept in a
-    plain session key, seeded from the URL once, handed to the widget on every run, updated by the
+    """A choice that holds across pages (the sidebar's). Streamlit forgets a widget's state when the
+    page changes under it, so the value is kept in a plain session key, seeded from the URL once
+    (case-insensitively, a refused value noted), handed to the widget on every run, updated by the
     widget's callback; `publish` writes it back to the URL."""
     options = list(options)
     kept = f"kept_{name}"
+    default = default if default in options else options[0]
     if kept not in st.session_state:
-        st.session_state[kept] = {str(o): o for o in options}.get(st.query_params.get(name), default)
-    if st.session_state[kept] not in options:  # first run, or the options changed under it
-        st.session_state[kept] = default if default in options else options[0]
+        raw = st.query_params.get(name)
+        st.session_state[kept] = default
+        if raw is not None:
+            try:
+                st.session_state[kept] = _match(options)(raw)
+            except ValueError:
+                where.warning(f"Link parameter {name}={raw!r} is not offered here; using {default}.")
+    if st.session_state[kept] not in options:  # the options changed under it
+        st.session_state[kept] = default
     st.session_state[name] = st.session_state[kept]
 
     def remember():

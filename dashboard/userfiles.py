@@ -5,7 +5,8 @@ files on the server, so a typed path is only accepted inside the zoo, the
 workspace or a root the operator lists in DSTAB_ALLOWED_ROOTS (os.pathsep
 separated). Uploads are capped (DSTAB_MAX_UPLOAD_MB, default 64) below
 Streamlit's own server.maxUploadSize so that the user gets our message rather
-than a transport error, checked to be a loadable checkpoint, and only then kept.
+than a transport error, checked to be a loadable checkpoint, and only then kept;
+all kept uploads together stay under DSTAB_UPLOAD_QUOTA_MB (default 1024).
 """
 
 from __future__ import annotations
@@ -15,15 +16,13 @@ import os
 import re
 from pathlib import Path
 
-from dstab import fileio, zooindex
+from dstab import fileio
+from dstab.confine import allowed_roots, confined_path, workspace_root  # noqa: F401 (this module's API)
 from dstab.errors import DstabError
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin")
 DEFAULT_MAX_UPLOAD_MB = 64
-
-
-def workspace_root() -> Path:
-    return Path(os.environ.get("DSTAB_WORKSPACE", Path(__file__).resolve().parent.parent / "workspace"))
+DEFAULT_UPLOAD_QUOTA_MB = 1024
 
 
 def uploads_dir() -> Path:
@@ -32,29 +31,6 @@ def uploads_dir() -> Path:
 
 def max_upload_bytes() -> int:
     return int(float(os.environ.get("DSTAB_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB)) * 2**20)
-
-
-def allowed_roots() -> list[Path]:
-    extra = [Path(p) for p in os.environ.get("DSTAB_ALLOWED_ROOTS", "").split(os.pathsep) if p.strip()]
-    return [p.resolve() for p in (zooindex.zoo_root(), workspace_root(), *extra)]
-
-
-def confined_path(text: str) -> Path:
-    """The resolved path if it lies inside an allowed root (symlinks followed first)."""
-    text = (text or "").strip()
-    if not text:
-        raise DstabError("empty checkpoint path; type the path of a .safetensors (or .pt) file on the server")
-    path = Path(text).expanduser().resolve()
-    roots = allowed_roots()
-    if not any(path.is_relative_to(r) for r in roots):
-        listed = ", ".join(str(r) for r in roots)
-        raise DstabError(
-            f"{text} is outside the folders this server may read ({listed}); copy the checkpoint into one of "
-            "them, upload it, or have the operator add its folder to DSTAB_ALLOWED_ROOTS"
-        )
-    if not path.exists():
-        raise DstabError(f"no file at {path}; check the path")
-    return path
 
 
 def _safe_stem(name: str) -> str:
@@ -71,11 +47,28 @@ def require_upload_size(name: str, size: int) -> None:
         )
 
 
+def max_uploads_bytes() -> int:
+    return int(float(os.environ.get("DSTAB_UPLOAD_QUOTA_MB", DEFAULT_UPLOAD_QUOTA_MB)) * 2**20)
+
+
+def require_quota(name: str, size: int) -> None:
+    """All kept uploads together stay under DSTAB_UPLOAD_QUOTA_MB (default 1024)."""
+    folder = uploads_dir()
+    used = sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) if folder.is_dir() else 0
+    quota = max_uploads_bytes()
+    if used + size > quota:
+        raise DstabError(
+            f"{name} was not kept: the server's uploads ({used / 2**20:.0f} MiB) would exceed their quota of "
+            f"{quota / 2**20:.0f} MiB; ask the operator to clear {folder} or raise DSTAB_UPLOAD_QUOTA_MB"
+        )
+
+
 def save_upload(name: str, payload: bytes) -> Path:
-    """Keep an uploaded checkpoint in the workspace if it is small enough and loads.
+    """Keep an uploaded checkpoint in the workspace if it is small enough, fits the quota and loads.
 
     The file is named by its content hash, so uploading the same bytes twice
-    reuses one file and two different files never overwrite each other.
+    reuses one file and two different files never overwrite each other. A file
+    that fails to load is deleted whatever the failure.
     """
     require_upload_size(name, len(payload))
     suffix = Path(name).suffix.lower()
@@ -85,6 +78,7 @@ def save_upload(name: str, payload: bytes) -> Path:
     target = uploads_dir() / f"{digest[:16]}-{_safe_stem(name)}{suffix}"
     if target.exists():
         return target
+    require_quota(name, len(payload))
     fileio.atomic_write_bytes(target, payload)
     from dstab import checkpoints  # PyTorch is imported when a checkpoint is loaded, not before
 
@@ -93,4 +87,7 @@ def save_upload(name: str, payload: bytes) -> Path:
     except DstabError as exc:
         target.unlink(missing_ok=True)
         raise DstabError(f"{name} was not kept: {exc}") from None
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
     return target

@@ -10,13 +10,16 @@ importers depend on it and `checkpoints` on the importers, one way.
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import pickle
+import pickletools
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from . import __version__, models
+from . import __version__, budgets, models, sizing
 from .diffusion import Diffusion
 from .errors import DstabError
 from .fileio import git_commit
@@ -88,9 +91,13 @@ def make_header(kind: str, arch: dict, dataset: str, step: int, seed: int, **ext
 
 def build_filled(arch: dict, state: dict[str, torch.Tensor], what, problem: str = "header and weights disagree"):
     """The module `arch` describes, holding `state` (as float32), once every key and shape fits.
-    `what` names the source in the error, `problem` says what a misfit means there."""
-    with torch.device("meta"):  # checked before anything is allocated, filled without a copy
-        module = models.build(arch)
+    `what` names the source in the error, `problem` says what a misfit means there.
+
+    The network is first built on the meta device (`sizing.meta_module`: no storage), its parameter
+    count checked against the budget and its keys and shapes against `state`, so a header declaring a
+    huge network is refused before anything is allocated; it is then filled without a copy."""
+    module = sizing.meta_module(arch, str(what))
+    budgets.check_params(sum(p.numel() for p in module.parameters()), str(what))
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -116,15 +123,68 @@ def build_filled(arch: dict, state: dict[str, torch.Tensor], what, problem: str 
     return module.eval()
 
 
+def check_archive(path: Path) -> None:
+    """Refuse a zip checkpoint (PyTorch's format) whose members would inflate beyond what its size on disk
+    allows, or the memory budget, or that holds too many members: read from the zip's directory alone."""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise DstabError(f"{path}: damaged zip archive ({exc}); re-save the checkpoint with torch.save") from None
+    budgets.check_count(len(members), "DSTAB_MAX_ARCHIVE_MEMBERS", f"{path}: number of archive members")
+    inflated, on_disk = sum(m.file_size for m in members), path.stat().st_size
+    # torch.save stores its records uncompressed: a far larger inflated size is a zip bomb
+    if inflated > 2 * on_disk + 2**20:
+        raise DstabError(
+            f"{path}: refused: its members inflate to {inflated / 2**20:.1f} MiB from {on_disk / 2**20:.1f} MiB "
+            "on disk (torch.save writes uncompressed archives); re-save it with torch.save"
+        )
+    budgets.check_memory(inflated, f"{path} (unpacked)")
+
+
+def _pickle_problem(exc: Exception, path: Path) -> str:
+    """What makes a refused pickle unsafe, or "" if it is merely unreadable (random bytes, truncation)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    found = next((line for line in lines if "GLOBAL" in line.upper()), "")
+    if found or zipfile.is_zipfile(path):
+        return found
+    # a plain pickle torch's reader stops at early (e.g. protocol 4 framing): read its opcodes, never run them
+    with open(path, "rb") as f:
+        raw = f.read(1 << 24)
+    start = 0
+    for _ in range(4):  # a legacy torch file is several pickles in a row
+        found = ""
+        try:
+            for op, arg, pos in pickletools.genops(io.BytesIO(raw[start:])):
+                if op.name in ("GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE") and not found:
+                    found = f"it names Python objects ({op.name}{' ' + arg if isinstance(arg, str) else ''})"
+                if op.name == "STOP":
+                    start += pos + 1
+                    break
+            else:
+                return ""
+        except (ValueError, EOFError, UnicodeDecodeError, IndexError):
+            return ""  # random bytes may start like a pickle; only one that parses to its end names objects
+        if found:
+            return found
+    return ""
+
+
 def safe_torch_load(path: Path):
     """torch.load restricted to tensors and plain containers: never runs pickled code."""
+    path = Path(path)
+    check_archive(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported object"
-        raise DstabError(
-            f"{path}: refused: this pickle holds objects beyond tensors and plain containers "
-            f"and could run code when loaded ({first}); re-save it as a state dict"
-        ) from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise DstabError(f"{path}: cannot be read as a PyTorch file ({exc}); is it truncated?") from None
+        if found := _pickle_problem(exc, path):
+            raise DstabError(
+                f"{path}: refused: this pickle holds objects beyond tensors and plain containers "
+                f"and could run code when loaded ({found}); re-save it as a state dict"
+            ) from None
+        raise DstabError(f"{path}: not a readable PyTorch file (damaged, or not a checkpoint)") from None
+    except (RuntimeError, EOFError, OSError, ValueError, TypeError, MemoryError, OverflowError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise DstabError(f"{path}: cannot be read as a PyTorch file ({first}); is it truncated?") from None

@@ -92,6 +92,13 @@ def _read(root: Path, name: str, key: str, source: str) -> Result | None:
     return Result(record["meta"], arrays, key, source, jpath, record.get("params"))
 
 
+def stored(name: str, params: dict, shas) -> bool:
+    """Whether the result is on disk (shipped or user cache), without reading it: cheap enough to mark
+    every choice of a control that would show at once."""
+    key = result_key(name, params, shas)
+    return any(_paths(root, name, key)[0].exists() for root in (shipped_dir(), user_dir()))
+
+
 def lookup(name: str, params: dict, shas, roots: list[tuple[Path, str]] | None = None) -> Result | None:
     """The stored result, shipped cache first, or None."""
     key = result_key(name, params, shas)

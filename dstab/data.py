@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import image_data
+from . import confine, image_data
 from .errors import DstabError
 
 
@@ -141,3 +141,23 @@ def dataset_names() -> list[str]:
     return sorted(
         ["digits", *[f"toy2d:{v}" for v in TOY_VARIANTS], *(f for f in _LOADERS if f not in ("digits", "toy2d"))]
     )
+
+
+def for_checkpoint(header: dict, what: str, override: str | None = None, seed: int | None = None) -> Dataset:
+    """The dataset a checkpoint is evaluated on: `override` if the user picked one, else its header's spec
+    once `confine.header_dataset` allows it (a header names no file outside the allowed roots); loaded
+    with `seed`, by default the training run's data seed."""
+    spec = override or confine.header_dataset(header.get("dataset"), what)
+    train_config = header.get("train_config")
+    if seed is None:
+        seed = train_config.get("data_seed", 0) if isinstance(train_config, dict) else 0
+    try:
+        seed = int(seed)
+    except (TypeError, ValueError):
+        raise DstabError(f"{what}: its header's train_config.data_seed {seed!r} is not an integer") from None
+    return load(spec, seed=seed)
+
+
+def explicit_choices() -> list[str]:
+    """Datasets a user can pick without naming a path (the page's Dataset control)."""
+    return [n for n in dataset_names() if n != "folder"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import budgets
 from .errors import DstabError, require
 
 SCHEDULES = ("linear", "cosine")
@@ -31,6 +32,7 @@ def betas_for(schedule: str, T: int) -> np.ndarray:
     """
     if not isinstance(T, (int, np.integer)) or T < 1:
         raise DstabError(f"the number of diffusion steps T must be an integer >= 1, got {T!r}")
+    budgets.check_count(T, "DSTAB_MAX_TIMESTEPS", "the number of diffusion steps T")
     if schedule == "linear":
         if T < 21:
             raise DstabError(
@@ -284,5 +286,5 @@ class Diffusion:
             require(steps in (None, self.T), "the DDPM sampler runs all T steps; use sampler='ddim' for fewer")
             return self.ddpm_sample(model, noise, device=device, **kw)
         if sampler == "ddim":
-            return self.ddim_sample(model, noise, steps=steps or 50, eta=eta, device=device, **kw)
+            return self.ddim_sample(model, noise, steps=50 if steps is None else steps, eta=eta, device=device, **kw)
         raise DstabError(f"unknown sampler {sampler!r}; choose 'ddpm' or 'ddim'")

@@ -62,6 +62,25 @@ def atomic_writer(path: str | os.PathLike):
         os.close(dir_fd)
 
 
+def writable_dir(path: str | os.PathLike, option: str) -> Path:
+    """`path` as a folder that exists and takes new files, checked before a long computation
+    (a DstabError naming `option` now, rather than a traceback when the results are ready)."""
+    from .errors import DstabError
+
+    path = Path(path)
+    try:
+        if path.exists() and not path.is_dir():
+            raise DstabError(f"{option} {path} is a file, not a folder; give a folder")
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".dstab-write-check-"):
+            pass
+    except OSError as exc:
+        raise DstabError(f"{option} {path} cannot be written ({exc.strerror or exc}); choose another folder") from None
+    except ValueError as exc:  # a NUL byte in the name
+        raise DstabError(f"{option} {str(path)[:80]!r} is not a usable path ({exc})") from None
+    return path
+
+
 def json_safe(value, bad: list[str] | None = None, where: str = ""):
     """`value` as plain JSON types: arrays and numpy scalars (anything with `.tolist()`) become lists
     and numbers, NaN and inf become null; the path of each non-finite value is appended to `bad`."""

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl
 import numpy as np
 import torch
 
+from . import budgets
 from .errors import DstabError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -174,13 +175,40 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def eight_bit(img):
+    """`img` with 8-bit channels, its values scaled from their real range: 16-bit integers by 255/65535
+    (a 32768 pixel reads as 128, not as a clipped 255), 32-bit integers as 16-bit ones when they fit,
+    floats from [0, 1]. Other ranges are refused (ValueError): no silent clipping or truncation."""
+    from PIL import Image
+
+    if img.mode not in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        return img
+    values = np.asarray(img)
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if img.mode == "F":
+        if not (np.isfinite(values).all() and lo >= 0.0 and hi <= 1.0):
+            raise ValueError(f"float image with values in [{lo:.4g}, {hi:.4g}], not [0, 1]")
+        scaled = values * 255.0
+    elif lo < 0 or hi > 65535:
+        raise ValueError(f"integer image with values in [{lo:.0f}, {hi:.0f}], beyond 16 bits")
+    else:
+        scaled = values.astype(np.float64) * (255.0 / 65535.0)
+    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
+
+
 def square_image(path: Path, size: int, mode: str) -> np.ndarray:
     """(C, size, size) uint8: shorter side scaled to `size` (bicubic), centre cropped.
-    Raises OSError/ValueError for files PIL cannot decode."""
+    Raises OSError/ValueError for files PIL cannot decode, and ValueError before decoding an image
+    of more than DSTAB_MAX_IMAGE_PIXELS pixels (a decompression bomb: PIL reads the size from the
+    header alone)."""
     from PIL import Image
 
     with Image.open(path) as img:
+        pixels = img.width * img.height
+        if pixels > budgets.limit("DSTAB_MAX_IMAGE_PIXELS"):
+            raise ValueError(f"{img.width} x {img.height} pixels, above DSTAB_MAX_IMAGE_PIXELS")
         img.load()
+        img = eight_bit(img)
         img = img.convert("RGBA").convert(mode) if img.mode in ("P", "LA") else img.convert(mode)
         scale = size / min(img.size)
         w, h = max(size, round(img.width * scale)), max(size, round(img.height * scale))
@@ -198,6 +226,7 @@ def load_folder(option: str) -> tuple[ImageArray, dict]:
         size, channels = int(params.get("size", 32)), int(params.get("channels", 3))
     except ValueError:
         raise DstabError(f"folder dataset options size and channels must be integers, got {params}") from None
+    budgets.check_count(size * size, "DSTAB_MAX_IMAGE_PIXELS", f"folder dataset size={size} (pixels per image)")
     if size < 4 or channels not in (1, 3):
         raise DstabError(f"folder dataset needs size >= 4 and channels 1 or 3, got size={size} channels={channels}")
     folder = Path(where).expanduser()
@@ -207,6 +236,7 @@ def load_folder(option: str) -> tuple[ImageArray, dict]:
     if not files:
         raise DstabError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in it or below it")
     mode = "RGB" if channels == 3 else "L"
+    from PIL import Image
 
     def fill(out: np.ndarray) -> dict:
         row, skipped = 0, []
@@ -214,11 +244,13 @@ def load_folder(option: str) -> tuple[ImageArray, dict]:
             try:
                 out[row] = square_image(f, size, mode)
                 row += 1
-            except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for corrupt or truncated files
-                skipped.append(f"{f.relative_to(folder)}: {type(exc).__name__}")
+            # PIL's errors for corrupt, truncated, oversized or out-of-range files
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+                skipped.append(f"{f.relative_to(folder)}: {type(exc).__name__}: {str(exc)[:120]}")
         return {"rows": row, "skipped": skipped}
 
-    key = "folder-" + _fingerprint(files, {"size": size, "channels": channels})
+    # "decoder": 2 since 16-bit and float images are scaled rather than clipped
+    key = "folder-" + _fingerprint(files, {"size": size, "channels": channels, "decoder": 2})
     array, meta = cached_uint8(key, len(files), (channels, size, size), fill)
     if meta["rows"] == 0:
         raise DstabError(f"{folder}: none of its {len(files)} images could be decoded")

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from . import confine, sizing
 from . import data as data_mod
 from .checkpoints import Bundle
 from .diffusion import NoiseSource
@@ -141,15 +142,15 @@ def _require_kind(bundle: Bundle, kind: str, probe: str) -> None:
 
 
 def _dataset_spec(bundle: Bundle, dataset) -> str:
-    """The canonical spec of the probe's dataset (a Dataset given, else `dataset` or the header's)."""
+    """The canonical spec of the probe's dataset: a Dataset given, else `dataset` (the user's choice), else
+    the header's once `confine.header_dataset` allows it (a header names no file outside the allowed roots)."""
     if isinstance(dataset, data_mod.Dataset):
         return dataset.spec
-    spec = dataset or bundle.header.get("dataset")
-    require(spec is not None, f"{bundle.name}: its header names no dataset; pass dataset=")
-    return data_mod.canonical_spec(spec)
+    return data_mod.canonical_spec(dataset or confine.header_dataset(bundle.header.get("dataset"), bundle.name))
 
 
-def _dataset(bundle: Bundle, dataset) -> data_mod.Dataset:
+def dataset_for(bundle: Bundle, dataset=None) -> data_mod.Dataset:
+    """The dataset `bundle` is evaluated on (see `_dataset_spec`), checked to hold samples of its shape."""
     if isinstance(dataset, data_mod.Dataset):
         ds = dataset
     else:
@@ -195,7 +196,10 @@ def dm_probe(bundle: Bundle, timesteps: list[int] | int, batch_size: int = 64, s
     require(not bundle.header["arch"].get("num_classes"), "class-conditional DMs are not supported by probes yet")
     diffusion = bundle.diffusion
     ts = _timesteps(timesteps, diffusion.T)
-    ds = _dataset(bundle, dataset)
+    inputs = [(sample_shape(bundle), "float32"), ((), "int64")]
+    # a Hessian-vector product keeps the forward graph and a second backward: ~3 forwards' activations
+    sizing.check_forward(bundle.header["arch"], inputs, batch_size * len(ts), f"{bundle.name}'s probe", copies=3)
+    ds = dataset_for(bundle, dataset)
     x0 = ds.fixed_batch(batch_size, seed)
     source = NoiseSource(seed, tuple(x0.shape))
     noise = torch.cat([source.step_noise(t) for t in ts])
@@ -222,6 +226,11 @@ def gan_probe(bundle: Bundle, role: str, batch_size: int = 64, seed: int = 0, da
     require(batch_size >= 1, f"batch size must be positive, got {batch_size}")
     for r, m in bundle.modules.items():
         finite_or_error(dict(m.state_dict()), f"{bundle.name}:{r}")
+    G_in, D_in = [(tuple(bundle.generator.latent_shape), "float32")], [(sample_shape(bundle), "float32")]
+    for net, inputs in (("generator", G_in), ("discriminator", D_in)):
+        arch = bundle.header["arch"].get(net)
+        if arch:
+            sizing.check_forward(arch, inputs, 2 * batch_size, f"{bundle.name}'s {net} probe", copies=3)
     G, D = _frozen_copy(bundle.generator), _frozen_copy(bundle.discriminator)
     z = NoiseSource(seed, (batch_size,)).latent(tuple(G.latent_shape))
     loss_name = bundle.header.get("gan", {}).get("loss", "non-saturating")
@@ -233,7 +242,7 @@ def gan_probe(bundle: Bundle, role: str, batch_size: int = 64, seed: int = 0, da
         }
         data = {"discriminator": D, "z": z, "g_loss": generator_loss(loss_name)}
         return Probe(G, _gan_g_loss, name=f"{bundle.name} G", kind="gan-g", data=data, info=info)
-    ds = _dataset(bundle, dataset)
+    ds = dataset_for(bundle, dataset)
     real = ds.fixed_batch(batch_size, seed)
     info = {**_base_info(bundle, batch_size, seed, ds.spec), "role": role, "g_loss": loss_name}
     with torch.no_grad():

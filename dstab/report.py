@@ -219,6 +219,12 @@ SMOOTHNESS = [("surface", "curvature_roughness", True), ("surface", "convex_frac
               ("interpolate", "roughness", True)]  # fmt: skip
 
 
+def roughness_lines(root: Path | None = None) -> list[str]:
+    """The smoothness verdicts of the report's landscape section, over the cached results of the zoo at
+    `root` (the landscape pages show the lines of their dataset)."""
+    return _roughness_verdicts(roughness_rows(Path(root or zoo.zoo_root())))
+
+
 def _roughness_verdicts(rows: list[dict]) -> list[str]:
     """Mean smoothness numbers of DM vs GAN probes per dataset, and whether DMs come out smoother."""
     out = ["Means over the zoo's cached results (every stage, timestep and role):", ""]

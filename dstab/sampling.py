@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch.func import functional_call
 
-from . import models
+from . import budgets, models, sizing
 from .checkpoints import Bundle
 from .diffusion import NoiseSource
-from .errors import require
+from .errors import DstabError, require
 
 
 def sample_shape(bundle: Bundle) -> tuple[int, ...]:
@@ -52,14 +52,23 @@ def generate(
     `progress("sample", done, total)` after each sampler step (a GAN: once)."""
     require(n >= 1, f"the number of samples must be positive, got {n}")
     require(batchnorm in BATCHNORM_MODES, f"batchnorm must be one of {list(BATCHNORM_MODES)}, got {batchnorm!r}")
+    n = budgets.check_count(n, "DSTAB_MAX_SAMPLES", "the number of samples")
     shape = sample_shape(bundle)
+    arch = bundle.header["arch"] if bundle.kind == "dm" else bundle.header["arch"]["generator"]
+    if bundle.kind == "dm":
+        inputs = [(shape, "float32"), ((), "int64")]
+    else:
+        inputs = [(tuple(bundle.generator.latent_shape), "float32")]
+    # no graph is kept while sampling: a forward holds a fraction of what autograd would keep
+    sizing.check_forward(arch, inputs, n, f"sampling {n} images from {bundle.name}", copies=0.5)
     noise = NoiseSource(seed, (n, *shape))
     if bundle.kind == "dm":
         model = bundle.model.to(device).eval()
         classes = bundle.header["arch"].get("num_classes")
         y = {"y": noise.labels(classes).to(device)} if classes else {}
         kw = {"progress": progress, **y}
-        return bundle.diffusion.sample(model, noise, sampler=sampler, steps=steps, eta=eta, device=device, **kw).cpu()
+        x = bundle.diffusion.sample(model, noise, sampler=sampler, steps=steps, eta=eta, device=device, **kw)
+        return finite_samples(x.cpu(), bundle.name)
     g = bundle.generator.to(device).eval()
     z = noise.latent(g.latent_shape).to(device)
     if batchnorm == "eval":
@@ -73,4 +82,11 @@ def generate(
             g.eval()
     if progress:
         progress("sample", 1, 1)
-    return x.cpu()
+    return finite_samples(x.cpu(), bundle.name)
+
+
+def finite_samples(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Samples holding NaN or inf mean NaN/inf weights or a diverged model: refused, not drawn black."""
+    if not bool(torch.isfinite(x).all()):
+        raise DstabError(f"{name}: its samples hold NaN or inf values; the checkpoint is damaged or diverged")
+    return x

@@ -29,6 +29,8 @@ from .analysis.specs import GAN_ROLES, ConsistencySpec, CurveSpec, HessianSpec, 
 from .errors import DstabError
 
 DM_TIMESTEPS = (50, 500, 900)  # the landscapes' precomputed DM timesteps (T = 1000)
+# the landscape page's timestep choices: every zoo DM's surface is shipped at each (instant slider, small multiples)
+SURFACE_TIMESTEPS = (1, 10, 50, 100, 250, 500, 750, 900, 999)
 SURFACE = SurfaceSpec()
 CURVE = CurveSpec()
 HESSIAN = HessianSpec()  # the report's
@@ -37,10 +39,11 @@ REPORT_SAMPLERS = (("ddpm", None), ("ddim", 50))  # the report's consistency row
 CONSISTENCY_BY_SAMPLER = [replace(CONSISTENCY, sampler=s, steps=n) for s, n in REPORT_SAMPLERS]
 
 
-def landscape_probes(kind: str, batch_size: int = SURFACE.probe.batch_size) -> list[ProbeSpec]:
-    """The probes every zoo entry's surfaces and interpolations are shipped for."""
+def landscape_probes(kind: str, batch_size: int = SURFACE.probe.batch_size, timesteps=None) -> list[ProbeSpec]:
+    """The probes every zoo entry's interpolations (DM_TIMESTEPS) and surfaces (SURFACE_TIMESTEPS) are
+    shipped for."""
     if kind == "dm":
-        return [ProbeSpec(timesteps=(t,), batch_size=batch_size) for t in DM_TIMESTEPS]
+        return [ProbeSpec(timesteps=(t,), batch_size=batch_size) for t in timesteps or DM_TIMESTEPS]
     return [ProbeSpec(role=r, batch_size=batch_size) for r in GAN_ROLES]
 
 
@@ -178,6 +181,35 @@ def shipped_hessian_claims(family: str, entries: dict) -> list:
     return verdicts.hessian_claims(rows, collapsed)
 
 
+def shipped_consistency_claims(family: str, entries: dict) -> list:
+    """The report's consistency verdicts (`dstab.verdicts.consistency_claims`) for the DDPM row of a dataset,
+    from the stored results alone (the report's M and sampler): DMs above GANs over inits and structures,
+    x0 DMs below eps DMs. A group without a stored result is left out."""
+    from . import verdicts
+
+    def stored(ids: list[str]) -> dict | None:
+        if len(ids) < 2:
+            return None
+        kind = entries[ids[0]]["kind"]
+        found = cache.lookup(CONSISTENCY.name, CONSISTENCY.params([_Kind(kind)]), [final_sha(entries[i]) for i in ids])
+        return None if found is None else {"ids": ids, "C": found.meta["C_db"], "matrix": found.meta["psnr_matrix_db"]}
+
+    row = {"family": family, "sampler": CONSISTENCY.sampler, "groups": {}, "x0": []}
+    for group, _ in TABLE1:
+        found = stored(zooindex.group_ids(entries, family, group))
+        if found:
+            row["groups"][group] = found
+    eps = zooindex.group_ids(entries, family, "dm-init")
+    x0_group = stored(zooindex.group_ids(entries, family, "x0-init"))
+    if x0_group:
+        row["x0"].append({"kind": "x0 group", **x0_group})
+    pair = zooindex.group_ids(entries, family, "dm-x0")
+    if eps and pair and (found := stored([eps[0], pair[0]])):
+        row["x0"].append({"kind": "eps vs x0 pair", **found})
+    collapsed = {e for e, v in entries.items() if zooindex.is_collapsed(v)}
+    return verdicts.consistency_claims(row, collapsed)
+
+
 class _Kind:
     """Stands in for a bundle where a spec's key depends on the checkpoint's kind only."""
 
@@ -205,7 +237,7 @@ def _surfaces(entry_id: str, entry: dict, root: Path, device, log) -> int:
     from .analysis import results
 
     bundle = load(entry_id)
-    probes = landscape_probes(entry["kind"], SURFACE.probe.batch_size)
+    probes = landscape_probes(entry["kind"], SURFACE.probe.batch_size, SURFACE_TIMESTEPS)
     for probe in probes:
         spec = replace(SURFACE, probe=probe)
         found = results.get(spec, [bundle], device=device, root=root)

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import compute, downloads, sidebar, urlstate
+from dashboard import compute, downloads, sidebar, urlstate, verdictpanel
 from dstab import verdicts, zooindex, zooresults
 from dstab.analysis import consistency as consistency_mod
 from dstab.errors import DstabError
@@ -51,8 +51,9 @@ def row_name(eid: str) -> str:
 
 
 kinds = ("dm", "x0", "gan") if x0 else ("dm", "gan")
-results = {}
+top = st.empty()  # "Compute all", above the columns
 cols = dict(zip(kinds, st.columns(len(kinds))))
+asks, members = {}, {}
 for kind in kinds:
     where = cols[kind]
     try:
@@ -61,20 +62,29 @@ for kind in kinds:
         bundles = [sidebar.load_bundle(ch.path) for ch in choices]
         spec = replace(SPEC, num=num, seed=seed, sampler=sampler, steps=steps).for_kind(bundles[0].kind)
         label = f"consistency of {', '.join(n.split('/')[-1] for n in names)}"
-        with where:
-            res = compute.cached(spec, bundles, label, sel.device, names=names)
+        asks[kind] = (compute.Ask(spec, bundles, label, {"names": names}), where)
+        members[kind] = names
     except (DstabError, KeyError) as exc:
         where.error(f"{TITLES[kind]} group unavailable: {exc}")
-        continue
-    if res is not None:
-        results[kind] = (names, res)
+results = {kind: (members[kind], res) for kind, res in compute.many(asks, sel.device, where_all=top).items()}
 
 for kind, (names, res) in results.items():
-    where = cols[kind]
-    where.subheader(f"{TITLES[kind]}: C(q) = {res.meta['C_db']:.2f} dB")
-    img = consistency_plots.grid(res.arrays["samples"], scale=6)
-    where.image(img, caption=f"rows: {', '.join(row_name(n) for n in names)}; columns share their noise")
-    downloads.image(img, f"consistency-{kind}", where=where)
+    shown = [row_name(n) for n in names]
+    samples = res.arrays["samples"]
+    st.subheader(f"{TITLES[kind]}: C(q) = {res.meta['C_db']:.2f} dB, all M = {samples.shape[1]} samples of "
+                 f"N = {len(names)} models")  # fmt: skip
+    if samples.ndim == 5:
+        fig = consistency_plots.image_grid(samples, shown, f"{TITLES[kind]}: a row per model, a column per noise")
+        st.caption("Drag to zoom in, double-click to zoom out. Column i of every row starts from the same noise.")
+        downloads.image(consistency_plots.grid(samples, scale=6, columns=samples.shape[1]), f"consistency-{kind}")
+    else:
+        fig = consistency_plots.linked_points(samples, shown, f"{TITLES[kind]}: each colour one shared noise")
+        st.caption("One marker symbol per model, one colour per sample: the faint line joins where the same noise "
+                   "went in each model. Short lines: a consistent group.")  # fmt: skip
+    st.plotly_chart(fig, key=f"samples-{kind}")
+    downloads.figure(fig, f"consistency-samples-{kind}")
+
+for where, (kind, (names, res)) in zip(st.columns(len(results) or 1), results.items()):
     heat = consistency_plots.psnr_heatmap(res.meta["psnr_matrix_db"], [n.split("/", 1)[1] for n in names], kind)
     where.plotly_chart(heat, key=f"psnr-{kind}")
     downloads.figure(heat, f"psnr-{kind}", where=where)
@@ -95,4 +105,6 @@ if results:
     row = {"family": sel.family, "sampler": sampler, "x0": x0_tests,
            "groups": {f"{k}-{group}": m for k, m in matrices.items()}}  # fmt: skip
     collapsed = {e for e, v in entries.items() if zooindex.is_collapsed(v)}
-    st.markdown("\n".join(f"- {v.text(spec='.2f')}" for v in verdicts.consistency_claims(row, collapsed)))
+    verdictpanel.draw(verdictpanel.PAPER["consistency"],
+                      verdictpanel.consistency_lines(verdicts.consistency_claims(row, collapsed)),
+                      verdictpanel.collapse_note(sel.family, entries))  # fmt: skip

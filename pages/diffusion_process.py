@@ -10,7 +10,7 @@ import streamlit as st
 import torch
 
 from dashboard import compute, downloads, sidebar, urlstate
-from dstab import data
+from dstab import data, probes
 from dstab.analysis.specs import TrajectorySpec
 from dstab.analysis.trajectory import schedule_rows, trajectory_rows
 from dstab.diffusion import Diffusion, NoiseSource
@@ -27,12 +27,18 @@ if sel.dm is None:
     st.stop()
 bundle = sidebar.load_bundle(sel.dm.path)
 diffusion: Diffusion = bundle.diffusion
-ds = data.load(bundle.header["dataset"])
+OWN = "the checkpoint's own"
+pick = urlstate.selectbox("Dataset", [OWN, *data.explicit_choices()], "dataset", OWN, where=st.sidebar)
+try:  # a header's dataset may name no file outside the allowed roots (dstab.confine)
+    ds = probes.dataset_for(bundle, None if pick == OWN else pick)
+except DstabError as exc:
+    st.error(str(exc))
+    st.stop()
 
 st.header("Forward: noising real data")
 st.caption(f"{sel.dm.label}'s schedule: {diffusion.schedule}, T = {diffusion.T}, dataset {ds.spec}.")
 c1, c2, c3 = st.columns(3)
-t = urlstate.slider("Timestep t", "t", 250, 0, diffusion.T - 1, where=c1)
+t = urlstate.slider("Timestep t", "t", min(250, diffusion.T - 1), 0, diffusion.T - 1, where=c1)
 index = urlstate.number("Example", "example", 0, 0, len(ds) - 1, where=c2) if ds.image else 0
 noise_seed = urlstate.number("Noise seed", "noise", 0, 0, 10_000, where=c3)
 
@@ -62,7 +68,8 @@ right.markdown(
     f"SNR = {abar / (1 - abar):.4g}."
 )
 downloads.figure(fig_sched, "schedule", where=right)
-downloads.numbers(schedule_rows(diffusion), "schedule", where=right)
+downloads.numbers(schedule_rows(diffusion), "schedule", where=right,
+                  columns={"model": sel.dm.label, "schedule": diffusion.schedule, "T": diffusion.T})  # fmt: skip
 
 st.header(f"Reverse: {sel.dm.label} denoising from one seed")
 c1, c2, c3, c4 = st.columns(4)
@@ -82,22 +89,32 @@ except DstabError as exc:
 if result is None:
     st.stop()
 frames_t, x0_hat = result.arrays["t"], torch.from_numpy(result.arrays["x0_hat"])
-k = urlstate.slider("Sampler step", "step", len(frames_t) - 1, 0, len(frames_t) - 1)
-st.caption(f"Step {k + 1} of {len(frames_t)}: model timestep t = {int(frames_t[k])}")
+k = urlstate.slider("Sampler step", "step", len(frames_t), 1, len(frames_t),
+                    help="step k is the sampler's k-th model call, from pure noise (step 1) to the sample")  # fmt: skip
+spaced = f" ({trajectory_plots.MAX_FRAMES} evenly spaced)" if len(frames_t) > trajectory_plots.MAX_FRAMES else ""
+st.caption(
+    f"Step {k} of {len(frames_t)}: the model sees x_t at t = {int(frames_t[k - 1])}, predicts its noise, and so "
+    f"estimates x0. Play runs through the steps{spaced}."
+)
+steps_fig = trajectory_plots.reverse_steps(frames_t, result.arrays["x_t"], result.arrays["eps_hat"],
+                                           result.arrays["x0_hat"], ds.image, start=k - 1)  # fmt: skip
+st.plotly_chart(steps_fig, key="reverse-steps")
+downloads.figure(steps_fig, "reverse-steps")
 left, right = st.columns(2)
 if ds.image:
-    now = grid_image(x0_hat[k], nrow=min(int(n), 8), scale=8)
-    left.image(now, caption=f"x0 estimate at t = {int(frames_t[k])}")
-    downloads.image(now, "x0-estimate", where=left)
     strip, picks = trajectory_plots.strip(result.arrays["x0_hat"])
     left.image(strip, caption="sample 1's x0 estimate at t = " + ", ".join(str(int(frames_t[i])) for i in picks))
+    downloads.image(strip, "x0-estimate-strip", where=left)
 else:
     data_points = ds.fixed_batch(1000, 0)
-    fig_now = trajectory_plots.points(x0_hat[k], f"x0 estimate at t = {int(frames_t[k])}", reference=data_points)
+    fig_now = trajectory_plots.points(x0_hat[k - 1], f"x0 estimate at t = {int(frames_t[k - 1])}",
+                                      reference=data_points)  # fmt: skip
     left.plotly_chart(fig_now, key="x0-points")
     downloads.figure(fig_now, "x0-estimate", where=left)
 rows = trajectory_rows(frames_t, x0_hat)
-fig_conv = trajectory_plots.distance(rows, int(frames_t[k]))
+fig_conv = trajectory_plots.distance(rows, int(frames_t[k - 1]))
 right.plotly_chart(fig_conv, key="trajectory")
 downloads.figure(fig_conv, "trajectory", where=right)
-downloads.numbers(rows, "trajectory", where=right, extra={"params": result.params, "checkpoint": sel.dm.ref})
+run_columns = {"model": sel.dm.label, "sampler": sampler, "steps": len(frames_t), "seed": seed, "samples": n}
+downloads.numbers(rows, "trajectory", where=right, extra={"params": result.params, "checkpoint": sel.dm.ref},
+                  columns=run_columns)  # fmt: skip

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import compute, downloads, sidebar, urlstate
+from dashboard import compute, downloads, sidebar, urlstate, verdictpanel
 from dstab import zooresults
 from dstab.plots import hessian as hessian_plots
 from dstab.plots import tables
@@ -61,10 +61,10 @@ if results:
         "unweighted variance of the Ritz values (closer to what PyHessian's density nodes give) is shown beside it."
     )
     downloads.numbers(
-        table, "hessian", extra={k: {**res.meta, "probe": res.params["probe"]} for k, (_, res) in labelled.items()}
-    )
+        table, "hessian", extra={k: {**res.meta, "probe": res.params["probe"]} for k, (_, res) in labelled.items()},
+        columns={"top_k": top_k, "trace_samples": trace_samples, "slq_runs": slq_runs, "seed": seed},
+    )  # fmt: skip
 
-claims = zooresults.shipped_hessian_claims(sel.family, sel.manifest["entries"])
-if claims:
-    st.subheader(f"The paper's claim over every init seed ({sel.family}, the report's probe)")
-    st.markdown("\n".join(f"- {v.text()}" for v in claims))
+verdictpanel.draw(verdictpanel.PAPER["hessian"], verdictpanel.hessian_lines(
+    zooresults.shipped_hessian_claims(sel.family, sel.manifest["entries"]), ("lambda_1", "sigma2", "Ritz variance")),
+    verdictpanel.collapse_note(sel.family, sel.manifest["entries"]))  # fmt: skip

@@ -6,7 +6,7 @@ the manifest and the shipped results), so a cold server draws it at once; see `d
 
 import streamlit as st
 
-from dashboard import sidebar
+from dashboard import sidebar, verdictpanel
 from dstab import census, zooindex, zooresults
 
 
@@ -49,6 +49,8 @@ if any(v is None for _, v, _ in numbers):
         "Numbers come from the results `python -m dstab report` ships for the zoo (DDPM, M = 32; the report's "
         "Hessian probe); the Consistency and Hessian pages compute missing ones."
     )
+
+verdictpanel.home(sel.family, entries)
 
 found_census = census.load()
 if found_census:

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import compute, downloads, sidebar, urlstate
+from dashboard import compute, downloads, sidebar, urlstate, verdictpanel
 from dstab import zooresults
 from dstab.analysis.interpolation import rise_over_end
 from dstab.analysis.specs import ProbeSpec
@@ -26,13 +26,28 @@ st.caption(
 )
 c = st.columns(5)
 SPEC = zooresults.CURVE
-t = urlstate.select_slider("DM timestep t", compute.DM_TIMESTEP_CHOICES, "t", zooresults.DM_TIMESTEPS[1], where=c[0])
 role = urlstate.radio("GAN probe", ["G", "D"], "role", "G", where=c[1], horizontal=True).lower()
 lo = urlstate.selectbox("From alpha", [-1.0, -0.5, -0.25, 0.0], "lo", SPEC.lo, where=c[2])
 hi = urlstate.selectbox("To alpha", [1.0, 1.25, 1.5, 2.0], "hi", SPEC.hi, where=c[3])
 steps = urlstate.selectbox("Points per unit", [4, 10, 20, 40, 100], "steps", SPEC.steps, where=c[4])
 
-results = {}
+
+def spec_at(kind: str, t: int):
+    probe = ProbeSpec.of(kind, t, role, batch_size=SPEC.probe.batch_size, seed=SPEC.probe.seed)
+    return replace(SPEC, probe=probe, lo=lo, hi=hi, steps=steps)
+
+
+def pair(choice) -> list:
+    """From the early checkpoint (alpha = 0) to the final one (alpha = 1), the zoo's convention."""
+    return [sidebar.load_bundle(choice.path), sidebar.load_bundle(choice.early)]
+
+
+has_line = sel.dm is not None and sel.dm.early is not None
+shown = compute.instant(lambda t: spec_at("dm", t), compute.DM_TIMESTEP_CHOICES, pair(sel.dm)) if has_line else []
+t = urlstate.select_slider("DM timestep t", compute.DM_TIMESTEP_CHOICES, "t", zooresults.DM_TIMESTEPS[1], where=c[0],
+                           **compute.marked(shown))  # fmt: skip
+
+asks, labels = {}, {}
 for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
     if choice is None:
         st.error(f"Pick a {kind.upper()} in the sidebar.")
@@ -44,16 +59,11 @@ for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
         )
         continue
     try:
-        final, early = sidebar.load_bundle(choice.path), sidebar.load_bundle(choice.early)
-        probe = ProbeSpec.of(final.kind, t, role, batch_size=SPEC.probe.batch_size, seed=SPEC.probe.seed)
-        spec = replace(SPEC, probe=probe, lo=lo, hi=hi, steps=steps)
-        # from the early checkpoint (alpha = 0) to the final one (alpha = 1), the zoo's convention
-        res = compute.cached(spec, [final, early], f"{choice.label} interpolation", sel.device)
+        asks[kind] = (compute.Ask(spec_at(kind, t), pair(choice), f"{choice.label} interpolation"), None)
+        labels[kind] = choice.label
     except DstabError as exc:
         st.error(str(exc))
-        continue
-    if res is not None:
-        results[kind] = (choice.label, res)
+results = {kind: (labels[kind], res) for kind, res in compute.many(asks, sel.device).items()}
 
 if results:
     rows = {kind: (label, res.meta, res.arrays["alphas"], rise_over_end(res.arrays["alphas"], res.arrays["loss"]))
@@ -74,4 +84,7 @@ if results:
         for kind, (label, res) in results.items()
         for a, v in zip(res.arrays["alphas"], res.arrays["loss"])
     ]
-    downloads.numbers(table, "roughness", extra={"curves": curves})
+    settings = {"from alpha": lo, "to alpha": hi, "points per unit": steps}
+    downloads.numbers(table, "roughness", extra={"curves": curves}, columns=settings)
+    downloads.numbers(curves, "interpolation-curves", columns=settings)
+verdictpanel.landscape(sel.family, sel.manifest["entries"], "interpolate")

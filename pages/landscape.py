@@ -1,19 +1,21 @@
-"""Loss landscape: DM and GAN 2-D surfaces side by side on one relative scale (Li et al. 2018).
+"""Loss landscape: DM and GAN 2-D surfaces side by side, each on its own scale (Li et al. 2018).
 
 Each surface is L(theta + a d1 + b d2) over two filter-normalised random
-directions. Raw losses of a DM and a GAN are not comparable, so both are
-drawn as the relative rise (L - L0) / |L0| over the centre loss L0, on one
-colour and z scale.
+directions. A DM's centre loss is far smaller than a GAN's, so by default each
+surface is drawn on the min-max of its own loss; a shared relative rise
+(L - L0)/|L0|, log loss and one raw range are options. Below: the DM across
+timesteps beside the GAN's G and D (the paper's Fig. 2 and 10), from stored
+results only.
 """
 
 from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import compute, downloads, sidebar, urlstate
+from dashboard import compute, downloads, sidebar, urlstate, verdictpanel
 from dstab import zooresults
-from dstab.analysis.landscape import rise_over_centre
 from dstab.analysis.specs import ProbeSpec
+from dstab.errors import DstabError
 from dstab.plots import surface as surface_plots
 from dstab.plots import tables
 
@@ -24,44 +26,82 @@ sel = sidebar.current()
 st.title("Loss landscape")
 st.caption(
     "Two filter-normalised random directions around each model's weights (Li et al. 2018). DMs are probed at one "
-    "timestep t (the paper shows several); GANs through the generator loss with D frozen (G) or the discriminator "
-    "loss with G frozen (D). Colours and heights are the relative rise (L - L0) / |L0|, shared by both plots."
+    "timestep t (the paper shows several: see below); GANs through the generator loss with D frozen (G) or the "
+    "discriminator loss with G frozen (D). Each surface has its own colour and height scale by default."
 )
-c = st.columns(5)
+c = st.columns(6)
 SPEC = zooresults.SURFACE
-t = urlstate.select_slider("DM timestep t", compute.DM_TIMESTEP_CHOICES, "t", zooresults.DM_TIMESTEPS[1], where=c[0])
 role = urlstate.radio("GAN probe", ["G", "D"], "role", "G", where=c[1], horizontal=True,
                       help="G: generator loss with D frozen; D: discriminator loss with G frozen").lower()  # fmt: skip
 grid = urlstate.selectbox("Grid size", GRIDS, "grid", SPEC.grid, where=c[2])
 radius = urlstate.selectbox("Radius r", RADII, "radius", SPEC.radius, where=c[3])
 seed = urlstate.number("Direction seed", "dseed", SPEC.seed, 0, 10_000, where=c[4])
+scale = urlstate.selectbox("Scale", surface_plots.SCALES, "scale", surface_plots.OWN, where=c[5],
+                           help=surface_plots.SCALE_HELP)  # fmt: skip
 
 
-def spec_for(bundle):
-    probe = ProbeSpec.of(bundle.kind, t, role, batch_size=SPEC.probe.batch_size, seed=SPEC.probe.seed)
+def spec_at(kind: str, t: int, gan_role: str = role):
+    probe = ProbeSpec.of(kind, t, gan_role, batch_size=SPEC.probe.batch_size, seed=SPEC.probe.seed)
     return replace(SPEC, probe=probe, grid=grid, radius=radius, seed=seed)
 
 
-results, cols = compute.side_by_side(sel, spec_for, "surface")
+dm_bundle = sidebar.load_bundle(sel.dm.path) if sel.dm else None
+shown = compute.instant(lambda t: spec_at("dm", t), compute.DM_TIMESTEP_CHOICES, [dm_bundle]) if sel.dm else []
+t = urlstate.select_slider("DM timestep t", compute.DM_TIMESTEP_CHOICES, "t", zooresults.DM_TIMESTEPS[1], where=c[0],
+                           **compute.marked(shown))  # fmt: skip
+
+results, cols = compute.side_by_side(sel, lambda bundle: spec_at(bundle.kind, t), "surface")
+settings = {"grid": grid, "radius": radius, "direction seed": seed}
 
 if results:
-    rel = {k: rise_over_centre(r.arrays["loss"]) for k, (_, r) in results.items()}
-    zmax = surface_plots.zmax_of(rel.values())
+    views = surface_plots.views({k: r.arrays["loss"] for k, (_, r) in results.items()}, scale)
     for kind, (choice, res) in results.items():
         where = cols[kind]
         a, b = res.arrays["alphas"], res.arrays["betas"]
         title = surface_plots.title(choice.label, res.meta)
-        surf = surface_plots.surface_3d(a, b, rel[kind], title, zmax, kind)
-        cont = surface_plots.contour(a, b, rel[kind], title, zmax)
+        surf = surface_plots.surface_3d(a, b, views[kind], title)
+        cont = surface_plots.contour(a, b, views[kind], title)
         where.plotly_chart(surf, key=f"surface-{kind}")
         where.plotly_chart(cont, key=f"contour-{kind}")
         rows = tables.smoothness_rows(choice.label, res.meta)
         where.dataframe(rows, hide_index=True)
         downloads.figure(surf, f"surface-{kind}", where=where)
         downloads.figure(cont, f"contour-{kind}", where=where)
+        what = {"model": choice.label, "probe": tables.probe_text(res.meta), **settings}
         downloads.numbers(tables.grid_rows(a, b, res.arrays["loss"]), f"surface-{kind}", where=where,
-                          extra={"meta": res.meta})  # fmt: skip
+                          extra={"meta": res.meta}, columns=what)  # fmt: skip
+    if set(results) == {"dm", "gan"}:
+        st.info(surface_plots.smoother_sentence(*((ch.label, r.meta) for ch, r in results.values())))
     st.subheader("Smoothness, side by side")
     table = [row for _, (choice, res) in results.items() for row in tables.smoothness_rows(choice.label, res.meta)]
     st.dataframe(table, hide_index=True)
-    downloads.numbers(table, "smoothness")
+    downloads.numbers(table, "smoothness", columns=settings)
+verdictpanel.landscape(sel.family, sel.manifest["entries"], "surface")
+
+st.subheader("Across timesteps, beside the GAN's G and D (the paper's Fig. 2 and 10)")
+panels, missing = [], []
+wanted = [(sel.dm, dm_bundle, spec_at("dm", t_), f"t = {t_}") for t_ in compute.DM_TIMESTEP_CHOICES] if sel.dm else []
+if sel.gan:
+    gan_bundle = sidebar.load_bundle(sel.gan.path)
+    wanted += [(sel.gan, gan_bundle, spec_at("gan", t, r), r.upper()) for r in ("g", "d")]
+for choice, bundle, spec, what in wanted:
+    name = f"{choice.label} {what}"
+    try:
+        res = compute.found(spec, [bundle], sel.device)
+    except DstabError:  # a timestep past this model's T: simply not shown
+        res = None
+    if res is None:
+        missing.append(name)
+    else:
+        panels.append((name, res.arrays["alphas"], res.arrays["betas"], res.arrays["loss"]))
+if panels:
+    multiples = surface_plots.small_multiples(panels)
+    st.plotly_chart(multiples, key="small-multiples")
+    st.caption(
+        "Contour maps, each on its own loss range (stated under its title): how the DM's surface changes with t, "
+        f"and the GAN's two losses. Grid {grid}, r = {radius:g}, direction seed {seed}."
+        + (f" Not stored yet (choose them above to compute): {', '.join(missing)}." if missing else "")
+    )
+    downloads.figure(multiples, "surface-multiples")
+else:
+    st.caption("No stored surfaces at these settings yet: the plots above compute them one at a time.")

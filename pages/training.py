@@ -10,7 +10,7 @@ import sqlite3
 
 import streamlit as st
 
-from dashboard import downloads, server, urlstate
+from dashboard import downloads, runtracker, server, sidebar, urlstate
 from dstab.errors import DstabError
 from dstab.experiments import compare, sweep, verdict
 from dstab.metricnames import metric_label
@@ -21,6 +21,9 @@ from dstab.training import curves, paper_defaults, runboard, runs
 from dstab.training.rundir import METRICS
 from dstab.training.runmetrics import RunMetrics
 
+# on a fresh server whose first request is /training, Streamlit runs this file without app.py; importing
+# the sidebar switches that mode off, and this call reruns through app.py (its sidebar, its page menu)
+sidebar.current()
 server.torch_ready()  # this page samples checkpoints in the server process: with the server's thread count
 
 st.title("Training")
@@ -56,68 +59,41 @@ def with_vanished(statuses) -> list:
     return statuses + gone
 
 
-def selected_runs(names: list[str]) -> list[str]:
-    """The compared runs, kept in the URL (`runs=a,b`); the newest four on a first visit."""
-    key = "training_runs"
-    if key not in st.session_state:
-        st.session_state[key] = [n for n in st.query_params.get("runs", "").split(",") if n in names] or names[-4:]
-    st.session_state[key] = [n for n in st.session_state[key] if n in names]  # a deleted run drops out
-    chosen = st.multiselect("Runs to compare", names, key=key)
-    st.query_params["runs"] = ",".join(chosen)
-    return chosen
-
-
-def series_of(metrics: RunMetrics, name: str, x_axis: str) -> tuple:
-    steps, values, walls = metrics.series(name)
-    x = steps if x_axis == "iteration" else walls - walls[0] if len(walls) else walls
-    return x, values
-
-
 def curves_section(statuses, metrics) -> None:
     names = [s.name for s in statuses if s.name in metrics]
-    groups = sorted({s.group for s in statuses if s.group})
-    if groups:
-        group = st.selectbox("Select a sweep group", ["(none)", *groups], key="training_group")
-        if group != "(none)":
-            st.session_state["training_runs"] = [s.name for s in statuses if s.group == group and s.name in names]
-    chosen = selected_runs(names)
+    chosen = runtracker.chart_runs(statuses, names)
+    colours = run_plots.run_colours(list(metrics))
     c1, c2, c3 = st.columns(3)
-    half = urlstate.slider("Smoothing (half-width, points)", "smooth", 0, 0, 50, where=c1)
+    weight = urlstate.slider("Smoothing (TensorBoard's EMA weight)", "smooth", 0.6, 0.0, 0.99, 0.01, where=c1)
     log_x = urlstate.toggle("Log x", "logx", False, where=c2)
     x_axis = urlstate.radio("x axis", ["iteration", "wall-clock"], "xaxis", "iteration", where=c3, horizontal=True)
     x_title = "iteration" if x_axis == "iteration" else "seconds since the first logged step"
     fd_names = {n: runboard.eval_metric(metrics[n].names()) for n in chosen}
-    fd_series = [
-        {
-            "label": f"{n} ({metric_label(fd_names[n], short=True)})",
-            **dict(zip("xy", series_of(metrics[n], fd_names[n], x_axis))),
-        }
-        for n in chosen
-        if fd_names[n]
-    ]
+    fd_series = [runtracker.series(metrics[n], n, fd_names[n], x_axis) for n in chosen if fd_names[n]]
     left, right = st.columns(2)
     if fd_series:
-        fig = run_plots.curves(fd_series, "FD / FID of EMA samples (lower is better)", "FD", x_title, log_x)
+        labels = sorted({metric_label(m, short=True) for m in fd_names.values() if m})
+        fig = run_plots.curves(fd_series, f"{' / '.join(labels)} of EMA samples (lower is better)", "FD", x_title,
+                               log_x, colours)  # fmt: skip
         left.plotly_chart(fig, key="fd-curves")
         downloads.figure(fig, "training-fd", where=left)
     else:
-        left.info("No FD/FID evaluation yet in the selected runs (it is logged every eval_every steps).")
-    loss_series = [
-        {"label": n, **dict(zip("xy", series_of(metrics[n], "loss", x_axis)))} for n in chosen if metrics[n].names()
-    ]
+        left.info("No FD/FID evaluation yet in the shown runs (it is logged every eval_every steps).")
+    loss_series = [runtracker.series(metrics[n], n, "loss", x_axis) for n in chosen if metrics[n].names()]
     if loss_series:
-        fig = run_plots.curves(curves.smoothed(loss_series, half), "Training loss", "loss", x_title, log_x)
+        fig = run_plots.curves(curves.smoothed(loss_series, weight), "Training loss", "loss", x_title, log_x, colours)
         right.plotly_chart(fig, key="loss-curves")
         downloads.figure(fig, "training-loss", where=right)
     quartiles = [
-        {"label": n, "quartile": k, **dict(zip("xy", series_of(metrics[n], q, x_axis)))}
+        {**runtracker.series(metrics[n], n, q, x_axis), "quartile": k}
         for n in chosen
         for k, q in enumerate(runboard.QUARTILES)
         if q in metrics[n].names()
     ]
     if quartiles:
-        qfig = run_plots.quartile_curves(curves.smoothed(quartiles, half, keep_short=True), x_title, log_x)
+        qfig = run_plots.quartile_curves(curves.smoothed(quartiles, weight), x_title, log_x, colours)
         st.plotly_chart(qfig, key="quartile-curves")
+        downloads.figure(qfig, "training-quartiles")
 
 
 def compare_section(statuses) -> None:
@@ -129,7 +105,9 @@ def compare_section(statuses) -> None:
         return
     c1, c2, c3 = st.columns(3)
     group = urlstate.selectbox("Group", groups, "cmp_group", groups[-1], where=c1)
-    reference = c2.text_input("Reference variant", "baseline", key="cmp_reference")
+    variants = sorted({s.preset for s in statuses if s.group == group and s.preset}) or ["baseline"]
+    why = "speed-ups are measured against it; the group's baseline by default"
+    reference = urlstate.selectbox("Reference variant", variants, "cmp_reference", "baseline", where=c2, help=why)
     axis = urlstate.radio("x axis", list(compare.AXES), "cmp_axis", "iterations", where=c3, horizontal=True)
     try:
         result = compare.compare(group, reference=reference)
@@ -155,7 +133,7 @@ def live_view(was_active: bool) -> None:
         return
     metrics = metrics_for(statuses)
     rows = [runboard.table_row(s, metrics.get(s.name)) for s in statuses]
-    st.dataframe(rows, hide_index=True, key="run-table")
+    runtracker.table(rows)
     downloads.numbers(rows, "training-runs")
     for s in statuses:
         if s.state in ("broken", "died", "failed"):
@@ -176,15 +154,16 @@ def controls() -> None:
     name = urlstate.selectbox("Run", names, "run", names[-1], where=c1)
     try:
         if c2.button("Stop", key="stop"):
-            runs.stop(name)
+            runtracker.stop_resume(name, "stop")
             st.rerun()
         if c3.button("Resume", key="resume"):
-            runs.resume(name)
+            runtracker.stop_resume(name, "resume")
             st.rerun()
         confirm = c4.text_input("Type the run's name to delete it", key="delete_confirm")
         if c4.button("Delete", key="delete", disabled=confirm != name):
             runs.delete(name, confirm)
             st.session_state.get("known_runs", set()).discard(name)
+            runtracker.confirm(f"{name}: deleted.")
             st.rerun()
     except DstabError as exc:
         st.error(str(exc))
@@ -261,7 +240,7 @@ def launch_form(statuses) -> None:
         preset = c3.selectbox(
             "Preset", sorted(train_config.PRESETS), index=sorted(train_config.PRESETS).index("mdlrc-clts")
         )
-        device = c4.selectbox("Device", ["auto", "cpu", "cuda:0"])
+        device = c4.selectbox("Device", runtracker.devices())
         base = {**train_config.resolve(preset)}
         hyper = hyper_inputs(preset, base)
         overrides = runboard.request_overrides(dataset, size, hyper)
@@ -288,6 +267,7 @@ def launch_form(statuses) -> None:
             except DstabError as exc:
                 st.error(str(exc))
             else:
+                runtracker.confirm(f"Launched {count} run{'s' * (count > 1)} as {name}: shown on the charts above.")
                 st.rerun()
 
 
@@ -337,6 +317,7 @@ except DstabError as exc:
     st.error(str(exc))
     st.stop()
 active = any(s.active for s in statuses)
+runtracker.show_confirmation()
 st.fragment(live_view, run_every=runboard.POLL_S if active else None)(active)  # polls only while a run is active
 compare_section(statuses)
 controls()

@@ -2,7 +2,8 @@
 that only need the process behaviour (queueing) and must not pay for real training steps.
 
 Steps take $FAKE_STEP_S seconds; a checkpoint every 5 steps; SIGTERM finishes the step, checkpoints
-and writes status "stopped"; --resume continues after the last checkpoint.
+and writes status "stopped"; --resume continues after the last checkpoint. $FAKE_FAIL_AT=N: the run
+fails (status "failed", exit code 1) after step N, as a real one does on an error.
 """
 
 import argparse
@@ -59,6 +60,11 @@ def main():
         if step % 5 == 0 or stop or step == cfg["steps"]:
             (out / "checkpoints" / f"step{step:07d}.safetensors").write_bytes(b"fake")
             (out / "checkpoints" / "resume.json").write_text(json.dumps({"step": step}))
+            (out / "checkpoints" / "resume.pt").write_bytes(b"fake")  # what runs.py looks for
+        if step == int(os.environ.get("FAKE_FAIL_AT", "0")):
+            (out / "status.json").write_text(json.dumps({"state": "failed", "step": step, "error": "boom"}))
+            print("error: boom", file=sys.stderr)
+            return 1
     state = "finished" if step >= cfg["steps"] else "stopped"
     (out / "status.json").write_text(json.dumps({"state": state, "step": step, "error": None}))
     return 0

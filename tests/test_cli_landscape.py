@@ -69,11 +69,14 @@ def landscape_spec(role: str):
 def test_precompute_fills_the_shipped_cache_and_pages_find_it(ckpts, caches, monkeypatch):
     _mini_zoo(caches / "zoo", ckpts)
     monkeypatch.setattr(zooresults, "DM_TIMESTEPS", (50,))
+    monkeypatch.setattr(zooresults, "SURFACE_TIMESTEPS", (50, 500))
     monkeypatch.setattr(zooresults, "SURFACE", replace(zooresults.SURFACE, grid=5, probe=ProbeSpec(batch_size=8)))
     monkeypatch.setattr(zooresults, "CURVE", replace(zooresults.CURVE, steps=4))
     assert cli.main(["precompute", "--only", "surface,interpolate", "--device", "cpu"]) == 0
     shipped = list((caches / "zoo" / "results").rglob("*.json"))
-    assert len(shipped) == 2 * (1 + 2)  # surface + interpolation: DM at one timestep, GAN for two roles
+    # surfaces: the DM at every page timestep, the GAN for two roles; interpolations: the DM at one timestep
+    assert len(list((caches / "zoo" / "results" / "surface").glob("*.json"))) == 2 + 2
+    assert len(shipped) == (2 + 2) + (1 + 2)
     found = results.get(landscape_spec("d"), [zoo.load_checkpoint("toy2d/gan-s0")])
     s, source = found.arrays, found.source
     assert source == "shipped" and s["loss"].shape == (5, 5)

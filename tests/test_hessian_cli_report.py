@@ -70,7 +70,8 @@ def test_cli_hessian_pyhessian_engine_on_a_gan(ckpts, caches):
         (["--timesteps", "a,b"], "integers separated by commas"),
         (["--timesteps", "5000"], "outside 0..999"),
         (["--role", "g"], "applies to GANs only"),
-        (["--top-k", "100000"], "exceeds the number of analysed parameters"),
+        (["--top-k", "1000"], "exceeds the number of analysed parameters"),  # the toy DM has 482
+        (["--top-k", "100000"], "above the DSTAB_MAX_TOP_K limit"),  # refused before the checkpoint is read
     ],
 )
 def test_cli_hessian_bad_input_exits_2(ckpts, caches, capsys, argv, message):

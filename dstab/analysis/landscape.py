@@ -34,7 +34,7 @@ from ..errors import DstabError, require
 from ..probes import Probe
 from .cost import CostWarning, seconds_per_call, warn_if_slow
 from .directions import BIAS_MODES, Direction, plane_directions
-from .smoothness import surface_metrics
+from .smoothness import rise_over_centre, surface_metrics
 
 __all__ = ["CostWarning", "Surface", "surface", "plane_losses", "grid_coordinates", "rise_over_centre"]
 
@@ -169,12 +169,6 @@ def loss_seconds(probe: Probe, per_point: float | None, points: int, what: str) 
     per_point = seconds_per_call(probe.loss) if per_point is None else per_point
     warn_if_slow(points, per_point, what, "use a smaller grid or a GPU (--device cuda)")
     return per_point
-
-
-def rise_over_centre(loss: np.ndarray) -> np.ndarray:
-    """(L - L0) / |L0| with L0 the centre of the grid: surfaces of different models on one scale."""
-    centre = loss[loss.shape[0] // 2, loss.shape[1] // 2]
-    return (loss - centre) / abs(centre) if centre != 0 else loss - centre
 
 
 @dataclass

@@ -38,6 +38,12 @@ def _second_differences(L: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return lxx, lyy, lxy
 
 
+def rise_over_centre(loss: np.ndarray) -> np.ndarray:
+    """(L - L0) / |L0| at every grid point, L0 the centre: surfaces of different models on one scale."""
+    centre = loss[loss.shape[0] // 2, loss.shape[1] // 2]
+    return (loss - centre) / abs(centre) if centre != 0 else loss - centre
+
+
 def relative_rise(L: np.ndarray) -> float:
     centre = L[L.shape[0] // 2, L.shape[1] // 2]
     ring = np.concatenate([L[0, :], L[-1, :], L[1:-1, 0], L[1:-1, -1]])

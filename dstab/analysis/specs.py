@@ -361,9 +361,13 @@ class ConsistencySpec:
         return ConsistencyResult.from_record(result.meta, result.arrays)
 
 
+TRAJECTORY_FRAMES = ("x_t", "x0_hat", "eps_hat")  # what a stored trajectory holds per step (its key says so)
+
+
 @dataclass(frozen=True)
 class TrajectorySpec:
-    """A DM's reverse trajectory: its x0 estimate at every sampler step from NoiseSource(seed)."""
+    """A DM's reverse trajectory from NoiseSource(seed): at every sampler step the model's input x_t, its
+    x0 estimate and the noise that estimate implies."""
 
     name: ClassVar[str] = "trajectory"
     sampler: str = "ddim"  # 50 DDIM steps show the whole path in seconds; "ddpm" runs all T
@@ -386,7 +390,7 @@ class TrajectorySpec:
         # whether x0 estimates are clipped, as `generate` does it (the model's source's rule)
         clip = bundles[0].diffusion.clip_for(1 + len(sample_shape(bundles[0]))) is not None
         return {"sampler": self.sampler, "steps": int(self.steps), "seed": int(self.seed), "n": int(self.n),
-                "clip": clip}  # fmt: skip
+                "clip": clip, "frames": list(TRAJECTORY_FRAMES)}  # fmt: skip
 
     def build(self, bundles, device):
         return bundles[0]

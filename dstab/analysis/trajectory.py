@@ -2,7 +2,9 @@
 
 `trajectory` samples as `sampling.generate` does (x_T, per-step noise and
 class labels from NoiseSource(seed); x0 estimates clipped as the model's source clips them)
-and keeps the model's x0 estimate at every sampler step. `trajectory_rows`
+and keeps, at every sampler step, the model's input x_t, its x0 estimate and
+the noise that estimate implies, eps_hat = (x_t - sqrt(abar_t) x0_hat) /
+sqrt(1 - abar_t) (an eps-DM's own output, up to the clipping of x0). `trajectory_rows`
 says how that estimate settles: its RMS distance to the final sample and its
 change from the step before. `schedule_rows` are the forward process's
 weights sqrt(abar_t), sqrt(1 - abar_t) and SNR per t (Ho et al. 2020, Eq. 4).
@@ -22,16 +24,18 @@ from ..sampling import sample_shape
 @torch.no_grad()
 def trajectory(bundle, sampler: str, steps: int, seed: int, n: int, device="cpu",
                progress: Callable[[str, int, int], object] | None = None) -> tuple[dict, dict]:  # fmt: skip
-    """(meta, arrays): arrays t (model timestep per step), x0_hat (steps, n, ...) and final (n, ...);
-    `progress("sampling", done, steps)` after every model call."""
+    """(meta, arrays): arrays t (model timestep per step), x_t, x0_hat, eps_hat (steps, n, ...) and final
+    (n, ...); `progress("sampling", done, steps)` after every model call."""
     shape = sample_shape(bundle)
     clip = bundle.diffusion.clip_for(1 + len(shape))  # the range the model's source clips x0 to, or None
     model = bundle.model.to(device).eval()
     calls = iter(range(1, steps + 1))
+    inputs = []
 
     def reporting(x, t, *y):  # one model call per sampler step
         if progress is not None:
             progress("sampling", next(calls), steps)
+        inputs.append(x.cpu())
         return model(x, t, *y)
 
     source = NoiseSource(seed, (n, *shape))
@@ -40,10 +44,19 @@ def trajectory(bundle, sampler: str, steps: int, seed: int, n: int, device="cpu"
     final, frames = bundle.diffusion.sample(reporting, source, sampler=sampler,
                                             steps=steps if sampler == "ddim" else None, device=device,
                                             trajectory=True, clip=clip, **y)  # fmt: skip
-    arrays = {"t": np.array([f[0] for f in frames]), "x0_hat": torch.stack([f[1] for f in frames]).cpu().numpy(),
+    ts = np.array([f[0] for f in frames])
+    x0_hat, x_t = torch.stack([f[1] for f in frames]).cpu().numpy(), torch.stack(inputs).numpy()
+    abar = bundle.diffusion.alphas_cumprod.numpy()[ts]
+    arrays = {"t": ts, "x_t": x_t, "x0_hat": x0_hat, "eps_hat": predicted_noise(x_t, x0_hat, abar),
               "final": final.cpu().numpy()}  # fmt: skip
     meta = {"sampler": sampler, "steps": int(steps), "seed": int(seed), "n": int(n), "clip": clip is not None}
     return meta, arrays
+
+
+def predicted_noise(xt: np.ndarray, x0: np.ndarray, abar: np.ndarray) -> np.ndarray:
+    """eps_hat = (x_t - sqrt(abar_t) x0_hat) / sqrt(1 - abar_t) per step (abar: one value per step)."""
+    a = abar.reshape((len(abar),) + (1,) * (xt.ndim - 1))
+    return ((xt - np.sqrt(a) * x0) / np.sqrt(1 - a)).astype(np.float32)
 
 
 def trajectory_rows(ts: np.ndarray, x0_hat) -> list[dict]:

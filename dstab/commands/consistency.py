@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from .. import zooresults
+from .. import budgets, zooresults
 from ..analysis import consistency as cons
 from ..analysis import results
 from ..analysis.specs import DM_SAMPLERS
 from ..device import resolve_device
+from ..fileio import writable_dir
 from ..plots import consistency as consistency_plots
 from . import add_command, add_device_arg, add_threads_arg
 from .output import model_id, result_stem, write_result
@@ -49,6 +50,8 @@ def register(sub) -> None:
 def run(args) -> int:
     spec = replace(SPEC, num=args.num, seed=args.seed, sampler=args.sampler, steps=args.steps, eta=args.eta)
     spec.check_options()
+    budgets.check_count(args.num, "DSTAB_MAX_SAMPLES", "--num")
+    writable_dir(args.output, "--output")
     bundles, names = cons.load_models(args.models, stage=args.stage)
     found = results.get(spec, bundles, None, resolve_device(args.device), args.refresh, names=names)
     result = spec.read(found)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from .. import checkpoints, models, stfile
 from ..errors import DstabError
+from ..fileio import writable_dir
 from ..importers.openai import PRESETS
 from . import add_command
 
@@ -56,6 +59,12 @@ def hints_from(args) -> dict:
 def run(args) -> int:
     if not args.output.endswith(".safetensors"):
         raise DstabError(f"the output must be a .safetensors file, got {args.output}")
+    out = Path(args.output)
+    if out.is_dir():
+        raise DstabError(f"--output {out} is a folder; give the .safetensors file to write")
+    if out.exists() and Path(args.source).exists() and out.resolve() == Path(args.source).resolve():
+        raise DstabError(f"--output {out} is the source itself; write the converted checkpoint to another file")
+    writable_dir(out.parent, "the output's folder")
     bundle = checkpoints.load(args.source, **hints_from(args))
     assumed = bundle.header.get("imported_from", {}).get("assumed")
     if assumed:

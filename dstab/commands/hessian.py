@@ -10,13 +10,14 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from .. import zooresults
+from .. import budgets, zooresults
 from ..analysis import results
 from ..analysis.consistency import load_models
 from ..analysis.hessian_settings import lambda_min_text
 from ..analysis.specs import GAN_ROLES, HESSIAN_ENGINES
 from ..device import resolve_device
 from ..errors import DstabError, require
+from ..fileio import writable_dir
 from ..plots import hessian as hessian_plots
 from . import add_command, add_device_arg, add_threads_arg
 from .output import model_id, result_stem, write_result
@@ -82,7 +83,19 @@ def _what(probe: dict) -> str:
     return "t" + "-".join(str(t) for t in probe["timesteps"]) if probe.get("timesteps") else probe["role"]
 
 
+def check_settings(args) -> None:
+    """Sizes and the output folder, before the checkpoint is loaded or anything computed."""
+    for option in ("top_k", "trace_samples", "slq_runs", "slq_steps"):
+        flag = "--" + option.replace("_", "-")
+        require(getattr(args, option) >= 1, f"{flag} must be at least 1, got {getattr(args, option)}")
+        budgets.check_count(getattr(args, option), "DSTAB_MAX_TOP_K", flag)
+    require(args.batch_size >= 1, f"--batch-size must be at least 1, got {args.batch_size}")
+    budgets.check_count(args.batch_size, "DSTAB_MAX_BATCH", "--batch-size")
+    writable_dir(args.output, "--output")
+
+
 def run(args) -> int:
+    check_settings(args)
     bundles, names = load_models([args.checkpoint], stage=args.stage)
     require(len(bundles) == 1, f"{args.checkpoint!r} names {len(bundles)} checkpoints; give one")
     spec = spec_from(args)

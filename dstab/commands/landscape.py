@@ -9,16 +9,18 @@ fields of the zoo's shipped specs (dstab.zooresults).
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
-from .. import distributed, plots, zoo, zooresults
+from .. import budgets, distributed, plots, zoo, zooresults
 from ..analysis import results
 from ..analysis.directions import BIAS_MODES
 from ..analysis.interpolation import rise_over_end
-from ..analysis.landscape import STRATEGIES, rise_over_centre
+from ..analysis.landscape import STRATEGIES
 from ..analysis.specs import GAN_ROLES, SURFACE_ENGINES, SURFACE_PRECISIONS, ProbeSpec
 from ..device import resolve_device
+from ..fileio import writable_dir
 from ..plots import curve as curve_plots
 from ..plots import surface as surface_plots
 from . import add_command, add_device_arg, add_threads_arg
@@ -111,6 +113,8 @@ def _what(probe: ProbeSpec) -> str:
 
 
 def run_surface(args) -> int:
+    budgets.check_count(args.grid**2, "DSTAB_MAX_GRID_POINTS", f"--grid {args.grid} (grid points)")
+    writable_dir(args.out, "--out")
     device = resolve_device(args.device)
     bundle = zoo.load_checkpoint(args.checkpoint, args.stage)
     rank0 = distributed.from_env().main
@@ -121,11 +125,11 @@ def run_surface(args) -> int:
             found = results.get(spec, [bundle], tick, device, args.refresh, strategy=args.strategy)
         if rank0:
             a, b, loss = found.arrays["alphas"], found.arrays["betas"], found.arrays["loss"]
-            rel = rise_over_centre(loss)
-            zmax, title = surface_plots.zmax_of([rel]), surface_plots.title(bundle.name, found.meta)
-            figure = surface_plots.surface_3d(a, b, rel, title, zmax)
+            view = surface_plots.views({"own": loss}, surface_plots.SHARED_RISE)["own"]  # its own relative rise
+            title = surface_plots.title(bundle.name, found.meta)
+            figure = surface_plots.surface_3d(a, b, view, title)
             stem = result_stem(args.out, ["surface", bundle.name, _what(probe)], [bundle.sha256])
-            _write(found, stem, [bundle.sha256], surface_plots.heatmap_png(rel, title, zmax), figure)
+            _write(found, stem, [bundle.sha256], surface_plots.heatmap_png(view.z, title, view.hi), figure)
             m = found.meta["metrics"]
             print(
                 f"  centre loss {found.meta['centre_loss']:.5g}, relative rise {m['relative_rise']:.4g}, curvature "
@@ -136,6 +140,9 @@ def run_surface(args) -> int:
 
 
 def run_interpolate(args) -> int:
+    span = abs(args.hi - args.lo) * max(args.steps, 0) if math.isfinite(args.hi - args.lo) else math.inf
+    budgets.check_count(min(span, 1e18) + 1, "DSTAB_MAX_GRID_POINTS", "--steps x (--hi - --lo) (points)")
+    writable_dir(args.out, "--out")
     device = resolve_device(args.device)
     a = zoo.load_checkpoint(args.a, args.stage)
     b = zoo.load_checkpoint(args.b) if args.b else zoo.load_checkpoint(args.a, "early")

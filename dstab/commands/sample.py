@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from .. import checkpoints
+from .. import budgets, checkpoints
 from ..device import resolve_device
 from ..diffusion import NoiseSource
 from ..errors import require
-from ..fileio import atomic_write_bytes
+from ..fileio import atomic_write_bytes, writable_dir
 from ..plots.png import save_samples
 from ..sampling import BATCHNORM_MODES, generate, sample_shape
 from . import add_command, add_device_arg, add_threads_arg
@@ -84,6 +85,10 @@ def run(args) -> int:
     require(not args.output or args.output.lower().endswith(".png"), f"output must be a .png file, got {args.output}")
     require(not args.npz or args.npz.lower().endswith(".npz"), f"--npz must name a .npz file, got {args.npz}")
     require(args.scale >= 1, "--scale must be >= 1")
+    require(args.steps is None or args.steps >= 1, f"--steps must be at least 1, got {args.steps}")
+    budgets.check_count(args.num, "DSTAB_MAX_SAMPLES", "-n/--num")
+    for out in filter(None, (args.output, args.npz)):
+        writable_dir(Path(out).parent, "the output's folder")
     bundle = checkpoints.load(args.checkpoint)
     device = resolve_device(args.device)
     with torch.inference_mode(), bars("", unit="steps") as progress:

@@ -34,7 +34,7 @@ def dcgan_config(config: dict) -> dict:
     _doublings(int(full["image_size"]))
     for key in ("channels", "nz", "ngf", "ndf"):
         require(int(full[key]) >= 1, f"DCGAN option {key} must be a positive integer")
-    require(int(full["extra_layers"]) >= 0, "extra_layers must be >= 0")
+    require(0 <= int(full["extra_layers"]) <= 64, "extra_layers must lie in 0..64")
     return full
 
 

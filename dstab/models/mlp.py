@@ -18,12 +18,16 @@ MLP_DEFAULTS = {
 }
 
 
+MAX_DEPTH = 1024  # a config is built before its size is known: a depth of 1e9 must fail at once
+
+
 def mlp_config(config: dict) -> dict:
     full = {**MLP_DEFAULTS, **config}
     unknown = set(full) - set(MLP_DEFAULTS)
     require(not unknown, f"unknown MLP options {sorted(unknown)}")
     for key in ("data_dim", "hidden", "depth", "time_dim", "latent_dim"):
         require(int(full[key]) >= 1, f"MLP option {key} must be a positive integer")
+    require(int(full["depth"]) <= MAX_DEPTH, f"MLP depth {full['depth']} is above {MAX_DEPTH} layers")
     return full
 
 

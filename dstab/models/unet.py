@@ -60,6 +60,8 @@ def unet_config(config: dict) -> dict:
     require(size >= 1 and full["in_channels"] >= 1, "image_size and in_channels must be positive")
     require(len(mult) >= 1 and all(m >= 1 for m in mult), "channel_mult needs positive entries")
     require(full["num_res_blocks"] >= 1, "num_res_blocks must be at least 1")
+    # a config is built (on the meta device) before its size is checked: bound the module count
+    require(full["num_res_blocks"] <= 64 and len(mult) <= 16, "num_res_blocks must be <= 64, channel_mult <= 16 long")
     halvings = len(mult) - 1
     if size % (2**halvings):
         raise DstabError(

@@ -1,4 +1,5 @@
-"""Consistency: the sample grid (rows: models, columns: one shared noise each) and the PSNR matrix."""
+"""Consistency: the sample grid (rows: models, columns: one shared noise each) and the PSNR matrix; for a
+page, all M samples as one zoomable picture, and toy 2-D points linked by their shared noise."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import numpy as np
 from PIL import Image
 
 from . import png
+
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf"]  # fmt: skip
+SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "cross", "star", "pentagon"]
 
 
 def grid(samples: np.ndarray, scale: int = 4, columns: int = 16) -> Image.Image:
@@ -44,4 +49,45 @@ def psnr_heatmap(mean: np.ndarray, names: list[str], kind: str):
         )  # fmt: skip
     )
     fig.update_layout(title=f"{kind.upper()} PSNR matrix (mean over samples)", height=380, yaxis_autorange="reversed")
+    return fig
+
+
+def image_grid(samples: np.ndarray, names: list[str], title: str, scale: int = 4):
+    import plotly.graph_objects as go
+
+    """(N models, M samples, C, H, W) in [-1, 1] as one zoomable picture: a row per model, a column
+    per sample; a column shares its noise. All M are shown."""
+    n, m = samples.shape[:2]
+    img = png.grid_image(samples.reshape(n * m, *samples.shape[2:]), nrow=m, scale=scale)
+    fig = go.Figure(go.Image(z=png.rgb(img), hoverinfo="skip"))
+    cell = img.height / n
+    fig.update_yaxes(tickvals=[cell * (j + 0.5) for j in range(n)], ticktext=names, showgrid=False)
+    ticks = range(0, m, max(1, m // 8))
+    fig.update_xaxes(tickvals=[img.width / m * (i + 0.5) for i in ticks], ticktext=[str(i + 1) for i in ticks],
+                     title="sample (shared noise)")  # fmt: skip
+    fig.update_layout(title=title, height=max(220, 60 + 110 * n), margin={"l": 10, "r": 10, "t": 40, "b": 40},
+                      dragmode="zoom")  # fmt: skip
+    return fig
+
+
+def linked_points(samples: np.ndarray, names: list[str], title: str, extent: float = 3.5):
+    import plotly.graph_objects as go
+
+    """(N models, M samples, 2) points: one marker symbol per model, one colour per sample, and a faint
+    line through the models' points of each sample, so a glance shows where one noise went in each model."""
+    n, m = samples.shape[:2]
+    fig = go.Figure()
+    for i in range(m):
+        fig.add_scatter(x=samples[:, i, 0], y=samples[:, i, 1], mode="lines", showlegend=False, hoverinfo="skip",
+                        line={"color": PALETTE[i % len(PALETTE)], "width": 1}, opacity=0.35)  # fmt: skip
+    colours = [PALETTE[i % len(PALETTE)] for i in range(m)]
+    for j, name in enumerate(names):
+        fig.add_scatter(x=samples[j, :, 0], y=samples[j, :, 1], mode="markers", name=name,
+                        marker={"color": colours, "symbol": SYMBOLS[j % len(SYMBOLS)], "size": 8,
+                                "line": {"color": "black", "width": 0.5}},
+                        customdata=np.arange(1, m + 1),
+                        hovertemplate=f"{name}<br>sample %{{customdata}}<extra></extra>")  # fmt: skip
+    fig.update_layout(title=title, height=480, xaxis_range=[-extent, extent], yaxis_range=[-extent, extent],
+                      legend={"orientation": "h", "y": -0.12}, margin={"t": 40})  # fmt: skip
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)
     return fig

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .. import budgets
+
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189)]
 # colour-map anchors, interpolated linearly: viridis (matplotlib's, public domain) and a blue-white-red
 # diverging map like plotly's RdBu_r (negative blue, zero white, positive red)
@@ -22,6 +24,12 @@ def to_uint8(images) -> np.ndarray:
     return x.transpose(0, 2, 3, 1)
 
 
+def rgb(img) -> np.ndarray:
+    """A PIL image as an (H, W, 3) uint8 array (grey repeated), as plotly's Image trace takes it."""
+    arr = np.asarray(img)
+    return np.repeat(arr[..., None], 3, axis=2) if arr.ndim == 2 else arr
+
+
 def grid_image(images, nrow: int | None = None, scale: int = 1, pad: int = 1) -> Image.Image:
     arr = to_uint8(images)
     n, h, w, c = arr.shape
@@ -33,6 +41,7 @@ def grid_image(images, nrow: int | None = None, scale: int = 1, pad: int = 1) ->
         y, x = pad + r * (h + pad), pad + q * (w + pad)
         canvas[y : y + h, x : x + w] = arr[i]
     img = Image.fromarray(canvas[..., 0] if c == 1 else canvas)
+    budgets.check_count(img.width * img.height * scale * scale, "DSTAB_MAX_IMAGE_PIXELS", f"a grid at scale {scale}")
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
 
 

@@ -1,10 +1,14 @@
-"""The diffusion process: forward weights, noised data, and how a DM's x0 estimate settles while it samples."""
+"""The diffusion process: forward weights, noised data, how a DM's x0 estimate settles while it samples,
+and the reverse steps (x_t, predicted noise, x0 estimate) with a play button."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from . import KIND_COLOURS, png
+from .consistency import PALETTE
+
+MAX_FRAMES = 60  # a play button over more sampler steps than this shows evenly spaced ones
 
 
 def points(pts, title: str, reference=None, extent: float = 3.5):
@@ -66,3 +70,62 @@ def strip(x0_hat: np.ndarray, sample: int = 0, count: int = 8, scale: int = 8):
     """One sample's x0 estimate at `count` evenly spaced steps, left to right (images only)."""
     chosen = picks(len(x0_hat), count)
     return png.grid_image(np.asarray(x0_hat)[chosen, sample], nrow=len(chosen), scale=scale), chosen
+
+
+def frame_picks(count: int, most: int = MAX_FRAMES) -> np.ndarray:
+    return np.unique(np.linspace(0, count - 1, min(count, most)).round().astype(int))
+
+
+def _panel_traces(xt, eps, x0, image: bool, nrow: int) -> list:
+    import plotly.graph_objects as go
+
+    if image:
+        # x_t and eps are unbounded: shown clipped to [-1, 1] (x_t) and divided by 3 (eps, ~N(0, 1))
+        return [go.Image(z=png.rgb(png.grid_image(np.clip(a, -1, 1), nrow=nrow)), hoverinfo="skip")
+                for a in (xt, eps / 3.0, x0)]  # fmt: skip
+    return [go.Scatter(x=a[:, 0], y=a[:, 1], mode="markers", marker={"size": 4, "color": PALETTE[k]}, showlegend=False)
+            for k, a in enumerate((xt, eps, x0))]  # fmt: skip
+
+
+def reverse_steps(ts: np.ndarray, xt: np.ndarray, eps: np.ndarray, x0: np.ndarray, image: bool, start: int = 0,
+                  extent: float = 3.5):  # fmt: skip
+    """x_t (what the model sees), the predicted noise and the x0 estimate side by side, one animation
+    frame per sampler step (evenly spaced ones past MAX_FRAMES), with a play button and a step slider.
+    Step k (1-based) is the k-th model call: t = ts[k - 1]."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    picks = frame_picks(len(ts))
+    nrow = min(xt.shape[1], 8)
+    titles = ("x_t (model input)", "predicted noise eps", "x0 estimate")
+    fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.04)
+    first = int(picks[np.argmin(np.abs(picks - start))])
+    for col, trace in enumerate(_panel_traces(xt[first], eps[first], x0[first], image, nrow), start=1):
+        fig.add_trace(trace, row=1, col=col)
+
+    def label(i: int) -> str:
+        return f"step {i + 1} of {len(ts)}, t = {int(ts[i])}"
+
+    fig.frames = [go.Frame(data=_panel_traces(xt[i], eps[i], x0[i], image, nrow), name=label(i),
+                           traces=[0, 1, 2], layout={"title": {"text": label(i)}}) for i in picks]  # fmt: skip
+    play = {"args": [None, {"frame": {"duration": 120, "redraw": True}, "fromcurrent": True}], "label": "Play",
+            "method": "animate"}  # fmt: skip
+    pause = {"args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}], "label": "Pause",
+             "method": "animate"}  # fmt: skip
+    steps = [{"args": [[label(i)], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}],
+              "label": f"{i + 1}", "method": "animate"} for i in picks]  # fmt: skip
+    fig.update_layout(
+        height=420 if image else 440, margin={"t": 60, "b": 10},
+        updatemenus=[{"type": "buttons", "buttons": [play, pause], "x": 0, "y": -0.05, "xanchor": "left",
+                      "direction": "left"}],
+        sliders=[{"steps": steps, "active": int(np.where(picks == first)[0][0]), "x": 0.12, "len": 0.88,
+                  "y": -0.02, "currentvalue": {"prefix": "sampler ", "font": {"size": 12}}}],
+        title=label(first),
+    )  # fmt: skip
+    if image:
+        fig.update_xaxes(showticklabels=False)
+        fig.update_yaxes(showticklabels=False)
+    else:
+        fig.update_xaxes(range=[-extent, extent])
+        fig.update_yaxes(range=[-extent, extent])
+    return fig

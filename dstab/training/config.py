@@ -15,7 +15,7 @@ from pathlib import Path
 
 import tomllib
 
-from .. import models
+from .. import budgets, sizing
 from ..diffusion import Diffusion
 from ..errors import DstabError, require
 from ..errors import is_int as _is_int
@@ -63,11 +63,18 @@ class TrainConfig:
         require(self.kind in ("dm", "gan"), f"unknown model kind {self.kind!r}; choose 'dm' or 'gan'")
         require(_is_int(self.steps) and self.steps >= 1, f"steps must be a positive integer, got {self.steps!r}")
         require(_is_int(self.batch_size) and self.batch_size >= 1, f"batch_size must be > 0, got {self.batch_size!r}")
+        budgets.check_count(self.batch_size, "DSTAB_MAX_BATCH", "batch_size")
+        budgets.check_count(self.eval_samples, "DSTAB_MAX_SAMPLES", "eval_samples")
         require(_is_num(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr}")
         require(_is_num(self.beta1) and _is_num(self.beta2), "Adam betas must be numbers")
         require(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "Adam betas must lie in [0, 1)")
-        require(self.ema_rate is None or 0 < self.ema_rate < 1, "ema_rate must lie in (0, 1) or be null")
-        require(self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0 or null")
+        ema, clip = self.ema_rate, self.grad_clip
+        require(ema is None or (_is_num(ema) and 0 < ema < 1), "ema_rate must lie in (0, 1) or be null")
+        require(clip is None or (_is_num(clip) and clip > 0), "grad_clip must be > 0 or null")
+        require(
+            isinstance(self.save_steps, list) and all(_is_int(s) for s in self.save_steps),
+            f"save_steps must be a list of integers, got {self.save_steps!r}",
+        )
         require(all(0 < s <= self.steps for s in self.save_steps), "save_steps must lie in [1, steps]")
         require(self.storage_dtype in ("float32", "float16"), "storage_dtype must be float32 or float16")
         require(_is_int(self.log_every) and self.log_every >= 1, "log_every must be a positive integer")
@@ -82,7 +89,7 @@ class TrainConfig:
         require(self.amp in ("auto", "bf16", "off"), f"amp must be auto, bf16 or off, got {self.amp!r}")
         optimizer_schedule(self.momentum, self.lr, self.beta1, self.beta2, self.lr_schedule)
         if self.kind == "dm":
-            models.normalise(self.arch)
+            sizing.checked_params(self.arch, "arch")
             diffusion = Diffusion.from_config(self.diffusion)
             require(1 <= self.eval_sampler_steps <= diffusion.T, f"eval_sampler_steps must lie in [1, T={diffusion.T}]")
             make_sampler(self.timesteps, diffusion, self.steps)
@@ -91,8 +98,8 @@ class TrainConfig:
                 set(self.arch) == {"generator", "discriminator"},
                 "a GAN arch needs 'generator' and 'discriminator' configs",
             )
-            for sub in self.arch.values():
-                models.normalise(sub)
+            for role, sub in self.arch.items():
+                sizing.checked_params(sub, f"arch.{role}")
             generator_loss(self.gan_loss)
             require(self.timesteps.get("name", "uniform") == "uniform", "timestep samplers apply to DMs only")
         return self

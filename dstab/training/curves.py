@@ -1,36 +1,37 @@
-"""Pure functions on training curves: smoothing and speed (speed-ups across seeds: experiments/stats.py)."""
+"""Pure functions on training curves: TensorBoard's smoothing and speed (speed-ups over seeds:
+experiments/stats.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 
-def smooth(values: np.ndarray, half_width: int) -> np.ndarray:
-    """Centred moving average whose window shrinks symmetrically near the ends.
+def ema(values, weight: float) -> np.ndarray:
+    """TensorBoard's debiased exponential moving average (its scalar dashboard's smoothing).
 
-    At index i the window is i-k..i+k with k = min(half_width, i, n-1-i), so
-    every window is centred on its point: a straight line is returned exactly,
-    the end points are never dragged towards the interior (the bias of a
-    one-sided or zero-padded window), and the first and last values are kept.
-    """
+    last = 0; for each finite y: last = w * last + (1 - w) * y, shown last / (1 - w^n) with n the finite
+    points so far; a non-finite y is shown as it is and left out. The first value is shown unbiased
+    (not pulled towards 0), a constant series stays constant, w = 0 returns the values."""
     v = np.asarray(values, dtype=np.float64)
-    n = len(v)
-    if n == 0 or half_width <= 0:
-        return v.copy()
-    i = np.arange(n)
-    k = np.minimum(np.minimum(i, n - 1 - i), half_width)
-    csum = np.concatenate([[0.0], np.cumsum(v)])
-    return (csum[i + k + 1] - csum[i - k]) / (2 * k + 1)
-
-
-def smoothed(series: list[dict], half_width: int, keep_short: bool = False) -> list[dict]:
-    """Each {"x", "y", ...} series with "smooth": its moving average (`smooth`), or None when not smoothed
-    (half_width 0, or two points or fewer unless `keep_short`)."""
-    out = []
-    for s in series:
-        use = half_width > 0 and (keep_short or len(s["y"]) > 2)
-        out.append({**s, "smooth": smooth(s["y"], half_width) if use else None})
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"smoothing weight must lie in [0, 1], got {weight}")
+    out, last, n = v.copy(), 0.0, 0
+    if weight == 1.0:  # TensorBoard's limit: the first finite value held
+        finite = v[np.isfinite(v)]
+        out[np.isfinite(v)] = finite[0] if finite.size else 0.0
+        return out
+    for i, y in enumerate(v):
+        if not np.isfinite(y):
+            continue
+        last = weight * last + (1.0 - weight) * y
+        n += 1
+        out[i] = last / (1.0 - weight**n)
     return out
+
+
+def smoothed(series: list[dict], weight: float) -> list[dict]:
+    """Each {"x", "y", ...} series with "smooth": its debiased EMA (`ema`), or None when weight is 0."""
+    return [{**s, "smooth": ema(s["y"], weight) if weight > 0 else None} for s in series]
 
 
 def rate_and_eta(steps, walls, total: int | None, since: float | None = None, window: int = 20):

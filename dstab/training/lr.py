@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from ..errors import DstabError, require
 from ..errors import is_int as _is_int
 from ..errors import is_number as _is_num
-from .momentum import compensated_lr, demon_beta, make_schedule
+from .momentum import BETA1_FLOOR, compensated_lr, demon_beta, make_schedule
 
 SHAPES = ("constant", "linear", "cosine", "inverse-sqrt", "mdlrc")
 OPTIONS = {
@@ -43,7 +43,7 @@ class LRSchedule:
     final: float = 0.0  # linear / cosine: the factor reached at the end of the run
     scale: float = 100.0  # inverse-sqrt: iterations after warm-up before the decay starts
     beta0: float = 0.8  # mdlrc: MDLRC's initial beta1 (paper Sec. 4.3)
-    floor: float = 0.4  # mdlrc: MDLRC's beta1 floor (paper Sec. 4.3)
+    floor: float = BETA1_FLOOR  # mdlrc: MDLRC's beta1 floor (paper Sec. 4.3)
 
     def __post_init__(self):
         require(self.name in SHAPES, f"unknown lr schedule {self.name!r}; choose one of {list(SHAPES)}")

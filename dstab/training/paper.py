@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import copy
 
+from .momentum import BETA1_FLOOR
+from .timesteps import CLTS_MU_FRACTION, CLTS_SIGMA_FRACTION
+
 PAPER_LR = 1e-4
 PAPER_BATCH = 128
 PAPER_BETA0 = 0.8
-PAPER_FLOOR = 0.4
+PAPER_FLOOR = BETA1_FLOOR
 PAPER_EMA = 0.9999
 PAPER_EMA_HORIZON = 0.02  # 10,000 of 500,000 iterations
 
@@ -69,7 +72,7 @@ def differences(config: dict) -> list[str]:
     timesteps = config.get("timesteps", {})
     if timesteps.get("name") == "clts":
         T = config["diffusion"]["T"]
-        for key, want_v in (("mu", 0.3 * T), ("sigma", float(T))):
+        for key, want_v in (("mu", CLTS_MU_FRACTION * T), ("sigma", CLTS_SIGMA_FRACTION * T)):
             if key in timesteps and float(timesteps[key]) != want_v:
                 out.append(f"CLTS {key} {timesteps[key]:g} (paper {want_v:g})")
     return out

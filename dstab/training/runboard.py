@@ -109,6 +109,14 @@ def same_setup(a: dict, b: dict) -> bool:
     return all(a.get(k) == b.get(k) for k in ("kind", "dataset", "arch", "batch_size"))
 
 
+def hours_minutes(seconds: float | None) -> str:
+    """h:mm (minutes rounded up, so a run about to finish shows 0:01, not 0:00); '' for none."""
+    if seconds is None:
+        return ""
+    minutes = int(-(-seconds // 60))
+    return f"{minutes // 60}:{minutes % 60:02d}"
+
+
 def table_row(st: runs.RunStatus, metrics: RunMetrics | None) -> dict:
     """One line of the run table; numbers come straight from the run's database."""
     rate = eta = fd = None
@@ -127,8 +135,9 @@ def table_row(st: runs.RunStatus, metrics: RunMetrics | None) -> dict:
         "status": st.state,
         "step": st.step,
         "of": st.total_steps,
+        "progress": min(1.0, st.step / st.total_steps) if st.total_steps else None,
         "steps/s": None if rate is None else round(rate, 2),
-        "ETA (s)": None if eta is None else round(eta),
+        "ETA (h:mm)": hours_minutes(eta),
         "latest FD/FID": fd,
         "metric": metric_label(fd_name, short=True) if fd_name else "",
         "device": st.device or "",

@@ -15,7 +15,8 @@ Layout of RUN_DIR:
                       resume.pt: everything an exact resume needs (raw weights,
                       EMA, optimiser, RNG and sampler state, step), written
                       atomically after the checkpoint; load with
-                      `torch.load(..., weights_only=True)` (see `load_resume_state`)
+                      `torch.load(..., weights_only=True)` (see `load_resume_state`);
+                      resume.prev.pt: the one before, for a damaged newest
     metrics.sqlite    SQLite in WAL mode, table
                       metrics(step INTEGER, name TEXT, value REAL, wall REAL,
                               PRIMARY KEY(step, name)),
@@ -60,6 +61,7 @@ from ..fileio import atomic_write_bytes, write_json
 CONFIG = "config.json"
 CHECKPOINTS = "checkpoints"
 RESUME = "resume.pt"
+PREVIOUS_RESUME = "resume.prev.pt"
 METRICS = "metrics.sqlite"
 HEARTBEAT = "heartbeat"
 STATUS = "status.json"
@@ -98,15 +100,59 @@ def checkpoint_steps(run_dir: Path) -> list[int]:
 
 
 def save_resume_state(checkpoint_dir: Path, state: dict) -> None:
+    """resume.pt, atomically; the one it replaces is kept as resume.prev.pt, so a newest file damaged
+    later (a disk error, a bad copy) still leaves an exact resume point one checkpoint back."""
     buf = io.BytesIO()
     torch.save(state, buf)
-    atomic_write_bytes(checkpoint_dir / RESUME, buf.getvalue())
+    current, staged = checkpoint_dir / RESUME, checkpoint_dir / f".{RESUME}.next.tmp"
+    atomic_write_bytes(staged, buf.getvalue())  # a full disk fails here, with both states untouched
+    if current.exists():
+        os.replace(current, checkpoint_dir / PREVIOUS_RESUME)
+    os.replace(staged, current)
 
 
-def load_resume_state(checkpoint_dir: Path) -> dict | None:
-    """The resume state (tensors and plain containers only), or None before the first checkpoint."""
-    path = checkpoint_dir / RESUME
-    return safe_torch_load(path) if path.exists() else None
+def _readable_state(path: Path) -> tuple[dict | None, str | None]:
+    if not path.exists():
+        return None, f"{path.name} is missing"
+    try:
+        state = safe_torch_load(path)
+    except DstabError as exc:
+        return None, f"{path.name} is damaged ({exc})"
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+        return None, f"{path.name} is damaged (no step in it)"
+    return state, None
+
+
+def load_resume_state(checkpoint_dir: Path, note=print) -> dict | None:
+    """The resume state (tensors and plain containers only), or None before the first checkpoint.
+
+    A damaged or missing resume.pt falls back to resume.prev.pt (one checkpoint back), saying so through
+    `note`. With neither, a run that has checkpoints is refused rather than silently restarted from
+    step 0 (which would throw away its metrics)."""
+    state, problem = _readable_state(checkpoint_dir / RESUME)
+    if state is not None:
+        return state
+    previous, _ = _readable_state(checkpoint_dir / PREVIOUS_RESUME)
+    if previous is not None:
+        note(f"note: {problem}; resuming from {PREVIOUS_RESUME} at step {previous['step']} instead")
+        return previous
+    steps = checkpoint_steps(checkpoint_dir.parent) if checkpoint_dir.is_dir() else []
+    if not steps:
+        return None
+    raise DstabError(
+        f"{checkpoint_dir}: {problem} although checkpoints up to step {steps[-1]} exist, so the run cannot "
+        "continue exactly; start a new run (this run's checkpoints and metrics are left as they are)"
+    )
+
+
+def clean_leftovers(run_dir: Path) -> list[str]:
+    """Delete the temporary files an interrupted atomic write leaves (.NAME.XXXX.tmp); their names."""
+    removed = []
+    for folder in (run_dir, run_dir / CHECKPOINTS):
+        for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp.name)
+    return removed
 
 
 def write_status(run_dir: Path, state: str, step: int, error: str | None = None) -> None:
@@ -157,13 +203,24 @@ class MetricsDB:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.conn = sqlite3.connect(self.path, timeout=30)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute(
-            "CREATE TABLE IF NOT EXISTS metrics("
-            "step INTEGER, name TEXT, value REAL, wall REAL, PRIMARY KEY(step, name))"
-        )
-        self.conn.commit()
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=30)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS metrics("
+                "step INTEGER, name TEXT, value REAL, wall REAL, PRIMARY KEY(step, name))"
+            )
+            self.conn.commit()
+        except sqlite3.DatabaseError as exc:
+            raise DstabError(
+                f"{self.path} is damaged ({exc}); move it aside to continue with a fresh metrics table "
+                "(the checkpoints are not affected)"
+            ) from None
+
+    def has_evaluation(self, step: int) -> bool:
+        """Whether an evaluation (a metric named like fd_local@500x50ddim) was recorded at `step`."""
+        row = self.conn.execute("SELECT 1 FROM metrics WHERE step = ? AND name LIKE '%@%'", (int(step),)).fetchone()
+        return row is not None
 
     def write(self, step: int, values: dict[str, float], wall: float | None = None) -> None:
         wall = time.time() if wall is None else wall

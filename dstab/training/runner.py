@@ -9,7 +9,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .. import distributed
+from .. import checkpoints, distributed
 from ..errors import DstabError
 from . import rundir
 from .config import TrainConfig
@@ -82,25 +82,40 @@ def resume(run_dir: Path, device="cpu", echo: bool = True) -> dict:
     if status and status["state"] == "finished":
         raise DstabError(f"{run_dir} already finished at step {status['step']}; start a new run to train further")
     trainer = Trainer(cfg, run_dir / rundir.CHECKPOINTS, device, ctx=distributed.from_env())
+    if trainer.ctx.main and (removed := rundir.clean_leftovers(run_dir)):
+        print(f"note: removed {len(removed)} temporary files an interrupted write left, e.g. {removed[0]}")
     state = rundir.load_resume_state(run_dir / rundir.CHECKPOINTS)
     if state is not None:
         trainer.load_state_dict(state)
-    return _drive(run_dir, trainer, echo)
+        if trainer.ctx.main:
+            _repair_newest(trainer)
+    return _drive(run_dir, trainer, echo, resumed=True)
 
 
-def _drive(run_dir: Path, trainer: Trainer, echo: bool) -> dict:
+def _repair_newest(trainer: Trainer) -> None:
+    """The weights file of the resume point, rewritten from the resume state if it does not load."""
+    path = trainer.out_dir / f"step{trainer.step:07d}.safetensors"
+    try:
+        checkpoints.load(path)
+    except DstabError as exc:
+        print(f"note: the checkpoint at the resume point was unusable ({exc}); rewriting it from resume state")
+        trainer.save(trainer.step)
+
+
+def _drive(run_dir: Path, trainer: Trainer, echo: bool, resumed: bool = False) -> dict:
     main = trainer.ctx.main
     trainer.log = _logger(run_dir, echo) if main else (lambda row: None)
     db = rundir.MetricsDB(run_dir / rundir.METRICS) if main else None
     if db:
         db.truncate_after(trainer.step)  # rows a crash left past the last checkpoint are recomputed
+    redo = bool(resumed and db and trainer.step and not db.has_evaluation(trainer.step))
     write = (lambda step, values: db.write(step, values)) if db else None
     hb = rundir.Heartbeat(run_dir) if main else None
     try:
         with StopFlag() as stop, hb or _Null() as beat:
             if hb:
                 trainer.on_step = lambda step: setattr(beat, "step", step)
-            result = trainer.run(metrics=write, evaluate=_evaluator(trainer), should_stop=stop)
+            result = trainer.run(metrics=write, evaluate=_evaluator(trainer), should_stop=stop, redo_evaluation=redo)
         if main:
             rundir.write_status(run_dir, "stopped" if result["stopped"] else "finished", trainer.step)
         return result

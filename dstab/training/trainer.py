@@ -303,11 +303,24 @@ class Trainer:
         metrics: Callable[[int, dict], None] | None = None,
         evaluate: Callable[[Trainer], dict] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
+        redo_evaluation: bool = False,
     ) -> dict:
         """Train from `self.step` to `cfg.steps`. `metrics(step, values)` receives every logged
         value as it happens; `evaluate(trainer)` runs every `eval_every` steps and at the end;
-        `should_stop()` is checked after each step (SIGTERM): the run then checkpoints and returns."""
+        `should_stop()` is checked after each step (SIGTERM): the run then checkpoints and returns.
+        `redo_evaluation`: the evaluation due at `self.step` (a resume point) was interrupted, so it
+        runs first and the metric series keeps no gap."""
         c = self.cfg
+
+        def evaluate_at(step: int) -> None:
+            if evaluate and c.eval_every and self.ctx.main and (step % c.eval_every == 0 or step == c.steps):
+                values = evaluate(self)
+                self.log({"step": step, **values})
+                if metrics:
+                    metrics(step, values)
+
+        if redo_evaluation and self.step > 0:
+            evaluate_at(self.step)
         step_fn = self.dm_step if c.kind == "dm" else self.gan_step
         saves = sorted(set(c.save_steps) | {c.steps})
         batches = self.dataset.batches(c.batch_size, c.data_seed, start_step=self.step)
@@ -335,11 +348,7 @@ class Trainer:
                 saved[step] = str(self.checkpoint())
             elif step in saves and self.ctx.main:
                 saved[step] = str(self.save(step))
-            if evaluate and c.eval_every and self.ctx.main and (step % c.eval_every == 0 or step == c.steps):
-                values = evaluate(self)
-                self.log({"step": step, **values})
-                if metrics:
-                    metrics(step, values)
+            evaluate_at(step)
             if step < c.steps and distributed.agree(self.ctx, should_stop(), self.device):
                 if not (c.checkpoint_every and step % c.checkpoint_every == 0):
                     saved[step] = str(self.checkpoint())

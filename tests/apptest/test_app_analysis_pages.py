@@ -39,7 +39,7 @@ def test_hessian_page_equals_engine(app):
 def test_consistency_page_equals_eq1_and_x0_counterexample(app):
     at = app("pages/consistency.py", data="toy2d", m="8")
     assert not at.exception, at.exception
-    assert len(at.get("image")) == 2 and len(at.get("plotly_chart")) == 2  # grids and PSNR heatmaps
+    assert len(at.get("plotly_chart")) == 4  # linked samples (toy2d points) and PSNR heatmaps
     rows = at.dataframe[0].value.to_dict("records")
     for row, group in zip(rows, ["dm-init", "gan-init"]):
         ids = cons.group_ids("toy2d", group)
@@ -49,7 +49,7 @@ def test_consistency_page_equals_eq1_and_x0_counterexample(app):
 
     at = app("pages/consistency.py", data="toy2d", m="8", sampler="ddim", steps="10", x0="true")
     assert not at.exception, at.exception
-    assert len(at.get("image")) == 3  # eps DMs, x0 DMs, GANs: the paper's Fig. 9 test
+    assert len(at.get("plotly_chart")) == 3 + 3  # eps DMs, x0 DMs, GANs (the paper's Fig. 9 test): samples, PSNR
     rows = {r["group"]: r for r in at.dataframe[0].value.to_dict("records")}
     x0_ids = cons.group_ids("toy2d", "x0-init")
     assert rows["X0"]["reference"] == "toy2d/dm-x0-s0" and rows["X0"]["models N"] == len(x0_ids) == 3
@@ -99,3 +99,31 @@ def test_pages_find_their_results_again_by_their_own_keys(app):
     ]
     for req in requests:
         assert cache.lookup(req.spec.name, req.params, req.shas) is not None, req.spec
+
+
+def test_consistency_shows_all_m_samples_linked_by_their_noise(app):
+    import json
+
+    at = app("pages/consistency.py", data="toy2d", m="6")
+    assert not at.exception, at.exception
+    heads = [h.value for h in at.subheader]
+    assert "DM: C(q) = " in heads[0] and heads[0].endswith("all M = 6 samples of N = 3 models")
+    charts = {c.proto.id: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+    dm = next(spec for key, spec in charts.items() if "samples-dm" in key)
+    lines = [t for t in dm["data"] if t["mode"] == "lines"]
+    markers = [t for t in dm["data"] if t["mode"] == "markers"]
+    assert len(lines) == 6 and [t["name"] for t in markers] == ["dm-eps-s0", "dm-eps-s1", "dm-eps-s2"]
+    assert all(t["marker"]["color"] == markers[0]["marker"]["color"] for t in markers)  # a colour per noise
+    assert len(set(markers[0]["marker"]["color"])) == 6
+
+
+def test_consistency_digits_grid_holds_every_sample(app):
+    import json
+
+    at = app("pages/consistency.py", data="digits", m="5", sampler="ddim", steps="4")
+    assert not at.exception, at.exception
+    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "samples-dm" in c.proto.id)
+    image = spec["data"][0]
+    assert image["type"] == "image"
+    assert len(spec["layout"]["yaxis"]["ticktext"]) == 3  # a row per model
+    assert spec["layout"]["xaxis"]["ticktext"] == ["1", "2", "3", "4", "5"]  # a column per sample, all M

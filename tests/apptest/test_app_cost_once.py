@@ -23,6 +23,6 @@ def test_landscape_cache_miss_builds_each_probe_once_and_times_each_loss_once(ap
     monkeypatch.setattr(landscape, "seconds_per_call", counting)
     at = app("pages/landscape.py", data="toy2d", grid="5", dseed="3")
     assert not at.exception, at.exception
-    assert len(at.get("plotly_chart")) == 4  # both surfaces were computed and drawn
+    assert len(at.get("plotly_chart")) == 5  # both surfaces were computed and drawn, and their small multiples
     assert sorted(built) == ["dm_probe", "gan_probe"]
     assert len(timed) == 2 and all(k is not None for k in timed)  # the page's estimates; the engines reused them

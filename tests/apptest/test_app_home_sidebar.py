@@ -70,7 +70,7 @@ def test_uploads_bad_oversized_and_good(app, dash_env):
     _upload(at, "notes.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00{}garbage")
     assert not at.exception, at.exception
     assert any("was not kept" in e.value for e in at.error)
-    assert len(at.get("plotly_chart")) == 4
+    assert len(at.get("plotly_chart")) == 5  # two surfaces and two maps, and the small multiples
 
     _upload(at, "big.safetensors", b"\0" * (2 * 2**20))  # the tests' limit is 1 MiB
     assert any("above this server's upload limit" in e.value for e in at.error)

@@ -19,7 +19,7 @@ def test_toy2d_defaults_render_with_library_numbers(app):
     at = app(PAGE, data="toy2d")
     assert not at.exception, at.exception
     assert not at.error
-    assert len(at.get("plotly_chart")) == 4  # 3-D surface and contour map for each of DM and GAN
+    assert len(at.get("plotly_chart")) == 5  # 3-D surface and contour map for each of DM and GAN, small multiples
     table = at.dataframe[-1].value  # the side-by-side smoothness table
     assert list(table["model"]) == ["dm-eps-s0", "gan-s0"]
     for row, eid in zip(table.to_dict("records"), ["toy2d/dm-eps-s0", "toy2d/gan-s0"]):
@@ -32,21 +32,24 @@ def test_toy2d_defaults_render_with_library_numbers(app):
 def test_gan_discriminator_probe_and_url_state(app):
     at = app(PAGE, data="toy2d", role="D", grid="11", radius="0.5")
     assert not at.exception, at.exception
-    assert at.selectbox(key="grid").value == 11
-    assert at.selectbox(key="radius").value == 0.5
+    assert at.selectbox(key="landscape.grid").value == 11
+    assert at.selectbox(key="landscape.radius").value == 0.5
     gan_row = at.dataframe[-1].value.to_dict("records")[1]
     assert gan_row["probe"] == "GAN, D loss"
     bundle = checkpoints.load(zoo.checkpoint_path("toy2d/gan-s0"))
     ref = landscape.surface(probes.gan_probe(bundle, "d"), 11, 0.5, 0).meta["metrics"]
     assert gan_row["relative rise at r = 0.5"] == pytest.approx(ref["relative_rise"], rel=1e-9)
-    assert at.radio(key="role").value == "D"
+    assert at.radio(key="landscape.role").value == "D"
 
 
 def test_bad_url_values_fall_back_to_defaults(app):
     at = app(PAGE, data="toy2d", grid="7", radius="abc")
     assert not at.exception, at.exception
-    assert at.selectbox(key="grid").value == 21
-    assert at.selectbox(key="radius").value == 1.0
+    assert at.selectbox(key="landscape.grid").value == 21
+    assert at.selectbox(key="landscape.radius").value == 1.0
+    notes = " ".join(w.value for w in at.warning)
+    assert "grid='7' ignored (not one of 5, 11, 21, 31, 41, 51); using the default 21" in notes
+    assert "radius='abc' ignored" in notes
 
 
 def test_costly_surface_waits_for_a_click_then_computes(app, monkeypatch):
@@ -60,9 +63,30 @@ def test_costly_surface_waits_for_a_click_then_computes(app, monkeypatch):
     assert len(buttons) == 2
     buttons[1].click().run()  # the GAN's
     assert not at.exception, at.exception
-    assert len(at.get("plotly_chart")) == 2
+    assert len(at.get("plotly_chart")) == 3  # the GAN's two, and the small multiples of what is stored
     rel = at.dataframe[-1].value.to_dict("records")[0]["relative rise at r = 1.0"]
     bundle = checkpoints.load(zoo.checkpoint_path("digits/gan-s0"))
     ref = landscape.surface(probes.gan_probe(bundle, "g"), 5, 1.0, 0).meta["metrics"]["relative_rise"]
     assert rel == pytest.approx(ref, rel=1e-9)
     assert np.isfinite(rel)
+
+
+def test_compute_all_starts_the_dm_and_the_gan_together(app, monkeypatch):
+    monkeypatch.setenv("DSTAB_AUTO_COMPUTE_S", "0")
+    at = app(PAGE, data="toy2d", grid="5", radius="0.5")
+    assert len(at.get("plotly_chart")) == 0
+    assert [b.label for b in at.button if b.label.startswith("Compute")] == ["Compute all 2", "Compute", "Compute"]
+    next(b for b in at.button if b.label == "Compute all 2").click().run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 5
+    assert list(at.dataframe[-1].value["model"]) == ["dm-eps-s0", "gan-s0"]
+
+
+def test_timestep_control_marks_the_stored_values(app):
+    at = app(PAGE, data="toy2d", grid="5", t="250")  # computes (and stores) the DM's surface at t = 250
+    again = app(PAGE, data="toy2d", grid="5", t="10")
+    assert not again.exception, again.exception
+    options = again.select_slider(key="landscape.t").options
+    assert "250 (instant)" in options and "999" in options
+    assert again.select_slider(key="landscape.t").value == 10
+    assert at.select_slider(key="landscape.t").value == 250

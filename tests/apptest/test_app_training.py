@@ -86,7 +86,11 @@ def test_finished_run_table_and_curves_equal_the_database(ws):
     assert _values(trace["x"]) == [s for s, _ in db_loss]
     assert _values(trace["y"]) == pytest.approx([v for _, v in db_loss], rel=1e-12)
     quartiles = next(f for title, f in figs.items() if title.startswith("Loss per quartile"))
-    assert [t["name"] for t in quartiles["data"]] == ["done q0", "done q1", "done q2", "done q3"]
+    runs_ = [t for t in quartiles["data"] if t["name"] == "done"]  # one colour for the run, a dash per quartile
+    assert [t["line"]["dash"] for t in runs_] == ["solid", "dot", "dash", "dashdot"]
+    assert len({t["line"]["color"] for t in runs_}) == 1 and runs_[0]["line"]["color"] == trace["line"]["color"]
+    assert [t["name"] for t in quartiles["data"] if t not in runs_] == ["q0", "q1", "q2", "q3"]  # the dash legend
+    assert quartiles["layout"]["legend"]["orientation"] == "h"  # below the chart, not squeezing it
     assert at.select_slider(key="sample_step_done").options == ["20", "40"]
     assert len(at.get("image")) == 1  # the EMA sample grid of the latest checkpoint
 

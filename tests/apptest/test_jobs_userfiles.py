@@ -49,6 +49,33 @@ def test_cancel_stops_a_job_at_its_next_progress_report():
     assert runner.job("c") is None and runner.result("c") is None
 
 
+def test_compute_after_cancel_replaces_the_job_still_winding_down():
+    """Cancel, then Compute before the cancelled job reached its next progress report: a new job of
+    the same key queues behind it and runs; the old one's end leaves the new one registered."""
+    runner, started, go_on = JobRunner(), threading.Event(), threading.Event()
+
+    def work(job):
+        started.set()
+        go_on.wait(5)
+        job.progress("work", 1, 2)
+        return "finished"
+
+    old = runner.submit("c", "cancel me", work, 1.0)
+    started.wait(5)
+    never = runner.submit("n", "never started", work, 1.0)
+    never.cancel()  # still queued: cancelled before it starts
+    old.cancel()
+    new = runner.submit("c", "cancel me", work, 1.0)
+    assert new is not old and runner.job("c") is new
+    later = runner.submit("k", "later", lambda job: "later", 1.0)
+    assert runner.queue_ahead("k") == ["cancel me"]  # the new job; cancelled ones are not shown as ahead
+    go_on.set()
+    with pytest.raises(Cancelled):
+        old.future.result(5)
+    assert new.future.result(5) == "finished" and runner.result("c") == "finished" and runner.job("c") is None
+    assert later.future.result(5) == "later"
+
+
 def test_confined_path_refuses_escapes(dash_env, tmp_path):
     workspace = userfiles.workspace_root()
     workspace.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,79 @@
+"""The Training page's run tracker: which runs the charts show, their series, the run table, the
+confirmations after Stop / Resume, the devices a run can be launched on.
+
+The charts show either one sweep group (its runs as they are now: a run launched into it joins on
+the next poll) or every active run plus the ones chosen, so a run launched from an open tab appears
+without a reload. Colours are one per run (`dstab.plots.runs.run_colours`), the same on every chart.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dstab.training.runmetrics import RunMetrics
+
+ACTIVE_AND_CHOSEN = "all active + chosen"
+FLASH = "training_flash"
+
+
+def chart_runs(statuses, names: list[str]) -> list[str]:
+    """The runs the charts show, of those with metrics (`names`), in the run table's order."""
+    groups = sorted({s.group for s in statuses if s.group})
+    c1, c2 = st.columns([1, 3])
+    modes = [ACTIVE_AND_CHOSEN, *(f"group {g}" for g in groups)]
+    mode = c1.selectbox("Show", modes, key="training_show",
+                        help="a sweep group's runs, or every active run and the ones chosen beside")  # fmt: skip
+    if mode != ACTIVE_AND_CHOSEN:
+        group = mode.removeprefix("group ")
+        return [s.name for s in statuses if s.group == group and s.name in names]
+    key = "training_chosen"
+    if key not in st.session_state:  # a first visit: the URL's choice, else the newest finished four
+        linked = [n for n in st.query_params.get("runs", "").split(",") if n in names]
+        st.session_state[key] = linked or [s.name for s in statuses if s.name in names and not s.active][-4:]
+    st.session_state[key] = [n for n in st.session_state[key] if n in names]  # a deleted run drops out
+    chosen = c2.multiselect("Also show", names, key=key)
+    st.query_params["runs"] = ",".join(chosen)
+    active = [s.name for s in statuses if s.active and s.name in names]
+    return [n for n in names if n in set(active) | set(chosen)]
+
+
+def series(metrics: RunMetrics, run: str, name: str, x_axis: str) -> dict:
+    """{"label", "x", "y", "step", "wall"} of one metric of one run; x: iteration, or seconds since the
+    run's first logged point."""
+    steps, values, walls = metrics.series(name)
+    x = steps if x_axis == "iteration" else (walls - walls[0] if len(walls) else walls)
+    return {"label": run, "x": x, "y": values, "step": steps, "wall": walls}
+
+
+def table(rows: list[dict]) -> None:
+    st.dataframe(rows, hide_index=True, key="run-table", column_config={
+        "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+    })  # fmt: skip
+
+
+def confirm(message: str) -> None:
+    """A confirmation to show after the rerun an action triggers."""
+    st.session_state[FLASH] = message
+
+
+def show_confirmation() -> None:
+    message = st.session_state.pop(FLASH, None)
+    if message:
+        st.success(message)
+        st.toast(message)
+
+
+def devices() -> list[str]:
+    """What a run can be launched on here: auto, the CPU, and each CUDA device torch sees."""
+    import torch
+
+    return ["auto", "cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+
+
+def stop_resume(name: str, action: str) -> None:
+    """Stop or resume a run, then say so after the rerun."""
+    from dstab.training import runs
+
+    (runs.stop if action == "stop" else runs.resume)(name)
+    confirm(f"{name}: {'stop requested; it stops at its next step' if action == 'stop' else 'resumed'}.")
+

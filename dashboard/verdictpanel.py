@@ -1,0 +1,70 @@
+"""The "paper vs this zoo" panel on Home and the analysis pages: the paper's value, the zoo's (every seed
+of a group, mean +- sd), and whether the claim holds, does not hold, or is a weak test, with the report's
+caveats (collapsed models excluded and named, the x0 stand-in, seeds that disagree).
+
+The verdicts are `dstab.verdicts`' (through `dstab.zooresults`, from the shipped results, without
+PyTorch: Home may show them on a cold server) and are written as `dstab report` writes them into
+RESULTS.md, so page and report read the same words for the same numbers. The landscape pages show the
+report's smoothness lines (`dstab.report.roughness_lines`).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dstab import zooindex, zooresults
+
+PAPER = {
+    "consistency": "Paper, Table 1 (M = 32): DMs 20.14 / 17.23 / 14.37 dB vs GANs 10.48 / 8.58 / 6.40 dB; "
+    "x0-prediction DMs lose the consistency (Fig. 9).",
+    "hessian": "Paper, Sec. 3.2: DM lambda_1 = 13.3, sigma^2 = 37.9 vs GAN lambda_1 = 40.9, sigma^2 = 93.9.",
+    "landscape": "Paper, Sec. 3.2 (after Li et al. 2018): DM loss surfaces and interpolation curves are smoother "
+    "than GANs'.",
+}
+
+
+def consistency_lines(claims) -> list[str]:
+    """As the report writes them: DMs vs GANs, then x0 vs eps DMs."""
+    return [f"- {v.text(spec='.2f')}" for v in claims if not v.claim.startswith("x0")] + [
+        f"- {v.text(('x0', 'eps'), '.2f')}" for v in claims if v.claim.startswith("x0")
+    ]
+
+
+def hessian_lines(claims, numbers: tuple[str, ...] = ("lambda_1", "sigma2")) -> list[str]:
+    """As the report writes them, for the numbers the paper quotes (lambda_1, sigma^2)."""
+    return [f"- {v.text()}" for v in claims if any(f" {n} below" in v.claim for n in numbers)]
+
+
+def collapse_note(family: str, entries: dict) -> str | None:
+    gone = sorted(e for e, v in entries.items() if e.startswith(f"{family}/") and zooindex.is_collapsed(v))
+    if not gone:
+        return None
+    return f"Mode-collapsed by the zoo's measure, so left out of the verdicts (and named in them): {', '.join(gone)}."
+
+
+def draw(paper: str, lines: list[str], note: str | None = None, where=st) -> None:
+    box = where.container(border=True)
+    box.markdown("**Paper vs this zoo**")
+    box.caption(paper)
+    if lines:
+        box.markdown("\n".join(lines))
+    else:
+        box.caption("No stored result for this dataset yet: `python -m dstab report` computes and ships them.")
+    if note:
+        box.caption(note)
+
+
+def home(family: str, entries: dict) -> None:
+    """The consistency and Hessian verdicts of one dataset, from the shipped results."""
+    lines = consistency_lines(zooresults.shipped_consistency_claims(family, entries))
+    lines += hessian_lines(zooresults.shipped_hessian_claims(family, entries))
+    draw(PAPER["consistency"] + " " + PAPER["hessian"], lines, collapse_note(family, entries))
+
+
+def landscape(family: str, entries: dict, analysis: str) -> None:
+    """The report's smoothness verdicts of one dataset for `analysis` ('surface' or 'interpolate'): means
+    over every cached result of the zoo's DMs against its GANs."""
+    from dstab import report, zoo
+
+    lines = [ln for ln in report.roughness_lines(zoo.zoo_root()) if ln.startswith(f"- {family}: DM {analysis} ")]
+    draw(PAPER["landscape"], lines, collapse_note(family, entries))

@@ -1,0 +1,90 @@
+"""What a file from elsewhere may name: paths inside the allowed roots, datasets a header may ask for.
+
+A dashboard may be reached by people who must not read arbitrary files of the
+server, and a checkpoint is such a file: its header's `dataset` is data, not an
+instruction. So a typed path, a shared link's path and a header's dataset are
+accepted only inside the zoo, the workspace ($DSTAB_WORKSPACE, default
+<repo>/workspace) or a root the operator lists in DSTAB_ALLOWED_ROOTS
+(os.pathsep separated). A dataset the user names explicitly (a CLI option, a
+page control) is the user's own choice and is not confined here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import zooindex
+from .errors import DstabError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BUILTIN_DATASETS = ("digits", "toy2d")  # generated or shipped with a package: they name no file
+MAX_PATH_CHARS = 4096
+
+
+def workspace_root() -> Path:
+    return Path(os.environ.get("DSTAB_WORKSPACE") or REPO_ROOT / "workspace")
+
+
+def allowed_roots() -> list[Path]:
+    extra = [Path(p) for p in os.environ.get("DSTAB_ALLOWED_ROOTS", "").split(os.pathsep) if p.strip()]
+    return [p.resolve() for p in (zooindex.zoo_root(), workspace_root(), *extra)]
+
+
+def _resolved(text: str, what: str) -> Path:
+    if "\x00" in text or len(text) > MAX_PATH_CHARS:
+        raise DstabError(f"{what} {text[:60]!r}... is not a usable path (a NUL byte, or over {MAX_PATH_CHARS} chars)")
+    try:
+        return Path(text).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # symlink loops, names too long
+        raise DstabError(f"{what} {text[:200]!r} cannot be resolved ({exc}); check the path") from None
+
+
+def inside_roots(text: str, what: str = "path") -> Path:
+    """`text` resolved (symlinks followed first) if it lies inside an allowed root, else DstabError."""
+    path = _resolved(text, what)
+    roots = allowed_roots()
+    if not any(path.is_relative_to(r) for r in roots):
+        listed = ", ".join(str(r) for r in roots)
+        raise DstabError(
+            f"{what} {text[:200]} is outside the folders this server may read ({listed}); copy it into one of "
+            "them or have the operator add its folder to DSTAB_ALLOWED_ROOTS"
+        )
+    return path
+
+
+def confined_path(text: str) -> Path:
+    """A checkpoint path typed or linked by a visitor: inside an allowed root and existing."""
+    text = (text or "").strip()
+    if not text:
+        raise DstabError("empty checkpoint path; type the path of a .safetensors (or .pt) file on the server")
+    path = inside_roots(text, "checkpoint path")
+    try:
+        exists = path.exists()
+    except OSError as exc:
+        raise DstabError(f"{text[:200]} cannot be read ({exc.strerror}); check the path") from None
+    if not exists:
+        raise DstabError(f"no file at {path}; check the path")
+    return path
+
+
+def header_dataset(spec, what: str) -> str:
+    """A dataset spec taken from a checkpoint's header, if it names no file outside the allowed roots:
+    a built-in set (digits, toy2d[:variant]), CIFAR-10 from dstab's own download, or a cifar10:/folder:
+    path inside an allowed root. Anything else is refused, telling the user how to pick one."""
+    fix = "pick the dataset explicitly (--dataset on the CLI, the Dataset control on the page)"
+    if not isinstance(spec, str) or not spec.strip():
+        raise DstabError(f"{what}: its header names no dataset; {fix}")
+    family, _, option = spec.partition(":")
+    if family in BUILTIN_DATASETS or (family == "cifar10" and not option.partition("?")[0]):
+        return spec
+    if family in ("cifar10", "folder"):
+        where = option.partition("?")[0]
+        try:
+            if not where.strip():
+                raise DstabError("it names no folder")
+            inside_roots(where, "dataset folder")
+        except DstabError as exc:
+            raise DstabError(f"{what}: the header's dataset {spec[:200]!r} was refused ({exc}); {fix}") from None
+        return spec
+    raise DstabError(f"{what}: the header's dataset {spec[:200]!r} is not one dstab knows; {fix}")

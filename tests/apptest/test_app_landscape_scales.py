@@ -1,0 +1,84 @@
+"""The landscape page's scales: each surface on its own loss range by default, even when a DM's centre
+loss is 10,000 times smaller than the GAN's; the shared relative rise as an option; the sentence that
+says which one is smoother."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from dstab import cache, checkpoints, zoo, zooresults
+from dstab.analysis.results import Plan
+from dstab.analysis.specs import ProbeSpec
+from dstab.plots import surface as surface_plots
+
+PAGE = "pages/landscape.py"
+SEED = 77  # direction seed of the stored fakes: nothing else in the suite uses it
+
+
+def _grid(n: int = 11):
+    a = np.linspace(-1, 1, n)
+    return a, np.add.outer(a**2, a**2)
+
+
+def _store(eid: str, loss: np.ndarray, metrics: dict) -> None:
+    """A surface result for the page's own request key, stored as if computed."""
+    bundle = checkpoints.load(zoo.checkpoint_path(eid))
+    spec = zooresults.SURFACE
+    probe = ProbeSpec.of(bundle.kind, 500, "g", batch_size=spec.probe.batch_size, seed=spec.probe.seed)
+    plan = Plan(replace(spec, probe=probe, grid=11, radius=1.0, seed=SEED), [bundle])
+    a = np.linspace(-1, 1, 11)
+    probe = {"kind": "dm", "timesteps": [500]} if bundle.kind == "dm" else {"kind": "gan-g"}
+    meta = {"radius": 1.0, "grid": 11, "centre_loss": float(loss[5, 5]), "metrics": metrics, "probe": probe}
+    cache.store(plan.spec.name, plan.params, plan.shas, meta, {"alphas": a, "betas": a, "loss": loss})
+
+
+@pytest.fixture
+def far_apart(dash_env):
+    _, bowl = _grid()
+    dm = 2e-4 * (1 + 40 * bowl)  # centre 0.0002, rises 40-fold
+    gan = 1.0 + 0.5 * bowl  # centre 1, rises by half
+    _store("toy2d/dm-eps-s0", dm, {"relative_rise": 40.0, "curvature_roughness": 0.1, "convex_fraction": 0.9})
+    _store("toy2d/gan-s0", gan, {"relative_rise": 0.5, "curvature_roughness": 0.4, "convex_fraction": 0.6})
+    return dm, gan
+
+
+def _charts(at) -> list[dict]:
+    return [json.loads(c.proto.spec)["data"][0] for c in at.get("plotly_chart")]
+
+
+def test_each_surface_spans_its_own_loss_by_default(app, far_apart):
+    dm, gan = far_apart
+    at = app(PAGE, data="toy2d", grid="11", dseed=str(SEED))
+    assert not at.exception, at.exception
+    surf_dm, cont_dm, surf_gan, cont_gan = _charts(at)[:4]
+    assert (surf_dm["cmin"], surf_dm["cmax"]) == pytest.approx((dm.min(), dm.max()), rel=1e-12)
+    assert (cont_dm["zmin"], cont_dm["zmax"]) == pytest.approx((dm.min(), dm.max()), rel=1e-12)
+    assert (surf_gan["cmin"], surf_gan["cmax"]) == pytest.approx((gan.min(), gan.max()), rel=1e-12)
+    assert (cont_gan["zmin"], cont_gan["zmax"]) == pytest.approx((gan.min(), gan.max()), rel=1e-12)
+    assert cont_dm["colorbar"]["title"]["text"] == "loss"
+    sentence = " ".join(i.value for i in at.info)
+    assert "convex fraction 0.9 vs 0.6: dm-eps-s0" in sentence
+    assert "curvature roughness 0.1 vs 0.4: dm-eps-s0" in sentence
+    assert "relative rise 40 vs 0.5: gan-s0" in sentence
+    assert "0.0002 for the DM against 1 for the GAN" in sentence
+
+
+def test_shared_relative_rise_is_one_scale_for_both(app, far_apart):
+    at = app(PAGE, data="toy2d", grid="11", dseed=str(SEED), scale="shared relative rise")
+    assert not at.exception, at.exception
+    surf_dm, _, surf_gan, _ = _charts(at)[:4]
+    assert surf_dm["cmax"] == surf_gan["cmax"] == pytest.approx(80.0, rel=1e-9)  # the DM's corner rise sets both
+    assert surf_dm["cmin"] == -surf_dm["cmax"]
+
+
+def test_views_log_and_raw():
+    _, bowl = _grid(5)
+    losses = {"dm": 1e-3 * (1 + bowl), "gan": 2 + bowl}
+    log = surface_plots.views(losses, surface_plots.LOG)
+    assert (log["dm"].lo, log["dm"].hi) == pytest.approx((-3.0, np.log10(3e-3)), rel=1e-12)
+    raw = surface_plots.views(losses, surface_plots.RAW)
+    assert (raw["dm"].lo, raw["dm"].hi) == (raw["gan"].lo, raw["gan"].hi) == pytest.approx((1e-3, 4.0))
+    flat = surface_plots.views({"x": np.ones((3, 3))})["x"]
+    assert flat.lo < 1.0 < flat.hi  # a flat surface still gets a range to draw in

@@ -1,0 +1,87 @@
+"""Issue 13 in a real browser: the GAN's landscape surface is visible on its own scale, chart PNG downloads
+are real PNGs, and a run launched while the Training tab is open joins its charts without a reload."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+
+import pytest
+
+from dstab.training import runs
+from tests.e2e.test_browser_training import POINTS_JS, TINY
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.flaky(reruns=2, reruns_delay=2)]
+
+TIMEOUT_MS = 180_000
+# each 3-D surface trace as plotly.js drew it: the spread of its z values over its colour range
+SURFACES_JS = """() => {
+  const out = [];
+  for (const el of document.querySelectorAll('.js-plotly-plot')) {
+    for (const tr of (el._fullData || [])) {
+      if (tr.type !== 'surface') continue;
+      const z = [].concat(...Array.from(tr.z, row => Array.from(row)));
+      out.push({name: el.layout.title.text, n: z.length, lo: Math.min(...z), hi: Math.max(...z),
+                cmin: tr.cmin, cmax: tr.cmax});
+    }
+  }
+  return out;
+}"""
+
+
+def _open(browser_context, url: str):
+    page = browser_context.new_page()
+    page.goto(url, wait_until="domcontentloaded")
+    return page
+
+
+def test_the_gan_surface_fills_its_own_scale(server, browser_context):
+    # toy2d at t = 900: the DM's centre loss is small, so on the old shared relative rise the GAN was a flat sheet
+    page = _open(browser_context, server["url"] + "/landscape?data=toy2d&t=900&grid=11")
+    page.wait_for_function(f"() => ({SURFACES_JS})().length === 2", timeout=TIMEOUT_MS)
+    dm, gan = page.evaluate(SURFACES_JS)
+    for surf in (dm, gan):
+        assert surf["n"] == 11 * 11 and surf["hi"] > surf["lo"]
+        assert surf["cmin"] == pytest.approx(surf["lo"]) and surf["cmax"] == pytest.approx(surf["hi"])
+    assert "gan" in gan["name"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("kaleido") is None, reason="kaleido (requirements.txt) draws PNGs")
+def test_chart_png_downloads_are_real_pngs(server, browser_context, tmp_path):
+    page = _open(browser_context, server["url"] + "/landscape?data=toy2d&grid=11")
+    button = page.get_by_role("button", name="contour-gan.png")
+    button.wait_for(timeout=TIMEOUT_MS)
+    with page.expect_download(timeout=TIMEOUT_MS) as info:
+        button.click()
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    data = path.read_bytes()
+    assert path.name == "contour-gan.png"
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    html = page.get_by_role("button", name="contour-gan.html")
+    assert html.count() == 1  # a distinct label for the HTML file beside it
+
+
+def test_a_run_started_while_the_tab_is_open_joins_its_charts(server, browser_context):
+    root = Path(server["log"]).parent / "workspace" / "runs"  # the server's DSTAB_WORKSPACE
+    first, joins = (f"e2e-{what}-{time.monotonic_ns() % 10**6}" for what in ("first", "joins"))  # new per try
+    runs.start(first, preset="baseline", overrides=TINY, device="cpu", threads=1, root=root)
+    try:
+        page = _open(browser_context, server["url"] + "/training")
+        page.wait_for_function(f"() => ({POINTS_JS})('{first}') > 0", timeout=TIMEOUT_MS)
+        runs.start(joins, preset="baseline", overrides=TINY, device="cpu", threads=1, root=root)
+        # no reload, no click: the next poll lists the new run and, being active, it joins the charts
+        page.wait_for_function(f"() => ({POINTS_JS})('{joins}') > 0", timeout=TIMEOUT_MS)
+        assert page.evaluate(POINTS_JS, first) > 0
+    except Exception:
+        print(Path(server["log"]).read_text()[-3000:])  # the server's side of a failure
+        raise
+    finally:
+        for name in (first, joins):
+            if name in runs.run_names(root):
+                runs.stop(name, root)
+        deadline = time.monotonic() + 120
+        for name in (first, joins):
+            if name in runs.run_names(root):
+                runs.wait(name, timeout=max(1.0, deadline - time.monotonic()), root=root)

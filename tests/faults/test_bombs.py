@@ -1,0 +1,85 @@
+"""Size bombs: a small file (or option) that would make the server allocate without bound is refused
+from sizes read before any allocation, in well under a second, with the process's peak RSS (PyTorch
+included) below 1 GB. Measured in a fresh subprocess with `resource`, so that nothing else this test
+session has allocated counts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from . import crafted as c
+from .test_loader_faults import BIG_UNET
+
+REPO = Path(__file__).resolve().parents[2]
+
+PROBE = r"""
+import json, resource, sys, time
+from dstab import checkpoints, data
+from dstab.errors import DstabError
+out = []
+for kind, target in json.loads(sys.argv[1]):
+    start = time.perf_counter()
+    try:
+        checkpoints.load(target) if kind == "checkpoint" else data.load(target)
+        outcome = "accepted"
+    except DstabError as exc:
+        outcome = str(exc)
+    out.append({"target": target, "seconds": time.perf_counter() - start, "outcome": outcome})
+rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"cases": out, "peak_rss_mb": rss_mb}))
+"""
+
+
+def test_bombs_are_refused_fast_with_bounded_memory(tmp_path):
+    wide = c.with_header(arch={**c.ARCH, "hidden": 100_000})  # ~40 GB of float32 weights
+    long_T = c.with_header(diffusion={**c.DIFFUSION, "T": 10**11})  # 800 GB of float64 betas
+    images = tmp_path / "images"
+    images.mkdir()
+    c.png_header_only(images / "huge.png", 30000, 30000)  # 900 Mpixels to decode
+    c.png_header_only(images / "small.png", 8, 8)
+    cases = [
+        ("checkpoint", str(c.native(tmp_path / "wide.safetensors", wide))),
+        ("checkpoint", str(c.native(tmp_path / "unet.safetensors", c.with_header(arch=BIG_UNET)))),
+        ("checkpoint", str(c.native(tmp_path / "T.safetensors", long_T))),
+        ("checkpoint", str(c.zip_bomb(tmp_path / "bomb.pt", 1024))),  # 1 GiB from ~1 MB
+        ("dataset", f"folder:{images}?size=8&channels=1"),
+    ]
+    env = {"DSTAB_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(REPO), "HOME": str(tmp_path)}  # fmt: skip
+    run = subprocess.run([sys.executable, "-c", PROBE, json.dumps(cases)], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    outcomes = [case["outcome"] for case in seen["cases"]]
+    assert "DSTAB_MAX_PARAMS" in outcomes[0] and "DSTAB_MAX_PARAMS" in outcomes[1]
+    assert "DSTAB_MAX_TIMESTEPS" in outcomes[2] and "inflate" in outcomes[3]
+    assert outcomes[4] == "accepted"  # the bomb image is skipped and counted, the small one is used
+    for case in seen["cases"]:
+        assert case["seconds"] < 1.0, case
+    assert seen["peak_rss_mb"] < 1024, seen
+
+
+@pytest.mark.parametrize(
+    ("side", "reason"),
+    [
+        (10_000, "ValueError: 10000 x 10000 pixels, above DSTAB_MAX_IMAGE_PIXELS"),  # dstab's limit, 2**26
+        (30_000, "DecompressionBombError: Image size (900000000 pixels) exceeds limit"),  # PIL's own, at open
+    ],
+)
+def test_the_bomb_image_is_skipped_and_counted(tmp_path, monkeypatch, side, reason):
+    from dstab import data
+
+    monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "cache"))
+    images = tmp_path / "images"
+    images.mkdir()
+    c.png_header_only(images / "huge.png", side, side)
+    c.png_header_only(images / "small.png", 8, 8)
+    with pytest.warns(UserWarning, match="skipped 1 unreadable images"):
+        ds = data.load(f"folder:{images}?size=8&channels=1")
+    assert len(ds) == 1 and len(ds.meta["skipped"]) == 1
+    assert ds.meta["skipped"][0].startswith(f"huge.png: {reason}")
