@@ -43,11 +43,11 @@ def test_cli_hessian_writes_json_npz_png_matching_the_api(ckpts, caches, capsys)
 def test_cli_hessian_lambda_min_converged_or_marked(ckpts, caches, capsys):
     base = ["hessian", str(ckpts["toy_gan"]), "--role", "d", "--batch-size", "8", *TINY, "--device", "cpu"]
     assert cli.main([*base, "-o", str(caches / "a")]) == 0
-    meta = json.loads((caches / "a" / "hessian.json").read_text())
+    meta = json.loads((caches / "a" / "hessian_toy_gan_d.json").read_text())
     assert meta["lambda_min_converged"] is False and meta["lambda_min_error_bound"] is None
     assert "(unconverged)" in capsys.readouterr().out
     assert cli.main([*base, "-o", str(caches / "b"), "--lambda-min", "--block", "1"]) == 0
-    meta = json.loads((caches / "b" / "hessian.json").read_text())
+    meta = json.loads((caches / "b" / "hessian_toy_gan_d.json").read_text())
     assert meta["lambda_min_converged"] is True and meta["settings"]["block"] == 1
     assert meta["lambda_min_steps"] > 0 and meta["lambda_min_error_bound"] >= 0
     assert f"lambda_min {meta['lambda_min']:.4g} +- " in capsys.readouterr().out
