@@ -47,26 +47,63 @@ def queueing() -> None:
             overrides = [f"lr={r.config['lr']}", f"seed={r.seed}", f"data_seed={r.seed}"]
             runs.start(r.name, preset=r.variant, overrides=overrides, device="cpu", root=Path(tmp) / "b")
         t_start = time.perf_counter() - t0
-        print(f"in-process, {len(planned)} runs: sweep.launch {t_sweep:.2f} s, runs.start x{len(planned)} "
-              f"{t_start:.2f} s (ratio {t_start / t_sweep:.1f}x)")
+        print(
+            f"in-process, {len(planned)} runs: sweep.launch {t_sweep:.2f} s, runs.start x{len(planned)} "
+            f"{t_start:.2f} s (ratio {t_start / t_sweep:.1f}x)"
+        )
         for root in ("a", "b"):
             for st in runs.list_runs(Path(tmp) / root):
                 if st.active:
                     runs.stop(st.name, Path(tmp) / root)
         env = dict(os.environ, PYTHONPATH=str(REPO))
         root = str(Path(tmp) / "c")
-        argv = [sys.executable, "-m", "dstab", "sweep", "--root", root, "--variants", ",".join(VARIANTS),
-                "--seeds", "3", "--set", "lr=1e-3,2e-3", "--group", "c", "--device", "cpu"]
+        argv = [
+            sys.executable,
+            "-m",
+            "dstab",
+            "sweep",
+            "--root",
+            root,
+            "--variants",
+            ",".join(VARIANTS),
+            "--seeds",
+            "3",
+            "--set",
+            "lr=1e-3,2e-3",
+            "--group",
+            "c",
+            "--device",
+            "cpu",
+        ]
         t0 = time.perf_counter()
         subprocess.run(argv, env=env, check=True, capture_output=True)
         t_cli = time.perf_counter() - t0
         t0 = time.perf_counter()
         for k in range(3):
-            subprocess.run([sys.executable, "-m", "dstab", "runs", "--root", root, "start", f"one{k}", "--preset",
-                            "baseline", "--device", "cpu"], env=env, check=True, capture_output=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "dstab",
+                    "runs",
+                    "--root",
+                    root,
+                    "start",
+                    f"one{k}",
+                    "--preset",
+                    "baseline",
+                    "--device",
+                    "cpu",
+                ],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
         per_call = (time.perf_counter() - t0) / 3
-        print(f"CLI: `dstab sweep` of 30 runs {t_cli:.1f} s in all; `dstab runs start` {per_call:.1f} s per call "
-              f"(x30 = {30 * per_call:.0f} s, ratio {30 * per_call / t_cli:.1f}x)")
+        print(
+            f"CLI: `dstab sweep` of 30 runs {t_cli:.1f} s in all; `dstab runs start` {per_call:.1f} s per call "
+            f"(x30 = {30 * per_call:.0f} s, ratio {30 * per_call / t_cli:.1f}x)"
+        )
         for st in runs.list_runs(Path(root)):
             if st.active:
                 runs.stop(st.name, Path(root))
@@ -99,8 +136,10 @@ def eval_share(steps: int) -> None:
         eval_s = time.perf_counter() - t0
         evals = cfg["steps"] // cfg["eval_every"]
         share = evals * eval_s / (evals * eval_s + cfg["steps"] * step_s)
-        print(f"{label}: {step_s * 1000:.1f} ms/step, {eval_s:.2f} s per evaluation ({ev.name}, every "
-              f"{cfg['eval_every']} of {cfg['steps']}): evaluation = {100 * share:.0f}% of the run's wall time")
+        print(
+            f"{label}: {step_s * 1000:.1f} ms/step, {eval_s:.2f} s per evaluation ({ev.name}, every "
+            f"{cfg['eval_every']} of {cfg['steps']}): evaluation = {100 * share:.0f}% of the run's wall time"
+        )
 
 
 if __name__ == "__main__":
