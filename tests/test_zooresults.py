@@ -26,8 +26,9 @@ def _plans():
     entries = zoo.read_manifest()["entries"]
     for eid, entry in sorted(entries.items()):
         final, early = zoo.load_checkpoint(eid), zoo.load_checkpoint(eid, "early")
-        for probe in zooresults.landscape_probes(entry["kind"]):
+        for probe in zooresults.landscape_probes(entry["kind"], timesteps=zooresults.SURFACE_TIMESTEPS):
             yield Plan(replace(zooresults.SURFACE, probe=probe), [final])
+        for probe in zooresults.landscape_probes(entry["kind"]):
             yield Plan(replace(zooresults.CURVE, probe=probe), [final, early])
         if {"dm-init", "gan-init"} & set(entry["groups"]):  # the report's Hessian rows: every init seed
             for probe in zooresults.hessian_probes(entry["kind"]):
@@ -51,7 +52,8 @@ def test_every_shipped_result_is_found_through_its_spec():
         wanted.setdefault(plan.spec.name, set()).add(plan.key)
     for name, keys in wanted.items():
         assert keys == _shipped_keys(name), name  # and nothing shipped that no spec names
-    assert {n: len(k) for n, k in wanted.items()} == {"surface": 52, "interpolate": 52, "hessian": 18,
+    # surfaces: 12 DMs at the landscape page's 9 timesteps and 8 GANs for G and D; interpolations at 3 / 2
+    assert {n: len(k) for n, k in wanted.items()} == {"surface": 12 * 9 + 8 * 2, "interpolate": 52, "hessian": 18,
                                                       "consistency": 18}  # fmt: skip
 
 
