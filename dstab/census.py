@@ -148,7 +148,7 @@ def figure(samples: dict, runs: dict, panel: int = 96):
     from PIL import Image, ImageDraw
 
     from . import data
-    from .viz import scatter_image
+    from .plots.png import scatter_image
 
     reference = data.load("toy2d:8gaussians").fixed_batch(400, 0)
     n = max(len(v) for v in samples.values())

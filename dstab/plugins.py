@@ -24,29 +24,16 @@ import importlib.util
 import os
 from collections.abc import Callable
 from importlib import metadata
-from pathlib import Path
 
+from . import confine
 from .errors import DstabError
-from .zooindex import zoo_root
 
 GROUP = "dstab.architectures"
 _loaded = False
 
 
-def _allowed_roots() -> list[Path]:
-    workspace = os.environ.get("DSTAB_WORKSPACE") or Path(__file__).resolve().parent.parent / "workspace"
-    extra = [Path(p) for p in os.environ.get("DSTAB_ALLOWED_ROOTS", "").split(os.pathsep) if p.strip()]
-    return [Path(p).resolve() for p in (zoo_root(), workspace, *extra)]
-
-
 def _run_file(text: str) -> None:
-    path = Path(text).expanduser().resolve()
-    roots = _allowed_roots()
-    if not any(path.is_relative_to(r) for r in roots):
-        raise DstabError(
-            f"DSTAB_PLUGINS names {text}, outside the allowed roots ({', '.join(map(str, roots))}); move it "
-            "into one of them or add its folder to DSTAB_ALLOWED_ROOTS"
-        )
+    path = confine.inside_roots(text, "DSTAB_PLUGINS file")
     if path.suffix != ".py" or not path.is_file():
         raise DstabError(f"DSTAB_PLUGINS names {text}, which is not a Python file")
     spec = importlib.util.spec_from_file_location(f"dstab_plugin_{path.stem}", path)

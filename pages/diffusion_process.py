@@ -28,7 +28,7 @@ if sel.dm is None:
 bundle = sidebar.load_bundle(sel.dm.path)
 diffusion: Diffusion = bundle.diffusion
 OWN = "the checkpoint's own"
-pick = urlstate.selectbox("Dataset", [OWN, *data.explicit_choices()], "dataset", OWN, where=st.sidebar)
+pick = urlstate.selectbox("Data to noise", [OWN, *data.explicit_choices()], "dataset", OWN, where=st.sidebar)
 try:  # a header's dataset may name no file outside the allowed roots (dstab.confine)
     ds = probes.dataset_for(bundle, None if pick == OWN else pick)
 except DstabError as exc:

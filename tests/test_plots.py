@@ -24,7 +24,10 @@ def test_relative_rise_and_relative_curve_are_analytic():
     np.testing.assert_allclose(rise_over_centre(loss - 2.0), loss - 2.0)  # zero centre: plain differences
     alphas = np.array([-0.5, 0.0, 0.5, 1.0, 1.5])
     np.testing.assert_allclose(rise_over_end(alphas, np.array([3.0, 2.0, 1.5, -1.0, 0.0])), [4, 3, 2.5, 0, 1])
-    assert surface_plots.zmax_of([rise_over_centre(loss), -3 * np.ones((3, 3))]) == 3.0
+    views = surface_plots.views({"a": loss, "b": loss + 2.0}, surface_plots.SHARED_RISE)  # one scale for both
+    assert views["a"].hi == views["b"].hi == 2.0 and views["a"].lo == -2.0
+    own = surface_plots.views({"a": loss, "b": 100 * loss}, surface_plots.OWN)  # each its own loss range
+    assert (own["a"].lo, own["a"].hi, own["b"].lo, own["b"].hi) == (2.0, 6.0, 200.0, 600.0)
 
 
 def test_colour_maps_hit_their_anchors_and_the_heatmap_is_symmetric():

@@ -60,7 +60,7 @@ def test_a_plugin_file_in_the_allowed_roots_opens_its_checkpoints(tmp_path, monk
 def test_a_plugin_file_outside_the_allowed_roots_is_refused(tmp_path, monkeypatch, fresh):
     monkeypatch.setenv("DSTAB_ALLOWED_ROOTS", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("DSTAB_PLUGINS", str(write_plugin(tmp_path / "plugins")))
-    with pytest.raises(DstabError, match="outside the allowed roots"):
+    with pytest.raises(DstabError, match="outside the folders this server may read"):
         models.build(CONFIG)
 
 

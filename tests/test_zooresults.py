@@ -26,15 +26,18 @@ def _plans():
     entries = zoo.read_manifest()["entries"]
     for eid, entry in sorted(entries.items()):
         final, early = zoo.load_checkpoint(eid), zoo.load_checkpoint(eid, "early")
-        for probe in zooresults.landscape_probes(entry["kind"]):
+        for probe in zooresults.landscape_probes(entry["kind"], timesteps=zooresults.SURFACE_TIMESTEPS):
             yield Plan(replace(zooresults.SURFACE, probe=probe), [final])
+        for probe in zooresults.landscape_probes(entry["kind"]):
             yield Plan(replace(zooresults.CURVE, probe=probe), [final, early])
-        if eid.split("/")[1] in ("dm-eps-s0", "gan-s0"):  # the report's Hessian rows
+        if {"dm-init", "gan-init"} & set(entry["groups"]):  # the report's Hessian rows: every init seed
             for probe in zooresults.hessian_probes(entry["kind"]):
                 yield Plan(replace(zooresults.HESSIAN, probe=probe), [final])
     for family in report.families():
         groups = [cons.group_ids(family, g) for g, _ in report.TABLE1]
         groups.append([f"{family}/dm-eps-s0", f"{family}/dm-x0-s0"])  # the x0 stand-in pair
+        x0 = cons.group_ids(family, "x0-init")
+        groups += [x0] if len(x0) >= 2 else []  # the paper's x0 test
         for ids in groups:
             bundles = [zoo.load_checkpoint(i) for i in ids]
             for spec in zooresults.CONSISTENCY_BY_SAMPLER:
@@ -49,8 +52,9 @@ def test_every_shipped_result_is_found_through_its_spec():
         wanted.setdefault(plan.spec.name, set()).add(plan.key)
     for name, keys in wanted.items():
         assert keys == _shipped_keys(name), name  # and nothing shipped that no spec names
-    assert {n: len(k) for n, k in wanted.items()} == {"surface": 46, "interpolate": 46, "hessian": 6,
-                                                      "consistency": 16}  # fmt: skip
+    # surfaces: 12 DMs at the landscape page's 9 timesteps and 8 GANs for G and D; interpolations at 3 / 2
+    assert {n: len(k) for n, k in wanted.items()} == {"surface": 12 * 9 + 8 * 2, "interpolate": 52, "hessian": 18,
+                                                      "consistency": 18}  # fmt: skip
 
 
 def test_home_finds_the_shipped_numbers_from_the_manifest_alone():
