@@ -168,12 +168,9 @@ def compare(group: str, metric=None, reference="baseline", last_k: int = 5, root
         targets[f"easier {int(f * 100)}%"] = {
             s: stats.easier_targets(plateaus[s], float(c.values[0]), EASIER)[i] for s, c in ref.items()
         }
-    pairs = [(lab, reference) for lab in others] + [
-        (lab, ctl)
-        for ctl in CONTROLS
-        if ctl in labels and ctl not in thin
-        for lab in others
-        if lab not in (ctl, *CONTROLS)
+    decays = [lab for lab in others if paper.decays_momentum(next(iter(labels[lab].values())).config)]
+    pairs = [(lab, reference) for lab in others] + [  # the controls answer: momentum decay, or lr decay?
+        (lab, ctl) for ctl in CONTROLS if ctl in labels and ctl not in thin for lab in decays if lab not in CONTROLS
     ]
     rows = []
     for lab, against in pairs:

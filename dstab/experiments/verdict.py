@@ -50,6 +50,7 @@ def sentence(row: dict, axis: str = "iterations") -> str:
         return f"{v} vs {ref} at {target}: too few seeds where both reach it ({s['paired']})."
     word = "sooner" if s["estimate"] >= 1 else "later"
     factor = s["estimate"] if s["estimate"] >= 1 else 1 / s["estimate"]
+    lo, hi = (s["low"], s["high"]) if s["estimate"] >= 1 else (1 / s["high"], 1 / s["low"])  # same units
     if s["low"] > 1:
         outcome = f"faster than {ref}"
     elif s["high"] < 1:
@@ -59,7 +60,7 @@ def sentence(row: dict, axis: str = "iterations") -> str:
     small = " (the smallest p that many seeds allow)" if s["p"] <= 2 / 2 ** s["paired"] + 1e-12 else ""
     return (
         f"{v} reaches {target} {factor:.2f}x {word} than {ref} in {axis}, "
-        f"90% CI [{_fmt(s['low'])}, {_fmt(s['high'])}], "
+        f"90% CI [{_fmt(lo)}, {_fmt(hi)}], "
         f"p = {s['p']:.2g}{small} over {s['paired']} seeds{missing}: {outcome}."
     )
 
