@@ -26,10 +26,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _prog() -> str:
+    """'dstab' when run as the installed console command, else 'python -m dstab'."""
+    name = sys.argv[0].replace("\\", "/").rsplit("/", 1)[-1] if sys.argv and sys.argv[0] else ""
+    return "dstab" if name in ("dstab", "dstab.exe") else "python -m dstab"
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser with `command`'s module registered; every other command is only listed."""
     parser = _Parser(
-        prog="python -m dstab",
+        prog=_prog(),
         description="dstab: why diffusion models train more stably than GANs. "
         "Train, sample and analyse DM and GAN checkpoints headless.",
     )

@@ -39,6 +39,7 @@ def test_the_dstab_command_works_from_another_folder(installed, tmp_path):
     cli = venv / "bin" / "dstab"
     r = subprocess.run([str(cli), "--help"], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert r.returncode == 0 and all(c in r.stdout for c in ("sample", "convert", "surface")), r.stderr
+    assert r.stdout.startswith("usage: dstab "), r.stdout[:80]  # named as the user typed it
     # the zoo is found beside the package, not the working folder
     r = subprocess.run([str(cli), "zoo", "list"], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert r.returncode == 0 and "digits/dm-eps-s0" in r.stdout, r.stderr
