@@ -63,8 +63,11 @@ def test_chart_png_downloads_are_real_pngs(server, browser_context, tmp_path):
     assert html.count() == 1  # a distinct label for the HTML file beside it
 
 
-def test_a_run_started_while_the_tab_is_open_joins_its_charts(server, browser_context):
+def test_a_run_started_while_the_tab_is_open_joins_its_charts(server, browser_context, monkeypatch):
     root = Path(server["log"]).parent / "workspace" / "runs"  # the server's DSTAB_WORKSPACE
+    # both runs train at once: with one slot the second would wait in the queue behind the first (which
+    # runs until stopped), and a queued run has no points to draw
+    monkeypatch.setenv("DSTAB_MAX_RUNS_PER_DEVICE", "2")
     first, joins = (f"e2e-{what}-{time.monotonic_ns() % 10**6}" for what in ("first", "joins"))  # new per try
     runs.start(first, preset="baseline", overrides=TINY, device="cpu", threads=1, root=root)
     try:
