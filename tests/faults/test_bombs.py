@@ -25,6 +25,7 @@ try:  # warm-up, untimed: the first load pays one-off lazy imports, which are no
     checkpoints.load(json.loads(sys.argv[1])[0][1])
 except DstabError:
     pass
+base_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # PyTorch and the loaders imported
 out = []
 for kind, target in json.loads(sys.argv[1]):
     start = time.perf_counter()
@@ -35,7 +36,7 @@ for kind, target in json.loads(sys.argv[1]):
         outcome = str(exc)
     out.append({"target": target, "seconds": time.perf_counter() - start, "outcome": outcome})
 rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"cases": out, "peak_rss_mb": rss_mb}))
+print(json.dumps({"cases": out, "peak_rss_mb": rss_mb, "base_rss_mb": base_mb}))
 """
 
 
@@ -65,7 +66,10 @@ def test_bombs_are_refused_fast_with_bounded_memory(tmp_path):
     assert outcomes[4] == "accepted"  # the bomb image is skipped and counted, the small one is used
     for case in seen["cases"]:
         assert case["seconds"] < 1.0, case
-    assert seen["peak_rss_mb"] < 1024, seen
+    # the bombs themselves allocate next to nothing; the process total (PyTorch's import is ~0.5 GB and
+    # varies by install) stays near 1 GB
+    assert seen["peak_rss_mb"] - seen["base_rss_mb"] < 128, seen
+    assert seen["peak_rss_mb"] < 1536, seen
 
 
 @pytest.mark.parametrize(
