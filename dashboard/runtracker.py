@@ -3,7 +3,8 @@ confirmations after Stop / Resume, the devices a run can be launched on.
 
 The charts show either one sweep group (its runs as they are now: a run launched into it joins on
 the next poll) or every active run plus the ones chosen, so a run launched from an open tab appears
-without a reload. Colours are one per run (`dstab.plots.runs.run_colours`), the same on every chart.
+without a reload; a run seen active joins the chosen ones, so it stays on the charts when it ends.
+Colours are one per run (`dstab.plots.runs.run_colours`), the same on every chart.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dstab.training.runmetrics import RunMetrics
 
 ACTIVE_AND_CHOSEN = "all active + chosen"
 FLASH = "training_flash"
+FOLLOWED = "training_followed"  # runs seen active in this session
 
 
 def chart_runs(statuses, names: list[str]) -> list[str]:
@@ -30,7 +32,16 @@ def chart_runs(statuses, names: list[str]) -> list[str]:
     if key not in st.session_state:  # a first visit: the URL's choice, else the newest finished four
         linked = [n for n in st.query_params.get("runs", "").split(",") if n in names]
         st.session_state[key] = linked or [s.name for s in statuses if s.name in names and not s.active][-4:]
-    st.session_state[key] = [n for n in st.session_state[key] if n in names]  # a deleted run drops out
+    kept = [n for n in st.session_state[key] if n in names]  # a deleted run drops out
+    # a run seen active in this session joins the chosen ones once, so that it stays on the charts when it
+    # finishes (it would vanish the moment it stopped being active); removing it there hides it for good
+    followed = st.session_state.setdefault(FOLLOWED, set())
+    for s in statuses:
+        if s.active and s.name in names and s.name not in followed:
+            followed.add(s.name)
+            if s.name not in kept:
+                kept.append(s.name)
+    st.session_state[key] = kept
     chosen = c2.multiselect("Also show", names, key=key)
     st.query_params["runs"] = ",".join(chosen)
     active = [s.name for s in statuses if s.active and s.name in names]
@@ -76,4 +87,3 @@ def stop_resume(name: str, action: str) -> None:
 
     (runs.stop if action == "stop" else runs.resume)(name)
     confirm(f"{name}: {'stop requested; it stops at its next step' if action == 'stop' else 'resumed'}.")
-

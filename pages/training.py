@@ -141,8 +141,13 @@ def live_view(was_active: bool) -> None:
             if s.log_tail:
                 st.code("\n".join(s.log_tail[-8:]), language=None)
     curves_section(statuses, metrics)
-    if was_active and not any(s.active for s in statuses):
-        st.rerun()  # the last run ended: redraw the page once, without the timer
+    ended = {s.name for s in statuses if not s.active}
+    newly_ended = ended - st.session_state.get("training_ended", ended)
+    st.session_state["training_ended"] = ended
+    if was_active and (newly_ended or not any(s.active for s in statuses)):
+        # a run ended: redraw the whole page once (the compare panel below reads finished runs; without
+        # a run left active, the timer stops)
+        st.rerun()
 
 
 def controls() -> None:

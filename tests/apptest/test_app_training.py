@@ -112,6 +112,32 @@ def test_running_run_is_polled_and_the_stop_button_stops_it(ws, monkeypatch):
     assert at.dataframe[0].value.iloc[0]["status"] == "stopped"
 
 
+def loss_traces(at) -> set[str]:
+    fig = figures(at).get("Training loss")
+    return {t["name"] for t in fig["data"] if t.get("showlegend") is not False} if fig else set()
+
+
+def test_a_run_watched_while_active_stays_on_the_charts_when_it_finishes(ws, monkeypatch):
+    # seen in Chromium: a tab opened while the runs trained showed them, and the moment they finished
+    # they left every chart ("all active + chosen", and they had never been chosen)
+    monkeypatch.setenv("DSTAB_TRAIN_COMMAND", f"{sys.executable} {FAKE}")
+    monkeypatch.setenv("FAKE_STEP_S", "0.05")
+    runs.start("watched", preset="baseline", overrides=[*TINY, "steps=40"], device="cpu")
+    deadline = time.monotonic() + 60
+    while runs.status("watched").step < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    at = page()
+    assert "watched" in loss_traces(at)
+    assert runs.wait("watched", timeout=60).state == "finished"
+    at.run()
+    assert not at.exception
+    assert "watched" in loss_traces(at)
+    assert at.multiselect(key="training_chosen").value == ["watched"]
+    at.multiselect(key="training_chosen").set_value([]).run()  # the user's removal holds
+    assert "watched" not in loss_traces(at)
+
+
 def test_a_sweep_of_presets_and_seeds_is_queued_as_one_group(ws, monkeypatch):
     monkeypatch.setenv("DSTAB_TRAIN_COMMAND", f"{sys.executable} {FAKE}")
     monkeypatch.setenv("FAKE_STEP_S", "0.05")
