@@ -61,10 +61,12 @@ def home(family: str, entries: dict) -> None:
     draw(PAPER["consistency"] + " " + PAPER["hessian"], lines, collapse_note(family, entries))
 
 
-def landscape(family: str, entries: dict, analysis: str) -> None:
-    """The report's smoothness verdicts of one dataset for `analysis` ('surface' or 'interpolate'): means
-    over every cached result of the zoo's DMs against its GANs."""
+def landscape(family: str, entries: dict, analysis: str, shown: str | None = None) -> None:
+    """The report's smoothness verdicts of one dataset for `analysis` ('surface' or 'interpolate'): the
+    zoo's DMs at each timestep against its GANs' G and D losses. `shown` says what the plots above show,
+    one of the cases the verdict sums up (a verdict over all of them may differ from that one case)."""
     from dstab import report, zoo
 
     lines = [ln for ln in report.roughness_lines(zoo.zoo_root()) if ln.startswith(f"- {family}: DM {analysis} ")]
-    draw(PAPER["landscape"], lines, collapse_note(family, entries))
+    note = report.ROUGHNESS_BASIS + (f" The plots above are one case: {shown}." if shown else "")
+    draw(PAPER["landscape"], lines, note)

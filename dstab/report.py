@@ -23,7 +23,7 @@ from .analysis import results
 from .analysis.hessian_settings import lambda_min_text
 from .analysis.specs import HessianSpec
 from .checkpoints import git_commit
-from .zooresults import CONSISTENCY, HESSIAN, REPORT_SAMPLERS, TABLE1, consistency_rows, families  # noqa: F401
+from .zooresults import CONSISTENCY, CURVE, HESSIAN, REPORT_SAMPLERS, SURFACE, TABLE1, consistency_rows, families  # noqa: F401
 
 PAPER_TABLE1 = (
     "CIFAR10: Improved Diffusion 20.14 vs DCGAN 10.48; ImageNet128: 17.23 vs BigGAN 8.58; ImageNet512: 14.37 vs 6.40"
@@ -70,6 +70,9 @@ def roughness_rows(root) -> list[dict]:
     for base in (cache.shipped_dir(), cache.user_dir()):
         for path in sorted(base.glob("*/*.json")) if base.exists() else []:
             rows.extend(_roughness_of(path, by_sha))
+    entries = zoo.read_manifest(root)["entries"]
+    for r in rows:
+        r["prediction"] = entries.get(r["id"], {}).get("prediction")
     return rows
 
 
@@ -86,14 +89,30 @@ def _roughness_of(path: Path, by_sha: dict) -> list[dict]:
         return []
     probe = meta.get("probe") or meta.get("probe_a") or {}
     where = probe.get("timesteps") or probe.get("role") or ""
+    params = record.get("params", {})
     return [
         {
             "analysis": meta["analysis"],
             "checkpoints": names,
             "probe": f"{probe.get('kind', '?')} {where}".strip(),
             "metrics": meta["metrics"],
+            "id": names[0].split("@")[0],
+            "kind": "gan" if str(probe.get("kind", "")).startswith("gan") else "dm",
+            "t": tuple(probe.get("timesteps") or ()),
+            "role": probe.get("role"),
+            "report_settings": _at_report_settings(meta["analysis"], params),
         }
     ]
+
+
+def _at_report_settings(analysis: str, params: dict) -> bool:
+    """Whether a cached result was computed at the zoo's shipped settings (the verdicts compare only
+    those: a surface's roughness depends on its radius and grid)."""
+    spec = SURFACE if analysis == "surface" else CURVE
+    fields = ("grid", "radius", "seed", "bias_mode") if analysis == "surface" else ("lo", "hi", "steps")
+    probe = params.get("probe", {})
+    return all(params.get(f) == getattr(spec, f) for f in fields) and (
+        probe.get("batch_size"), probe.get("seed")) == (spec.probe.batch_size, spec.probe.seed)  # fmt: skip
 
 
 def _verdict(holds: bool | None) -> str:
@@ -148,7 +167,7 @@ def render(consistency: list[dict], hessians: list[dict], roughness: list[dict],
         out.append("- no x0-prediction model in the zoo")
     out += _render_hessian(hessians, header)
     out += _render_collapse(header.get("entries", {}))
-    out += _render_roughness(roughness)
+    out += _render_roughness(roughness, collapsed)
     return "\n".join(out) + "\n"
 
 
@@ -198,14 +217,14 @@ def _render_collapse(entries: dict) -> list[str]:
     return out
 
 
-def _render_roughness(rows: list[dict]) -> list[str]:
+def _render_roughness(rows: list[dict], collapsed: set[str]) -> list[str]:
     out = ["", "### Loss-landscape roughness (paper Sec. 3.2; cached surface and interpolation results)", ""]
     if not rows:
         return out + [
             "No cached surface or interpolation results for zoo checkpoints yet: run "
             "`python -m dstab precompute` (or `dstab surface` / `dstab interpolate`), then this report."
         ]
-    out += _roughness_verdicts(rows) + [""]
+    out += _roughness_verdicts(rows, collapsed) + [""]
     keys = sorted({k for r in rows for k in r["metrics"]})
     out += ["| analysis | checkpoints | probe | " + " | ".join(keys) + " |", "|---|---|---|" + "---:|" * len(keys)]
     for r in sorted(rows, key=lambda r: (r["analysis"], r["checkpoints"], r["probe"])):
@@ -215,34 +234,30 @@ def _render_roughness(rows: list[dict]) -> list[str]:
 
 
 # (analysis, metric, True when lower means smoother): Li et al. 2018's visual claim made into numbers
-SMOOTHNESS = [("surface", "curvature_roughness", True), ("surface", "convex_fraction", False),
-              ("interpolate", "roughness", True)]  # fmt: skip
-
-
 def roughness_lines(root: Path | None = None) -> list[str]:
     """The smoothness verdicts of the report's landscape section, over the cached results of the zoo at
     `root` (the landscape pages show the lines of their dataset)."""
-    return _roughness_verdicts(roughness_rows(Path(root or zoo.zoo_root())))
+    root = Path(root or zoo.zoo_root())
+    return _roughness_verdicts(roughness_rows(root), _collapsed(root))
 
 
-def _roughness_verdicts(rows: list[dict]) -> list[str]:
-    """Mean smoothness numbers of DM vs GAN probes per dataset, and whether DMs come out smoother."""
-    out = ["Means over the zoo's cached results (every stage, timestep and role):", ""]
-    for family in sorted({r["checkpoints"][0].split("/")[0] for r in rows}):
-        for analysis, metric, lower_smoother in SMOOTHNESS:
+def _collapsed(root: Path) -> set[str]:
+    return {e for e, v in zoo.read_manifest(root)["entries"].items() if zooindex.is_collapsed(v)}
 
-            def mean_of(kind, analysis=analysis, metric=metric, family=family):
-                vals = [r["metrics"][metric] for r in rows if r["analysis"] == analysis
-                        and r["checkpoints"][0].startswith(f"{family}/") and r["probe"].startswith(kind)
-                        and r["metrics"].get(metric) is not None]  # fmt: skip
-                return sum(vals) / len(vals) if vals else None
 
-            dm, gan = mean_of("dm"), mean_of("gan")
-            holds = None if dm is None or gan is None else (dm < gan if lower_smoother else dm > gan)
-            out.append(f"- {family}: DM {analysis} smoother than GAN's by {metric} "
-                       f"({'lower' if lower_smoother else 'higher'} is smoother): {_verdict(holds)} "
-                       f"({_fmt(dm, '.4g')} vs {_fmt(gan, '.4g')})")  # fmt: skip
-    return out
+ROUGHNESS_BASIS = (
+    f"Results at the zoo's settings (surfaces: grid {SURFACE.grid}, r = {SURFACE.radius:g}, direction seed "
+    f"{SURFACE.seed}; interpolations over [{CURVE.lo:g}, {CURVE.hi:g}]; probe batch {SURFACE.probe.batch_size}, "
+    "seed 0): the DMs' mean at each timestep against the GANs' mean for the G loss (D frozen) and for the D loss "
+    "(G frozen), mode-collapsed GANs and x0-prediction DMs (the paper's Fig. 9 counterexample) left out."
+)
+
+
+def _roughness_verdicts(rows: list[dict], collapsed: set[str] = frozenset()) -> list[str]:
+    """Whether DM surfaces and interpolations come out smoother than GANs', per dataset, GAN loss and DM
+    timestep (`dstab.verdicts.smoothness_lines`), over the results at the zoo's settings."""
+    kept = [r for r in rows if r.get("report_settings", True)]
+    return [ROUGHNESS_BASIS, ""] + verdicts.smoothness_lines(kept, set(collapsed))
 
 
 def build(

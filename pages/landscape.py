@@ -76,7 +76,11 @@ if results:
     table = [row for _, (choice, res) in results.items() for row in tables.smoothness_rows(choice.label, res.meta)]
     st.dataframe(table, hide_index=True)
     downloads.numbers(table, "smoothness", columns=settings)
-verdictpanel.landscape(sel.family, sel.manifest["entries"], "surface")
+zoo_settings = (grid, radius, seed) == (SPEC.grid, SPEC.radius, SPEC.seed)
+verdictpanel.landscape(sel.family, sel.manifest["entries"], "surface",
+                       shown=f"DM at t = {t} against the GAN's {role.upper()} loss"
+                       + ("" if zoo_settings else f", at grid {grid}, r = {radius:g}, direction seed {seed} "
+                          "(not the zoo's settings the verdicts use)"))  # fmt: skip
 
 st.subheader("Across timesteps, beside the GAN's G and D (the paper's Fig. 2 and 10)")
 panels, missing = [], []

@@ -179,16 +179,42 @@ def test_precompute_tasks_fill_the_shipped_cache(ckpts, caches):
     assert source == "shipped" and result.summary()["settings"]["slq_steps"] == zooresults.HESSIAN.slq_steps
 
 
-def test_roughness_verdicts_compare_dm_and_gan_means():
+def _rough(eid, t=(), role=None, settings=True, prediction=None, **metrics):
+    kind = "gan" if "/gan" in eid else "dm"
+    return {"analysis": "surface" if "curvature_roughness" in metrics else "interpolate", "id": eid,
+            "checkpoints": [f"{eid}@final"], "probe": kind, "kind": kind, "t": t, "role": role,
+            "prediction": prediction, "report_settings": settings, "metrics": metrics}  # fmt: skip
+
+
+def test_roughness_verdicts_compare_dm_timesteps_with_each_gan_loss():
     rows = [
-        {"analysis": "interpolate", "checkpoints": ["toy2d/dm-eps-s0@final"], "probe": "dm [50]",
-         "metrics": {"roughness": 0.1}},
-        {"analysis": "interpolate", "checkpoints": ["toy2d/dm-eps-s1@final"], "probe": "dm [500]",
-         "metrics": {"roughness": 0.3}},
-        {"analysis": "interpolate", "checkpoints": ["toy2d/gan-s0@final"], "probe": "gan-g g",
-         "metrics": {"roughness": 0.15}},
-    ]  # fmt: skip
+        _rough("toy2d/dm-eps-s0", (50,), roughness=0.1),
+        _rough("toy2d/dm-eps-s1", (50,), roughness=0.3),  # t = 50: DM mean 0.2
+        _rough("toy2d/dm-eps-s0", (500,), roughness=0.5),
+        _rough("toy2d/dm-eps-s1", (500,), roughness=0.7),  # t = 500: DM mean 0.6
+        _rough("toy2d/dm-x0-s0", (50,), prediction="x0", roughness=9.0),  # the x0 counterexample: left out
+        _rough("toy2d/gan-s1", role="g", roughness=1.0),
+        _rough("toy2d/gan-s2", role="g", roughness=2.0),  # G: 1.5, rougher than the DM at both t
+        _rough("toy2d/gan-s0", role="g", roughness=0.01),  # collapsed: excluded
+        _rough("toy2d/gan-s1", role="d", roughness=0.4),  # D: 0.4, between the two DM means
+        _rough("toy2d/gan-s1", role="d", settings=False, roughness=100.0),  # another radius: not compared
+    ]
+    lines = report._roughness_verdicts(rows, {"toy2d/gan-s0"})
+    assert lines[0] == report.ROUGHNESS_BASIS
+    g = next(x for x in lines if "interpolate" in x and "G loss" in x)
+    assert g == (
+        "- toy2d: DM interpolate smoother than GAN's G loss by roughness (lower is smoother): holds "
+        "(GAN 1.5, n = 2; DM at t = 50: 0.2, 500: 0.6, n = 2); excluded as collapsed: toy2d/gan-s0"
+    )
+    d = next(x for x in lines if "interpolate" in x and "D loss" in x)
+    assert "**holds at 1 of 2 DM timesteps**, not at t = 500 (GAN 0.4, n = 1;" in d
+    assert any("curvature_roughness" in x and x.endswith("n/a") for x in lines)  # no surface rows
+
+
+def test_roughness_verdict_does_not_hold_when_no_timestep_agrees():
+    rows = [_rough("digits/dm-eps-s0", (t,), curvature_roughness=0.9, convex_fraction=0.5) for t in (1, 10)]
+    rows += [_rough("digits/gan-s0", role="d", curvature_roughness=0.3, convex_fraction=0.9)]
     lines = report._roughness_verdicts(rows)
-    line = next(x for x in lines if "interpolate" in x)
-    assert "does not hold" in line and "(0.2 vs 0.15)" in line  # DM mean 0.2 is rougher than 0.15
-    assert any("curvature_roughness" in x and "n/a" in x for x in lines)
+    rough = next(x for x in lines if "D loss by curvature_roughness" in x)
+    assert "**does not hold on the zoo** (GAN 0.3, n = 1; DM at t = 1: 0.9, 10: 0.9, n = 1)" in rough
+    assert any("G loss by convex_fraction" in x and x.endswith("n/a") for x in lines)  # no G-loss surface
