@@ -82,3 +82,20 @@ def test_views_log_and_raw():
     assert (raw["dm"].lo, raw["dm"].hi) == (raw["gan"].lo, raw["gan"].hi) == pytest.approx((1e-3, 4.0))
     flat = surface_plots.views({"x": np.ones((3, 3))})["x"]
     assert flat.lo < 1.0 < flat.hi  # a flat surface still gets a range to draw in
+
+
+def test_a_rise_at_or_below_zero_ranks_nothing():
+    # toy2d at t = 500 (seen in Chromium): the GAN's G loss falls on average from its centre (a tilted sheet),
+    # and the sentence called the GAN "smoother by relative rise" and blamed the DM's small centre loss
+    dm = {"metrics": {"relative_rise": 5.74, "curvature_roughness": 0.773, "convex_fraction": 0.875},
+          "centre_loss": 0.145}  # fmt: skip
+    gan = {"metrics": {"relative_rise": -0.0206, "curvature_roughness": 1.24, "convex_fraction": 0.0748},
+           "centre_loss": 1.02}  # fmt: skip
+    text = surface_plots.smoother_sentence(("dm-eps-s0", dm), ("gan-s0", gan))
+    assert "convex fraction 0.875 vs 0.0748: dm-eps-s0; curvature roughness 0.773 vs 1.24: dm-eps-s0" in text
+    assert "relative rise 5.74 vs -0.0206: no ranking." in text
+    assert "gan-s0's loss is on average no higher at r than at the centre" in text
+    assert "divides by the centre loss" not in text
+    positive = {**gan, "metrics": {**gan["metrics"], "relative_rise": 0.5}}
+    text = surface_plots.smoother_sentence(("dm-eps-s0", dm), ("gan-s0", positive))
+    assert "relative rise 5.74 vs 0.5: gan-s0" in text and "0.145 for the DM against 1.02 for the GAN" in text
