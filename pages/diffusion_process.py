@@ -1,9 +1,10 @@
 """Teaching page: forward noising of real data across t, and a DM's reverse trajectory.
 
 Forward: x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (Ho et al. 2020, Eq. 4)
-with the selected DM's own schedule. Reverse: the DM samples from one seed
-and we show its estimate of x_0 at every step, which sharpens from the data
-mean towards the final sample.
+with the selected DM's own schedule and one noise draw eps (the noise seed) for
+every t. Reverse: the DM samples from one seed and we show x_t, its predicted
+noise and its estimate of x_0 at every step, which sharpens from the data mean
+towards the final sample.
 """
 
 import streamlit as st
@@ -12,8 +13,8 @@ import torch
 from dashboard import compute, downloads, sidebar, urlstate
 from dstab import data, probes
 from dstab.analysis.specs import TrajectorySpec
-from dstab.analysis.trajectory import schedule_rows, trajectory_rows
-from dstab.diffusion import Diffusion, NoiseSource
+from dstab.analysis.trajectory import forward_noised, schedule_rows, trajectory_rows
+from dstab.diffusion import Diffusion
 from dstab.errors import DstabError
 from dstab.plots import trajectory as trajectory_plots
 from dstab.plots.png import grid_image
@@ -43,12 +44,8 @@ index = urlstate.number("Example", "example", 0, 0, len(ds) - 1, where=c2) if ds
 noise_seed = urlstate.number("Noise seed", "noise", 0, 0, 10_000, where=c3)
 
 ts = [s for s in SNAPSHOT_TS if s < diffusion.T] + [t]
-if ds.image:
-    x0 = ds.data[index : index + 1].expand(len(ts), *ds.sample_shape)
-else:
-    x0 = ds.fixed_batch(1000, seed=0)[None].expand(len(ts), -1, -1)
-noise = NoiseSource(noise_seed, tuple(x0.shape)).x_T()
-xt = diffusion.q_sample(x0.reshape(len(ts), -1), torch.tensor(ts), noise.reshape(len(ts), -1)).reshape(x0.shape)
+example = ds.data[index] if ds.image else ds.fixed_batch(1000, seed=0)
+xt = forward_noised(diffusion, example, ts, noise_seed)  # one noise for every t: the strip and x_t agree
 
 left, right = st.columns(2)
 if ds.image:
@@ -57,7 +54,7 @@ if ds.image:
     left.image(strip, caption="x_t at t = " + ", ".join(str(s) for s in ts[:-1]))
     downloads.image(strip, "forward-strip", where=left)
 else:
-    fig_pts = trajectory_plots.points(xt[-1], f"x_t at t = {t}", reference=x0[-1])
+    fig_pts = trajectory_plots.points(xt[-1], f"x_t at t = {t}", reference=example)
     left.plotly_chart(fig_pts, key="forward-points")
     downloads.figure(fig_pts, "forward-points", where=left)
 fig_sched = trajectory_plots.schedule(diffusion, t)

@@ -79,3 +79,13 @@ def schedule_rows(diffusion) -> list[dict]:
         {"t": t, "sqrt_abar": a**0.5, "sqrt_one_minus_abar": (1 - a) ** 0.5, "snr": a / (1 - a)}
         for t, a in enumerate(abar)
     ]
+
+
+def forward_noised(diffusion, x0: torch.Tensor, ts: list[int], noise_seed: int) -> torch.Tensor:
+    """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps at each t of `ts` (Ho et al. 2020, Eq. 4), one row per
+    t, with ONE noise draw eps (NoiseSource(noise_seed)) for every t: the rows fade the same data into the
+    same noise, so x_t of one t is one picture wherever it is shown. `x0`: one example (or batch of points)."""
+    noise = NoiseSource(noise_seed, (1, *x0.shape)).x_T()
+    rows = len(ts)
+    flat = x0.reshape(1, -1).expand(rows, -1)
+    return diffusion.q_sample(flat, torch.tensor(ts), noise.reshape(1, -1).expand(rows, -1)).reshape(rows, *x0.shape)

@@ -96,7 +96,7 @@ def reverse_steps(ts: np.ndarray, xt: np.ndarray, eps: np.ndarray, x0: np.ndarra
     from plotly.subplots import make_subplots
 
     picks = frame_picks(len(ts))
-    nrow = min(xt.shape[1], 8)
+    nrow = min(xt.shape[1], 4)  # images: 4 to a row, so 8 samples fill a panel at twice the size of one row
     titles = ("x_t (model input)", "predicted noise eps", "x0 estimate")
     fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.04)
     first = int(picks[np.argmin(np.abs(picks - start))])
@@ -114,12 +114,14 @@ def reverse_steps(ts: np.ndarray, xt: np.ndarray, eps: np.ndarray, x0: np.ndarra
              "method": "animate"}  # fmt: skip
     steps = [{"args": [[label(i)], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}],
               "label": f"{i + 1}", "method": "animate"} for i in picks]  # fmt: skip
+    # play button and step slider below the panels, clear of the points' x tick labels
     fig.update_layout(
-        height=420 if image else 440, margin={"t": 60, "b": 10},
-        updatemenus=[{"type": "buttons", "buttons": [play, pause], "x": 0, "y": -0.05, "xanchor": "left",
-                      "direction": "left"}],
+        height=460 if image else 520, margin={"t": 60, "b": 110},
+        updatemenus=[{"type": "buttons", "buttons": [play, pause], "x": 0, "y": 0, "yanchor": "top",
+                      "pad": {"t": 60}, "xanchor": "left", "direction": "left"}],
         sliders=[{"steps": steps, "active": int(np.where(picks == first)[0][0]), "x": 0.12, "len": 0.88,
-                  "y": -0.02, "currentvalue": {"prefix": "sampler ", "font": {"size": 12}}}],
+                  "y": 0, "yanchor": "top", "pad": {"t": 40},
+                  "currentvalue": {"prefix": "step ", "suffix": f" of {len(ts)}", "font": {"size": 12}}}],
         title=label(first),
     )  # fmt: skip
     if image:

@@ -59,3 +59,20 @@ def test_trajectory_ends_where_the_library_sampler_ends(app, family, shape):
         with torch.no_grad():
             eps0 = bundle.model(torch.from_numpy(x_t[0]), t0).numpy()
         np.testing.assert_allclose(stored.arrays["eps_hat"][0], eps0, atol=1e-4)
+
+
+def test_forward_rows_share_one_noise_draw():
+    # seen in Chromium: the big x_t at t = 250 and the strip's t = 250 were two different pictures (a noise
+    # draw per row); Eq. 4 with one eps makes every row the same data and the same noise, mixed by abar_t
+    from dstab.analysis.trajectory import forward_noised
+
+    bundle = checkpoints.load(zoo.checkpoint_path("digits/dm-eps-s0"))
+    d = bundle.diffusion
+    x0 = torch.linspace(-1, 1, 64).reshape(1, 8, 8)
+    rows = forward_noised(d, x0, [0, 250, 999, 250], noise_seed=7)
+    assert rows.shape == (4, 1, 8, 8)
+    torch.testing.assert_close(rows[1], rows[3], rtol=0, atol=0)
+    eps = NoiseSource(7, (1, 1, 8, 8)).x_T()[0]
+    for i, t in enumerate([0, 250, 999]):
+        abar = float(d.alphas_cumprod[t])
+        torch.testing.assert_close(rows[i], abar**0.5 * x0 + (1 - abar) ** 0.5 * eps, rtol=1e-5, atol=1e-6)
