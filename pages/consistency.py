@@ -68,21 +68,26 @@ for kind in kinds:
         where.error(f"{TITLES[kind]} group unavailable: {exc}")
 results = {kind: (members[kind], res) for kind, res in compute.many(asks, sel.device, where_all=top).items()}
 
+points_cols = None  # 2-D points: the groups side by side, each plot about square (equal axes)
 for kind, (names, res) in results.items():
     shown = [row_name(n) for n in names]
     samples = res.arrays["samples"]
-    st.subheader(f"{TITLES[kind]}: C(q) = {res.meta['C_db']:.2f} dB, all M = {samples.shape[1]} samples of "
-                 f"N = {len(names)} models")  # fmt: skip
+    where = st
+    if samples.ndim != 5:
+        points_cols = points_cols or dict(zip(results, st.columns(len(results))))
+        where = points_cols[kind]
+    where.subheader(f"{TITLES[kind]}: C(q) = {res.meta['C_db']:.2f} dB, all M = {samples.shape[1]} samples of "
+                    f"N = {len(names)} models")  # fmt: skip
     if samples.ndim == 5:
         fig = consistency_plots.image_grid(samples, shown, f"{TITLES[kind]}: a row per model, a column per noise")
         st.caption("Drag to zoom in, double-click to zoom out. Column i of every row starts from the same noise.")
         downloads.image(consistency_plots.grid(samples, scale=6, columns=samples.shape[1]), f"consistency-{kind}")
     else:
         fig = consistency_plots.linked_points(samples, shown, f"{TITLES[kind]}: each colour one shared noise")
-        st.caption("One marker symbol per model, one colour per sample: the faint line joins where the same noise "
-                   "went in each model. Short lines: a consistent group.")  # fmt: skip
-    st.plotly_chart(fig, key=f"samples-{kind}")
-    downloads.figure(fig, f"consistency-samples-{kind}")
+        where.caption("One marker symbol per model, one colour per sample: the faint line joins where the same "
+                      "noise went in each model. Short lines: a consistent group.")  # fmt: skip
+    where.plotly_chart(fig, key=f"samples-{kind}")
+    downloads.figure(fig, f"consistency-samples-{kind}", where=where)
 
 for where, (kind, (names, res)) in zip(st.columns(len(results) or 1), results.items()):
     heat = consistency_plots.psnr_heatmap(res.meta["psnr_matrix_db"], [n.split("/", 1)[1] for n in names], kind)

@@ -103,3 +103,22 @@ def test_trajectory_command_equals_the_library_and_hits_the_cache(ckpts, caches,
     assert cli.main(argv) == 0 and json.loads((out / "trajectory.json").read_text())["source"] == "user"
     assert cli.main(["trajectory", str(ckpts["toy_gan"]), "-o", str(out)]) == 2
     assert "one DM checkpoint" in capsys.readouterr().err
+
+
+def test_consistency_grid_wraps_m_samples_into_bands_of_16():
+    # seen in Chromium: M = 32 in one row drew each 8x8 digit ~30 px wide under a tall blank figure
+    from dstab.plots import consistency as consistency_plots
+
+    n, m = 3, 20
+    samples = np.linspace(-1, 1, n * m * 4).reshape(n, m, 1, 2, 2).astype(np.float32)
+    fig = consistency_plots.image_grid(samples, ["a", "b", "c"], "t", scale=1)
+    z = np.asarray(fig.data[0].z)
+    assert z.shape[:2] == (2 * n * 3 + 1, 16 * 3 + 1)  # 2 bands of 3 rows, 16 columns; cells 2 px + 1 px pad
+    assert list(fig.layout.yaxis.ticktext) == ["a (1-16)", "b (1-16)", "c (1-16)", "a (17-20)", "b (17-20)",
+                                               "c (17-20)"]  # fmt: skip
+    assert list(fig.layout.xaxis.ticktext) == ["1 / 17", "3 / 19", "5", "7", "9", "11", "13", "15"]
+    # model b's sample 18 sits in band 2, row 2, column 2; blank (white) cells after sample 20
+    want = png.to_uint8(samples[1, 17][None])[0, :, :, 0]
+    np.testing.assert_array_equal(z[1 + 4 * 3 : 3 + 4 * 3, 4:6, 0], want)
+    assert (z[1 + 3 * 3 : 3 + 3 * 3, 1 + 4 * 3 :, :] == 255).all()
+    assert consistency_plots.image_grid(samples[:, :5], ["a", "b", "c"], "t").layout.yaxis.ticktext == ("a", "b", "c")

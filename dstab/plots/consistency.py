@@ -52,21 +52,35 @@ def psnr_heatmap(mean: np.ndarray, names: list[str], kind: str):
     return fig
 
 
-def image_grid(samples: np.ndarray, names: list[str], title: str, scale: int = 4):
+BAND = 16  # samples per band of the page's grid: M = 32 is two bands of cells twice as large as one row of 32
+
+
+def image_grid(samples: np.ndarray, names: list[str], title: str, scale: int = 4, band: int = BAND):
+    """(N models, M samples, C, H, W) in [-1, 1] as one zoomable picture: a row per model, a column
+    per sample; a column shares its noise. All M are shown, `band` columns wide: past that the samples
+    go on in another band of N rows below (its rows say which samples they hold)."""
     import plotly.graph_objects as go
 
-    """(N models, M samples, C, H, W) in [-1, 1] as one zoomable picture: a row per model, a column
-    per sample; a column shares its noise. All M are shown."""
     n, m = samples.shape[:2]
-    img = png.grid_image(samples.reshape(n * m, *samples.shape[2:]), nrow=m, scale=scale)
+    cols = min(m, band)
+    bands = -(-m // cols)
+    blank = np.ones((n, bands * cols - m, *samples.shape[2:]), dtype=samples.dtype)  # white, as the page
+    cells = np.concatenate([samples, blank], axis=1).reshape(n, bands, cols, *samples.shape[2:])
+    cells = cells.swapaxes(0, 1).reshape(bands * n * cols, *samples.shape[2:])  # band by band, models in each
+    img = png.grid_image(cells, nrow=cols, scale=scale)
     fig = go.Figure(go.Image(z=png.rgb(img), hoverinfo="skip"))
-    cell = img.height / n
-    fig.update_yaxes(tickvals=[cell * (j + 0.5) for j in range(n)], ticktext=names, showgrid=False)
-    ticks = range(0, m, max(1, m // 8))
-    fig.update_xaxes(tickvals=[img.width / m * (i + 0.5) for i in ticks], ticktext=[str(i + 1) for i in ticks],
-                     title="sample (shared noise)")  # fmt: skip
-    fig.update_layout(title=title, height=max(220, 60 + 110 * n), margin={"l": 10, "r": 10, "t": 40, "b": 40},
-                      dragmode="zoom")  # fmt: skip
+    cell = img.height / (n * bands)
+    labels = [name if bands == 1 else f"{name} ({b * cols + 1}-{min(m, (b + 1) * cols)})"
+              for b in range(bands) for name in names]  # fmt: skip
+    fig.update_yaxes(tickvals=[cell * (j + 0.5) for j in range(n * bands)], ticktext=labels, showgrid=False)
+    ticks = range(0, cols, max(1, cols // 8))
+    fig.update_xaxes(tickvals=[img.width / cols * (i + 0.5) for i in ticks],
+                     ticktext=[" / ".join(str(b * cols + i + 1) for b in range(bands) if b * cols + i < m)
+                               for i in ticks],
+                     title="sample (shared noise)" + (", band by band" if bands > 1 else ""))  # fmt: skip
+    # as tall as the picture is at the page's width (~1100 px), so no blank band above and below it
+    height = int(min(900, max(220, 90 + 1100 * img.height / img.width)))
+    fig.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 40, "b": 40}, dragmode="zoom")
     return fig
 
 
@@ -87,7 +101,7 @@ def linked_points(samples: np.ndarray, names: list[str], title: str, extent: flo
                                 "line": {"color": "black", "width": 0.5}},
                         customdata=np.arange(1, m + 1),
                         hovertemplate=f"{name}<br>sample %{{customdata}}<extra></extra>")  # fmt: skip
-    fig.update_layout(title=title, height=480, xaxis_range=[-extent, extent], yaxis_range=[-extent, extent],
+    fig.update_layout(title=title, height=560, xaxis_range=[-extent, extent], yaxis_range=[-extent, extent],
                       legend={"orientation": "h", "y": -0.12}, margin={"t": 40})  # fmt: skip
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
     return fig
