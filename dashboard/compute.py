@@ -20,6 +20,7 @@ import streamlit as st
 
 from dstab import cache, zooresults
 from dstab.analysis.results import Plan
+from dstab.analysis.specs import HessianSpec
 from dstab.errors import DstabError
 
 from . import server
@@ -116,6 +117,10 @@ def _begin(ask: Ask, device) -> cache.Result | Job | str:
     the work for the estimate (the plan keeps the built probe and the timing, so the computation reuses
     both). A cheap miss starts at once, unless the user cancelled it; a costly or cancelled one draws
     its cost and a Compute button."""
+    if isinstance(ask.spec, HessianSpec) and len(ask.bundles) == 1:
+        hit = zooresults.stored_hessian(ask.spec, ask.bundles[0])  # without building the probe
+        if hit is not None:
+            return hit
     plan = Plan(ask.spec, ask.bundles, device)
     jobs = runner()
     hit = jobs.result(plan.key) if plan.key else None

@@ -164,6 +164,26 @@ def shipped_hessians(entry: dict) -> list[cache.Result] | None:
     return None if where is None else cache.find(HESSIAN.name, [final_sha(entry)], where)
 
 
+def stored_hessian(spec: HessianSpec, bundle) -> cache.Result | None:
+    """The stored result of `spec` for a loaded checkpoint, found without building its probe: the exact
+    key holds the built probe's description, and building a DM's probe runs a meta-device forward whose
+    first call imports torch._dynamo (2-6 s on a 2-core CPU: the Hessian page took 2.3 s on a hit).
+    Searched by `known_params` from the checkpoint's header, then held to every setting of the exact key
+    (tol, max_steps, block, lambda_min); None when none or several fit: then ask with the exact key."""
+    from .analysis.hessian_settings import optional_keys
+
+    T = bundle.diffusion.T if bundle.kind == "dm" and bundle.diffusion is not None else None
+    entry = {"kind": bundle.kind, "dataset": bundle.header.get("dataset"), "train_config": {"diffusion": {"T": T}}}
+    where = spec.known_params(entry) if bundle.sha256 and entry["dataset"] else None
+    if where is None:
+        return None
+    exact = {"tol": float(spec.tol), "max_steps": int(spec.max_steps), **optional_keys(spec.block, spec.lambda_min)}
+    hits = [r for r in cache.find(spec.name, [bundle.sha256], where)
+            if all(r.params.get(k) == v for k, v in exact.items())
+            and not ({"block", "lambda_min"} - set(exact)) & set(r.params)]  # fmt: skip
+    return hits[0] if len(hits) == 1 else None
+
+
 def shipped_hessian_claims(family: str, entries: dict) -> list:
     """The report's Hessian verdicts (`dstab.verdicts.hessian_claims`) over every init seed of dm-init and
     gan-init, from the stored results alone; a model without a unique stored result is left out."""

@@ -26,3 +26,21 @@ def test_landscape_cache_miss_builds_each_probe_once_and_times_each_loss_once(ap
     assert len(at.get("plotly_chart")) == 5  # both surfaces were computed and drawn, and their small multiples
     assert sorted(built) == ["dm_probe", "gan_probe"]
     assert len(timed) == 2 and all(k is not None for k in timed)  # the page's estimates; the engines reused them
+
+
+def test_hessian_hit_builds_no_probe(app, monkeypatch, tmp_path):
+    # bench_app on the real zoo: the Hessian page took 2.3 s on a cache hit, building both probes only to
+    # spell the exact key (a DM's first build imports torch._dynamo); a stored result is found without them
+    monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "fresh-cache"))
+    first = app("pages/hessian.py", data="toy2d", k="1", trace="2", slq="1")  # a miss: computed and stored
+    assert not first.exception, first.exception
+    numbers = first.dataframe[0].value
+    built = []
+    for name in ("dm_probe", "gan_probe"):
+        original = getattr(probes, name)
+        monkeypatch.setattr(probes, name, lambda *a, _f=original, _n=name, **k: built.append(_n) or _f(*a, **k))
+    at = app("pages/hessian.py", data="toy2d", k="1", trace="2", slq="1")
+    assert not at.exception, at.exception
+    assert built == []
+    assert at.dataframe[0].value.equals(numbers)
+    assert not [c.value for c in at.caption if "not in the cache" in c.value]
