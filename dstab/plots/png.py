@@ -30,6 +30,17 @@ def rgb(img) -> np.ndarray:
     return np.repeat(arr[..., None], 3, axis=2) if arr.ndim == 2 else arr
 
 
+def data_uri(img) -> str:
+    """A PIL image as a PNG data URI (plotly's Image trace `source`: a few kB, where `z` sends every pixel
+    as a JSON number and plotly validates each array)."""
+    import base64
+    import io
+
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False, compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def grid_image(images, nrow: int | None = None, scale: int = 1, pad: int = 1) -> Image.Image:
     arr = to_uint8(images)
     n, h, w, c = arr.shape

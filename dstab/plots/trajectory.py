@@ -9,6 +9,7 @@ from . import KIND_COLOURS, png
 from .consistency import PALETTE
 
 MAX_FRAMES = 60  # a play button over more sampler steps than this shows evenly spaced ones
+IMAGE_SCALE = 1  # the panels' PNGs at their own pixels: plotly draws an Image trace unsmoothed (zsmooth off)
 
 
 def points(pts, title: str, reference=None, extent: float = 3.5):
@@ -80,9 +81,11 @@ def _panel_traces(xt, eps, x0, image: bool, nrow: int) -> list:
     import plotly.graph_objects as go
 
     if image:
-        # x_t and eps are unbounded: shown clipped to [-1, 1] (x_t) and divided by 3 (eps, ~N(0, 1))
-        return [go.Image(z=png.rgb(png.grid_image(np.clip(a, -1, 1), nrow=nrow)), hoverinfo="skip")
-                for a in (xt, eps / 3.0, x0)]  # fmt: skip
+        # x_t and eps are unbounded: shown clipped to [-1, 1] (x_t) and divided by 3 (eps, ~N(0, 1)); as PNG
+        # sources (one per panel and frame: a play button over 50 steps sends 150), enlarged so that they stay
+        # sharp pixels when the browser scales them
+        return [go.Image(source=png.data_uri(png.grid_image(np.clip(a, -1, 1), nrow=nrow, scale=IMAGE_SCALE)),
+                         hoverinfo="skip") for a in (xt, eps / 3.0, x0)]  # fmt: skip
     return [go.Scatter(x=a[:, 0], y=a[:, 1], mode="markers", marker={"size": 4, "color": PALETTE[k]}, showlegend=False)
             for k, a in enumerate((xt, eps, x0))]  # fmt: skip
 
