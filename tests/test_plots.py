@@ -122,3 +122,28 @@ def test_consistency_grid_wraps_m_samples_into_bands_of_16():
     np.testing.assert_array_equal(z[1 + 4 * 3 : 3 + 4 * 3, 4:6, 0], want)
     assert (z[1 + 3 * 3 : 3 + 3 * 3, 1 + 4 * 3 :, :] == 255).all()
     assert consistency_plots.image_grid(samples[:, :5], ["a", "b", "c"], "t").layout.yaxis.ticktext == ("a", "b", "c")
+
+
+@pytest.mark.parametrize(("count", "columns", "hspace", "vspace"), [(11, 4, 0.04, 0.12), (3, 3, 0.04, 0.0)])
+def test_subplot_grid_is_make_subplots_layout(count, columns, hspace, vspace):
+    # the landscape's small multiples and the reverse steps lay out their panels as plotly's make_subplots
+    # would (0.34 s for 12 panels on the shared CPU, a third of the page) from one plain dict
+    from plotly.subplots import make_subplots
+
+    from dstab.plots.subplots import grid
+
+    rows = -(-count // columns)
+    titles = [f"panel {i}" for i in range(count)]
+    ref = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=hspace,
+                        vertical_spacing=vspace).to_dict()["layout"]  # fmt: skip
+    layout, axes = grid(count, columns, hspace, vspace, titles, font_size=16)
+    for i, (x, y) in enumerate(axes):
+        k = "" if i == 0 else str(i + 1)
+        assert (x, y) == (f"x{k}", f"y{k}")
+        for axis in (f"xaxis{k}", f"yaxis{k}"):
+            assert layout[axis]["anchor"] == ref[axis]["anchor"]
+            assert layout[axis]["domain"] == pytest.approx(ref[axis]["domain"], abs=1e-12)
+    for mine, theirs in zip(layout["annotations"], ref["annotations"]):
+        assert mine["text"] == theirs["text"] and mine["font"] == theirs["font"]
+        assert (mine["x"], mine["y"]) == pytest.approx((theirs["x"], theirs["y"]), abs=1e-12)
+        assert all(mine[k] == theirs[k] for k in ("xref", "yref", "xanchor", "yanchor", "showarrow"))

@@ -99,22 +99,22 @@ def small_multiples(panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
     """One contour map per (title, alphas, betas, loss), each on its own loss range, which its title
     states: the DM across timesteps beside the GAN's G and D (the paper's Fig. 2 and 10)."""
     import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+
+    from .subplots import grid
 
     rows = max(1, -(-len(panels) // columns))
     titles = [f"{t}<br>{_range(loss)[0]:.3g} to {_range(loss)[1]:.3g}" for t, _, _, loss in panels]
-    fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.04,
-                        vertical_spacing=0.12 if rows > 1 else 0.0)  # fmt: skip
-    for i, (_, a, b, loss) in enumerate(panels):
+    layout, axes = grid(len(panels), columns, 0.04, 0.12 if rows > 1 else 0.0, titles, font_size=11)
+    for k in layout:
+        if k.startswith(("xaxis", "yaxis")):
+            layout[k]["showticklabels"] = False
+    data = []
+    for (_, a, b, loss), (x, y) in zip(panels, axes):
         lo, hi = _range(loss)
-        fig.add_trace(go.Contour(x=b, y=a, z=loss, zmin=lo, zmax=hi, colorscale="Viridis", showscale=False,
-                                 contours={"coloring": "heatmap"}, line={"width": 0.5}),
-                      row=i // columns + 1, col=i % columns + 1)  # fmt: skip
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False)
-    fig.update_annotations(font_size=11)
-    fig.update_layout(height=230 * rows + 40, margin={"l": 10, "r": 10, "b": 10, "t": 50}, showlegend=False)
-    return fig
+        data.append(go.Contour(x=b, y=a, z=loss, zmin=lo, zmax=hi, colorscale="Viridis", showscale=False,
+                               contours={"coloring": "heatmap"}, line={"width": 0.5}, xaxis=x, yaxis=y))  # fmt: skip
+    layout.update(height=230 * rows + 40, margin={"l": 10, "r": 10, "b": 10, "t": 50}, showlegend=False)
+    return go.Figure(data=data, layout=layout)
 
 
 def _fmt(x: float) -> str:

@@ -77,17 +77,17 @@ def frame_picks(count: int, most: int = MAX_FRAMES) -> np.ndarray:
     return np.unique(np.linspace(0, count - 1, min(count, most)).round().astype(int))
 
 
-def _panel_traces(xt, eps, x0, image: bool, nrow: int) -> list:
-    import plotly.graph_objects as go
-
+def _panel_traces(xt, eps, x0, image: bool, nrow: int, axes) -> list[dict]:
+    """The three panels' traces as plain dicts (the figure validates them once, frames included)."""
     if image:
         # x_t and eps are unbounded: shown clipped to [-1, 1] (x_t) and divided by 3 (eps, ~N(0, 1)); as PNG
-        # sources (one per panel and frame: a play button over 50 steps sends 150), enlarged so that they stay
-        # sharp pixels when the browser scales them
-        return [go.Image(source=png.data_uri(png.grid_image(np.clip(a, -1, 1), nrow=nrow, scale=IMAGE_SCALE)),
-                         hoverinfo="skip") for a in (xt, eps / 3.0, x0)]  # fmt: skip
-    return [go.Scatter(x=a[:, 0], y=a[:, 1], mode="markers", marker={"size": 4, "color": PALETTE[k]}, showlegend=False)
-            for k, a in enumerate((xt, eps, x0))]  # fmt: skip
+        # sources (one per panel and frame: a play button over 50 steps sends 150) at IMAGE_SCALE
+        pictures = [png.grid_image(np.clip(a, -1, 1), nrow=nrow, scale=IMAGE_SCALE) for a in (xt, eps / 3.0, x0)]
+        return [{"type": "image", "source": png.data_uri(p), "hoverinfo": "skip", "xaxis": x, "yaxis": y}
+                for p, (x, y) in zip(pictures, axes)]  # fmt: skip
+    return [{"type": "scatter", "x": a[:, 0], "y": a[:, 1], "mode": "markers", "showlegend": False, "xaxis": x,
+             "yaxis": y, "marker": {"size": 4, "color": PALETTE[k]}}
+            for k, (a, (x, y)) in enumerate(zip((xt, eps, x0), axes))]  # fmt: skip
 
 
 def reverse_steps(ts: np.ndarray, xt: np.ndarray, eps: np.ndarray, x0: np.ndarray, image: bool, start: int = 0,
@@ -96,21 +96,23 @@ def reverse_steps(ts: np.ndarray, xt: np.ndarray, eps: np.ndarray, x0: np.ndarra
     frame per sampler step (evenly spaced ones past MAX_FRAMES), with a play button and a step slider.
     Step k (1-based) is the k-th model call: t = ts[k - 1]."""
     import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+
+    from .subplots import grid
 
     picks = frame_picks(len(ts))
     nrow = min(xt.shape[1], 4)  # images: 4 to a row, so 8 samples fill a panel at twice the size of one row
     titles = ("x_t (model input)", "predicted noise eps", "x0 estimate")
-    fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.04)
+    layout, axes = grid(3, 3, 0.04, 0.0, titles, font_size=16)
+    for k in layout:
+        if k.startswith(("xaxis", "yaxis")):
+            layout[k].update({"showticklabels": False} if image else {"range": [-extent, extent]})
     first = int(picks[np.argmin(np.abs(picks - start))])
-    for col, trace in enumerate(_panel_traces(xt[first], eps[first], x0[first], image, nrow), start=1):
-        fig.add_trace(trace, row=1, col=col)
 
     def label(i: int) -> str:
         return f"step {i + 1} of {len(ts)}, t = {int(ts[i])}"
 
-    fig.frames = [go.Frame(data=_panel_traces(xt[i], eps[i], x0[i], image, nrow), name=label(i),
-                           traces=[0, 1, 2], layout={"title": {"text": label(i)}}) for i in picks]  # fmt: skip
+    frames = [{"data": _panel_traces(xt[i], eps[i], x0[i], image, nrow, axes), "name": label(i), "traces": [0, 1, 2],
+               "layout": {"title": {"text": label(i)}}} for i in picks]  # fmt: skip
     play = {"args": [None, {"frame": {"duration": 120, "redraw": True}, "fromcurrent": True}], "label": "Play",
             "method": "animate"}  # fmt: skip
     pause = {"args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}], "label": "Pause",
@@ -118,19 +120,14 @@ def reverse_steps(ts: np.ndarray, xt: np.ndarray, eps: np.ndarray, x0: np.ndarra
     steps = [{"args": [[label(i)], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}],
               "label": f"{i + 1}", "method": "animate"} for i in picks]  # fmt: skip
     # play button and step slider below the panels, clear of the points' x tick labels
-    fig.update_layout(
-        height=460 if image else 520, margin={"t": 60, "b": 110},
+    layout.update(
+        height=460 if image else 520, margin={"t": 60, "b": 110}, title={"text": label(first)},
         updatemenus=[{"type": "buttons", "buttons": [play, pause], "x": 0, "y": 0, "yanchor": "top",
                       "pad": {"t": 60}, "xanchor": "left", "direction": "left"}],
         sliders=[{"steps": steps, "active": int(np.where(picks == first)[0][0]), "x": 0.12, "len": 0.88,
                   "y": 0, "yanchor": "top", "pad": {"t": 40},
                   "currentvalue": {"prefix": "step ", "suffix": f" of {len(ts)}", "font": {"size": 12}}}],
-        title=label(first),
     )  # fmt: skip
-    if image:
-        fig.update_xaxes(showticklabels=False)
-        fig.update_yaxes(showticklabels=False)
-    else:
-        fig.update_xaxes(range=[-extent, extent])
-        fig.update_yaxes(range=[-extent, extent])
+    fig = go.Figure(data=_panel_traces(xt[first], eps[first], x0[first], image, nrow, axes), layout=layout,
+                    frames=frames)  # fmt: skip
     return fig
