@@ -189,11 +189,11 @@ def samples_section() -> None:
     files = runboard.checkpoint_files(name)
     step = c2.select_slider("Checkpoint step", list(files), value=max(files), key=f"sample_step_{name}")
     try:
-        img = sample_png(str(files[step]), files[step].stat().st_mtime_ns)
+        img, count = sample_png(str(files[step]), files[step].stat().st_mtime_ns)
     except (DstabError, OSError) as exc:
         st.error(f"cannot sample {files[step].name}: {exc}")
         return
-    st.image(img, caption=f"{name}, step {step}: 16 DDIM-50 samples, seed 0 (the same noise at every step)")
+    st.image(img, caption=f"{name}, step {step}: {count} DDIM-50 samples, seed 0 (the same noise at every step)")
     downloads.image(img, f"{name}-step{step}")
 
 

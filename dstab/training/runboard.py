@@ -151,12 +151,22 @@ def checkpoint_files(name: str, root=None) -> dict[int, Path]:
     return {s: path / runs.RUN / "checkpoints" / f"step{s:07d}.safetensors" for s in runs.checkpoint_steps(path)}
 
 
+POINTS_PER_IMAGE = 16  # a scatter of 2-D points draws this many times the samples an image grid does
+
+
+def sample_count(points: bool, n: int = 16) -> int:
+    """How many samples `sample_image` draws: n images, or n * POINTS_PER_IMAGE 2-D points."""
+    return n * POINTS_PER_IMAGE if points else n
+
+
 def sample_image(checkpoint: Path, n: int = 16, seed: int = 0):
-    """A grid (images) or scatter (2-D points) of samples from a checkpoint's EMA weights."""
+    """(image, samples drawn): a grid (images) or scatter (2-D points) of DDIM-50 samples from a
+    checkpoint's EMA weights."""
     from .. import checkpoints, sampling
     from ..plots import png
 
     bundle = checkpoints.load(checkpoint)
     points = len(sampling.sample_shape(bundle)) == 1
-    samples = sampling.generate(bundle, n * 16 if points else n, seed, sampler="ddim", steps=50)
-    return png.scatter_image(samples) if points else png.grid_image(samples, scale=4)
+    count = sample_count(points, n)
+    samples = sampling.generate(bundle, count, seed, sampler="ddim", steps=50)
+    return (png.scatter_image(samples) if points else png.grid_image(samples, scale=4)), count

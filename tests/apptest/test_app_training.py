@@ -93,6 +93,9 @@ def test_finished_run_table_and_curves_equal_the_database(ws):
     assert quartiles["layout"]["legend"]["orientation"] == "h"  # below the chart, not squeezing it
     assert at.select_slider(key="sample_step_done").options == ["20", "40"]
     assert len(at.get("image")) == 1  # the EMA sample grid of the latest checkpoint
+    # 2-D points: 16 x 16 of them drawn (the caption said 16 beside a scatter of 256)
+    caption = at.get("image")[0].proto.imgs[0].caption
+    assert caption == "done, step 40: 256 DDIM-50 samples, seed 0 (the same noise at every step)"
 
 
 def test_running_run_is_polled_and_the_stop_button_stops_it(ws, monkeypatch):
