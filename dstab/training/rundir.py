@@ -52,9 +52,6 @@ import threading
 import time
 from pathlib import Path
 
-import torch
-
-from ..bundle import safe_torch_load
 from ..errors import DstabError
 from ..fileio import atomic_write_bytes, write_json
 
@@ -102,6 +99,8 @@ def checkpoint_steps(run_dir: Path) -> list[int]:
 def save_resume_state(checkpoint_dir: Path, state: dict) -> None:
     """resume.pt, atomically; the one it replaces is kept as resume.prev.pt, so a newest file damaged
     later (a disk error, a bad copy) still leaves an exact resume point one checkpoint back."""
+    import torch  # here, not at the top: the run manager reads run folders without PyTorch
+
     buf = io.BytesIO()
     torch.save(state, buf)
     current, staged = checkpoint_dir / RESUME, checkpoint_dir / f".{RESUME}.next.tmp"
@@ -114,6 +113,8 @@ def save_resume_state(checkpoint_dir: Path, state: dict) -> None:
 def _readable_state(path: Path) -> tuple[dict | None, str | None]:
     if not path.exists():
         return None, f"{path.name} is missing"
+    from ..bundle import safe_torch_load  # PyTorch, only to read a resume state
+
     try:
         state = safe_torch_load(path)
     except DstabError as exc:
