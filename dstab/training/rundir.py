@@ -20,7 +20,8 @@ Layout of RUN_DIR:
     metrics.sqlite    SQLite in WAL mode, table
                       metrics(step INTEGER, name TEXT, value REAL, wall REAL,
                               PRIMARY KEY(step, name)),
-                      rows committed as they happen; `wall` is Unix time.
+                      rows committed as they happen; `wall` is Unix time
+                      (read them with runmetrics.RunMetrics, the one reader).
                       Names: loss, loss_q0..loss_q3 (mean loss per quartile of t),
                       grad_norm, lr, beta1, samples_per_s, d_loss (GANs) and an
                       evaluation named by `metric_name`, e.g. "fd_local@500x50ddim"
@@ -235,14 +236,3 @@ class MetricsDB:
 
     def close(self) -> None:
         self.conn.close()
-
-
-def read_metrics(path: Path, since_step: int = -1) -> list[tuple[int, str, float, float]]:
-    """(step, name, value, wall) rows with step > since_step, ordered; safe while a run writes."""
-    conn = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True, timeout=30)
-    try:
-        return conn.execute(
-            "SELECT step, name, value, wall FROM metrics WHERE step > ? ORDER BY step, name", (int(since_step),)
-        ).fetchall()
-    finally:
-        conn.close()
