@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import confine
 from ..errors import require
 
 # dstab's choice, not the paper's (it does not say which t its DM Hessian used): the midpoints of the four
@@ -26,13 +27,14 @@ def _ints(values) -> tuple[int, ...] | None:
 @dataclass(frozen=True)
 class ProbeSpec:
     """Which deterministic loss of a checkpoint is measured (dstab.probes): a DM's L_simple averaged over
-    timesteps, or a GAN's G or D loss, on a fixed batch drawn by `seed`."""
+    timesteps, or a GAN's G or D loss, on a fixed batch drawn by `seed` from `dataset`."""
 
     timesteps: tuple[int, ...] | None = None  # DM timesteps; None: `fractions` of the model's T
     role: str | None = None  # GAN: "g" or "d"; None: "g"
     batch_size: int = 64
     seed: int = 0
     fractions: tuple[float, ...] = QUARTILE_MIDPOINTS
+    dataset: str | None = None  # None: the checkpoint header's (confine.header_dataset); else the user's pick
 
     @classmethod
     def of(cls, kind: str, timesteps=None, role: str | None = None, **kw) -> ProbeSpec:
@@ -46,6 +48,8 @@ class ProbeSpec:
         else:
             require(self.role is None, f"{bundle.name} is a DM; --role applies to GANs only (use --timestep)")
         require(self.batch_size >= 1, f"batch size must be positive, got {self.batch_size}")
+        if self.dataset is not None:
+            confine.chosen_dataset(self.dataset)
 
     def timesteps_of(self, bundle) -> list[int]:
         if self.timesteps is not None:
@@ -56,6 +60,8 @@ class ProbeSpec:
         """The probe's part of a surface's or a curve's cache parameters."""
         self.check(bundle)
         common = {"batch_size": int(self.batch_size), "seed": int(self.seed)}
+        if self.dataset is not None and self.dataset != bundle.header.get("dataset"):
+            common["dataset"] = self.dataset  # another dataset, another result (the header's keeps its old key)
         if bundle.kind == "gan":
             return {"kind": "gan", "role": self.role or "g", **common}
         return {"kind": "dm", "timesteps": self.timesteps_of(bundle), **common}
@@ -66,8 +72,8 @@ class ProbeSpec:
 
         self.check(bundle)
         if bundle.kind == "dm":
-            return dm_probe(bundle, self.timesteps_of(bundle), self.batch_size, self.seed)
-        return gan_probe(bundle, self.role or "g", self.batch_size, self.seed)
+            return dm_probe(bundle, self.timesteps_of(bundle), self.batch_size, self.seed, self.dataset)
+        return gan_probe(bundle, self.role or "g", self.batch_size, self.seed, self.dataset)
 
     def unit_key(self, bundle, device) -> tuple:
         """What one loss evaluation of this probe is timed under (dstab.analysis.cost)."""

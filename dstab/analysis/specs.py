@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
+from .. import confine
 from ..errors import DstabError, require
 from .hessian_settings import HESSIAN_ENGINES, HessianSettings, optional_keys
 from .probespec import GAN_ROLES, QUARTILE_MIDPOINTS, ProbeSpec  # noqa: F401 (re-exported: the specs' probe)
@@ -187,7 +188,9 @@ class HessianSpec(HessianSettings):
 
     def known_params(self, entry: dict) -> dict | None:
         """The part of `params` a zoo manifest entry determines, for `cache.find` before PyTorch is
-        imported; None when the entry lacks what it needs (a DM's T)."""
+        imported; None when the entry lacks what it needs (a DM's T) or the probe's dataset is not the entry's."""
+        if self.probe.dataset not in (None, entry.get("dataset")):
+            return None
         probe = {"batch_size": self.probe.batch_size, "seed": self.probe.seed, "dataset": entry["dataset"]}
         if entry["kind"] == "dm":
             T = entry.get("train_config", {}).get("diffusion", {}).get("T")
@@ -257,6 +260,7 @@ class ConsistencySpec:
     sampler: str = "ddpm"  # the paper's ancestral sampler; or "ddim"
     steps: int | None = None  # DDIM steps (None: 50); DDPM runs all T
     eta: float = 0.0  # DDIM eta: 0 is deterministic
+    dataset: str | None = None  # 2-D points' PSNR peak: their data's range; None: each header's dataset
 
     def for_kind(self, kind: str) -> ConsistencySpec:
         return replace(self, sampler="ddpm", steps=None) if kind == "gan" else self
@@ -266,6 +270,8 @@ class ConsistencySpec:
         require(self.sampler in DM_SAMPLERS, f"unknown sampler {self.sampler!r}; choose one of {DM_SAMPLERS}")
         require(self.sampler == "ddim" or self.steps is None, "--steps applies to --sampler ddim only")
         require(isinstance(self.num, int) and self.num >= 1, f"samples per model must be >= 1, got {self.num!r}")
+        if self.dataset is not None:
+            confine.chosen_dataset(self.dataset)
 
     def check(self, bundles) -> None:
         self.check_options()
@@ -273,7 +279,8 @@ class ConsistencySpec:
 
     def params(self, bundles, inputs=None) -> dict:
         s = self.for_kind(bundles[0].kind)
-        return {"num": s.num, "seed": s.seed, "sampler": s.sampler, "steps": s.steps, "eta": s.eta}
+        own = {} if self.dataset is None else {"dataset": self.dataset}  # None keeps the key it had before
+        return {"num": s.num, "seed": s.seed, "sampler": s.sampler, "steps": s.steps, "eta": s.eta, **own}
 
     def build(self, bundles, device):
         return list(bundles)
@@ -293,7 +300,8 @@ class ConsistencySpec:
         from .consistency import consistency
 
         s = self.for_kind(bundles[0].kind)
-        return consistency(bundles, names, s.num, s.seed, s.sampler, s.steps, s.eta, device, root).to_record()
+        found = consistency(bundles, names, s.num, s.seed, s.sampler, s.steps, s.eta, device, root, s.dataset)
+        return found.to_record()
 
     def read(self, result):
         from .consistency import ConsistencyResult
