@@ -188,7 +188,10 @@ def read_config_file(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise DstabError(f"config file {path} does not exist")
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise DstabError(f"config file {path} is not UTF-8 text; give a .json, .toml or .yaml file") from None
     try:
         if path.suffix == ".json":
             out = json.loads(text)
