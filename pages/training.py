@@ -2,7 +2,8 @@
 
 Runs are detached `python -m dstab train` processes (dstab.training.runs); this page only reads
 their directories, so closing the tab, reloading or restarting the server loses nothing. While
-some run is active a fragment re-reads the new metric rows every few seconds.
+some run is active a fragment re-reads the new metric rows every few seconds; while none is, it lists
+the runs every 10 s, so that a run started by the CLI or another tab shows up without a reload.
 """
 
 import json
@@ -144,9 +145,10 @@ def live_view(was_active: bool) -> None:
     ended = {s.name for s in statuses if not s.active}
     newly_ended = ended - st.session_state.get("training_ended", ended)
     st.session_state["training_ended"] = ended
-    if was_active and (newly_ended or not any(s.active for s in statuses)):
-        # a run ended: redraw the whole page once (the compare panel below reads finished runs; without
-        # a run left active, the timer stops)
+    now_active = any(s.active for s in statuses)
+    if (was_active and (newly_ended or not now_active)) or (now_active and not was_active):
+        # a run ended, or one started elsewhere (the CLI, another tab): redraw the whole page once, so that
+        # the compare panel reads it and the timer takes the pace for active or idle runs
         st.rerun()
 
 
@@ -323,7 +325,8 @@ except DstabError as exc:
     st.stop()
 active = any(s.active for s in statuses)
 runtracker.show_confirmation()
-st.fragment(live_view, run_every=runboard.POLL_S if active else None)(active)  # polls only while a run is active
+# polls fast while a run is active; slowly while none is, so that a run started elsewhere shows up
+st.fragment(live_view, run_every=runboard.POLL_S if active else runboard.IDLE_POLL_S)(active)
 compare_section(statuses)
 controls()
 samples_section()

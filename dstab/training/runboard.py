@@ -31,6 +31,7 @@ MODEL_SIZES = {
     },
 }
 POLL_S = 3.0  # the page re-reads new rows this often while a run is active
+IDLE_POLL_S = 10.0  # and lists the runs this often while none is (one started by the CLI or another tab)
 EVAL_PREFIXES = ("fid@", "fd_local@", "fd_points@")  # lower is better; named by rundir.py's contract
 QUARTILES = [f"loss_q{k}" for k in range(4)]
 

@@ -69,9 +69,12 @@ def test_a_run_started_while_the_tab_is_open_joins_its_charts(server, browser_co
     # runs until stopped), and a queued run has no points to draw
     monkeypatch.setenv("DSTAB_MAX_RUNS_PER_DEVICE", "2")
     first, joins = (f"e2e-{what}-{time.monotonic_ns() % 10**6}" for what in ("first", "joins"))  # new per try
-    runs.start(first, preset="baseline", overrides=TINY, device="cpu", threads=1, root=root)
+    page = _open(browser_context, server["url"] + "/training")
+    page.get_by_role("heading", name="Training", exact=True).wait_for(timeout=TIMEOUT_MS)
     try:
-        page = _open(browser_context, server["url"] + "/training")
+        # the tab opened with no run training (seen in Chromium: it then never polled, so a run started by
+        # the CLI or another tab stayed off it until a reload); the idle poll lists this one
+        runs.start(first, preset="baseline", overrides=TINY, device="cpu", threads=1, root=root)
         page.wait_for_function(f"() => ({POINTS_JS})('{first}') > 0", timeout=TIMEOUT_MS)
         runs.start(joins, preset="baseline", overrides=TINY, device="cpu", threads=1, root=root)
         # no reload, no click: the next poll lists the new run and, being active, it joins the charts
