@@ -34,16 +34,27 @@ st.markdown(
 
 st.subheader(f"The same measurements on this zoo ({sel.family})")
 entries = sel.manifest["entries"]
-numbers = []
+numbers, failed = [], set()
 for kind in ("dm", "gan"):
     found = zooresults.shipped_consistency(sel.family, kind, entries)
-    numbers.append((f"{kind.upper()} consistency C(q), init group", found.meta["C_db"] if found else None, " dB"))
+    gone = [e for e in zooindex.group_ids(entries, sel.family, f"{kind}-init") if zooindex.is_collapsed(entries[e])]
+    failed.update(gone)
+    label = f"{kind.upper()} consistency C(q), init group" + (" (collapsed run included)" if gone else "")
+    numbers.append((label, found.meta["C_db"] if found else None, " dB"))
 for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
     found = hessian_of(choice, entries) if choice else None
-    label = f"{kind.upper()} lambda_1 ({choice.label if choice else 'none picked'})"
+    collapsed = bool(choice and choice.is_zoo and zooindex.is_collapsed(entries.get(choice.ref, {})))
+    failed.update([choice.ref] if collapsed else [])
+    label = f"{kind.upper()} lambda_1 ({choice.label if choice else 'none picked'}{', collapsed' if collapsed else ''})"
     numbers.append((label, found.meta["lambda_1"] if found else None, ""))
 for col, (label, value, unit) in zip(st.columns(4), numbers):
     col.metric(label, "not computed" if value is None else f"{value:.2f}{unit}")
+if failed:
+    # seen on toy2d: lambda_1 169 (DM) vs 4.04 (the collapsed gan-s0) above a verdict that holds without it
+    st.warning(
+        f"Mode-collapsed: {', '.join(sorted(failed))}. A number with a collapsed run in it measures a failed run, "
+        "not its kind; the verdicts below leave collapsed runs out (and give the result with them beside it)."
+    )
 if any(v is None for _, v, _ in numbers):
     st.caption(
         "Numbers come from the results `python -m dstab report` ships for the zoo (DDPM, M = 32; the report's "

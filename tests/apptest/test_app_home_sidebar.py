@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from dstab import cache, checkpoints, models, zoo, zooresults
+from dstab import cache, checkpoints, models, zoo, zooindex, zooresults
 from dstab.analysis import consistency as cons
 from dstab.analysis import results
 from dstab.analysis.results import Plan
@@ -143,6 +143,7 @@ at.query_params["data"] = sys.argv[2]
 at.run()
 heavy = [m for m in ("torch", "sklearn", "scipy", "pandas", "pyarrow") if m in sys.modules]
 print(json.dumps({"heavy": heavy, "metrics": [m.value for m in at.metric], "exception": [str(e) for e in at.exception],
+                  "labels": [m.label for m in at.metric], "warnings": [w.value for w in at.warning],
                   "device": [c.value for c in at.sidebar.caption if c.value.startswith("Device")]}))
 """
 
@@ -171,6 +172,13 @@ def test_home_on_the_real_zoo_draws_without_pytorch_and_shows_the_shipped_number
     for eid in (f"{family}/dm-eps-s0", f"{family}/gan-s0"):
         expected.append(f"{zooresults.report_hessian(checkpoints.load(zoo.checkpoint_path(eid))).meta['lambda_1']:.2f}")
     assert seen["metrics"] == expected
+    # toy2d's gan-s0 (the default GAN) is mode-collapsed: the numbers that hold it say so
+    entries = zoo.read_manifest()["entries"]
+    gone = [e for e in cons.group_ids(family, "gan-init") if zooindex.is_collapsed(entries[e])]
+    warned = [w for w in seen["warnings"] if w.startswith("Mode-collapsed:")]
+    assert bool(warned) == bool(gone) and all(e in warned[0] for e in gone)
+    assert seen["labels"][3].endswith(", collapsed)") == zooindex.is_collapsed(entries[f"{family}/gan-s0"])
+    assert (family == "toy2d") == bool(gone)  # the shipped zoo: toy2d/gan-s0 collapsed, digits none
 
 
 def test_manifest_search_finds_the_exact_key_of_every_shipped_hessian(monkeypatch, tmp_path):
