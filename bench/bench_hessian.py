@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ZOO = {"digits-dm": "digits/dm-eps-s0", "toy-mlp": "toy2d/dm-eps-s0"}
 TARGETS = {"lambda_max": 1e-5, "top3": 1e-4}
 POWER_TOLS = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7)
-PYH_MAX_ITER = 1000  # power iterations per eigenvalue at most
+PYH_MAX_ITER = 300  # power iterations per eigenvalue at most (PyHessian's default: 100)
 HV = {"pyhessian": 0}
 
 
@@ -75,7 +75,7 @@ def _count_pyhessian_products() -> None:
 
 
 def run(probe, what: str, engine: str, setting: float, runs: int, steps: int) -> dict:
-    """One timed run: {seconds, peak_mib, values (with hv: products used)}."""
+    """One timed run: {seconds, peak_mib, values (with hv: products used)}; a line on stderr."""
     base = lanczos.resident_bytes()
     lanczos.peak_resident_bytes(reset=True)
     HV["pyhessian"] = 0
@@ -86,6 +86,7 @@ def run(probe, what: str, engine: str, setting: float, runs: int, steps: int) ->
     peak = lanczos.peak_resident_bytes()
     if engine == "pyhessian":
         values["hv"] = HV["pyhessian"]
+    print(f"{what} {engine} {setting:g}: {seconds:.3f} s, {values.get('hv')} Hv, load {load()}", file=sys.stderr)
     return {"seconds": seconds, "peak_mib": max(peak - base, 0) / 2**20, "values": values, "n": probe.num_params}
 
 
@@ -148,7 +149,7 @@ def model_rows(model: str, args) -> list[dict]:
     for what in [t for t in TARGETS if t in tasks]:
         plan.append((what, "dstab", TARGETS[what]))
         best = None
-        for tol in POWER_TOLS:  # untimed scan: the loosest tolerance that reaches the target error
+        for tol in args.power_tols:  # untimed scan: the loosest tolerance that reaches the target error
             err = error(what, run(probe, what, "pyhessian", tol, 0, 0)["values"], ref, None)
             if best is None or err < best[1] or err <= TARGETS[what]:
                 best = (tol, err)
@@ -213,6 +214,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3, help="timed rounds per task and engine (best of them shown)")
     ap.add_argument("--tasks", default="lambda_max,top3,trace,density")
+    ap.add_argument("--power-tols", type=lambda s: [float(x) for x in s.split(",")], default=list(POWER_TOLS),
+                    help="PyHessian tolerances scanned, loosest first")  # fmt: skip
     ap.add_argument("--ref-tol", type=float, default=1e-9, help="tolerance of the reference run (dstab, block 3)")
     ap.add_argument("--trace-samples", type=int, default=20, help="Hutchinson probes (the report's 20)")
     ap.add_argument("--slq-runs", type=int, default=2, help="SLQ runs (the report's 2)")
@@ -234,13 +237,14 @@ def main() -> None:
     print("| model | task | engine | setting | best s | median s | peak MiB | rel. error | Hv | pyhessian / dstab "
           "| load |")  # fmt: skip
     print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---|")
-    passed = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("models", "one", "memory")]
+    shown = {**vars(args), "power_tols": ",".join(map(str, args.power_tols))}
+    passed = [f"--{k.replace('_', '-')}={v}" for k, v in shown.items() if k not in ("models", "one", "memory")]
     for model in args.models.split(","):
         if model == "cifar-unet":
             cifar_rows(args.threads)
             continue
         rows = json.loads(
-            subprocess.run([sys.executable, __file__, "--one", model, *passed], capture_output=True, text=True,
+            subprocess.run([sys.executable, __file__, "--one", model, *passed], stdout=subprocess.PIPE, text=True,
                            env=env(args.threads), check=True).stdout.strip().splitlines()[-1]
         )  # fmt: skip
         for r in rows:
