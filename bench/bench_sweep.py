@@ -1,17 +1,17 @@
 """Benchmarks of sweeps and evaluation (issue 12), measured side by side in one process.
 
 1. Queueing a 30-run sweep (5 variants x 3 seeds x 2 lr): `sweep.plan` + `sweep.launch` (configs
-   validated, model and data built once per setup, one schedule pass) against the same 30 runs
-   through `runs.start` one by one (each builds its trainer and schedules). A stand-in trainer
-   ($DSTAB_TRAIN_COMMAND) runs them, so only the queueing is timed. Then the whole CLI call,
-   `python -m dstab sweep ...` (interpreter start and imports included), against
-   `python -m dstab runs start` per run (3 calls, per-call time). Goal: <= 5 s for the sweep.
+   validated without PyTorch, one schedule pass) against the same 30 runs through `runs.start` one
+   by one (each validates and schedules). A stand-in trainer ($DSTAB_TRAIN_COMMAND) runs them, so
+   only the queueing is timed. Then the whole CLI call, `python -m dstab sweep ...` (interpreter
+   start and imports included; no PyTorch), against `python -m dstab runs start` per run (3 calls,
+   per-call time). Goal: <= 5 s for the sweep. The load average is printed beside the times.
 2. Evaluation's share of a run's wall time at the default evaluation settings: the preset's
    (digits, 500 samples by 50 DDIM steps every 500 of 3,000 iterations) and `reproduce
    speedup`'s two setups; from the measured time of a training step and of one evaluation.
    Goal: <= 20%.
 
-    python bench/bench_sweep.py [--steps 20]
+    python bench/bench_sweep.py [--steps 20] [--queueing-only]
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def queueing() -> None:
 
     os.environ.update(DSTAB_TRAIN_COMMAND=f"{sys.executable} {FAKE}", FAKE_STEP_S="0.01", DSTAB_MAX_RUNS_PER_DEVICE="1")
     with tempfile.TemporaryDirectory() as tmp:
-        runs.check_buildable(sweep.plan(["baseline"], [0], group="warm")[1][0].config)  # imports, data caches
+        sweep.plan(["baseline"], [0], group="warm")  # imports
         t0 = time.perf_counter()
         group, planned = sweep.plan(VARIANTS, [0, 1, 2], [sweep.parse_axis("lr=1e-3,2e-3")], group="b")
         sweep.launch(group, planned, device="cpu", root=Path(tmp) / "a")
@@ -145,6 +145,10 @@ def eval_share(steps: int) -> None:
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=20, help="training steps timed per setup")
+    p.add_argument("--queueing-only", action="store_true", help="part 1 only (seconds, not minutes)")
     args = p.parse_args()
+    print(f"load average {os.getloadavg()[0]:.1f} (1 min) on {os.cpu_count()} cores")
     queueing()
-    eval_share(args.steps)
+    print(f"load average {os.getloadavg()[0]:.1f} (1 min)")
+    if not args.queueing_only:
+        eval_share(args.steps)

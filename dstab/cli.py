@@ -5,8 +5,11 @@ module of the command being run is imported, so `--help` and `--version`
 import neither PyTorch nor any analysis. A module exposes `register(sub)`,
 which sets `func(args) -> int` on its parsers. A compute command's
 `--threads` is applied here, before it runs. A `DstabError` (bad input) is
-printed on one line and exits with status 2; anything else is a bug and
-keeps its traceback.
+printed on one line and exits with status 2, and so is what the system
+refuses about a path the user gave (an `OSError`: a directory given as a
+file, a file where a folder is needed, no permission, a full disk) or a file
+that is not text where text is read (`UnicodeDecodeError`); anything else is
+a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -68,6 +71,20 @@ def main(argv: list[str] | None = None) -> int:
     except DstabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"error: {os_message(exc)}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as exc:
+        reason = f"{exc.reason} at byte {exc.start}"
+        print(f"error: a file given is not UTF-8 text ({reason}); check the path", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def os_message(exc: OSError) -> str:
+    """One line for what the system refused: the path(s) and the reason, e.g. "runs/x: Not a directory"."""
+    paths = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{paths}: {reason}; check the path and its permissions" if paths else f"{reason}; check the paths given"

@@ -5,8 +5,9 @@ server, and a checkpoint is such a file: its header's `dataset` is data, not an
 instruction. So a typed path, a shared link's path and a header's dataset are
 accepted only inside the zoo, the workspace ($DSTAB_WORKSPACE, default
 <repo>/workspace) or a root the operator lists in DSTAB_ALLOWED_ROOTS
-(os.pathsep separated). A dataset the user names explicitly (a CLI option, a
-page control) is the user's own choice and is not confined here.
+(os.pathsep separated). A dataset picked explicitly follows the same one rule
+(`chosen_dataset`: the CLI's --dataset); the page's Dataset control offers
+only the built-in names.
 """
 
 from __future__ import annotations
@@ -68,23 +69,41 @@ def confined_path(text: str) -> Path:
     return path
 
 
+def _refusal(spec: str) -> str | None:
+    """Why dataset `spec` may not be read (None: it may). The one rule: a built-in set (digits,
+    toy2d[:variant]), CIFAR-10 from dstab's own download, or a cifar10:/folder: path inside an allowed root."""
+    family, _, option = spec.partition(":")
+    if family in BUILTIN_DATASETS or (family == "cifar10" and not option.partition("?")[0]):
+        return None
+    if family not in ("cifar10", "folder"):
+        return "is not one dstab knows"
+    where = option.partition("?")[0]
+    try:
+        if not where.strip():
+            raise DstabError("it names no folder")
+        inside_roots(where, "dataset folder")
+    except DstabError as exc:
+        return f"was refused ({exc})"
+    return None
+
+
 def header_dataset(spec, what: str) -> str:
-    """A dataset spec taken from a checkpoint's header, if it names no file outside the allowed roots:
-    a built-in set (digits, toy2d[:variant]), CIFAR-10 from dstab's own download, or a cifar10:/folder:
-    path inside an allowed root. Anything else is refused, telling the user how to pick one."""
+    """A dataset spec taken from a checkpoint's header, if it names no file outside the allowed roots
+    (`_refusal`). Anything else is refused, telling the user how to pick one."""
     fix = "pick the dataset explicitly (--dataset on the CLI, the Dataset control on the page)"
     if not isinstance(spec, str) or not spec.strip():
         raise DstabError(f"{what}: its header names no dataset; {fix}")
-    family, _, option = spec.partition(":")
-    if family in BUILTIN_DATASETS or (family == "cifar10" and not option.partition("?")[0]):
-        return spec
-    if family in ("cifar10", "folder"):
-        where = option.partition("?")[0]
-        try:
-            if not where.strip():
-                raise DstabError("it names no folder")
-            inside_roots(where, "dataset folder")
-        except DstabError as exc:
-            raise DstabError(f"{what}: the header's dataset {spec[:200]!r} was refused ({exc}); {fix}") from None
-        return spec
-    raise DstabError(f"{what}: the header's dataset {spec[:200]!r} is not one dstab knows; {fix}")
+    if why := _refusal(spec):
+        raise DstabError(f"{what}: the header's dataset {spec[:200]!r} {why}; {fix}")
+    return spec
+
+
+def chosen_dataset(spec, option: str = "--dataset") -> str:
+    """A dataset the user picked (`option`), under the same rule as a header's; DstabError naming the option."""
+    fix = "give digits, toy2d[:variant], cifar10, or folder:PATH / cifar10:PATH inside the allowed roots"
+    if not isinstance(spec, str) or not spec.strip():
+        raise DstabError(f"{option} is empty; {fix}")
+    spec = spec.strip()
+    if why := _refusal(spec):
+        raise DstabError(f"{option} {spec[:200]!r} {why}; {fix}")
+    return spec

@@ -11,7 +11,11 @@ the functions that need it import it.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
+import sys
+from pathlib import Path
 
 from .errors import DstabError
 
@@ -55,5 +59,43 @@ def resolve_device(name: str | None):
     except RuntimeError:
         raise DstabError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DstabError("CUDA was requested but no CUDA device is available; use --device cpu")
+        raise DstabError(NO_CUDA)
     return dev
+
+
+NO_CUDA = "CUDA was requested but no CUDA device is available; use --device cpu"
+
+
+def cuda_ruled_out() -> bool:
+    """True when PyTorch certainly finds no CUDA device, known without importing it: PyTorch is a
+    CPU-only build (its version.py names no CUDA or HIP), or, on Linux, no GPU driver's device node
+    exists (/dev/nvidia*, WSL's /dev/dxg, ROCm's /dev/kfd), without which no kernel can launch.
+    False means "ask PyTorch", not "CUDA is there"."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.origin:
+        return False  # no PyTorch: let its import say so
+    try:
+        text = Path(spec.origin).with_name("version.py").read_text()
+    except OSError:
+        return False
+    builds = [re.search(rf"^{key}\b[^=]*=\s*(.+)$", text, re.M) for key in ("cuda", "hip")]
+    if not any(m and m.group(1).strip() != "None" for m in builds):
+        return True
+    if sys.platform.startswith("linux"):
+        dev = Path("/dev")
+        return not any(dev.glob("nvidia*")) and not (dev / "dxg").exists() and not (dev / "kfd").exists()
+    return False
+
+
+def concrete_name(name: str | None) -> str:
+    """The concrete device name ("cpu", "cuda:0") that `name` resolves to, so that run slots are counted
+    per real device; a CUDA request without CUDA is refused. PyTorch is imported only when CUDA is not
+    ruled out (`cuda_ruled_out`): the run manager queues CPU runs without it."""
+    if name == "cpu":
+        return "cpu"
+    if (name in (None, "auto") or str(name).startswith("cuda")) and cuda_ruled_out():
+        if name in (None, "auto"):
+            return "cpu"
+        raise DstabError(NO_CUDA)
+    dev = resolve_device(name)
+    return f"cuda:{dev.index or 0}" if dev.type == "cuda" else str(dev)

@@ -15,36 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import budgets
 from .errors import DstabError, require
-
-SCHEDULES = ("linear", "cosine")
-PREDICTIONS = ("eps", "x0")
-
-
-def betas_for(schedule: str, T: int) -> np.ndarray:
-    """float64 betas of length T.
-
-    linear: Ho et al. 2020's 1e-4..0.02 at T=1000, scaled by 1000/T so that any
-    T spans the same total noise (improved-diffusion's convention).
-    cosine: Nichol & Dhariwal 2021, alpha_bar(t) = cos^2(((t/T + s)/(1 + s)) pi/2),
-    s = 0.008, betas clipped at 0.999.
-    """
-    if not isinstance(T, (int, np.integer)) or T < 1:
-        raise DstabError(f"the number of diffusion steps T must be an integer >= 1, got {T!r}")
-    budgets.check_count(T, "DSTAB_MAX_TIMESTEPS", "the number of diffusion steps T")
-    if schedule == "linear":
-        if T < 21:
-            raise DstabError(
-                f"the linear schedule needs T >= 21 (its betas exceed 1 below that), got T={T}; use cosine"
-            )
-        scale = 1000.0 / T
-        return np.linspace(scale * 1e-4, scale * 0.02, T, dtype=np.float64)
-    if schedule == "cosine":
-        steps = np.arange(T + 1, dtype=np.float64) / T
-        abar = np.cos((steps + 0.008) / 1.008 * math.pi / 2) ** 2
-        return np.minimum(1.0 - abar[1:] / abar[:-1], 0.999)
-    raise DstabError(f"unknown noise schedule {schedule!r}; choose one of {list(SCHEDULES)}")
+from .modelconfig import DIFFUSION_DEFAULTS as _D
+from .modelconfig import PREDICTIONS, SCHEDULES, betas_for, check_fields, check_keys  # noqa: F401 (re-exported)
 
 
 class NoiseSource:
@@ -91,29 +64,21 @@ def _gather(a: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:
 class Diffusion:
     """Schedule plus prediction type; the model is passed to each method."""
 
-    schedule: str = "linear"
-    T: int = 1000
-    prediction: str = "eps"
-    learn_sigma: bool = False  # model output carries a variance channel block
+    schedule: str = _D["schedule"]
+    T: int = _D["T"]
+    prediction: str = _D["prediction"]
+    learn_sigma: bool = _D["learn_sigma"]  # model output carries a variance channel block
     # DDPM variance without learned sigma: "small" = posterior variance (improved-diffusion's
     # sigma_small=True, diffusers' "fixed_small"); "large" = beta_t, Ho et al. 2020's choice for
     # CIFAR-10 (improved-diffusion's default sigma_small=False, guided-diffusion always, "fixed_large")
-    fixed_variance: str = "small"
+    fixed_variance: str = _D["fixed_variance"]
     # clipping of the x0 estimate while sampling: None = dstab's own rule (images only: 2-D toy
     # points reach radius ~2); True/False = the source's clip_denoised / clip_sample, honoured as given
-    clip_denoised: bool | None = None
-    clip_range: float = 1.0  # diffusers' clip_sample_range; improved/guided-diffusion clip to [-1, 1]
+    clip_denoised: bool | None = _D["clip_denoised"]
+    clip_range: float = _D["clip_range"]  # diffusers' clip_sample_range; improved/guided-diffusion clip to [-1, 1]
 
     def __post_init__(self):
-        require(
-            self.prediction in PREDICTIONS, f"unknown prediction {self.prediction!r}; choose one of {list(PREDICTIONS)}"
-        )
-        require(self.fixed_variance in ("small", "large"), "fixed_variance must be 'small' or 'large'")
-        require(self.clip_denoised in (None, True, False), "clip_denoised must be true, false or null")
-        require(
-            isinstance(self.clip_range, (int, float)) and self.clip_range > 0,
-            f"clip_range must be a positive number, got {self.clip_range!r}",
-        )
+        check_fields(self.prediction, self.fixed_variance, self.clip_denoised, self.clip_range)
         betas = betas_for(self.schedule, self.T)
         abar = np.cumprod(1.0 - betas)
         abar_prev = np.append(1.0, abar[:-1])
@@ -160,9 +125,7 @@ class Diffusion:
 
     @classmethod
     def from_config(cls, cfg: dict) -> Diffusion:
-        known = {"schedule", "T", "prediction", "learn_sigma", "fixed_variance", "clip_denoised", "clip_range"}
-        unknown = set(cfg) - known
-        require(not unknown, f"unknown diffusion options {sorted(unknown)}")
+        check_keys(cfg)
         return cls(**cfg)
 
     def snr(self, t: torch.Tensor) -> torch.Tensor:

@@ -81,6 +81,18 @@ def writable_dir(path: str | os.PathLike, option: str) -> Path:
     return path
 
 
+def writable_file(path: str | os.PathLike, what: str) -> Path:
+    """`path` as a file to write: not a folder, in a folder that takes new files (`writable_dir`),
+    checked before a long computation."""
+    from .errors import DstabError
+
+    path = Path(path)
+    if path.is_dir():
+        raise DstabError(f"{what} {path} is a folder; give the file to write")
+    writable_dir(path.parent, f"{what}'s folder")
+    return path
+
+
 def json_safe(value, bad: list[str] | None = None, where: str = ""):
     """`value` as plain JSON types: arrays and numpy scalars (anything with `.tolist()`) become lists
     and numbers, NaN and inf become null; the path of each non-finite value is appended to `bad`."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .errors import DstabError
+from .modelconfig import GENERATOR_LOSSES, check_generator_loss
 
 
 def d_loss_bce(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -26,10 +26,9 @@ def g_loss_saturating(fake_logits: torch.Tensor) -> torch.Tensor:
     return -F.softplus(fake_logits)
 
 
-G_LOSSES = {"non-saturating": g_loss_nonsaturating, "saturating": g_loss_saturating}
+G_LOSSES = dict(zip(GENERATOR_LOSSES, (g_loss_nonsaturating, g_loss_saturating)))  # the names: modelconfig
 
 
 def generator_loss(name: str):
-    if name not in G_LOSSES:
-        raise DstabError(f"unknown generator loss {name!r}; choose one of {sorted(G_LOSSES)}")
+    check_generator_loss(name)
     return G_LOSSES[name]

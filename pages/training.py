@@ -220,7 +220,7 @@ def hyper_inputs(preset: str, base: dict) -> dict:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def validated(preset: str, overrides: tuple[str, ...]) -> dict:
-    return runs.resolved_config(preset, None, overrides)
+    return runs.resolved_config(preset, None, overrides, build=True)
 
 
 def sweep_inputs() -> tuple[list[str], int, str]:
@@ -261,9 +261,9 @@ def launch_form(statuses) -> None:
         if st.button(f"Launch {count} run{'s' * (count > 1)}", type="primary", key="launch"):
             try:
                 if single:
-                    runs.start(name, preset=preset, overrides=overrides, device=device)
+                    runs.start(name, preset=preset, overrides=overrides, device=device, build=True)
                 else:
-                    sweep.launch(group, planned, device=device)
+                    sweep.launch(group, planned, device=device, build=True)
             except DstabError as exc:
                 st.error(str(exc))
             else:

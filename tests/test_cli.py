@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from PIL import Image
 
@@ -75,3 +76,34 @@ def test_zoo_build_miniature_and_list(tmp_path, capsys):
     (tmp_path / "toy2d/gan-s1/final.safetensors").write_bytes(b"tampered")
     assert main(["zoo", "list", "--root", str(tmp_path), "--verify"]) == 1
     assert "sha256 mismatch" in capsys.readouterr().out
+
+
+def test_what_the_system_refuses_about_a_given_path_is_one_line_and_exit_2(tiny_dm_checkpoint, tmp_path):
+    """OSError (a directory given as a file, a file where a folder is needed, no permission) and a
+    config that is not text: one line on stderr, exit 2, no traceback."""
+    import os
+
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "grid.png").mkdir()
+    (tmp_path / "bin.toml").write_bytes(b"\xff\xfe\x00binary")
+    ws = ["--root", str(tmp_path / "afile" / "runs")]
+    cases = [
+        (["sample", str(tiny_dm_checkpoint), "-o", str(tmp_path / "grid.png"), "-n", "4", "--sampler", "ddim",
+          "--steps", "2", "--device", "cpu"], "is a folder; give the file"),  # fmt: skip, refused before sampling
+        (["runs", *ws, "list"], "Not a directory"),
+        (["compare", "g", *ws], "Not a directory"),
+        (["runs", "--root", str(tmp_path / "afile"), "list"], "is a file, not a folder"),
+        (["train", "--out", str(tmp_path / "r"), "--config", str(tmp_path / "bin.toml")], "not UTF-8 text"),
+    ]
+    if os.geteuid() != 0:  # root reads and writes whatever the mode bits say
+        (tmp_path / "locked").mkdir(mode=0o500)
+        cases.append((["runs", "--root", str(tmp_path / "locked" / "runs"), "list"], "Permission denied"))
+    elif os.path.isdir("/sys/kernel"):  # sysfs refuses a new folder even to root
+        cases.append((["runs", "--root", "/sys/kernel/dstab-test", "list"], "/sys/kernel/dstab-test: "))
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+    for argv, match in cases:
+        r = subprocess.run([sys.executable, "-m", "dstab", *argv], capture_output=True, text=True, env=env)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, (argv, r.stderr[-1500:])
+        assert lines[0].startswith("error: ") and match in lines[0], (argv, lines)

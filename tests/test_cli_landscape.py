@@ -122,3 +122,74 @@ def test_engine_flag_selects_loss_landscapes_with_the_same_numbers(ckpts, caches
     np.testing.assert_allclose(ref, ours, rtol=1e-5)
     record = json.loads((caches / "loss-landscapes" / "surface_toy_gan_d.json").read_text())
     assert record["engine"] == "loss-landscapes" and "planar_interpolation" in record["strategy"]
+
+
+def test_dataset_option_picks_the_probe_data_and_enters_the_cache_key(ckpts, caches):
+    """--dataset: the header's own dataset named again hits the same result; another dataset is another
+    result (computed, other numbers), never the cached one."""
+    base = ["surface", str(ckpts["toy_dm"]), "--grid", "3", "--radius", "0.5", "--timestep", "50"]
+    base += ["--batch-size", "16", "--device", "cpu"]
+
+    def run(name: str, *extra: str) -> dict:
+        assert cli.main([*base, *extra, "--out", str(caches / name)]) == 0
+        return json.loads((caches / name / "surface_toy_dm_t50.json").read_text())
+
+    own = run("own")
+    same = run("same", "--dataset", "toy2d:8gaussians")
+    other = run("other", "--dataset", "toy2d:checkerboard")
+    assert own["source"] == "computed" and same["source"] == "user" and same["arrays"] == own["arrays"]
+    assert other["source"] == "computed" and other["arrays"]["loss"] != own["arrays"]["loss"]
+    bundle = checkpoints.load(ckpts["toy_dm"])
+    direct = dm_probe(bundle, 50, 16, dataset="toy2d:checkerboard")
+    assert other["arrays"]["loss"][1][1] == pytest.approx(float(direct.loss()), rel=1e-6)  # the centre: the picked data
+    assert run("other", "--dataset", "toy2d:checkerboard")["source"] == "user"
+
+
+def test_dataset_option_changes_every_specs_key(ckpts):
+    from dstab.analysis.specs import ConsistencySpec, HessianSpec
+
+    b = checkpoints.load(ckpts["toy_dm"])
+    own, named = ProbeSpec(timesteps=(50,)), ProbeSpec(timesteps=(50,), dataset="toy2d:8gaussians")
+    other = ProbeSpec(timesteps=(50,), dataset="toy2d:swissroll")
+    assert own.params(b) == named.params(b) and "dataset" not in own.params(b)  # old keys stay valid
+    assert other.params(b) == {**own.params(b), "dataset": "toy2d:swissroll"}
+    assert other.unit_key(b, "cpu") != own.unit_key(b, "cpu")
+    entry = {"kind": "dm", "dataset": "toy2d:8gaussians", "train_config": {"diffusion": {"T": 1000}}}
+    h = HessianSpec()
+    # a shipped result is for the header's data: another dataset never finds it
+    assert replace(h, probe=replace(h.probe, dataset="toy2d:swissroll")).known_params(entry) is None
+    assert replace(h, probe=replace(h.probe, dataset="toy2d:8gaussians")).known_params(entry) == h.known_params(entry)
+    picked = replace(h, probe=replace(h.probe, timesteps=(50,), dataset="toy2d:swissroll"))
+    keys = [s.params([b], lambda s=s: s.build([b], "cpu")) for s in (replace(picked, probe=own), picked)]
+    assert keys[0]["probe"]["dataset"] == "toy2d:8gaussians" and keys[1]["probe"]["dataset"] == "toy2d:swissroll"
+    c = ConsistencySpec()
+    assert "dataset" not in c.params([b]) and replace(c, dataset="toy2d:swissroll").params([b])["dataset"]
+
+
+def test_dataset_option_is_refused_outside_the_one_rule_before_any_checkpoint_loads(caches, capsys, tmp_path):
+    missing = str(tmp_path / "no-such.safetensors")  # the dataset is refused first
+    cases = [
+        (["surface", missing, "--dataset", "folder:/etc?size=8"], "outside the folders"),
+        (["interpolate", missing, "--dataset", "cifar10:/"], "outside the folders"),
+        (["surface", missing, "--dataset", "imagenet"], "is not one dstab knows"),
+        (["surface", missing, "--dataset", "/etc/passwd"], "is not one dstab knows"),
+        (["surface", missing, "--dataset", " "], "--dataset is empty"),
+        (["hessian", missing, "-o", str(tmp_path / "h"), "--dataset", "folder:"], "names no folder"),
+        (["consistency", missing, missing, "-o", str(tmp_path / "c"), "--dataset", "x"], "not one dstab knows"),
+    ]
+    for argv, match in cases:
+        assert cli.main([*argv, "--out", str(tmp_path / "o")] if argv[0] in ("surface", "interpolate") else argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: --dataset") and match in err[0], (argv, err)
+
+
+def test_a_folder_inside_the_allowed_roots_is_accepted(tmp_path, monkeypatch):
+    from dstab import confine
+    from dstab.errors import DstabError
+
+    monkeypatch.setenv("DSTAB_ALLOWED_ROOTS", str(tmp_path / "data"))
+    (tmp_path / "data" / "faces").mkdir(parents=True)
+    spec = f"folder:{tmp_path / 'data' / 'faces'}?size=16"
+    assert confine.chosen_dataset(spec) == spec and confine.chosen_dataset("toy2d:swissroll") == "toy2d:swissroll"
+    with pytest.raises(DstabError, match="outside the folders"):
+        confine.chosen_dataset(f"folder:{tmp_path / 'elsewhere'}")

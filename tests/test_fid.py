@@ -10,7 +10,7 @@ from dstab import data
 from dstab.analysis import features, fid
 from dstab.errors import DstabError
 from dstab.training import runner
-from dstab.training.rundir import read_metrics
+from dstab.training.runmetrics import RunMetrics
 from tests.training_helpers import one_thread, tiny_dm  # noqa: F401 (one_thread is a fixture)
 
 
@@ -109,7 +109,8 @@ def test_trainer_writes_fd_points_for_toy_data(tmp_path, monkeypatch):
     monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "cache"))
     cfg = tiny_dm(steps=4, eval_every=2, eval_samples=64, eval_sampler_steps=5, checkpoint_every=None)
     runner.start(tmp_path / "r", cfg, echo=False)
-    rows = [(s, v) for s, n, v, _ in read_metrics(tmp_path / "r" / "metrics.sqlite") if n == "fd_points@64x5ddim"]
+    metrics = RunMetrics.read(tmp_path / "r" / "metrics.sqlite")
+    rows = [(s, v) for s, n, v, _ in metrics.rows() if n == "fd_points@64x5ddim"]
     assert [s for s, _ in rows] == [2, 4] and all(v > 0 for _, v in rows)
     assert len(list((tmp_path / "cache" / "fd-stats").glob("*.npz"))) == 1  # reference stats cached
 
@@ -123,7 +124,7 @@ def test_gan_runs_get_the_metric_without_sampler_steps(tmp_path, monkeypatch):
     }
     cfg = tiny_dm(kind="gan", arch=arch, steps=2, timesteps={"name": "uniform"}, eval_every=2, eval_samples=32)
     runner.start(tmp_path / "g", cfg, echo=False)
-    names = {n for _, n, _, _ in read_metrics(tmp_path / "g" / "metrics.sqlite")}
+    names = {n for _, n, _, _ in RunMetrics.read(tmp_path / "g" / "metrics.sqlite").rows()}
     assert "fd_points@32" in names and "d_loss" in names
 
 

@@ -152,3 +152,47 @@ def test_every_command_parses_its_own_help(command, capsys):
     with pytest.raises(SystemExit) as stop:
         cli.build_parser(command).parse_args([command, "--help"])
     assert stop.value.code == 0 and capsys.readouterr().out.startswith(f"usage: python -m dstab {command} ")
+
+
+FAKE_TRAINER = Path(__file__).resolve().parent / "fake_trainer.py"
+
+
+def test_the_run_manager_commands_import_no_torch(tmp_path, monkeypatch):
+    """`runs list`, `runs start`, `sweep` and `sweep --dry-run` validate and queue runs without PyTorch
+    (issue 12: a 30-run sweep queued in <= 5 s); the runs themselves are a stand-in trainer."""
+    monkeypatch.setenv("DSTAB_TRAIN_COMMAND", f"{sys.executable} {FAKE_TRAINER}")
+    monkeypatch.setenv("FAKE_STEP_S", "0.01")
+    monkeypatch.setenv("DSTAB_MAX_RUNS_PER_DEVICE", "1")
+    root = ["--root", str(tmp_path)]
+    calls = [
+        ["runs", *root, "start", "one", "--preset", "mdlrc-clts", "--set", "lr=2e-3", "--device", "cpu"],
+        ["sweep", *root, "--variants", "baseline,md", "--seeds", "2", "--set", "lr=1e-3,2e-3", "--dry-run"],
+        ["sweep", *root, "--variants", "baseline,md", "--seeds", "2", "--group", "g", "--device", "cpu"],
+        ["runs", *root, "list"],
+    ]
+    try:
+        for argv in calls:
+            r, imported = _fresh(*argv)
+            assert r.returncode == 0, (argv, r.stderr[-2000:])
+            assert "torch" not in imported, argv
+            assert "dstab.training.config" in imported  # the options were validated all the same
+        assert "5 runs in" in r.stdout
+        r, imported = _fresh("runs", *root, "start", "bad", "--preset", "baseline", "--set", "timesteps.name=x")
+        assert r.returncode == 2 and "unknown timestep sampler 'x'" in r.stderr and "torch" not in imported
+    finally:
+        from dstab.training import runs
+
+        for st in runs.list_runs(tmp_path):
+            if st.active:
+                runs.stop(st.name, tmp_path)
+
+
+def test_the_torch_free_device_rule_agrees_with_torch():
+    import torch
+
+    from dstab import device
+
+    assert device.concrete_name("cpu") == "cpu"
+    assert device.concrete_name("auto") == ("cuda:0" if torch.cuda.is_available() else "cpu")
+    if device.cuda_ruled_out():  # never says "no CUDA" where PyTorch finds one
+        assert not torch.cuda.is_available()

@@ -51,8 +51,18 @@ def test_a_config_the_trainer_refuses_creates_nothing(ws):
     with pytest.raises(DstabError, match="steps must be a positive integer"):
         _start("bad", steps=0)
     with pytest.raises(DstabError, match="expects samples of shape"):  # caught by building the trainer
-        runs.start("bad", preset="baseline", overrides=["dataset=toy2d:8gaussians"], device="cpu")
+        runs.start("bad", preset="baseline", overrides=["dataset=toy2d:8gaussians"], device="cpu", build=True)
     assert not (ws / "bad").exists()
+
+
+def test_without_build_the_run_itself_refuses_its_network_and_says_why(ws, monkeypatch):
+    """The CLI queues without PyTorch (no build): a model that does not fit its data is refused by the
+    real trainer before it writes anything, and the run reads 'failed' with the trainer's reason."""
+    monkeypatch.delenv("DSTAB_TRAIN_COMMAND")
+    runs.start("bad", preset="baseline", overrides=["dataset=toy2d:8gaussians"], device="cpu")
+    st = runs.wait("bad", timeout=240)
+    assert st.state == "failed" and "expects samples of shape" in st.reason
+    assert not (ws / "bad" / runs.RUN / "config.json").exists()
 
 
 def test_second_run_waits_for_the_slot_and_starts_without_anybody_polling(ws):

@@ -109,7 +109,7 @@ def test_launch_queues_every_run_of_one_group_without_retraining_checks(tmp_path
     built = []
     monkeypatch.setattr(runs, "check_buildable", lambda cfg: built.append(cfg["dataset"]))
     group, planned = sweep.plan(["baseline", "md"], [0, 1, 2], _axes("lr=1e-3,2e-3"), _axes(*TOY, "steps=5"), group="q")
-    statuses = sweep.launch(group, planned, device="cpu", root=tmp_path)
+    statuses = sweep.launch(group, planned, device="cpu", root=tmp_path, build=True)
     assert len(statuses) == 12 and {s.group for s in runs.list_runs(tmp_path)} == {"q"}
     assert built == ["toy2d:8gaussians"]  # model and data built once for the 12 runs of one setup
     launch = json.loads((tmp_path / "q-md-lr0.002-s2" / "launch.json").read_text())

@@ -19,7 +19,7 @@ from dstab.cli import main
 from dstab.errors import DstabError
 from dstab.training import config as train_config
 from dstab.training import rundir, runner
-from dstab.training.rundir import read_metrics
+from dstab.training.runmetrics import RunMetrics
 from tests.training_helpers import one_thread, tiny_dm  # noqa: F401 (one_thread is a fixture)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,7 +31,7 @@ def final_params(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def metric_rows(run_dir: Path, skip=("samples_per_s",)) -> list[tuple]:
-    return [(s, n, v) for s, n, v, _ in read_metrics(run_dir / "metrics.sqlite") if n not in skip]
+    return [(s, n, v) for s, n, v, _ in RunMetrics.read(run_dir / "metrics.sqlite").rows() if n not in skip]
 
 
 def signal_at(monkeypatch, step: int, action) -> None:

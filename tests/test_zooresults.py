@@ -52,9 +52,11 @@ def test_every_shipped_result_is_found_through_its_spec():
         wanted.setdefault(plan.spec.name, set()).add(plan.key)
     for name, keys in wanted.items():
         assert keys == _shipped_keys(name), name  # and nothing shipped that no spec names
-    # surfaces: 12 DMs at the landscape page's 9 timesteps and 8 GANs for G and D; interpolations at 3 / 2
-    assert {n: len(k) for n, k in wanted.items()} == {"surface": 12 * 9 + 8 * 2, "interpolate": 52, "hessian": 18,
-                                                      "consistency": 18}  # fmt: skip
+    # surfaces: 14 DMs at the landscape page's 9 timesteps and 8 GANs for G and D; interpolations at 3 / 2
+    # timesteps (14 * 3 + 8 * 2); consistency: per family and sampler 5 groups (eps, GAN, 2 structure,
+    # x0 group) + the eps/x0 pair, where the GAN groups' DDIM row reuses DDPM's (2 * 2 * 6 - 4)
+    assert {n: len(k) for n, k in wanted.items()} == {"surface": 14 * 9 + 8 * 2, "interpolate": 14 * 3 + 8 * 2,
+                                                      "hessian": 18, "consistency": 20}  # fmt: skip
 
 
 def test_home_finds_the_shipped_numbers_from_the_manifest_alone():

@@ -60,11 +60,12 @@ def consistency_score(matrix: torch.Tensor) -> float:
     return float(matrix[0, 1:].mean(dim=0).mean())
 
 
-def peak_for(bundle: Bundle) -> float:
-    """Images: 2 (range of [-1, 1]); points: the coordinate range of the model's training set."""
+def peak_for(bundle: Bundle, dataset: str | None = None) -> float:
+    """Images: 2 (range of [-1, 1]); points: the coordinate range of the model's training set (or of
+    `dataset`, the user's pick)."""
     if len(sample_shape(bundle)) == 3:
         return IMAGE_PEAK
-    points = data.for_checkpoint(bundle.header, bundle.name, seed=0).data
+    points = data.for_checkpoint(bundle.header, bundle.name, dataset, seed=0).data
     return float(points.max() - points.min())
 
 
@@ -147,14 +148,16 @@ def consistency(
     eta: float = 0.0,
     device="cpu",
     root: Path | None = None,
+    dataset: str | None = None,
 ) -> ConsistencyResult:
     """Eq. 1 for a group of models sampled from one seed; the first model is the reference q[:, 1].
     num = 32 as in the paper's Table 1; sampler ddpm (ancestral, the paper's) or ddim. Each model's
-    samples go through the results cache (new ones to `root`, default the user cache)."""
+    samples go through the results cache (new ones to `root`, default the user cache). `dataset`: the
+    data whose range is 2-D points' PSNR peak (default each header's)."""
     _check_group(bundles)
     require(isinstance(num, int) and num >= 1, f"the number of samples per model must be >= 1, got {num!r}")
     names = names or [b.name for b in bundles]
-    peaks = {peak_for(b) for b in bundles}
+    peaks = {peak_for(b, dataset) for b in bundles}
     require(len(peaks) == 1, "the models were trained on data of different ranges; compare models of one dataset")
     with torch.inference_mode():
         samples = torch.stack([samples_of(b, num, seed, sampler, steps, eta, device, root) for b in bundles])

@@ -25,73 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
+from .. import confine
 from ..errors import DstabError, require
 from .hessian_settings import HESSIAN_ENGINES, HessianSettings, optional_keys
+from .probespec import GAN_ROLES, QUARTILE_MIDPOINTS, ProbeSpec  # noqa: F401 (re-exported: the specs' probe)
 
-# dstab's choice, not the paper's (it does not say which t its DM Hessian used): the midpoints of the four
-# quartiles of [0, T), a 4-point quadrature of the uniformly weighted training loss
-QUARTILE_MIDPOINTS = (0.125, 0.375, 0.625, 0.875)
-GAN_ROLES = ("g", "d")  # generator loss with D frozen, discriminator loss with G frozen
 SURFACE_ENGINES = ("dstab", "loss-landscapes")
 SURFACE_PRECISIONS = ("fp32", "tf32", "bf16")  # see fast_surface
 DM_SAMPLERS = ("ddpm", "ddim")
-
-
-def _ints(values) -> tuple[int, ...] | None:
-    if values is None:
-        return None
-    return tuple(int(v) for v in ([values] if isinstance(values, int | float | str) else values))
-
-
-@dataclass(frozen=True)
-class ProbeSpec:
-    """Which deterministic loss of a checkpoint is measured (dstab.probes): a DM's L_simple averaged over
-    timesteps, or a GAN's G or D loss, on a fixed batch drawn by `seed`."""
-
-    timesteps: tuple[int, ...] | None = None  # DM timesteps; None: `fractions` of the model's T
-    role: str | None = None  # GAN: "g" or "d"; None: "g"
-    batch_size: int = 64
-    seed: int = 0
-    fractions: tuple[float, ...] = QUARTILE_MIDPOINTS
-
-    @classmethod
-    def of(cls, kind: str, timesteps=None, role: str | None = None, **kw) -> ProbeSpec:
-        """The probe of a checkpoint kind from controls that offer both a timestep and a role."""
-        return cls(timesteps=_ints(timesteps), **kw) if kind == "dm" else cls(role=role, **kw)
-
-    def check(self, bundle) -> None:
-        if bundle.kind == "gan":
-            require(self.timesteps is None, f"{bundle.name} is a GAN; timesteps apply to DMs only (use --role g|d)")
-            require(self.role in (None, *GAN_ROLES), f"GAN probe role must be 'g' or 'd', got {self.role!r}")
-        else:
-            require(self.role is None, f"{bundle.name} is a DM; --role applies to GANs only (use --timestep)")
-        require(self.batch_size >= 1, f"batch size must be positive, got {self.batch_size}")
-
-    def timesteps_of(self, bundle) -> list[int]:
-        if self.timesteps is not None:
-            return list(self.timesteps)
-        return [int(f * bundle.diffusion.T) for f in self.fractions]
-
-    def params(self, bundle) -> dict:
-        """The probe's part of a surface's or a curve's cache parameters."""
-        self.check(bundle)
-        common = {"batch_size": int(self.batch_size), "seed": int(self.seed)}
-        if bundle.kind == "gan":
-            return {"kind": "gan", "role": self.role or "g", **common}
-        return {"kind": "dm", "timesteps": self.timesteps_of(bundle), **common}
-
-    def build(self, bundle):
-        """The Probe: the one place that decides which probe a checkpoint gets."""
-        from ..probes import dm_probe, gan_probe
-
-        self.check(bundle)
-        if bundle.kind == "dm":
-            return dm_probe(bundle, self.timesteps_of(bundle), self.batch_size, self.seed)
-        return gan_probe(bundle, self.role or "g", self.batch_size, self.seed)
-
-    def unit_key(self, bundle, device) -> tuple:
-        """What one loss evaluation of this probe is timed under (dstab.analysis.cost)."""
-        return ("loss", bundle.sha256 or bundle.name, repr(self.params(bundle)), str(device))
 
 
 def _loss_unit(probe, device=None) -> Callable[[], object]:
@@ -247,7 +188,9 @@ class HessianSpec(HessianSettings):
 
     def known_params(self, entry: dict) -> dict | None:
         """The part of `params` a zoo manifest entry determines, for `cache.find` before PyTorch is
-        imported; None when the entry lacks what it needs (a DM's T)."""
+        imported; None when the entry lacks what it needs (a DM's T) or the probe's dataset is not the entry's."""
+        if self.probe.dataset not in (None, entry.get("dataset")):
+            return None
         probe = {"batch_size": self.probe.batch_size, "seed": self.probe.seed, "dataset": entry["dataset"]}
         if entry["kind"] == "dm":
             T = entry.get("train_config", {}).get("diffusion", {}).get("T")
@@ -317,6 +260,7 @@ class ConsistencySpec:
     sampler: str = "ddpm"  # the paper's ancestral sampler; or "ddim"
     steps: int | None = None  # DDIM steps (None: 50); DDPM runs all T
     eta: float = 0.0  # DDIM eta: 0 is deterministic
+    dataset: str | None = None  # 2-D points' PSNR peak: their data's range; None: each header's dataset
 
     def for_kind(self, kind: str) -> ConsistencySpec:
         return replace(self, sampler="ddpm", steps=None) if kind == "gan" else self
@@ -326,6 +270,8 @@ class ConsistencySpec:
         require(self.sampler in DM_SAMPLERS, f"unknown sampler {self.sampler!r}; choose one of {DM_SAMPLERS}")
         require(self.sampler == "ddim" or self.steps is None, "--steps applies to --sampler ddim only")
         require(isinstance(self.num, int) and self.num >= 1, f"samples per model must be >= 1, got {self.num!r}")
+        if self.dataset is not None:
+            confine.chosen_dataset(self.dataset)
 
     def check(self, bundles) -> None:
         self.check_options()
@@ -333,7 +279,8 @@ class ConsistencySpec:
 
     def params(self, bundles, inputs=None) -> dict:
         s = self.for_kind(bundles[0].kind)
-        return {"num": s.num, "seed": s.seed, "sampler": s.sampler, "steps": s.steps, "eta": s.eta}
+        own = {} if self.dataset is None else {"dataset": self.dataset}  # None keeps the key it had before
+        return {"num": s.num, "seed": s.seed, "sampler": s.sampler, "steps": s.steps, "eta": s.eta, **own}
 
     def build(self, bundles, device):
         return list(bundles)
@@ -353,7 +300,8 @@ class ConsistencySpec:
         from .consistency import consistency
 
         s = self.for_kind(bundles[0].kind)
-        return consistency(bundles, names, s.num, s.seed, s.sampler, s.steps, s.eta, device, root).to_record()
+        found = consistency(bundles, names, s.num, s.seed, s.sampler, s.steps, s.eta, device, root, s.dataset)
+        return found.to_record()
 
     def read(self, result):
         from .consistency import ConsistencyResult

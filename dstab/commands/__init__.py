@@ -62,3 +62,23 @@ def add_threads_arg(parser, default: int | None = None, why: str = "") -> None:
         metavar="N",
         help=f"torch CPU threads (default {shown}{why})",
     )
+
+
+def add_dataset_arg(parser, what: str = "the probe's batch") -> None:
+    """`--dataset SPEC`: the user's pick instead of the checkpoint header's dataset; the one rule of
+    `dstab.confine` (built-in names, or a folder inside the allowed roots) applies to both."""
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        metavar="SPEC",
+        help=f"dataset of {what} (default: the checkpoint's own): digits, toy2d[:variant], cifar10, or "
+        "folder:PATH / cifar10:PATH inside the allowed roots (DSTAB_ALLOWED_ROOTS, the workspace)",
+    )
+
+
+def check_dataset_arg(args) -> None:
+    """Refuse a bad --dataset before any checkpoint is loaded."""
+    if getattr(args, "dataset", None) is not None:
+        from ..confine import chosen_dataset
+
+        chosen_dataset(args.dataset)

@@ -12,7 +12,7 @@ from ..analysis.specs import DM_SAMPLERS
 from ..device import resolve_device
 from ..fileio import writable_dir
 from ..plots import consistency as consistency_plots
-from . import add_command, add_device_arg, add_threads_arg
+from . import add_command, add_dataset_arg, add_device_arg, add_threads_arg
 from .output import model_id, result_stem, write_result
 
 SPEC = zooresults.CONSISTENCY
@@ -40,6 +40,7 @@ def register(sub) -> None:
     p.add_argument("--sampler", choices=DM_SAMPLERS, default=SPEC.sampler, help="DM sampler (default ddpm, ancestral)")
     p.add_argument("--steps", type=int, default=SPEC.steps, help="DDIM steps (default 50)")
     p.add_argument("--eta", type=float, default=SPEC.eta, help="DDIM eta (default 0: deterministic)")
+    add_dataset_arg(p, "2-D points (their range is the PSNR peak; images always use 2)")
     p.add_argument("--stage", choices=["final", "early"], default="final", help="zoo checkpoint stage")
     p.add_argument("--refresh", action="store_true", help="recompute even when a cached result exists")
     add_device_arg(p)
@@ -48,7 +49,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    spec = replace(SPEC, num=args.num, seed=args.seed, sampler=args.sampler, steps=args.steps, eta=args.eta)
+    spec = replace(SPEC, num=args.num, seed=args.seed, sampler=args.sampler, steps=args.steps, eta=args.eta,
+                   dataset=args.dataset)  # fmt: skip
     spec.check_options()
     budgets.check_count(args.num, "DSTAB_MAX_SAMPLES", "--num")
     writable_dir(args.output, "--output")

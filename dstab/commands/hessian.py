@@ -19,7 +19,7 @@ from ..device import resolve_device
 from ..errors import DstabError, require
 from ..fileio import writable_dir
 from ..plots import hessian as hessian_plots
-from . import add_command, add_device_arg, add_threads_arg
+from . import add_command, add_dataset_arg, add_device_arg, add_threads_arg, check_dataset_arg
 from .output import model_id, result_stem, write_result
 from .progress import bars, cost_warnings_on_one_line
 
@@ -54,6 +54,7 @@ def register(sub) -> None:
                    help=f"examples in the probe's fixed batch (default {SPEC.probe.batch_size})")  # fmt: skip
     p.add_argument("--timesteps", default=None, help="DM timesteps, comma separated (default: 4 quartile midpoints)")
     p.add_argument("--role", choices=GAN_ROLES, default=None, help="GAN: generator (g, default) or discriminator loss")
+    add_dataset_arg(p)
     p.add_argument("--stage", choices=["final", "early"], default="final", help="zoo checkpoint stage")
     p.add_argument("--refresh", action="store_true", help="recompute even when a cached result exists")
     add_device_arg(p)
@@ -72,7 +73,7 @@ def parse_timesteps(text: str | None) -> tuple[int, ...] | None:
 
 def spec_from(args):
     probe = replace(SPEC.probe, timesteps=parse_timesteps(args.timesteps), role=args.role,
-                    batch_size=args.batch_size, seed=args.seed)  # fmt: skip
+                    batch_size=args.batch_size, seed=args.seed, dataset=args.dataset)  # fmt: skip
     return replace(SPEC, probe=probe, engine=args.engine, top_k=args.top_k, trace_samples=args.trace_samples,
                    slq_runs=args.slq_runs, slq_steps=args.slq_steps, seed=args.seed, block=args.block,
                    lambda_min=args.lambda_min)  # fmt: skip
@@ -91,6 +92,7 @@ def check_settings(args) -> None:
         budgets.check_count(getattr(args, option), "DSTAB_MAX_TOP_K", flag)
     require(args.batch_size >= 1, f"--batch-size must be at least 1, got {args.batch_size}")
     budgets.check_count(args.batch_size, "DSTAB_MAX_BATCH", "--batch-size")
+    check_dataset_arg(args)
     writable_dir(args.output, "--output")
 
 

@@ -23,7 +23,7 @@ from ..device import resolve_device
 from ..fileio import writable_dir
 from ..plots import curve as curve_plots
 from ..plots import surface as surface_plots
-from . import add_command, add_device_arg, add_threads_arg
+from . import add_command, add_dataset_arg, add_device_arg, add_threads_arg, check_dataset_arg
 from .output import result_stem, write_result
 from .progress import bars, cost_warnings_on_one_line
 
@@ -39,6 +39,7 @@ def _probe_args(p) -> None:
     p.add_argument("--batch-size", type=int, default=probe.batch_size, help=f"probe batch (default {probe.batch_size})")
     p.add_argument("--probe-seed", type=int, default=probe.seed, help="seed of the probe's fixed batch and noise "
                    f"(default {probe.seed})")  # fmt: skip
+    add_dataset_arg(p)
     p.add_argument("--out", type=Path, default=Path("."), help="output folder (default: current folder)")
     p.add_argument("--refresh", action="store_true", help="recompute even when a cached result exists")
     add_device_arg(p)
@@ -93,7 +94,7 @@ def register(sub) -> None:
 
 
 def _probes(bundle, args) -> list[ProbeSpec]:
-    common = {"batch_size": args.batch_size, "seed": args.probe_seed}
+    common = {"batch_size": args.batch_size, "seed": args.probe_seed, "dataset": args.dataset}
     if bundle.kind == "dm" and not args.role:
         return [ProbeSpec(timesteps=(t,), **common) for t in (args.timestep or zooresults.DM_TIMESTEPS)]
     if bundle.kind == "gan" and not args.timestep:
@@ -114,6 +115,7 @@ def _what(probe: ProbeSpec) -> str:
 
 def run_surface(args) -> int:
     budgets.check_count(args.grid**2, "DSTAB_MAX_GRID_POINTS", f"--grid {args.grid} (grid points)")
+    check_dataset_arg(args)
     writable_dir(args.out, "--out")
     device = resolve_device(args.device)
     bundle = zoo.load_checkpoint(args.checkpoint, args.stage)
@@ -142,6 +144,7 @@ def run_surface(args) -> int:
 def run_interpolate(args) -> int:
     span = abs(args.hi - args.lo) * max(args.steps, 0) if math.isfinite(args.hi - args.lo) else math.inf
     budgets.check_count(min(span, 1e18) + 1, "DSTAB_MAX_GRID_POINTS", "--steps x (--hi - --lo) (points)")
+    check_dataset_arg(args)
     writable_dir(args.out, "--out")
     device = resolve_device(args.device)
     a = zoo.load_checkpoint(args.a, args.stage)

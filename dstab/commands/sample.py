@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,7 +12,7 @@ from .. import budgets, checkpoints
 from ..device import resolve_device
 from ..diffusion import NoiseSource
 from ..errors import require
-from ..fileio import atomic_write_bytes, writable_dir
+from ..fileio import atomic_write_bytes, writable_file
 from ..plots.png import save_samples
 from ..sampling import BATCHNORM_MODES, generate, sample_shape
 from . import add_command, add_device_arg, add_threads_arg
@@ -88,7 +87,7 @@ def run(args) -> int:
     require(args.steps is None or args.steps >= 1, f"--steps must be at least 1, got {args.steps}")
     budgets.check_count(args.num, "DSTAB_MAX_SAMPLES", "-n/--num")
     for out in filter(None, (args.output, args.npz)):
-        writable_dir(Path(out).parent, "the output's folder")
+        writable_file(out, "the output")
     bundle = checkpoints.load(args.checkpoint)
     device = resolve_device(args.device)
     with torch.inference_mode(), bars("", unit="steps") as progress:

@@ -25,7 +25,7 @@ import numpy as np
 from ..analysis import fid
 from ..errors import DstabError, require
 from ..training import paper, rundir, runs
-from ..training.rundir import read_metrics
+from ..training.runmetrics import RunMetrics
 from . import stats
 
 AXES = {"iterations": "iterations", "images": "images seen", "wall": "wall-clock seconds"}
@@ -91,17 +91,17 @@ def pick_metric(names: set[str], wanted: str | None) -> str:
 def load(group: str, metric: str | None = None, root=None) -> tuple[str, list[RunCurve], list[dict]]:
     """(metric name, complete runs' curves, notes on runs left out)."""
     root = runs.workspace_root(root)
-    curves, notes, names_per_run, rows_of = [], [], {}, {}
+    curves, notes, names_per_run, metrics_of = [], [], {}, {}
     for st in group_runs(group, root):
         path = root / st.name
         launch, cfg = _launch(path), _config(path)
         if st.state != "finished" or cfg is None:
             notes.append({"run": st.name, "state": st.state, "reason": st.reason or ""})
             continue
-        rows = read_metrics(path / runs.RUN / rundir.METRICS)
-        names_per_run[st.name] = {n for _, n, _, _ in rows}
+        metrics = RunMetrics.read(path / runs.RUN / rundir.METRICS)
+        names_per_run[st.name] = set(metrics.names())
         variant = launch.get("variant") or launch.get("preset") or "custom"
-        rows_of[st.name] = rows
+        metrics_of[st.name] = metrics
         curves.append(RunCurve(st.name, launch.get("label") or variant, variant, int(cfg["seed"]), st.state, cfg))
     require(curves, f"group {group!r} has no finished runs yet ({len(notes)} runs: {_states(notes)})")
     datasets = sorted({c.config["dataset"] for c in curves})
@@ -118,11 +118,10 @@ def load(group: str, metric: str | None = None, root=None) -> tuple[str, list[Ru
     require(not missing, f"runs {missing[:3]} were not evaluated with {name}; compare runs of one metric")
     sign = -1.0 if name.split("@")[0] in fid.HIGHER_IS_BETTER else 1.0
     for c in curves:
-        first = min(w for *_, w in rows_of[c.name])
-        pts = sorted((s, v, w) for s, n, v, w in rows_of[c.name] if n == name)
-        c.steps = np.array([p[0] for p in pts], dtype=np.int64)
-        c.values = sign * np.array([p[1] for p in pts])
-        c.wall = np.array([p[2] - first for p in pts])
+        metrics = metrics_of[c.name]
+        first = min(w for *_, w in metrics.rows())
+        c.steps, values, wall = metrics.series(name)
+        c.values, c.wall = sign * values, wall - first
     return name, curves, notes
 
 

@@ -4,6 +4,14 @@ A resolved config is a plain dict of TrainConfig's fields; `resolve()` builds
 it from (preset | file) + overrides, and `TrainConfig.from_dict` validates it
 completely (timestep sampler and momentum schedule included) before anything
 touches the disk.
+
+Importing this module does not import PyTorch. Validation has two levels:
+`check_options()` applies every rule that needs no network (types, ranges,
+schedules, the diffusion config, sampler options, GAN loss names): what the
+run manager (`runs start`, `sweep`) checks, torch-free, before it queues a
+run. `validate()` adds what needs the network built on PyTorch's meta device
+(the parameter budget, DSTAB_MAX_PARAMS) and is what the trainer runs before
+it writes anything; a queued run refused there ends 'failed' with the reason.
 """
 
 from __future__ import annotations
@@ -15,14 +23,12 @@ from pathlib import Path
 
 import tomllib
 
-from .. import budgets, sizing
-from ..diffusion import Diffusion
+from .. import budgets, modelconfig
 from ..errors import DstabError, require
 from ..errors import is_int as _is_int
 from ..errors import is_number as _is_num
-from ..gan import generator_loss
 from .lr import optimizer_schedule
-from .timesteps import make_sampler
+from .sampler_options import sampler_options
 
 
 @dataclass
@@ -59,7 +65,8 @@ class TrainConfig:
     eval_seeds: int = 1  # metrics averaged over seeds eval_seed .. eval_seed + eval_seeds - 1
     amp: str = "auto"  # auto: bf16 autocast on CUDA, none on CPU; "bf16" or "off" to force
 
-    def validate(self) -> TrainConfig:
+    def check_options(self) -> TrainConfig:
+        """Every rule that needs no PyTorch; DstabError naming the first bad option."""
         require(self.kind in ("dm", "gan"), f"unknown model kind {self.kind!r}; choose 'dm' or 'gan'")
         require(_is_int(self.steps) and self.steps >= 1, f"steps must be a positive integer, got {self.steps!r}")
         require(_is_int(self.batch_size) and self.batch_size >= 1, f"batch_size must be > 0, got {self.batch_size!r}")
@@ -89,27 +96,40 @@ class TrainConfig:
         require(self.amp in ("auto", "bf16", "off"), f"amp must be auto, bf16 or off, got {self.amp!r}")
         optimizer_schedule(self.momentum, self.lr, self.beta1, self.beta2, self.lr_schedule)
         if self.kind == "dm":
-            sizing.checked_params(self.arch, "arch")
-            diffusion = Diffusion.from_config(self.diffusion)
-            require(1 <= self.eval_sampler_steps <= diffusion.T, f"eval_sampler_steps must lie in [1, T={diffusion.T}]")
-            make_sampler(self.timesteps, diffusion, self.steps)
+            require(isinstance(self.arch, dict), f"arch must be a mapping of options, got {self.arch!r}")
+            T = modelconfig.check_diffusion(self.diffusion)
+            require(1 <= self.eval_sampler_steps <= T, f"eval_sampler_steps must lie in [1, T={T}]")
+            sampler_options(self.timesteps, T, self.steps)
         else:
             require(
-                set(self.arch) == {"generator", "discriminator"},
+                isinstance(self.arch, dict) and set(self.arch) == {"generator", "discriminator"},
                 "a GAN arch needs 'generator' and 'discriminator' configs",
             )
-            for role, sub in self.arch.items():
-                sizing.checked_params(sub, f"arch.{role}")
-            generator_loss(self.gan_loss)
+            modelconfig.check_generator_loss(self.gan_loss)
             require(self.timesteps.get("name", "uniform") == "uniform", "timestep samplers apply to DMs only")
         return self
 
+    def validate(self) -> TrainConfig:
+        """`check_options()`, then the networks' parameter counts against the budget (a meta-device build:
+        PyTorch is imported here)."""
+        from .. import sizing
+
+        self.check_options()
+        if self.kind == "dm":
+            sizing.checked_params(self.arch, "arch")
+        else:
+            for role, sub in self.arch.items():
+                sizing.checked_params(sub, f"arch.{role}")
+        return self
+
     @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
+    def from_dict(cls, d: dict, networks: bool = True) -> TrainConfig:
+        """The config of `d`, validated: fully, or with `networks=False` without PyTorch (`check_options`)."""
         require(isinstance(d, dict), "a training config must be a mapping of option names to values")
         unknown = set(d) - set(cls.__dataclass_fields__)
         require(not unknown, f"unknown training options {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**copy.deepcopy(d)).validate()
+        cfg = cls(**copy.deepcopy(d))
+        return cfg.validate() if networks else cfg.check_options()
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -168,7 +188,10 @@ def read_config_file(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise DstabError(f"config file {path} does not exist")
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise DstabError(f"config file {path} is not UTF-8 text; give a .json, .toml or .yaml file") from None
     try:
         if path.suffix == ".json":
             out = json.loads(text)
@@ -212,8 +235,11 @@ def apply_override(config: dict, path: list[str], value) -> None:
     node[path[-1]] = value
 
 
-def resolve(preset_name: str | None = None, config_file: Path | None = None, overrides: list[str] = ()) -> dict:
-    """The full config dict: TrainConfig defaults < preset (or the file's "preset" key) < file < --set."""
+def resolve(
+    preset_name: str | None = None, config_file: Path | None = None, overrides: list[str] = (), networks: bool = True
+) -> dict:
+    """The full config dict: TrainConfig defaults < preset (or the file's "preset" key) < file < --set;
+    `networks=False` validates it without PyTorch (see `TrainConfig.check_options`)."""
     from_file = read_config_file(config_file) if config_file else {}
     name = preset_name or from_file.pop("preset", None)
     out = asdict(TrainConfig())
@@ -222,4 +248,4 @@ def resolve(preset_name: str | None = None, config_file: Path | None = None, ove
     out.update(from_file)
     for text in overrides:
         apply_override(out, *parse_override(text))
-    return TrainConfig.from_dict(out).to_dict()
+    return TrainConfig.from_dict(out, networks).to_dict()

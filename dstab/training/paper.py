@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 
 from .momentum import BETA1_FLOOR
-from .timesteps import CLTS_MU_FRACTION, CLTS_SIGMA_FRACTION
+from .sampler_options import CLTS_MU_FRACTION, CLTS_SIGMA_FRACTION
 
 PAPER_LR = 1e-4
 PAPER_BATCH = 128

@@ -20,7 +20,8 @@ Layout of RUN_DIR:
     metrics.sqlite    SQLite in WAL mode, table
                       metrics(step INTEGER, name TEXT, value REAL, wall REAL,
                               PRIMARY KEY(step, name)),
-                      rows committed as they happen; `wall` is Unix time.
+                      rows committed as they happen; `wall` is Unix time
+                      (read them with runmetrics.RunMetrics, the one reader).
                       Names: loss, loss_q0..loss_q3 (mean loss per quartile of t),
                       grad_norm, lr, beta1, samples_per_s, d_loss (GANs) and an
                       evaluation named by `metric_name`, e.g. "fd_local@500x50ddim"
@@ -52,9 +53,6 @@ import threading
 import time
 from pathlib import Path
 
-import torch
-
-from ..bundle import safe_torch_load
 from ..errors import DstabError
 from ..fileio import atomic_write_bytes, write_json
 
@@ -102,6 +100,8 @@ def checkpoint_steps(run_dir: Path) -> list[int]:
 def save_resume_state(checkpoint_dir: Path, state: dict) -> None:
     """resume.pt, atomically; the one it replaces is kept as resume.prev.pt, so a newest file damaged
     later (a disk error, a bad copy) still leaves an exact resume point one checkpoint back."""
+    import torch  # here, not at the top: the run manager reads run folders without PyTorch
+
     buf = io.BytesIO()
     torch.save(state, buf)
     current, staged = checkpoint_dir / RESUME, checkpoint_dir / f".{RESUME}.next.tmp"
@@ -114,6 +114,8 @@ def save_resume_state(checkpoint_dir: Path, state: dict) -> None:
 def _readable_state(path: Path) -> tuple[dict | None, str | None]:
     if not path.exists():
         return None, f"{path.name} is missing"
+    from ..bundle import safe_torch_load  # PyTorch, only to read a resume state
+
     try:
         state = safe_torch_load(path)
     except DstabError as exc:
@@ -234,14 +236,3 @@ class MetricsDB:
 
     def close(self) -> None:
         self.conn.close()
-
-
-def read_metrics(path: Path, since_step: int = -1) -> list[tuple[int, str, float, float]]:
-    """(step, name, value, wall) rows with step > since_step, ordered; safe while a run writes."""
-    conn = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True, timeout=30)
-    try:
-        return conn.execute(
-            "SELECT step, name, value, wall FROM metrics WHERE step > ? ORDER BY step, name", (int(since_step),)
-        ).fetchall()
-    finally:
-        conn.close()

@@ -44,6 +44,13 @@ class RunMetrics:
         self.db = Path(db)
         self._reset()
 
+    @classmethod
+    def read(cls, db: str | Path) -> RunMetrics:
+        """Every row of `db` read once (a finished run, a test): `RunMetrics(db)` after one `refresh()`."""
+        metrics = cls(db)
+        metrics.refresh()
+        return metrics
+
     def _reset(self) -> None:
         self.last_rowid = 0
         self._identity = None
@@ -76,6 +83,10 @@ class RunMetrics:
 
     def names(self) -> list[str]:
         return sorted(self._points)
+
+    def rows(self) -> list[tuple[int, str, float, float]]:
+        """Every (step, name, value, wall) read so far, ordered by step, then name."""
+        return sorted((step, name, v, w) for name, pts in self._points.items() for step, (v, w) in pts.items())
 
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(steps, values, walls) of one metric sorted by step; empty arrays when it has no rows yet."""

@@ -30,7 +30,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from ..device import resolve_device
+from ..device import concrete_name
 from ..errors import DstabError, require
 from ..fileio import write_json
 from . import config as train_config
@@ -66,13 +66,6 @@ def _locked(root: Path):
 
 
 # ---------------------------------------------------------------- processes
-
-
-def concrete_device(device: str | None) -> str:
-    """A concrete device name ("cpu", "cuda:0"), so that slots are counted per real device; a CUDA
-    request without CUDA is refused here rather than by a failed run."""
-    dev = resolve_device(device)
-    return f"cuda:{dev.index or 0}" if dev.type == "cuda" else str(dev)
 
 
 def _trainer_args(path: Path, launch: dict, mode: str) -> list[str]:
@@ -158,17 +151,22 @@ def _enqueue(path: Path, mode: str) -> None:
     write_json(path / "queued", {"mode": mode, "time": time.time()})
 
 
-def resolved_config(preset: str | None = None, config_file: Path | None = None, overrides=()) -> dict:
-    """The trainer's full config for a request, validated exactly as `dstab train` will (model and
-    dataset shapes included), so a refused config raises DstabError before anything is launched."""
+def resolved_config(preset: str | None = None, config_file: Path | None = None, overrides=(), build=False) -> dict:
+    """The trainer's full config for a request, every option validated without PyTorch
+    (`TrainConfig.check_options`), so a refused option raises DstabError before anything is launched.
+    What needs the network (parameter budget, model vs dataset shapes) the trainer checks before it
+    writes anything (a refused run ends 'failed' with the reason); `build=True` checks it here too,
+    importing PyTorch (the page, which has it loaded anyway)."""
     require(preset or config_file, "a run needs a preset or a config file")
-    config = train_config.resolve(preset, config_file, list(overrides))
-    check_buildable(config)
+    config = train_config.resolve(preset, config_file, list(overrides), networks=False)
+    if build:
+        check_buildable(config)
     return config
 
 
 def check_buildable(config: dict) -> None:
-    """Build the trainer's model and data once (shape checks); a sweep calls this once per distinct setup."""
+    """Build the trainer's model and data once (the checks `dstab train` makes before it starts: the
+    parameter budget, model vs dataset shapes); a sweep calls this once per distinct setup."""
     from .trainer import Trainer
 
     Trainer(train_config.TrainConfig.from_dict(config), REPO_ROOT, "cpu")
@@ -184,19 +182,20 @@ def start(
     group: str | None = None,
     threads: int | None = None,
     root: Path | None = None,
+    build: bool = False,
 ) -> RunStatus:
     """Queue a new run and start it at once if its device has a free slot.
 
     The request (preset or config file, then `key=value` overrides as for
     `dstab train --set`) is resolved and validated here, and the resolved
     config is what the trainer receives: a queued run cannot change meaning
-    if a preset or the file changes before it starts.
+    if a preset or the file changes before it starts. `build`: see `resolved_config`.
     """
     require(threads is None or threads >= 1, f"threads must be a positive integer, got {threads!r}")
     require(not run_dir(name, root).exists(), f"a run named {name!r} already exists; pick another name or delete it")
-    config = resolved_config(preset, config_file, overrides)
+    config = resolved_config(preset, config_file, overrides, build)
     request = {"preset": preset, "config_file": str(config_file) if config_file else None, "overrides": list(overrides)}
-    queue(name, config, request, device=concrete_device(device), group=group, threads=threads, root=root)
+    queue(name, config, request, device=concrete_name(device), group=group, threads=threads, root=root)
     schedule(root)
     return status(name, root)
 

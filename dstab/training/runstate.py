@@ -34,6 +34,7 @@ RUN = "run"  # the trainer's RUN_DIR inside a run's directory
 def workspace_root(root: str | Path | None = None) -> Path:
     """Where runs live: `root` if given, else $DSTAB_WORKSPACE/runs, default <repo>/workspace/runs (created)."""
     root = Path(root or confine.workspace_root() / "runs")
+    require(root.is_dir() or not root.exists(), f"the runs folder {root} is a file, not a folder; give a folder")
     root.mkdir(parents=True, exist_ok=True)
     return root.resolve()
 

@@ -16,15 +16,16 @@ Two kinds of peers live here on purpose:
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from ..errors import DstabError, require
-
-# CLTS (paper Sec. 4.2): the Gaussian centre mu = 0.3 T and width sigma = T
-CLTS_MU_FRACTION = 0.3
-CLTS_SIGMA_FRACTION = 1.0
+from .sampler_options import (  # noqa: F401 (CLTS_* and SAMPLERS re-exported)
+    CLTS_MU_FRACTION,
+    CLTS_SIGMA_FRACTION,
+    SAMPLERS,
+    clts_settings,
+    sampler_options,
+    second_moment_settings,
+)
 
 
 class TimestepSampler:
@@ -80,12 +81,7 @@ class CLTSSampler(TimestepSampler):
 
     def __init__(self, T: int, target_iter: float, mu: float | None = None, sigma: float | None = None):
         super().__init__(T)
-        self.mu = CLTS_MU_FRACTION * T if mu is None else float(mu)
-        self.sigma = CLTS_SIGMA_FRACTION * T if sigma is None else float(sigma)
-        self.target_iter = float(target_iter)
-        require(0 <= self.mu < T, f"CLTS mu must lie in [0, T={T}), got {self.mu}")
-        require(self.sigma > 0, f"CLTS sigma must be > 0, got {self.sigma}")
-        require(self.target_iter > 0, f"CLTS target_iter must be > 0, got {self.target_iter}")
+        self.mu, self.sigma, self.target_iter = clts_settings(T, target_iter, mu, sigma)
         ts = torch.arange(T, dtype=torch.float64)
         g = torch.exp(-0.5 * ((ts - self.mu) / self.sigma) ** 2)
         self.gaussian = g / g.sum()
@@ -130,9 +126,7 @@ class LossSecondMomentSampler(TimestepSampler):
 
     def __init__(self, T: int, history: int = 10, uniform_prob: float = 0.001):
         super().__init__(T)
-        require(history >= 1, "loss-second-moment history must be >= 1")
-        require(0 <= uniform_prob <= 1, "loss-second-moment uniform_prob must lie in [0, 1]")
-        self.history, self.uniform_prob = int(history), float(uniform_prob)
+        self.history, self.uniform_prob = second_moment_settings(history, uniform_prob)
         self.losses = torch.zeros(T, self.history, dtype=torch.float64)
         self.counts = torch.zeros(T, dtype=torch.long)
 
@@ -167,46 +161,18 @@ class LossSecondMomentSampler(TimestepSampler):
         self.losses, self.counts = state["losses"].clone(), state["counts"].clone()
 
 
-SAMPLERS = ("uniform", "clts", "min-snr", "p2", "loss-second-moment")
-
-
 def make_sampler(options: dict, diffusion, total_steps: int) -> TimestepSampler:
     """A sampler from its config, e.g. {"name": "clts", "target_iter": 500}; CLTS
     may give its target as a fraction of the run instead ("target_frac": 0.2)."""
-    opts = dict(options)
-    name = opts.pop("name", "uniform")
+    name, opts = sampler_options(options, diffusion.T, total_steps)
     T = diffusion.T
-    allowed = {
-        "uniform": set(),
-        "clts": {"target_iter", "target_frac", "mu", "sigma"},
-        "min-snr": {"gamma"},
-        "p2": {"k", "gamma"},
-        "loss-second-moment": {"history", "uniform_prob"},
-    }
-    if name not in allowed:
-        raise DstabError(f"unknown timestep sampler {name!r}; choose one of {list(SAMPLERS)}")
-    unknown = set(opts) - allowed[name]
-    require(not unknown, f"unknown options {sorted(unknown)} for timestep sampler {name!r}")
     if name == "uniform":
         return UniformSampler(T)
     if name == "clts":
-        require(
-            ("target_iter" in opts) != ("target_frac" in opts),
-            "the clts sampler needs exactly one of target_iter (iterations until P(t) is fully Gaussian) "
-            "or target_frac (the same as a fraction of the run)",
-        )
-        if "target_frac" in opts:
-            frac = opts.pop("target_frac")
-            require(isinstance(frac, (int, float)) and frac > 0, f"CLTS target_frac must be > 0, got {frac!r}")
-            opts["target_iter"] = frac * total_steps
         return CLTSSampler(T, **opts)
     snr = diffusion.snr(torch.arange(T)).double()
     if name == "min-snr":
-        gamma = float(opts.get("gamma", 5.0))  # Hang et al. 2023 default
-        require(gamma > 0, f"min-snr gamma must be > 0, got {gamma}")
-        return WeightedUniformSampler(T, name, min_snr_weight(snr, gamma, diffusion.prediction))
+        return WeightedUniformSampler(T, name, min_snr_weight(snr, opts["gamma"], diffusion.prediction))
     if name == "p2":
-        k, gamma = float(opts.get("k", 1.0)), float(opts.get("gamma", 1.0))  # Choi et al. 2022 defaults
-        require(k > 0 and gamma >= 0 and math.isfinite(k), f"p2 needs k > 0 and gamma >= 0, got k={k}, gamma={gamma}")
-        return WeightedUniformSampler(T, name, p2_weight(snr, k, gamma))
+        return WeightedUniformSampler(T, name, p2_weight(snr, opts["k"], opts["gamma"]))
     return LossSecondMomentSampler(T, **opts)

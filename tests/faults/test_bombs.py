@@ -1,13 +1,17 @@
 """Size bombs: a small file (or option) that would make the server allocate without bound is refused
 from sizes read before any allocation, in well under a second, with the process's peak RSS (PyTorch
-included) below 1 GB. Measured in a fresh subprocess with `resource`, so that nothing else this test
-session has allocated counts."""
+included) below 1 GiB (issue 15). Measured in a fresh child process that imports only what loading
+needs (dstab.checkpoints, dstab.data), so nothing this test session has allocated counts: its peak
+RSS is the kernel's `ru_maxrss` of that one child (`os.wait4`), cross-checked by the child's own
+`resource` reading, and what the bombs add beyond the imports is bounded separately."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,7 +22,7 @@ from .test_loader_faults import BIG_UNET
 REPO = Path(__file__).resolve().parents[2]
 
 PROBE = r"""
-import json, resource, sys, time
+import json, os, resource, sys, time
 from dstab import checkpoints, data
 from dstab.errors import DstabError
 try:  # warm-up, untimed: the first load pays one-off lazy imports, which are not part of refusing a bomb
@@ -36,8 +40,24 @@ for kind, target in json.loads(sys.argv[1]):
         outcome = str(exc)
     out.append({"target": target, "seconds": time.perf_counter() - start, "outcome": outcome})
 rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"cases": out, "peak_rss_mb": rss_mb, "base_rss_mb": base_mb}))
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("streamlit", "plotly", "pandas", "matplotlib", "scipy")
+               or m.startswith(("dstab.analysis", "dstab.training", "dstab.plots")))
+print(json.dumps({"cases": out, "peak_rss_mb": rss_mb, "base_rss_mb": base_mb, "heavy": heavy}), flush=True)
+os._exit(0)  # no interpreter teardown: unloading PyTorch's modules alone peaks ~120 MiB higher, no refusal's doing
 """
+
+
+def run_child(argv: list[str], env: dict, cwd: Path) -> tuple[int, str, str, float]:
+    """(exit code, stdout, stderr, peak RSS in MiB) of one child process; the RSS is that child's own
+    `ru_maxrss` from `os.wait4` (RUSAGE_CHILDREN would mix in every earlier child of this session)."""
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=err)
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen does not wait again
+        proc.stdout.close()
+        err.seek(0)
+        return proc.returncode, out.decode(), err.read().decode(errors="replace"), usage.ru_maxrss / 1024
 
 
 def test_bombs_are_refused_fast_with_bounded_memory(tmp_path):
@@ -56,20 +76,21 @@ def test_bombs_are_refused_fast_with_bounded_memory(tmp_path):
     ]
     env = {"DSTAB_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(REPO), "HOME": str(tmp_path)}  # fmt: skip
-    run = subprocess.run([sys.executable, "-c", PROBE, json.dumps(cases)], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert run.returncode == 0, run.stderr[-2000:]
-    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    code, out, err, child_peak_mb = run_child([sys.executable, "-c", PROBE, json.dumps(cases)], env, tmp_path)
+    assert code == 0, err[-2000:]
+    seen = json.loads(out.strip().splitlines()[-1])
     outcomes = [case["outcome"] for case in seen["cases"]]
     assert "DSTAB_MAX_PARAMS" in outcomes[0] and "DSTAB_MAX_PARAMS" in outcomes[1]
     assert "DSTAB_MAX_TIMESTEPS" in outcomes[2] and "inflate" in outcomes[3]
     assert outcomes[4] == "accepted"  # the bomb image is skipped and counted, the small one is used
     for case in seen["cases"]:
-        assert case["seconds"] < 1.0, case
-    # the bombs themselves allocate next to nothing; the process total (PyTorch's import is ~0.5 GB and
-    # varies by install) stays near 1 GB
-    assert seen["peak_rss_mb"] - seen["base_rss_mb"] < 128, seen
-    assert seen["peak_rss_mb"] < 1536, seen
+        assert case["seconds"] < 1.0, case  # after the untimed warm-up load
+    # the child's peak, PyTorch's import included (~0.5 GiB here; it varies by install), is below 1 GiB as
+    # the kernel reports it for that process, and the child's own reading agrees
+    assert child_peak_mb < 1024, (child_peak_mb, seen)
+    assert abs(child_peak_mb - seen["peak_rss_mb"]) < 16, (child_peak_mb, seen)
+    assert seen["peak_rss_mb"] - seen["base_rss_mb"] < 128, seen  # the bombs themselves add next to nothing
+    assert seen["heavy"] == [], seen["heavy"]  # the child imported what loading needs, nothing more
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ import torch
 from dstab import checkpoints
 from dstab.errors import DstabError
 from dstab.training import rundir, runner, runs
+from dstab.training.runmetrics import RunMetrics
 from tests.training_helpers import one_thread, tiny_dm  # noqa: F401 (one_thread is a fixture)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,7 +68,7 @@ def final(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def rows(run_dir: Path) -> list[tuple]:
-    return [(s, n, v) for s, n, v, _ in rundir.read_metrics(run_dir / "metrics.sqlite") if n != "samples_per_s"]
+    return [(s, n, v) for s, n, v, _ in RunMetrics.read(run_dir / "metrics.sqlite").rows() if n != "samples_per_s"]
 
 
 @pytest.fixture

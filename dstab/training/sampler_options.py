@@ -1,0 +1,86 @@
+"""The options of a timestep sampler, checked without PyTorch.
+
+`timesteps.make_sampler` builds a sampler from the options this module
+accepts; the run manager checks a queued run's `timesteps` config with the
+same function (`sampler_options`) without importing PyTorch.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import DstabError, require
+
+# CLTS (paper Sec. 4.2): the Gaussian centre mu = 0.3 T and width sigma = T
+CLTS_MU_FRACTION = 0.3
+CLTS_SIGMA_FRACTION = 1.0
+ALLOWED = {  # sampler name -> its options
+    "uniform": set(),
+    "clts": {"target_iter", "target_frac", "mu", "sigma"},
+    "min-snr": {"gamma"},
+    "p2": {"k", "gamma"},
+    "loss-second-moment": {"history", "uniform_prob"},
+}
+SAMPLERS = tuple(ALLOWED)
+
+
+def _number(value, what: str) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise DstabError(f"{what} must be a number, got {value!r}") from None
+    require(math.isfinite(out), f"{what} must be finite, got {value!r}")
+    return out
+
+
+def clts_settings(T: int, target_iter, mu=None, sigma=None) -> tuple[float, float, float]:
+    """(mu, sigma, target_iter) of CLTS, paper defaults mu = 0.3 T and sigma = T; DstabError if invalid."""
+    mu = CLTS_MU_FRACTION * T if mu is None else _number(mu, "CLTS mu")
+    sigma = CLTS_SIGMA_FRACTION * T if sigma is None else _number(sigma, "CLTS sigma")
+    target_iter = _number(target_iter, "CLTS target_iter")
+    require(0 <= mu < T, f"CLTS mu must lie in [0, T={T}), got {mu}")
+    require(sigma > 0, f"CLTS sigma must be > 0, got {sigma}")
+    require(target_iter > 0, f"CLTS target_iter must be > 0, got {target_iter}")
+    return mu, sigma, target_iter
+
+
+def second_moment_settings(history=10, uniform_prob=0.001) -> tuple[int, float]:
+    """(history, uniform_prob) of the loss-second-moment sampler; DstabError if invalid."""
+    history, uniform_prob = _number(history, "loss-second-moment history"), _number(uniform_prob, "uniform_prob")
+    require(history >= 1, "loss-second-moment history must be >= 1")
+    require(0 <= uniform_prob <= 1, "loss-second-moment uniform_prob must lie in [0, 1]")
+    return int(history), uniform_prob
+
+
+def sampler_options(options, T: int, total_steps: int) -> tuple[str, dict]:
+    """(name, keyword arguments of its sampler class) from a config such as {"name": "clts",
+    "target_frac": 0.2}; CLTS may give its target as a fraction of the run instead of target_iter.
+    Every option is checked here: DstabError naming the bad one."""
+    require(isinstance(options, dict), f"the timestep sampler config must be a mapping, got {options!r}")
+    opts = dict(options)
+    name = opts.pop("name", "uniform")
+    if name not in ALLOWED:
+        raise DstabError(f"unknown timestep sampler {name!r}; choose one of {list(SAMPLERS)}")
+    unknown = set(opts) - ALLOWED[name]
+    require(not unknown, f"unknown options {sorted(unknown)} for timestep sampler {name!r}")
+    if name == "clts":
+        require(
+            ("target_iter" in opts) != ("target_frac" in opts),
+            "the clts sampler needs exactly one of target_iter (iterations until P(t) is fully Gaussian) "
+            "or target_frac (the same as a fraction of the run)",
+        )
+        if "target_frac" in opts:
+            frac = opts.pop("target_frac")
+            require(isinstance(frac, (int, float)) and frac > 0, f"CLTS target_frac must be > 0, got {frac!r}")
+            opts["target_iter"] = frac * total_steps
+        clts_settings(T, **opts)
+    elif name == "min-snr":
+        opts["gamma"] = _number(opts.get("gamma", 5.0), "min-snr gamma")  # Hang et al. 2023 default
+        require(opts["gamma"] > 0, f"min-snr gamma must be > 0, got {opts['gamma']}")
+    elif name == "p2":
+        k, gamma = _number(opts.get("k", 1.0), "p2 k"), _number(opts.get("gamma", 1.0), "p2 gamma")  # Choi et al.
+        require(k > 0 and gamma >= 0, f"p2 needs k > 0 and gamma >= 0, got k={k}, gamma={gamma}")
+        opts.update(k=k, gamma=gamma)
+    elif name == "loss-second-moment":
+        second_moment_settings(**opts)
+    return name, opts
