@@ -89,9 +89,15 @@ def test_conv_net_against_dense_hessian(conv_probe):
     v = torch.randn(op.n, generator=torch.Generator().manual_seed(0))
     fwd = hessian.HessianOperator(conv_probe, "forward")(v)
     torch.testing.assert_close(fwd, op(v), rtol=1e-4, atol=1e-6)
-    # batched products (one vmapped backward; the unused layer's rows are zero) equal single ones
+    # batched products (a loop on the CPU; one vmapped backward as on a GPU; the unused layer's rows
+    # are zero) equal single ones
     V = torch.randn(3, op.n, generator=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(op.batched(V), torch.stack([op(v) for v in V]), rtol=1e-5, atol=1e-6)
+    single = torch.stack([op(v) for v in V])
+    assert not op.vmap
+    torch.testing.assert_close(op.batched(V), single, rtol=1e-5, atol=1e-6)
+    op.vmap, calls = True, op.calls
+    torch.testing.assert_close(op.batched(V), single, rtol=1e-5, atol=1e-6)
+    assert op.calls == calls + 3
 
 
 def test_pyhessian_cross_check(conv_probe):

@@ -59,7 +59,7 @@ from .hessian_settings import HESSIAN_ENGINES, optional_keys
 from .hvp import HVP_MODES, HessianOperator  # noqa: F401  (the engine's API)
 from .lanczos import density, spectrum_moments  # noqa: F401  (hessian_ref and callers use them here)
 
-# Hutchinson probes batched into one autograd call (one vmapped backward)
+# Hutchinson probes per `op.batched` call (one vmapped backward on a GPU)
 BATCH = 4
 # tol: bound on the top eigenvalues' errors relative to the spectral radius (see error_bounds)
 # the engines' defaults (SPEC) are hessian_settings' (what `dstab report` ships); tol bounds the top
