@@ -24,7 +24,7 @@ import torch
 from dstab import checkpoints, models, zoo
 from dstab.analysis import landscape, reference
 from dstab.diffusion import Diffusion
-from dstab.probes import dm_probe, gan_probe, module_probe
+from dstab.probes import dm_probe, gan_probe
 
 NAN = float("nan")
 
@@ -44,23 +44,11 @@ def _bundle(kind: str, arch: dict, dataset: str, name: str):
 
 
 def cifar_unet_probe(batch: int):
-    """DDPM's CIFAR-10 UNet size (35.7M parameters: 128 channels, mult 1,2,2,2, two res blocks,
-    attention at 16x16) on a fixed random batch at t = 500: the issue's GPU target model."""
-    arch = {
-        "arch": "unet",
-        "image_size": 32,
-        "in_channels": 3,
-        "model_channels": 128,
-        "channel_mult": [1, 2, 2, 2],
-        "num_res_blocks": 2,
-        "attention_resolutions": [16],
-        "use_scale_shift_norm": False,
-    }
-    torch.manual_seed(0)
-    x0, noise = torch.randn(2, batch, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    data = {"diffusion": Diffusion(), "x0": x0.clamp(-1, 1), "t": torch.full((batch,), 500), "noise": noise}
-    loss = lambda f, diffusion, x0, t, noise: diffusion.loss_terms(f, x0, t, noise).mean()
-    return module_probe(models.build(arch), loss, name="cifar-unet", data=data)
+    """DDPM's CIFAR-10 UNet (35.7M parameters) on a fixed random batch at t = 500: the issue's GPU target
+    model, the same probe bench/gpu_bench.py times on CUDA."""
+    from gpu_bench import DDPM_CIFAR, unet_probe
+
+    return unet_probe(DDPM_CIFAR, batch, "cpu")
 
 
 def make_probe(name: str, batch: int):

@@ -74,16 +74,11 @@ def isolated_overhead(device: str, calls: int = 2000) -> dict[str, float]:
     return out
 
 
-CIFAR_UNET = {
-    "arch": "unet",
-    "image_size": 32,
-    "in_channels": 3,
-    "model_channels": 128,
-    "channel_mult": [1, 2, 2, 2],
-    "num_res_blocks": 2,
-    "attention_resolutions": [16],
-    "norm_groups": 32,
-}
+def _cifar_unet() -> dict:
+    """improved-diffusion's CIFAR-size UNet: DDPM's (bench/gpu_bench.py) with scale-shift norm."""
+    from gpu_bench import DDPM_CIFAR
+
+    return {**DDPM_CIFAR, "use_scale_shift_norm": True}
 
 
 def cifar_step(device: str, batch: int, steps: int = 10) -> float:
@@ -93,7 +88,7 @@ def cifar_step(device: str, batch: int, steps: int = 10) -> float:
     from dstab.diffusion import Diffusion
 
     dev = torch.device(device)
-    net, diffusion = models.build(CIFAR_UNET).to(dev), Diffusion()
+    net, diffusion = models.build(_cifar_unet()).to(dev), Diffusion()
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
     x = torch.randn(batch, 3, 32, 32, device=dev)
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")

@@ -89,9 +89,15 @@ def test_conv_net_against_dense_hessian(conv_probe):
     v = torch.randn(op.n, generator=torch.Generator().manual_seed(0))
     fwd = hessian.HessianOperator(conv_probe, "forward")(v)
     torch.testing.assert_close(fwd, op(v), rtol=1e-4, atol=1e-6)
-    # batched products (one vmapped backward; the unused layer's rows are zero) equal single ones
+    # batched products (a loop on the CPU; one vmapped backward as on a GPU; the unused layer's rows
+    # are zero) equal single ones
     V = torch.randn(3, op.n, generator=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(op.batched(V), torch.stack([op(v) for v in V]), rtol=1e-5, atol=1e-6)
+    single = torch.stack([op(v) for v in V])
+    assert not op.vmap
+    torch.testing.assert_close(op.batched(V), single, rtol=1e-5, atol=1e-6)
+    op.vmap, calls = True, op.calls
+    torch.testing.assert_close(op.batched(V), single, rtol=1e-5, atol=1e-6)
+    assert op.calls == calls + 3
 
 
 def test_pyhessian_cross_check(conv_probe):
@@ -161,3 +167,17 @@ def test_cost_warning_before_a_long_run():
     assert hessian.hvp_seconds(op, 10, "quadratic") < 60 and op.calls == 0
     with pytest.warns(CostWarning, match="roughly"):
         hessian.hvp_seconds(op, 10**12, "quadratic")
+
+
+def test_the_stopping_rule_revision_is_in_every_dstab_key():
+    """A result computed by an older Lanczos stopping rule (one that could claim a false convergence) is
+    never served as current: the rule's revision is part of the key, for the engine that has the rule."""
+    from dstab.analysis.hessian_settings import LANCZOS_RULE
+    from dstab.analysis.specs import HessianSpec
+
+    probe = QuadraticProbe(torch.diag(torch.linspace(-1.0, 3.0, 6)))
+    probe.describe = lambda: {"name": "quadratic", "kind": "custom"}
+    assert hessian.hessian_params(probe, "dstab")["lanczos_rule"] == LANCZOS_RULE
+    assert "lanczos_rule" not in hessian.hessian_params(probe, "pyhessian")
+    entry = {"kind": "dm", "dataset": "toy2d:8gaussians", "train_config": {"diffusion": {"T": 1000}}}
+    assert HessianSpec().known_params(entry)["lanczos_rule"] == LANCZOS_RULE

@@ -55,11 +55,11 @@ from ..errors import DstabError, require
 from . import lanczos
 from .cost import seconds_per_call, warn_if_slow
 from .hessian_settings import DEFAULT as SPEC
-from .hessian_settings import HESSIAN_ENGINES, optional_keys
+from .hessian_settings import HESSIAN_ENGINES, optional_keys, rule_key
 from .hvp import HVP_MODES, HessianOperator  # noqa: F401  (the engine's API)
 from .lanczos import density, spectrum_moments  # noqa: F401  (hessian_ref and callers use them here)
 
-# Hutchinson probes batched into one autograd call (one vmapped backward)
+# Hutchinson probes per `op.batched` call (one vmapped backward on a GPU)
 BATCH = 4
 # tol: bound on the top eigenvalues' errors relative to the spectral radius (see error_bounds)
 # the engines' defaults (SPEC) are hessian_settings' (what `dstab report` ships); tol bounds the top
@@ -376,5 +376,6 @@ def hessian_params(
         "max_steps": int(max_steps),
         # keyed only when not the default, so that results stored before these settings existed keep their key
         **optional_keys(block, lambda_min),
+        **rule_key(engine),
         **({} if slq_full(sum(p.numel() for p in probe.params.values()), int(slq_steps)) else {"slq_reorth": "local"}),
     }

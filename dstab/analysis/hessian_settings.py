@@ -13,6 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 HESSIAN_ENGINES = ("dstab", "pyhessian")
+# The revision of dstab's Lanczos stopping rule (residual bounds, block start, deflation check: issue 17).
+# It is in every dstab Hessian's cache key, so a result an older rule computed (one that could claim a
+# false convergence, or a lambda_min bound 22x too small) is never served as current; bump it whenever
+# what the engine reports for the same settings changes.
+LANCZOS_RULE = "checked-2"
+
+
+def rule_key(engine: str) -> dict:
+    return {"lanczos_rule": LANCZOS_RULE} if engine == "dstab" else {}
 
 
 @dataclass(frozen=True)

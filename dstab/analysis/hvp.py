@@ -2,8 +2,8 @@
 
 Hessian-vector products: ``hvp="reverse"`` differentiates a gradient graph
 built once (double backward; 1.7-2.4x faster than forward-over-reverse on CPU
-in bench/bench_hessian.py, 4x on the digits UNet), batching independent
-products (Hutchinson probes, a Lanczos block) into one vmapped backward;
+in bench/bench_hessian.py, 4x on the digits UNet), on a GPU batching
+independent products (Hutchinson probes, a Lanczos block) into one vmapped backward;
 ``hvp="forward"`` is torch.func forward-over-reverse jvp(grad(f)), which keeps
 no graph between calls. Losses must write squares out: F.mse_loss breaks
 forward-over-reverse in torch (pytorch#123996).
@@ -43,6 +43,7 @@ class HessianOperator:
         self.flat = torch.cat([p.reshape(-1) for p in base]).requires_grad_(True)
         self.params = self.unflatten(self.flat)
         self.calls = 0
+        self.vmap = self.device.type == "cuda"  # batched products as one vmapped backward (see batched)
         loss = self._loss(self.params)
         self.loss = float(loss.detach())
         require(
@@ -74,12 +75,14 @@ class HessianOperator:
         return hv
 
     def batched(self, V: torch.Tensor) -> torch.Tensor:
-        """H V^T for the rows of V (B, n), as one vmapped backward pass in reverse mode (on a CPU
-        about 1.25x faster per product than B single calls, bench/bench_hessian.py)."""
-        if self.mode == "reverse" and V.shape[0] == 1:
-            return self(V[0])[None]
-        if self.mode == "forward":
-            return torch.stack([self(v) for v in V])
+        """H V^T for the rows of V (B, n): on a GPU as one vmapped backward pass in reverse mode, on a
+        CPU one product per row (the vmapped backward is no faster there: 1.0x per product on the
+        toy MLP, 1.1-1.4x slower on the digits UNet, bench/RESULTS.md)."""
+        if self.mode == "forward" or V.shape[0] == 1 or not self.vmap:
+            out = torch.empty_like(V)
+            for i, v in enumerate(V):
+                out[i] = self(v)
+            return out
         self.calls += V.shape[0]
         if not self._flat_grad.requires_grad:
             return torch.zeros_like(V)

@@ -232,12 +232,14 @@ class EndValues:
         return EndValues(self.values, bounds, self.radius, ok, self.opposite, self.resid, gap)
 
 
-def end_values(run: Krylov, k: int, which: str, tol: float) -> EndValues:
+def end_values(run: Krylov, k: int, which: str, tol: float, radius: float = 0.0) -> EndValues:
+    """The k values at one end of a run; `radius`: a known lower bound of the spectral radius (a run
+    on a deflated H sees a smaller one than H's, which the tolerance is relative to)."""
     vals, resid, gap = run.bounds()
     sl = slice(None, None, -1) if which == "top" else slice(None)
     values, resid, gap = vals[sl][:k], resid[sl][:k], gap[sl][:k]
     bounds = kato_temple(resid, gap)
-    radius = float(max(abs(vals[0]), abs(vals[-1]), 1e-30))
+    radius = float(max(abs(vals[0]), abs(vals[-1]), radius, 1e-30))
     # a value needs a neighbour inside the run for its gap: at least k + 1 Ritz values
     enough = len(vals) >= k + 1 or run.exhausted
     converged = bool(len(values) == k and enough and np.all(bounds <= tol * radius))
@@ -289,10 +291,14 @@ def verified_end(
         z = torch.randn(1, start.shape[1], generator=gen).to(start)
         z.addmm_(z @ Y.T, Y, alpha=-1.0)
         beyond = (lambda v: v >= edge - margin) if which == "top" else (lambda v: v <= edge + margin)
-        settle = lambda r: beyond(end_values(r, 1, which, tol).values[0]) or end_values(r, 1, which, tol).converged  # noqa: E731
+        # the check's value is wanted to the same absolute accuracy as the reported ones, tol times
+        # H's spectral radius (not the deflated H's, which is smaller: lambda_2 << lambda_1 would
+        # make it converge lambda_2 far beyond what any bound uses)
+        near_of = lambda r: end_values(r, 1, which, tol, ends.radius)  # noqa: E731
+        settle = lambda r: beyond(near_of(r).values[0]) or near_of(r).converged  # noqa: E731
         check = krylov(deflated, z, max_rows - used, settle, progress=tick, seed=seed + 1)
         used += len(check.T)
-        near = end_values(check, 1, which, tol)
+        near = near_of(check)
         ends = ends.with_neighbour(near.values[0], near.resid[0], tol)
         if not beyond(near.values[0]) and ends.converged:
             return ends, used

@@ -27,7 +27,7 @@ from typing import ClassVar
 
 from .. import confine
 from ..errors import DstabError, require
-from .hessian_settings import HESSIAN_ENGINES, HessianSettings, optional_keys
+from .hessian_settings import HESSIAN_ENGINES, HessianSettings, optional_keys, rule_key
 from .probespec import GAN_ROLES, QUARTILE_MIDPOINTS, ProbeSpec  # noqa: F401 (re-exported: the specs' probe)
 
 SURFACE_ENGINES = ("dstab", "loss-landscapes")
@@ -203,7 +203,8 @@ class HessianSpec(HessianSettings):
         # the Lanczos stopping rule (tol, max_steps) is left to the checkpoint's exact key: a search that
         # finds several variants falls back to `params` with the loaded model
         loose = {k: v for k, v in self.settings().items() if k not in ("tol", "max_steps", "block", "lambda_min")}
-        return {"engine": self.engine, **loose, **optional_keys(self.block, self.lambda_min), "probe": probe}
+        return {"engine": self.engine, **loose, **optional_keys(self.block, self.lambda_min), **rule_key(self.engine),
+                "probe": probe}  # fmt: skip
 
     def build(self, bundles, device):
         return self.probe.build(bundles[0]).to(device)

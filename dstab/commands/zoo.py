@@ -56,6 +56,8 @@ def register(sub) -> None:
     c.add_argument("--out", type=Path, default=None, help="JSON and figure folder (default <zoo>/results/census)")
     c.add_argument("-o", "--output", type=Path, default=Path("RESULTS.md"), help="RESULTS.md to write its section into")
     c.add_argument("--jobs", type=int, default=1, help="seeds trained at once, one process each (default 1)")
+    c.add_argument("--report-only", action="store_true",
+                   help="rewrite the RESULTS.md section from the stored census JSON; train nothing")  # fmt: skip
     add_threads_arg(c)
     add_device_arg(c)
     c.set_defaults(func=run_census)
@@ -77,7 +79,11 @@ def run_census(args) -> int:
     require(args.scale > 0, "--scale must be > 0")
     require(args.seeds >= 1, "--seeds must be >= 1")
     require(args.jobs >= 1, "--jobs must be >= 1")
-    record = census.run(args.seeds, "toy2d", args.scale, args.out, resolve_device(args.device), jobs=args.jobs)
+    if args.report_only:
+        record = census.load(root=args.out)
+        require(record is not None, "no stored census: run `python -m dstab zoo census` first (or give its --out)")
+    else:
+        record = census.run(args.seeds, "toy2d", args.scale, args.out, resolve_device(args.device), jobs=args.jobs)
     resultsmd.write_section(args.output, census.SECTION, census.markdown(record))
     print(census.headline(record))
     return 0

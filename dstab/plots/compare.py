@@ -74,9 +74,9 @@ def _positive(result: dict) -> bool:
     return all(min(v["low"]) > 0 for v in result["variants"].values())
 
 
-def curves_png(result: dict, axis: str, path: str | Path, size=(720, 440)) -> Path:
+def curves_png(result: dict, axis: str, path: str | Path, size=(820, 440)) -> Path:
     w, h = size
-    left, right, top, bottom = 70, 20, 30, 40
+    left, right, top, bottom = 70, 190, 30, 40  # the legend lives in the right margin, never over a curve
     img = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(img, "RGBA")
     log = _positive(result)
@@ -105,12 +105,16 @@ def curves_png(result: dict, axis: str, path: str | Path, size=(720, 440)) -> Pa
         for ys_seed in v["per_seed"].values():
             draw.line(pts(x, ys_seed), fill=(*c, 90), width=1)
         draw.line(pts(x, v["mean"]), fill=(*c, 255), width=2)
-        draw.text((left + 8, top + 6 + 14 * i), f"{lab} (mean of {len(v['seeds'])})", fill=c)
-    unit = "log10 " if log else ""
-    draw.text((4, top), f"{unit}{hi:.3g}", fill=(0, 0, 0))
-    draw.text((4, h - bottom - 10), f"{unit}{lo:.3g}", fill=(0, 0, 0))
+        ly = top + 6 + 16 * i
+        draw.line((w - right + 10, ly + 6, w - right + 30, ly + 6), fill=(*c, 255), width=2)
+        draw.text((w - right + 36, ly), f"{lab} (mean of {len(v['seeds'])})", fill=c)
+    real = (lambda a: 10.0**a) if log else (lambda a: a)  # tick labels in the metric's own units
+    draw.text((4, top), f"{real(hi):.4g}", fill=(0, 0, 0))
+    draw.text((4, h - bottom - 10), f"{real(lo):.4g}", fill=(0, 0, 0))
+    if log:
+        draw.text((4, (top + h - bottom) // 2), "log scale", fill=(0, 0, 0))
     draw.text((left, h - bottom + 6), f"{x0:.4g}", fill=(0, 0, 0))
-    draw.text((w - right - 80, h - bottom + 6), f"{x1:.4g} {result['axes'][axis]}", fill=(0, 0, 0))
+    draw.text((w - right - 90, h - bottom + 6), f"{x1:.4g} {result['axes'][axis]}", fill=(0, 0, 0))
     draw.text((left, 8), f"{result['group']}: {result['metric']} vs {result['axes'][axis]}", fill=(0, 0, 0))
     path = Path(path)
     img.save(path)
