@@ -47,9 +47,10 @@ class Stat:
         return len(self.ids)
 
     def text(self, spec: str = ".4g") -> str:
+        """'mean +- sd (n = k)': the mean to `spec`, the sd to two significant digits (its own precision)."""
         if self.mean is None:
             return "none"
-        sd = f" +- {format(self.sd, spec)}" if self.sd is not None else ""
+        sd = f" +- {format(self.sd, '.2g')}" if self.sd is not None else ""
         return f"{format(self.mean, spec)}{sd} (n = {self.n})"
 
 
