@@ -50,7 +50,7 @@ class Stat:
         """'mean +- sd (n = k)': the mean to `spec`, the sd to two significant digits (its own precision)."""
         if self.mean is None:
             return "none"
-        sd = f" +- {format(self.sd, '.2g')}" if self.sd is not None else ""
+        sd = f" +- {float(format(self.sd, '.2g')):g}" if self.sd is not None else ""
         return f"{format(self.mean, spec)}{sd} (n = {self.n})"
 
 
