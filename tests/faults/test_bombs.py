@@ -2,13 +2,13 @@
 from sizes read before any allocation, in well under a second, with the process's peak RSS (PyTorch
 included) below 1 GiB (issue 15). Measured in a fresh child process that imports only what loading
 needs (dstab.checkpoints, dstab.data), so nothing this test session has allocated counts: its peak
-RSS is the kernel's `ru_maxrss` of that one child (`os.wait4`), cross-checked by the child's own
-`resource` reading, and what the bombs add beyond the imports is bounded separately."""
+RSS is the kernel's `ru_maxrss` of that one child (`os.wait4`, in a small launcher: see LAUNCH),
+cross-checked by the child's own `resource` and VmHWM readings, and what the bombs add beyond the
+imports is bounded separately."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -40,24 +40,36 @@ for kind, target in json.loads(sys.argv[1]):
         outcome = str(exc)
     out.append({"target": target, "seconds": time.perf_counter() - start, "outcome": outcome})
 rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+hwm_mb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("streamlit", "plotly", "pandas", "matplotlib", "scipy")
                or m.startswith(("dstab.analysis", "dstab.training", "dstab.plots")))
-print(json.dumps({"cases": out, "peak_rss_mb": rss_mb, "base_rss_mb": base_mb, "heavy": heavy}), flush=True)
+print(json.dumps({"cases": out, "peak_rss_mb": rss_mb, "hwm_mb": hwm_mb, "base_rss_mb": base_mb, "heavy": heavy}),
+      flush=True)
 os._exit(0)  # no interpreter teardown: unloading PyTorch's modules alone peaks ~120 MiB higher, no refusal's doing
+"""
+
+
+# Linux keeps a process's ru_maxrss across fork + exec: a child forked from this test session (about
+# 1 GiB resident after the full suite's imports) starts with the session's RSS as its "peak". So the probe
+# is started by a tiny launcher (python -S, ~10 MiB), whose child's ru_maxrss is the probe's own.
+LAUNCH = r"""
+import json, os, subprocess, sys
+proc = subprocess.Popen(json.loads(sys.argv[1]), stdout=subprocess.PIPE)
+out = proc.stdout.read()
+_, status, usage = os.wait4(proc.pid, 0)
+print(json.dumps({"code": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru_maxrss, "out": out.decode()}))
 """
 
 
 def run_child(argv: list[str], env: dict, cwd: Path) -> tuple[int, str, str, float]:
     """(exit code, stdout, stderr, peak RSS in MiB) of one child process; the RSS is that child's own
-    `ru_maxrss` from `os.wait4` (RUSAGE_CHILDREN would mix in every earlier child of this session)."""
+    `ru_maxrss` from `os.wait4` in a small launcher (see LAUNCH)."""
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=err)
-        out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen does not wait again
-        proc.stdout.close()
+        done = subprocess.run([sys.executable, "-S", "-c", LAUNCH, json.dumps(argv)], cwd=cwd, env=env,
+                              stdout=subprocess.PIPE, stderr=err, check=True)  # fmt: skip
         err.seek(0)
-        return proc.returncode, out.decode(), err.read().decode(errors="replace"), usage.ru_maxrss / 1024
+        got = json.loads(done.stdout)
+        return got["code"], got["out"], err.read().decode(errors="replace"), got["maxrss_kb"] / 1024
 
 
 def test_bombs_are_refused_fast_with_bounded_memory(tmp_path):
@@ -89,6 +101,7 @@ def test_bombs_are_refused_fast_with_bounded_memory(tmp_path):
     # the kernel reports it for that process, and the child's own reading agrees
     assert child_peak_mb < 1024, (child_peak_mb, seen)
     assert abs(child_peak_mb - seen["peak_rss_mb"]) < 16, (child_peak_mb, seen)
+    assert abs(child_peak_mb - seen["hwm_mb"]) < 16, (child_peak_mb, seen)  # the kernel's peak of this image
     assert seen["peak_rss_mb"] - seen["base_rss_mb"] < 128, seen  # the bombs themselves add next to nothing
     assert seen["heavy"] == [], seen["heavy"]  # the child imported what loading needs, nothing more
 
