@@ -8,6 +8,7 @@ choice is kept in the URL (`data`, `dm`, `gan`): zoo ids, or `path:<file>`.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,13 +163,20 @@ def _own_checkpoint_form() -> None:
                 st.error(str(exc))
 
 
+def _seed_of(ref: str) -> int:
+    return int(re.search(r"-s(\d+)$", ref).group(1))
+
+
 def _pick(kind: str, family: str, zoo_options: dict[str, ModelChoice], where) -> ModelChoice | None:
     options = {r: c for r, c in zoo_options.items() if c.kind == kind and r.startswith(family + "/")}
     options.update({r: c for r, c in _user_choices().items() if c.kind == kind})
     if not options:
         where.caption(f"no {kind.upper()} checkpoint for {family}")
         return None
-    default = next((r for r in options if r.endswith("-s0") and "-x0-" not in r), next(iter(options)))
+    # the default is the lowest init seed that trained: a mode-collapsed model (toy2d/gan-s0) stays listed,
+    # labelled, but is never what a page opens on, since comparing with it tests a failed run, not its kind
+    inits = sorted((r for r in options if re.search(r"-s\d+$", r) and "-x0-" not in r), key=_seed_of)
+    default = next((r for r in inits if not options[r].collapse), inits[0] if inits else next(iter(options)))
 
     # the options are the refs themselves, not labels: a bound widget keeps its shown text in the URL,
     # and a zoo id or a path is what a fresh session can resolve
