@@ -8,7 +8,6 @@ choice is kept in the URL (`data`, `dm`, `gan`): zoo ids, or `path:<file>`.
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,19 +162,16 @@ def _own_checkpoint_form() -> None:
                 st.error(str(exc))
 
 
-def _seed_of(ref: str) -> int:
-    return int(re.search(r"-s(\d+)$", ref).group(1))
-
-
-def _pick(kind: str, family: str, zoo_options: dict[str, ModelChoice], where) -> ModelChoice | None:
+def _pick(kind: str, family: str, zoo_options: dict[str, ModelChoice], inits: list[str], where) -> ModelChoice | None:
     options = {r: c for r, c in zoo_options.items() if c.kind == kind and r.startswith(family + "/")}
     options.update({r: c for r, c in _user_choices().items() if c.kind == kind})
     if not options:
         where.caption(f"no {kind.upper()} checkpoint for {family}")
         return None
-    # the default is the lowest init seed that trained: a mode-collapsed model (toy2d/gan-s0) stays listed,
-    # labelled, but is never what a page opens on, since comparing with it tests a failed run, not its kind
-    inits = sorted((r for r in options if re.search(r"-s\d+$", r) and "-x0-" not in r), key=_seed_of)
+    # the default is the first run of the kind's init group (`inits`, seed 0 first) that trained: a
+    # mode-collapsed one (toy2d/gan-s0) stays listed, labelled, but is never what a page opens on, since
+    # comparing with it tests a failed run, not its kind
+    inits = [r for r in inits if r in options]
     default = next((r for r in inits if not options[r].collapse), inits[0] if inits else next(iter(options)))
 
     # the options are the refs themselves, not labels: a bound widget keeps its shown text in the URL,
@@ -203,8 +199,9 @@ def render() -> Selection:
     _adopt_url_paths()
     pickers = st.sidebar.container()  # drawn above the form, filled after it: a new upload is listed at once
     _own_checkpoint_form()
-    dm = _pick("dm", family, zoo_options, pickers)
-    gan = _pick("gan", family, zoo_options, pickers)
+    inits = {k: zooindex.group_ids(man["entries"], family, f"{k}-init") for k in ("dm", "gan")}
+    dm = _pick("dm", family, zoo_options, inits["dm"], pickers)
+    gan = _pick("gan", family, zoo_options, inits["gan"], pickers)
     st.sidebar.caption(f"Device: {server.device_label()}")
     return Selection(family, dm, gan, man)
 
