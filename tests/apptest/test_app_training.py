@@ -98,14 +98,19 @@ def test_finished_run_table_and_curves_equal_the_database(ws):
     assert caption == "done, step 40: 256 DDIM-50 samples, seed 0 (the same noise at every step)"
 
 
-def test_running_run_is_polled_and_the_stop_button_stops_it(ws, monkeypatch):
+def start_fake_run(name: str, steps: int, monkeypatch) -> None:
+    """A run of the fake trainer (0.05 s a step), returned once it has logged 2 steps."""
     monkeypatch.setenv("DSTAB_TRAIN_COMMAND", f"{sys.executable} {FAKE}")
     monkeypatch.setenv("FAKE_STEP_S", "0.05")
-    runs.start("live", preset="baseline", overrides=[*TINY, "steps=100000"], device="cpu")
+    runs.start(name, preset="baseline", overrides=[*TINY, f"steps={steps}"], device="cpu")
     deadline = time.monotonic() + 60
-    while runs.status("live").step < 2:
+    while runs.status(name).step < 2:
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_running_run_is_polled_and_the_stop_button_stops_it(ws, monkeypatch):
+    start_fake_run("live", 100000, monkeypatch)
     at = page()
     table = at.dataframe[0].value
     assert table.iloc[0]["status"] == "running" and table.iloc[0]["step"] >= 2
@@ -123,13 +128,7 @@ def loss_traces(at) -> set[str]:
 def test_a_run_watched_while_active_stays_on_the_charts_when_it_finishes(ws, monkeypatch):
     # seen in Chromium: a tab opened while the runs trained showed them, and the moment they finished
     # they left every chart ("all active + chosen", and they had never been chosen)
-    monkeypatch.setenv("DSTAB_TRAIN_COMMAND", f"{sys.executable} {FAKE}")
-    monkeypatch.setenv("FAKE_STEP_S", "0.05")
-    runs.start("watched", preset="baseline", overrides=[*TINY, "steps=40"], device="cpu")
-    deadline = time.monotonic() + 60
-    while runs.status("watched").step < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    start_fake_run("watched", 40, monkeypatch)
     at = page()
     assert "watched" in loss_traces(at)
     assert runs.wait("watched", timeout=60).state == "finished"
