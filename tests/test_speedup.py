@@ -72,6 +72,11 @@ def test_report_only_regenerates_the_section_from_the_group(tmp_path, capsys):
     assert (tmp_path / "results" / "speedup-digits-curves.png").stat().st_size > 1000
     summary = json.loads((tmp_path / "results" / "speedup-digits.json").read_text())
     assert summary["group"] == "speedup-digits" and summary["reference"] == "baseline"
+    kept = sorted((tmp_path / "results" / "speedup-runs").glob("*.json"))  # each run's curves outlive the workspace
+    assert len(kept) == len(summary["variants"]) * len(summary["variants"]["baseline"]["seeds"])
+    one = json.loads(kept[0].read_text())
+    assert one["status"]["state"] == "finished" and one["config"]["batch_size"] == 32
+    assert [p[0] for p in one["metrics"][summary["metric"]]] == summary["variants"]["baseline"]["steps"]
     assert main(argv) == 0 and results.read_text().count("BEGIN dstab reproduce speedup") == 1  # replaced
 
 

@@ -72,6 +72,7 @@ def run_speedup(args) -> int:
     body = speedup.section(result, command_text(args), rel)
     speedup.write_section(args.results, args.dataset, body)
     speedup.save_summary(args.summary or args.results.parent / "results" / f"speedup-{family}.json", result)
+    speedup.save_run_summaries(group, args.results.parent / "results" / "speedup-runs", args.root)
     print(body)
     print(f"full report (figures vs iterations, images seen, wall-clock; HTML): {report_dir}")
     return 0

@@ -107,3 +107,25 @@ def write_section(results_md: Path, dataset: str, body: str) -> None:
 
 def save_summary(path: Path, result: dict) -> None:
     write_json(path, result)
+
+
+def save_run_summaries(group: str, folder: Path, root=None) -> int:
+    """Each finished run of `group` as one JSON in `folder` (name, launch, status, config and every metric
+    row as [step, value, wall]), so the experiment's curves outlive the workspace; returns how many."""
+    from ..training import rundir, runs
+    from ..training.runmetrics import RunMetrics
+    from .compare import _config, _launch, group_runs
+
+    root, n = runs.workspace_root(root), 0
+    for st in group_runs(group, root):
+        if st.state != "finished":
+            continue
+        path = root / st.name
+        metrics: dict[str, list] = {}
+        for step, name, value, wall in RunMetrics.read(path / runs.RUN / rundir.METRICS).rows():
+            metrics.setdefault(name, []).append([step, value, wall])
+        status = {"error": st.reason or None, "state": st.state, "step": st.step}
+        write_json(Path(folder) / f"{st.name}.json", {"name": st.name, "launch": _launch(path), "status": status,
+                                                      "config": _config(path), "metrics": metrics})  # fmt: skip
+        n += 1
+    return n
