@@ -78,14 +78,26 @@ print(json.dumps({"import_s": imported, "run_s": run, "computed": "not in the ca
 
 
 def _env(zoo: Path, cache: Path, work: Path) -> dict:
-    return {**os.environ, "DSTAB_ZOO": str(zoo), "DSTAB_CACHE": str(cache), "DSTAB_WORKSPACE": str(work),
-            "PYTHONPATH": str(REPO), "DSTAB_AUTO_COMPUTE_S": "100000"}  # fmt: skip
+    return {
+        **os.environ,
+        "DSTAB_ZOO": str(zoo),
+        "DSTAB_CACHE": str(cache),
+        "DSTAB_WORKSPACE": str(work),
+        "PYTHONPATH": str(REPO),
+        "DSTAB_AUTO_COMPUTE_S": "100000",
+    }
 
 
 def page_run(page: str, env: dict, query: dict, repo: Path = REPO) -> dict:
     env = {**env, "PYTHONPATH": str(repo)}
-    out = subprocess.run([sys.executable, "-c", PAGE_RUN, str(repo / "app.py"), page, json.dumps(query)],
-                         env=env, capture_output=True, text=True, cwd=repo, check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", PAGE_RUN, str(repo / "app.py"), page, json.dumps(query)],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=repo,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -100,8 +112,9 @@ READING_S = 3.0
 
 def _browser(p, profile: str):
     """Debian's Chromium, started and showing a blank page, as a user's browser is before they open the app."""
-    ctx = p.chromium.launch_persistent_context(profile, executable_path=shutil.which("chromium"), headless=True,
-                                               args=LAUNCH_ARGS)  # fmt: skip
+    ctx = p.chromium.launch_persistent_context(
+        profile, executable_path=shutil.which("chromium"), headless=True, args=LAUNCH_ARGS
+    )
     page = ctx.pages[0] if ctx.pages else ctx.new_page()
     page.goto("about:blank")
     return ctx, page
@@ -111,8 +124,19 @@ def cold_start(env: dict, query: str) -> dict:
     """Seconds from spawning `streamlit run app.py` to its health endpoint and to Home rendered in a
     browser that was already running (its own start is timed apart: it is not the app's)."""
     port = _free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(REPO / "app.py"),
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+    ]
     url = f"http://127.0.0.1:{port}"
     from playwright.sync_api import sync_playwright
 
@@ -121,8 +145,9 @@ def cold_start(env: dict, query: str) -> dict:
         ctx, page = _browser(p, profile)
         browser_s = time.perf_counter() - t_browser
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         try:
             while True:
                 try:
@@ -144,8 +169,12 @@ def cold_start(env: dict, query: str) -> dict:
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    return {"browser_start_s": browser_s, "healthy_s": healthy, "home_rendered_s": rendered,
-            "then_landscape_s": landscape}  # fmt: skip
+    return {
+        "browser_start_s": browser_s,
+        "healthy_s": healthy,
+        "home_rendered_s": rendered,
+        "then_landscape_s": landscape,
+    }
 
 
 def pages(trees: dict[str, Path], env: dict, query: dict, repeats: int) -> dict[str, dict[str, list[float]]]:
@@ -194,8 +223,12 @@ def main() -> None:
     trees = {"this checkout": REPO}
     if args.before:
         trees["before"] = tmp / "before"
-        subprocess.run(["git", "worktree", "add", "--detach", str(trees["before"]), args.before], cwd=REPO,
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(trees["before"]), args.before],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
     try:
         times = pages(trees, env, query, args.repeats)
     finally:
@@ -205,8 +238,11 @@ def main() -> None:
     print("|---|" + "---|" * (len(times) + 1))
     for page in PAGES:
         cells = [f"{statistics.median(t[page]):.3f} ({', '.join(f'{r:.3f}' for r in t[page])})" for t in times.values()]
-        ratio = (f"{statistics.median(times['this checkout'][page]) / statistics.median(times['before'][page]):.2f}"
-                 if "before" in times else "-")  # fmt: skip
+        ratio = (
+            f"{statistics.median(times['this checkout'][page]) / statistics.median(times['before'][page]):.2f}"
+            if "before" in times
+            else "-"
+        )
         print(f"| {page} | {' | '.join(cells)} | {ratio} |")
     shutil.rmtree(tmp, ignore_errors=True)
 

@@ -23,8 +23,16 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FLAGS = {"image_size": 64, "num_res_blocks": 3, "attention_resolutions": "32,16,8", "channel_mult": "1,2,3,4",
-         "num_head_channels": 64, "resblock_updown": True, "learn_sigma": True, "class_cond": True}  # fmt: skip
+FLAGS = {
+    "image_size": 64,
+    "num_res_blocks": 3,
+    "attention_resolutions": "32,16,8",
+    "channel_mult": "1,2,3,4",
+    "num_head_channels": 64,
+    "resblock_updown": True,
+    "learn_sigma": True,
+    "class_cond": True,
+}
 
 CHILD = """
 import json, sys
@@ -67,8 +75,13 @@ torch.save(models.build(arch).state_dict(), sys.argv[1])
 
 
 def peak(mode: str, src: Path, out: Path) -> int:
-    r = subprocess.run([sys.executable, "-c", CHILD, mode, str(src), str(out), json.dumps(FLAGS)],
-                       capture_output=True, text=True, cwd=REPO, check=True)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-c", CHILD, mode, str(src), str(out), json.dumps(FLAGS)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
     return int(r.stdout.strip().splitlines()[-1])
 
 

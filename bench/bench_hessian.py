@@ -178,18 +178,31 @@ def model_rows(model: str, args) -> list[dict]:
         label = {"trace": f"{setting} probes", "density": f"{args.slq_runs} runs x {args.slq_steps} steps"}.get(
             what, f"tol {setting:g}"
         )
-        rows.append({
-            "model": model, "task": what, "engine": engine, "setting": label, "best": min(secs),
-            "median": statistics.median(secs), "peak": max(m["peak_mib"] for m in ms),
-            "error": error(what, ms[0]["values"], ref, None if engine == "pyhessian" else other),
-            "hv": ms[0]["values"].get("hv", ""), "load": loads[(what, engine, setting)], "n": probe.num_params,
-        })  # fmt: skip
+        rows.append(
+            {
+                "model": model,
+                "task": what,
+                "engine": engine,
+                "setting": label,
+                "best": min(secs),
+                "median": statistics.median(secs),
+                "peak": max(m["peak_mib"] for m in ms),
+                "error": error(what, ms[0]["values"], ref, None if engine == "pyhessian" else other),
+                "hv": ms[0]["values"].get("hv", ""),
+                "load": loads[(what, engine, setting)],
+                "n": probe.num_params,
+            }
+        )
     return rows
 
 
 def env(threads: int) -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-            "MALLOC_MMAP_THRESHOLD_": "131072"}  # fmt: skip
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "MALLOC_MMAP_THRESHOLD_": "131072",
+    }
 
 
 def child(flag: str, *values, threads: int) -> list:
@@ -203,9 +216,11 @@ def cifar_rows(threads: int) -> None:
         m = child("--memory", engine, threads=threads)
         mib = m["n"] * 4 / 2**20
         mode = "local recurrence" if engine == "dstab" else "keeps all vectors"
-        print(f"| cifar-unet (n={m['n']:,}, one copy {mib:.0f} MiB) | density 1 x 3 steps | {engine} | {mode} | "
-              f"{m['seconds']:.1f} | | {m['peak_mib']:.0f} ({m['peak_mib'] / mib:.1f} copies) | - | "
-              f"{m['values'].get('hv', '')} | | {load()} |")  # fmt: skip
+        print(
+            f"| cifar-unet (n={m['n']:,}, one copy {mib:.0f} MiB) | density 1 x 3 steps | {engine} | {mode} | "
+            f"{m['seconds']:.1f} | | {m['peak_mib']:.0f} ({m['peak_mib'] / mib:.1f} copies) | - | "
+            f"{m['values'].get('hv', '')} | | {load()} |"
+        )
 
 
 def main() -> None:
@@ -214,8 +229,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3, help="timed rounds per task and engine (best of them shown)")
     ap.add_argument("--tasks", default="lambda_max,top3,trace,density")
-    ap.add_argument("--power-tols", type=lambda s: [float(x) for x in s.split(",")], default=list(POWER_TOLS),
-                    help="PyHessian tolerances scanned, loosest first")  # fmt: skip
+    ap.add_argument(
+        "--power-tols",
+        type=lambda s: [float(x) for x in s.split(",")],
+        default=list(POWER_TOLS),
+        help="PyHessian tolerances scanned, loosest first",
+    )
     ap.add_argument("--ref-tol", type=float, default=1e-9, help="tolerance of the reference run (dstab, block 3)")
     ap.add_argument("--trace-samples", type=int, default=20, help="Hutchinson probes (the report's 20)")
     ap.add_argument("--slq-runs", type=int, default=2, help="SLQ runs (the report's 2)")
@@ -232,10 +251,14 @@ def main() -> None:
         print(json.dumps(run(probe_of("cifar-unet"), "density", args.memory, 0, 1, 3)))
         return
     sys.stdout.reconfigure(line_buffering=True)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), best of {args.repeats} interleaved rounds, "
-          f"{time.strftime('%Y-%m-%d %H:%M')}, load {load()}")  # fmt: skip
-    print("| model | task | engine | setting | best s | median s | peak MiB | rel. error | Hv | pyhessian / dstab "
-          "| load |")  # fmt: skip
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s), best of {args.repeats} interleaved rounds, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}, load {load()}"
+    )
+    print(
+        "| model | task | engine | setting | best s | median s | peak MiB | rel. error | Hv | pyhessian / dstab "
+        "| load |"
+    )
     print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---|")
     shown = {**vars(args), "power_tols": ",".join(map(str, args.power_tols))}
     passed = [f"--{k.replace('_', '-')}={v}" for k, v in shown.items() if k not in ("models", "one", "memory")]
@@ -244,15 +267,24 @@ def main() -> None:
             cifar_rows(args.threads)
             continue
         rows = json.loads(
-            subprocess.run([sys.executable, __file__, "--one", model, *passed], stdout=subprocess.PIPE, text=True,
-                           env=env(args.threads), check=True).stdout.strip().splitlines()[-1]
-        )  # fmt: skip
+            subprocess.run(
+                [sys.executable, __file__, "--one", model, *passed],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env(args.threads),
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         for r in rows:
             dstab_row = next(x for x in rows if x["task"] == r["task"] and x["engine"] == "dstab")
             ratio = f"{r['best'] / dstab_row['best']:.2f}x" if r["engine"] == "pyhessian" else ""
-            print(f"| {r['model']} | {r['task']} | {r['engine']} | {r['setting']} | {r['best']:.3f} | "
-                  f"{r['median']:.3f} | {r['peak']:.0f} | {r['error']:.1e} | {r['hv']} | {ratio} "
-                  f"| {r['load']} |")  # fmt: skip
+            print(
+                f"| {r['model']} | {r['task']} | {r['engine']} | {r['setting']} | {r['best']:.3f} | "
+                f"{r['median']:.3f} | {r['peak']:.0f} | {r['error']:.1e} | {r['hv']} | {ratio} "
+                f"| {r['load']} |"
+            )
 
 
 if __name__ == "__main__":

@@ -56,14 +56,25 @@ def env_for(root: Path) -> dict:
 
 def info_seconds(root: Path, ckpt: Path, cwd: Path) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "dstab", "info", str(ckpt)], cwd=cwd, env=env_for(root),
-                   stdout=subprocess.DEVNULL, check=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "dstab", "info", str(ckpt)],
+        cwd=cwd,
+        env=env_for(root),
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
     return time.perf_counter() - start
 
 
 def load_seconds(root: Path, ckpt: Path, loads: int, cwd: Path) -> float:
-    out = subprocess.run([sys.executable, "-c", LOADS, str(ckpt), str(loads)], cwd=cwd, env=env_for(root),
-                         capture_output=True, text=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", LOADS, str(ckpt), str(loads)],
+        cwd=cwd,
+        env=env_for(root),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -82,13 +93,15 @@ def main() -> None:
         info = {"old": [], "new": []}
         load = {"old": [], "new": []}
         for i in range(args.runs):
-            for name in (("old", "new") if i % 2 == 0 else ("new", "old")):
+            for name in ("old", "new") if i % 2 == 0 else ("new", "old"):
                 info[name].append(info_seconds(trees[name], ckpt, cwd))
         for i in range(args.pairs):
-            for name in (("old", "new") if i % 2 == 0 else ("new", "old")):
+            for name in ("old", "new") if i % 2 == 0 else ("new", "old"):
                 load[name].append(load_seconds(trees[name], ckpt, args.loads, cwd))
-    print(f"checkpoint {args.entry} ({ckpt.stat().st_size / 1024:.0f} KiB); reference {args.ref}; "
-          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(
+        f"checkpoint {args.entry} ({ckpt.stat().st_size / 1024:.0f} KiB); reference {args.ref}; "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     for label, series in (("dstab info (process)", info), ("checkpoints.load", load)):
         if not series["old"]:
             continue

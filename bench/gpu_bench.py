@@ -34,10 +34,26 @@ from dstab.training.config import TrainConfig
 from dstab.training.trainer import Trainer
 
 # google/ddpm-cifar10-32: 128 channels, multipliers 1,2,2,2, two res blocks, attention at 16x16
-DDPM_CIFAR = {"arch": "unet", "image_size": 32, "in_channels": 3, "model_channels": 128, "channel_mult": [1, 2, 2, 2],
-              "num_res_blocks": 2, "attention_resolutions": [16], "use_scale_shift_norm": False}  # fmt: skip
-TINY = {"arch": "unet", "image_size": 8, "in_channels": 3, "model_channels": 8, "channel_mult": [1, 2],
-        "num_res_blocks": 1, "attention_resolutions": [4], "norm_groups": 4}  # fmt: skip
+DDPM_CIFAR = {
+    "arch": "unet",
+    "image_size": 32,
+    "in_channels": 3,
+    "model_channels": 128,
+    "channel_mult": [1, 2, 2, 2],
+    "num_res_blocks": 2,
+    "attention_resolutions": [16],
+    "use_scale_shift_norm": False,
+}
+TINY = {
+    "arch": "unet",
+    "image_size": 8,
+    "in_channels": 3,
+    "model_channels": 8,
+    "channel_mult": [1, 2],
+    "num_res_blocks": 1,
+    "attention_resolutions": [4],
+    "norm_groups": 4,
+}
 
 
 def unet_probe(arch: dict, batch: int, device: str):
@@ -120,8 +136,14 @@ def training_row(arch: dict, batch: int, steps: int, blocks: int, device: str) -
             times[p].append((time.perf_counter() - t0) / per_block)
     base, full = statistics.median(times["baseline"]), statistics.median(times["mdlrc-clts"])
     amp = "bf16" if trs["baseline"].amp else "fp32"
-    return [f"train {blocks * per_block} steps x2", amp, f"{full / base:.3f} ratio", "", "",
-            f"median step: baseline {base * 1e3:.1f} ms, mdlrc-clts {full * 1e3:.1f} ms, batch {batch}"]  # fmt: skip
+    return [
+        f"train {blocks * per_block} steps x2",
+        amp,
+        f"{full / base:.3f} ratio",
+        "",
+        "",
+        f"median step: baseline {base * 1e3:.1f} ms, mdlrc-clts {full * 1e3:.1f} ms, batch {batch}",
+    ]
 
 
 def main(argv=None) -> int:

@@ -170,8 +170,13 @@ def many(asks: dict, device="cpu", where_all=None) -> dict:
         else:
             out[name] = state
     if len(waiting) > 1:
-        (where_all or st).button(f"Compute all {len(waiting)}", key=f"go-all-{'-'.join(waiting)}", type="primary",
-                                 on_click=_go, args=(waiting,))  # fmt: skip
+        (where_all or st).button(
+            f"Compute all {len(waiting)}",
+            key=f"go-all-{'-'.join(waiting)}",
+            type="primary",
+            on_click=_go,
+            args=(waiting,),
+        )
     if running:
         out.update(_wait(running))
     return {name: out[name] for name in asks if out.get(name) is not None}

@@ -63,8 +63,15 @@ def figure(fig, name: str, where=st) -> None:
     """The chart as PNG and as a self-contained interactive HTML file (plotly.js inlined, works offline)."""
     c1, c2 = where.columns(2)
     if png_available():
-        c1.download_button(f"{name}.png", lambda: chart_png(fig), f"{name}.png", "image/png", key=f"dl-{name}-png",
-                           on_click="ignore", icon=":material/download:")  # fmt: skip
+        c1.download_button(
+            f"{name}.png",
+            lambda: chart_png(fig),
+            f"{name}.png",
+            "image/png",
+            key=f"dl-{name}-png",
+            on_click="ignore",
+            icon=":material/download:",
+        )
     c2.download_button(
         f"{name}.html",
         lambda: fig.to_html(include_plotlyjs=True, full_html=True).encode(),
@@ -77,8 +84,15 @@ def figure(fig, name: str, where=st) -> None:
 
 
 def image(img, name: str, where=st) -> None:
-    where.download_button(f"{name}.png", lambda: _png(img), f"{name}.png", "image/png", key=f"dl-{name}-png",
-                          on_click="ignore", icon=":material/download:")  # fmt: skip
+    where.download_button(
+        f"{name}.png",
+        lambda: _png(img),
+        f"{name}.png",
+        "image/png",
+        key=f"dl-{name}-png",
+        on_click="ignore",
+        icon=":material/download:",
+    )
 
 
 def labelled(rows: list[dict], columns: dict) -> list[dict]:
@@ -91,8 +105,15 @@ def numbers(rows: list[dict], name: str, where=st, extra: dict | None = None, co
     parameters) go in front of every row of both."""
     rows = labelled(rows, columns or {})
     c1, c2 = where.columns(2)
-    c1.download_button(f"{name}.csv", lambda: _csv(rows), f"{name}.csv", "text/csv", key=f"dl-{name}-csv",
-                       on_click="ignore", icon=":material/download:")  # fmt: skip
+    c1.download_button(
+        f"{name}.csv",
+        lambda: _csv(rows),
+        f"{name}.csv",
+        "text/csv",
+        key=f"dl-{name}-csv",
+        on_click="ignore",
+        icon=":material/download:",
+    )
     c2.download_button(
         f"{name}.json",
         lambda: json.dumps({"rows": rows, **(extra or {})}, indent=1, default=float).encode(),

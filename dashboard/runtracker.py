@@ -23,8 +23,9 @@ def chart_runs(statuses, names: list[str]) -> list[str]:
     groups = sorted({s.group for s in statuses if s.group})
     c1, c2 = st.columns([1, 3])
     modes = [ACTIVE_AND_CHOSEN, *(f"group {g}" for g in groups)]
-    mode = c1.selectbox("Show", modes, key="training_show",
-                        help="a sweep group's runs, or every active run and the ones chosen beside")  # fmt: skip
+    mode = c1.selectbox(
+        "Show", modes, key="training_show", help="a sweep group's runs, or every active run and the ones chosen beside"
+    )
     if mode != ACTIVE_AND_CHOSEN:
         group = mode.removeprefix("group ")
         return [s.name for s in statuses if s.group == group and s.name in names]
@@ -57,9 +58,14 @@ def series(metrics: RunMetrics, run: str, name: str, x_axis: str) -> dict:
 
 
 def table(rows: list[dict]) -> None:
-    st.dataframe(rows, hide_index=True, key="run-table", column_config={
-        "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
-    })  # fmt: skip
+    st.dataframe(
+        rows,
+        hide_index=True,
+        key="run-table",
+        column_config={
+            "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+        },
+    )
 
 
 def confirm(message: str) -> None:

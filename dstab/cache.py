@@ -134,9 +134,13 @@ def find(name: str, shas, where: dict, roots: list[tuple[Path, str]] | None = No
                 record = json.loads(text)
             except (OSError, json.JSONDecodeError):
                 continue
-            if (record.get("analysis") == name and record.get("checkpoints") == shas
-                    and record.get("dstab_version") == __version__ and _contains(record.get("params"), where)
-                    and record.get("key") == jpath.stem == result_key(name, record["params"], shas)):  # fmt: skip
+            if (
+                record.get("analysis") == name
+                and record.get("checkpoints") == shas
+                and record.get("dstab_version") == __version__
+                and _contains(record.get("params"), where)
+                and record.get("key") == jpath.stem == result_key(name, record["params"], shas)
+            ):
                 hits.setdefault(record["key"], []).append((Path(root), source))
     results = []
     for key, places in hits.items():

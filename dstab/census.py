@@ -113,8 +113,15 @@ def _results(tasks: list[tuple], jobs: int):
         yield from pool.map(_task, tasks)
 
 
-def run(seeds: int = DEFAULT_SEEDS, family: str = "toy2d", scale: float = 1.0, out: Path | None = None,
-        device="cpu", log=print, jobs: int = 1) -> dict:  # fmt: skip
+def run(
+    seeds: int = DEFAULT_SEEDS,
+    family: str = "toy2d",
+    scale: float = 1.0,
+    out: Path | None = None,
+    device="cpu",
+    log=print,
+    jobs: int = 1,
+) -> dict:
     """Train `seeds` seeds of each kind, write <out>/<family>.json and .png, return the record."""
     require(isinstance(seeds, int) and seeds >= 1, f"--seeds must be a positive integer, got {seeds!r}")
     require(isinstance(jobs, int) and jobs >= 1, f"--jobs must be a positive integer, got {jobs!r}")
@@ -128,8 +135,10 @@ def run(seeds: int = DEFAULT_SEEDS, family: str = "toy2d", scale: float = 1.0, o
     for (kind, seed, *_), (rec, pts) in zip(tasks, _results(tasks, jobs)):
         runs[kind].append(rec)
         samples[kind].append(pts)
-        log(f"census {family} {kind} seed {seed}: coverage {rec['coverage']}/{rec['modes']}, precision "
-            f"{rec['precision']:.3f}, sliced W2 {rec['sliced_w2']:.3f} ({rec['wall_time_s']} s)")  # fmt: skip
+        log(
+            f"census {family} {kind} seed {seed}: coverage {rec['coverage']}/{rec['modes']}, precision "
+            f"{rec['precision']:.3f}, sliced W2 {rec['sliced_w2']:.3f} ({rec['wall_time_s']} s)"
+        )
     cfg = {k: recipe(k, family, scale) for k in KINDS}
     record = {
         "family": family,
@@ -203,8 +212,11 @@ def _zoo_lines(record: dict, manifest: dict) -> list[str]:
     else:
         for kind, runs in record["runs"].items():
             prefix = f"{record['family']}/{KINDS[kind][:-1]}"  # dm-eps-s0 -> dm-eps-s<seed>
-            pairs = [(r, entries[f"{prefix}{r['seed']}"]["collapse"]) for r in runs
-                     if (entries.get(f"{prefix}{r['seed']}") or {}).get("collapse")]  # fmt: skip
+            pairs = [
+                (r, entries[f"{prefix}{r['seed']}"]["collapse"])
+                for r in runs
+                if (entries.get(f"{prefix}{r['seed']}") or {}).get("collapse")
+            ]
             if pairs:
                 same = sum(r["collapsed"] == z["collapsed"] for r, z in pairs)
                 moved = max(abs(r["sliced_w2"] - z["sliced_w2"]) / z["sliced_w2"] for r, z in pairs)
@@ -235,8 +247,12 @@ def markdown(record: dict, manifest: dict | None = None) -> str:
         "the data, on the same fixed samples. Figure: checkpoints/results/census/"
         f"{record['family']}.png."
     )
-    out += ["", "| kind | seeds | converged | collapsed | coverage histogram | precision mean +- sd | "
-            "sliced W2 mean +- sd [min, max] |", "|---|---:|---:|---:|---|---:|---:|"]  # fmt: skip
+    out += [
+        "",
+        "| kind | seeds | converged | collapsed | coverage histogram | precision mean +- sd | "
+        "sliced W2 mean +- sd [min, max] |",
+        "|---|---:|---:|---:|---|---:|---:|",
+    ]
     for kind, s in record["summary"].items():
         hist = ", ".join(f"{k}/8: {v}" for k, v in s["coverage_histogram"].items())
         p, w = s["precision"], s["sliced_w2"]

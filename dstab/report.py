@@ -111,8 +111,10 @@ def _at_report_settings(analysis: str, params: dict) -> bool:
     spec = SURFACE if analysis == "surface" else CURVE
     fields = ("grid", "radius", "seed", "bias_mode") if analysis == "surface" else ("lo", "hi", "steps")
     probe = params.get("probe", {})
-    return all(params.get(f) == getattr(spec, f) for f in fields) and (
-        probe.get("batch_size"), probe.get("seed")) == (spec.probe.batch_size, spec.probe.seed)  # fmt: skip
+    return all(params.get(f) == getattr(spec, f) for f in fields) and (probe.get("batch_size"), probe.get("seed")) == (
+        spec.probe.batch_size,
+        spec.probe.seed,
+    )
 
 
 def _verdict(holds: bool | None) -> str:
@@ -154,12 +156,19 @@ def render(consistency: list[dict], hessians: list[dict], roughness: list[dict],
         "data order as dm-init) against the eps DMs and the GANs, same sampler noise. The older stand-in, the "
         "PSNR between the eps and the x0 DM of init seed 0, stays as an extra column."
     )
-    out += ["", "| dataset | sampler | eps DMs (dm-init) | x0 DMs (x0-init) | GANs (gan-init) | eps/x0 pair |",
-            "|---|---|---:|---:|---:|---:|"]  # fmt: skip
+    out += [
+        "",
+        "| dataset | sampler | eps DMs (dm-init) | x0 DMs (x0-init) | GANs (gan-init) | eps/x0 pair |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for row in consistency:
         x0 = {t["kind"]: t for t in row.get("x0", [])}
-        cells = [row["values"].get("dm-init"), x0.get("x0 group", {}).get("C"), row["values"].get("gan-init"),
-                 x0.get("eps vs x0 pair", {}).get("C")]  # fmt: skip
+        cells = [
+            row["values"].get("dm-init"),
+            x0.get("x0 group", {}).get("C"),
+            row["values"].get("gan-init"),
+            x0.get("eps vs x0 pair", {}).get("C"),
+        ]
         out.append(f"| {row['family']} | {row['sampler']} | " + " | ".join(_fmt(c) for c in cells) + " |")
     out.append("")
     out += [f"- {v.text(('x0', 'eps'), '.2f')}" for v in claims if v.claim.startswith("x0")]
@@ -205,8 +214,10 @@ def _render_collapse(entries: dict) -> list[str]:
     if not rows:
         return []
     out = ["", "### Mode collapse of the zoo's models (manifest; `python -m dstab zoo measure`)", ""]
-    out += ["| model | modes covered | precision | confident share | class entropy (nats) | collapsed |",
-            "|---|---:|---:|---:|---:|---|"]  # fmt: skip
+    out += [
+        "| model | modes covered | precision | confident share | class entropy (nats) | collapsed |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
     for r in rows:
         out.append(
             f"| {r['id']} | {r['coverage']} of {r['modes']} | {_fmt(r['precision'], '.3f')} | "

@@ -213,8 +213,11 @@ def hessian_claims(rows: list[dict], collapsed: set[str]) -> list[Verdict]:
 
 
 # (analysis, metric, lower is smoother)
-SMOOTHNESS = (("surface", "curvature_roughness", True), ("surface", "convex_fraction", False),
-              ("interpolate", "roughness", True))  # fmt: skip
+SMOOTHNESS = (
+    ("surface", "curvature_roughness", True),
+    ("surface", "convex_fraction", False),
+    ("interpolate", "roughness", True),
+)
 GAN_LOSS = {"g": "G loss", "d": "D loss"}
 
 
@@ -231,8 +234,13 @@ def smoothness_lines(rows: list[dict], collapsed: set[str]) -> list[str]:
     out = []
     for family in sorted({r["id"].split("/")[0] for r in rows}):
         for analysis, metric, lower in SMOOTHNESS:
-            mine = [r for r in rows if r["id"].startswith(f"{family}/") and r["analysis"] == analysis
-                    and r["metrics"].get(metric) is not None]  # fmt: skip
+            mine = [
+                r
+                for r in rows
+                if r["id"].startswith(f"{family}/")
+                and r["analysis"] == analysis
+                and r["metrics"].get(metric) is not None
+            ]
             by_t: dict[tuple, list[float]] = {}
             for r in mine:
                 if r["kind"] == "dm" and r.get("prediction") != "x0":
@@ -240,8 +248,10 @@ def smoothness_lines(rows: list[dict], collapsed: set[str]) -> list[str]:
             for role, loss in GAN_LOSS.items():
                 gan = [r for r in mine if r["kind"] == "gan" and r["role"] == role]
                 kept = [r["metrics"][metric] for r in gan if r["id"] not in collapsed]
-                head = (f"- {family}: DM {analysis} smoother than GAN's {loss} by {metric} "
-                        f"({'lower' if lower else 'higher'} is smoother): ")  # fmt: skip
+                head = (
+                    f"- {family}: DM {analysis} smoother than GAN's {loss} by {metric} "
+                    f"({'lower' if lower else 'higher'} is smoother): "
+                )
                 if not by_t or not kept:
                     out.append(head + NA)
                     continue
@@ -254,11 +264,14 @@ def smoothness_lines(rows: list[dict], collapsed: set[str]) -> list[str]:
                     word = f"**{FAILS} on the zoo**"
                 else:
                     word = f"**holds at {len(means) - len(fails)} of {len(means)} DM timesteps**, not at t = " + (
-                        ", ".join(_t_text(t) for t in fails))  # fmt: skip
+                        ", ".join(_t_text(t) for t in fails)
+                    )
                 dms = ", ".join(f"{_t_text(t)}: {m:.3g}" for t, m in means.items())
                 n_dm = sorted({len(v) for v in by_t.values()})
                 gone = sorted({r["id"] for r in gan if r["id"] in collapsed})
                 note = f"; excluded as collapsed: {', '.join(gone)}" if gone else ""
-                out.append(head + f"{word} (GAN {g:.3g}, n = {len(kept)}; DM at t = {dms}, n = "
-                           f"{'/'.join(map(str, n_dm))}){note}")  # fmt: skip
+                out.append(
+                    head + f"{word} (GAN {g:.3g}, n = {len(kept)}; DM at t = {dms}, n = "
+                    f"{'/'.join(map(str, n_dm))}){note}"
+                )
     return out

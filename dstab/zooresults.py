@@ -178,9 +178,12 @@ def stored_hessian(spec: HessianSpec, bundle) -> cache.Result | None:
     if where is None:
         return None
     exact = {"tol": float(spec.tol), "max_steps": int(spec.max_steps), **optional_keys(spec.block, spec.lambda_min)}
-    hits = [r for r in cache.find(spec.name, [bundle.sha256], where)
-            if all(r.params.get(k) == v for k, v in exact.items())
-            and not ({"block", "lambda_min"} - set(exact)) & set(r.params)]  # fmt: skip
+    hits = [
+        r
+        for r in cache.find(spec.name, [bundle.sha256], where)
+        if all(r.params.get(k) == v for k, v in exact.items())
+        and not ({"block", "lambda_min"} - set(exact)) & set(r.params)
+    ]
     return hits[0] if len(hits) == 1 else None
 
 
@@ -261,8 +264,10 @@ def _surfaces(entry_id: str, entry: dict, root: Path, device, log) -> int:
     for probe in probes:
         spec = replace(SURFACE, probe=probe)
         found = results.get(spec, [bundle], device=device, root=root)
-        log(f"surface {entry_id} {spec.probe.params(bundle)}: centre {found.meta['centre_loss']:.4g} "
-            f"({found.source}, {found.meta['seconds']:.1f} s)")  # fmt: skip
+        log(
+            f"surface {entry_id} {spec.probe.params(bundle)}: centre {found.meta['centre_loss']:.4g} "
+            f"({found.source}, {found.meta['seconds']:.1f} s)"
+        )
     return len(probes)
 
 
@@ -275,8 +280,10 @@ def _interpolations(entry_id: str, entry: dict, root: Path, device, log) -> int:
     probes = landscape_probes(entry["kind"], SURFACE.probe.batch_size)
     for probe in probes:
         found = results.get(replace(CURVE, probe=probe), [a, b], device=device, root=root)
-        log(f"interpolate {entry_id} {probe.params(a)}: roughness {found.meta['metrics']['roughness']:.3g} "
-            f"({found.source})")  # fmt: skip
+        log(
+            f"interpolate {entry_id} {probe.params(a)}: roughness {found.meta['metrics']['roughness']:.3g} "
+            f"({found.source})"
+        )
     return len(probes)
 
 
@@ -286,8 +293,10 @@ def _hessians(entry_id: str, entry: dict, root: Path, device, log) -> int:
     probes = hessian_probes(entry["kind"])
     for probe in probes:
         found = _results().get(replace(HESSIAN, probe=probe), [bundle], device=device, root=root)
-        log(f"hessian {entry_id} {found.params['probe']['kind']}: lambda_1 {found.meta['lambda_1']:.4g} "
-            f"({found.source})")  # fmt: skip
+        log(
+            f"hessian {entry_id} {found.params['probe']['kind']}: lambda_1 {found.meta['lambda_1']:.4g} "
+            f"({found.source})"
+        )
     return len(probes)
 
 

@@ -76,16 +76,20 @@ for kind, (names, res) in results.items():
     if samples.ndim != 5:
         points_cols = points_cols or dict(zip(results, st.columns(len(results))))
         where = points_cols[kind]
-    where.subheader(f"{TITLES[kind]}: C(q) = {res.meta['C_db']:.2f} dB, all M = {samples.shape[1]} samples of "
-                    f"N = {len(names)} models")  # fmt: skip
+    where.subheader(
+        f"{TITLES[kind]}: C(q) = {res.meta['C_db']:.2f} dB, all M = {samples.shape[1]} samples of "
+        f"N = {len(names)} models"
+    )
     if samples.ndim == 5:
         fig = consistency_plots.image_grid(samples, shown, f"{TITLES[kind]}: a row per model, a column per noise")
         st.caption("Drag to zoom in, double-click to zoom out. Column i of every row starts from the same noise.")
         downloads.image(consistency_plots.grid(samples, scale=6, columns=samples.shape[1]), f"consistency-{kind}")
     else:
         fig = consistency_plots.linked_points(samples, shown, f"{TITLES[kind]}: each colour one shared noise")
-        where.caption("One marker symbol per model, one colour per sample: the faint line joins where the same "
-                      "noise went in each model. Short lines: a consistent group.")  # fmt: skip
+        where.caption(
+            "One marker symbol per model, one colour per sample: the faint line joins where the same "
+            "noise went in each model. Short lines: a consistent group."
+        )
     where.plotly_chart(fig, key=f"samples-{kind}")
     downloads.figure(fig, f"consistency-samples-{kind}", where=where)
 
@@ -107,9 +111,15 @@ if results:
     # the report's verdicts (dstab.verdicts) on these results: all seeds, collapsed models excluded and named
     matrices = {k: {"ids": names, "matrix": res.meta["psnr_matrix_db"]} for k, (names, res) in results.items()}
     x0_tests = [{"kind": "x0 group", **matrices.pop("x0")}] if "x0" in matrices else []
-    row = {"family": sel.family, "sampler": sampler, "x0": x0_tests,
-           "groups": {f"{k}-{group}": m for k, m in matrices.items()}}  # fmt: skip
+    row = {
+        "family": sel.family,
+        "sampler": sampler,
+        "x0": x0_tests,
+        "groups": {f"{k}-{group}": m for k, m in matrices.items()},
+    }
     collapsed = {e for e, v in entries.items() if zooindex.is_collapsed(v)}
-    verdictpanel.draw(verdictpanel.PAPER["consistency"],
-                      verdictpanel.consistency_lines(verdicts.consistency_claims(row, collapsed)),
-                      verdictpanel.collapse_note(sel.family, entries))  # fmt: skip
+    verdictpanel.draw(
+        verdictpanel.PAPER["consistency"],
+        verdictpanel.consistency_lines(verdicts.consistency_claims(row, collapsed)),
+        verdictpanel.collapse_note(sel.family, entries),
+    )

@@ -65,8 +65,12 @@ right.markdown(
     f"SNR = {abar / (1 - abar):.4g}."
 )
 downloads.figure(fig_sched, "schedule", where=right)
-downloads.numbers(schedule_rows(diffusion), "schedule", where=right,
-                  columns={"model": sel.dm.label, "schedule": diffusion.schedule, "T": diffusion.T})  # fmt: skip
+downloads.numbers(
+    schedule_rows(diffusion),
+    "schedule",
+    where=right,
+    columns={"model": sel.dm.label, "schedule": diffusion.schedule, "T": diffusion.T},
+)
 
 st.header(f"Reverse: {sel.dm.label} denoising from one seed")
 c1, c2, c3, c4 = st.columns(4)
@@ -86,15 +90,22 @@ except DstabError as exc:
 if result is None:
     st.stop()
 frames_t, x0_hat = result.arrays["t"], torch.from_numpy(result.arrays["x0_hat"])
-k = urlstate.slider("Sampler step", "step", len(frames_t), 1, len(frames_t),
-                    help="step k is the sampler's k-th model call, from pure noise (step 1) to the sample")  # fmt: skip
+k = urlstate.slider(
+    "Sampler step",
+    "step",
+    len(frames_t),
+    1,
+    len(frames_t),
+    help="step k is the sampler's k-th model call, from pure noise (step 1) to the sample",
+)
 spaced = f" ({trajectory_plots.MAX_FRAMES} evenly spaced)" if len(frames_t) > trajectory_plots.MAX_FRAMES else ""
 st.caption(
     f"Step {k} of {len(frames_t)}: the model sees x_t at t = {int(frames_t[k - 1])}, predicts its noise, and so "
     f"estimates x0. Play runs through the steps{spaced}."
 )
-steps_fig = trajectory_plots.reverse_steps(frames_t, result.arrays["x_t"], result.arrays["eps_hat"],
-                                           result.arrays["x0_hat"], ds.image, start=k - 1)  # fmt: skip
+steps_fig = trajectory_plots.reverse_steps(
+    frames_t, result.arrays["x_t"], result.arrays["eps_hat"], result.arrays["x0_hat"], ds.image, start=k - 1
+)
 st.plotly_chart(steps_fig, key="reverse-steps")
 downloads.figure(steps_fig, "reverse-steps")
 left, right = st.columns(2)
@@ -104,8 +115,9 @@ if ds.image:
     downloads.image(strip, "x0-estimate-strip", where=left)
 else:
     data_points = ds.fixed_batch(1000, 0)
-    fig_now = trajectory_plots.points(x0_hat[k - 1], f"x0 estimate at t = {int(frames_t[k - 1])}",
-                                      reference=data_points)  # fmt: skip
+    fig_now = trajectory_plots.points(
+        x0_hat[k - 1], f"x0 estimate at t = {int(frames_t[k - 1])}", reference=data_points
+    )
     left.plotly_chart(fig_now, key="x0-points")
     downloads.figure(fig_now, "x0-estimate", where=left)
 rows = trajectory_rows(frames_t, x0_hat)
@@ -113,5 +125,6 @@ fig_conv = trajectory_plots.distance(rows, int(frames_t[k - 1]))
 right.plotly_chart(fig_conv, key="trajectory")
 downloads.figure(fig_conv, "trajectory", where=right)
 run_columns = {"model": sel.dm.label, "sampler": sampler, "steps": len(frames_t), "seed": seed, "samples": n}
-downloads.numbers(rows, "trajectory", where=right, extra={"params": result.params, "checkpoint": sel.dm.ref},
-                  columns=run_columns)  # fmt: skip
+downloads.numbers(
+    rows, "trajectory", where=right, extra={"params": result.params, "checkpoint": sel.dm.ref}, columns=run_columns
+)

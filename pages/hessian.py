@@ -22,10 +22,23 @@ st.caption(
 )
 c = st.columns(6)
 TIMESTEP_HELP = "the report's default averages the loss over t = T/8, 3T/8, 5T/8, 7T/8"
-t = urlstate.selectbox("DM timestep t", [compute.QUARTILES, *compute.DM_TIMESTEP_CHOICES], "t", compute.QUARTILES,
-                       where=c[0], help=TIMESTEP_HELP)  # fmt: skip
-role = urlstate.radio("GAN probe", ["G", "D"], "role", "G", where=c[1], horizontal=True,
-                      help="G: generator loss with D frozen; D: discriminator loss with G frozen").lower()  # fmt: skip
+t = urlstate.selectbox(
+    "DM timestep t",
+    [compute.QUARTILES, *compute.DM_TIMESTEP_CHOICES],
+    "t",
+    compute.QUARTILES,
+    where=c[0],
+    help=TIMESTEP_HELP,
+)
+role = urlstate.radio(
+    "GAN probe",
+    ["G", "D"],
+    "role",
+    "G",
+    where=c[1],
+    horizontal=True,
+    help="G: generator loss with D frozen; D: discriminator loss with G frozen",
+).lower()
 SPEC = zooresults.HESSIAN  # the report's probe and settings, which `dstab report` ships for the zoo
 top_k = urlstate.number("Top-k", "k", SPEC.top_k, 1, 50, where=c[2])
 trace_samples = urlstate.number("Trace samples", "trace", SPEC.trace_samples, 2, 2000, where=c[3])
@@ -61,10 +74,16 @@ if results:
         "unweighted variance of the Ritz values (closer to what PyHessian's density nodes give) is shown beside it."
     )
     downloads.numbers(
-        table, "hessian", extra={k: {**res.meta, "probe": res.params["probe"]} for k, (_, res) in labelled.items()},
+        table,
+        "hessian",
+        extra={k: {**res.meta, "probe": res.params["probe"]} for k, (_, res) in labelled.items()},
         columns={"top_k": top_k, "trace_samples": trace_samples, "slq_runs": slq_runs, "seed": seed},
-    )  # fmt: skip
+    )
 
-verdictpanel.draw(verdictpanel.PAPER["hessian"], verdictpanel.hessian_lines(
-    zooresults.shipped_hessian_claims(sel.family, sel.manifest["entries"]), ("lambda_1", "sigma2", "Ritz variance")),
-    verdictpanel.collapse_note(sel.family, sel.manifest["entries"]))  # fmt: skip
+verdictpanel.draw(
+    verdictpanel.PAPER["hessian"],
+    verdictpanel.hessian_lines(
+        zooresults.shipped_hessian_claims(sel.family, sel.manifest["entries"]), ("lambda_1", "sigma2", "Ritz variance")
+    ),
+    verdictpanel.collapse_note(sel.family, sel.manifest["entries"]),
+)

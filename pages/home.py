@@ -67,8 +67,10 @@ found_census = census.load()
 if found_census:
     st.markdown(f"**Stability census:** {census.headline(found_census)}; see RESULTS.md, `python -m dstab zoo census`.")
 else:
-    st.caption("Stability census (how many of 16 DM and GAN seeds collapse): not shipped yet; "
-               "`python -m dstab zoo census --jobs 2` trains it.")  # fmt: skip
+    st.caption(
+        "Stability census (how many of 16 DM and GAN seeds collapse): not shipped yet; "
+        "`python -m dstab zoo census --jobs 2` trains it."
+    )
 
 st.subheader("Pages")
 pages = [
@@ -90,8 +92,16 @@ if entries:
     for eid, e in sorted(entries.items()):
         c = e.get("collapse") or {}
         modes = f"{c['coverage']} of {c['modes']}" + (" **(collapsed)**" if c["collapsed"] else "") if c else "?"
-        cells = [f"`{eid}`", e["kind"], e["prediction"] or "", e["seed"], e["steps"], f"{e['loss_last']:.4f}",
-                 f"{e['wall_time_s']:.0f}", modes]  # fmt: skip
+        cells = [
+            f"`{eid}`",
+            e["kind"],
+            e["prediction"] or "",
+            e["seed"],
+            e["steps"],
+            f"{e['loss_last']:.4f}",
+            f"{e['wall_time_s']:.0f}",
+            modes,
+        ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     st.markdown("\n".join(lines))
     shown = [(eid, e) for eid, e in sorted(entries.items()) if eid.startswith(sel.family + "/")]

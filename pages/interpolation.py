@@ -44,8 +44,9 @@ def pair(choice) -> list:
 
 has_line = sel.dm is not None and sel.dm.early is not None
 shown = compute.instant(lambda t: spec_at("dm", t), compute.DM_TIMESTEP_CHOICES, pair(sel.dm)) if has_line else []
-t = urlstate.select_slider("DM timestep t", compute.DM_TIMESTEP_CHOICES, "t", zooresults.DM_TIMESTEPS[1], where=c[0],
-                           **compute.marked(shown))  # fmt: skip
+t = urlstate.select_slider(
+    "DM timestep t", compute.DM_TIMESTEP_CHOICES, "t", zooresults.DM_TIMESTEPS[1], where=c[0], **compute.marked(shown)
+)
 
 asks, labels = {}, {}
 for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
@@ -66,8 +67,10 @@ for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
 results = {kind: (labels[kind], res) for kind, res in compute.many(asks, sel.device).items()}
 
 if results:
-    rows = {kind: (label, res.meta, res.arrays["alphas"], rise_over_end(res.arrays["alphas"], res.arrays["loss"]))
-            for kind, (label, res) in results.items()}  # fmt: skip
+    rows = {
+        kind: (label, res.meta, res.arrays["alphas"], rise_over_end(res.arrays["alphas"], res.arrays["loss"]))
+        for kind, (label, res) in results.items()
+    }
     fig = curve_plots.curves(rows)
     st.plotly_chart(fig, key="interpolation")
     downloads.figure(fig, "interpolation")

@@ -31,13 +31,21 @@ st.caption(
 )
 c = st.columns(6)
 SPEC = zooresults.SURFACE
-role = urlstate.radio("GAN probe", ["G", "D"], "role", "G", where=c[1], horizontal=True,
-                      help="G: generator loss with D frozen; D: discriminator loss with G frozen").lower()  # fmt: skip
+role = urlstate.radio(
+    "GAN probe",
+    ["G", "D"],
+    "role",
+    "G",
+    where=c[1],
+    horizontal=True,
+    help="G: generator loss with D frozen; D: discriminator loss with G frozen",
+).lower()
 grid = urlstate.selectbox("Grid size", GRIDS, "grid", SPEC.grid, where=c[2])
 radius = urlstate.selectbox("Radius r", RADII, "radius", SPEC.radius, where=c[3])
 seed = urlstate.number("Direction seed", "dseed", SPEC.seed, 0, 10_000, where=c[4])
-scale = urlstate.selectbox("Scale", surface_plots.SCALES, "scale", surface_plots.OWN, where=c[5],
-                           help=surface_plots.SCALE_HELP)  # fmt: skip
+scale = urlstate.selectbox(
+    "Scale", surface_plots.SCALES, "scale", surface_plots.OWN, where=c[5], help=surface_plots.SCALE_HELP
+)
 
 
 def spec_at(kind: str, t: int, gan_role: str = role):
@@ -47,8 +55,9 @@ def spec_at(kind: str, t: int, gan_role: str = role):
 
 dm_bundle = sidebar.load_bundle(sel.dm.path) if sel.dm else None
 shown = compute.instant(lambda t: spec_at("dm", t), compute.DM_TIMESTEP_CHOICES, [dm_bundle]) if sel.dm else []
-t = urlstate.select_slider("DM timestep t", compute.DM_TIMESTEP_CHOICES, "t", zooresults.DM_TIMESTEPS[1], where=c[0],
-                           **compute.marked(shown))  # fmt: skip
+t = urlstate.select_slider(
+    "DM timestep t", compute.DM_TIMESTEP_CHOICES, "t", zooresults.DM_TIMESTEPS[1], where=c[0], **compute.marked(shown)
+)
 
 results, cols = compute.side_by_side(sel, lambda bundle: spec_at(bundle.kind, t), "surface")
 settings = {"grid": grid, "radius": radius, "direction seed": seed}
@@ -68,8 +77,13 @@ if results:
         downloads.figure(surf, f"surface-{kind}", where=where)
         downloads.figure(cont, f"contour-{kind}", where=where)
         what = {"model": choice.label, "probe": tables.probe_text(res.meta), **settings}
-        downloads.numbers(tables.grid_rows(a, b, res.arrays["loss"]), f"surface-{kind}", where=where,
-                          extra={"meta": res.meta}, columns=what)  # fmt: skip
+        downloads.numbers(
+            tables.grid_rows(a, b, res.arrays["loss"]),
+            f"surface-{kind}",
+            where=where,
+            extra={"meta": res.meta},
+            columns=what,
+        )
     if set(results) == {"dm", "gan"}:
         st.info(surface_plots.smoother_sentence(*((ch.label, r.meta) for ch, r in results.values())))
     st.subheader("Smoothness, side by side")
@@ -77,10 +91,17 @@ if results:
     st.dataframe(table, hide_index=True)
     downloads.numbers(table, "smoothness", columns=settings)
 zoo_settings = (grid, radius, seed) == (SPEC.grid, SPEC.radius, SPEC.seed)
-verdictpanel.landscape(sel.family, sel.manifest["entries"], "surface",
-                       shown=f"DM at t = {t} against the GAN's {role.upper()} loss"
-                       + ("" if zoo_settings else f", at grid {grid}, r = {radius:g}, direction seed {seed} "
-                          "(not the zoo's settings the verdicts use)"))  # fmt: skip
+verdictpanel.landscape(
+    sel.family,
+    sel.manifest["entries"],
+    "surface",
+    shown=f"DM at t = {t} against the GAN's {role.upper()} loss"
+    + (
+        ""
+        if zoo_settings
+        else f", at grid {grid}, r = {radius:g}, direction seed {seed} (not the zoo's settings the verdicts use)"
+    ),
+)
 
 st.subheader("Across timesteps, beside the GAN's G and D (the paper's Fig. 2 and 10)")
 panels, missing = [], []

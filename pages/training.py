@@ -74,8 +74,9 @@ def curves_section(statuses, metrics) -> None:
     left, right = st.columns(2)
     if fd_series:
         labels = sorted({metric_label(m, short=True) for m in fd_names.values() if m})
-        fig = run_plots.curves(fd_series, f"{' / '.join(labels)} of EMA samples (lower is better)", "FD", x_title,
-                               log_x, colours)  # fmt: skip
+        fig = run_plots.curves(
+            fd_series, f"{' / '.join(labels)} of EMA samples (lower is better)", "FD", x_title, log_x, colours
+        )
         left.plotly_chart(fig, key="fd-curves")
         downloads.figure(fig, "training-fd", where=left)
     else:

@@ -64,8 +64,9 @@ def flat_loss(model, batch):
         for n, s in zip(names, shapes):
             parts[n] = vec[i : i + s.numel()].reshape(s)
             i += s.numel()
-        out = torch.func.functional_call(frozen.double(), {**parts, **{k: v.double() for k, v in buffers.items()}},
-                                         (batch[0].double(),))  # fmt: skip
+        out = torch.func.functional_call(
+            frozen.double(), {**parts, **{k: v.double() for k, v in buffers.items()}}, (batch[0].double(),)
+        )
         return ((out - batch[1].double()) ** 2).mean()
 
     return f, theta
@@ -117,8 +118,9 @@ def test_interpolation_between_two_models(batch, caches):
     assert curve.meta["loss_b"] == pytest.approx(float(b_ref(flat_loss(early, batch)[1])), rel=1e-5)
     # the midpoint: weights and BatchNorm statistics blended half and half
     mid = MLP().eval()
-    mid.load_state_dict({k: (v + early.state_dict()[k]) / 2 if v.is_floating_point() else v
-                         for k, v in late.state_dict().items()})  # fmt: skip
+    mid.load_state_dict(
+        {k: (v + early.state_dict()[k]) / 2 if v.is_floating_point() else v for k, v in late.state_dict().items()}
+    )
     with torch.no_grad():
         assert float(curve.loss[curve.alphas == 0.5][0]) == pytest.approx(float(mse(mid, batch)), rel=1e-5)
 
@@ -191,6 +193,8 @@ def test_the_key_is_the_same_in_another_process():
         "    return sum([((model(x) - 1) ** 2).mean() for x in b])\n"
         "print(dstab.probe(m, loss, (torch.ones(3, 2),)).describe()['checkpoint_sha256'])\n"
     )
-    keys = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-            for _ in range(2)}  # fmt: skip
+    keys = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    }
     assert len(keys) == 1 and len(keys.pop().strip()) == 64

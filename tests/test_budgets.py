@@ -42,8 +42,16 @@ def test_counts_must_be_whole_numbers(value):
 def test_parameter_count_from_the_config_matches_the_built_network():
     from dstab import models
 
-    arch = {"arch": "unet", "image_size": 8, "in_channels": 1, "model_channels": 8, "norm_groups": 4,
-            "channel_mult": [1, 2], "num_res_blocks": 1, "attention_resolutions": [4]}  # fmt: skip
+    arch = {
+        "arch": "unet",
+        "image_size": 8,
+        "in_channels": 1,
+        "model_channels": 8,
+        "norm_groups": 4,
+        "channel_mult": [1, 2],
+        "num_res_blocks": 1,
+        "attention_resolutions": [4],
+    }
     assert sizing.checked_params(arch, "unet") == models.count_parameters(models.build(arch))
 
 

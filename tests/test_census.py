@@ -78,8 +78,12 @@ def test_the_section_compares_the_zoos_own_seeds_and_prices_a_digits_census_from
     def run(seed, collapsed, w2):
         return {"seed": seed, "coverage": 1 if collapsed else 8, "collapsed": collapsed, "sliced_w2": w2}
 
-    record = {"family": "toy2d", "scale": 1.0, "summary": {"dm": {"seeds": 16}, "gan": {"seeds": 16}},
-              "runs": {"dm": [run(0, False, 0.1001)], "gan": [run(0, True, 1.5), run(1, False, 0.3)]}}  # fmt: skip
+    record = {
+        "family": "toy2d",
+        "scale": 1.0,
+        "summary": {"dm": {"seeds": 16}, "gan": {"seeds": 16}},
+        "runs": {"dm": [run(0, False, 0.1001)], "gan": [run(0, True, 1.5), run(1, False, 0.3)]},
+    }
     entries = {
         "toy2d/dm-eps-s0": {"collapse": {"collapsed": False, "sliced_w2": 0.1}},
         "toy2d/gan-s0": {"collapse": {"collapsed": True, "sliced_w2": 1.0}},
@@ -88,8 +92,10 @@ def test_the_section_compares_the_zoos_own_seeds_and_prices_a_digits_census_from
         "digits/gan-s0": {"wall_time_s": 90.0},
     }
     lines = census._zoo_lines(record, {"scale": 1.0, "entries": entries})
-    assert lines[0] == ("- DM seeds 0 retrain the zoo's own runs: the same collapse verdict in 1 of 1, "
-                        "sliced W2 up to 0.1% from the manifest's.")  # fmt: skip
+    assert lines[0] == (
+        "- DM seeds 0 retrain the zoo's own runs: the same collapse verdict in 1 of 1, "
+        "sliced W2 up to 0.1% from the manifest's."
+    )
     assert "same collapse verdict in 1 of 2, sliced W2 up to 50% " in lines[1] and "not bit-identical" in lines[1]
     assert "6.0 and 1.5 min (manifest), so 16 seeds of each are ~2.0 core-hours" in lines[2]  # 16 x 450 s
     other = census._zoo_lines({**record, "scale": 0.01}, {"scale": 1.0, "entries": entries})

@@ -88,8 +88,23 @@ def test_what_the_system_refuses_about_a_given_path_is_one_line_and_exit_2(tiny_
     (tmp_path / "bin.toml").write_bytes(b"\xff\xfe\x00binary")
     ws = ["--root", str(tmp_path / "afile" / "runs")]
     cases = [
-        (["sample", str(tiny_dm_checkpoint), "-o", str(tmp_path / "grid.png"), "-n", "4", "--sampler", "ddim",
-          "--steps", "2", "--device", "cpu"], "is a folder; give the file"),  # fmt: skip, refused before sampling
+        (
+            [
+                "sample",
+                str(tiny_dm_checkpoint),
+                "-o",
+                str(tmp_path / "grid.png"),
+                "-n",
+                "4",
+                "--sampler",
+                "ddim",
+                "--steps",
+                "2",
+                "--device",
+                "cpu",
+            ],
+            "is a folder; give the file",
+        ),  # refused before sampling
         (["runs", *ws, "list"], "Not a directory"),
         (["compare", "g", *ws], "Not a directory"),
         (["runs", "--root", str(tmp_path / "afile"), "list"], "is a file, not a folder"),

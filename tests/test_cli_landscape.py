@@ -56,10 +56,13 @@ def test_bad_input_exits_2_with_one_line(ckpts, caches, capsys):
 def _mini_zoo(root: Path, ckpts) -> None:
     """A zoo over the test checkpoints: one DM run and one GAN run, early and final."""
     early_gan = save_gan(root / "gan_early.safetensors", TOY_GAN, "toy2d:8gaussians", seed=1)
-    write_zoo(root, {
-        "toy2d/dm-eps-s0": ("dm", [], {"final": ckpts["toy_dm"], "early": ckpts["toy_dm_b"]}),
-        "toy2d/gan-s0": ("gan", [], {"final": ckpts["toy_gan"], "early": early_gan}),
-    })  # fmt: skip
+    write_zoo(
+        root,
+        {
+            "toy2d/dm-eps-s0": ("dm", [], {"final": ckpts["toy_dm"], "early": ckpts["toy_dm_b"]}),
+            "toy2d/gan-s0": ("gan", [], {"final": ckpts["toy_gan"], "early": early_gan}),
+        },
+    )
 
 
 def landscape_spec(role: str):

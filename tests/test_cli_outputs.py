@@ -64,8 +64,22 @@ def test_two_models_written_to_one_folder_are_both_there(ckpts, caches, tmp_path
     a, b = two_files_named_final(ckpts, tmp_path)
     out = tmp_path / "out"
     surface = ["--grid", "3", "--radius", "0.5", "--timestep", "50", "--batch-size", "8", "--out", str(out)]
-    hess = ["--timesteps", "50", "--batch-size", "8", "--top-k", "1", "--trace-samples", "2", "--slq-runs", "1",
-            "--slq-steps", "4", "-o", str(out)]  # fmt: skip
+    hess = [
+        "--timesteps",
+        "50",
+        "--batch-size",
+        "8",
+        "--top-k",
+        "1",
+        "--trace-samples",
+        "2",
+        "--slq-runs",
+        "1",
+        "--slq-steps",
+        "4",
+        "-o",
+        str(out),
+    ]
     for path in (a, b, a):  # the third run rewrites a's own files
         assert cli.main(["surface", str(path), *surface, "--device", "cpu"]) == 0
         assert cli.main(["hessian", str(path), *hess, "--device", "cpu"]) == 0
@@ -102,8 +116,11 @@ def _sample_threads(ckpt, tmp_path, env_threads: str, *extra: str) -> subprocess
     env = {**os.environ, "DSTAB_THREADS": env_threads, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [sys.executable, "-c", _THREADS, *argv, "--device", "cpu", *extra],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_threads_option_and_dstab_threads_are_respected(ckpts, tmp_path):

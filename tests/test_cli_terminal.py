@@ -58,8 +58,21 @@ def test_progress_on_a_terminal_is_a_bar_and_off_when_disabled():
 
 def test_sample_shows_progress_without_escape_codes(ckpts, tmp_path):
     out = tmp_path / "s.png"
-    r = _dstab("sample", str(ckpts["toy_dm"]), "-o", str(out), "-n", "2", "--sampler", "ddim", "--steps", "4",
-               "--device", "cpu", timeout=300)  # fmt: skip
+    r = _dstab(
+        "sample",
+        str(ckpts["toy_dm"]),
+        "-o",
+        str(out),
+        "-n",
+        "2",
+        "--sampler",
+        "ddim",
+        "--steps",
+        "4",
+        "--device",
+        "cpu",
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stderr.splitlines() == [f"sample: {k}/4 steps ({25 * k}%)" for k in range(1, 5)]
     assert out.stat().st_size > 0

@@ -11,10 +11,17 @@ from dstab import checkpoints, cli, models, sampling
 
 def save_tiny_guided(path):
     arch = {
-        "arch": "unet", "image_size": 8, "in_channels": 3, "model_channels": 32, "num_res_blocks": 1,
-        "attention_resolutions": [4], "channel_mult": [1, 2], "resblock_updown": True, "learn_sigma": True,
+        "arch": "unet",
+        "image_size": 8,
+        "in_channels": 3,
+        "model_channels": 32,
+        "num_res_blocks": 1,
+        "attention_resolutions": [4],
+        "channel_mult": [1, 2],
+        "resblock_updown": True,
+        "learn_sigma": True,
         "num_heads": 4,  # guided-diffusion's default, which the flags below leave in place
-    }  # fmt: skip
+    }
     torch.manual_seed(0)
     model = models.build(arch)
     for p in model.parameters():  # zero-initialised output layers would hide a wrong load
@@ -51,15 +58,28 @@ def test_convert_dcgan_and_diffusers_round_trip(tmp_path):
         out = tmp_path / f"{src.stem}.safetensors"
         assert cli.main(["convert", str(src), "-o", str(out)]) == 0
         a, b = checkpoints.load(src), checkpoints.load(out)
-        assert torch.equal(sampling.generate(a, 2, seed=1, sampler="ddim", steps=3),
-                           sampling.generate(b, 2, seed=1, sampler="ddim", steps=3))  # fmt: skip
+        assert torch.equal(
+            sampling.generate(a, 2, seed=1, sampler="ddim", steps=3),
+            sampling.generate(b, 2, seed=1, sampler="ddim", steps=3),
+        )
 
 
 def test_contradicting_flags_exit_2_on_one_line(tmp_path):
     src = tmp_path / "model.pt"
     save_tiny_guided(src)
-    cmd = [sys.executable, "-m", "dstab", "convert", str(src), "-o", str(tmp_path / "x.safetensors"),
-           "--flag", "image_size=8", "--flag", "num_res_blocks=3"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "dstab",
+        "convert",
+        str(src),
+        "-o",
+        str(tmp_path / "x.safetensors"),
+        "--flag",
+        "image_size=8",
+        "--flag",
+        "num_res_blocks=3",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "num_res_blocks=3 but the weights have 1" in done.stderr

@@ -24,8 +24,14 @@ def test_gpu_bench_smoke(tmp_path):
     for name in ("streamlit", "loss_landscapes", "pyhessian", "pytorch_fid"):
         (blocker / f"{name}.py").write_text(f"raise ImportError('{name} must not be needed')\n")
     env["PYTHONPATH"] = str(blocker)
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_bench.py"), "--smoke"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gpu_bench.py"), "--smoke"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     table = [line for line in out.stdout.splitlines() if line.startswith("| ")]
     checks = [line.split("|")[1].strip() for line in table[1:]]

@@ -55,8 +55,24 @@ def test_cli_hessian_lambda_min_converged_or_marked(ckpts, caches, capsys):
 
 def test_cli_hessian_pyhessian_engine_on_a_gan(ckpts, caches):
     out = caches / "g"
-    assert cli.main(["hessian", str(ckpts["toy_gan"]), "-o", str(out), "--role", "d", "--engine", "pyhessian",
-                     "--batch-size", "8", *TINY])  == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "hessian",
+                str(ckpts["toy_gan"]),
+                "-o",
+                str(out),
+                "--role",
+                "d",
+                "--engine",
+                "pyhessian",
+                "--batch-size",
+                "8",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     meta = json.loads((out / "hessian_toy_gan_d.json").read_text())
     assert meta["settings"]["engine"] == "pyhessian" and meta["lambda_min"] is None
     probe = probes.gan_probe(checkpoints.load(ckpts["toy_gan"]), "d", batch_size=8)
@@ -82,8 +98,22 @@ def test_cli_hessian_bad_input_exits_2(ckpts, caches, capsys, argv, message):
 
 def test_cli_consistency(ckpts, caches, capsys):
     out = caches / "c"
-    argv = ["consistency", str(ckpts["toy_dm"]), str(ckpts["toy_dm"]), str(ckpts["toy_dm_b"]), "-o", str(out),
-            "-n", "5", "--sampler", "ddim", "--steps", "3", "--eta", "1"]  # fmt: skip
+    argv = [
+        "consistency",
+        str(ckpts["toy_dm"]),
+        str(ckpts["toy_dm"]),
+        str(ckpts["toy_dm_b"]),
+        "-o",
+        str(out),
+        "-n",
+        "5",
+        "--sampler",
+        "ddim",
+        "--steps",
+        "3",
+        "--eta",
+        "1",
+    ]
     assert cli.main(argv) == 0
     meta = json.loads((out / "consistency_toy_dm_toy_dm_toy_dm_b.json").read_text())
     assert meta["psnr_vs_first_db"][0] == 100.0 and meta["psnr_vs_first_db"][1] < 100.0
@@ -95,12 +125,15 @@ def test_cli_consistency(ckpts, caches, capsys):
 
 def _mini_zoo(root, ckpts) -> None:
     """A zoo over the random-weight toy checkpoints, final stages only."""
-    write_zoo(root, {
-        "toy2d/dm-eps-s0": ("dm", ["dm-init", "dm-structure"], {"final": ckpts["toy_dm"]}),
-        "toy2d/dm-eps-s1": ("dm", ["dm-init"], {"final": ckpts["toy_dm_b"]}),
-        "toy2d/dm-x0-s0": ("dm", ["dm-x0"], {"final": ckpts["toy_dm_x0"]}),
-        "toy2d/gan-s0": ("gan", ["gan-init", "gan-structure"], {"final": ckpts["toy_gan"]}),
-    })  # fmt: skip
+    write_zoo(
+        root,
+        {
+            "toy2d/dm-eps-s0": ("dm", ["dm-init", "dm-structure"], {"final": ckpts["toy_dm"]}),
+            "toy2d/dm-eps-s1": ("dm", ["dm-init"], {"final": ckpts["toy_dm_b"]}),
+            "toy2d/dm-x0-s0": ("dm", ["dm-x0"], {"final": ckpts["toy_dm_x0"]}),
+            "toy2d/gan-s0": ("gan", ["gan-init", "gan-structure"], {"final": ckpts["toy_gan"]}),
+        },
+    )
 
 
 def _x0_group(root, ckpts) -> list[str]:
@@ -166,8 +199,13 @@ def test_precompute_tasks_fill_the_shipped_cache(ckpts, caches):
     root = caches / "zoo"
     _mini_zoo(root, ckpts)
     assert list(precompute.TASKS) == ["surface", "interpolate", "hessian", "consistency"]
-    helped = subprocess.run([sys.executable, "-m", "dstab", "precompute", "--help"], capture_output=True, text=True,
-                            check=True, cwd=Path(__file__).resolve().parents[1]).stdout  # fmt: skip
+    helped = subprocess.run(
+        [sys.executable, "-m", "dstab", "precompute", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    ).stdout
     assert "default all: surface, interpolate, hessian, consistency" in " ".join(helped.split())
     assert precompute.run(["hessian"], "toy2d/gan-s0", log=lambda m: None) == 2  # roles g and d
     assert len(list((root / "results" / "hessian").glob("*.json"))) == 2
@@ -181,9 +219,18 @@ def test_precompute_tasks_fill_the_shipped_cache(ckpts, caches):
 
 def _rough(eid, t=(), role=None, settings=True, prediction=None, **metrics):
     kind = "gan" if "/gan" in eid else "dm"
-    return {"analysis": "surface" if "curvature_roughness" in metrics else "interpolate", "id": eid,
-            "checkpoints": [f"{eid}@final"], "probe": kind, "kind": kind, "t": t, "role": role,
-            "prediction": prediction, "report_settings": settings, "metrics": metrics}  # fmt: skip
+    return {
+        "analysis": "surface" if "curvature_roughness" in metrics else "interpolate",
+        "id": eid,
+        "checkpoints": [f"{eid}@final"],
+        "probe": kind,
+        "kind": kind,
+        "t": t,
+        "role": role,
+        "prediction": prediction,
+        "report_settings": settings,
+        "metrics": metrics,
+    }
 
 
 def test_roughness_verdicts_compare_dm_timesteps_with_each_gan_loss():

@@ -25,8 +25,12 @@ def write_cifar(folder, per_batch=4):
         ks = [b * per_batch + i for i in range(per_batch)]
         rows = np.stack([np.full(3072, k % 256, np.uint8) for k in ks])
         rows[:, 1024:2048] = 7  # green plane: tells channel order apart
-        batch = {b"batch_label": name.encode(), b"labels": [k % 10 for k in ks], b"data": rows,
-                 b"filenames": [f"img{k}.png".encode() for k in ks]}  # fmt: skip
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": [k % 10 for k in ks],
+            b"data": rows,
+            b"filenames": [f"img{k}.png".encode() for k in ks],
+        }
         with open(folder / name, "wb") as f:
             pickle.dump(batch, f, protocol=2)
     return folder

@@ -18,10 +18,15 @@ from dstab.errors import DstabError  # noqa: E402
 def tiny_unet(out_channels=3):
     torch.manual_seed(0)
     return UNet2DModel(
-        sample_size=8, in_channels=3, out_channels=out_channels, layers_per_block=1, block_out_channels=(16, 32),
-        down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+        sample_size=8,
+        in_channels=3,
+        out_channels=out_channels,
+        layers_per_block=1,
+        block_out_channels=(16, 32),
+        down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "UpBlock2D"),
         norm_num_groups=8,
-    ).eval()  # fmt: skip
+    ).eval()
 
 
 def save_folder(folder, unet, **scheduler):
@@ -37,9 +42,13 @@ def test_unet_folder_matches_diffusers_outputs(tmp_path):
     assert bundle.kind == "dm" and bundle.header["imported_from"]["format"] == "diffusers"
     assert bundle.model.unet.state_dict().keys() == unet.state_dict().keys()
     assert bundle.diffusion.to_config() == {
-        "schedule": "linear", "T": 1000, "prediction": "eps", "learn_sigma": False, "fixed_variance": "large",
+        "schedule": "linear",
+        "T": 1000,
+        "prediction": "eps",
+        "learn_sigma": False,
+        "fixed_variance": "large",
         "clip_denoised": True,
-    }  # fmt: skip
+    }
     x, t = torch.randn(2, 3, 8, 8), torch.tensor([5, 900])
     with torch.no_grad():
         assert torch.equal(bundle.model(x, t), unet(x, t).sample)
@@ -69,13 +78,25 @@ def test_ddpm_sampling_matches_diffusers_scheduler(tmp_path, monkeypatch, varian
 def test_ddpm_cifar10_32_size():
     # google/ddpm-cifar10-32's unet/config.json
     config = {
-        "_class_name": "UNet2DModel", "act_fn": "silu", "attention_head_dim": None,
-        "block_out_channels": [128, 256, 256, 256], "center_input_sample": False,
+        "_class_name": "UNet2DModel",
+        "act_fn": "silu",
+        "attention_head_dim": None,
+        "block_out_channels": [128, 256, 256, 256],
+        "center_input_sample": False,
         "down_block_types": ["DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"],
-        "downsample_padding": 0, "flip_sin_to_cos": False, "freq_shift": 1, "in_channels": 3, "layers_per_block": 2,
-        "mid_block_scale_factor": 1, "norm_eps": 1e-06, "norm_num_groups": 32, "out_channels": 3, "sample_size": 32,
-        "time_embedding_type": "positional", "up_block_types": ["UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"],
-    }  # fmt: skip
+        "downsample_padding": 0,
+        "flip_sin_to_cos": False,
+        "freq_shift": 1,
+        "in_channels": 3,
+        "layers_per_block": 2,
+        "mid_block_scale_factor": 1,
+        "norm_eps": 1e-06,
+        "norm_num_groups": 32,
+        "out_channels": 3,
+        "sample_size": 32,
+        "time_embedding_type": "positional",
+        "up_block_types": ["UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"],
+    }
     with torch.device("meta"):
         model = models.build({"arch": "diffusers_unet2d", "unet2d": config})
     assert models.count_parameters(model) == 35_746_307

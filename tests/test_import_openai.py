@@ -13,10 +13,19 @@ from tests.conftest import fill_deterministic
 
 # a guided-diffusion model in miniature: every option the ImageNet models use
 TINY_GUIDED = {
-    "arch": "unet", "image_size": 8, "in_channels": 3, "model_channels": 32, "num_res_blocks": 1,
-    "attention_resolutions": [8, 4], "channel_mult": [1, 2], "num_classes": 10, "num_head_channels": 16,
-    "use_new_attention_order": True, "resblock_updown": True, "learn_sigma": True,
-}  # fmt: skip
+    "arch": "unet",
+    "image_size": 8,
+    "in_channels": 3,
+    "model_channels": 32,
+    "num_res_blocks": 1,
+    "attention_resolutions": [8, 4],
+    "channel_mult": [1, 2],
+    "num_classes": 10,
+    "num_head_channels": 16,
+    "use_new_attention_order": True,
+    "resblock_updown": True,
+    "learn_sigma": True,
+}
 TINY_FLAGS = {"image_size": 8, "num_head_channels": 16, "use_new_attention_order": True, "diffusion_steps": 50}
 
 
@@ -38,8 +47,12 @@ def test_guided_state_dict_loads_with_full_key_coverage_and_same_outputs(tiny_gu
     assert bundle.model.state_dict().keys() == torch.load(path, weights_only=True).keys()
     assert bundle.header["arch"]["num_classes"] == 10  # read from label_emb, not the 1000 of ImageNet
     assert bundle.diffusion.to_config() == {
-        "schedule": "linear", "T": 50, "prediction": "eps", "learn_sigma": True, "clip_denoised": True,
-    }  # fmt: skip
+        "schedule": "linear",
+        "T": 50,
+        "prediction": "eps",
+        "learn_sigma": True,
+        "clip_denoised": True,
+    }
     x, t, y = torch.randn(2, 3, 8, 8), torch.tensor([0, 49]), torch.tensor([1, 9])
     with torch.no_grad():
         assert torch.equal(bundle.model(x, t, y), original(x, t, y))

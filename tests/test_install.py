@@ -22,8 +22,10 @@ def installed(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     Path(site, "outer-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     env.pop("PYTHONPATH", None)
@@ -53,6 +55,11 @@ def test_the_dstab_command_works_from_another_folder(installed, tmp_path):
 @pytest.mark.slow
 def test_dstab_zoo_moves_the_zoo(installed, tmp_path):
     venv, env = installed
-    r = subprocess.run([str(venv / "bin" / "dstab"), "zoo", "list"], capture_output=True, text=True,
-                       env={**env, "DSTAB_ZOO": str(tmp_path / "nozoo")}, cwd=tmp_path)  # fmt: skip
+    r = subprocess.run(
+        [str(venv / "bin" / "dstab"), "zoo", "list"],
+        capture_output=True,
+        text=True,
+        env={**env, "DSTAB_ZOO": str(tmp_path / "nozoo")},
+        cwd=tmp_path,
+    )
     assert r.returncode == 2 and r.stderr.startswith("error:") and "nozoo" in r.stderr

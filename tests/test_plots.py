@@ -97,8 +97,9 @@ def test_trajectory_command_equals_the_library_and_hits_the_cache(ckpts, caches,
     _, direct = trajectory(checkpoints.load(ckpts["toy_dm"]), "ddim", 4, 0, 3)
     np.testing.assert_array_equal(arrays["x0_hat"], direct["x0_hat"])
     assert arrays["x0_hat"].shape == (4, 3, 2) and record["source"] == "computed"
-    assert [r["rms_to_final"] for r in record["rows"]] == [r["rms_to_final"] for r in trajectory_rows(
-        direct["t"], direct["x0_hat"])] and record["rows"][-1]["rms_to_final"] == 0.0  # fmt: skip
+    assert [r["rms_to_final"] for r in record["rows"]] == [
+        r["rms_to_final"] for r in trajectory_rows(direct["t"], direct["x0_hat"])
+    ] and record["rows"][-1]["rms_to_final"] == 0.0
     assert (out / "trajectory.png").stat().st_size > 0 and (out / "trajectory.html").stat().st_size > 0
     assert cli.main(argv) == 0 and json.loads((out / "trajectory.json").read_text())["source"] == "user"
     assert cli.main(["trajectory", str(ckpts["toy_gan"]), "-o", str(out)]) == 2
@@ -114,8 +115,14 @@ def test_consistency_grid_wraps_m_samples_into_bands_of_16():
     fig = consistency_plots.image_grid(samples, ["a", "b", "c"], "t", scale=1)
     z = np.asarray(fig.data[0].z)
     assert z.shape[:2] == (2 * n * 3 + 1, 16 * 3 + 1)  # 2 bands of 3 rows, 16 columns; cells 2 px + 1 px pad
-    assert list(fig.layout.yaxis.ticktext) == ["a (1-16)", "b (1-16)", "c (1-16)", "a (17-20)", "b (17-20)",
-                                               "c (17-20)"]  # fmt: skip
+    assert list(fig.layout.yaxis.ticktext) == [
+        "a (1-16)",
+        "b (1-16)",
+        "c (1-16)",
+        "a (17-20)",
+        "b (17-20)",
+        "c (17-20)",
+    ]
     assert list(fig.layout.xaxis.ticktext) == ["1 / 17", "3 / 19", "5", "7", "9", "11", "13", "15"]
     # model b's sample 18 sits in band 2, row 2, column 2; blank (white) cells after sample 20
     want = png.to_uint8(samples[1, 17][None])[0, :, :, 0]
@@ -134,8 +141,9 @@ def test_subplot_grid_is_make_subplots_layout(count, columns, hspace, vspace):
 
     rows = -(-count // columns)
     titles = [f"panel {i}" for i in range(count)]
-    ref = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=hspace,
-                        vertical_spacing=vspace).to_dict()["layout"]  # fmt: skip
+    ref = make_subplots(
+        rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=hspace, vertical_spacing=vspace
+    ).to_dict()["layout"]
     layout, axes = grid(count, columns, hspace, vspace, titles, font_size=16)
     for i, (x, y) in enumerate(axes):
         k = "" if i == 0 else str(i + 1)

@@ -9,7 +9,7 @@ from dstab import checkpoints, models, plugins, sampling
 from dstab.diffusion import Diffusion
 from dstab.errors import DstabError
 
-PLUGIN = '''
+PLUGIN = """
 import torch
 from torch import nn
 import dstab
@@ -25,7 +25,7 @@ class TinyDenoiser(nn.Module):
 
 
 dstab.register_architecture("tiny_plugin_net", TinyDenoiser)
-'''
+"""
 CONFIG = {"arch": "tiny_plugin_net", "sample_shape": [2]}
 
 

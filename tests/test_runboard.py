@@ -70,5 +70,12 @@ def test_table_row_numbers_come_from_the_database(tmp_path, monkeypatch):
     assert row["latest FD/FID"] == 7.25 and row["metric"] == "FD (local features), 64x10ddim"
     assert row["steps/s"] == 4.0 and row["ETA (h:mm)"] == "" and row["progress"] == 0.4  # stopped: no ETA
     assert [runboard.hours_minutes(s) for s in (0, 1, 60, 61, 3599, 3600, 36000)] == [
-        "0:00", "0:01", "0:01", "0:02", "1:00", "1:00", "10:00"]  # fmt: skip
+        "0:00",
+        "0:01",
+        "0:01",
+        "0:02",
+        "1:00",
+        "1:00",
+        "10:00",
+    ]
     assert runboard.checkpoint_files("r") == {40: d / "run" / "checkpoints" / "step0000040.safetensors"}

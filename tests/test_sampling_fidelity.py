@@ -21,9 +21,15 @@ from tests.conftest import fill_deterministic
 
 # an OpenAI-layout UNet in miniature (dstab's UNet has the same keys), RGB 8x8
 TINY = {
-    "arch": "unet", "image_size": 8, "in_channels": 3, "model_channels": 32, "num_res_blocks": 1,
-    "attention_resolutions": [4], "channel_mult": [1, 2], "num_heads": 4,
-}  # fmt: skip
+    "arch": "unet",
+    "image_size": 8,
+    "in_channels": 3,
+    "model_channels": 32,
+    "num_res_blocks": 1,
+    "attention_resolutions": [4],
+    "channel_mult": [1, 2],
+    "num_heads": 4,
+}
 FLAGS = {"image_size": 8, "diffusion_steps": 30, "noise_schedule": "cosine", "attention_resolutions": "4"}
 
 # Ho et al.'s linear schedule at T = 1000: beta_t and the posterior variance (float64, by hand)
@@ -43,10 +49,12 @@ def source_tables(schedule: str, T: int) -> dict:
     abar_prev = np.append(1.0, abar[:-1])
     post = betas * (1.0 - abar_prev) / (1.0 - abar)
     return {
-        "betas": betas, "abar": abar, "abar_prev": abar_prev,
+        "betas": betas,
+        "abar": abar,
+        "abar_prev": abar_prev,
         "large_log": np.log(np.append(post[1], betas[1:])),
         "small_log": np.log(np.append(post[1], post[1:])),
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize("fixed, golden", [("large", GOLDEN_LARGE), ("small", GOLDEN_SMALL)])
@@ -166,9 +174,15 @@ diffusers = pytest.importorskip("diffusers")
 def tiny_diffusers_unet(out_channels):
     torch.manual_seed(0)
     unet = diffusers.UNet2DModel(
-        sample_size=8, in_channels=3, out_channels=out_channels, layers_per_block=1, block_out_channels=(8, 16),
-        down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2, norm_num_groups=4,
-    )  # fmt: skip
+        sample_size=8,
+        in_channels=3,
+        out_channels=out_channels,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D",) * 2,
+        up_block_types=("UpBlock2D",) * 2,
+        norm_num_groups=4,
+    )
     with torch.no_grad():  # large outputs, so that x0 estimates leave [-1, 1] and clipping shows
         for p in unet.parameters():
             p.normal_(0, 0.3)

@@ -14,8 +14,9 @@ from tests.conftest import TINY_UNET, randomise
 
 def save_unet(path, dtype=torch.float32, name="unet"):
     model = randomise(models.build(TINY_UNET))
-    header = checkpoints.make_header("dm", TINY_UNET, "digits", 3, 0, diffusion={"schedule": "cosine", "T": 10},
-                                     name=name)  # fmt: skip
+    header = checkpoints.make_header(
+        "dm", TINY_UNET, "digits", 3, 0, diffusion={"schedule": "cosine", "T": 10}, name=name
+    )
     checkpoints.save(path, header, {"model": model}, dtype)
     return model
 

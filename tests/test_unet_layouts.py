@@ -57,10 +57,19 @@ def test_guided_options_match_guided_diffusion_network():
     # guided-diffusion UNetModel(image 8, in 3, mc 32, out 6, res 1, attention ds {1, 2}, mult (1, 2),
     # 10 classes, num_head_channels 16, new attention order, resblock_updown, scale-shift)
     config = {
-        "arch": "unet", "image_size": 8, "in_channels": 3, "model_channels": 32, "num_res_blocks": 1,
-        "attention_resolutions": [8, 4], "channel_mult": [1, 2], "num_classes": 10, "num_head_channels": 16,
-        "use_new_attention_order": True, "resblock_updown": True, "learn_sigma": True,
-    }  # fmt: skip
+        "arch": "unet",
+        "image_size": 8,
+        "in_channels": 3,
+        "model_channels": 32,
+        "num_res_blocks": 1,
+        "attention_resolutions": [8, 4],
+        "channel_mult": [1, 2],
+        "num_classes": 10,
+        "num_head_channels": 16,
+        "use_new_attention_order": True,
+        "resblock_updown": True,
+        "learn_sigma": True,
+    }
     model, out = outputs(config, y=torch.tensor([3, 7]), channels=3)
     assert len(model.state_dict()) == 163
     assert out.shape == (2, 6, 8, 8)
@@ -75,10 +84,18 @@ def test_wide_stem_and_decoder_heads_match_guided_diffusion_network():
     # guided-diffusion UNetModel(image 8, in 3, mc 32, out 3, res 2, attention ds {2}, mult (2, 2),
     # heads 2, heads_upsample 4, no scale-shift, resblock_updown): the stem has mult[0] * mc channels
     config = {
-        "arch": "unet", "image_size": 8, "in_channels": 3, "model_channels": 32, "num_res_blocks": 2,
-        "attention_resolutions": [4], "channel_mult": [2, 2], "num_heads": 2, "num_heads_upsample": 4,
-        "use_scale_shift_norm": False, "resblock_updown": True,
-    }  # fmt: skip
+        "arch": "unet",
+        "image_size": 8,
+        "in_channels": 3,
+        "model_channels": 32,
+        "num_res_blocks": 2,
+        "attention_resolutions": [4],
+        "channel_mult": [2, 2],
+        "num_heads": 2,
+        "num_heads_upsample": 4,
+        "use_scale_shift_norm": False,
+        "resblock_updown": True,
+    }
     model, out = outputs(config, channels=3)
     assert len(model.state_dict()) == 198
     assert model.input_blocks[0][0].weight.shape == (64, 3, 3, 3)

@@ -64,19 +64,28 @@ def test_consistency_group_rescored_without_its_collapsed_reference():
 
 
 def test_claims_from_report_rows():
-    rows = [{"id": f"toy2d/dm-eps-s{i}", "probe": "dm", "lambda_1": x, "sigma2": 1.0, "ritz_variance": 1.0}
-            for i, x in enumerate([169.0, 121.5, 137.4])]  # fmt: skip
-    rows += [{"id": f"toy2d/gan-s{i}", "probe": "gan-g", "lambda_1": x, "sigma2": 2.0, "ritz_variance": 0.5}
-             for i, x in enumerate([4.04, 132.2, 208.0])]  # fmt: skip
+    rows = [
+        {"id": f"toy2d/dm-eps-s{i}", "probe": "dm", "lambda_1": x, "sigma2": 1.0, "ritz_variance": 1.0}
+        for i, x in enumerate([169.0, 121.5, 137.4])
+    ]
+    rows += [
+        {"id": f"toy2d/gan-s{i}", "probe": "gan-g", "lambda_1": x, "sigma2": 2.0, "ritz_variance": 0.5}
+        for i, x in enumerate([4.04, 132.2, 208.0])
+    ]
     claims = {v.claim: v for v in verdicts.hessian_claims(rows, {"toy2d/gan-s0"})}
     assert set(claims) == {f"toy2d: DM {k} below GAN's (gan-g)" for k in ("lambda_1", "sigma2", "Ritz variance")}
     assert claims["toy2d: DM lambda_1 below GAN's (gan-g)"].verdict == HOLDS
     assert claims["toy2d: DM Ritz variance below GAN's (gan-g)"].verdict == FAILS
     eye = [[100.0, 20.0, 20.0], [20.0, 100.0, 20.0], [20.0, 20.0, 100.0]]
-    row = {"family": "toy2d", "sampler": "ddpm",
-           "groups": {"dm-init": {"ids": ["e0", "e1", "e2"], "matrix": eye}},
-           "x0": [{"kind": "x0 group", "ids": ["x0", "x1", "x2"], "matrix": [[100.0, 5.0, 6.0]] * 3},
-                  {"kind": "eps vs x0 pair", "ids": ["e0", "x0"], "matrix": [[100.0, 7.0], [7.0, 100.0]]}]}  # fmt: skip
+    row = {
+        "family": "toy2d",
+        "sampler": "ddpm",
+        "groups": {"dm-init": {"ids": ["e0", "e1", "e2"], "matrix": eye}},
+        "x0": [
+            {"kind": "x0 group", "ids": ["x0", "x1", "x2"], "matrix": [[100.0, 5.0, 6.0]] * 3},
+            {"kind": "eps vs x0 pair", "ids": ["e0", "x0"], "matrix": [[100.0, 7.0], [7.0, 100.0]]},
+        ],
+    }
     group, pair = verdicts.consistency_claims(row, set())
     assert group.verdict == HOLDS and group.a.mean == 5.5 and group.b.mean == 20.0
     assert pair.verdict == WEAK and verdicts.X0_STAND_IN in pair.caveats and pair.a.mean == 7.0

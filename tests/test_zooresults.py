@@ -55,8 +55,12 @@ def test_every_shipped_result_is_found_through_its_spec():
     # surfaces: 14 DMs at the landscape page's 9 timesteps and 8 GANs for G and D; interpolations at 3 / 2
     # timesteps (14 * 3 + 8 * 2); consistency: per family and sampler 5 groups (eps, GAN, 2 structure,
     # x0 group) + the eps/x0 pair, where the GAN groups' DDIM row reuses DDPM's (2 * 2 * 6 - 4)
-    assert {n: len(k) for n, k in wanted.items()} == {"surface": 14 * 9 + 8 * 2, "interpolate": 14 * 3 + 8 * 2,
-                                                      "hessian": 18, "consistency": 20}  # fmt: skip
+    assert {n: len(k) for n, k in wanted.items()} == {
+        "surface": 14 * 9 + 8 * 2,
+        "interpolate": 14 * 3 + 8 * 2,
+        "hessian": 18,
+        "consistency": 20,
+    }
 
 
 def test_home_finds_the_shipped_numbers_from_the_manifest_alone():
@@ -65,8 +69,13 @@ def test_home_finds_the_shipped_numbers_from_the_manifest_alone():
         exact = zooresults.report_hessian(zoo.load_checkpoint(eid))
         assert [r.key for r in zooresults.shipped_hessians(entries[eid])] == [exact.key]
     c = zooresults.shipped_consistency("digits", "dm", entries)
-    assert c.source == "shipped" and c.meta["settings"] == {"num": 32, "seed": 0, "sampler": "ddpm",
-                                                            "steps": None, "eta": 0.0}  # fmt: skip
+    assert c.source == "shipped" and c.meta["settings"] == {
+        "num": 32,
+        "seed": 0,
+        "sampler": "ddpm",
+        "steps": None,
+        "eta": 0.0,
+    }
 
 
 FRESH = r"""
@@ -84,8 +93,9 @@ print(sorted(m for m in sys.modules if m in ("dstab.report", "torch")))
 def test_precompute_tasks_are_known_in_a_fresh_process():
     """The task table is static: `run(only=['hessian'])` accepts the task without dstab.report imported first
     (it used to raise "unknown precompute task(s) ['hessian']"), and listing the tasks imports no PyTorch."""
-    out = subprocess.run([sys.executable, "-c", FRESH], capture_output=True, text=True, check=True, cwd=REPO,
-                         timeout=120).stdout.splitlines()  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", FRESH], capture_output=True, text=True, check=True, cwd=REPO, timeout=120
+    ).stdout.splitlines()
     assert out[0] == "no zoo entry matches 'no-such-entry'"
     assert out[1] == "[]"
 

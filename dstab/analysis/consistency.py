@@ -86,9 +86,13 @@ def samples_of(
         params = {"num": num, "seed": seed}
     shas = [bundle.sha256] if bundle.sha256 else []
     found = cache.get_or_compute(
-        "samples", params, shas, lambda: ({}, {"samples": draw(bundle, num, seed, sampler, steps, eta, device)}),
-        False, root,
-    )  # fmt: skip
+        "samples",
+        params,
+        shas,
+        lambda: ({}, {"samples": draw(bundle, num, seed, sampler, steps, eta, device)}),
+        False,
+        root,
+    )
     return torch.as_tensor(found.arrays["samples"])
 
 

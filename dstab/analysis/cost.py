@@ -23,8 +23,9 @@ class CostWarning(UserWarning):
     """An analysis about to start is estimated to take more than a minute."""
 
 
-def seconds_per_call(fn: Callable[[], object], key: Hashable | None = None, repeats: int = 2,
-                     warmup: bool = True) -> float:  # fmt: skip
+def seconds_per_call(
+    fn: Callable[[], object], key: Hashable | None = None, repeats: int = 2, warmup: bool = True
+) -> float:
     """The best wall time of fn() over `repeats` calls after one warm-up call (unless `warmup` is False:
     for units costly enough that one call is the measurement), without autograd; remembered under `key`
     (None: timed afresh every time)."""
@@ -47,8 +48,9 @@ def seconds_per_call(fn: Callable[[], object], key: Hashable | None = None, repe
     return best
 
 
-def warn_if_slow(units: int, per_unit: float, what: str, advice: str = "use a smaller grid or a GPU",
-                 unit: str = "loss evaluations") -> float:  # fmt: skip
+def warn_if_slow(
+    units: int, per_unit: float, what: str, advice: str = "use a smaller grid or a GPU", unit: str = "loss evaluations"
+) -> float:
     """units * per_unit seconds; a CostWarning first when that exceeds WARN_SECONDS."""
     estimate = units * per_unit
     if estimate > WARN_SECONDS:

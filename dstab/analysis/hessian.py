@@ -105,8 +105,9 @@ def extreme_eigenvalues(
     require(isinstance(k, int) and k >= 1, f"top-k must be a positive integer, got {k!r}")
     require(k <= op.n, f"top-k = {k} exceeds the number of analysed parameters n = {op.n}; use --top-k <= {op.n}")
     require(isinstance(block, int) and 1 <= block <= 16, f"the Lanczos block size must be 1..16, got {block!r}")
-    require(max_steps >= k + block or max_steps >= op.n,
-            f"max_steps = {max_steps} must exceed top-k + block = {k + block}")  # fmt: skip
+    require(
+        max_steps >= k + block or max_steps >= op.n, f"max_steps = {max_steps} must exceed top-k + block = {k + block}"
+    )
     gen = torch.Generator().manual_seed(seed)
     mv = as_matvec(op)
     top, steps = lanczos.verified_end(mv, gaussian_block(op, block, gen), k, "top", tol, max_steps, progress, seed)
@@ -121,8 +122,17 @@ def extreme_eigenvalues(
     else:  # the smallest Ritz value of a run stopped for the top-k: an upper bound, not converged
         low = lanczos.EndValues(np.array([top.opposite]), np.array([np.inf]), top.radius, False)
         min_steps = 0
-    return Extremes(top.values, float(low.values[0]), steps, top.converged, float(top.bounds.max()),
-                    float(low.bounds[0]) if low.converged else None, top.bounds, low.converged, min_steps)  # fmt: skip
+    return Extremes(
+        top.values,
+        float(low.values[0]),
+        steps,
+        top.converged,
+        float(top.bounds.max()),
+        float(low.bounds[0]) if low.converged else None,
+        top.bounds,
+        low.converged,
+        min_steps,
+    )
 
 
 def hutchinson_trace(op: HessianOperator, samples: int, seed: int = 0, progress=None) -> tuple[float, float]:
@@ -339,8 +349,13 @@ def hvp_seconds(op: HessianOperator, products: int, what: str, per: float | None
         v = torch.ones(op.n, device=op.device)
         per = seconds_per_call(lambda: op(v), repeats=1, warmup=False)
         op.calls = 0
-    return warn_if_slow(products, per, f"Hessian of {what}", "lower --trace-samples/--slq-runs/--slq-steps or "
-                        "--batch-size, or use a GPU", "Hessian-vector products")  # fmt: skip
+    return warn_if_slow(
+        products,
+        per,
+        f"Hessian of {what}",
+        "lower --trace-samples/--slq-runs/--slq-steps or --batch-size, or use a GPU",
+        "Hessian-vector products",
+    )
 
 
 def check_engine(name: str) -> str:

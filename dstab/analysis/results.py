@@ -60,11 +60,13 @@ class Plan:
 
     def compute(self, progress: Progress | None = None, root: Path | None = None, **runtime) -> tuple[dict, dict]:
         """(meta, arrays) from the engine, nothing stored; the unit timing is reused when known."""
-        return self.spec.compute(self.inputs(), progress=progress, per_unit=self._per_unit, device=self.device,
-                                 root=root, **runtime)  # fmt: skip
+        return self.spec.compute(
+            self.inputs(), progress=progress, per_unit=self._per_unit, device=self.device, root=root, **runtime
+        )
 
-    def get(self, progress: Progress | None = None, refresh: bool = False, root: Path | None = None,
-            **runtime) -> cache.Result:  # fmt: skip
+    def get(
+        self, progress: Progress | None = None, refresh: bool = False, root: Path | None = None, **runtime
+    ) -> cache.Result:
         """The stored result, or the computed one, stored under `root` (default: the user cache). With
         `root` (the shipped cache, when precomputing) a result only the user cache holds is copied there."""
         from ..distributed import from_env
@@ -80,8 +82,15 @@ class Plan:
         return cache.store(self.spec.name, self.params, self.shas, meta, arrays, root)
 
 
-def get(spec, bundles, progress: Progress | None = None, device="cpu", refresh: bool = False,
-        root: Path | None = None, **runtime) -> cache.Result:  # fmt: skip
+def get(
+    spec,
+    bundles,
+    progress: Progress | None = None,
+    device="cpu",
+    refresh: bool = False,
+    root: Path | None = None,
+    **runtime,
+) -> cache.Result:
     """The result of `spec` for `bundles` (see the module docstring); `runtime` goes to the engine
     (a surface's `strategy`, a consistency group's display `names`)."""
     return Plan(spec, bundles, device).get(progress, refresh, root, **runtime)

@@ -57,8 +57,10 @@ class SurfaceSpec:
 
         require(len(bundles) == 1, f"a surface is of one checkpoint, got {len(bundles)}")
         require(self.engine in SURFACE_ENGINES, f"unknown engine {self.engine!r}; choose one of {SURFACE_ENGINES}")
-        require(self.precision in SURFACE_PRECISIONS,
-                f"unknown precision {self.precision!r}; choose one of {list(SURFACE_PRECISIONS)}")  # fmt: skip
+        require(
+            self.precision in SURFACE_PRECISIONS,
+            f"unknown precision {self.precision!r}; choose one of {list(SURFACE_PRECISIONS)}",
+        )
         require(self.precision == "fp32" or self.engine == "dstab", "--precision applies to the dstab engine only")
         grid_coordinates(self.grid, self.radius)  # bad grids fail before any probe is built
         self.probe.check(bundles[0])
@@ -128,10 +130,14 @@ class CurveSpec:
         a, b = bundles
         if a.kind != b.kind:
             raise DstabError(f"cannot interpolate a {a.kind} checkpoint with a {b.kind} checkpoint")
-        archs = [[models.normalise(x) for x in ([z.header["arch"]] if z.kind == "dm" else z.header["arch"].values())]
-                 for z in (a, b)]  # fmt: skip
-        require(archs[0] == archs[1], f"{a.name} and {b.name} have different architectures; "
-                "interpolate between checkpoints of one architecture")  # fmt: skip
+        archs = [
+            [models.normalise(x) for x in ([z.header["arch"]] if z.kind == "dm" else z.header["arch"].values())]
+            for z in (a, b)
+        ]
+        require(
+            archs[0] == archs[1],
+            f"{a.name} and {b.name} have different architectures; interpolate between checkpoints of one architecture",
+        )
         interpolation_alphas(self.lo, self.hi, self.steps)
         self.probe.check(a)
 
@@ -175,8 +181,10 @@ class HessianSpec(HessianSettings):
 
     def check(self, bundles) -> None:
         require(len(bundles) == 1, f"a Hessian is of one checkpoint, got {len(bundles)}")
-        require(self.engine in HESSIAN_ENGINES, f"unknown Hessian engine {self.engine!r}; choose one of "
-                f"{list(HESSIAN_ENGINES)}")  # fmt: skip
+        require(
+            self.engine in HESSIAN_ENGINES,
+            f"unknown Hessian engine {self.engine!r}; choose one of {list(HESSIAN_ENGINES)}",
+        )
         self.probe.check(bundles[0])
 
     def params(self, bundles, inputs) -> dict:
@@ -203,8 +211,13 @@ class HessianSpec(HessianSettings):
         # the Lanczos stopping rule (tol, max_steps) is left to the checkpoint's exact key: a search that
         # finds several variants falls back to `params` with the loaded model
         loose = {k: v for k, v in self.settings().items() if k not in ("tol", "max_steps", "block", "lambda_min")}
-        return {"engine": self.engine, **loose, **optional_keys(self.block, self.lambda_min), **rule_key(self.engine),
-                "probe": probe}  # fmt: skip
+        return {
+            "engine": self.engine,
+            **loose,
+            **optional_keys(self.block, self.lambda_min),
+            **rule_key(self.engine),
+            "probe": probe,
+        }
 
     def build(self, bundles, device):
         return self.probe.build(bundles[0]).to(device)
@@ -338,8 +351,14 @@ class TrajectorySpec:
 
         # whether x0 estimates are clipped, as `generate` does it (the model's source's rule)
         clip = bundles[0].diffusion.clip_for(1 + len(sample_shape(bundles[0]))) is not None
-        return {"sampler": self.sampler, "steps": int(self.steps), "seed": int(self.seed), "n": int(self.n),
-                "clip": clip, "frames": list(TRAJECTORY_FRAMES)}  # fmt: skip
+        return {
+            "sampler": self.sampler,
+            "steps": int(self.steps),
+            "seed": int(self.seed),
+            "n": int(self.n),
+            "clip": clip,
+            "frames": list(TRAJECTORY_FRAMES),
+        }
 
     def build(self, bundles, device):
         return bundles[0]

@@ -22,8 +22,15 @@ from ..sampling import sample_shape
 
 
 @torch.no_grad()
-def trajectory(bundle, sampler: str, steps: int, seed: int, n: int, device="cpu",
-               progress: Callable[[str, int, int], object] | None = None) -> tuple[dict, dict]:  # fmt: skip
+def trajectory(
+    bundle,
+    sampler: str,
+    steps: int,
+    seed: int,
+    n: int,
+    device="cpu",
+    progress: Callable[[str, int, int], object] | None = None,
+) -> tuple[dict, dict]:
     """(meta, arrays): arrays t (model timestep per step), x_t, x0_hat, eps_hat (steps, n, ...) and final
     (n, ...); `progress("sampling", done, steps)` after every model call."""
     shape = sample_shape(bundle)
@@ -41,14 +48,26 @@ def trajectory(bundle, sampler: str, steps: int, seed: int, n: int, device="cpu"
     source = NoiseSource(seed, (n, *shape))
     classes = bundle.header["arch"].get("num_classes")
     y = {"y": source.labels(classes).to(device)} if classes else {}
-    final, frames = bundle.diffusion.sample(reporting, source, sampler=sampler,
-                                            steps=steps if sampler == "ddim" else None, device=device,
-                                            trajectory=True, clip=clip, **y)  # fmt: skip
+    final, frames = bundle.diffusion.sample(
+        reporting,
+        source,
+        sampler=sampler,
+        steps=steps if sampler == "ddim" else None,
+        device=device,
+        trajectory=True,
+        clip=clip,
+        **y,
+    )
     ts = np.array([f[0] for f in frames])
     x0_hat, x_t = torch.stack([f[1] for f in frames]).cpu().numpy(), torch.stack(inputs).numpy()
     abar = bundle.diffusion.alphas_cumprod.numpy()[ts]
-    arrays = {"t": ts, "x_t": x_t, "x0_hat": x0_hat, "eps_hat": predicted_noise(x_t, x0_hat, abar),
-              "final": final.cpu().numpy()}  # fmt: skip
+    arrays = {
+        "t": ts,
+        "x_t": x_t,
+        "x0_hat": x0_hat,
+        "eps_hat": predicted_noise(x_t, x0_hat, abar),
+        "final": final.cpu().numpy(),
+    }
     meta = {"sampler": sampler, "steps": int(steps), "seed": int(seed), "n": int(n), "clip": clip is not None}
     return meta, arrays
 

@@ -34,8 +34,13 @@ def register(sub) -> None:
         "(digits/dm-init, digits/gan-structure); the first model is the reference",
     )
     p.add_argument("-o", "--output", required=True, type=Path, help="folder for the JSON, NPZ and PNG")
-    p.add_argument("-n", "--num", type=int, default=SPEC.num,
-                   help=f"samples per model (default {SPEC.num}, as the paper's Table 1)")  # fmt: skip
+    p.add_argument(
+        "-n",
+        "--num",
+        type=int,
+        default=SPEC.num,
+        help=f"samples per model (default {SPEC.num}, as the paper's Table 1)",
+    )
     p.add_argument("--seed", type=int, default=SPEC.seed, help=f"the one sampling seed (default {SPEC.seed})")
     p.add_argument("--sampler", choices=DM_SAMPLERS, default=SPEC.sampler, help="DM sampler (default ddpm, ancestral)")
     p.add_argument("--steps", type=int, default=SPEC.steps, help="DDIM steps (default 50)")
@@ -49,8 +54,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    spec = replace(SPEC, num=args.num, seed=args.seed, sampler=args.sampler, steps=args.steps, eta=args.eta,
-                   dataset=args.dataset)  # fmt: skip
+    spec = replace(
+        SPEC, num=args.num, seed=args.seed, sampler=args.sampler, steps=args.steps, eta=args.eta, dataset=args.dataset
+    )
     spec.check_options()
     budgets.check_count(args.num, "DSTAB_MAX_SAMPLES", "--num")
     writable_dir(args.output, "--output")

@@ -39,19 +39,35 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", required=True, type=Path, help="folder for the JSON, NPZ and PNG")
     p.add_argument("--engine", choices=HESSIAN_ENGINES, default=SPEC.engine, help="dstab (default) or pyhessian")
     p.add_argument("--top-k", type=int, default=SPEC.top_k, help=f"top eigenvalues (default {SPEC.top_k})")
-    p.add_argument("--trace-samples", type=int, default=SPEC.trace_samples,
-                   help=f"Hutchinson probes (default {SPEC.trace_samples})")  # fmt: skip
+    p.add_argument(
+        "--trace-samples",
+        type=int,
+        default=SPEC.trace_samples,
+        help=f"Hutchinson probes (default {SPEC.trace_samples})",
+    )
     p.add_argument("--slq-runs", type=int, default=SPEC.slq_runs, help=f"SLQ start vectors (default {SPEC.slq_runs})")
-    p.add_argument("--slq-steps", type=int, default=SPEC.slq_steps,
-                   help=f"Lanczos steps per SLQ run (default {SPEC.slq_steps})")  # fmt: skip
-    p.add_argument("--lambda-min", action="store_true",
-                   help="run Lanczos for lambda_min to convergence (default: the smallest Ritz value of the "
-                   "top-k run, reported as an unconverged upper bound)")  # fmt: skip
-    p.add_argument("--block", type=int, default=SPEC.block,
-                   help=f"Lanczos start vectors: resolves clusters up to that size (default {SPEC.block})")  # fmt: skip
+    p.add_argument(
+        "--slq-steps", type=int, default=SPEC.slq_steps, help=f"Lanczos steps per SLQ run (default {SPEC.slq_steps})"
+    )
+    p.add_argument(
+        "--lambda-min",
+        action="store_true",
+        help="run Lanczos for lambda_min to convergence (default: the smallest Ritz value of the "
+        "top-k run, reported as an unconverged upper bound)",
+    )
+    p.add_argument(
+        "--block",
+        type=int,
+        default=SPEC.block,
+        help=f"Lanczos start vectors: resolves clusters up to that size (default {SPEC.block})",
+    )
     p.add_argument("--seed", type=int, default=SPEC.seed, help="seed of the batch, the noise and the random vectors")
-    p.add_argument("--batch-size", type=int, default=SPEC.probe.batch_size,
-                   help=f"examples in the probe's fixed batch (default {SPEC.probe.batch_size})")  # fmt: skip
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=SPEC.probe.batch_size,
+        help=f"examples in the probe's fixed batch (default {SPEC.probe.batch_size})",
+    )
     p.add_argument("--timesteps", default=None, help="DM timesteps, comma separated (default: 4 quartile midpoints)")
     p.add_argument("--role", choices=GAN_ROLES, default=None, help="GAN: generator (g, default) or discriminator loss")
     add_dataset_arg(p)
@@ -72,11 +88,26 @@ def parse_timesteps(text: str | None) -> tuple[int, ...] | None:
 
 
 def spec_from(args):
-    probe = replace(SPEC.probe, timesteps=parse_timesteps(args.timesteps), role=args.role,
-                    batch_size=args.batch_size, seed=args.seed, dataset=args.dataset)  # fmt: skip
-    return replace(SPEC, probe=probe, engine=args.engine, top_k=args.top_k, trace_samples=args.trace_samples,
-                   slq_runs=args.slq_runs, slq_steps=args.slq_steps, seed=args.seed, block=args.block,
-                   lambda_min=args.lambda_min)  # fmt: skip
+    probe = replace(
+        SPEC.probe,
+        timesteps=parse_timesteps(args.timesteps),
+        role=args.role,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        dataset=args.dataset,
+    )
+    return replace(
+        SPEC,
+        probe=probe,
+        engine=args.engine,
+        top_k=args.top_k,
+        trace_samples=args.trace_samples,
+        slq_runs=args.slq_runs,
+        slq_steps=args.slq_steps,
+        seed=args.seed,
+        block=args.block,
+        lambda_min=args.lambda_min,
+    )
 
 
 def _what(probe: dict) -> str:

@@ -33,12 +33,20 @@ SURFACE, CURVE = zooresults.SURFACE, zooresults.CURVE
 def _probe_args(p) -> None:
     probe = SURFACE.probe
     p.add_argument("--stage", choices=["final", "early"], default="final", help="zoo checkpoint stage (default final)")
-    p.add_argument("--timestep", type=int, action="append", help="DM timestep to probe, repeatable; one result per "
-                   f"timestep (default {list(zooresults.DM_TIMESTEPS)})")  # fmt: skip
+    p.add_argument(
+        "--timestep",
+        type=int,
+        action="append",
+        help=f"DM timestep to probe, repeatable; one result per timestep (default {list(zooresults.DM_TIMESTEPS)})",
+    )
     p.add_argument("--role", choices=GAN_ROLES, action="append", help="GAN network to probe (default both)")
     p.add_argument("--batch-size", type=int, default=probe.batch_size, help=f"probe batch (default {probe.batch_size})")
-    p.add_argument("--probe-seed", type=int, default=probe.seed, help="seed of the probe's fixed batch and noise "
-                   f"(default {probe.seed})")  # fmt: skip
+    p.add_argument(
+        "--probe-seed",
+        type=int,
+        default=probe.seed,
+        help=f"seed of the probe's fixed batch and noise (default {probe.seed})",
+    )
     add_dataset_arg(p)
     p.add_argument("--out", type=Path, default=Path("."), help="output folder (default: current folder)")
     p.add_argument("--refresh", action="store_true", help="recompute even when a cached result exists")
@@ -61,8 +69,12 @@ def register(sub) -> None:
     s.add_argument("--bias-mode", choices=BIAS_MODES, default=SURFACE.bias_mode, help="1-D parameters (Li et al.)")
     s.add_argument("--engine", choices=SURFACE_ENGINES, default=SURFACE.engine, help="dstab or loss-landscapes")
     s.add_argument("--strategy", choices=STRATEGIES, default=None, help="default: sequential on CPU, vmap on CUDA")
-    s.add_argument("--precision", choices=SURFACE_PRECISIONS, default=SURFACE.precision,
-                   help="fp32 (default), tf32 (CUDA tensor cores) or bf16 autocast")  # fmt: skip
+    s.add_argument(
+        "--precision",
+        choices=SURFACE_PRECISIONS,
+        default=SURFACE.precision,
+        help="fp32 (default), tf32 (CUDA tensor cores) or bf16 autocast",
+    )
     _probe_args(s)
     s.set_defaults(func=run_surface)
 
@@ -121,8 +133,16 @@ def run_surface(args) -> int:
     bundle = zoo.load_checkpoint(args.checkpoint, args.stage)
     rank0 = distributed.from_env().main
     for probe in _probes(bundle, args):
-        spec = replace(SURFACE, probe=probe, grid=args.grid, radius=args.radius, seed=args.seed,
-                       bias_mode=args.bias_mode, engine=args.engine, precision=args.precision)  # fmt: skip
+        spec = replace(
+            SURFACE,
+            probe=probe,
+            grid=args.grid,
+            radius=args.radius,
+            seed=args.seed,
+            bias_mode=args.bias_mode,
+            engine=args.engine,
+            precision=args.precision,
+        )
         with cost_warnings_on_one_line(), bars(f"surface {_what(probe)}", enabled=rank0) as tick:
             found = results.get(spec, [bundle], tick, device, args.refresh, strategy=args.strategy)
         if rank0:

@@ -64,8 +64,10 @@ def run(args) -> int:
     if found.arrays["x0_hat"].ndim == 5:
         trajectory_plots.strip(found.arrays["x0_hat"])[0].save(out / "trajectory_strip.png")
     last = rows[-1]
-    print(f"{bundle.name} [{spec.sampler}, {len(rows)} steps, seed {spec.seed}, {found.source}]: x0 estimate "
-          f"{rows[0]['rms_to_final']:.4g} from the final sample at t = {rows[0]['t']}, {last['rms_to_final']:.3g} "
-          f"at t = {last['t']}")  # fmt: skip
+    print(
+        f"{bundle.name} [{spec.sampler}, {len(rows)} steps, seed {spec.seed}, {found.source}]: x0 estimate "
+        f"{rows[0]['rms_to_final']:.4g} from the final sample at t = {rows[0]['t']}, {last['rms_to_final']:.3g} "
+        f"at t = {last['t']}"
+    )
     print(out)
     return 0

@@ -56,8 +56,11 @@ def register(sub) -> None:
     c.add_argument("--out", type=Path, default=None, help="JSON and figure folder (default <zoo>/results/census)")
     c.add_argument("-o", "--output", type=Path, default=Path("RESULTS.md"), help="RESULTS.md to write its section into")
     c.add_argument("--jobs", type=int, default=1, help="seeds trained at once, one process each (default 1)")
-    c.add_argument("--report-only", action="store_true",
-                   help="rewrite the RESULTS.md section from the stored census JSON; train nothing")  # fmt: skip
+    c.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite the RESULTS.md section from the stored census JSON; train nothing",
+    )
     add_threads_arg(c)
     add_device_arg(c)
     c.set_defaults(func=run_census)

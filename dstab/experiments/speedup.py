@@ -125,7 +125,9 @@ def save_run_summaries(group: str, folder: Path, root=None) -> int:
         for step, name, value, wall in RunMetrics.read(path / runs.RUN / rundir.METRICS).rows():
             metrics.setdefault(name, []).append([step, value, wall])
         status = {"error": st.reason or None, "state": st.state, "step": st.step}
-        write_json(Path(folder) / f"{st.name}.json", {"name": st.name, "launch": _launch(path), "status": status,
-                                                      "config": _config(path), "metrics": metrics})  # fmt: skip
+        write_json(
+            Path(folder) / f"{st.name}.json",
+            {"name": st.name, "launch": _launch(path), "status": status, "config": _config(path), "metrics": metrics},
+        )
         n += 1
     return n

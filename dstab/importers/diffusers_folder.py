@@ -24,10 +24,17 @@ from .state_dicts import module_from_state
 WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 # DDPMScheduler's defaults, used for keys its config leaves out (and when there is no config)
 SCHEDULER_DEFAULTS = {
-    "num_train_timesteps": 1000, "beta_start": 0.0001, "beta_end": 0.02, "beta_schedule": "linear",
-    "trained_betas": None, "variance_type": "fixed_small", "clip_sample": True, "prediction_type": "epsilon",
-    "clip_sample_range": 1.0, "thresholding": False,
-}  # fmt: skip
+    "num_train_timesteps": 1000,
+    "beta_start": 0.0001,
+    "beta_end": 0.02,
+    "beta_schedule": "linear",
+    "trained_betas": None,
+    "variance_type": "fixed_small",
+    "clip_sample": True,
+    "prediction_type": "epsilon",
+    "clip_sample_range": 1.0,
+    "thresholding": False,
+}
 PREDICTIONS = {"epsilon": "eps", "sample": "x0"}
 # DDPMScheduler.step: fixed_small_log draws with exp(0.5 log var) = sqrt(var), as fixed_small does
 VARIANCES = {"fixed_small": "small", "fixed_small_log": "small", "fixed_large": "large"}

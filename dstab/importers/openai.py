@@ -29,25 +29,54 @@ PRESETS = {
     # improved-diffusion README, "Unconditional CIFAR-10 with our L_hybrid objective" (cifar10_uncond_50M_500K.pt)
     "improved-diffusion-cifar10": {
         "codebase": "improved-diffusion",
-        "image_size": 32, "num_channels": 128, "num_res_blocks": 3, "learn_sigma": True, "dropout": 0.3,
-        "diffusion_steps": 4000, "noise_schedule": "cosine", "dataset": "cifar10",
+        "image_size": 32,
+        "num_channels": 128,
+        "num_res_blocks": 3,
+        "learn_sigma": True,
+        "dropout": 0.3,
+        "diffusion_steps": 4000,
+        "noise_schedule": "cosine",
+        "dataset": "cifar10",
     },
     # guided-diffusion README, ImageNet 128x128 conditional model (128x128_diffusion.pt)
     "guided-diffusion-imagenet128": {
         "codebase": "guided-diffusion",
-        "attention_resolutions": "32,16,8", "class_cond": True, "diffusion_steps": 1000, "image_size": 128,
-        "learn_sigma": True, "noise_schedule": "linear", "num_channels": 256, "num_heads": 4, "num_res_blocks": 2,
-        "resblock_updown": True, "use_fp16": True, "use_scale_shift_norm": True, "dataset": "imagenet128",
+        "attention_resolutions": "32,16,8",
+        "class_cond": True,
+        "diffusion_steps": 1000,
+        "image_size": 128,
+        "learn_sigma": True,
+        "noise_schedule": "linear",
+        "num_channels": 256,
+        "num_heads": 4,
+        "num_res_blocks": 2,
+        "resblock_updown": True,
+        "use_fp16": True,
+        "use_scale_shift_norm": True,
+        "dataset": "imagenet128",
     },
-}  # fmt: skip
+}
 
 # model_and_diffusion_defaults() of each tool (script_util.py); they differ in rescale_timesteps
 _COMMON_DEFAULTS = {
-    "num_channels": 128, "num_res_blocks": 2, "num_heads": 4, "num_heads_upsample": -1, "num_head_channels": -1,
-    "attention_resolutions": "16,8", "channel_mult": "", "dropout": 0.0, "learn_sigma": False, "class_cond": False,
-    "use_scale_shift_norm": True, "resblock_updown": False, "use_new_attention_order": False,
-    "diffusion_steps": 1000, "noise_schedule": "linear", "predict_xstart": False, "dataset": "unknown",
-}  # fmt: skip
+    "num_channels": 128,
+    "num_res_blocks": 2,
+    "num_heads": 4,
+    "num_heads_upsample": -1,
+    "num_head_channels": -1,
+    "attention_resolutions": "16,8",
+    "channel_mult": "",
+    "dropout": 0.0,
+    "learn_sigma": False,
+    "class_cond": False,
+    "use_scale_shift_norm": True,
+    "resblock_updown": False,
+    "use_new_attention_order": False,
+    "diffusion_steps": 1000,
+    "noise_schedule": "linear",
+    "predict_xstart": False,
+    "dataset": "unknown",
+}
 DEFAULTS = {
     # sigma_small=False: without learned sigma, p_mean_variance samples with FIXED_LARGE (beta_t)
     "improved-diffusion": {**_COMMON_DEFAULTS, "rescale_timesteps": True, "sigma_small": False},

@@ -23,8 +23,12 @@ def diffusers_unet_config(config: dict) -> dict:
         require(len(set(size)) == 1, f"only square images are supported, sample_size is {size}")
         size = size[0]
     require(isinstance(size, int) and size > 0, "the UNet2DModel config needs an integer sample_size")
-    return {"arch": "diffusers_unet2d", "image_size": size, "in_channels": int(unet2d.get("in_channels", 3)),
-            "unet2d": unet2d}  # fmt: skip
+    return {
+        "arch": "diffusers_unet2d",
+        "image_size": size,
+        "in_channels": int(unet2d.get("in_channels", 3)),
+        "unet2d": unet2d,
+    }
 
 
 def unet2d_class():

@@ -8,8 +8,7 @@ from PIL import Image
 
 from . import png
 
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-           "#17becf"]  # fmt: skip
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "cross", "star", "pentagon"]
 
 
@@ -46,7 +45,7 @@ def psnr_heatmap(mean: np.ndarray, names: list[str], kind: str):
             colorbar={"title": "PSNR dB"},
             text=np.round(mean, 2),
             texttemplate="%{text}",
-        )  # fmt: skip
+        )
     )
     fig.update_layout(title=f"{kind.upper()} PSNR matrix (mean over samples)", height=380, yaxis_autorange="reversed")
     return fig
@@ -70,14 +69,18 @@ def image_grid(samples: np.ndarray, names: list[str], title: str, scale: int = 4
     img = png.grid_image(cells, nrow=cols, scale=scale)
     fig = go.Figure(go.Image(z=png.rgb(img), hoverinfo="skip"))
     cell = img.height / (n * bands)
-    labels = [name if bands == 1 else f"{name} ({b * cols + 1}-{min(m, (b + 1) * cols)})"
-              for b in range(bands) for name in names]  # fmt: skip
+    labels = [
+        name if bands == 1 else f"{name} ({b * cols + 1}-{min(m, (b + 1) * cols)})"
+        for b in range(bands)
+        for name in names
+    ]
     fig.update_yaxes(tickvals=[cell * (j + 0.5) for j in range(n * bands)], ticktext=labels, showgrid=False)
     ticks = range(0, cols, max(1, cols // 8))
-    fig.update_xaxes(tickvals=[img.width / cols * (i + 0.5) for i in ticks],
-                     ticktext=[" / ".join(str(b * cols + i + 1) for b in range(bands) if b * cols + i < m)
-                               for i in ticks],
-                     title="sample (shared noise)" + (", band by band" if bands > 1 else ""))  # fmt: skip
+    fig.update_xaxes(
+        tickvals=[img.width / cols * (i + 0.5) for i in ticks],
+        ticktext=[" / ".join(str(b * cols + i + 1) for b in range(bands) if b * cols + i < m) for i in ticks],
+        title="sample (shared noise)" + (", band by band" if bands > 1 else ""),
+    )
     # as tall as the picture is at the page's width (~1100 px), so no blank band above and below it
     height = int(min(900, max(220, 90 + 1100 * img.height / img.width)))
     fig.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 40, "b": 40}, dragmode="zoom")
@@ -92,16 +95,38 @@ def linked_points(samples: np.ndarray, names: list[str], title: str, extent: flo
     n, m = samples.shape[:2]
     fig = go.Figure()
     for i in range(m):
-        fig.add_scatter(x=samples[:, i, 0], y=samples[:, i, 1], mode="lines", showlegend=False, hoverinfo="skip",
-                        line={"color": PALETTE[i % len(PALETTE)], "width": 1}, opacity=0.35)  # fmt: skip
+        fig.add_scatter(
+            x=samples[:, i, 0],
+            y=samples[:, i, 1],
+            mode="lines",
+            showlegend=False,
+            hoverinfo="skip",
+            line={"color": PALETTE[i % len(PALETTE)], "width": 1},
+            opacity=0.35,
+        )
     colours = [PALETTE[i % len(PALETTE)] for i in range(m)]
     for j, name in enumerate(names):
-        fig.add_scatter(x=samples[j, :, 0], y=samples[j, :, 1], mode="markers", name=name,
-                        marker={"color": colours, "symbol": SYMBOLS[j % len(SYMBOLS)], "size": 8,
-                                "line": {"color": "black", "width": 0.5}},
-                        customdata=np.arange(1, m + 1),
-                        hovertemplate=f"{name}<br>sample %{{customdata}}<extra></extra>")  # fmt: skip
-    fig.update_layout(title=title, height=560, xaxis_range=[-extent, extent], yaxis_range=[-extent, extent],
-                      legend={"orientation": "h", "y": -0.12}, margin={"t": 40})  # fmt: skip
+        fig.add_scatter(
+            x=samples[j, :, 0],
+            y=samples[j, :, 1],
+            mode="markers",
+            name=name,
+            marker={
+                "color": colours,
+                "symbol": SYMBOLS[j % len(SYMBOLS)],
+                "size": 8,
+                "line": {"color": "black", "width": 0.5},
+            },
+            customdata=np.arange(1, m + 1),
+            hovertemplate=f"{name}<br>sample %{{customdata}}<extra></extra>",
+        )
+    fig.update_layout(
+        title=title,
+        height=560,
+        xaxis_range=[-extent, extent],
+        yaxis_range=[-extent, extent],
+        legend={"orientation": "h", "y": -0.12},
+        margin={"t": 40},
+    )
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
     return fig

@@ -22,8 +22,13 @@ def curves(rows: dict):
 
     fig = go.Figure()
     for kind, (label, meta, alphas, rel) in rows.items():
-        fig.add_scatter(x=alphas, y=rel, name=f"{label} ({curve_probe_text(meta)})", mode="lines+markers",
-                        line={"color": KIND_COLOURS.get(kind)})  # fmt: skip
+        fig.add_scatter(
+            x=alphas,
+            y=rel,
+            name=f"{label} ({curve_probe_text(meta)})",
+            mode="lines+markers",
+            line={"color": KIND_COLOURS.get(kind)},
+        )
     for x, text in ((0, "early"), (1, "final")):
         fig.add_vline(x=x, line_dash="dot", line_color="grey", annotation_text=text)
     fig.update_layout(title=TITLE, height=460, xaxis_title="alpha", yaxis_title=Y_TITLE)

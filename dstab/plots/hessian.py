@@ -18,13 +18,19 @@ def spectral_density(results: dict, decades: float = 8.0):
     top = max(float(np.max(res.arrays["density"])) for _, res in results.values())
     for kind, (label, res) in results.items():
         fig.add_scatter(
-            x=res.arrays["density_grid"], y=res.arrays["density"], name=f"{label} ({probe_text(res.params)})",
+            x=res.arrays["density_grid"],
+            y=res.arrays["density"],
+            name=f"{label} ({probe_text(res.params)})",
             line={"color": KIND_COLOURS.get(kind)},
-        )  # fmt: skip
+        )
     fig.update_layout(
-        title="Eigenvalue spectral density (SLQ)", xaxis_title="eigenvalue", yaxis_title="density", yaxis_type="log",
-        yaxis_range=[np.log10(top) - decades, np.log10(top) + 0.3], height=420,
-    )  # fmt: skip
+        title="Eigenvalue spectral density (SLQ)",
+        xaxis_title="eigenvalue",
+        yaxis_title="density",
+        yaxis_type="log",
+        yaxis_range=[np.log10(top) - decades, np.log10(top) + 0.3],
+        height=420,
+    )
     return fig
 
 

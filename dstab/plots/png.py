@@ -97,8 +97,9 @@ def colours(values: np.ndarray, anchors: np.ndarray = VIRIDIS) -> np.ndarray:
     return ((1 - frac) * anchors[lo] + frac * anchors[lo + 1]).round().astype(np.uint8)
 
 
-def heatmap_image(z: np.ndarray, zmin: float, zmax: float, anchors: np.ndarray = VIRIDIS, scale: int = 16,
-                  title: str = "") -> Image.Image:  # fmt: skip
+def heatmap_image(
+    z: np.ndarray, zmin: float, zmax: float, anchors: np.ndarray = VIRIDIS, scale: int = 16, title: str = ""
+) -> Image.Image:
     """z (rows top to bottom) coloured over [zmin, zmax], upscaled, the centre marked with a black cross,
     a colour bar with its end values on the right."""
     span = zmax - zmin if zmax > zmin else 1.0
@@ -120,8 +121,14 @@ def heatmap_image(z: np.ndarray, zmin: float, zmax: float, anchors: np.ndarray =
     return img
 
 
-def line_image(x: np.ndarray, curves: dict[str, np.ndarray], title: str = "", log_y: bool = False,
-               marks: list[float] | None = None, size: tuple[int, int] = (640, 400)) -> Image.Image:  # fmt: skip
+def line_image(
+    x: np.ndarray,
+    curves: dict[str, np.ndarray],
+    title: str = "",
+    log_y: bool = False,
+    marks: list[float] | None = None,
+    size: tuple[int, int] = (640, 400),
+) -> Image.Image:
     """Curves y(x) over a shared x axis with min/max labels; `marks` draws vertical ticks (e.g. eigenvalues).
     log_y plots log10(max(y, 1e-12 * max y)), as spectral density plots do; non-finite points are skipped."""
     w, h = size
@@ -140,8 +147,10 @@ def line_image(x: np.ndarray, curves: dict[str, np.ndarray], title: str = "", lo
     x1 = x1 if x1 > x0 else x0 + 1.0
 
     def px(xv, yv):
-        return (left + (xv - x0) / (x1 - x0) * (w - left - right),
-                h - bottom - (yv - lo) / (hi - lo) * (h - top - bottom))  # fmt: skip
+        return (
+            left + (xv - x0) / (x1 - x0) * (w - left - right),
+            h - bottom - (yv - lo) / (hi - lo) * (h - top - bottom),
+        )
 
     draw.rectangle((left, top, w - right, h - bottom), outline=(0, 0, 0))
     for m in marks or []:

@@ -8,9 +8,32 @@ QUARTILE_DASH = ["solid", "dot", "dash", "dashdot"]
 
 
 # one colour per run, the same on every chart: Plotly's Dark24, distinct enough for a sweep's many runs
-RUN_COLOURS = ["#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#222A2A", "#B68100", "#750D86", "#EB663B",
-               "#511CFB", "#00A08B", "#FB00D1", "#FC0080", "#B2828D", "#6C7C32", "#778AAE", "#862A16", "#A777F1",
-               "#620042", "#1616A7", "#DA60CA", "#6C4516", "#0D2A63", "#AF0038"]  # fmt: skip
+RUN_COLOURS = [
+    "#2E91E5",
+    "#E15F99",
+    "#1CA71C",
+    "#FB0D0D",
+    "#DA16FF",
+    "#222A2A",
+    "#B68100",
+    "#750D86",
+    "#EB663B",
+    "#511CFB",
+    "#00A08B",
+    "#FB00D1",
+    "#FC0080",
+    "#B2828D",
+    "#6C7C32",
+    "#778AAE",
+    "#862A16",
+    "#A777F1",
+    "#620042",
+    "#1616A7",
+    "#DA60CA",
+    "#6C4516",
+    "#0D2A63",
+    "#AF0038",
+]
 
 
 def run_colours(names: list[str]) -> dict[str, str]:
@@ -21,9 +44,15 @@ def run_colours(names: list[str]) -> dict[str, str]:
 
 def _layout(fig, title: str, x_title: str, y_title: str, log_x: bool, height: int = 400) -> None:
     # short legends below the plot, so that they never squeeze it however many runs are shown
-    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=height, hovermode="closest",
-                      legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0},
-                      margin={"b": 10, "t": 40})  # fmt: skip
+    fig.update_layout(
+        title=title,
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        height=height,
+        hovermode="closest",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0},
+        margin={"b": 10, "t": 40},
+    )
     if log_x:
         fig.update_xaxes(type="log", dtick=1)  # one label per decade: no overlapping tick labels
 
@@ -34,13 +63,16 @@ def _hover(s: dict):
     if wall is None or len(wall) == 0:
         return {"hovertemplate": f"{s['label']}<br>step %{{x}}<br>value %{{y:.5g}}<extra></extra>"}
     since = np.asarray(wall, dtype=float) - float(wall[0])
-    return {"customdata": np.stack([np.asarray(s.get("step", s["x"])), since], axis=1),
-            "hovertemplate": f"{s['label']}<br>value %{{y:.5g}}<br>step %{{customdata[0]}}<br>"
-                             "wall %{customdata[1]:.0f} s<extra></extra>"}  # fmt: skip
+    return {
+        "customdata": np.stack([np.asarray(s.get("step", s["x"])), since], axis=1),
+        "hovertemplate": f"{s['label']}<br>value %{{y:.5g}}<br>step %{{customdata[0]}}<br>"
+        "wall %{customdata[1]:.0f} s<extra></extra>",
+    }
 
 
-def curves(series: list[dict], title: str, y_title: str, x_title: str, log_x: bool,
-           colours: dict[str, str] | None = None):  # fmt: skip
+def curves(
+    series: list[dict], title: str, y_title: str, x_title: str, log_x: bool, colours: dict[str, str] | None = None
+):
     """Overlaid curves; each series is {"label", "x", "y"}, optionally "step" and "wall" (for the hover)
     and "smooth" (`training.curves.smoothed`): the raw curve then stays faintly visible beneath it so
     the smoothing can be judged. `colours`: label -> colour (`run_colours`)."""
@@ -52,12 +84,27 @@ def curves(series: list[dict], title: str, y_title: str, x_title: str, log_x: bo
         line = {"color": colours.get(s["label"])}
         hover = _hover(s)
         if s.get("smooth") is not None:
-            fig.add_scatter(x=s["x"], y=s["y"], name=s["label"], line=line, opacity=0.25, showlegend=False,
-                            legendgroup=s["label"], **hover)  # fmt: skip
+            fig.add_scatter(
+                x=s["x"],
+                y=s["y"],
+                name=s["label"],
+                line=line,
+                opacity=0.25,
+                showlegend=False,
+                legendgroup=s["label"],
+                **hover,
+            )
             fig.add_scatter(x=s["x"], y=s["smooth"], name=s["label"], line=line, legendgroup=s["label"], **hover)
         else:
-            fig.add_scatter(x=s["x"], y=s["y"], name=s["label"], line=line, legendgroup=s["label"],
-                            mode="lines+markers" if len(s["y"]) < 30 else "lines", **hover)  # fmt: skip
+            fig.add_scatter(
+                x=s["x"],
+                y=s["y"],
+                name=s["label"],
+                line=line,
+                legendgroup=s["label"],
+                mode="lines+markers" if len(s["y"]) < 30 else "lines",
+                **hover,
+            )
     _layout(fig, title, x_title, y_title, log_x)
     return fig
 
@@ -71,12 +118,24 @@ def quartile_curves(series: list[dict], x_title: str, log_x: bool, colours: dict
     colours = colours or run_colours([s["label"] for s in series])
     for s in series:
         y = s["smooth"] if s.get("smooth") is not None else s["y"]
-        fig.add_scatter(x=s["x"], y=y, name=s["label"], legendgroup=s["label"], showlegend=s["quartile"] == 0,
-                        line={"dash": QUARTILE_DASH[s["quartile"]], "color": colours.get(s["label"])},
-                        **_hover({**s, "label": f"{s['label']} q{s['quartile']}"}))  # fmt: skip
+        fig.add_scatter(
+            x=s["x"],
+            y=y,
+            name=s["label"],
+            legendgroup=s["label"],
+            showlegend=s["quartile"] == 0,
+            line={"dash": QUARTILE_DASH[s["quartile"]], "color": colours.get(s["label"])},
+            **_hover({**s, "label": f"{s['label']} q{s['quartile']}"}),
+        )
     for q, dash in enumerate(QUARTILE_DASH):  # the dash legend: one grey line per quartile
-        fig.add_scatter(x=[None], y=[None], mode="lines", name=f"q{q}", line={"dash": dash, "color": "grey"},
-                        legendgroup="quartiles")  # fmt: skip
+        fig.add_scatter(
+            x=[None],
+            y=[None],
+            mode="lines",
+            name=f"q{q}",
+            line={"dash": dash, "color": "grey"},
+            legendgroup="quartiles",
+        )
     _layout(fig, "Loss per quartile of t (q0: t < T/4, the hardest to denoise precisely)", x_title, "loss", log_x)
     fig.update_yaxes(type="log")
     return fig

@@ -21,8 +21,16 @@ def grid(count: int, columns: int, hspace: float, vspace: float, titles=None, fo
         layout[f"yaxis{k}"] = {"domain": [max(0.0, y1 - h), min(1.0, y1)], "anchor": f"x{k}"}
         axes.append((f"x{k}", f"y{k}"))
         if titles is not None:
-            note = {"text": titles[i], "x": x0 + w / 2, "y": min(1.0, y1), "xref": "paper", "yref": "paper",
-                    "showarrow": False, "xanchor": "center", "yanchor": "bottom"}  # fmt: skip
+            note = {
+                "text": titles[i],
+                "x": x0 + w / 2,
+                "y": min(1.0, y1),
+                "xref": "paper",
+                "yref": "paper",
+                "showarrow": False,
+                "xanchor": "center",
+                "yanchor": "bottom",
+            }
             notes.append({**note, "font": {"size": font_size}} if font_size else note)
     if notes:
         layout["annotations"] = notes

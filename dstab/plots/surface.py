@@ -75,20 +75,34 @@ def views(losses: dict, scale: str = OWN) -> dict[str, View]:
 def surface_3d(a: np.ndarray, b: np.ndarray, view: View, title: str):
     import plotly.graph_objects as go
 
-    fig = go.Figure(go.Surface(x=b, y=a, z=view.z, cmin=view.lo, cmax=view.hi, colorscale=view.colours,
-                               colorbar={"title": view.unit, "len": 0.7}))  # fmt: skip
+    fig = go.Figure(
+        go.Surface(
+            x=b,
+            y=a,
+            z=view.z,
+            cmin=view.lo,
+            cmax=view.hi,
+            colorscale=view.colours,
+            colorbar={"title": view.unit, "len": 0.7},
+        )
+    )
     fig.update_layout(
-        title=title, height=420, margin={"l": 0, "r": 0, "b": 0, "t": 40},
+        title=title,
+        height=420,
+        margin={"l": 0, "r": 0, "b": 0, "t": 40},
         scene={"zaxis": {"range": [view.lo, view.hi], "title": view.unit}, "xaxis_title": "d2", "yaxis_title": "d1"},
-    )  # fmt: skip
+    )
     return fig
 
 
 def contour(a: np.ndarray, b: np.ndarray, view: View, title: str):
     import plotly.graph_objects as go
 
-    fig = go.Figure(go.Contour(x=b, y=a, z=view.z, zmin=view.lo, zmax=view.hi, colorscale=view.colours,
-                               colorbar={"title": view.unit}))  # fmt: skip
+    fig = go.Figure(
+        go.Contour(
+            x=b, y=a, z=view.z, zmin=view.lo, zmax=view.hi, colorscale=view.colours, colorbar={"title": view.unit}
+        )
+    )
     fig.add_scatter(x=[0], y=[0], mode="markers", marker={"symbol": "x", "color": "black"}, name="trained weights")
     fig.update_layout(title=title, height=420, xaxis_title="d2", yaxis_title="d1", showlegend=False)
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
@@ -111,8 +125,21 @@ def small_multiples(panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
     data = []
     for (_, a, b, loss), (x, y) in zip(panels, axes):
         lo, hi = _range(loss)
-        data.append(go.Contour(x=b, y=a, z=loss, zmin=lo, zmax=hi, colorscale="Viridis", showscale=False,
-                               contours={"coloring": "heatmap"}, line={"width": 0.5}, xaxis=x, yaxis=y))  # fmt: skip
+        data.append(
+            go.Contour(
+                x=b,
+                y=a,
+                z=loss,
+                zmin=lo,
+                zmax=hi,
+                colorscale="Viridis",
+                showscale=False,
+                contours={"coloring": "heatmap"},
+                line={"width": 0.5},
+                xaxis=x,
+                yaxis=y,
+            )
+        )
     layout.update(height=230 * rows + 40, margin={"l": 10, "r": 10, "b": 10, "t": 50}, showlegend=False)
     return go.Figure(data=data, layout=layout)
 

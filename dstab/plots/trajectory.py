@@ -50,15 +50,21 @@ def distance(rows: list[dict], t_mark: int):
     fig.add_scatter(x=[r["t"] for r in rows], y=[r["rms_to_final"] for r in rows], name="RMS(x0 estimate - final)")
     fig.add_scatter(x=[r["t"] for r in rows], y=[r["rms_change"] for r in rows], name="RMS change per step")
     fig.add_vline(x=t_mark, line_dash="dash", line_color="grey")
-    fig.update_layout(title="How the x0 estimate settles", xaxis_title="t (sampling runs right to left)",
-                      height=360, xaxis_autorange="reversed")  # fmt: skip
+    fig.update_layout(
+        title="How the x0 estimate settles",
+        xaxis_title="t (sampling runs right to left)",
+        height=360,
+        xaxis_autorange="reversed",
+    )
     return fig
 
 
 def distance_png(rows: list[dict]):
     t = np.array([r["t"] for r in rows], dtype=float)
-    lines = {"RMS(x0 estimate - final)": [r["rms_to_final"] for r in rows],
-             "RMS change per step": [r["rms_change"] for r in rows]}  # fmt: skip
+    lines = {
+        "RMS(x0 estimate - final)": [r["rms_to_final"] for r in rows],
+        "RMS change per step": [r["rms_change"] for r in rows],
+    }
     return png.line_image(-t, lines, "How the x0 estimate settles (x: -t, sampling runs left to right)")
 
 
@@ -83,15 +89,28 @@ def _panel_traces(xt, eps, x0, image: bool, nrow: int, axes) -> list[dict]:
         # x_t and eps are unbounded: shown clipped to [-1, 1] (x_t) and divided by 3 (eps, ~N(0, 1)); as PNG
         # sources (one per panel and frame: a play button over 50 steps sends 150) at IMAGE_SCALE
         pictures = [png.grid_image(np.clip(a, -1, 1), nrow=nrow, scale=IMAGE_SCALE) for a in (xt, eps / 3.0, x0)]
-        return [{"type": "image", "source": png.data_uri(p), "hoverinfo": "skip", "xaxis": x, "yaxis": y}
-                for p, (x, y) in zip(pictures, axes)]  # fmt: skip
-    return [{"type": "scatter", "x": a[:, 0], "y": a[:, 1], "mode": "markers", "showlegend": False, "xaxis": x,
-             "yaxis": y, "marker": {"size": 4, "color": PALETTE[k]}}
-            for k, (a, (x, y)) in enumerate(zip((xt, eps, x0), axes))]  # fmt: skip
+        return [
+            {"type": "image", "source": png.data_uri(p), "hoverinfo": "skip", "xaxis": x, "yaxis": y}
+            for p, (x, y) in zip(pictures, axes)
+        ]
+    return [
+        {
+            "type": "scatter",
+            "x": a[:, 0],
+            "y": a[:, 1],
+            "mode": "markers",
+            "showlegend": False,
+            "xaxis": x,
+            "yaxis": y,
+            "marker": {"size": 4, "color": PALETTE[k]},
+        }
+        for k, (a, (x, y)) in enumerate(zip((xt, eps, x0), axes))
+    ]
 
 
-def reverse_steps(ts: np.ndarray, xt: np.ndarray, eps: np.ndarray, x0: np.ndarray, image: bool, start: int = 0,
-                  extent: float = 3.5):  # fmt: skip
+def reverse_steps(
+    ts: np.ndarray, xt: np.ndarray, eps: np.ndarray, x0: np.ndarray, image: bool, start: int = 0, extent: float = 3.5
+):
     """x_t (what the model sees), the predicted noise and the x0 estimate side by side, one animation
     frame per sampler step (evenly spaced ones past MAX_FRAMES), with a play button and a step slider.
     Step k (1-based) is the k-th model call: t = ts[k - 1]."""
@@ -111,23 +130,64 @@ def reverse_steps(ts: np.ndarray, xt: np.ndarray, eps: np.ndarray, x0: np.ndarra
     def label(i: int) -> str:
         return f"step {i + 1} of {len(ts)}, t = {int(ts[i])}"
 
-    frames = [{"data": _panel_traces(xt[i], eps[i], x0[i], image, nrow, axes), "name": label(i), "traces": [0, 1, 2],
-               "layout": {"title": {"text": label(i)}}} for i in picks]  # fmt: skip
-    play = {"args": [None, {"frame": {"duration": 120, "redraw": True}, "fromcurrent": True}], "label": "Play",
-            "method": "animate"}  # fmt: skip
-    pause = {"args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}], "label": "Pause",
-             "method": "animate"}  # fmt: skip
-    steps = [{"args": [[label(i)], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}],
-              "label": f"{i + 1}", "method": "animate"} for i in picks]  # fmt: skip
+    frames = [
+        {
+            "data": _panel_traces(xt[i], eps[i], x0[i], image, nrow, axes),
+            "name": label(i),
+            "traces": [0, 1, 2],
+            "layout": {"title": {"text": label(i)}},
+        }
+        for i in picks
+    ]
+    play = {
+        "args": [None, {"frame": {"duration": 120, "redraw": True}, "fromcurrent": True}],
+        "label": "Play",
+        "method": "animate",
+    }
+    pause = {
+        "args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}],
+        "label": "Pause",
+        "method": "animate",
+    }
+    steps = [
+        {
+            "args": [[label(i)], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}],
+            "label": f"{i + 1}",
+            "method": "animate",
+        }
+        for i in picks
+    ]
     # play button and step slider below the panels, clear of the points' x tick labels
     layout.update(
-        height=460 if image else 520, margin={"t": 60, "b": 110}, title={"text": label(first)},
-        updatemenus=[{"type": "buttons", "buttons": [play, pause], "x": 0, "y": 0, "yanchor": "top",
-                      "pad": {"t": 60}, "xanchor": "left", "direction": "left"}],
-        sliders=[{"steps": steps, "active": int(np.where(picks == first)[0][0]), "x": 0.12, "len": 0.88,
-                  "y": 0, "yanchor": "top", "pad": {"t": 40},
-                  "currentvalue": {"prefix": "step ", "suffix": f" of {len(ts)}", "font": {"size": 12}}}],
-    )  # fmt: skip
-    fig = go.Figure(data=_panel_traces(xt[first], eps[first], x0[first], image, nrow, axes), layout=layout,
-                    frames=frames)  # fmt: skip
+        height=460 if image else 520,
+        margin={"t": 60, "b": 110},
+        title={"text": label(first)},
+        updatemenus=[
+            {
+                "type": "buttons",
+                "buttons": [play, pause],
+                "x": 0,
+                "y": 0,
+                "yanchor": "top",
+                "pad": {"t": 60},
+                "xanchor": "left",
+                "direction": "left",
+            }
+        ],
+        sliders=[
+            {
+                "steps": steps,
+                "active": int(np.where(picks == first)[0][0]),
+                "x": 0.12,
+                "len": 0.88,
+                "y": 0,
+                "yanchor": "top",
+                "pad": {"t": 40},
+                "currentvalue": {"prefix": "step ", "suffix": f" of {len(ts)}", "font": {"size": 12}},
+            }
+        ],
+    )
+    fig = go.Figure(
+        data=_panel_traces(xt[first], eps[first], x0[first], image, nrow, axes), layout=layout, frames=frames
+    )
     return fig

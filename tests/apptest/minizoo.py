@@ -15,8 +15,16 @@ import torch
 from dstab import checkpoints, models
 from dstab.plots.png import save_samples
 
-DIGITS_DM = {"arch": "unet", "image_size": 8, "in_channels": 1, "model_channels": 8, "norm_groups": 4,
-             "channel_mult": [1, 2], "num_res_blocks": 1, "attention_resolutions": []}  # fmt: skip
+DIGITS_DM = {
+    "arch": "unet",
+    "image_size": 8,
+    "in_channels": 1,
+    "model_channels": 8,
+    "norm_groups": 4,
+    "channel_mult": [1, 2],
+    "num_res_blocks": 1,
+    "attention_resolutions": [],
+}
 DIGITS_GAN = {
     "generator": {"arch": "dcgan_g", "image_size": 8, "channels": 1, "nz": 8, "ngf": 8, "extra_layers": 0},
     "discriminator": {"arch": "dcgan_d", "image_size": 8, "channels": 1, "ndf": 8, "extra_layers": 0},
@@ -75,7 +83,7 @@ def runs() -> list[tuple[str, str, str, dict, int, str | None, list[str]]]:
                 )
             )
         out.append((f"{family}/gan-wide", "gan", dataset, _wide(gan), 0, None, ["gan-structure"]))
-    return out  # fmt: skip
+    return out
 
 
 def _modules(kind: str, arch: dict, seed: int) -> dict[str, torch.nn.Module]:
@@ -107,10 +115,21 @@ def build(root: Path) -> dict:
             torch.rand(shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1, root / eid / "samples.png"
         )
         entries[eid] = {
-            "id": eid, "kind": kind, "dataset": dataset, "groups": groups, "prediction": prediction, "seed": seed,
-            "data_seed": 0, "steps": 10, "wall_time_s": 0.1, "loss_first": 1.0, "loss_last": 0.5,
-            "checkpoints": files, "samples": f"{eid}/samples.png", "sample_seed": 0,
-        }  # fmt: skip
+            "id": eid,
+            "kind": kind,
+            "dataset": dataset,
+            "groups": groups,
+            "prediction": prediction,
+            "seed": seed,
+            "data_seed": 0,
+            "steps": 10,
+            "wall_time_s": 0.1,
+            "loss_first": 1.0,
+            "loss_last": 0.5,
+            "checkpoints": files,
+            "samples": f"{eid}/samples.png",
+            "sample_seed": 0,
+        }
     manifest = {"entries": entries, "format_version": 1, "scale": 0.0}
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
     return manifest

@@ -52,8 +52,9 @@ def test_trajectory_ends_where_the_library_sampler_ends(app, family, shape):
     x_t = stored.arrays["x_t"]
     np.testing.assert_allclose(x_t[0], NoiseSource(3, shape).x_T().numpy(), atol=1e-6)
     abar = bundle.diffusion.alphas_cumprod.numpy()[stored.arrays["t"]].reshape(-1, *[1] * len(shape))
-    np.testing.assert_allclose(np.sqrt(abar) * stored.arrays["x0_hat"] + np.sqrt(1 - abar) * stored.arrays["eps_hat"],
-                               x_t, atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        np.sqrt(abar) * stored.arrays["x0_hat"] + np.sqrt(1 - abar) * stored.arrays["eps_hat"], x_t, atol=1e-5
+    )
     if not clip:  # an eps-DM's predicted noise is its own output
         t0 = torch.full((2,), int(frames[0][0]), dtype=torch.long)
         with torch.no_grad():

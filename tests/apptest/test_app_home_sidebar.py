@@ -77,8 +77,9 @@ def test_uploads_bad_oversized_and_good(app, dash_env):
 
     torch.manual_seed(5)
     arch = {"arch": "mlp_denoiser", "data_dim": 2, "hidden": 16, "depth": 2}
-    header = checkpoints.make_header("dm", arch, "toy2d:8gaussians", 3, 5,
-                                     diffusion={"schedule": "linear", "T": 1000, "prediction": "eps"})  # fmt: skip
+    header = checkpoints.make_header(
+        "dm", arch, "toy2d:8gaussians", 3, 5, diffusion={"schedule": "linear", "T": 1000, "prediction": "eps"}
+    )
     path = dash_env["root"] / "mine.safetensors"
     checkpoints.save(path, header, {"model": models.build(arch)})
     _upload(at, "mine.safetensors", path.read_bytes())
@@ -155,10 +156,22 @@ def test_home_on_the_real_zoo_draws_without_pytorch_and_shows_the_shipped_number
     checkpoints find."""
     from dashboard import server
 
-    env = {**os.environ, "DSTAB_ZOO": str(zoo.zoo_root()), "DSTAB_CACHE": str(tmp_path / "cache"),
-           "DSTAB_WORKSPACE": str(tmp_path / "ws"), "PYTHONPATH": str(REPO)}  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", HOME_COLD, str(REPO / "app.py"), family], env=env, cwd=REPO,
-                         capture_output=True, text=True, timeout=600, check=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "DSTAB_ZOO": str(zoo.zoo_root()),
+        "DSTAB_CACHE": str(tmp_path / "cache"),
+        "DSTAB_WORKSPACE": str(tmp_path / "ws"),
+        "PYTHONPATH": str(REPO),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", HOME_COLD, str(REPO / "app.py"), family],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen["exception"] == [] and seen["heavy"] == []
     assert seen["device"] == [f"Device: {server.device_label()}"]

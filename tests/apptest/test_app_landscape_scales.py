@@ -87,10 +87,14 @@ def test_views_log_and_raw():
 def test_a_rise_at_or_below_zero_ranks_nothing():
     # toy2d at t = 500 (seen in Chromium): the GAN's G loss falls on average from its centre (a tilted sheet),
     # and the sentence called the GAN "smoother by relative rise" and blamed the DM's small centre loss
-    dm = {"metrics": {"relative_rise": 5.74, "curvature_roughness": 0.773, "convex_fraction": 0.875},
-          "centre_loss": 0.145}  # fmt: skip
-    gan = {"metrics": {"relative_rise": -0.0206, "curvature_roughness": 1.24, "convex_fraction": 0.0748},
-           "centre_loss": 1.02}  # fmt: skip
+    dm = {
+        "metrics": {"relative_rise": 5.74, "curvature_roughness": 0.773, "convex_fraction": 0.875},
+        "centre_loss": 0.145,
+    }
+    gan = {
+        "metrics": {"relative_rise": -0.0206, "curvature_roughness": 1.24, "convex_fraction": 0.0748},
+        "centre_loss": 1.02,
+    }
     text = surface_plots.smoother_sentence(("dm-eps-s0", dm), ("gan-s0", gan))
     assert "convex fraction 0.875 vs 0.0748: dm-eps-s0; curvature roughness 0.773 vs 1.24: dm-eps-s0" in text
     assert "relative rise 5.74 vs -0.0206: no ranking." in text

@@ -145,14 +145,18 @@ elif sys.argv[1] == "served":  # a page imported torch: nothing more is imported
 """
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("cancel", ["1", "False", "False", "True", "True", "True"]),
-    ("wait", ["True", "True"]),
-    ("served", ["False"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("cancel", ["1", "False", "False", "True", "True", "True"]),
+        ("wait", ["True", "True"]),
+        ("served", ["False"]),
+    ],
+)
 def test_the_warm_up_never_imports_beside_a_script_run(case, expected):
     env = {"DSTAB_THREADS": "1", "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-c", WARM, case], cwd=REPO, env=env, capture_output=True, text=True,
-                         timeout=180)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", WARM, case], cwd=REPO, env=env, capture_output=True, text=True, timeout=180
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == expected

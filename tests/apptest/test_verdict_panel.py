@@ -10,23 +10,64 @@ LOW = [[100.0, 8.0, 9.0], [8.0, 100.0, 7.0], [9.0, 7.0, 100.0]]
 
 
 def _header(collapsed=()) -> dict:
-    return {"date": "today", "commit": "c", "scale": "s", "num": 32, "collapsed": list(collapsed), "entries": {},
-            "hessian": {"top_k": 1, "trace_samples": 2, "slq_runs": 1, "slq_steps": 3},
-            "hessian_batch": 16}  # fmt: skip
+    return {
+        "date": "today",
+        "commit": "c",
+        "scale": "s",
+        "num": 32,
+        "collapsed": list(collapsed),
+        "entries": {},
+        "hessian": {"top_k": 1, "trace_samples": 2, "slq_runs": 1, "slq_steps": 3},
+        "hessian_batch": 16,
+    }
 
 
 def test_panel_lines_are_the_reports_lines():
     values = {"dm-init": 20.0, "gan-init": 8.0, "dm-structure": None, "gan-structure": None}
-    row = {"family": "toy2d", "sampler": "ddpm", "values": values,
-           "groups": {"dm-init": {"ids": ["toy2d/dm-eps-s0", "toy2d/dm-eps-s1", "toy2d/dm-eps-s2"], "matrix": EYE},
-                      "gan-init": {"ids": ["toy2d/gan-s0", "toy2d/gan-s1", "toy2d/gan-s2"], "matrix": LOW}},
-           "x0": [{"kind": "eps vs x0 pair", "ids": ["toy2d/dm-eps-s0", "toy2d/dm-x0-s0"],
-                   "matrix": [[100.0, 21.6], [21.6, 100.0]]}]}  # fmt: skip
-    hess = [{"id": f"toy2d/dm-eps-s{i}", "probe": "dm", "n_params": 10, "lambda_1": x, "lambda_min": -1.0,
-             "trace": 1.0, "mean": 0.1, "sigma2": 1.0, "ritz_variance": 1.0} for i, x in enumerate([169.0, 121.5])]
-    hess += [{"id": f"toy2d/gan-s{i}", "probe": "gan-g", "n_params": 10, "lambda_1": x, "lambda_min": -1.0,
-              "trace": 1.0, "mean": 0.1, "sigma2": 2.0, "ritz_variance": 0.5}
-             for i, x in enumerate([4.04, 132.2])]  # fmt: skip
+    row = {
+        "family": "toy2d",
+        "sampler": "ddpm",
+        "values": values,
+        "groups": {
+            "dm-init": {"ids": ["toy2d/dm-eps-s0", "toy2d/dm-eps-s1", "toy2d/dm-eps-s2"], "matrix": EYE},
+            "gan-init": {"ids": ["toy2d/gan-s0", "toy2d/gan-s1", "toy2d/gan-s2"], "matrix": LOW},
+        },
+        "x0": [
+            {
+                "kind": "eps vs x0 pair",
+                "ids": ["toy2d/dm-eps-s0", "toy2d/dm-x0-s0"],
+                "matrix": [[100.0, 21.6], [21.6, 100.0]],
+            }
+        ],
+    }
+    hess = [
+        {
+            "id": f"toy2d/dm-eps-s{i}",
+            "probe": "dm",
+            "n_params": 10,
+            "lambda_1": x,
+            "lambda_min": -1.0,
+            "trace": 1.0,
+            "mean": 0.1,
+            "sigma2": 1.0,
+            "ritz_variance": 1.0,
+        }
+        for i, x in enumerate([169.0, 121.5])
+    ]
+    hess += [
+        {
+            "id": f"toy2d/gan-s{i}",
+            "probe": "gan-g",
+            "n_params": 10,
+            "lambda_1": x,
+            "lambda_min": -1.0,
+            "trace": 1.0,
+            "mean": 0.1,
+            "sigma2": 2.0,
+            "ritz_variance": 0.5,
+        }
+        for i, x in enumerate([4.04, 132.2])
+    ]
     collapsed = {"toy2d/gan-s0"}
     text = report.render([row], hess, [], _header(collapsed)).splitlines()
     lines = verdictpanel.consistency_lines(verdicts.consistency_claims(row, collapsed))
@@ -51,7 +92,8 @@ def test_home_finds_the_shipped_consistency_verdicts_without_a_model():
             ids = [*v.a.ids, *v.b.ids]
             assert all(i.startswith(f"{family}/") for i in ids) and not set(ids) & collapsed
     assert verdictpanel.collapse_note("toy2d", entries) is None or "toy2d/" in verdictpanel.collapse_note(
-        "toy2d", entries)
+        "toy2d", entries
+    )
 
 
 def test_home_shows_the_panel(app):

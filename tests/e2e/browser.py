@@ -21,5 +21,6 @@ def wait_home_rendered(page, timeout_ms: float = 120_000) -> None:
     page.get_by_role("heading", name=HOME_HEADING).wait_for(timeout=timeout_ms)
     page.locator('[data-testid="stMetricValue"]').nth(3).wait_for(timeout=timeout_ms)
     page.locator('[data-testid="stImage"] img').last.wait_for(timeout=timeout_ms)
-    page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)",
-                           timeout=timeout_ms)  # fmt: skip
+    page.wait_for_function(
+        "() => [...document.images].every(i => i.complete && i.naturalWidth > 0)", timeout=timeout_ms
+    )

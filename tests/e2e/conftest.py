@@ -67,8 +67,19 @@ def server(tmp_path_factory, browser_context):
         "DSTAB_AUTO_COMPUTE_S": os.environ.get("DSTAB_AUTO_COMPUTE_S", "600"),  # toy2d results start at once
     }
     port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(REPO / "app.py"),
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+    ]
     log = open(root / "server.log", "wb")
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

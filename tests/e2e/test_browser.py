@@ -78,8 +78,11 @@ def test_every_page_and_a_landscape_recompute(server, browser_context, tmp_path)
     page.screenshot(path=str(shot), full_page=True, timeout=SHOT_MS)
     if os.environ.get("DSTAB_E2E_DOCS"):  # refresh the README's screenshot (run against the real zoo)
         shutil.copy(shot, REPO / "docs" / "screenshot-landscape.png")
-    timings = {"server_healthy_s": server["healthy_s"], "cold_start_to_home_rendered_s": cold_start_s,
-               "click_to_page_drawn_s": page_s}  # fmt: skip
+    timings = {
+        "server_healthy_s": server["healthy_s"],
+        "cold_start_to_home_rendered_s": cold_start_s,
+        "click_to_page_drawn_s": page_s,
+    }
     (tmp_path / "timings.json").write_text(json.dumps(timings))
     print("e2e timings:", json.dumps(timings))
     assert not errors, "browser console errors:\n" + "\n".join(errors)

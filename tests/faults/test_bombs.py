@@ -65,8 +65,14 @@ def run_child(argv: list[str], env: dict, cwd: Path) -> tuple[int, str, str, flo
     """(exit code, stdout, stderr, peak RSS in MiB) of one child process; the RSS is that child's own
     `ru_maxrss` from `os.wait4` in a small launcher (see LAUNCH)."""
     with tempfile.TemporaryFile() as err:
-        done = subprocess.run([sys.executable, "-S", "-c", LAUNCH, json.dumps(argv)], cwd=cwd, env=env,
-                              stdout=subprocess.PIPE, stderr=err, check=True)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-S", "-c", LAUNCH, json.dumps(argv)],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            check=True,
+        )
         err.seek(0)
         got = json.loads(done.stdout)
         return got["code"], got["out"], err.read().decode(errors="replace"), got["maxrss_kb"] / 1024
@@ -86,8 +92,13 @@ def test_bombs_are_refused_fast_with_bounded_memory(tmp_path):
         ("checkpoint", str(c.zip_bomb(tmp_path / "bomb.pt", 1024))),  # 1 GiB from ~1 MB
         ("dataset", f"folder:{images}?size=8&channels=1"),
     ]
-    env = {"DSTAB_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(REPO), "HOME": str(tmp_path)}  # fmt: skip
+    env = {
+        "DSTAB_CACHE": str(tmp_path / "cache"),
+        "PATH": "/usr/bin:/bin",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(REPO),
+        "HOME": str(tmp_path),
+    }
     code, out, err, child_peak_mb = run_child([sys.executable, "-c", PROBE, json.dumps(cases)], env, tmp_path)
     assert code == 0, err[-2000:]
     seen = json.loads(out.strip().splitlines()[-1])

@@ -19,8 +19,9 @@ DIGITS_DM = "digits/dm-eps-s0"
 
 
 def repo_state() -> str:
-    return subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=REPO, capture_output=True,
-                          text=True, check=True).stdout  # fmt: skip
+    return subprocess.run(
+        ["git", "status", "--porcelain", "--ignored"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
 
 
 @pytest.fixture(scope="module")

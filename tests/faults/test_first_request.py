@@ -55,12 +55,22 @@ def visit(port: int, page: str, quiet_s: float = 20.0) -> dict:
 @pytest.fixture
 def server(tmp_path):
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "DSTAB_WORKSPACE": str(tmp_path / "ws"),
-           "DSTAB_CACHE": str(tmp_path / "cache"), "DSTAB_THREADS": "1", "OMP_NUM_THREADS": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "DSTAB_WORKSPACE": str(tmp_path / "ws"),
+        "DSTAB_CACHE": str(tmp_path / "cache"),
+        "DSTAB_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:

@@ -81,8 +81,13 @@ def reference(tmp_path, monkeypatch, one_thread):  # noqa: F811
 def killed(tmp_path, point: str, step: int) -> Path:
     run_dir = tmp_path / f"killed-{point}"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", DRIVER, point, str(run_dir), json.dumps(CFG), str(step)],
-                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", DRIVER, point, str(run_dir), json.dumps(CFG), str(step)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == -9, proc.stderr[-2000:]  # SIGKILL
     return run_dir
 
@@ -126,8 +131,7 @@ def _stopped_at_6(tmp_path, monkeypatch) -> Path:
     return run_dir
 
 
-def test_a_damaged_newest_resume_state_falls_back_to_the_previous_with_a_note(tmp_path, reference, monkeypatch,
-                                                                               capsys):  # fmt: skip
+def test_a_damaged_newest_resume_state_falls_back_to_the_previous_with_a_note(tmp_path, reference, monkeypatch, capsys):
     run_dir = _stopped_at_6(tmp_path, monkeypatch)
     ckpts = run_dir / "checkpoints"
     (ckpts / "resume.pt").write_bytes((ckpts / "resume.pt").read_bytes()[:100])
