@@ -22,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import runs
 from ..analysis import fid
 from ..errors import DstabError, require
-from ..training import paper, rundir, runs
-from ..training.runmetrics import RunMetrics
+from ..runs import rundir
+from ..runs.runmetrics import RunMetrics
+from ..training import paper
 from . import stats
 
 AXES = {"iterations": "iterations", "images": "images seen", "wall": "wall-clock seconds"}
