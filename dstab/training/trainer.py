@@ -35,7 +35,7 @@ from ..sampling import arch_sample_shape
 from .config import TrainConfig
 from .lr import optimizer_schedule
 from .momentum import apply
-from .rundir import save_resume_state
+from .resume_state import save_resume_state
 from .timesteps import make_sampler
 
 __all__ = ["EMA", "TrainConfig", "Trainer", "train"]
