@@ -35,6 +35,7 @@ from ..sampling import arch_sample_shape
 from .config import TrainConfig
 from .lr import optimizer_schedule
 from .momentum import apply
+from .noise_pairing import immiscible
 from .resume_state import save_resume_state
 from .timesteps import make_sampler
 
@@ -187,6 +188,8 @@ class Trainer:
         it = step - 1
         t, w = self.sampler.sample(x0.shape[0], it, self.gen, self.device)
         noise = self._randn(x0.shape)
+        if self.cfg.noise_pairing == "immiscible":
+            noise = immiscible(x0, noise)
         mine = self.ctx.shard(x0.shape[0])
         with self._autocast():
             terms = self.diffusion.loss_terms(self.model, x0[mine], t[mine], noise[mine]).float()
