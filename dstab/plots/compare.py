@@ -1,31 +1,96 @@
-"""Figures of a `compare` result (every number comes from dstab.experiments.compare): per
-variant the mean over seeds with its bootstrap 90% band and the raw per-seed curves faint, against
-iterations, images seen or wall-clock seconds. Plotly for the page and HTML, PIL for PNG."""
+"""The curves figure of a `compare` result (every number comes from dstab.experiments.compare): per
+variant the geometric mean over seeds with its Student-t 90% band and each seed's curve faint, its
+repeat evaluations (other noise seeds) as open markers, the ladder's levels as dotted lines and the
+metric's real-vs-reference floor as a grey band; against iterations, images seen, CPU seconds or
+wall-clock seconds. One plotly figure for the page, the HTML and the CLI's PNG alike; a variant
+has the same colour everywhere (`variant_colour`)."""
 
 from __future__ import annotations
 
+import math
+import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
 
-PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (140, 86, 75)]
+from ..metricnames import metric_label
+
+# the speed-up experiment's variants keep these colours on every chart (page, HTML, PNG)
+VARIANT_COLOURS = {
+    "baseline": "#1f77b4",
+    "mdlrc-clts": "#d62728",
+    "clts": "#2ca02c",
+    "lrc-only": "#9467bd",
+    "md-lrc": "#ff7f0e",
+    "lr-matched": "#8c564b",
+    "md": "#e377c2",
+    "cosine": "#7f7f7f",
+    "debias": "#bcbd22",
+    "lognormal": "#17becf",
+    "edm": "#393b79",
+    "logit-normal": "#637939",
+    "laplace": "#8c6d31",
+    "speed": "#843c39",
+    "immiscible": "#7b4173",
+}
+SPARE = ["#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363", "#6baed6", "#fd8d3c", "#74c476", "#9e9ac8"]
+FLOOR_COLOUR = "rgba(120,120,120,0.25)"
 
 
-def _x(v: dict, axis: str) -> list:
-    return v["steps"] if axis == "iterations" else v[axis]
+def variant_colour(label: str) -> str:
+    """The preset's colour for a plain preset label, else one fixed by the label (a sweep's
+    'mdlrc-clts lr=0.002' must not take its preset's colour: both may be on one chart)."""
+    return VARIANT_COLOURS.get(label) or SPARE[zlib.crc32(label.encode()) % len(SPARE)]
 
 
-def _rgba(c, a: float) -> str:
-    return f"rgba({c[0]},{c[1]},{c[2]},{a})"
+def _rgba(hex_colour: str, a: float) -> str:
+    h = hex_colour.lstrip("#")
+    return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{a})"
+
+
+def log_ticks(lo: float, hi: float, least: int = 4) -> list[float]:
+    """Tick values for a log axis from lo to hi (> 0): 1-2-5 per decade, finer (1-2-3-5-7, then every
+    digit) until there are at least `least`, then every value between when still fewer."""
+    for mantissas in ((1, 2, 5), (1, 2, 3, 5, 7), (1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9)):
+        ticks = [
+            m * 10.0**e
+            for e in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+            for m in mantissas
+            if lo <= m * 10.0**e <= hi
+        ]
+        if len(ticks) >= least:
+            return ticks
+    return list(np.geomspace(lo, hi, least))
+
+
+def _tick_text(v: float) -> str:
+    return f"{v:.3g}" if 1e-3 <= abs(v) < 1e5 else f"{v:.1e}"
+
+
+def x_values(v: dict, axis: str):
+    """The variant's x at each evaluation on `axis`, None when its runs did not record that clock."""
+    return v["steps"] if axis == "iterations" else v.get(axis)
+
+
+def available_axis(result: dict, axis: str) -> str:
+    """`axis`, or iterations when some variant has no record of it (runs without cpu_s)."""
+    return axis if all(x_values(v, axis) is not None for v in result["variants"].values()) else "iterations"
+
+
+def _positive(result: dict) -> bool:
+    return all(min(v["low"]) > 0 for v in result["variants"].values())
 
 
 def curves_figure(result: dict, axis: str = "iterations", log_y: bool = True):
     import plotly.graph_objects as go
 
+    shown = available_axis(result, axis)
+    log = log_y and _positive(result)
     fig = go.Figure()
-    for i, (lab, v) in enumerate(result["variants"].items()):
-        c, x = PALETTE[i % len(PALETTE)], _x(v, axis)
+    ys = []
+    for lab, v in result["variants"].items():
+        c, x = variant_colour(lab), x_values(v, shown)
+        ys += [min(v["low"]), max(v["high"]), *(y for s in v["per_seed"].values() for y in (min(s), max(s)))]
         fig.add_trace(
             go.Scatter(
                 x=x + x[::-1],
@@ -38,14 +103,27 @@ def curves_figure(result: dict, axis: str = "iterations", log_y: bool = True):
                 legendgroup=lab,
             )
         )
-        for seed, ys in v["per_seed"].items():
+        for seed, y in v["per_seed"].items():
             fig.add_trace(
                 go.Scatter(
                     x=x,
-                    y=ys,
+                    y=y,
                     mode="lines",
                     line={"color": _rgba(c, 0.3), "width": 1},
                     name=f"{lab} seed {seed}",
+                    showlegend=False,
+                    legendgroup=lab,
+                )
+            )
+        for seed, pts in v.get("repeats", {}).items():
+            steps = np.array([p[0] for p in pts], dtype=float)
+            fig.add_trace(
+                go.Scatter(
+                    x=np.interp(steps, v["steps"], x).tolist(),
+                    y=[p[1] for p in pts],
+                    mode="markers",
+                    marker={"symbol": "circle-open", "color": c, "size": 6},
+                    name=f"{lab} seed {seed}, repeat evaluation (other noise seeds)",
                     showlegend=False,
                     legendgroup=lab,
                 )
@@ -55,67 +133,98 @@ def curves_figure(result: dict, axis: str = "iterations", log_y: bool = True):
                 x=x,
                 y=v["mean"],
                 mode="lines",
-                line={"color": _rgba(c, 1), "width": 2.5},
-                name=f"{lab} (mean of {len(v['seeds'])})",
+                line={"color": c, "width": 2.5},
+                name=f"{lab} (mean of {len(v['seeds'])}, 90% t-band)",
                 legendgroup=lab,
             )
         )
-    fig.add_hline(y=result["plateau"], line_dash="dot", annotation_text=f"{result['reference']} plateau")
+    _levels(fig, result, ys, log)
+    lo, hi = _floor(fig, result, ys, log)
+    _repeat_legend(fig, result)
+    metric = result["metric_label"]
+    better = "higher" if result["higher_is_better"] else "lower"
+    title = f"{result['group']}: {metric}" + ("" if shown == axis else f" ({axis} not recorded: vs iterations)")
     fig.update_layout(
-        title=f"{result['group']}: {result['metric_label']}",
-        xaxis_title=result["axes"][axis],
-        yaxis_title=result["metric"].split("@")[0],
-        yaxis_type="log" if log_y and _positive(result) else None,
+        title=title,
+        xaxis_title=result["axes"][shown],
+        yaxis_title=f"{metric_label(result['metric'], short=True)} ({better} is better"
+        + (", log scale)" if log else ")"),
+        legend={"orientation": "v", "x": 1.02, "y": 1},
+        width=980,
+        height=520,
     )
+    if log:
+        ticks = log_ticks(lo, hi)
+        fig.update_yaxes(
+            type="log",
+            range=[math.log10(lo), math.log10(hi)],
+            tickvals=ticks,
+            ticktext=[_tick_text(t) for t in ticks],
+        )
+    else:
+        fig.update_yaxes(range=[lo, hi])
     return fig
 
 
-def _positive(result: dict) -> bool:
-    return all(min(v["low"]) > 0 for v in result["variants"].values())
+def _levels(fig, result: dict, ys: list, log: bool) -> None:
+    """The ladder's levels: dotted lines, each labelled at the right edge, one legend entry."""
+    import plotly.graph_objects as go
+
+    levels = result["ladder"]["levels"]
+    ys.extend(levels)
+    style = {"dash": "dot", "color": "rgba(0,0,0,0.55)", "width": 1}
+    for i, level in enumerate(levels):
+        fig.add_hline(y=level, line=style)
+        fig.add_annotation(
+            x=1.0,
+            xref="paper",
+            y=math.log10(level) if log else level,
+            text=f"ladder {i + 1}: {level:.4g}",
+            showarrow=False,
+            xanchor="right",
+            yanchor="bottom",
+            font={"size": 10},
+        )
+    if levels:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=style, name="ladder levels"))
 
 
-def curves_png(result: dict, axis: str, path: str | Path, size=(820, 440)) -> Path:
-    w, h = size
-    left, right, top, bottom = 70, 190, 30, 40  # the legend lives in the right margin, never over a curve
-    img = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(img, "RGBA")
-    log = _positive(result)
-    tf = np.log10 if log else (lambda a: np.asarray(a, dtype=float))
-    vs = result["variants"].values()
-    ys = np.concatenate(
-        [tf(np.asarray(y, dtype=float)) for v in vs for y in [v["low"], v["high"], *v["per_seed"].values()]]
-    )
-    xs = np.concatenate([np.asarray(_x(v, axis), dtype=float) for v in vs])
-    lo, hi = float(ys.min()), float(ys.max())
-    hi = hi if hi > lo else lo + 1.0
-    x0, x1 = float(xs.min()), float(xs.max())
-    x1 = x1 if x1 > x0 else x0 + 1.0
+def _floor(fig, result: dict, ys: list, log: bool) -> tuple[float, float]:
+    """The floor band (from the axis' bottom when it reaches 0 on a log axis), and a y range that
+    holds it and every curve."""
+    import plotly.graph_objects as go
 
-    def pts(x, y):
-        y = tf(np.asarray(y, dtype=float))
-        return [
-            (left + (a - x0) / (x1 - x0) * (w - left - right), h - bottom - (b - lo) / (hi - lo) * (h - top - bottom))
-            for a, b in zip(x, y)
-        ]
+    f = result.get("floor")
+    band = f if f and "top" in f else None
+    pos = [y for y in ys if y > 0] if log else ys
+    lo, hi = min(pos), max(pos)
+    if band and log:
+        lo = min(lo, band["low"] if band["low"] > 0 else band["top"] / 3)
+    elif band:
+        lo = min(lo, band["low"])
+    lo, hi = (lo / 1.15, hi * 1.15) if log else (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+    if band:
+        fig.add_hrect(y0=max(band["low"], lo), y1=band["top"], fillcolor=FLOOR_COLOUR, line_width=0, layer="below")
+        name = (
+            f"floor: real data vs reference ({band['n']:.0f} samples), {band['mean']:.2g} +- "
+            f"{result['protocol']['floor_sd']:g} x {band['sd']:.2g}; values below its top drawn at it"
+        )
+        marker = {"symbol": "square", "size": 12, "color": FLOOR_COLOUR}
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", marker=marker, name=name))
+    return lo, hi
 
-    draw.rectangle((left, top, w - right, h - bottom), outline=(0, 0, 0))
-    for i, (lab, v) in enumerate(result["variants"].items()):
-        c, x = PALETTE[i % len(PALETTE)], _x(v, axis)
-        draw.polygon(pts(x, v["high"]) + pts(x[::-1], v["low"][::-1]), fill=(*c, 45))
-        for ys_seed in v["per_seed"].values():
-            draw.line(pts(x, ys_seed), fill=(*c, 90), width=1)
-        draw.line(pts(x, v["mean"]), fill=(*c, 255), width=2)
-        ly = top + 6 + 16 * i
-        draw.line((w - right + 10, ly + 6, w - right + 30, ly + 6), fill=(*c, 255), width=2)
-        draw.text((w - right + 36, ly), f"{lab} (mean of {len(v['seeds'])})", fill=c)
-    real = (lambda a: 10.0**a) if log else (lambda a: a)  # tick labels in the metric's own units
-    draw.text((4, top), f"{real(hi):.4g}", fill=(0, 0, 0))
-    draw.text((4, h - bottom - 10), f"{real(lo):.4g}", fill=(0, 0, 0))
-    if log:
-        draw.text((4, (top + h - bottom) // 2), "log scale", fill=(0, 0, 0))
-    draw.text((left, h - bottom + 6), f"{x0:.4g}", fill=(0, 0, 0))
-    draw.text((w - right - 90, h - bottom + 6), f"{x1:.4g} {result['axes'][axis]}", fill=(0, 0, 0))
-    draw.text((left, 8), f"{result['group']}: {result['metric']} vs {result['axes'][axis]}", fill=(0, 0, 0))
-    path = Path(path)
-    img.save(path)
-    return path
+
+def _repeat_legend(fig, result: dict) -> None:
+    import plotly.graph_objects as go
+
+    if any(v.get("repeats") for v in result["variants"].values()):
+        marker = {"symbol": "circle-open", "color": "black", "size": 6}
+        name = "repeat evaluation, other noise seeds (the metric's own noise)"
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", marker=marker, name=name))
+
+
+def curves_png(result: dict, axis: str, path: str | Path) -> Path:
+    """The same figure as the page shows, as PNG (plotly's renderer)."""
+    from . import write_png
+
+    return write_png(curves_figure(result, axis), path)
