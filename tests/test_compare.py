@@ -232,3 +232,36 @@ def test_cli_writes_markdown_json_and_figures(tmp_path, capsys):
     assert all((out / f"curves-{a}.html").exists() for a in compare.AXES)
     printed = capsys.readouterr().out
     assert "FD (local features), 250 samples, 10 DDIM steps: real data against the reference" in printed
+
+
+def test_the_curves_figure_a_reviewer_can_read(tmp_path):
+    from dstab.plots import compare as plots
+
+    fall = {v: (lambda r: lambda st, s: 10 * linear(r)(st, s))(r) for v, r in (("baseline", 2), ("clts", 3))}
+    fake_group(tmp_path, "g", fall, steps=3000, cpu_per_step=0.05, repeat=lambda value: value * 1.05)
+    result = compare.compare("g", root=tmp_path)
+    fig = plots.curves_figure(result, "iterations")
+    y = fig.layout.yaxis
+    assert fig.layout.xaxis.title.text == "iterations" and y.type == "log"
+    assert y.title.text == "FD (local features), 250x10ddim (lower is better, log scale)"
+    assert len(y.tickvals) >= 4 and list(y.ticktext) == [f"{v:.3g}" for v in y.tickvals]
+    means = {t.name: t.line.color for t in fig.data if t.name and "mean of" in t.name}
+    assert means == {"baseline (mean of 3, 90% t-band)": "#1f77b4", "clts (mean of 3, 90% t-band)": "#2ca02c"}
+    band = fig.data[0]  # the baseline's t-band: its high, then its low backwards
+    v = result["variants"]["baseline"]
+    assert list(band.y) == v["high"] + v["low"][::-1] and band.fill == "toself"
+    floor = [s for s in fig.layout.shapes if s.fillcolor == plots.FLOOR_COLOUR]
+    assert len(floor) == 1 and floor[0].y1 == pytest.approx(result["floor"]["top"])
+    dotted = [s for s in fig.layout.shapes if s.line.dash == "dot"]
+    assert sorted(s.y0 for s in dotted) == sorted(result["ladder"]["levels"]) and len(dotted) == 4
+    assert any(t.name and t.name.startswith("floor: real data vs reference (250 samples)") for t in fig.data)
+    assert any(t.mode == "markers" and "repeat evaluation" in (t.name or "") for t in fig.data)
+    assert plots.curves_figure(result, "cpu").layout.xaxis.title.text == "CPU seconds in training steps"
+
+
+def test_log_ticks_are_at_least_four():
+    from dstab.plots.compare import log_ticks
+
+    assert log_ticks(90, 700) == [100, 200, 300, 500, 700]  # 1-2-5 would give three
+    assert log_ticks(12, 700) == [20, 50, 100, 200, 500]
+    assert len(log_ticks(150, 220)) >= 4 and all(150 <= t <= 220 for t in log_ticks(150, 220))

@@ -12,6 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 def register(sub) -> None:
     from ..experiments import speedup
     from . import add_command
+    from .compare import add_protocol_arg
     from .sweep import add_sweep_args
 
     p = add_command(sub, "reproduce")
@@ -22,57 +23,204 @@ def register(sub) -> None:
         help="baseline vs the full method, its ablation and the lrc-only / lr-matched controls, with statistics",
         description=speedup.__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Queues the runs in the background (one group; see `dstab runs list`); when they have finished, "
-        "rerun with --report-only to compare them and regenerate RESULTS.md's section.",
+        epilog="The reference arm runs first and is extended until its plateau test fires on every seed (at most "
+        "--max-steps); rerun the command to move on (it queues the other arms at the length decided), or use "
+        "--wait. --report-only compares the group's finished runs (workspace and results/speedup-runs) and "
+        "regenerates RESULTS.md's section. --confirm: a confirmation on fresh seeds with the protocol fixed "
+        "before the runs, reported beside the exploration.",
     )
     s.add_argument("--dataset", default="digits", help="digits, toy2d[:variant], or another dataset (default digits)")
     add_sweep_args(s, ",".join(speedup.DEFAULT_VARIANTS), "speedup-<dataset>")
     s.add_argument("--report-only", action="store_true", help="compare the group's finished runs; train nothing")
-    s.add_argument("--wait", action="store_true", help="after queueing, wait for the runs, then report")
-    s.add_argument("--last-k", type=int, default=5, help="evaluations averaged for the baseline's plateau")
+    s.add_argument("--wait", action="store_true", help="after queueing, wait for the runs (every stage), then report")
+    s.add_argument("--confirm", action="store_true", help="a confirmation group (default speedup-<dataset>-confirm)")
+    s.add_argument("--exploration", default=None, help="the exploration group --confirm is checked and shown against")
+    s.add_argument("--fixed-length", action="store_true", help="every arm at once at the setup's length")
+    s.add_argument("--max-steps", type=int, default=None, help="the reference's longest extension (default 4x)")
+    add_protocol_arg(s)
+    s.add_argument(
+        "--summaries",
+        type=Path,
+        default=None,
+        help="run summary folder (default: results/speedup-runs beside --results)",
+    )
     s.add_argument("--results", type=Path, default=REPO / "RESULTS.md", help="markdown file whose section is rewritten")
-    s.add_argument("--summary", type=Path, default=None, help="JSON summary (default results/speedup-<dataset>.json)")
+    s.add_argument("--summary", type=Path, default=None, help="JSON summary (default results/speedup-<group>.json)")
     s.set_defaults(func=run_speedup)
 
 
 def command_text(args) -> str:
     parts = ["python -m dstab reproduce speedup", f"--dataset {args.dataset}", f"--variants {args.variants}"]
     parts += [f"--seeds {args.seeds}", *(f"--set '{t}'" for t in args.set), *(["--paper"] if args.paper else [])]
-    return " ".join(parts)
+    return " ".join(parts + (["--confirm"] if args.confirm else []))
+
+
+def _groups(args) -> tuple[str, str]:
+    """(the group this command launches or reports, the exploration group it is shown against)."""
+    from ..experiments import speedup
+
+    exploration = args.exploration or speedup.default_group(args.dataset)
+    if args.confirm:
+        return args.group or speedup.confirm_group(args.dataset), exploration
+    return args.group or speedup.default_group(args.dataset), exploration
+
+
+def _protocol(args, group: str):
+    """The group's fixed protocol (a confirmation's may not be overridden), else the defaults with
+    the user's --protocol changes."""
+    from ..errors import require
+    from ..experiments.protocol import Protocol, for_group
+    from .compare import protocol_changes
+
+    fixed = for_group(group, args.root)
+    changes = protocol_changes(args.protocol)
+    if args.confirm:
+        require(not changes, "--protocol cannot change a confirmation's readouts: they are fixed before its runs")
+        return fixed[0] if fixed else Protocol()
+    return (fixed[0] if fixed else Protocol()).replace(**changes)
+
+
+def _confirm(args, group: str, exploration: str, seeds: list[int], variants: list[str], p) -> None:
+    """Refuse seeds that an earlier run of the exploration or of this group used (this command's own,
+    rerun to move its stages on, excepted), then fix the protocol with the group before any run."""
+    from ..errors import require
+    from ..experiments import protocol as proto
+    from ..experiments.groupruns import seeds_of
+
+    record = proto.read_record(group, args.root) or {}
+    own = set(record.get("seeds", []))
+    for g, mine in ((exploration, set()), (group, own)):
+        used = seeds_of(g, args.root, args.summaries) - mine
+        overlap = sorted(set(seeds) & used)
+        require(
+            not overlap,
+            f"seeds {overlap} were already run in group {g!r} (its seeds: {sorted(used | mine)}); a confirmation "
+            "needs seeds that no earlier run of the experiment used: pick others",
+        )
+    proto.store(group, args.root, p, exploration=exploration, variants=variants)
+    record = proto.read_record(group, args.root)
+    record["seeds"] = sorted(own | set(seeds))
+    proto.write_record(group, args.root, record)
 
 
 def run_speedup(args) -> int:
     from .. import runs
-    from ..experiments import compare, speedup, sweep
-    from . import compare as compare_cmd
+    from ..experiments import runlength, speedup, sweep
     from .sweep import seeds_arg
 
+    group, exploration = _groups(args)
+    args.summaries = args.summaries or args.results.parent / "results" / "speedup-runs"
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    group, planned = speedup.plan(args.dataset, variants, seeds_arg(args.seeds), args.set, args.group, args.paper)
+    seeds = seeds_arg(args.seeds)
+    _, planned = speedup.plan(args.dataset, variants, seeds, args.set, group, args.paper)
+    p = _protocol(args, group)
     if args.dry_run:
         print("\n".join(sweep.describe(planned)))
         print(f"{len(planned)} runs in group {group} (dry run: nothing queued)")
         return 0
     if not args.report_only:
-        sweep.launch(group, planned, args.device, args.threads, args.root)
-        print(f"queued {len(planned)} runs in group {group}")
-        if not args.wait:
-            print(f"when they have finished: {command_text(args)} --report-only")
-            return 0
-        for r in planned:
-            runs.wait(r.name, timeout=float("inf"), root=args.root)
-    result = compare.compare(group, None, "baseline", args.last_k, args.root)
+        if args.confirm:
+            _confirm(args, group, exploration, seeds, variants, p)
+        if args.fixed_length:
+            sweep.launch(group, planned, args.device, args.threads, args.root)
+            print(f"queued {len(planned)} runs in group {group}")
+            if not args.wait:
+                print(f"when they have finished: {command_text(args)} --report-only")
+                return 0
+            for r in planned:
+                runs.wait(r.name, timeout=float("inf"), root=args.root)
+        else:
+            maximum = args.max_steps or 4 * planned[0].config["steps"]
+
+            def replan(n):
+                others = [v for v in variants if v != p.reference]
+                return speedup.plan(args.dataset, others, seeds, [*args.set, f"steps={n}"], group, args.paper)[1]
+
+            def launch(rs):
+                sweep.launch(group, rs, args.device, args.threads, args.root)
+
+            while True:
+                stage, message = runlength.advance(group, planned, replan, p, maximum, args.root, launch)
+                print(message)
+                if stage == "complete":
+                    break
+                if not args.wait:
+                    print(f"rerun to move on: {command_text(args)}" + (" --wait" if stage != "complete" else ""))
+                    return 0
+                for st in runs.list_runs(args.root):
+                    if st.group == group and st.active:
+                        runs.wait(st.name, timeout=float("inf"), root=args.root)
+    return report(args, group, exploration, p)
+
+
+def report(args, group: str, exploration: str, p) -> int:
+    from .. import runs
+    from ..errors import DstabError
+    from ..experiments import compare, speedup
+
     family = args.dataset.split(":")[0]
-    report_dir = runs.workspace_root(args.root).parent / "compare" / group
-    compare_cmd.write_report(result, report_dir)
-    figure = args.results.parent / "results" / f"speedup-{family}-curves.png"
-    figure.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(report_dir / "curves-iterations.png", figure)
-    rel = {"mean over seeds with 90% band, per-seed curves faint": str(figure.relative_to(args.results.parent))}
-    body = speedup.section(result, command_text(args), rel)
+    out_dir = args.results.parent / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for g in dict.fromkeys([group, exploration] if args.confirm else [group]):
+        speedup.save_run_summaries(g, args.summaries, args.root)
+    if not args.confirm:
+        result = compare.compare(group, p, args.root, args.summaries)
+        figures = _figures(result, runs.workspace_root(args.root).parent / "compare" / group, out_dir, args)
+        body = speedup.section(result, command_text(args), figures)
+        speedup.save_summary(args.summary or out_dir / f"speedup-{family}.json", result)
+    else:
+        try:
+            conf = compare.compare(group, p, args.root, args.summaries)
+            waiting = None
+        except DstabError as exc:
+            conf, waiting = None, _progress(group, args, str(exc))
+        try:
+            expl = compare.compare(exploration, compare.exploration_protocol(p), args.root, args.summaries)
+        except DstabError:
+            expl = None
+        if conf is None and expl is None:
+            raise DstabError(f"neither {group!r} nor {exploration!r} has complete runs to report: {waiting}")
+        figures = {}
+        if expl:
+            figures |= _figures(expl, runs.workspace_root(args.root).parent / "compare" / exploration, out_dir, args)
+        if conf:
+            figures |= _figures(conf, runs.workspace_root(args.root).parent / "compare" / group, out_dir, args)
+        body = speedup.confirm_section(conf, expl, command_text(args), figures, waiting)
+        for r in (expl, conf):
+            if r:
+                speedup.save_summary(out_dir / f"{r['group']}.json", r)
     speedup.write_section(args.results, args.dataset, body)
-    speedup.save_summary(args.summary or args.results.parent / "results" / f"speedup-{family}.json", result)
-    speedup.save_run_summaries(group, args.results.parent / "results" / "speedup-runs", args.root)
     print(body)
-    print(f"full report (figures vs iterations, images seen, wall-clock; HTML): {report_dir}")
     return 0
+
+
+def _progress(group: str, args, why: str) -> str:
+    from ..experiments import groupruns
+
+    try:
+        done, notes = groupruns.load(group, args.root, args.summaries)
+    except Exception:  # noqa: BLE001 (no runs at all: say so)
+        return f"group {group}: {why}"
+    states = {}
+    for n in notes:
+        states[n["state"]] = states.get(n["state"], 0) + 1
+    parts = ", ".join(f"{k} {v}" for k, v in sorted(states.items()))
+    return f"group `{group}`: {len(done)} of {len(done) + len(notes)} runs finished ({parts})"
+
+
+def _figures(result: dict, report_dir: Path, out_dir: Path, args) -> dict[str, str]:
+    """The group's full report in `report_dir`, its iterations and CPU-seconds figures copied beside
+    RESULTS.md; returns {caption: path relative to RESULTS.md}."""
+    from . import compare as compare_cmd
+
+    files = compare_cmd.write_report(result, report_dir)
+    out = {}
+    for axis in ("iterations", "cpu"):
+        name = files.get(axis)
+        if not name:
+            continue
+        dest = out_dir / f"{result['group']}-curves{'' if axis == 'iterations' else '-' + axis}.png"
+        shutil.copyfile(report_dir / name, dest)
+        caption = f"{result['group']}: mean over seeds with 90% t-band, seeds faint, ladder and floor, vs {axis}"
+        out[caption] = str(dest.relative_to(args.results.parent))
+    return out
