@@ -150,13 +150,21 @@ def test_a_protocol_change_is_used_and_said(tmp_path):
     assert result["protocol_source"].endswith("changed for this report: final_k 3")
 
 
-def test_fewer_than_two_complete_seeds_is_refused(tmp_path, capsys):
-    fake_group(tmp_path, "g", {"baseline": linear(2.0), "mdlrc-clts": linear(3.0)}, seeds=(0,), steps=1000)
-    fake_run(tmp_path, "g-baseline-s1", "g", "baseline", 1, lambda s: 10.0, steps=1000, state="running")
-    with pytest.raises(DstabError, match="needs >= 2 complete seeds"):
-        compare.compare("g", root=tmp_path, floor=False)
-    assert main(["compare", "g", "--root", str(tmp_path)]) == 2
-    assert "needs >= 2 complete seeds of 'baseline'" in capsys.readouterr().err
+def test_one_complete_seed_gives_its_numbers_and_no_seed_shared_is_refused(tmp_path, capsys):
+    fake_group(tmp_path, "g", {"baseline": linear(2.0), "mdlrc-clts": linear(4.0)}, seeds=(0,), steps=4000)
+    fake_run(tmp_path, "g-baseline-s1", "g", "baseline", 1, lambda s: 10.0, steps=4000, state="running")
+    result = compare.compare("g", root=tmp_path, floor=False)
+    c = one(result, "mdlrc-clts")
+    assert c["readouts"]["ladder"]["ratio"] == pytest.approx(2.0) and c["readouts"]["ladder"]["low"] is None
+    assert c["verdict"] == {"word": verdict.NO_VERDICT, "reason": "1 complete seed, fewer than 3",
+                            "classes": dict.fromkeys(("ladder", "area", "final", "plateau"), "unreadable")}  # fmt: skip
+    assert result["partial"] and "g-baseline-s1" in verdict.partial_note(result)
+    fake_group(tmp_path, "h", {"baseline": linear(2.0)}, seeds=(0,), steps=1000)
+    fake_group(tmp_path, "h", {"mdlrc-clts": linear(3.0)}, seeds=(1,), steps=1000)
+    with pytest.raises(DstabError, match="needs a complete seed of 'baseline' and of another variant"):
+        compare.compare("h", root=tmp_path, floor=False)
+    assert main(["compare", "h", "--root", str(tmp_path)]) == 2
+    assert "complete seeds: baseline [0], mdlrc-clts [1]" in capsys.readouterr().err
 
 
 def test_mixed_datasets_and_metrics_are_refused(tmp_path):

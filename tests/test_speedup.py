@@ -89,15 +89,14 @@ def test_report_only_regenerates_the_section_from_the_group(tmp_path, capsys):
     assert main(argv) == 0 and results.read_text().count("BEGIN dstab reproduce speedup") == 1  # replaced
 
 
-def test_report_only_without_complete_seeds_fails_loudly(tmp_path, capsys):
+def test_report_only_without_finished_runs_fails_loudly(tmp_path, capsys):
     runs_root = tmp_path / "runs"
-    fake_group(
-        runs_root, "speedup-digits", {"baseline": linear(2.0), "mdlrc-clts": linear(2.4)}, seeds=(0,), steps=1000
-    )
+    fake_run(runs_root, "speedup-digits-baseline-s0", "speedup-digits", "baseline", 0, lambda s: 300.0,
+             steps=1000, state="running")  # fmt: skip
     code = main(
         ["reproduce", "speedup", "--report-only", "--root", str(runs_root), "--results", str(tmp_path / "R.md")]
     )
-    assert code == 2 and "needs >= 2 complete seeds" in capsys.readouterr().err
+    assert code == 2 and "group 'speedup-digits' has no finished runs yet (1 runs: died 1)" in capsys.readouterr().err
     assert not (tmp_path / "R.md").exists()
 
 

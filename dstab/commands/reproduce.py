@@ -46,6 +46,7 @@ def register(sub) -> None:
     )
     s.add_argument("--results", type=Path, default=REPO / "RESULTS.md", help="markdown file whose section is rewritten")
     s.add_argument("--summary", type=Path, default=None, help="JSON summary (default results/speedup-<group>.json)")
+    s.add_argument("--out", type=Path, default=None, help="folder for the full reports (default workspace/compare)")
     s.set_defaults(func=run_speedup)
 
 
@@ -159,13 +160,14 @@ def report(args, group: str, exploration: str, p) -> int:
     from ..experiments import compare, speedup
 
     family = args.dataset.split(":")[0]
+    reports = args.out or runs.workspace_root(args.root).parent / "compare"
     out_dir = args.results.parent / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     for g in dict.fromkeys([group, exploration] if args.confirm else [group]):
         speedup.save_run_summaries(g, args.summaries, args.root)
     if not args.confirm:
         result = compare.compare(group, p, args.root, args.summaries)
-        figures = _figures(result, runs.workspace_root(args.root).parent / "compare" / group, out_dir, args)
+        figures = _figures(result, reports / group, out_dir, args)
         body = speedup.section(result, command_text(args), figures)
         speedup.save_summary(args.summary or out_dir / f"speedup-{family}.json", result)
     else:
@@ -180,11 +182,7 @@ def report(args, group: str, exploration: str, p) -> int:
             expl = None
         if conf is None and expl is None:
             raise DstabError(f"neither {group!r} nor {exploration!r} has complete runs to report: {waiting}")
-        figures = {}
-        if expl:
-            figures |= _figures(expl, runs.workspace_root(args.root).parent / "compare" / exploration, out_dir, args)
-        if conf:
-            figures |= _figures(conf, runs.workspace_root(args.root).parent / "compare" / group, out_dir, args)
+        figures = {r["group"]: _figures(r, reports / r["group"], out_dir, args) for r in (expl, conf) if r}
         body = speedup.confirm_section(conf, expl, command_text(args), figures, waiting)
         for r in (expl, conf):
             if r:
@@ -195,17 +193,19 @@ def report(args, group: str, exploration: str, p) -> int:
 
 
 def _progress(group: str, args, why: str) -> str:
+    from ..errors import DstabError
     from ..experiments import groupruns
 
     try:
         done, notes = groupruns.load(group, args.root, args.summaries)
-    except Exception:  # noqa: BLE001 (no runs at all: say so)
-        return f"group {group}: {why}"
+    except DstabError:
+        return f"{why}"
     states = {}
     for n in notes:
         states[n["state"]] = states.get(n["state"], 0) + 1
     parts = ", ".join(f"{k} {v}" for k, v in sorted(states.items()))
-    return f"group `{group}`: {len(done)} of {len(done) + len(notes)} runs finished ({parts})"
+    text = f"group `{group}`: {len(done)} of {len(done) + len(notes)} runs finished ({parts})"
+    return text + (f" ({why})" if done else "")
 
 
 def _figures(result: dict, report_dir: Path, out_dir: Path, args) -> dict[str, str]:

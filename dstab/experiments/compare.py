@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -30,7 +31,7 @@ from ..training import paper
 from . import readouts as ro
 from . import stats, timing
 from .groupruns import GroupRun, load
-from .protocol import Protocol, for_group
+from .protocol import REPO, Protocol, for_group
 
 AXES = {
     "iterations": "iterations",
@@ -114,12 +115,14 @@ def compare(
     require(
         p.reference in labels, f"reference {p.reference!r} has no finished runs in {group!r}; have {sorted(labels)}"
     )
-    thin = {lab: sorted(s) for lab, s in labels.items() if len(s) < 2}
+    # a variant is compared on the seeds it shares with the reference; with fewer than the protocol's
+    # minimum its numbers are shown without a verdict (and without an interval under 2)
+    thin = {lab: sorted(s) for lab, s in labels.items() if lab != p.reference and not set(s) & set(labels[p.reference])}
     others = [lab for lab in labels if lab != p.reference and lab not in thin]
     require(
-        p.reference not in thin and others,
-        f"group {group!r} needs >= 2 complete seeds of {p.reference!r} and of another variant; complete seeds: "
-        + ", ".join(f"{lab} {sorted(s)}" for lab, s in labels.items()),
+        others,
+        f"group {group!r} needs a complete seed of {p.reference!r} and of another variant, run with the same seed; "
+        "complete seeds: " + ", ".join(f"{lab} {sorted(s)}" for lab, s in labels.items()),
     )
     band = floor_band(metric, found[0].config["dataset"], p) if floor else None
     top = band.get("top") if band and "top" in band and band["top"] > 0 else None
@@ -167,6 +170,8 @@ def compare(
 def _source(p: Protocol, base: Protocol, where: str | None) -> str:
     """Where the report's definitions come from, and what was changed."""
     changed = [f"{k} {v!r}" for k, v in p.to_dict().items() if v != base.to_dict()[k] and k != "metric"]
+    if where and Path(where).is_relative_to(REPO):
+        where = str(Path(where).relative_to(REPO))
     origin = (
         f"fixed for this group before its runs ({where})" if where else "dstab's defaults (the pre-registered ones)"
     )

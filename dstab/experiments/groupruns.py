@@ -88,14 +88,20 @@ def _identity(launch: dict, cfg: dict) -> tuple[str, str, int]:
     return launch.get("label") or variant, variant, int(cfg["seed"])
 
 
+def statuses(group: str, root) -> list[runs.RunStatus]:
+    """The group's runs in the workspace, read without scheduling: a report starts nothing, even in a
+    workspace whose queue another process drives."""
+    root = runs.workspace_root(root)
+    if not root.is_dir():
+        return []
+    found = [runs.status(n, root) for n in runs.run_names(root)]
+    return sorted((s for s in found if s.group == group), key=lambda s: (s.created, s.name))
+
+
 def _workspace(group: str, root) -> tuple[list[GroupRun], list[dict]]:
     complete, notes = [], []
     root = runs.workspace_root(root)
-    if not root.is_dir():
-        return complete, notes
-    for st in runs.list_runs(root):
-        if st.group != group:
-            continue
+    for st in statuses(group, root):
         path = root / st.name
         cfg = _config(path)
         if st.state != "finished" or cfg is None:
@@ -146,14 +152,11 @@ def seeds_of(group: str, root=None, summaries: Path | None = None) -> set[int]:
     """Every seed any run of `group` used or will use (queued, running, finished or failed)."""
     out = set()
     rootp = runs.workspace_root(root)
-    if rootp.is_dir():
-        for st in runs.list_runs(rootp):
-            if st.group == group:
-                cfg = _config(rootp / st.name) or {}
-                launch = _read_json(rootp / st.name / "launch.json") or {}
-                seed = cfg.get("seed", launch.get("seed"))
-                if seed is not None:
-                    out.add(int(seed))
+    for st in statuses(group, rootp):
+        cfg = _config(rootp / st.name) or {}
+        seed = cfg.get("seed", (_read_json(rootp / st.name / "launch.json") or {}).get("seed"))
+        if seed is not None:
+            out.add(int(seed))
     for path in sorted(Path(summaries).glob("*.json")) if summaries and Path(summaries).is_dir() else ():
         d = _read_json(path)
         if d and d.get("launch", {}).get("group") == group:

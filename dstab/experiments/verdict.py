@@ -55,7 +55,7 @@ def decide(comparison: dict, protocol) -> dict:
     if n < protocol.min_seeds:
         return {
             "word": NO_VERDICT,
-            "reason": f"{n} complete seeds, fewer than {protocol.min_seeds}",
+            "reason": f"{n} complete seed{'s' if n != 1 else ''}, fewer than {protocol.min_seeds}",
             "classes": classes,
         }
     values = set(classes.values())
@@ -128,7 +128,10 @@ def sentence(c: dict) -> str:
     Holm 0.75; ...: depends on the readout (...).'"""
     rs = c["readouts"]
     parts = "; ".join(f"{NAMES[k]} {cell(rs[k])}" for k in READOUTS)
-    return f"{c['variant']} vs {c['reference']}, {len(c['seeds'])} seeds: {parts}{_missing(c)}: {verdict_text(c)}."
+    n = len(c["seeds"])
+    return (
+        f"{c['variant']} vs {c['reference']}, {n} seed{'s' if n != 1 else ''}: {parts}{_missing(c)}: {verdict_text(c)}."
+    )
 
 
 def floor_sentence(result: dict) -> str:
@@ -157,8 +160,9 @@ def floor_sentence(result: dict) -> str:
         )
     if noise["reference_last_k_cv"]:
         cv = noise["reference_last_k_cv"]
+        spread = f"{min(cv):.1%}" if len(cv) == 1 else f"{min(cv):.1%}-{max(cv):.1%}"
         text += (
-            f" The reference's last {result['protocol']['final_k']} evaluations scatter by {min(cv):.1%}-{max(cv):.1%} "
+            f" The reference's last {result['protocol']['final_k']} evaluations scatter by {spread} "
             "of their level (sd / mean, per seed): evaluation noise plus the model's own drift."
         )
     return text
@@ -186,7 +190,7 @@ def holm_sentence(result: dict) -> str:
     m = result["tests"]
     ns = sorted({r["n"] for c in result["comparisons"] for r in c["readouts"].values() if r.get("p") is not None})
     if not m or not ns:
-        return "No test could be made."
+        return "No test could be made: no comparison has 2 paired seeds."
     floors = ", ".join(f"{2 / 2**n:.3g} at {n} seeds" for n in ns)
     best = min(1.0, m * 2 / 2 ** max(ns))
     return (
@@ -255,19 +259,22 @@ def sentences(result: dict) -> list[str]:
 
 
 def partial_note(result: dict) -> str:
-    parts = [
-        f"{n['run']} ({n['state']}{', step ' + str(n['step']) if n.get('step') else ''})" for n in result["not_counted"]
+    """The runs not counted: those running (with their step) and ended otherwise by name, queued ones counted."""
+    notes = result["not_counted"]
+    queued = [n for n in notes if n["state"] == "queued"]
+    named = [
+        f"{n['run']} ({n['state']}{', step ' + str(n['step']) if n.get('step') else ''})"
+        for n in notes
+        if n["state"] != "queued"
     ]
-    thin = [f"{lab} (complete seeds {seeds})" for lab, seeds in result["left_out_variants"].items()]
-    return (
-        "; ".join(
-            filter(
-                None,
-                [f"not counted: {', '.join(parts)}" if parts else "", f"left out: {', '.join(thin)}" if thin else ""],
-            )
-        )
-        + "."
-    )
+    if queued:
+        named.append(f"{len(queued)} queued")
+    thin = [
+        f"{lab} (complete seeds {seeds}, none shared with the reference)"
+        for lab, seeds in result["left_out_variants"].items()
+    ]
+    parts = [f"not counted: {', '.join(named)}" if named else "", f"left out: {', '.join(thin)}" if thin else ""]
+    return "; ".join(filter(None, parts)) + "."
 
 
 def rows(result: dict) -> list[dict[str, str]]:

@@ -149,9 +149,9 @@ def curves_figure(result: dict, axis: str = "iterations", log_y: bool = True):
         xaxis_title=result["axes"][shown],
         yaxis_title=f"{metric_label(result['metric'], short=True)} ({better} is better"
         + (", log scale)" if log else ")"),
-        legend={"orientation": "v", "x": 1.02, "y": 1},
+        legend={"orientation": "h", "x": 0, "y": -0.18, "yanchor": "top"},
         width=980,
-        height=520,
+        height=640,
     )
     if log:
         ticks = log_ticks(lo, hi)
@@ -175,13 +175,14 @@ def _levels(fig, result: dict, ys: list, log: bool) -> None:
     style = {"dash": "dot", "color": "rgba(0,0,0,0.55)", "width": 1}
     for i, level in enumerate(levels):
         fig.add_hline(y=level, line=style)
+        right = i % 2 == 0  # alternate sides: neighbouring levels are close on a log axis
         fig.add_annotation(
-            x=1.0,
+            x=1.0 if right else 0.0,
             xref="paper",
             y=math.log10(level) if log else level,
             text=f"ladder {i + 1}: {level:.4g}",
             showarrow=False,
-            xanchor="right",
+            xanchor="right" if right else "left",
             yanchor="bottom",
             font={"size": 10},
         )
@@ -227,4 +228,4 @@ def curves_png(result: dict, axis: str, path: str | Path) -> Path:
     """The same figure as the page shows, as PNG (plotly's renderer)."""
     from . import write_png
 
-    return write_png(curves_figure(result, axis), path)
+    return write_png(curves_figure(result, axis), path, scale=1.0)
