@@ -273,3 +273,17 @@ def test_log_ticks_are_at_least_four():
     assert log_ticks(90, 700) == [100, 200, 300, 500, 700]  # 1-2-5 would give three
     assert log_ticks(12, 700) == [20, 50, 100, 200, 500]
     assert len(log_ticks(150, 220)) >= 4 and all(150 <= t <= 220 for t in log_ticks(150, 220))
+
+
+def test_a_report_over_some_variants_holds_only_their_comparisons_and_tests(tmp_path):
+    curves = {"baseline": linear(2.0), "mdlrc-clts": linear(4.0), "lr-matched": linear(2.0), "edm": linear(3.0)}
+    fake_group(tmp_path, "g", curves, steps=4000)
+    fake_run(tmp_path, "g-edm-s9", "g", "edm", 9, lambda s: 5.0, steps=4000, state="running")
+    whole = compare.compare("g", root=tmp_path, floor=False)
+    some = compare.compare("g", root=tmp_path, floor=False, variants=["mdlrc-clts", "lr-matched"])
+    pairs = [(c["variant"], c["reference"]) for c in some["comparisons"]]
+    assert pairs == [("mdlrc-clts", "baseline"), ("lr-matched", "baseline"), ("mdlrc-clts", "lr-matched")]
+    # 3 tests a comparison (straight lines reach no plateau); edm's unfinished run is not this report's
+    assert (whole["tests"], some["tests"]) == (12, 9) and whole["partial"] and not some["partial"]
+    lad = one(some, "mdlrc-clts")["readouts"]["ladder"]
+    assert lad["p"] == 0.25 and lad["p_holm"] == 1.0

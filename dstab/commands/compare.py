@@ -22,6 +22,7 @@ def register(sub) -> None:
     p.add_argument("group")
     p.add_argument("--metric", default=None, help="metric name or kind (default: mmd2 for 2-D data, else FD/FID)")
     p.add_argument("--reference", default=None, help="the variant readouts are measured against (default baseline)")
+    p.add_argument("--variants", default=None, help="comma-separated: compare only these (default every variant)")
     add_protocol_arg(p)
     p.add_argument("--summaries", type=Path, default=None, help="also read run summary files of the group from here")
     p.add_argument("--out", type=Path, default=None, help="folder for the report (default workspace/compare/GROUP)")
@@ -88,7 +89,8 @@ def run_compare(args) -> int:
         print(f"note: group {args.group} has a fixed protocol ({fixed[1]}); --protocol changes it for this report only")
     base = fixed[0] if fixed else Protocol()
     protocol = base.replace(**changes, metric=args.metric, reference=args.reference)
-    result = compare.compare(args.group, protocol, args.root, args.summaries)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
+    result = compare.compare(args.group, protocol, args.root, args.summaries, variants=variants)
     out = args.out or runs.workspace_root(args.root).parent / "compare" / args.group
     write_report(result, out)
     print(verdict.markdown(result))

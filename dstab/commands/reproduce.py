@@ -38,6 +38,9 @@ def register(sub) -> None:
     s.add_argument("--fixed-length", action="store_true", help="every arm at once at the setup's length")
     s.add_argument("--max-steps", type=int, default=None, help="the reference's longest extension (default 4x)")
     add_protocol_arg(s)
+    s.set_defaults(variants=None)  # launching: the default variants; reporting: every variant of the group
+    variants = next(a for a in s._actions if a.dest == "variants")
+    variants.help = f"comma-separated presets (launch: default {','.join(speedup.DEFAULT_VARIANTS)}; report: all)"
     s.add_argument(
         "--summaries",
         type=Path,
@@ -51,9 +54,14 @@ def register(sub) -> None:
 
 
 def command_text(args) -> str:
-    parts = ["python -m dstab reproduce speedup", f"--dataset {args.dataset}", f"--variants {args.variants}"]
+    parts = ["python -m dstab reproduce speedup", f"--dataset {args.dataset}"]
+    parts += [f"--variants {args.variants}"] if args.variants else []
     parts += [f"--seeds {args.seeds}", *(f"--set '{t}'" for t in args.set), *(["--paper"] if args.paper else [])]
     return " ".join(parts + (["--confirm"] if args.confirm else []))
+
+
+def _variants(args) -> list[str] | None:
+    return [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
 
 
 def _groups(args) -> tuple[str, str]:
@@ -111,7 +119,7 @@ def run_speedup(args) -> int:
 
     group, exploration = _groups(args)
     args.summaries = args.summaries or args.results.parent / "results" / "speedup-runs"
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    variants = _variants(args) or list(speedup.DEFAULT_VARIANTS)
     seeds = seeds_arg(args.seeds)
     _, planned = speedup.plan(args.dataset, variants, seeds, args.set, group, args.paper)
     p = _protocol(args, group)
@@ -165,19 +173,22 @@ def report(args, group: str, exploration: str, p) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     for g in dict.fromkeys([group, exploration] if args.confirm else [group]):
         speedup.save_run_summaries(g, args.summaries, args.root)
+    variants = _variants(args)
     if not args.confirm:
-        result = compare.compare(group, p, args.root, args.summaries)
+        result = compare.compare(group, p, args.root, args.summaries, variants=variants)
         figures = _figures(result, reports / group, out_dir, args)
         body = speedup.section(result, command_text(args), figures)
         speedup.save_summary(args.summary or out_dir / f"speedup-{family}.json", result)
     else:
         try:
-            conf = compare.compare(group, p, args.root, args.summaries)
+            conf = compare.compare(group, p, args.root, args.summaries, variants=variants)
             waiting = None
         except DstabError as exc:
             conf, waiting = None, _progress(group, args, str(exc))
         try:
-            expl = compare.compare(exploration, compare.exploration_protocol(p), args.root, args.summaries)
+            expl = compare.compare(
+                exploration, compare.exploration_protocol(p), args.root, args.summaries, variants=variants
+            )
         except DstabError:
             expl = None
         if conf is None and expl is None:

@@ -99,15 +99,21 @@ def compare(
     summaries=None,
     floor: bool = True,
     reference: str | None = None,
+    variants=None,
 ) -> dict:
     """Everything `compare` reports, as plain data (JSON-serialisable). `protocol`: the group's stored
-    one if None (else the defaults); `reference` overrides its reference variant; `floor=False` skips
-    measuring the metric's floor."""
+    one if None (else the defaults); `reference` overrides its reference variant; `variants`: only
+    these (a group may hold several experiments' arms: Holm's family is the report's comparisons);
+    `floor=False` skips measuring the metric's floor."""
     fixed = for_group(group, root)
     base = fixed[0] if fixed else Protocol()
     p = (protocol or base).replace(reference=reference)
     source = _source(p, base, fixed[1] if fixed else None)
     found, notes = load(group, root, summaries)
+    if variants:
+        keep = set(variants) | {p.reference}
+        found = [r for r in found if r.variant in keep or r.label in keep]
+        notes = [n for n in notes if n.get("variant") in keep]
     require(found, f"group {group!r} has no finished runs yet ({len(notes)} runs: {_states(notes)})")
     metric = _common_metric(found, group, p.metric)
     higher = metric.split("@")[0] in HIGHER_IS_BETTER

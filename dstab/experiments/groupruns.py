@@ -104,11 +104,15 @@ def _workspace(group: str, root) -> tuple[list[GroupRun], list[dict]]:
     for st in statuses(group, root):
         path = root / st.name
         cfg = _config(path)
+        launch = _read_json(path / "launch.json") or {}
         if st.state != "finished" or cfg is None:
-            notes.append({"run": st.name, "state": st.state, "reason": st.reason or "", "step": st.step})
+            variant = launch.get("variant") or launch.get("preset")
+            notes.append(
+                {"run": st.name, "state": st.state, "reason": st.reason or "", "step": st.step, "variant": variant}
+            )
             continue
         m = RunMetrics.read(path / runs.RUN / rundir.METRICS)
-        label, variant, seed = _identity(_read_json(path / "launch.json") or {}, cfg)
+        label, variant, seed = _identity(launch, cfg)
         complete.append(GroupRun(st.name, label, variant, seed, cfg, {n: m.series(n) for n in m.names()}))
     return complete, notes
 
@@ -121,7 +125,10 @@ def _summaries(group: str, folder: Path | None, skip: set[str]) -> tuple[list[Gr
             continue
         state = d.get("status", {}).get("state")
         if state != "finished" or not d.get("config"):
-            notes.append({"run": d.get("name"), "state": state, "reason": "summary file", "step": 0})
+            variant = d.get("launch", {}).get("variant")
+            notes.append(
+                {"run": d.get("name"), "state": state, "reason": "summary file", "step": 0, "variant": variant}
+            )
             continue
         metrics = {
             n: tuple(np.asarray(col, dtype=np.float64) for col in zip(*rows)) if rows else (np.array([]),) * 3
