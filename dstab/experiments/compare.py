@@ -24,6 +24,7 @@ import numpy as np
 
 from ..analysis import fid
 from ..errors import DstabError, require
+from ..metricnames import is_repeat
 from ..training import paper, rundir, runs
 from ..training.runmetrics import RunMetrics
 from . import stats
@@ -75,7 +76,7 @@ def group_runs(group: str, root=None) -> list[runs.RunStatus]:
 
 
 def pick_metric(names: set[str], wanted: str | None) -> str:
-    evals = sorted(n for n in names if "@" in n)
+    evals = sorted(n for n in names if "@" in n and not is_repeat(n))
     require(evals, "the runs of this group have no evaluations yet; set eval_every and wait for one")
     if wanted:
         hits = [n for n in evals if n == wanted or n.split("@")[0] == wanted]

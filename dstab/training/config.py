@@ -67,6 +67,7 @@ class TrainConfig:
     eval_metric: str = "auto"  # auto | fd_local | fd_points | fid, see analysis.fid
     eval_seed: int = 0  # evaluation noise: the same seeds at every evaluation of every run
     eval_seeds: int = 1  # metrics averaged over seeds eval_seed .. eval_seed + eval_seeds - 1
+    eval_repeat_every: int | None = None  # every N steps evaluate again with the next seeds: the metric's noise
     amp: str = "auto"  # auto: bf16 autocast on CUDA, none on CPU; "bf16" or "off" to force
 
     def check_options(self) -> TrainConfig:
@@ -89,7 +90,7 @@ class TrainConfig:
         require(all(0 < s <= self.steps for s in self.save_steps), "save_steps must lie in [1, steps]")
         require(self.storage_dtype in ("float32", "float16"), "storage_dtype must be float32 or float16")
         require(_is_int(self.log_every) and self.log_every >= 1, "log_every must be a positive integer")
-        for name in ("checkpoint_every", "eval_every"):
+        for name in ("checkpoint_every", "eval_every", "eval_repeat_every"):
             v = getattr(self, name)
             require(v is None or (_is_int(v) and v >= 1), f"{name} must be a positive integer or null, got {v!r}")
         require(_is_int(self.eval_samples) and self.eval_samples >= 2, "eval_samples must be an integer >= 2")
