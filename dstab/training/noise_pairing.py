@@ -3,8 +3,9 @@ the images by a minimum-cost assignment before x_t is formed, so each image is d
 
 The cost here is the squared L2 distance ||x0_i - eps_j||^2 over the flattened sample, in float64 on the
 batch's device; the B x B matrix goes to the CPU for scipy.optimize.linear_sum_assignment (exact and
-deterministic, so every torchrun rank, which holds the same global batch and noise, finds the same pairing). Minimising the squared distances is the batch's W2 coupling;
-the authors' code minimises the unsquared torch.cdist distances in float16, which can pair differently.
+deterministic, so every torchrun rank, which holds the same global batch and noise, finds the same pairing).
+Minimising the squared distances is the batch's W2 coupling; the authors' code minimises the unsquared
+torch.cdist distances in float16, which can pair differently.
 The noise itself is unchanged as a set: each draw is still N(0, I), only its partner image changes.
 """
 
