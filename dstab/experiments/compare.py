@@ -22,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import runs
 from ..analysis import fid
 from ..errors import DstabError, require
 from ..metricnames import is_repeat
-from ..training import paper, rundir, runs
-from ..training.runmetrics import RunMetrics
+from ..runs import rundir
+from ..runs.runmetrics import RunMetrics
+from ..training import paper
 from . import stats
 
 AXES = {"iterations": "iterations", "images": "images seen", "wall": "wall-clock seconds"}

@@ -36,7 +36,7 @@ from .config import TrainConfig
 from .lr import optimizer_schedule
 from .momentum import apply
 from .noise_pairing import immiscible
-from .rundir import save_resume_state
+from .resume_state import save_resume_state
 from .timesteps import make_sampler
 
 __all__ = ["EMA", "TrainConfig", "Trainer", "train"]

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from .. import checkpoints, distributed
 from ..errors import DstabError
+from ..training import resume_state
+from ..training.config import TrainConfig
+from ..training.trainer import Trainer
 from . import rundir
-from .config import TrainConfig
-from .trainer import Trainer
 
 
 class StopFlag:
@@ -94,7 +95,7 @@ def resume(run_dir: Path, device="cpu", echo: bool = True) -> dict:
     trainer = Trainer(cfg, run_dir / rundir.CHECKPOINTS, device, ctx=distributed.from_env())
     if trainer.ctx.main and (removed := rundir.clean_leftovers(run_dir)):
         print(f"note: removed {len(removed)} temporary files an interrupted write left, e.g. {removed[0]}")
-    state = rundir.load_resume_state(run_dir / rundir.CHECKPOINTS)
+    state = resume_state.load_resume_state(run_dir / rundir.CHECKPOINTS)
     if state is not None:
         trainer.load_state_dict(state)
         if trainer.ctx.main:
