@@ -21,7 +21,7 @@ from pathlib import Path
 from . import __version__, cache, checkpoints, resultsmd, verdicts, zoo, zooindex
 from .analysis import results
 from .analysis.hessian_settings import lambda_min_text
-from .analysis.specs import HessianSpec
+from .analysis.specs import HessianSpec, probe_kind
 from .checkpoints import git_commit
 from .zooresults import CONSISTENCY, CURVE, HESSIAN, REPORT_SAMPLERS, SURFACE, TABLE1, consistency_rows, families  # noqa: F401
 
@@ -54,9 +54,9 @@ def hessian_row(root, eid: str, role: str | None, spec: HessianSpec, device, sto
     spec = replace(spec, probe=replace(spec.probe, role=role))
     found = results.get(spec, [bundle], device=device, root=store)
     s = spec.read(found).summary()
-    kind = found.params["probe"]["kind"]
+    kind = probe_kind(found.params["probe"])
     log(f"hessian {eid} {kind}: lambda_1 {s['lambda_1']:.4g}, sigma2 {s['sigma2']:.4g} ({found.source})")
-    return {"id": eid, "probe": kind, **s}
+    return {**s, "id": eid, "probe": kind}  # the row's probe: its kind (the meta's is the built probe's)
 
 
 def roughness_rows(root) -> list[dict]:

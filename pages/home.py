@@ -11,12 +11,10 @@ from dstab import census, zooindex, zooresults
 
 
 def hessian_of(choice, entries: dict):
-    """The report's Hessian of the picked model: found from the manifest for a zoo entry, else by the
-    exact key of the loaded checkpoint (a user's own, a manifest without T, ambiguous stored variants)."""
-    entry = entries.get(choice.ref) if choice.is_zoo else None
-    found = zooresults.shipped_hessians(entry) if entry is not None else None
-    if found is not None and len(found) <= 1:
-        return found[0] if found else None
+    """The report's Hessian of the picked model, by its exact key: spelled from the manifest for a zoo
+    entry (no PyTorch), else from the loaded checkpoint (a user's own, a manifest that lacks a value)."""
+    if choice.is_zoo and zooresults.keyed_by_manifest(choice.ref, entries):
+        return zooresults.shipped_hessian(choice.ref, entries)
     return zooresults.report_hessian(sidebar.load_bundle(choice.path))
 
 

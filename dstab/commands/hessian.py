@@ -14,7 +14,7 @@ from .. import budgets, zooresults
 from ..analysis import results
 from ..analysis.consistency import load_models
 from ..analysis.hessian_settings import lambda_min_text
-from ..analysis.specs import GAN_ROLES, HESSIAN_ENGINES
+from ..analysis.specs import GAN_ROLES, HESSIAN_ENGINES, probe_kind
 from ..device import resolve_device
 from ..errors import DstabError, require
 from ..fileio import writable_dir
@@ -136,8 +136,8 @@ def run(args) -> int:
     with cost_warnings_on_one_line(), bars("hessian", "Hv") as tick:
         found = results.get(spec, bundles, tick, resolve_device(args.device), args.refresh)
     s = spec.read(found).summary()
-    kind = found.params["probe"]["kind"]
-    record = {**found.meta, "checkpoint": names[0], "probe": found.params["probe"], "source": found.source}
+    kind = probe_kind(found.params["probe"])
+    record = {**found.meta, "checkpoint": names[0], "source": found.source}  # meta's "probe": the built one
     density = hessian_plots.density_png(f"{names[0]} ({kind}, {args.engine})", found)
     shas = [bundles[0].sha256]
     stem = result_stem(args.output, ["hessian", model_id(names[0]), _what(found.params["probe"])], shas)
