@@ -31,7 +31,7 @@ def final_params(run_dir: Path) -> dict[str, torch.Tensor]:
     return {**state["modules"]["model"], **{f"ema.{k}": v for k, v in state["ema"]["module"].items()}}
 
 
-def metric_rows(run_dir: Path, skip=("samples_per_s",)) -> list[tuple]:
+def metric_rows(run_dir: Path, skip=("samples_per_s", "cpu_s")) -> list[tuple]:
     return [(s, n, v) for s, n, v, _ in RunMetrics.read(run_dir / "metrics.sqlite").rows() if n not in skip]
 
 

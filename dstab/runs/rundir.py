@@ -23,13 +23,17 @@ Layout of RUN_DIR:
                       rows committed as they happen; `wall` is Unix time
                       (read them with runmetrics.RunMetrics, the one reader).
                       Names: loss, loss_q0..loss_q3 (mean loss per quartile of t),
-                      grad_norm, lr, beta1, samples_per_s, d_loss (GANs) and an
+                      grad_norm, lr, beta1, samples_per_s, cpu_s (process CPU
+                      seconds in training steps so far), d_loss (GANs) and an
                       evaluation named by `metric_name`, e.g. "fd_local@500x50ddim"
                       (Frechet distance on dstab's local digit features, 500
-                      samples, 50 DDIM steps), "fd_points@...", "fid@...", and for
+                      samples, 50 DDIM steps), "fd_points@...", "fid@...", with
+                      on image features "kid[_local][_se]@...",
+                      "precision|recall|density|coverage[_local]@...", and for
                       2-D data "mmd2@...", "sw2@...", "mode_coverage@...",
                       "mode_precision@..." (8-Gaussians); "~K" ends the name of
-                      a mean over K evaluation noise seeds.
+                      a mean over K evaluation noise seeds, "#2" the name of the
+                      repeat evaluation with other noise seeds (eval_repeat_every).
     heartbeat         JSON {"step", "time", "pid"}, rewritten every
                       HEARTBEAT_EVERY_S seconds by a thread while the process lives
     status.json       written at exit: {"state": "finished"|"stopped"|"failed",

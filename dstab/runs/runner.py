@@ -54,13 +54,23 @@ def _logger(run_dir: Path, echo: bool):
 
 
 def _evaluator(trainer: Trainer):
-    """FD/FID of EMA samples, built on first use (reference statistics are cached per dataset)."""
+    """FD/FID of EMA samples, built on first use (reference statistics are cached per dataset); every
+    eval_repeat_every steps also the repeat evaluation with other noise seeds."""
     if not trainer.cfg.eval_every:
         return None
     from ..analysis import fid
 
     ev = fid.TrainingEvaluator(trainer.cfg, trainer.dataset, trainer.device)
-    return lambda tr: ev(tr.eval_modules(), tr.diffusion if tr.cfg.kind == "dm" else None)
+    every = trainer.cfg.eval_repeat_every
+
+    def evaluate(tr: Trainer) -> dict:
+        modules, diffusion = tr.eval_modules(), tr.diffusion if tr.cfg.kind == "dm" else None
+        values = ev(modules, diffusion)
+        if every and tr.step % every == 0:
+            values.update(ev.repeat(modules, diffusion))
+        return values
+
+    return evaluate
 
 
 def start(run_dir: Path, config: dict, device="cpu", echo: bool = True) -> dict:

@@ -70,7 +70,11 @@ def final(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def rows(run_dir: Path) -> list[tuple]:
-    return [(s, n, v) for s, n, v, _ in RunMetrics.read(run_dir / "metrics.sqlite").rows() if n != "samples_per_s"]
+    return [
+        (s, n, v)
+        for s, n, v, _ in RunMetrics.read(run_dir / "metrics.sqlite").rows()
+        if n not in ("samples_per_s", "cpu_s")
+    ]
 
 
 @pytest.fixture
