@@ -27,6 +27,7 @@ DIFFUSION_DEFAULTS = {
     "clip_denoised": None,
     "clip_range": 1.0,
 }
+DDIM_STEPS = 50  # dstab's DDIM step count wherever none is given (sampling, evaluations, the trajectory view)
 GENERATOR_LOSSES = ("non-saturating", "saturating")  # gan.G_LOSSES implements them
 
 

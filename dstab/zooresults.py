@@ -28,7 +28,7 @@ from types import SimpleNamespace
 from . import cache, zooindex
 from .analysis.specs import GAN_ROLES, ConsistencySpec, CurveSpec, HessianSpec, ProbeSpec, SurfaceSpec, probe_kind
 from .errors import DstabError
-from .modelconfig import DIFFUSION_DEFAULTS
+from .modelconfig import DDIM_STEPS, DIFFUSION_DEFAULTS
 
 DM_TIMESTEPS = (50, 500, 900)  # the landscapes' precomputed DM timesteps (T = 1000)
 # the landscape page's timestep choices: every zoo DM's surface is shipped at each (instant slider, small multiples)
@@ -37,7 +37,7 @@ SURFACE = SurfaceSpec()
 CURVE = CurveSpec()
 HESSIAN = HessianSpec()  # the report's
 CONSISTENCY = ConsistencySpec()
-REPORT_SAMPLERS = (("ddpm", None), ("ddim", 50))  # the report's consistency rows
+REPORT_SAMPLERS = (("ddpm", None), ("ddim", DDIM_STEPS))  # the report's consistency rows
 CONSISTENCY_BY_SAMPLER = [replace(CONSISTENCY, sampler=s, steps=n) for s, n in REPORT_SAMPLERS]
 
 

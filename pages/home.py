@@ -7,7 +7,7 @@ the manifest and the shipped results), so a cold server draws it at once; see `d
 import streamlit as st
 
 from dashboard import sidebar, verdictpanel
-from dstab import census, zooindex, zooresults
+from dstab import census, paper, zooindex, zooresults
 
 
 def hessian_of(choice, entries: dict):
@@ -23,11 +23,11 @@ st.title("dstab: why diffusion models train more stably than GANs")
 st.markdown(
     "**The claim** (*Why diffusion models are stable and how to make them faster*, ICLR 2024 submission): "
     "diffusion models trained from different initialisations generate nearly the same image from the same noise, "
-    "while GANs do not (consistency, 14-20 dB vs 6-10 dB PSNR). "
+    f"while GANs do not (consistency, {paper.consistency_ranges()} PSNR). "
     "Their loss landscapes are smoother and their Hessians have smaller top eigenvalues "
-    "(lambda_1 = 13.3 vs 40.9). "
+    f"(lambda_1 = {paper.HESSIAN['dm'][0]} vs {paper.HESSIAN['gan'][0]}). "
     "Building on that stability, a timestep curriculum (CLTS) and a momentum decay with learning-rate "
-    "compensation (MDLRC) train diffusion models 2-2.6x faster."
+    f"compensation (MDLRC) train diffusion models {paper.speedup_range()} faster."
 )
 
 st.subheader(f"The same measurements on this zoo ({sel.family})")

@@ -31,8 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import ClassVar
 
-from .. import confine
+from .. import confine, paper
 from ..errors import DstabError, require
+from ..modelconfig import DDIM_STEPS
 from .hessian_settings import HESSIAN_ENGINES, HessianSettings, rule_key
 from .probespec import GAN_ROLES, QUARTILE_MIDPOINTS, ProbeSpec, probe_kind  # noqa: F401 (re-exported: the specs' probe)
 
@@ -274,10 +275,10 @@ class ConsistencySpec:
     reference. GANs have no sampler: they are keyed with sampler "ddpm" and no steps."""
 
     name: ClassVar[str] = "consistency"
-    num: int = 32  # samples per model M, as the paper's Table 1
+    num: int = paper.CONSISTENCY_M  # samples per model M, as the paper's Table 1
     seed: int = 0  # the one sampling seed: x_T and per-step noise (DMs), z (GANs)
     sampler: str = "ddpm"  # the paper's ancestral sampler; or "ddim"
-    steps: int | None = None  # DDIM steps (None: 50); DDPM runs all T
+    steps: int | None = None  # DDIM steps (None: DDIM_STEPS); DDPM runs all T
     eta: float = 0.0  # DDIM eta: 0 is deterministic
     dataset: str | None = None  # 2-D points' PSNR peak: their data's range; None: each header's dataset
 
@@ -305,7 +306,7 @@ class ConsistencySpec:
     def units(self, bundles) -> int:
         if bundles[0].kind == "gan":
             return len(bundles)
-        return len(bundles) * ((self.steps or 50) if self.sampler == "ddim" else bundles[0].diffusion.T)
+        return len(bundles) * ((self.steps or DDIM_STEPS) if self.sampler == "ddim" else bundles[0].diffusion.T)
 
     def unit(self, bundles, device="cpu") -> Callable[[], object]:
         return _sample_unit(bundles[0], self.num, device)
@@ -335,8 +336,8 @@ class TrajectorySpec:
     x0 estimate and the noise that estimate implies."""
 
     name: ClassVar[str] = "trajectory"
-    sampler: str = "ddim"  # 50 DDIM steps show the whole path in seconds; "ddpm" runs all T
-    steps: int = 50  # DDIM steps (DDPM: the model's T)
+    sampler: str = "ddim"  # DDIM_STEPS (50) DDIM steps show the whole path in seconds; "ddpm" runs all T
+    steps: int = DDIM_STEPS  # DDIM steps (DDPM: the model's T)
     seed: int = 0
     n: int = 8  # samples
 
