@@ -255,14 +255,17 @@ def test_the_curves_figure_a_reviewer_can_read(tmp_path):
     assert len(y.tickvals) >= 4 and list(y.ticktext) == [f"{v:.3g}" for v in y.tickvals]
     means = {t.name: t.line.color for t in fig.data if t.name and "mean of" in t.name}
     assert means == {"baseline (mean of 3, 90% t-band)": "#1f77b4", "clts (mean of 3, 90% t-band)": "#2ca02c"}
-    band = fig.data[0]  # the baseline's t-band: its high, then its low backwards
+    floor, band = fig.data[0], fig.data[1]  # the floor beneath everything, then the baseline's t-band
     v = result["variants"]["baseline"]
     assert list(band.y) == v["high"] + v["low"][::-1] and band.fill == "toself"
-    floor = [s for s in fig.layout.shapes if s.fillcolor == plots.FLOOR_COLOUR]
-    assert len(floor) == 1 and floor[0].y1 == pytest.approx(result["floor"]["top"])
-    dotted = [s for s in fig.layout.shapes if s.line.dash == "dot"]
-    assert sorted(s.y0 for s in dotted) == sorted(result["ladder"]["levels"]) and len(dotted) == 4
-    assert any(t.name and t.name.startswith("floor: real data vs reference (250 samples)") for t in fig.data)
+    assert (
+        floor.name.startswith("floor: real data vs reference (250 samples)") and floor.fillcolor == plots.FLOOR_COLOUR
+    )
+    assert max(floor.y) == pytest.approx(result["floor"]["top"]) and list(floor.x) == [100, 3000, 3000, 100]
+    dotted = [t for t in fig.data if t.legendgroup == "ladder"]
+    assert [t.y[0] for t in dotted] == pytest.approx(result["ladder"]["levels"]) and len(dotted) == 4
+    assert dotted[0].name == "ladder levels: " + ", ".join(f"{lv:.4g}" for lv in result["ladder"]["levels"])
+    assert not fig.layout.shapes and not fig.layout.annotations  # traces only: kaleido and figpng draw the same
     assert any(t.mode == "markers" and "repeat evaluation" in (t.name or "") for t in fig.data)
     assert plots.curves_figure(result, "cpu").layout.xaxis.title.text == "CPU seconds in training steps"
 

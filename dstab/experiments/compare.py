@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import paper
 from ..analysis import fid
 from ..errors import DstabError, require
 from ..metricnames import HIGHER_IS_BETTER, is_repeat, metric_label, repeat_name
-from ..training import paper
 from . import readouts as ro
 from . import stats, timing
 from .groupruns import GroupRun, load
@@ -377,7 +377,7 @@ def _side(seeds: dict[int, GroupRun], metric: str, p: Protocol) -> dict:
 def schedule_label(cfg: dict) -> str:
     m, lr, t = cfg["momentum"], cfg.get("lr_schedule", {"name": "constant"}), cfg["timesteps"]
     beta = f"beta1 {cfg['beta1']:g}" + (
-        f" {m['name']} (floor {m.get('floor', 0.4):g})" if m["name"] != "constant" else ""
+        f" {m['name']} (floor {m.get('floor', paper.FLOOR):g})" if m["name"] != "constant" else ""
     )
     lr_text = f"lr {cfg['lr']:g}" + ("" if lr["name"] == "constant" else f" x {lr['name']}")
     return f"{beta}, {lr_text}, t ~ {t['name']}"

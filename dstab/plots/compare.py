@@ -82,64 +82,23 @@ def _positive(result: dict) -> bool:
 
 
 def curves_figure(result: dict, axis: str = "iterations", log_y: bool = True):
+    """The floor band first (beneath), then per variant its t-band, faint seeds, repeat evaluations and
+    mean, then the ladder's levels. Every element is a trace (no shapes or annotations), so kaleido and
+    figpng's PIL drawing show the same figure."""
     import plotly.graph_objects as go
 
     shown = available_axis(result, axis)
     log = log_y and _positive(result)
+    variants = result["variants"]
+    xs = [x for v in variants.values() for x in x_values(v, shown)]
+    span = [min(xs), max(xs)]
+    ys = [y for v in variants.values() for s in (v["low"], v["high"], *v["per_seed"].values()) for y in s]
+    lo, hi = _y_range(result, ys, log)
     fig = go.Figure()
-    ys = []
-    for lab, v in result["variants"].items():
-        c, x = variant_colour(lab), x_values(v, shown)
-        ys += [min(v["low"]), max(v["high"]), *(y for s in v["per_seed"].values() for y in (min(s), max(s)))]
-        fig.add_trace(
-            go.Scatter(
-                x=x + x[::-1],
-                y=v["high"] + v["low"][::-1],
-                fill="toself",
-                line={"width": 0},
-                fillcolor=_rgba(c, 0.18),
-                hoverinfo="skip",
-                showlegend=False,
-                legendgroup=lab,
-            )
-        )
-        for seed, y in v["per_seed"].items():
-            fig.add_trace(
-                go.Scatter(
-                    x=x,
-                    y=y,
-                    mode="lines",
-                    line={"color": _rgba(c, 0.3), "width": 1},
-                    name=f"{lab} seed {seed}",
-                    showlegend=False,
-                    legendgroup=lab,
-                )
-            )
-        for seed, pts in v.get("repeats", {}).items():
-            steps = np.array([p[0] for p in pts], dtype=float)
-            fig.add_trace(
-                go.Scatter(
-                    x=np.interp(steps, v["steps"], x).tolist(),
-                    y=[p[1] for p in pts],
-                    mode="markers",
-                    marker={"symbol": "circle-open", "color": c, "size": 6},
-                    name=f"{lab} seed {seed}, repeat evaluation (other noise seeds)",
-                    showlegend=False,
-                    legendgroup=lab,
-                )
-            )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=v["mean"],
-                mode="lines",
-                line={"color": c, "width": 2.5},
-                name=f"{lab} (mean of {len(v['seeds'])}, 90% t-band)",
-                legendgroup=lab,
-            )
-        )
-    _levels(fig, result, ys, log)
-    lo, hi = _floor(fig, result, ys, log)
+    _floor(fig, result, span, lo)
+    for lab, v in variants.items():
+        _variant(fig, lab, v, x_values(v, shown))
+    _levels(fig, result, span)
     _repeat_legend(fig, result)
     metric = result["metric_label"]
     better = "higher" if result["higher_is_better"] else "lower"
@@ -166,53 +125,111 @@ def curves_figure(result: dict, axis: str = "iterations", log_y: bool = True):
     return fig
 
 
-def _levels(fig, result: dict, ys: list, log: bool) -> None:
-    """The ladder's levels: dotted lines, each labelled at the right edge, one legend entry."""
+def _variant(fig, lab: str, v: dict, x: list) -> None:
     import plotly.graph_objects as go
 
-    levels = result["ladder"]["levels"]
-    ys.extend(levels)
-    style = {"dash": "dot", "color": "rgba(0,0,0,0.55)", "width": 1}
-    for i, level in enumerate(levels):
-        fig.add_hline(y=level, line=style)
-        right = i % 2 == 0  # alternate sides: neighbouring levels are close on a log axis
-        fig.add_annotation(
-            x=1.0 if right else 0.0,
-            xref="paper",
-            y=math.log10(level) if log else level,
-            text=f"ladder {i + 1}: {level:.4g}",
-            showarrow=False,
-            xanchor="right" if right else "left",
-            yanchor="bottom",
-            font={"size": 10},
+    c = variant_colour(lab)
+    band = go.Scatter(
+        x=x + x[::-1],
+        y=v["high"] + v["low"][::-1],
+        fill="toself",
+        line={"width": 0},
+        fillcolor=_rgba(c, 0.18),
+        hoverinfo="skip",
+        showlegend=False,
+        legendgroup=lab,
+    )
+    fig.add_trace(band)
+    for seed, y in v["per_seed"].items():
+        faint = {"color": _rgba(c, 0.3), "width": 1}
+        fig.add_trace(
+            go.Scatter(x=x, y=y, mode="lines", line=faint, name=f"{lab} seed {seed}", showlegend=False, legendgroup=lab)
         )
-    if levels:
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=style, name="ladder levels"))
+    for seed, pts in v.get("repeats", {}).items():
+        steps = np.array([p[0] for p in pts], dtype=float)
+        fig.add_trace(
+            go.Scatter(
+                x=np.interp(steps, v["steps"], x).tolist(),
+                y=[p[1] for p in pts],
+                mode="markers",
+                marker={"symbol": "circle-open", "color": c, "size": 6},
+                name=f"{lab} seed {seed}, repeat evaluation (other noise seeds)",
+                showlegend=False,
+                legendgroup=lab,
+            )
+        )
+    name = f"{lab} (mean of {len(v['seeds'])}, 90% t-band)"
+    fig.add_trace(
+        go.Scatter(x=x, y=v["mean"], mode="lines", line={"color": c, "width": 2.5}, name=name, legendgroup=lab)
+    )
 
 
-def _floor(fig, result: dict, ys: list, log: bool) -> tuple[float, float]:
-    """The floor band (from the axis' bottom when it reaches 0 on a log axis), and a y range that
-    holds it and every curve."""
-    import plotly.graph_objects as go
-
+def _band(result: dict) -> dict | None:
     f = result.get("floor")
-    band = f if f and "top" in f else None
+    return f if f and "top" in f else None
+
+
+def _y_range(result: dict, ys: list, log: bool) -> tuple[float, float]:
+    """A y range that holds every curve, the ladder and the floor band (on a log axis a band from 0
+    or below starts a little under its top)."""
+    band = _band(result)
+    ys = [*ys, *result["ladder"]["levels"]]
     pos = [y for y in ys if y > 0] if log else ys
     lo, hi = min(pos), max(pos)
     if band and log:
         lo = min(lo, band["low"] if band["low"] > 0 else band["top"] / 3)
     elif band:
         lo = min(lo, band["low"])
-    lo, hi = (lo / 1.15, hi * 1.15) if log else (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
-    if band:
-        fig.add_hrect(y0=max(band["low"], lo), y1=band["top"], fillcolor=FLOOR_COLOUR, line_width=0, layer="below")
-        name = (
-            f"floor: real data vs reference ({band['n']:.0f} samples), {band['mean']:.2g} +- "
-            f"{result['protocol']['floor_sd']:g} x {band['sd']:.2g}; values below its top drawn at it"
+    return (lo / 1.15, hi * 1.15) if log else (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+
+
+def _levels(fig, result: dict, span: list) -> None:
+    """The ladder's levels: dotted lines across the run, their values in the legend."""
+    import plotly.graph_objects as go
+
+    levels = result["ladder"]["levels"]
+    style = {"dash": "dot", "color": "rgba(0,0,0,0.55)", "width": 1}
+    name = "ladder levels: " + ", ".join(f"{lv:.4g}" for lv in levels)
+    for i, level in enumerate(levels):
+        fig.add_trace(
+            go.Scatter(
+                x=span,
+                y=[level, level],
+                mode="lines",
+                line=style,
+                name=name if i == 0 else f"ladder {i + 1}: {level:.4g}",
+                legendgroup="ladder",
+                showlegend=i == 0,
+                hovertemplate=f"ladder {i + 1}: {level:.4g}<extra></extra>",
+            )
         )
-        marker = {"symbol": "square", "size": 12, "color": FLOOR_COLOUR}
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", marker=marker, name=name))
-    return lo, hi
+
+
+def _floor(fig, result: dict, span: list, lo: float) -> None:
+    """The metric's floor: a grey band across the run from mean - k sd (the axis' bottom if lower)
+    to mean + k sd."""
+    import plotly.graph_objects as go
+
+    band = _band(result)
+    if not band:
+        return
+    bottom = max(band["low"], lo)
+    name = (
+        f"floor: real data vs reference ({band['n']:.0f} samples), {band['mean']:.2g} +- "
+        f"{result['protocol']['floor_sd']:g} x {band['sd']:.2g}; values below its top drawn at it"
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[span[0], span[1], span[1], span[0]],
+            y=[bottom, bottom, band["top"], band["top"]],
+            fill="toself",
+            fillcolor=FLOOR_COLOUR,
+            line={"width": 0},
+            mode="lines",
+            name=name,
+            hoverinfo="skip",
+        )
+    )
 
 
 def _repeat_legend(fig, result: dict) -> None:
@@ -225,7 +242,7 @@ def _repeat_legend(fig, result: dict) -> None:
 
 
 def curves_png(result: dict, axis: str, path: str | Path) -> Path:
-    """The same figure as the page shows, as PNG (plotly's renderer)."""
-    from . import write_png
+    """The same figure as the page shows, as PNG (figpng: kaleido, or its PIL drawing without a browser)."""
+    from . import figpng
 
-    return write_png(curves_figure(result, axis), path, scale=1.0)
+    return figpng.write_png(curves_figure(result, axis), path, scale=1)
