@@ -37,7 +37,7 @@ class Protocol:
     metric: str | None = None  # None: the group's default metric (compare.pick_metric)
     reference: str = "baseline"
     smooth_window: int = 5
-    ladder_fractions: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
+    ladder_fractions: tuple[float, ...] = tuple(k / 5 for k in range(1, 5))  # fifths of the log distance
     ladder_top_at: float = 0.10  # the ladder's top: the pooled smoothed curve at this fraction of the run
     final_k: int = 10
     plateau_window: int = 20

@@ -9,7 +9,7 @@ import numpy as np
 
 from .groupruns import GroupRun
 
-INTERLEAVED = 0.8  # two runs ran side by side if they shared this much of the shorter one's active period
+INTERLEAVED = 0.75  # two runs ran side by side if they shared this much of the shorter one's active period
 CLOCKS = {"cpu": "CPU seconds", "wall": "wall-clock seconds"}
 
 
