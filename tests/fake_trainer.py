@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from dstab.runs.rundir import METRICS_TABLE  # the trainer's table, spelled once
+
 stop = False
 
 
@@ -49,9 +51,7 @@ def main():
         start = 0
     con = sqlite3.connect(out / "metrics.sqlite")
     con.execute("PRAGMA journal_mode=WAL")
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS metrics(step INTEGER, name TEXT, value REAL, wall REAL, PRIMARY KEY(step, name))"
-    )
+    con.execute(METRICS_TABLE)
     step, dt = start, float(os.environ.get("FAKE_STEP_S", "0.05"))
     holds = dict(h.split("=") for h in os.environ.get("FAKE_HOLD", "").split(",") if h)
     hold_at = int(holds.get(out.parent.name, 0))  # out is <workspace>/<name>/run

@@ -14,6 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dstab import runs
+from dstab.runs.rundir import METRICS_TABLE
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE = REPO / "tests" / "fake_trainer.py"
@@ -223,7 +224,7 @@ def _finished_dir(root, name, fd_rows, created):
     (d / "run" / "checkpoints" / "step0000400.safetensors").write_bytes(b"x")
     (d / "run" / "status.json").write_text(json.dumps({"state": "finished", "step": 400, "error": None}))
     con = sqlite3.connect(d / "run" / "metrics.sqlite")
-    con.execute("CREATE TABLE metrics(step INTEGER, name TEXT, value REAL, wall REAL, PRIMARY KEY(step, name))")
+    con.execute(METRICS_TABLE)
     con.executemany("INSERT INTO metrics VALUES (?, 'fd_local@64x10ddim', ?, ?)", [(s, v, s) for s, v in fd_rows])
     con.commit()
     con.close()
