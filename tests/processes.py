@@ -6,6 +6,9 @@ turns SIGTERM and SIGHUP into KeyboardInterrupt, on which pytest runs every fixt
 the interpreter exits and atexit runs what is left. `stop_runs(root)` stops every queued or running run
 of a workspace, process group and all (SIGTERM, then SIGKILL after a grace period), without starting
 queued ones (`runs.list_runs` would schedule them). `kill_group` ends one process group the same way.
+`streamlit_server` starts `streamlit run app.py` on a free port, in its own process group, stopped at
+exit; a port found free can be taken before streamlit binds it, so a server that exits saying so is
+started again on another (that race, and only it, is retried).
 """
 
 from __future__ import annotations
@@ -14,7 +17,11 @@ import atexit
 import contextlib
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 _handlers_installed = False
@@ -95,3 +102,50 @@ def stop_runs(root, grace: float = 30.0) -> None:
     for st in statuses:
         if st.pgid and _alive(st.pgid):
             kill_group(st.pgid, grace)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PortTaken(RuntimeError):
+    pass
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 600.0) -> None:
+    """Until the server answers its health check; `timeout` guards a hang, it is no speed limit."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            if "already in use" in log.read_text(errors="replace"):
+                raise PortTaken(url)
+            raise RuntimeError(f"streamlit exited with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"no healthy server at {url} after {timeout} s")
+
+
+def streamlit_server(repo: Path, env: dict, logs: Path, tries: int = 5) -> tuple[subprocess.Popen, int, Path]:
+    """(process, port, its log) of a healthy `streamlit run app.py` on 127.0.0.1, killed at exit if no
+    teardown kills it first (`kill_group(proc.pid)`)."""
+    for attempt in range(tries):
+        port, log_path = free_port(), Path(logs) / f"server-{attempt}.log"
+        cmd = [sys.executable, "-m", "streamlit", "run", str(repo / "app.py"), "--server.port", str(port)]
+        cmd += ["--server.address", "127.0.0.1", "--server.headless", "true"]
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                cmd, cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        on_exit(kill_group, proc.pid)
+        try:
+            wait_healthy(f"http://127.0.0.1:{port}", proc, log_path)
+            return proc, port, log_path
+        except PortTaken:
+            proc.wait()
+    raise RuntimeError(f"{tries} free ports were taken before streamlit could bind them")

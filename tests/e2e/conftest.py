@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,33 +19,6 @@ from tests.apptest import minizoo
 from tests.e2e.browser import LAUNCH_ARGS
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PortTaken(RuntimeError):
-    pass
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 600.0) -> None:
-    """Until the server answers its health check; `timeout` guards a hang, it is no speed limit."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            if "already in use" in log.read_text(errors="replace"):
-                raise PortTaken(url)
-            raise RuntimeError(f"streamlit exited with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"no healthy server at {url} after {timeout} s")
 
 
 @pytest.fixture(scope="session")
@@ -77,35 +46,9 @@ def server(tmp_path_factory, browser_context):
         "PYTHONPATH": str(REPO),
         "DSTAB_AUTO_COMPUTE_S": os.environ.get("DSTAB_AUTO_COMPUTE_S", "600"),  # toy2d results start at once
     }
-    for attempt in range(5):
-        port = free_port()
-        cmd = [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(REPO / "app.py"),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-        ]
-        log_path = root / f"server-{attempt}.log"
-        log = open(log_path, "wb")
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        processes.on_exit(processes.kill_group, proc.pid)  # if the session dies before the teardown below
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_healthy(url, proc, log_path)
-            break
-        except PortTaken:
-            proc.wait()
-            log.close()
-    else:
-        raise RuntimeError("five free ports were taken before streamlit could bind them")
+    t0 = time.perf_counter()
+    proc, port, log_path = processes.streamlit_server(REPO, env, root)
+    url = f"http://127.0.0.1:{port}"
     workspace = root / "workspace" / "runs"
     processes.on_exit(processes.stop_runs, workspace)
     try:
@@ -114,7 +57,6 @@ def server(tmp_path_factory, browser_context):
         processes.stop_runs(workspace)  # runs the tests or the training page started
         processes.kill_group(proc.pid)
         proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="session")
