@@ -72,7 +72,10 @@ def test_report_only_regenerates_the_section_from_the_group(tmp_path, capsys):
     assert main(argv) == 0
     text = results.read_text()
     assert "other" in text and text.count("BEGIN dstab reproduce speedup --dataset digits") == 1
-    assert "| mdlrc-clts vs baseline | 3 | 1.21x [1.18, 1.23], p = 0.25 (floor), Holm 1 |" in text
+    assert (
+        "| mdlrc-clts vs baseline | 3 | 1.21x [1.18, 1.23], p = 0.00142, Holm 0.0114; sign-flip p = 0.25 (its floor) |"
+        in text
+    )
     assert "baseline is still improving at 3000 iterations on seeds [0, 1, 2]" in text
     assert "The paper's claim (about 2x sooner) at this scale, by the ladder readout: does not hold" in text
     assert "The floor is 20.3% of the best final level (148.8)" in text  # FD@250's floor: 30.1 +- 9
@@ -154,7 +157,8 @@ def test_the_confirmation_report_puts_its_verdicts_first_beside_the_exploration(
     assert head < text.index("side by side") < text.index("### Confirmation") < text.index("### Exploration")
     assert "- mdlrc-clts vs baseline: **depends on the readout (" in text
     assert (
-        "| mdlrc-clts vs baseline | ladder crossings | 1.21x [1.18, 1.25], p = 0.25 (floor), Holm 0.75 | 1.22x" in text
+        "| mdlrc-clts vs baseline | ladder crossings | 1.21x [1.18, 1.25], p = 0.00243, Holm 0.0038; sign-flip p = 0.25"
+        in text
     )
     assert "Partial: not counted: speedup-digits-confirm-baseline-s8 (died" in text  # a fake run: no live process
     assert (

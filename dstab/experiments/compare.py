@@ -6,9 +6,9 @@ group's runs come from the workspace and from run summary files (groupruns.py). 
 compared with the reference (default baseline), and the variants that decay momentum also with the
 controls (lr-matched, lrc-only) when present. Per seed pair: the four readouts of readouts.py (the
 ladder of fixed levels, area under the log curve, final level, time to the run's own plateau), then
-per readout the mean over seeds of the log ratio with its Student-t (BCa at n >= 10) interval and
-the exact sign-flip p with its floor, Holm-adjusted across every comparison and readout of the
-report; time ratios in CPU seconds and, for arms run side by side, wall-clock (timing.py). The
+per readout the mean over seeds of the log ratio with its Student-t (BCa at n >= 10) interval, its
+two-sided t-test p Holm-adjusted across every comparison and readout of the report, and the exact
+sign-flip p with its floor beside it; time ratios in CPU seconds and, for arms run side by side, wall-clock (timing.py). The
 metric's floor (real data against the reference at the same sample count) and its noise (a repeat
 evaluation with other noise seeds, and the reference's scatter over its last evaluations) are
 measured and reported. Every definition is a field of the group's `Protocol` (protocol.py): fixed
@@ -216,13 +216,13 @@ def _ladder(curves: dict, labels: dict, p: Protocol, higher: bool) -> dict:
 def _summary(per_seed: dict[int, float | None], p: Protocol) -> dict:
     d = np.array([v for v in per_seed.values() if v is not None], dtype=np.float64)
     out = {"per_seed": {str(s): v for s, v in per_seed.items()}, "n": len(d), "mean_log": None, "ratio": None}
-    out.update(low=None, high=None, method=None, p=None, p_floor=None, p_holm=None)
+    out.update(low=None, high=None, method=None, p=None, p_holm=None, p_sign=None, p_floor=None)
     if len(d):
         out.update(mean_log=float(d.mean()), ratio=float(np.exp(d.mean())))
     if len(d) >= 2:
         lo, hi, method = stats.interval(d, p.level, p.bca_min_n)
         out.update(low=float(np.exp(lo)), high=float(np.exp(hi)), method=method)
-        out.update(p=stats.sign_flip_p(d), p_floor=stats.p_floor(len(d)))
+        out.update(p=stats.t_test_p(d), p_sign=stats.sign_flip_p(d), p_floor=stats.p_floor(len(d)))
     return out
 
 
@@ -283,13 +283,13 @@ def _time(labels, lab, ref, seeds, crossings, plateaus, p: Protocol) -> dict:
                 per[s] = timing.log_ratio(r, v, kind, rx, vx)
             summary = _summary(per, p)
             if not check[kind]["interval"]:
-                summary.update(low=None, high=None, p=None, p_floor=None, method=None)
+                summary.update(low=None, high=None, p=None, p_sign=None, p_floor=None, method=None)
             out[kind][name] = summary
     return out
 
 
 def _holm(comparisons: list[dict]) -> None:
-    """Holm's adjustment across every comparison and readout of the report, in place."""
+    """Holm's adjustment of the t-test p across every comparison and readout of the report, in place."""
     cells = [r for c in comparisons for r in c["readouts"].values() if r["p"] is not None]
     for r, adj in zip(cells, stats.holm([r["p"] for r in cells])):
         r["p_holm"] = adj

@@ -78,11 +78,13 @@ class Protocol:
             "readout log(x_reference / x_variant); 'not reached' is reported as such",
             "interval": f"Student-t {level} interval of the mean per-seed log ratio (BCa bootstrap at n >= "
             f"{self.bca_min_n})",
-            "test": "exact sign-flip permutation p of the mean per-seed log ratio, with its floor 2 / 2^n; Holm "
-            "across every variant and readout of one report",
-            "verdict": "faster only when all four readouts point the same way with their intervals excluding no "
-            f"effect (and Holm-adjusted p <= {self.verdict_alpha:.2f}); otherwise 'depends on the readout', "
-            f"naming the readouts that disagree; fewer than {self.min_seeds} complete seeds: numbers, no verdict",
+            "test": "two-sided Student-t p of the mean per-seed log ratio, Holm-adjusted across every variant and "
+            "readout of one report (raw and adjusted shown); the exact sign-flip permutation p printed beside it "
+            "with its floor 2 / 2^n",
+            "verdict": f"faster (or slower) only when all four readouts point the same way with their {level} "
+            f"t-intervals excluding no effect and their Holm-adjusted p <= {self.verdict_alpha:.2f}; otherwise "
+            "'depends on the readout', naming the readouts that disagree or do not reach significance; fewer than "
+            f"{self.min_seeds} complete seeds: numbers, no verdict",
             "time": "CPU seconds (cpu_s, process time in training steps); wall-clock ratios only for arms that ran "
             "interleaved",
         }

@@ -1,15 +1,13 @@
 """The one verdict of a speed-up comparison, and the sentences and tables around it: used by the CLI
 (`compare`, `reproduce speedup`), the Training page's compare panel and RESULTS.md alike.
 
-`decide` reads the four readouts of one comparison (compare.py) under the group's protocol:
-- "faster" / "slower": every readout points the same way with its interval excluding no effect
-  (ratio 1) and its Holm-adjusted p <= the protocol's alpha;
-- "not significant after Holm": every readout points the same way with its interval excluding no
-  effect, but the adjusted p of some is above alpha (with n seeds the sign-flip p cannot go below
-  2 / 2^n, which Holm multiplies by the number of tests);
-- "no difference detectable": no readout shows an effect (intervals spanning 1, levels inside the
-  metric's floor band, or readouts that could not be read);
-- "depends on the readout": otherwise, naming which readouts say what;
+`decide` reads the four readouts of one comparison (compare.py) under the group's protocol (the
+pre-registered rule, as amended before any confirmation comparison was computed):
+- "faster" / "slower": every readout points the same way with its t-interval excluding no effect
+  (ratio 1) and its Holm-adjusted t-test p <= the protocol's alpha;
+- "depends on the readout": otherwise, naming what each readout says: better or worse and
+  significant, pointing one way but not significant after Holm, no difference (interval spans 1),
+  no difference detectable (inside the metric's floor band), or could not be read;
 - "no verdict": fewer complete seeds than the protocol's minimum (the numbers are still shown).
 Ratios are oriented so that > 1 means the variant is better: reference / variant iterations for
 the ladder and own plateau, reference / variant metric level (geometric) for area and final level.
@@ -20,8 +18,7 @@ from __future__ import annotations
 from .readouts import NAMES, READOUTS
 
 FASTER, SLOWER = "faster", "slower"
-DEPENDS, NONE = "depends on the readout", "no difference detectable"
-NOT_HOLM, NO_VERDICT = "not significant after Holm", "no verdict"
+DEPENDS, NO_VERDICT = "depends on the readout", "no verdict"
 FULL_METHOD = "mdlrc-clts"
 CLAIM = 2.0
 
@@ -34,66 +31,60 @@ def _p(x: float) -> str:
     return f"{x:.3g}" if x >= 0.001 else f"{x:.1e}"
 
 
-def classify(r: dict, min_seeds: int) -> str:
-    """'better', 'worse', 'no effect', 'undetectable' or 'unreadable' for one readout's summary."""
+def classify(r: dict, min_seeds: int, alpha: float) -> str:
+    """What one readout says: 'better' / 'worse' (interval excludes 1, Holm p <= alpha), 'better, not
+    significant' / 'worse, not significant' (interval excludes 1, Holm p above alpha), 'no effect'
+    (interval spans 1), 'undetectable' (inside the floor band) or 'unreadable'."""
     if r.get("unreadable") or r["n"] < min_seeds or r["low"] is None:
         return "unreadable"
     if r.get("undetectable"):
         return "undetectable"
-    if r["low"] > 1.0:
-        return "better"
-    if r["high"] < 1.0:
-        return "worse"
-    return "no effect"
+    side = "better" if r["low"] > 1.0 else "worse" if r["high"] < 1.0 else None
+    if side is None:
+        return "no effect"
+    return side if r["p_holm"] is not None and r["p_holm"] <= alpha else f"{side}, not significant"
 
 
 def decide(comparison: dict, protocol) -> dict:
     """The verdict of one comparison: {'word', 'reason', 'classes': readout -> class}."""
     n = len(comparison["seeds"])
     rs = comparison["readouts"]
-    classes = {k: classify(rs[k], protocol.min_seeds) for k in READOUTS}
+    classes = {k: classify(rs[k], protocol.min_seeds, protocol.verdict_alpha) for k in READOUTS}
     if n < protocol.min_seeds:
-        return {
-            "word": NO_VERDICT,
-            "reason": f"{n} complete seed{'s' if n != 1 else ''}, fewer than {protocol.min_seeds}",
-            "classes": classes,
-        }
+        seeds = f"{n} complete seed{'s' if n != 1 else ''}"
+        return {"word": NO_VERDICT, "reason": f"{seeds}, fewer than {protocol.min_seeds}", "classes": classes}
     values = set(classes.values())
     if values in ({"better"}, {"worse"}):
-        adjusted = [rs[k]["p_holm"] for k in READOUTS]
-        if max(adjusted) <= protocol.verdict_alpha:
-            return {"word": FASTER if values == {"better"} else SLOWER, "reason": "", "classes": classes}
-        floor = rs["final"]["p_floor"]
-        return {
-            "word": NOT_HOLM,
-            "reason": f"every readout points {'the variant' if values == {'better'} else 'the reference'}'s way, but "
-            f"the largest Holm-adjusted p is {_p(max(adjusted))} > {protocol.verdict_alpha:g} (the sign-flip p of "
-            f"{rs['final']['n']} seeds cannot go below {_p(floor)})",
-            "classes": classes,
-        }
-    if not values & {"better", "worse"}:
-        return {"word": NONE, "reason": _naming(classes), "classes": classes}
-    return {"word": DEPENDS, "reason": _naming(classes), "classes": classes}
+        return {"word": FASTER if values == {"better"} else SLOWER, "reason": "", "classes": classes}
+    return {"word": DEPENDS, "reason": _naming(classes, rs, protocol.verdict_alpha), "classes": classes}
 
 
 CLASS_WORDS = {
     "better": "say the variant is better",
     "worse": "say it is worse",
+    "better, not significant": "point to the variant but do not reach significance after Holm",
+    "worse, not significant": "point to the reference but do not reach significance after Holm",
     "no effect": "show no difference (interval spans 1)",
     "undetectable": "no difference detectable (inside the metric's floor band)",
     "unreadable": "could not be read",
 }
 
 
-def _naming(classes: dict) -> str:
+def _naming(classes: dict, rs: dict, alpha: float) -> str:
     groups: dict[str, list[str]] = {}
     for k, c in classes.items():
-        groups.setdefault(c, []).append(NAMES[k])
-    return "; ".join(f"{' and '.join(v)}: {CLASS_WORDS[c]}" for c, v in groups.items())
+        groups.setdefault(c, []).append(k)
+    parts = []
+    for c, ks in groups.items():
+        text = f"{' and '.join(NAMES[k] for k in ks)}: {CLASS_WORDS[c]}"
+        if c.endswith("not significant"):
+            text += f" (Holm p {', '.join(_p(rs[k]['p_holm']) for k in ks)} > {alpha:g})"
+        parts.append(text)
+    return "; ".join(parts)
 
 
 def cell(r: dict) -> str:
-    """One readout as a table cell: ratio [interval], p (floor), Holm."""
+    """One readout as a table cell: ratio [interval], t-test p, Holm-adjusted p, sign-flip p (its floor)."""
     if r.get("undetectable"):
         return "no difference detectable"
     if r["ratio"] is None:
@@ -102,9 +93,11 @@ def cell(r: dict) -> str:
     if r["low"] is not None:
         text += f" [{_fmt(r['low'])}, {_fmt(r['high'])}]"
     if r.get("p") is not None:
-        text += f", p = {_p(r['p'])}" + (" (floor)" if r["p"] <= r["p_floor"] + 1e-12 else "")
+        text += f", p = {_p(r['p'])}"
         if r.get("p_holm") is not None:
             text += f", Holm {_p(r['p_holm'])}"
+        at_floor = " (its floor)" if r["p_sign"] <= r["p_floor"] + 1e-12 else f" (floor {_p(r['p_floor'])})"
+        text += f"; sign-flip p = {_p(r['p_sign'])}{at_floor}"
     return text
 
 
@@ -192,16 +185,9 @@ def holm_sentence(result: dict) -> str:
     if not m or not ns:
         return "No test could be made: no comparison has 2 paired seeds."
     floors = ", ".join(f"{2 / 2**n:.3g} at {n} seeds" for n in ns)
-    best = min(1.0, m * 2 / 2 ** max(ns))
     return (
-        f"{m} tests in this report, Holm-adjusted together; the sign-flip p cannot go below {floors}, so the "
-        f"smallest adjusted p possible here is {best:.3g}"
-        + (
-            f", above the verdict's {result['protocol']['verdict_alpha']:g}"
-            if best > result["protocol"]["verdict_alpha"]
-            else ""
-        )
-        + "."
+        f"{m} tests in this report: two-sided t-test p, Holm-adjusted together; the exact sign-flip p beside "
+        f"each is a distribution-free check, and cannot go below {floors}."
     )
 
 
@@ -361,7 +347,7 @@ def ladder_text(result: dict) -> str:
 def markdown(result: dict, figures: dict[str, str] | None = None) -> str:
     lines = [setup_text(result), "", "Definitions:", *definitions(result), "", ladder_text(result), ""]
     lines += [*_table(variant_rows(result)), ""]
-    lines += ["Readouts (ratio > 1: the variant is better), 90% interval, sign-flip p, Holm-adjusted p:", ""]
+    lines += ["Readouts (ratio > 1: the variant is better), 90% interval, t-test p, Holm-adjusted p, sign-flip p:", ""]
     lines += [*_table(rows(result)), "", "Time (the same readouts in seconds):", "", *_table(time_rows(result)), ""]
     lines += [*(f"- {t}" for t in sentences(result)), *(f"- {t}" for t in time_sentences(result))]
     if figures:
