@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from dstab import budgets
-from dstab.analysis import hessian, lanczos
+from dstab.analysis import hessian, lanczos, locking
 from dstab.errors import DstabError
 from tests.hessian_fixtures import ModuleProbe, QuadraticProbe, TinyConvNet, dense_hessian
 
@@ -51,7 +51,7 @@ def test_converged_means_within_bound(name, rotate, block):
     claimed = 0
     for seed in range(8):
         start = torch.randn(block, len(eigs), generator=torch.Generator().manual_seed(seed))
-        ends, used = lanczos.verified_end(lambda Q: Q @ A, start, 3, which, tol, 600, seed=seed)
+        ends, used = locking.verified_end(lambda Q: Q @ A, start, 3, which, tol, 600, seed=seed)
         assert used <= 600
         if ends.converged:
             claimed += 1
@@ -88,7 +88,7 @@ def test_naive_rule_fails_where_the_checked_one_holds():
     run = lanczos.krylov(lambda Q: Q @ A, start, 600, lanczos.until_converged(3, "top", tol))
     naive = lanczos.end_values(run, 3, "top", tol)
     assert naive.converged and naive.values[1] == pytest.approx(4.5, abs=1e-4)
-    checked, _ = lanczos.verified_end(lambda Q: Q @ A, start, 3, "top", tol, 600)
+    checked, _ = locking.verified_end(lambda Q: Q @ A, start, 3, "top", tol, 600)
     assert checked.converged
     np.testing.assert_allclose(checked.values, [5.0, 5.0, 4.5], atol=1e-4)
 

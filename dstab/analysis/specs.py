@@ -210,11 +210,12 @@ class HessianSpec(HessianSettings):
             probe.update(kind=f"gan-{self.probe.role or 'g'}", role=self.probe.role or "g")
         # the Lanczos stopping rule (tol, max_steps) is left to the checkpoint's exact key: a search that
         # finds several variants falls back to `params` with the loaded model
-        loose = {k: v for k, v in self.settings().items() if k not in ("tol", "max_steps", "block", "lambda_min")}
+        optional = ("tol", "max_steps", "block", "lambda_min", "verify", "per_block")
+        loose = {k: v for k, v in self.settings().items() if k not in optional}
         return {
             "engine": self.engine,
             **loose,
-            **optional_keys(self.block, self.lambda_min),
+            **optional_keys(self.block, self.lambda_min, self.verify, self.per_block),
             **rule_key(self.engine),
             "probe": probe,
         }
