@@ -60,11 +60,14 @@ def _stages(probe) -> dict[str, str]:
     if module is None:
         return {k: k for k in probe.params}
     shapes: dict[str, tuple] = {}
-    hooks = [
-        m.register_forward_hook(lambda _m, _i, out, name=name: shapes.setdefault(name, _shape(out)))
-        for name, m in module.named_modules()
-        if name
-    ]
+
+    def record(name: str):
+        def hook(_module, _inputs, out) -> None:  # returns None: the output is left as it is
+            shapes.setdefault(name, _shape(out))
+
+        return hook
+
+    hooks = [m.register_forward_hook(record(name)) for name, m in module.named_modules() if name]
     try:
         with torch.no_grad():
             probe.loss()

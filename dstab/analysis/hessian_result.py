@@ -34,6 +34,11 @@ class HessianSpectrum:
     def lambda_1(self) -> float:
         return float(self.top_eigenvalues[0])
 
+    @property
+    def blocks(self) -> list[dict]:
+        """Per-block lambda_1 and trace (`per_block=True`), [] otherwise (`hessian_blocks`)."""
+        return list(self.info.get("blocks", []))
+
     def summary(self) -> dict:
         m = spectrum_moments(self.nodes, self.weights)
         return {
