@@ -149,7 +149,7 @@ def block_lambda_1(op, block: Block, seed: int, tol: float, max_steps: int, veri
     mv = lambda Q: block.take(op.batched(block.put(Q, op.n)))  # noqa: E731
     gen = torch.Generator().manual_seed(seed)
     start = torch.randn(1, block.n, generator=gen).to(op.device)
-    return locking.verified_end(mv, start, 1, "top", tol, min(max_steps, block.n), None, seed, None, verify)
+    return locking.verified_end(mv, start, 1, "top", tol, max_steps, None, seed, None, verify)
 
 
 def block_spectra(op, blocks, traces, seed, tol, max_steps, verify) -> list[dict]:

@@ -71,19 +71,22 @@ def no_second_derivative(exc: Exception, custom: list[str] | None = None) -> Exc
     return exc
 
 
-def _custom_functions(root) -> list[str]:
-    """Names of the custom autograd Functions in the graph below `root` (for the error message)."""
-    seen, names, todo = set(), [], [root]
+def _custom_functions(root) -> dict[str, bool]:
+    """The custom autograd Functions in the graph below `root`: name -> whether its backward is marked
+    @once_differentiable (whose double backward PyTorch does not always refuse: where the incoming
+    gradient needs no graph it silently returns a constant, and a Hessian would miss those terms)."""
+    seen, found, todo = set(), {}, [root]
     while todo:
         node = todo.pop()
         if node is None or node in seen:
             continue
         seen.add(node)
-        name = type(node).__name__
-        if name.endswith("Backward") and hasattr(node, "_forward_cls"):
-            names.append(node._forward_cls.__name__)
+        cls = getattr(node, "_forward_cls", None)
+        if cls is not None:
+            code = getattr(cls.backward, "__code__", None)
+            found[cls.__name__] = getattr(code, "co_qualname", "").startswith("once_differentiable")
         todo.extend(nxt for nxt, _ in node.next_functions)
-    return sorted(set(names))
+    return found
 
 
 class HessianOperator:
@@ -114,7 +117,11 @@ class HessianOperator:
             f"the probe's loss is {self.loss} at the analysed parameters; the Hessian is undefined there "
             "(check the checkpoint and the probe's batch)",
         )
-        self._custom = _custom_functions(loss.grad_fn)
+        custom = _custom_functions(loss.grad_fn)
+        self._custom = sorted(custom)
+        once = sorted(name for name, marked in custom.items() if marked)
+        if once:
+            raise no_second_derivative(RuntimeError("once_differentiable"), once)
         with second_order():
             grads = torch.autograd.grad(
                 loss, self.leaves, create_graph=hvp == "reverse", allow_unused=True, materialize_grads=True

@@ -193,7 +193,8 @@ def verified_end(
         )
         used, low = used + check.used, min(low, check.low)
         near = check.ends
-        ends = ends.with_neighbour(float(near.values[0]), float(near.resid[0]), tol)
+        # the check's eigenvalue lies within its own (Kato-Temple) bound of its value: that caps the gaps
+        ends = ends.with_neighbour(float(near.values[0]), float(near.bounds[0]), tol)
         below = near.values[0] < edge - margin
         if below and (ends.converged or not near.converged):  # checked, or out of products
             ends.converged = ends.converged and near.converged
