@@ -60,8 +60,6 @@ from .hessian_settings import HESSIAN_ENGINES, optional_keys, rule_key
 from .hvp import HVP_MODES, HessianOperator  # noqa: F401  (the engine's API)
 from .lanczos import density, spectrum_moments  # noqa: F401  (hessian_ref and callers use them here)
 
-# Hutchinson probes per `op.batched` call (one vmapped backward on a GPU)
-BATCH = 4
 # tol: bound on the top eigenvalues' errors relative to the spectral radius (see error_bounds)
 # the engines' defaults (SPEC) are hessian_settings' (what `dstab report` ships); tol bounds the top
 # eigenvalues' errors relative to the spectral radius, block is the number of Lanczos start vectors
@@ -145,7 +143,7 @@ def extreme_eigenvalues(
 def hutchinson_trace(op: HessianOperator, samples: int, seed: int = 0, progress=None) -> tuple[float, float]:
     """(trace estimate, its standard error) from `samples` Rademacher probes z^T H z."""
     require(isinstance(samples, int) and samples >= 1, f"trace samples must be a positive integer, got {samples!r}")
-    return hessian_blocks.hutchinson_parts(op, samples, seed, [], progress, BATCH)[0]
+    return hessian_blocks.hutchinson_parts(op, samples, seed, [], progress)[0]
 
 
 def slq(
@@ -172,12 +170,16 @@ def operator_with_plan(probe, hvp: str, top_k: int, max_steps: int, block: int, 
     """(operator, memory plan, seconds per product): the operator built and one product taken (timed
     unless `per` is given), the memory both took measured; the plan logged (logger "dstab") and
     checked against DSTAB_MAX_MEMORY_GB before any Lanczos vector exists."""
-    before = lanczos.resident_bytes(probe.device)
+    before, peak_before = lanczos.resident_bytes(probe.device), lanczos.peak_bytes(probe.device)
     op = HessianOperator(probe, hvp)
     require(top_k <= op.n, f"top-k = {top_k} exceeds the number of analysed parameters n = {op.n}")
     timed = seconds_per_call(lambda: op(torch.ones(op.n, device=op.device)), repeats=1, warmup=False)
     op.calls = 0
-    used = max(lanczos.resident_bytes(op.device) - before, 0)
+    after, peak_after = lanczos.resident_bytes(op.device), lanczos.peak_bytes(op.device)
+    # the peak of the build and one product when it fell in this window (else what stays resident); the
+    # product's input and output are Krylov vectors, which the plan counts apart
+    grown = (peak_after if peak_after > max(peak_before, after) else after) - before
+    used = max(grown - 2 * lanczos.ITEMSIZE * op.n, after - before, 0)
     plan = hessian_memory.plan(op.n, used, top_k, max(max_steps, top_k + block), block, slq_steps)
     text = plan.text()
     logging.getLogger("dstab").info("Hessian of %s: %s", probe.name, text)

@@ -123,9 +123,14 @@ def partition(probe) -> list[Block]:
     return [Block(label, tuple(segments[label])) for label in sorted(segments, key=_order)]
 
 
-def hutchinson_parts(op, samples: int, seed: int, blocks: list[Block], progress=None, batch: int = 4):
+GPU_BATCH = 4  # Hutchinson probes per `op.batched` call on a GPU (one vmapped backward); 1 on a CPU
+
+
+def hutchinson_parts(op, samples: int, seed: int, blocks: list[Block], progress=None):
     """((trace, stderr), [(trace, stderr) per block]) from `samples` Rademacher probes z^T H z, the
-    blocks' from the same products (see the module docstring)."""
+    blocks' from the same products (see the module docstring). On a CPU one probe at a time (batching
+    saves nothing there and holds 2 vectors of n per probe)."""
+    batch = GPU_BATCH if op.vmap else 1
     gen = torch.Generator().manual_seed(seed)
     whole, parts = [], [[] for _ in blocks]
     while len(whole) < samples:

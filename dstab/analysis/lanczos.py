@@ -49,11 +49,13 @@ class Basis:
     """Orthonormal rows, appended one p-block at a time. Kept whole (full reorthogonalisation) in
     chunks allocated as they fill, or (`local`) only the last two blocks, by reference."""
 
-    def __init__(self, n: int, p: int, like: torch.Tensor, local: bool = False):
+    def __init__(self, n: int, p: int, like: torch.Tensor, local: bool = False, per_block: bool = False):
         self.n, self.p, self.like, self.local = n, p, like, local
         self.chunks: list[torch.Tensor] = []
         self.used: list[int] = []
-        self.rows = chunk_rows(n, p)
+        # one block per chunk under a cap: a Ritz vector kept across a restart then holds only its own row
+        self.per_block = per_block
+        self.rows = p if per_block else chunk_rows(n, p)
 
     def append(self, block: torch.Tensor) -> torch.Tensor:
         """Store a (p, n) block; returns the stored rows (a view for a kept basis)."""
@@ -61,7 +63,7 @@ class Basis:
             self.chunks, self.used = (self.chunks + [block])[-2:], (self.used + [len(block)])[-2:]
             return block
         if not self.chunks or self.used[-1] >= self.rows:
-            self.rows = chunk_rows(self.n, self.p)
+            self.rows = self.p if self.per_block else chunk_rows(self.n, self.p)
             self.chunks.append(self.like.new_empty(self.rows, self.n))
             self.used.append(0)
         a = self.used[-1]
@@ -175,17 +177,19 @@ def krylov(
     progress: Callable[[int], None] | None = None,
     seed: int = 0,
     locked: Basis | None = None,
+    per_block: bool = False,
 ) -> Krylov:
     """Block Lanczos from the rows of `start` (p, n; consumed: normalised in place, so that no copy
     of it is held) for at most `max_rows` basis vectors (rounded down to whole blocks); `stop(run)` is
     asked after every step (every few steps once the basis is large) and may end it early.
     `progress(products)` after each step. `locked`: orthonormal rows the run stays orthogonal to (the
-    operator deflated by them: `start` must be orthogonal to them already)."""
+    operator deflated by them: `start` must be orthogonal to them already). `per_block`: the basis
+    allocated one block at a time (a capped run), not in chunks of up to CHUNK_BYTES."""
     p, n = start.shape
     free = n - (locked.count if locked is not None else 0)
     max_steps = max(1, min(max_rows, free) // p)
     gen = torch.Generator().manual_seed(seed + 7919)
-    basis = Basis(n, p, start, local=not full)
+    basis = Basis(n, p, start, local=not full, per_block=per_block)
 
     def away(W: torch.Tensor) -> torch.Tensor:
         for _ in range(2):  # twice is enough
@@ -340,6 +344,14 @@ def resident_bytes(device: torch.device | str = "cpu") -> int:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError, AttributeError):
         return 0
+
+
+def peak_bytes(device: torch.device | str = "cpu") -> int:
+    """The peak so far where the vectors live: CUDA's peak allocated bytes, else this process's peak
+    resident set (never reset here: callers may be measuring their own window)."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return peak_resident_bytes()
 
 
 def peak_resident_bytes(reset: bool = False) -> int:

@@ -118,7 +118,9 @@ class _Cycles:
     low: float
 
 
-def _cycles(mv, block, head, k, tol, max_rows, cap, settle, seed, tick, lock, outside=None, radius=0.0) -> _Cycles:
+def _cycles(
+    mv, block, head, k, tol, max_rows, cap, settle, seed, tick, lock, outside=None, radius=0.0, capped=False
+) -> _Cycles:
     """Thick-restarted block Lanczos for the k top values of H on the complement of `outside`, from
     `head` (pairs carried in) and the start `block`, until `settle(ends)` or the products run out."""
     like, n = block, block.shape[1]
@@ -130,7 +132,8 @@ def _cycles(mv, block, head, k, tol, max_rows, cap, settle, seed, tick, lock, ou
             break
         stop = lambda r: settle(end_values(_projected(head, r), k, "top", tol, radius))  # noqa: E731
         step = (lambda j, u=used: tick(u + j)) if tick else None
-        run = krylov(mv, block, room, stop, progress=step, seed=seed + cycle, locked=_Both(head.rows, outside))
+        whole_basis = _Both(head.rows, outside)
+        run = krylov(mv, block, room, stop, progress=step, seed=seed + cycle, locked=whole_basis, per_block=capped)
         used += len(run.T)
         whole = _projected(head, run)
         ends = end_values(whole, k, "top", tol, radius)
@@ -144,6 +147,7 @@ def _cycles(mv, block, head, k, tol, max_rows, cap, settle, seed, tick, lock, ou
         else:  # explicit restart from the k leading Ritz vectors, all iterated again
             rows = _carry(head, run, top[: min(k, len(top))], like).rows
             head, block = _empty(like, k), torch.cat(rows.chunks)
+        run = whole = None  # the basis goes now, not once the next cycle's krylov returns (the cap)
     return _Cycles(ends, used, head, run, low)
 
 
@@ -164,39 +168,34 @@ def verified_end(
     consumed; `max_rows`: products at most; `cap`: vectors of n kept at once (None: max_rows)."""
     mv = matvec if which == "top" else (lambda Q: matvec(Q).neg_())
     p, n = start.shape
+    capped = cap is not None
     cap = max_rows if cap is None else max(int(cap), k + 2 * p + 2)
     gen = torch.Generator().manual_seed(seed + 104729)
     head, block, used, low = _empty(start, p), start, 0, math.inf
     tick = (lambda j: progress(used + j)) if progress else None
     for _ in range(8):
-        main = _cycles(mv, block, head, k, tol, max_rows - used, cap, _converged, seed, tick, lock)
+        main = _cycles(mv, block, head, k, tol, max_rows - used, cap, _converged, seed, tick, lock, capped=capped)
         used, ends, low = used + main.used, main.ends, min(low, main.low)
         if ends is None:
             raise ValueError(f"cap {cap} and max_rows {max_rows} leave no room for a Lanczos step")
         if not ends.converged or not verify or main.run.next is None:
             break
         edge, margin = float(ends.values[-1]), float(ends.bounds[-1])
-        whole = _projected(main.head, main.run)
-        vals = whole.ritz()[0]
+        vals = _projected(main.head, main.run).ritz()[0]
         ties = np.flatnonzero(vals >= edge - margin)[::-1]  # a repeated k-th value, once resolved, is no miss
         head, nxt = _carry(main.head, main.run, ties, start), main.run.next
-        z = _orthogonal_to(head.rows, torch.randn(1, n, generator=gen).to(start))
-        beyond = lambda e, m=edge - margin: e.values[0] >= m or e.converged  # noqa: E731
-        room = cap - head.size - len(nxt)
+        main = None  # its basis goes before the check's is built
+        room = min(max_rows - used, cap - head.size - len(nxt))
         if room < 3:
             ends.converged = False  # no room left for the check: the values stand unchecked
             break
-        # the check's value to tol x H's spectral radius, not the deflated H's (smaller when lambda_2 << lambda_1)
         step = (lambda j, u=used: tick(u + j)) if tick else None
-        check = _cycles(
-            mv, z, _empty(start, 1), 1, tol, max_rows - used, room, beyond, seed + 1, step, True, head.rows, ends.radius
-        )
+        check = _check(mv, head, (edge, margin), tol, max_rows - used, room, ends.radius, gen, seed, step, capped)
         used, low = used + check.used, min(low, check.low)
         near = check.ends
         # the check's eigenvalue lies within its own (Kato-Temple) bound of its value: that caps the gaps
         ends = ends.with_neighbour(float(near.values[0]), float(near.bounds[0]), tol)
-        below = near.values[0] < edge - margin
-        if below and (ends.converged or not near.converged):  # checked, or out of products
+        if near.values[0] < edge - margin and (ends.converged or not near.converged):  # checked, or out of products
             ends.converged = ends.converged and near.converged
             ends.checked = near.converged
             break
@@ -204,12 +203,24 @@ def verified_end(
         # from the kept pairs, its vector joining the next block
         top = len(_projected(check.head, check.run).T) - 1
         found = _carry(check.head, check.run, np.array([top]), start).rows.chunks[0]
+        check = None
         block = torch.cat([nxt, _orthogonal_to(_single(nxt), found)])
         head.C = np.concatenate([head.C, np.zeros((head.size, 1))], axis=1)
     ends.opposite = low
     if which == "bottom":
         ends.values, ends.opposite = -ends.values, -ends.opposite
     return ends, used
+
+
+def _check(mv, head: _Head, edge_margin, tol, products, room, radius, gen, seed, step, capped) -> _Cycles:
+    """Lanczos on H deflated by the kept pairs, from a random vector orthogonal to them, until its top
+    value passes the k-th minus its bound or converges to tol x H's spectral radius (not the deflated
+    H's, which is smaller when lambda_2 << lambda_1)."""
+    edge, margin = edge_margin
+    z = _orthogonal_to(head.rows, torch.randn(1, head.rows.n, generator=gen).to(head.rows.like))
+    beyond = lambda e: e.values[0] >= edge - margin or e.converged  # noqa: E731
+    one = _empty(z, 1)
+    return _cycles(mv, z, one, 1, tol, products, room, beyond, seed + 1, step, True, head.rows, radius, capped)
 
 
 def _converged(ends: EndValues) -> bool:
