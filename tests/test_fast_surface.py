@@ -81,7 +81,7 @@ def test_bf16_casts_no_weight_per_point():
     probe = conv_probe()
     ours = fast_surface.ops_per_point(probe, "bf16")
     assert ours["weight_casts"] == 0
-    plain = fast_surface._OpCounter({tuple(p.shape) for p in probe.params.values() if p.dim() >= 2})
+    plain = fast_surface._op_counter({tuple(p.shape) for p in probe.params.values() if p.dim() >= 2})
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16), plain:
         probe.loss()
     assert plain.casts == 2  # both conv weights, every call

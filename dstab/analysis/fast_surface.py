@@ -22,8 +22,6 @@ import contextlib
 from dataclasses import dataclass
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import require
 from . import landscape
@@ -71,6 +69,8 @@ def precision(name: str, device):
 
 def flops_per_loss(probe, name: str = "fp32") -> int:
     """FLOPs of one evaluation of the probe's loss (matmuls and convolutions), counted."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), precision(name, probe.device), counter:
         probe.loss()
@@ -90,20 +90,25 @@ def device_peak(device, name: str) -> float | None:
     return peak_for(torch.cuda.get_device_name(dev), name) if dev.type == "cuda" else None
 
 
-class _OpCounter(TorchDispatchMode):
-    """Counts the aten ops dispatched (each a kernel launch on a GPU), and the casts of a tensor shaped
-    as a weight (`shapes`: the parameters' shapes, alone or stacked in a chunk of points)."""
+def _op_counter(shapes: set[tuple[int, ...]]):
+    """A dispatch mode counting the aten ops dispatched (each a kernel launch on a GPU), and the casts
+    of a tensor shaped as a weight (`shapes`: the parameters' shapes, alone or stacked in a chunk of
+    points). Imported here: torch.utils' dispatch and flop-counter modules pull in triton (0.37 s)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
 
-    def __init__(self, shapes: set[tuple[int, ...]]):
-        super().__init__()
-        self.shapes, self.ops, self.casts = shapes, 0, 0
+    class OpCounter(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops, self.casts = 0, 0
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops += 1
-        first = args[0] if args else None
-        if func is torch.ops.aten._to_copy.default and isinstance(first, torch.Tensor):
-            self.casts += tuple(first.shape) in self.shapes
-        return func(*args, **(kwargs or {}))
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops += 1
+            first = args[0] if args else None
+            if func is torch.ops.aten._to_copy.default and isinstance(first, torch.Tensor):
+                self.casts += tuple(first.shape) in shapes
+            return func(*args, **(kwargs or {}))
+
+    return OpCounter()
 
 
 def ops_per_point(probe, precision_name: str = "fp32", strategy: str = "sequential", chunk: int = 4) -> dict:
@@ -120,12 +125,12 @@ def ops_per_point(probe, precision_name: str = "fp32", strategy: str = "sequenti
         if strategy == "sequential":
             at = landscape.PointLoss(probe, d1, d2)
             at(0.5, 0.5)  # the first call allocates; count a steady-state point
-            with _OpCounter(shapes) as counter:
+            with _op_counter(shapes) as counter:
                 at(0.25, -0.25)
             points = 1
         else:
             coords = [(0.25 * i, -0.25 * i) for i in range(chunk)]
-            with _OpCounter(shapes) as counter:
+            with _op_counter(shapes) as counter:
                 landscape.plane_losses(probe, d1, d2, coords, "vmap")
             points = chunk
     return {"ops": counter.ops / points, "weight_casts": counter.casts / points}
