@@ -86,7 +86,9 @@ if results:
         columns={"top_k": top_k, "trace_samples": trace_samples, "slq_runs": slq_runs, "seed": seed},
     )
 
-# Per-block spectra (dstab.analysis.hessian_blocks): one section, its own toggle
+# Memory plans and per-block spectra (dstab.analysis.hessian_memory, hessian_blocks): one section
+for choice, res in results.values():
+    st.caption(f"{choice.label}: {res.meta.get('memory_plan', 'no memory plan recorded (a result from before plans)')}")
 st.subheader("Where the curvature sits, block by block")
 if urlstate.toggle("Per-block lambda_1 and trace (one Lanczos run per block)", "blocks", False):
     per_block, _ = compute.side_by_side(sel, lambda b: replace(spec_for(b), per_block=True), "per-block Hessian")
@@ -95,8 +97,6 @@ if urlstate.toggle("Per-block lambda_1 and trace (one Lanczos run per block)", "
         blocks_fig = hessian_plots.block_spectra(labelled_blocks)
         st.plotly_chart(blocks_fig, key="blocks")
         downloads.figure(blocks_fig, "hessian-blocks")
-        for label, res in labelled_blocks.values():
-            st.caption(f"{label}: {res.meta.get('memory_plan', 'memory plan not recorded (an older result)')}")
 
 verdictpanel.draw(
     verdictpanel.PAPER["hessian"],
