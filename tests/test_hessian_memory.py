@@ -48,15 +48,6 @@ def test_refused_with_the_plan_when_even_the_bounded_plan_does_not_fit(monkeypat
         hessian.spectrum(QuadraticProbe(torch.eye(400)), top_k=2, trace_samples=2, slq_runs=1, slq_steps=30)
 
 
-def test_the_cap_enters_the_cache_key(monkeypatch):
-    probe = QuadraticProbe(torch.eye(400))
-    probe.describe = lambda: {"name": "quadratic", "kind": "custom"}
-    assert "lanczos_cap" not in hessian.hessian_params(probe)
-    monkeypatch.setenv("DSTAB_MAX_MEMORY_GB", str(64 * 400 * 4 / 2**30))
-    keyed = hessian.hessian_params(probe)
-    assert keyed["lanczos_cap"] == 7 and keyed["slq_reorth"] == "local"
-
-
 def test_slq_local_recurrence_accuracy():
     """The local recurrence (a window of 2) against full reorthogonalisation on a spectrum with outliers
     and a bulk, 60 steps: the moments the report uses agree to 1e-5 relative, and the densities'

@@ -63,15 +63,6 @@ class HessianSettings:
 DEFAULT = HessianSettings()
 
 
-def optional_keys(block: int, lambda_min: bool, verify: bool = True, per_block: bool = False) -> dict:
-    """The settings a cache key holds only when not the default, so that results stored before they
-    existed keep their key."""
-    keys = {} if int(block) == DEFAULT.block else {"block": int(block)}
-    keys.update({"lambda_min": True} if lambda_min else {})
-    keys.update({} if verify else {"verify": False})
-    return {**keys, "per_block": True} if per_block else keys
-
-
 def verification_text(meta: dict) -> str:
     """Whether the top-k converged, as every output labels it: "yes", "yes (unverified)" when no
     deflation check ran (`verify=False`), "no", or "n/a" where the engine has no such test."""
