@@ -105,9 +105,7 @@ TABLE = ("sizing", "activations.json")  # under the user cache: {key: bytes per 
 
 
 def _table_path():
-    from . import cache
-
-    return cache.user_dir().joinpath(*TABLE)
+    return fileio.user_cache_dir().joinpath(*TABLE)
 
 
 def _read_table() -> dict:

@@ -223,7 +223,8 @@ def plane_losses(
     elif strategy == "graph":
         from .surface_graph import graphed_losses
 
-        values = graphed_losses(probe, d1, d2, coords, step)
+        eager = lambda: _sequential(probe, d1, d2, coords, step)  # noqa: E731
+        values = graphed_losses(probe, PointLoss(probe, d1, d2), coords, step, eager)
     else:
         values = _vmapped(probe, d1, d2, coords, step, memory_budget)
     return values.double().cpu().numpy()

@@ -19,15 +19,14 @@ import numpy as np
 import torch
 
 from ..errors import require
-from . import landscape
 
 WARMUP = 3  # eager calls on a side stream before capture (cuDNN autotuning, allocator pools)
 
 
-def graphed_losses(probe, d1, d2, coords: np.ndarray, progress) -> torch.Tensor:
-    """L(theta + a d1 + b d2) for each row (a, b) of `coords`, by replaying one captured graph."""
+def graphed_losses(probe, at, coords: np.ndarray, progress, eager) -> torch.Tensor:
+    """L(theta + a d1 + b d2) for each row (a, b) of `coords` by replaying one captured graph of `at`
+    (a `landscape.PointLoss`); `eager()` computes them the sequential way when capture fails."""
     require(torch.device(probe.device).type == "cuda", "strategy 'graph' needs a CUDA device; use 'sequential'")
-    at = landscape.PointLoss(probe, d1, d2)
     ab = torch.zeros(2, device=probe.device)
 
     def point() -> torch.Tensor:
@@ -47,7 +46,7 @@ def graphed_losses(probe, d1, d2, coords: np.ndarray, progress) -> torch.Tensor:
     except RuntimeError as exc:
         log = logging.getLogger("dstab")
         log.warning("%s: CUDA graph capture failed (%s); running the points eagerly", probe.name, exc)
-        return landscape._sequential(probe, d1, d2, coords, progress)
+        return eager()
     values = torch.empty(len(coords), device=probe.device)
     host = torch.as_tensor(np.asarray(coords, dtype=np.float32)).pin_memory()
     for i in range(len(coords)):
