@@ -4,12 +4,14 @@ The paper (Sec. 3.2) measures the Hessian with PyHessian and reports the top
 eigenvalue lambda_1 and a variance sigma^2 (DM 13.3 / 37.9, GAN 40.9 / 93.9).
 dstab's engine of record computes the same quantities on flat vectors:
 
-- top-k eigenvalues: block Lanczos with full reorthogonalisation from `block`
-  Gaussian vectors, stopped when the error bound of every wanted Ritz value
-  (residual, tightened by Kato-Temple where a gap is known) is below `tol`
-  times the spectral radius estimate, then checked by Lanczos on H deflated by
-  the Ritz vectors, with a thick restart when that finds a value the first run
-  missed (repeated eigenvalues, clusters): see `lanczos`. lambda_min is the
+- top-k eigenvalues: block Lanczos with full reorthogonalisation from
+  min(`block`, k) Gaussian vectors, stopped when the error bound of every
+  wanted Ritz value (residual, tightened by Kato-Temple where a gap is known)
+  is below `tol` times the spectral radius estimate, then (`verify`) checked by
+  Lanczos on H deflated by the Ritz vectors, with a thick restart when that
+  finds a value the first run missed (repeated eigenvalues, clusters); under a
+  memory cap, thick restarts that lock converged pairs (`locking`, the plan:
+  `hessian_memory`); engine "arpack" runs scipy's eigsh instead. lambda_min is the
   smallest Ritz value of that run, an upper bound marked unconverged, or with
   `lambda_min=True` the result of its own checked run. PyHessian uses power
   iteration with deflation instead, which needs more Hessian-vector products

@@ -5,7 +5,7 @@ and a check for what a Krylov space cannot see.
 
 - Capped basis: the vectors kept at once (Ritz vectors carried over plus the cycle's basis) never
   exceed `cap`; Ritz vectors are formed in place over the basis (`lanczos.ritz_in_place`). That is
-  what bounds the memory of a top-k at CIFAR scale (`hessian.memory_plan`).
+  what bounds the memory of a top-k at CIFAR scale (`hessian_memory.plan`).
 - Thick restart with locking (Wu & Simon 2000, block form): a cycle that reaches the cap keeps its
   leading Ritz vectors Y with their values Theta and continues from its next block Q, with
   H Y = Y Theta + Q C^T exactly (C from the last off-diagonal block), so the next cycle's projected
