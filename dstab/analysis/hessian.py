@@ -216,7 +216,7 @@ def spectrum(
     blocks = hessian_blocks.partition(probe) if per_block else []
     products = max_steps * (2 if lambda_min else 1) + trace_samples + slq_runs * min(slq_steps, op.n)
     products += sum(max_steps + trace_samples for _ in blocks)
-    warn_if_slow(products, per, f"Hessian of {probe.name}", SLOWER, "Hessian-vector products")
+    hvp_seconds(op, products, probe.name, per)
     tick = (lambda stage, total: lambda i: progress(stage, i, total)) if progress else (lambda stage, total: None)
     lanczos_tick = tick("lanczos", max_steps)
     if engine == "arpack":
@@ -297,7 +297,14 @@ def verification(ext: Extremes, verify: bool, engine: str) -> str:
     return "verified" if ext.verified else ("unverified" if not verify else "unchecked")
 
 
-SLOWER = "lower --trace-samples/--slq-runs/--slq-steps or --batch-size, or use a GPU"
+def hvp_seconds(op: HessianOperator, products: int, what: str, per: float | None = None) -> float:
+    """Estimated seconds for `products` Hessian-vector products (one timed here unless `per` is given);
+    a CostWarning before starting anything expected to take over a minute."""
+    if per is None:
+        per = seconds_per_call(lambda: op(torch.ones(op.n, device=op.device)), repeats=1, warmup=False)
+        op.calls = 0
+    slower = "lower --trace-samples/--slq-runs/--slq-steps or --batch-size, or use a GPU"
+    return warn_if_slow(products, per, f"Hessian of {what}", slower, "Hessian-vector products")
 
 
 def check_engine(name: str) -> str:

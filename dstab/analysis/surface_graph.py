@@ -53,5 +53,5 @@ def graphed_losses(probe, at, coords: np.ndarray, progress, eager) -> torch.Tens
         ab.copy_(host[i], non_blocking=True)
         graph.replay()
         values[i] = out
-        progress(1)
+        progress(i + 1)
     return values
