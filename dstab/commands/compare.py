@@ -14,7 +14,8 @@ def register(sub) -> None:
         "compare",
         description="Compare the finished runs of one group (e.g. a `dstab sweep`): per seed pair the ladder "
         "crossings, area under the log curve, final level and time to the run's own plateau; Student-t 90%% "
-        "intervals (BCa at n >= 10), exact sign-flip p with its floor, Holm across the report; one verdict per "
+        "intervals (BCa at n >= 10), t-test p Holm-adjusted across the report, the exact sign-flip p with its floor "
+        "beside it; one verdict per "
         "comparison; time in CPU seconds, and wall-clock only for arms run side by side; the metric's floor and "
         "noise. The group's stored protocol is used when it has one. Writes compare.md, compare.json and "
         "curves-*.png / .html to --out.",
@@ -26,7 +27,13 @@ def register(sub) -> None:
     add_protocol_arg(p)
     p.add_argument("--summaries", type=Path, default=None, help="also read run summary files of the group from here")
     p.add_argument("--out", type=Path, default=None, help="folder for the report (default workspace/compare/GROUP)")
-    p.add_argument("--root", type=Path, default=None, help="workspace root (default: as for `dstab runs`)")
+    p.add_argument(
+        "--root",
+        type=Path,
+        action="append",
+        default=None,
+        help="runs root (default: as for `dstab runs`); name several to read their runs of the group together",
+    )
     p.set_defaults(func=run_compare)
 
 
@@ -82,7 +89,9 @@ def run_compare(args) -> int:
     from .. import runs
     from ..experiments import compare, verdict
     from ..experiments.protocol import Protocol, for_group
+    from .sweep import split_roots
 
+    split_roots(args, reading=True)
     fixed = for_group(args.group, args.root)
     changes = protocol_changes(args.protocol)
     if fixed and changes:
@@ -90,7 +99,7 @@ def run_compare(args) -> int:
     base = fixed[0] if fixed else Protocol()
     protocol = base.replace(**changes, metric=args.metric, reference=args.reference)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
-    result = compare.compare(args.group, protocol, args.root, args.summaries, variants=variants)
+    result = compare.compare(args.group, protocol, args.roots, args.summaries, variants=variants)
     out = args.out or runs.workspace_root(args.root).parent / "compare" / args.group
     write_report(result, out)
     print(verdict.markdown(result))

@@ -37,6 +37,12 @@ def register(sub) -> None:
     s.add_argument("--exploration", default=None, help="the exploration group --confirm is checked and shown against")
     s.add_argument("--fixed-length", action="store_true", help="every arm at once at the setup's length")
     s.add_argument("--max-steps", type=int, default=None, help="the reference's longest extension (default 4x)")
+    s.add_argument(
+        "--head-to-head",
+        action="store_true",
+        help="with --report-only: the section 'CLTS against today's timestep rules' (every named arm against the "
+        "reference, CLTS against each other rule, the P(t) picture) instead of the speed-up section",
+    )
     add_protocol_arg(s)
     s.set_defaults(variants=None)  # launching: the default variants; reporting: every variant of the group
     variants = next(a for a in s._actions if a.dest == "variants")
@@ -57,7 +63,7 @@ def command_text(args) -> str:
     parts = ["python -m dstab reproduce speedup", f"--dataset {args.dataset}"]
     parts += [f"--variants {args.variants}"] if args.variants else []
     parts += [f"--seeds {args.seeds}", *(f"--set '{t}'" for t in args.set), *(["--paper"] if args.paper else [])]
-    return " ".join(parts + (["--confirm"] if args.confirm else []))
+    return " ".join(parts + (["--confirm"] if args.confirm else []) + (["--head-to-head"] if args.head_to_head else []))
 
 
 def _variants(args) -> list[str] | None:
@@ -114,9 +120,15 @@ def _confirm(args, group: str, exploration: str, seeds: list[int], variants: lis
 
 def run_speedup(args) -> int:
     from .. import runs
+    from ..errors import require
     from ..experiments import runlength, speedup, sweep
-    from .sweep import seeds_arg
+    from .sweep import seeds_arg, split_roots
 
+    split_roots(args, reading=args.report_only)
+    require(
+        not args.head_to_head or (args.report_only and args.variants),
+        "--head-to-head reports arms already trained: add --report-only and name its arms with --variants",
+    )
     group, exploration = _groups(args)
     args.summaries = args.summaries or args.results.parent / "results" / "speedup-runs"
     variants = _variants(args) or list(speedup.DEFAULT_VARIANTS)
@@ -162,6 +174,54 @@ def run_speedup(args) -> int:
     return report(args, group, exploration, p)
 
 
+def head_to_head(args, group: str, p) -> int:
+    """The section 'CLTS against today's timestep rules': every named arm against the reference (the
+    pre-registered Holm family), CLTS against each other rule (secondary), the P(t) picture of the arms
+    as their runs trained them, on their schedule."""
+    from .. import resultsmd, runs
+    from ..experiments import compare, headtohead, speedup
+    from ..experiments.protocol import preregistered
+    from ..plots import timesteps as pt_figures
+    from ..training import config as train_config
+    from ..training import timestep_field
+    from .sweep import seeds_arg
+
+    variants = _variants(args)
+    out_dir = args.results.parent / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    speedup.save_run_summaries(group, args.summaries, args.roots)
+    pairs = headtohead.secondary_pairs(variants, p.reference)
+    result = compare.compare(group, p, args.roots, args.summaries, variants=variants, secondary=pairs)
+    stem = f"{group}-h2h"
+    reports = args.out or runs.workspace_root(args.root).parent / "compare"
+    figures = _figures(result, reports / stem, out_dir, args, stem)
+    trained = result["variants"]
+    arms = {a: trained.get(a) or train_config.resolve(a, networks=False) for a in variants}
+    drawn, options, why = headtohead.picture_arms(arms, timestep_field.field_presets())
+    picture, png = None, None
+    if drawn:
+        diffusion = trained[p.reference]["diffusion"]
+        picture = timestep_field.field(diffusion, drawn, int(result["run_steps"]), options)
+        dest = out_dir / f"{stem}-timesteps.png"
+        pt_figures.save_png(picture, dest, "effective")
+        png = str(dest.relative_to(args.results.parent))
+    body = headtohead.section(
+        result,
+        variants,
+        picture,
+        why,
+        command_text(args),
+        seeds_arg(args.seeds),
+        preregistered(group),
+        figures,
+        png,
+    )
+    speedup.save_summary(out_dir / f"{stem}.json", result)
+    resultsmd.write_section(args.results, speedup.section_name(args.dataset) + " --head-to-head", body)
+    print(body)
+    return 0
+
+
 def report(args, group: str, exploration: str, p) -> int:
     from .. import runs
     from ..errors import DstabError
@@ -171,23 +231,25 @@ def report(args, group: str, exploration: str, p) -> int:
     reports = args.out or runs.workspace_root(args.root).parent / "compare"
     out_dir = args.results.parent / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
+    if args.head_to_head:
+        return head_to_head(args, group, p)
     for g in dict.fromkeys([group, exploration] if args.confirm else [group]):
-        speedup.save_run_summaries(g, args.summaries, args.root)
+        speedup.save_run_summaries(g, args.summaries, args.roots)
     variants = _variants(args)
     if not args.confirm:
-        result = compare.compare(group, p, args.root, args.summaries, variants=variants)
+        result = compare.compare(group, p, args.roots, args.summaries, variants=variants)
         figures = _figures(result, reports / group, out_dir, args)
         body = speedup.section(result, command_text(args), figures)
         speedup.save_summary(args.summary or out_dir / f"speedup-{family}.json", result)
     else:
         try:
-            conf = compare.compare(group, p, args.root, args.summaries, variants=variants)
+            conf = compare.compare(group, p, args.roots, args.summaries, variants=variants)
             waiting = None
         except DstabError as exc:
             conf, waiting = None, _progress(group, args, str(exc))
         try:
             expl = compare.compare(
-                exploration, compare.exploration_protocol(p), args.root, args.summaries, variants=variants
+                exploration, compare.exploration_protocol(p), args.roots, args.summaries, variants=variants
             )
         except DstabError:
             expl = None
@@ -208,7 +270,7 @@ def _progress(group: str, args, why: str) -> str:
     from ..experiments import groupruns
 
     try:
-        done, notes = groupruns.load(group, args.root, args.summaries)
+        done, notes = groupruns.load(group, args.roots, args.summaries)
     except DstabError:
         return f"{why}"
     states = {}
@@ -219,9 +281,11 @@ def _progress(group: str, args, why: str) -> str:
     return text + (f" ({why})" if done else "")
 
 
-def _figures(result: dict, report_dir: Path, out_dir: Path, args) -> dict[str, str]:
+def _figures(result: dict, report_dir: Path, out_dir: Path, args, stem: str | None = None) -> dict[str, str]:
     """The group's full report in `report_dir`, its iterations and CPU-seconds figures copied beside
-    RESULTS.md; returns {caption: path relative to RESULTS.md}."""
+    RESULTS.md as `<stem>-curves*.png` (default the group's name); returns {caption: path relative to
+    RESULTS.md}."""
+    stem = stem or result["group"]
     from . import compare as compare_cmd
 
     files = compare_cmd.write_report(result, report_dir)
@@ -230,8 +294,8 @@ def _figures(result: dict, report_dir: Path, out_dir: Path, args) -> dict[str, s
         name = files.get(axis)
         if not name:
             continue
-        dest = out_dir / f"{result['group']}-curves{'' if axis == 'iterations' else '-' + axis}.png"
+        dest = out_dir / f"{stem}-curves{'' if axis == 'iterations' else '-' + axis}.png"
         shutil.copyfile(report_dir / name, dest)
-        caption = f"{result['group']}: mean over seeds with 90% t-band, seeds faint, ladder and floor, vs {axis}"
+        caption = f"{stem}: mean over seeds with 90% t-band, seeds faint, ladder and floor, vs {axis}"
         out[caption] = str(dest.relative_to(args.results.parent))
     return out

@@ -29,7 +29,28 @@ def add_sweep_args(p, variants: str, group: str) -> None:
     p.add_argument("--dry-run", action="store_true", help="list the runs and where they depart from the paper")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (default 1)")
-    p.add_argument("--root", type=Path, default=None, help="workspace root (default: as for `dstab runs`)")
+    p.add_argument(
+        "--root",
+        type=Path,
+        action="append",
+        default=None,
+        help="runs root (default: as for `dstab runs`); a report (--report-only) may name several, read together",
+    )
+
+
+def split_roots(args, reading: bool) -> None:
+    """`--root` given n times: `args.roots`, every root a report reads (a list when several), and
+    `args.root`, the first: where a launch writes and a group's protocol record is kept. Launching
+    takes one root."""
+    from ..errors import require
+
+    given = args.root or []
+    require(
+        reading or len(given) <= 1,
+        f"--root was given {len(given)} times; launching writes to one runs root (several are for --report-only)",
+    )
+    args.roots = list(given) if len(given) > 1 else (given[0] if given else None)
+    args.root = given[0] if given else None
 
 
 def seeds_arg(text: str) -> list[int]:
@@ -55,6 +76,7 @@ def plan_from_args(args):
 def run_sweep(args) -> int:
     from ..experiments import sweep
 
+    split_roots(args, reading=False)
     group, planned = plan_from_args(args)
     if args.dry_run:
         print("\n".join(sweep.describe(planned)))

@@ -8,7 +8,8 @@ controls (lr-matched, lrc-only) when present. Per seed pair: the four readouts o
 ladder of fixed levels, area under the log curve, final level, time to the run's own plateau), then
 per readout the mean over seeds of the log ratio with its Student-t (BCa at n >= 10) interval, its
 two-sided t-test p Holm-adjusted across every comparison and readout of the report, and the exact
-sign-flip p with its floor beside it; time ratios in CPU seconds and, for arms run side by side, wall-clock (timing.py). The
+sign-flip p with its floor beside it; time ratios in CPU seconds and, for arms run side by side,
+wall-clock (timing.py). The
 metric's floor (real data against the reference at the same sample count) and its noise (a repeat
 evaluation with other noise seeds, and the reference's scatter over its last evaluations) are
 measured and reported. Every definition is a field of the group's `Protocol` (protocol.py): fixed
@@ -30,7 +31,7 @@ from ..errors import DstabError, require
 from ..metricnames import HIGHER_IS_BETTER, is_repeat, metric_label, repeat_name
 from . import readouts as ro
 from . import stats, timing
-from .groupruns import GroupRun, load
+from .groupruns import GroupRun, first_root, load
 from .protocol import REPO, Protocol, for_group
 
 AXES = {
@@ -100,12 +101,16 @@ def compare(
     floor: bool = True,
     reference: str | None = None,
     variants=None,
+    secondary=(),
 ) -> dict:
     """Everything `compare` reports, as plain data (JSON-serialisable). `protocol`: the group's stored
     one if None (else the defaults); `reference` overrides its reference variant; `variants`: only
     these (a group may hold several experiments' arms: Holm's family is the report's comparisons);
-    `floor=False` skips measuring the metric's floor."""
-    fixed = for_group(group, root)
+    `floor=False` skips measuring the metric's floor; `root`: one runs root or several, read together
+    (the group's stored protocol is read beside the first). `secondary`: more (variant, reference)
+    pairs, e.g. CLTS against each other rule, read on the same ladder and reported apart as their own
+    Holm family ("secondary"); a pair without a complete shared seed is listed, not compared."""
+    fixed = for_group(group, first_root(root))
     base = fixed[0] if fixed else Protocol()
     p = (protocol or base).replace(reference=reference)
     source = _source(p, base, fixed[1] if fixed else None)
@@ -144,6 +149,11 @@ def compare(
 
     for c in comparisons:
         c["verdict"] = decide(c, p)
+    extra = [(v, r) for v, r in secondary if v in labels and r in labels and set(labels[v]) & set(labels[r])]
+    second = [_compare_pair(labels, curves, v, r, ladder["levels"], band, p) for v, r in extra]
+    _holm(second)
+    for c in second:
+        c["verdict"] = decide(c, p)
     ref_plateaus = {
         s: ro.plateau_x(c.steps, c.values, p.plateau_window, p.plateau_alpha, higher)
         for s, c in curves[p.reference].items()
@@ -165,12 +175,21 @@ def compare(
         "variants": {lab: _variant(labels[lab], curves[lab], metric, p) for lab in labels},
         "left_out_variants": thin,
         "comparisons": comparisons,
-        "tests": sum(1 for c in comparisons for r in c["readouts"].values() if r.get("p") is not None),
+        "tests": _tests(comparisons),
+        "secondary": {
+            "comparisons": second,
+            "tests": _tests(second),
+            "waiting": [f"{v} vs {r}" for v, r in secondary if (v, r) not in extra],
+        },
         "partial": bool(notes or thin),
         "not_counted": notes,
         "setup": setup_labels(found),
         "axes": AXES,
     }
+
+
+def _tests(comparisons: list[dict]) -> int:
+    return sum(1 for c in comparisons for r in c["readouts"].values() if r.get("p") is not None)
 
 
 def _source(p: Protocol, base: Protocol, where: str | None) -> str:
@@ -352,6 +371,9 @@ def _variant(seeds: dict[int, GroupRun], curves: dict[int, ro.Curve], metric: st
         "final_raw": float(np.mean([ro.final_level(seeds[s].series(metric)[1], p.final_k) for s in order])),
         "side": _side(seeds, metric, p),
         "schedule": schedule_label(cfg),
+        "timesteps": cfg["timesteps"],
+        "diffusion": cfg["diffusion"],
+        "noise_pairing": cfg.get("noise_pairing", "independent"),
         "vs_paper": paper.differences(cfg),
     }
 

@@ -3,8 +3,10 @@
 A group's runs are the run folders of the workspace whose launch.json names the group, and the
 summary files (`speedup.save_run_summaries`: name, launch, status, config and every metric row)
 of that group in a folder such as results/speedup-runs, whose run folders may no longer exist.
-A run in both is read from the workspace. Only finished runs are complete; the others are listed
-with their state, so a report over them is marked partial.
+A run in both is read from the workspace. A report may read several runs roots (`root` a list: e.g.
+the confirmation's arms in one workspace and the head-to-head's in another, trained side by side as
+one group); each is only read, and a run name found in two of them is refused. Only finished runs
+are complete; the others are listed with their state, so a report over them is marked partial.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import runs
-from ..errors import require
+from ..errors import DstabError, require
 from ..runs import rundir
 from ..runs.runmetrics import RunMetrics
 
@@ -98,22 +100,52 @@ def statuses(group: str, root) -> list[runs.RunStatus]:
     return sorted((s for s in found if s.group == group), key=lambda s: (s.created, s.name))
 
 
-def _workspace(group: str, root) -> tuple[list[GroupRun], list[dict]]:
-    complete, notes = [], []
-    root = runs.workspace_root(root)
-    for st in statuses(group, root):
-        path = root / st.name
-        cfg = _config(path)
-        launch = _read_json(path / "launch.json") or {}
-        if st.state != "finished" or cfg is None:
-            variant = launch.get("variant") or launch.get("preset")
-            notes.append(
-                {"run": st.name, "state": st.state, "reason": st.reason or "", "step": st.step, "variant": variant}
-            )
+def roots(root) -> list:
+    """The runs roots `root` stands for: several (a list or tuple, the same folder named twice counted
+    once; each must exist, as a report only reads them), else one (None: the default workspace)."""
+    if not isinstance(root, (list, tuple)):
+        return [root]
+    require(root, "no runs root given; name at least one")
+    out, seen = [], set()
+    for r in root:
+        if r is None:
+            out.append(r)
             continue
-        m = RunMetrics.read(path / runs.RUN / rundir.METRICS)
-        label, variant, seed = _identity(launch, cfg)
-        complete.append(GroupRun(st.name, label, variant, seed, cfg, {n: m.series(n) for n in m.names()}))
+        require(Path(r).is_dir(), f"the runs root {r} is not a folder; give the runs folder of a workspace")
+        if Path(r).resolve() not in seen:
+            seen.add(Path(r).resolve())
+            out.append(r)
+    return out
+
+
+def first_root(root):
+    """The root a launch writes to and a group's stored protocol is read from: the first named."""
+    return roots(root)[0]
+
+
+def _workspace(group: str, root) -> tuple[list[GroupRun], list[dict]]:
+    complete, notes, where = [], [], {}
+    for one in roots(root):
+        base = runs.workspace_root(one)
+        for st in statuses(group, base):
+            if st.name in where:
+                raise DstabError(
+                    f"run {st.name} of group {group!r} is in two runs roots ({where[st.name]} and {base}); "
+                    "name roots that hold different runs"
+                )
+            where[st.name] = base
+            path = base / st.name
+            cfg = _config(path)
+            launch = _read_json(path / "launch.json") or {}
+            if st.state != "finished" or cfg is None:
+                variant = launch.get("variant") or launch.get("preset")
+                notes.append(
+                    {"run": st.name, "state": st.state, "reason": st.reason or "", "step": st.step, "variant": variant}
+                )
+                continue
+            m = RunMetrics.read(path / runs.RUN / rundir.METRICS)
+            label, variant, seed = _identity(launch, cfg)
+            complete.append(GroupRun(st.name, label, variant, seed, cfg, {n: m.series(n) for n in m.names()}))
     return complete, notes
 
 
@@ -148,7 +180,7 @@ def load(group: str, root=None, summaries: Path | None = None) -> tuple[list[Gro
     found = live + kept
     require(
         found or notes,
-        f"no runs in group {group!r} in {runs.workspace_root(root)}"
+        f"no runs in group {group!r} in {', '.join(str(runs.workspace_root(r)) for r in roots(root))}"
         + (f" or {summaries}" if summaries else "")
         + "; `dstab runs list` shows the groups",
     )
@@ -158,12 +190,13 @@ def load(group: str, root=None, summaries: Path | None = None) -> tuple[list[Gro
 def seeds_of(group: str, root=None, summaries: Path | None = None) -> set[int]:
     """Every seed any run of `group` used or will use (queued, running, finished or failed)."""
     out = set()
-    rootp = runs.workspace_root(root)
-    for st in statuses(group, rootp):
-        cfg = _config(rootp / st.name) or {}
-        seed = cfg.get("seed", (_read_json(rootp / st.name / "launch.json") or {}).get("seed"))
-        if seed is not None:
-            out.add(int(seed))
+    for one in roots(root):
+        rootp = runs.workspace_root(one)
+        for st in statuses(group, rootp):
+            cfg = _config(rootp / st.name) or {}
+            seed = cfg.get("seed", (_read_json(rootp / st.name / "launch.json") or {}).get("seed"))
+            if seed is not None:
+                out.add(int(seed))
     for path in sorted(Path(summaries).glob("*.json")) if summaries and Path(summaries).is_dir() else ():
         d = _read_json(path)
         if d and d.get("launch", {}).get("group") == group:

@@ -182,18 +182,18 @@ def save_summary(path: Path, result: dict) -> None:
 
 
 def save_run_summaries(group: str, folder: Path, root=None) -> int:
-    """Each finished run of `group` as one JSON in `folder` (name, launch, status, config and every metric
-    row as [step, value, wall]), so the experiment's curves outlive the workspace; returns how many."""
+    """Each finished run of `group` (in `root`, or in each of several roots) as one JSON in `folder` (name,
+    launch, status, config and every metric row as [step, value, wall]), so the experiment's curves
+    outlive the workspace; returns how many."""
     from .. import runs
     from ..runs import rundir
     from ..runs.runmetrics import RunMetrics
-    from .groupruns import _config, _read_json, statuses
+    from .groupruns import _config, _read_json, roots, statuses
 
-    root, n = runs.workspace_root(root), 0
-    for st in statuses(group, root):
+    n = 0
+    for st, path in ((st, runs.workspace_root(one) / st.name) for one in roots(root) for st in statuses(group, one)):
         if st.state != "finished":
             continue
-        path = root / st.name
         metrics: dict[str, list] = {}
         for step, name, value, wall in RunMetrics.read(path / runs.RUN / rundir.METRICS).rows():
             metrics.setdefault(name, []).append([step, value, wall])
