@@ -156,6 +156,7 @@ def test_the_confirmation_report_puts_its_verdicts_first_beside_the_exploration(
     head = text.index("**Confirmation (fresh seeds, readouts fixed before the runs):**")
     assert head < text.index("side by side") < text.index("### Confirmation") < text.index("### Exploration")
     assert "- mdlrc-clts vs baseline: **depends on the readout (" in text
+    assert "Seeds finished per arm: baseline 3 of 3 (5, 6, 7), mdlrc-clts 3 of 3 (5, 6, 7).\n" in text
     assert (
         "| mdlrc-clts vs baseline | ladder crossings | 1.21x [1.18, 1.25], p = 0.00243, Holm 0.0038; sign-flip p = 0.25"
         in text

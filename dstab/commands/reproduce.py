@@ -226,6 +226,7 @@ def report(args, group: str, exploration: str, p) -> int:
     from .. import runs
     from ..errors import DstabError
     from ..experiments import compare, speedup
+    from .sweep import seeds_arg
 
     family = args.dataset.split(":")[0]
     reports = args.out or runs.workspace_root(args.root).parent / "compare"
@@ -256,7 +257,8 @@ def report(args, group: str, exploration: str, p) -> int:
         if conf is None and expl is None:
             raise DstabError(f"neither {group!r} nor {exploration!r} has complete runs to report: {waiting}")
         figures = {r["group"]: _figures(r, reports / r["group"], out_dir, args) for r in (expl, conf) if r}
-        body = speedup.confirm_section(conf, expl, command_text(args), figures, waiting)
+        planned = seeds_arg(args.seeds)
+        body = speedup.confirm_section(conf, expl, command_text(args), figures, waiting, planned, variants)
         for r in (expl, conf):
             if r:
                 speedup.save_summary(out_dir / f"{r['group']}.json", r)

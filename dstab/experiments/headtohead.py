@@ -45,16 +45,6 @@ def picture_arms(arms: dict[str, dict], drawable: list[str]) -> tuple[list[str],
     return drawn, options, why
 
 
-def seeds_line(result: dict, arms: list[str], planned: list[int]) -> tuple[str, bool]:
-    """'baseline 2 of 5 (100, 101), ...' for every arm named, and whether any has fewer than planned."""
-    parts, short = [], False
-    for lab in arms:
-        seeds = result["variants"].get(lab, {}).get("seeds", [])
-        short |= len(seeds) < len(planned)
-        parts.append(f"{lab} {len(seeds)} of {len(planned)}" + (f" ({', '.join(map(str, seeds))})" if seeds else ""))
-    return ", ".join(parts), short
-
-
 def _ratio(c: dict, k: str) -> float | None:
     return c["readouts"][k]["ratio"]
 
@@ -199,7 +189,7 @@ def section(
             f'protocol: "{h2h["protocol"]}". Left out: "{h2h.get("left_out", "nothing")}".'
         )
         lines.append("")
-    per_arm, short = seeds_line(result, arms, planned)
+    per_arm, short = verdict.seeds_line(result, arms, planned)
     lines += [f"**Seeds finished per arm:** {per_arm}." + (" **Partial.**" if short or result["partial"] else ""), ""]
     lines += [f"**Against {ref} ({primary} comparisons, one Holm family):**", ""]
     lines += [f"- {c['variant']} vs {c['reference']}: **{verdict.verdict_text(c)}**" for c in result["comparisons"]]

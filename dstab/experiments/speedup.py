@@ -118,15 +118,21 @@ def confirm_section(
     command: str,
     figures: dict[str, dict[str, str]] | None = None,
     waiting: str | None = None,
+    planned: list[int] | None = None,
+    arms: list[str] | None = None,
 ) -> str:
     """Exploration and confirmation side by side, the confirmation's verdicts the headline; while the
     confirmation has no complete pair of seeds, `waiting` says how far its runs are. `figures`: per
-    group, {caption: path}."""
+    group, {caption: path}; `planned`: the confirmation's seeds, each arm's (`arms`, default those
+    with finished runs) finished ones counted against them."""
     figures = figures or {}
     some = confirmation or exploration
     lines = [f"## Speed-up experiment (paper Sec. 5) on {some['setup']['dataset']}: `{command}`", "", *_intro(command)]
     if confirmation:
         lines += ["**Confirmation (fresh seeds, readouts fixed before the runs):**", ""]
+        if planned:
+            per_arm, short = verdict.seeds_line(confirmation, arms or list(confirmation["variants"]), planned)
+            lines += [f"Seeds finished per arm: {per_arm}." + (" **Partial.**" if short else ""), ""]
         lines += [
             f"- {c['variant']} vs {c['reference']}: **{verdict.verdict_text(c)}**" for c in confirmation["comparisons"]
         ]

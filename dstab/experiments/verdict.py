@@ -244,6 +244,16 @@ def sentences(result: dict) -> list[str]:
     return out
 
 
+def seeds_line(result: dict, arms: list[str], planned: list[int]) -> tuple[str, bool]:
+    """'baseline 2 of 5 (100, 101), ...' for every arm named, and whether any has fewer than planned."""
+    parts, short = [], False
+    for lab in arms:
+        seeds = result["variants"].get(lab, {}).get("seeds", [])
+        short |= len(seeds) < len(planned)
+        parts.append(f"{lab} {len(seeds)} of {len(planned)}" + (f" ({', '.join(map(str, seeds))})" if seeds else ""))
+    return ", ".join(parts), short
+
+
 def partial_note(result: dict) -> str:
     """The runs not counted: those running (with their step) and ended otherwise by name, queued ones counted."""
     notes = result["not_counted"]
