@@ -58,7 +58,7 @@ def test_the_head_to_head_reads_two_roots_and_writes_its_section(tmp_path):
         "(100, 101, 102, 103, 104), speed 1 of 5 (100). **Partial.**" in text
     )
     # the pre-registered family: every arm against the baseline, Holm over all of them
-    assert "**Against baseline (5 comparisons, one Holm family):**" in text
+    assert "**Against baseline (5 of 5 planned comparisons, one Holm family):**" in text
     assert "- laplace vs baseline: **faster**" in text
     assert "- lognormal vs baseline: **depends on the readout (" in text  # identical curves: no difference
     assert "- speed vs baseline: **no verdict (1 complete seed, fewer than 3)**" in text

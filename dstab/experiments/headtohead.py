@@ -191,7 +191,8 @@ def section(
         lines.append("")
     per_arm, short = verdict.seeds_line(result, arms, planned)
     lines += [f"**Seeds finished per arm:** {per_arm}." + (" **Partial.**" if short or result["partial"] else ""), ""]
-    lines += [f"**Against {ref} ({primary} comparisons, one Holm family):**", ""]
+    planned_pairs = len([a for a in arms if a != ref])
+    lines += [f"**Against {ref} ({primary} of {planned_pairs} planned comparisons, one Holm family):**", ""]
     lines += [f"- {c['variant']} vs {c['reference']}: **{verdict.verdict_text(c)}**" for c in result["comparisons"]]
     second = result["secondary"]
     if second["comparisons"]:
