@@ -78,21 +78,27 @@ def signal_sentences(picture: dict, reference: str) -> list[str]:
 
 
 def ranking_sentence(result: dict, readout: str) -> str | None:
-    """Every arm's point estimate against the reference by one readout, best first."""
+    """Every arm's point estimate against the reference by one readout, best first, and which have a
+    90% interval wholly above or below 1 (those with 2 or more seeds)."""
     ref = result["reference"]
-    mine = [c for c in result["comparisons"] if c["reference"] == ref]
-    found = [(c["variant"], _ratio(c, readout), len(c["seeds"])) for c in mine]
-    found = [f for f in found if f[1] is not None]
-    if not found:
+    mine = [c for c in result["comparisons"] if c["reference"] == ref and _ratio(c, readout) is not None]
+    if not mine:
         return None
-    found.sort(key=lambda f: -f[1])
-    ns = sorted({n for _, _, n in found})
+    mine.sort(key=lambda c: -_ratio(c, readout))
+    ns = sorted({len(c["seeds"]) for c in mine})
     seeds = f"{ns[0]} seed{'s' if ns[0] != 1 else ''}" if len(ns) == 1 else f"{ns[0]}-{ns[-1]} seeds"
-    listed = ", ".join(f"{v} {_x(r)}" for v, r, _ in found)
-    better = sum(r > 1 for _, r, _ in found)
+    listed = ", ".join(f"{c['variant']} {_x(_ratio(c, readout))}" for c in mine)
+    rs = {c["variant"]: c["readouts"][readout] for c in mine}
+    above = [v for v, r in rs.items() if r["low"] is not None and r["low"] > 1]
+    below = [v for v, r in rs.items() if r["high"] is not None and r["high"] < 1]
+    spans = [v for v, r in rs.items() if r["low"] is not None and v not in above + below]
+    bits = [f"interval above 1: {', '.join(above) or 'none'}", f"below 1: {', '.join(below) or 'none'}"]
+    bits += [f"spanning 1: {', '.join(spans)}"] if spans else []
+    single = [v for v, r in rs.items() if r["low"] is None]
+    bits += [f"no interval (1 seed): {', '.join(single)}"] if single else []
     return (
-        f"By {NAMES[readout]} against {ref} (ratio > 1: the arm is better; point estimates over {seeds}): {listed}; "
-        f"{better} of {len(found)} above 1."
+        f"By {NAMES[readout]} against {ref} (ratio > 1: the arm is better; point estimates over {seeds}): {listed}. "
+        f"90% {'; '.join(bits)}."
     )
 
 
