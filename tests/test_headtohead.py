@@ -4,6 +4,8 @@ timestep options, sentences from the numbers; refusals."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -94,6 +96,9 @@ def test_the_head_to_head_reads_two_roots_and_writes_its_section(tmp_path):
     assert not (tmp_path / "results" / f"{GROUP}-curves.png").exists()  # the confirmation's figure is not touched
     kept = {p.name for p in (tmp_path / "results" / "speedup-runs").glob("*.json")}
     assert f"{GROUP}-laplace-s104.json" in kept and f"{GROUP}-baseline-s104.json" in kept  # both roots summarised
+    saved_report = json.loads((tmp_path / "results" / f"{GROUP}-h2h.json").read_text())
+    assert saved_report["head_to_head"]["planned"] == [100, 101, 102, 103, 104]
+    assert all(line in text for line in headtohead.page_lines(saved_report))  # the Training page's lines
     assert main(args(a, b, results)) == 0 and results.read_text().count("--head-to-head -->") == 2  # replaced
 
 

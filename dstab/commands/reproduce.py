@@ -216,7 +216,8 @@ def head_to_head(args, group: str, p) -> int:
         figures,
         png,
     )
-    speedup.save_summary(out_dir / f"{stem}.json", result)
+    meta = {"arms": variants, "planned": seeds_arg(args.seeds), "command": command_text(args)}
+    speedup.save_summary(out_dir / f"{stem}.json", {**result, "head_to_head": meta})
     resultsmd.write_section(args.results, speedup.section_name(args.dataset) + " --head-to-head", body)
     print(body)
     return 0

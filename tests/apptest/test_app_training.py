@@ -14,6 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dstab import runs
+from dstab.experiments import headtohead
 from dstab.runs.rundir import METRICS_TABLE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,6 +81,11 @@ def test_every_presets_distribution_over_t_with_its_share_below_half_and_formula
         "CLTS puts 52.4% of its effective mass below T/2, +2.4 points from uniform; the other presets range "
         "from 3.3% (debias) to 99.6% (laplace)."
     )
+    # how the rules trained against CLTS on digits: the committed head-to-head's headline, RESULTS.md's lines
+    saved = json.loads((REPO / headtohead.SAVED).read_text())
+    shown = "\n".join(m.value for m in at.markdown)
+    assert "CLTS against today's timestep rules on digits" in shown
+    assert all(line in shown for line in headtohead.page_lines(saved) if line)
     next(r for r in at.radio if r.label == "View").set_value("draws").run()
     field = next(f for title, f in figures(at).items() if title.startswith("Where each preset draws"))
     assert "speed: 75.0% below T/2, mean t 338.9" in [t["name"] for t in field["data"]]
