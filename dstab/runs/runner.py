@@ -60,7 +60,7 @@ def _evaluator(trainer: Trainer):
         return None
     from ..analysis import fid
 
-    ev = fid.TrainingEvaluator(trainer.cfg, trainer.dataset, trainer.device)
+    ev = fid.TrainingEvaluator(trainer.cfg, trainer.dataset, trainer.device, amp=trainer.amp)
     every = trainer.cfg.eval_repeat_every
 
     def evaluate(tr: Trainer) -> dict:
