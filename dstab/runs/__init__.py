@@ -121,7 +121,9 @@ def schedule(root: Path | None = None) -> list[str]:
     with _locked(root):
         runs = [status(n, root) for n in run_names(root)]
         busy = Counter(r.device for r in runs if r.state == "running")
-        waiting = sorted((r for r in runs if r.state == "queued"), key=lambda r: _queued_at(root / r.name))
+        # queued here (a `queued` file), not in a cluster's queue
+        here = (r for r in runs if r.state == "queued" and (root / r.name / "queued").exists())
+        waiting = sorted(here, key=lambda r: _queued_at(root / r.name))
         for run in waiting:
             if busy[run.device] >= slots_per_device():
                 continue
