@@ -28,8 +28,8 @@ Table 3's iterations). Without `--paper`, a default that one GPU finishes in a d
 - 100,000 iterations (Table 3's first column: ID 5.40 vs ID+ours 4.24), 12.8M images, the
   schedules compressed to that length (EMA 0.9995: the paper's 2% horizon), FID-10k by 100 DDIM
   steps every 10,000 iterations, baseline and mdlrc-clts, 3 seeds each;
-- its cost, counted: the UNet costs 16.77 GFLOP per image forward (32 x 32, torch's FLOP counter;
-  google/ddpm-cifar10-32 costs 12.11), 50.31 forward + backward; an arm trains on 0.644 EFLOP and
+- its cost, counted: the UNet costs 16.77 GFLOP per image forward (32 x 32, torch's FLOP counter),
+  50.31 forward + backward; an arm trains on 0.644 EFLOP and
   evaluates on 10 x 10k samples x 100 steps = 0.168 EFLOP; 6 arms are 4.87 EFLOP, which one day
   (86,400 s) covers at 56 TFLOP/s sustained: 5.7% of an H100's dense bf16 peak (989 TFLOP/s), 18%
   of an A100's (312). `--dry-run` measures it on the device at hand.

@@ -146,7 +146,7 @@ def cifar10_differences(config: dict) -> list[str]:
     if timesteps.get("name") == "clts":
         target = timesteps.get("target_iter", timesteps.get("target_frac", 0) * steps)
         if target != CIFAR10_CLTS_TARGET:
-            out.append(f"CLTS target {target:g} (paper {CIFAR10_CLTS_TARGET:,})")
+            out.append(f"CLTS target {target:,.6g} (paper {CIFAR10_CLTS_TARGET:,})")
     if config.get("eval_every"):
         out += _evaluation_differences(config, diffusion["T"])
     return out
