@@ -29,3 +29,4 @@ echo "== surfaces, zoo-size models: dstab sequential vs vmap (fp32)"
 timeout 120 python bench/bench_surface.py --device cuda --models toy-dm,digits-gan-g,digits-dm --grid 21 --repeats 2 --engines dstab,vmap || echo "(zoo surfaces failed or timed out; continuing)"
 echo "== the 35.7M UNet: surfaces per precision, top-3 Hessian, 1,000 training steps (one table)"
 timeout 420 python bench/gpu_bench.py --device cuda
+timeout 240 python bench/gpu_train.py --device cuda || echo "(bench/gpu_train.py: CIFAR-size training check failed or timed out)"
