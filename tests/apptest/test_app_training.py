@@ -65,6 +65,18 @@ def test_page_with_no_runs_offers_the_launch_form(ws):
     assert len(at.get("plotly_chart")) == 2  # the CLTS pmf and the beta1/lr schedules, before launching
 
 
+def test_the_launch_is_sized_before_it_starts(ws):
+    at = page()
+    sizes = [c.value for c in at.code if "total (1 runs)" in c.value]
+    assert sizes and sizes[0].splitlines()[-1].startswith("total (1 runs): 3,000 iterations, 192,000 images")
+    at.button(key="size").click().run()
+    assert not at.exception and not at.error
+    sized = next(c.value for c in at.code if "total (1 runs)" in c.value).splitlines()
+    assert "CPU-hours" in sized[0] and "; disk " in sized[0]  # the dry run's numbers, measured here
+    assert sized[-1].startswith("measured on cpu (no GPU here: these are CPU-hours of this machine)")
+    assert runs.run_names() == []
+
+
 def test_a_config_the_trainer_refuses_is_shown_before_anything_starts(ws):
     at = page()
     at.number_input(key="launch_mdlrc-clts_beta0").set_value(0.3).run()  # below the 0.4 floor
