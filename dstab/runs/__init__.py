@@ -5,8 +5,10 @@ queues, watches and reads runs of it.) A run is a directory `<workspace>/<name>/
 <workspace> is `runstate.workspace_root()` ($DSTAB_WORKSPACE/runs, default <repo>/workspace/runs,
 or --root). It holds: request.json (the resolved, validated trainer config the run was launched
 with: what `dstab train --config` receives), launch.json (how it was asked for: preset, config
-file, overrides, device, threads, group, total_steps, created), pid (the supervisor's process
-group), queued (waiting for a slot), stop_requested, exit_code, console.log (the process's stdout
+file, overrides, device, threads, group, total_steps, created, nproc: torchrun processes, launcher:
+null for this machine's queue or a cluster's record, runs/slurm.py), pid (the supervisor's process
+group; a cluster job's also names its host), queued (waiting for a slot here), submitted.json (in a
+cluster's queue), stop_requested, exit_code, console.log (the process's stdout
 and stderr), and `run/`, the trainer's RUN_DIR (its own copy of the config as config.json,
 checkpoints/, metrics.sqlite, heartbeat, status.json, train.log; see rundir.py) which the trainer
 creates itself. Nothing is kept in memory: every status is derived from those files on each read
