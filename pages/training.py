@@ -11,7 +11,7 @@ import sqlite3
 
 import streamlit as st
 
-from dashboard import downloads, runtracker, server, sidebar, urlstate
+from dashboard import downloads, runtracker, server, sidebar, timestepfield, urlstate
 from dstab import runs
 from dstab.errors import DstabError
 from dstab.experiments import compare, runcost, sweep, verdict
@@ -26,7 +26,7 @@ from dstab.training import paper_defaults
 
 # on a fresh server whose first request is /training, Streamlit runs this file without app.py; importing
 # the sidebar switches that mode off, and this call reruns through app.py (its sidebar, its page menu)
-sidebar.current()
+selection = sidebar.current()
 server.torch_ready()  # this page samples checkpoints in the server process: with the server's thread count
 
 st.title("Training")
@@ -349,3 +349,4 @@ compare_section(statuses)
 controls()
 samples_section()
 launch_form(statuses)
+timestepfield.section(selection.dm)  # every preset's P(t) on one axis (issue 23)
