@@ -38,20 +38,21 @@ def _final_weights(root, name: str, steps: int) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-def test_torchrun_with_two_gloo_processes_follows_one_process(root):
+@pytest.mark.usefixtures("one_thread")
+def test_torchrun_with_two_gloo_processes_follows_one_process(root, tmp_path):
     cfg = TrainConfig.from_dict(tiny_dm(steps=6, checkpoint_every=3)).to_dict()
-    for name, n in (("one", 1), ("two", 2)):
-        runs.queue(name, cfg, {"preset": "x"}, device="cpu", threads=1, root=root, nproc=n)
+    runs.queue("two", cfg, {"preset": "x"}, device="cpu", threads=1, root=root, nproc=2)
     with pytest.raises(DstabError, match="batch_size 16 must be divisible by the 3 processes"):
         runs.queue("three", cfg, {"preset": "x"}, device="cpu", root=root, nproc=3)
     assert not (root / "three").exists()
+    assert json.loads((root / "two" / "launch.json").read_text())["nproc"] == 2
     runs.schedule(root)
-    for name in ("one", "two"):
-        st = runs.wait(name, timeout=600, root=root)
-        assert (st.state, st.step) == ("finished", 6), (st.reason, st.log_tail)
+    Trainer(TrainConfig.from_dict(cfg), tmp_path / "one").run()  # the same run in one process, meanwhile
+    st = runs.wait("two", timeout=600, root=root)
+    assert (st.state, st.step) == ("finished", 6), (st.reason, st.log_tail)
     log = (root / "two" / "console.log").read_text()
     assert log.count("finished at step 6") == 2  # two processes, each through the whole run
-    one, two = _final_weights(root, "one", 6), _final_weights(root, "two", 6)
+    one, two = load_tensors(tmp_path / "one" / "step0000006.safetensors"), _final_weights(root, "two", 6)
     assert one.keys() == two.keys()
     for k in one:  # each rank trained on half of every global batch of 16: DDP's average is the same step
         assert torch.allclose(one[k], two[k], atol=1e-6, rtol=1e-5), k
@@ -69,34 +70,52 @@ def _launch_slurm(root, names_and_configs) -> dict:
 
 @pytest.mark.slow
 def test_a_sweep_runs_as_a_job_array_on_submitits_local_executor(root, capsys):
+    steps = 200
     argv = ["sweep", "--root", str(root), "--variants", "baseline,mdlrc-clts", "--seeds", "1", "--group", "arr"]
-    argv += [f"--set={s}" for s in [*TOY, "steps=20", "batch_size=8", "checkpoint_every=10", "log_every=5"]]
+    argv += [f"--set={s}" for s in [*TOY, f"steps={steps}", "batch_size=8", "checkpoint_every=100", "log_every=1"]]
     argv += ["--device", "cpu", "--launcher", "slurm", "--slurm-cluster", "local", "--gpus-per-job", "0"]
     assert main(argv) == 0
     assert "2 runs of group arr submitted to Slurm as one job array" in capsys.readouterr().out
     names = ["arr-baseline-s0", "arr-mdlrc-clts-s0"]
+    first_jobs = {}
     for name in names:
         assert not (root / name / "queued").exists()  # in the cluster's queue, not this machine's
         submitted = json.loads((root / name / "submitted.json").read_text())
         assert submitted["launcher"] == "slurm" and submitted["job_id"]
+        first_jobs[name] = submitted["job_id"]
+    # `runs stop` reaches a job through its stop file; `runs resume` submits it again
+    _wait_step(root, names[1], 5)
+    runs.stop(names[1], root)
+    stopped = runs.wait(names[1], timeout=600, root=root)
+    assert stopped.state == "stopped" and 5 <= stopped.step < steps, (stopped.reason, stopped.log_tail)
+    runs.resume(names[1], root)
+    assert json.loads((root / names[1] / "submitted.json").read_text())["job_id"] != first_jobs[names[1]]
     for name in names:
         st = runs.wait(name, timeout=600, root=root)
-        assert (st.state, st.step, st.device) == ("finished", 20, "slurm:default"), (st.reason, st.log_tail)
+        assert (st.state, st.step, st.device) == ("finished", steps, "slurm:default"), (st.reason, st.log_tail)
         row = runboard.table_row(st, None)  # the Training page's table reads it as any run
-        assert (row["status"], row["step"], row["device"]) == ("finished", 20, "slurm:default")
+        assert (row["status"], row["step"], row["device"]) == ("finished", steps, "slurm:default")
     assert {s.name for s in runs.list_runs(root) if s.group == "arr"} == set(names)
+    log = (root / names[1] / "console.log").read_text()
+    assert f"stopped at step {stopped.step}" in log and "=== resume" in log
+    rows = [s for s, _, _ in _metric_rows(root / names[1] / "run" / "metrics.sqlite")]
+    assert rows == list(range(1, steps + 1))
+
+
+def _wait_step(root, name: str, at_least: int) -> None:
+    deadline = time.monotonic() + 300
+    while runs.status(name, root).step < at_least:
+        assert time.monotonic() < deadline, runs.status(name, root)
+        time.sleep(0.02)
 
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
 def test_a_preempted_job_is_requeued_and_resumes_from_its_checkpoint(root, tmp_path):
-    steps = 300
-    cfg = TrainConfig.from_dict(tiny_dm(steps=steps, checkpoint_every=100, log_every=1)).to_dict()
+    steps = 150
+    cfg = TrainConfig.from_dict(tiny_dm(steps=steps, checkpoint_every=50, log_every=1)).to_dict()
     _launch_slurm(root, [("pre", cfg)])
-    deadline = time.monotonic() + 300
-    while runs.status("pre", root).step < 5:  # training (rows are written every step)
-        assert time.monotonic() < deadline, runs.status("pre", root)
-        time.sleep(0.02)
+    _wait_step(root, "pre", 5)  # training (rows are written every step)
     job = json.loads((root / "pre" / "pid").read_text())
     os.kill(job["job_pid"], signal.SIGUSR2)  # what Slurm sends before preempting a job (submitit's signal)
     st = runs.wait("pre", timeout=600, root=root)
@@ -145,3 +164,17 @@ def test_launcher_options_are_checked_before_anything_is_queued(root, capsys):
     assert main([*base, "--nproc", "3", "--set", "batch_size=16"]) == 2
     assert "batch_size 16 must be divisible by the 3 processes" in capsys.readouterr().err
     assert not any(root.iterdir())
+
+
+def test_ranks_wait_for_rank_zeros_evaluations_hours_not_minutes(monkeypatch):
+    from datetime import timedelta
+
+    from dstab import distributed
+
+    monkeypatch.delenv("DSTAB_COLLECTIVE_TIMEOUT_H", raising=False)
+    assert distributed.collective_timeout() == timedelta(hours=6)
+    monkeypatch.setenv("DSTAB_COLLECTIVE_TIMEOUT_H", "0.5")
+    assert distributed.collective_timeout() == timedelta(minutes=30)
+    monkeypatch.setenv("DSTAB_COLLECTIVE_TIMEOUT_H", "0")
+    with pytest.raises(DstabError, match="DSTAB_COLLECTIVE_TIMEOUT_H must be a positive number of hours"):
+        distributed.collective_timeout()

@@ -136,12 +136,18 @@ class RunJob:
         pid = {"pgid": self._proc.pid, "mode": mode, "started": started, "host": socket.gethostname()}
         pid.update(job=job_id, job_pid=os.getpid())  # the job's own process: where Slurm's signals land
         write_json(path / "pid", pid)
-        while self._proc.poll() is None:
-            if (path / STOP_FILE).exists():
-                self._stop()
-            time.sleep(STOP_POLL_S)
-        (path / "exit_code").write_text(f"{self._proc.returncode}\n")
-        return f"exit code {self._proc.returncode}"
+        while True:
+            try:
+                code = self._proc.wait(STOP_POLL_S)
+                break
+            except subprocess.TimeoutExpired:
+                if (path / STOP_FILE).exists():
+                    self._stop()
+        # the run's state comes from the trainer's status.json the moment it exits; a `runs resume` may
+        # already have handed the folder to a new job, whose pid file then is not ours: leave it alone
+        if (_read_json(path / "pid") or {}).get("job_pid") == os.getpid():
+            (path / "exit_code").write_text(f"{code}\n")
+        return f"exit code {code}"
 
     def _stop(self) -> None:
         """SIGTERM to the trainer's process group: each process finishes its step and checkpoints."""
