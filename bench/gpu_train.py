@@ -2,7 +2,7 @@
 table for bench/RESULTS.md (issue 24 item 5).
 
 1. 200 steps each of the baseline and mdlrc-clts on improved-diffusion's CIFAR-10 UNet (52.5M
-   parameters, learned sigma, L_hybrid; `paper.cifar10_model`) on generated 32 x 32 RGB data in the
+   parameters, learned sigma, L_hybrid; experiments/cifar10.py) on generated 32 x 32 RGB data in the
    CIFAR-10 batch layout, batch 128, bf16 autocast, interleaved in blocks: images/s, the step-time
    ratio, achieved TFLOP/s (counted FLOPs: 3 x the forward's matmuls and convolutions per image)
    and peak memory;
@@ -32,9 +32,9 @@ import _repo  # noqa: F401 (puts the repository root on sys.path)
 import numpy as np
 import torch
 
-from dstab.experiments import runcost
+from dstab import paper
+from dstab.experiments import cifar10, runcost
 from dstab.training import config as train_config
-from dstab.training import paper
 from dstab.training.config import TrainConfig
 from dstab.training.trainer import Trainer
 
@@ -65,7 +65,7 @@ def cifar_folder(per_batch: int) -> str:
 
 def config(arm: str, arch: dict, diffusion: dict, dataset: str, batch: int, steps: int, **evaluation) -> dict:
     cfg = train_config.preset(arm)
-    cfg.update(arch=arch, diffusion=diffusion, dataset=dataset, batch_size=batch, steps=steps, lr=paper.PAPER_LR)
+    cfg.update(arch=arch, diffusion=diffusion, dataset=dataset, batch_size=batch, steps=steps, lr=paper.LR)
     cfg.update(checkpoint_every=None, eval_every=None, **evaluation)
     return TrainConfig.from_dict(cfg).to_dict()
 
@@ -167,11 +167,11 @@ def main(argv=None) -> int:
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, for a CPU test of this script")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--steps", type=int, default=200, help="timed training steps per arm")
-    ap.add_argument("--batch", type=int, default=paper.PAPER_BATCH)
+    ap.add_argument("--batch", type=int, default=paper.BATCH)
     ap.add_argument("--fid-samples", type=int, default=1000)
     args = ap.parse_args(argv)
     os.environ.setdefault("DSTAB_CACHE", tempfile.mkdtemp(prefix="dstab-gpu-train-cache-"))
-    arch, diffusion = paper.cifar10_model()
+    arch, diffusion = cifar10.model()
     blocks, sampler_steps, per_batch = 10, 100, 64
     if args.smoke:
         args.device, args.steps, args.batch, args.fid_samples = "cpu", 4, 2, 6

@@ -16,9 +16,8 @@ from dstab.analysis import fid
 from dstab.cli import main
 from dstab.diffusion import Diffusion, NoiseSource
 from dstab.errors import DstabError
-from dstab.experiments import compare, runcost, speedup
+from dstab.experiments import cifar10, compare, runcost, speedup
 from dstab.training import config as train_config
-from dstab.training import paper
 from tests.cifar_helpers import TINY_CIFAR_UNET, tiny_sets, write_cifar
 
 ID_FORWARD_FLOP = 16_773_414_912  # improved-diffusion's CIFAR-10 UNet, one 32 x 32 image (torch's counter)
@@ -48,7 +47,7 @@ def _reproduce(dataset, *extra, sets=None):
 
 
 def test_the_paper_setup_is_the_papers_and_departs_only_where_said(cifar):
-    arch, diffusion = paper.cifar10_model()
+    arch, diffusion = cifar10.model()
     _, planned = speedup.plan(cifar, ["baseline", "mdlrc-clts"], [0], use_paper=True)
     base, full = (r.config for r in planned)
     assert (base["arch"], base["diffusion"]) == (arch, diffusion)
@@ -72,7 +71,7 @@ def test_the_paper_setup_is_the_papers_and_departs_only_where_said(cifar):
         {"name": "clts", "target_frac": 0.1},  # 50,000 of 500,000 iterations; mu 0.3 T and sigma T by default
     )
     evaluation = "evaluation 10,000 samples by 100 DDIM steps (paper FID-50k, DDPM over all 4000 steps)"
-    assert paper.differences(base) == [evaluation] and paper.differences(full) == [evaluation]
+    assert cifar10.departures(base) == [evaluation] and cifar10.departures(full) == [evaluation]
     _, exact = speedup.plan(cifar, ["mdlrc-clts"], [0], use_paper=True, paper_eval=True)
     cfg = exact[0].config
     assert (cfg["eval_samples"], cfg["eval_sampler"], cfg["eval_sampler_steps"], cfg["eval_every"]) == (
@@ -81,7 +80,7 @@ def test_the_paper_setup_is_the_papers_and_departs_only_where_said(cifar):
         4000,
         100_000,
     )
-    assert paper.differences(cfg) == []  # nothing left that departs from the paper
+    assert cifar10.departures(cfg) == []  # nothing left that departs from the paper
 
 
 def test_the_default_setup_names_every_departure(cifar):
@@ -98,8 +97,8 @@ def test_the_default_setup_names_every_departure(cifar):
         "steps 100,000 = 12,800,000 images (paper 500,000 = 64,000,000)",
     ]
     evaluation = "evaluation 10,000 samples by 100 DDIM steps (paper FID-50k, DDPM over all 4000 steps)"
-    assert paper.differences(base) == [*common, evaluation]
-    assert paper.differences(full) == [*common, "CLTS target 10,000 (paper 50,000)", evaluation]
+    assert cifar10.departures(base) == [*common, evaluation]
+    assert cifar10.departures(full) == [*common, "CLTS target 10,000 (paper 50,000)", evaluation]
     # a baseline-only study gets no CLTS option (it would apply to no variant)
     _, alone = speedup.plan(cifar, ["baseline"], [0])
     assert alone[0].config["timesteps"] == {"name": "uniform"}

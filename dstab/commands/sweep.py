@@ -127,12 +127,12 @@ def launched_text(statuses, group: str, launcher: str) -> str:
 
 def dry_run(group: str, planned, args) -> None:
     """The runs, the paper's values and every departure, and what the runs will cost here."""
-    from ..experiments import runcost, sweep
-    from ..training import paper
+    from .. import paper
+    from ..experiments import cifar10, runcost, sweep
 
     print("\n".join(sweep.describe(planned)))
     if paper.is_cifar10(planned[0].config):
-        print(paper.cifar10_summary())
+        print(cifar10.summary())
     nproc = launch_processes(args)
     est = runcost.estimate([(r.name, r.config) for r in planned], args.device, nproc, args.measure)
     print(COST_HEADER if args.measure else f"{COST_HEADER} (counts only; --measure adds FLOPs, disk, device-hours)")

@@ -22,14 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import runs
+from .. import paper, runs
 from ..analysis import fid
 from ..errors import DstabError, require
 from ..metricnames import is_repeat
 from ..runs import rundir
 from ..runs.runmetrics import RunMetrics
-from ..training import paper
-from . import stats
+from . import cifar10, stats
 
 AXES = {"iterations": "iterations", "images": "images seen", "wall": "wall-clock seconds"}
 CONTROLS = ("lr-matched", "lrc-only")  # controls the full method is also compared with, when present
@@ -224,14 +223,14 @@ def _variant(seeds: dict[int, RunCurve], sign: float) -> dict:
         "low": lo.tolist(),
         "high": hi.tolist(),
         "schedule": schedule_label(cfg),
-        "vs_paper": paper.differences(cfg),
+        "vs_paper": cifar10.departures(cfg),
     }
 
 
 def schedule_label(cfg: dict) -> str:
     m, lr, t = cfg["momentum"], cfg.get("lr_schedule", {"name": "constant"}), cfg["timesteps"]
     beta = f"beta1 {cfg['beta1']:g}" + (
-        f" {m['name']} (floor {m.get('floor', 0.4):g})" if m["name"] != "constant" else ""
+        f" {m['name']} (floor {m.get('floor', paper.FLOOR):g})" if m["name"] != "constant" else ""
     )
     lr_text = f"lr {cfg['lr']:g}" + ("" if lr["name"] == "constant" else f" x {lr['name']}")
     return f"{beta}, {lr_text}, t ~ {t['name']}"

@@ -19,7 +19,7 @@ the baseline plateaus within the run:
 CLTS targets 20% of the run (the paper's ablation optimum ~100k of 500k).
 
 CIFAR-10 (`--dataset cifar10:PATH`) is the paper's own setup: improved-diffusion's CIFAR-10 UNet
-(52,546,438 parameters, learned sigma trained by L_hybrid; `paper.cifar10_model`), cosine schedule,
+(52,546,438 parameters, learned sigma trained by L_hybrid; experiments/cifar10.py), cosine schedule,
 T = 4000, lr 1e-4, batch 128, Adam beta2 0.999, CLTS mu = 0.3 T = 1200, sigma = T and its target at
 10% of the run (the paper's 5e4 of 500k), FID of the EMA model against the training set's
 statistics, 10 evaluations per run. `--paper` runs the paper's 500,000 iterations (EMA 0.9999);
@@ -40,19 +40,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import resultsmd
+from .. import paper, resultsmd
 from ..errors import require
 from ..fileio import write_json
-from ..training import paper
+from ..modelconfig import DDIM_STEPS
 from ..training.config import DIGITS_UNET, preset
-from . import sweep, verdict
+from . import cifar10, sweep, verdict
 
 VARIANTS = ("baseline", "md", "md-lrc", "mdlrc-clts", "lrc-only", "lr-matched")
 DEFAULT_VARIANTS = ("baseline", "mdlrc-clts", "lrc-only", "lr-matched")
 DATASET_VARIANTS = {"cifar10": ("baseline", "mdlrc-clts")}  # a GPU-day (module docstring)
-CIFAR10_DEFAULT_STEPS = paper.CIFAR10_TABLE3_ITERATIONS[0]
-CIFAR10_EVALUATIONS = 10  # per run, every 10% of it
-CIFAR10_FID = {"eval_metric": "fid", "eval_samples": 10_000, "eval_sampler": "ddim", "eval_sampler_steps": 100}
 SETUPS = {
     "digits": {
         "arch": {**DIGITS_UNET, "model_channels": 16},
@@ -76,7 +73,7 @@ SETUPS = {
         "ema_rate": 0.995,
         "eval_every": 200,
         "eval_samples": 500,
-        "eval_sampler_steps": 50,
+        "eval_sampler_steps": DDIM_STEPS,
         "checkpoint_every": 2000,
         "log_every": 100,
     },
@@ -85,32 +82,6 @@ SETUPS = {
 
 def default_variants(dataset: str) -> tuple[str, ...]:
     return DATASET_VARIANTS.get(dataset.split(":")[0], DEFAULT_VARIANTS)
-
-
-def cifar10_setup(use_paper: bool = False, paper_eval: bool = False) -> dict:
-    """The CIFAR-10 setup (module docstring): the paper's model and optimiser, at the paper's length
-    or the default one; the default FID-10k by DDIM-100 or, with `paper_eval`, the paper's FID."""
-    arch, diffusion = paper.cifar10_model()
-    steps = paper.CIFAR10_STEPS if use_paper else CIFAR10_DEFAULT_STEPS
-    every = steps // CIFAR10_EVALUATIONS
-    evaluation = dict(CIFAR10_FID)
-    if paper_eval:
-        every = paper.CIFAR10_TABLE3_ITERATIONS[0]
-        evaluation.update(eval_samples=paper.CIFAR10_FID_SAMPLES, eval_sampler=paper.CIFAR10_FID_SAMPLER)
-        evaluation["eval_sampler_steps"] = diffusion["T"]
-    return {
-        "arch": arch,
-        "diffusion": diffusion,
-        "steps": steps,
-        "batch_size": paper.PAPER_BATCH,
-        "lr": paper.PAPER_LR,
-        "ema_rate": paper.paper_ema(steps),
-        "eval_every": every,
-        **evaluation,
-        "checkpoint_every": steps // CIFAR10_EVALUATIONS,
-        "log_every": 100,
-        "timesteps.target_frac": paper.CIFAR10_CLTS_TARGET / paper.CIFAR10_STEPS,
-    }
 
 
 def eval_every_for_images(images: int, batch_size: int) -> int:
@@ -127,7 +98,7 @@ def setup_sets(dataset: str, use_paper: bool = False, variants=(), paper_eval: b
     inside the timestep sampler only when some of `variants` uses CLTS."""
     family = dataset.split(":")[0]
     if family == "cifar10":
-        setup = {"dataset": dataset, **cifar10_setup(use_paper, paper_eval)}
+        setup = {"dataset": dataset, **cifar10.setup(use_paper, paper_eval)}
         if not any(preset(v).get("timesteps", {}).get("name") == "clts" for v in variants):
             setup = {k: v for k, v in setup.items() if not k.startswith("timesteps.")}
         return [f"{k}={json.dumps(v)}" for k, v in setup.items()]
@@ -153,7 +124,7 @@ def plan(dataset: str, variants, seeds, sets=(), group=None, use_paper=False, pa
     if eval_images:
         axes, fixed = sweep.split(texts)
         require(all(a.key != "batch_size" for a in axes), "--eval-every-images needs one batch size, not an axis")
-        batch = paper.PAPER_BATCH if use_paper else next(a.values[0] for a in fixed if a.key == "batch_size")
+        batch = paper.BATCH if use_paper else next(a.values[0] for a in fixed if a.key == "batch_size")
         texts.append(f"eval_every={eval_every_for_images(eval_images, batch)}")
     axes, fixed = sweep.split(texts)
     return sweep.plan(variants, list(seeds), axes, fixed, group or default_group(dataset), use_paper)

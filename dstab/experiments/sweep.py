@@ -3,7 +3,7 @@
 Every run of a sweep is an ordinary background run (dstab/runs) whose
 launch.json also records its variant, seed and axis values, so `compare`
 can group them. Layers of one run's config, later ones winning:
-preset (the variant) < fixed `--set KEY=V` (one value) < `--paper` (training/paper.py)
+preset (the variant) < fixed `--set KEY=V` (one value) < `--paper` (dstab/paper.py)
 < the run's axis values < its seed (`seed` and `data_seed` both, so the
 variants of one seed see the same batches).
 
@@ -34,11 +34,11 @@ import time
 from dataclasses import dataclass, field
 from itertools import product
 
-from .. import runs
+from .. import paper, runs
 from ..device import concrete_name
 from ..errors import DstabError, is_int, require
 from ..training import config as train_config
-from ..training import paper
+from .cifar10 import departures
 
 ALIASES = ("beta0", "floor", "width")
 SCHEDULES = {"timesteps": "uniform", "momentum": "constant", "lr_schedule": "constant"}
@@ -286,7 +286,7 @@ def describe(planned: list[PlannedRun]) -> list[str]:
     """One line per run for --dry-run: name, variant and values, and where it departs from the paper."""
     out = []
     for r in planned:
-        diffs = paper.differences(r.config)
+        diffs = departures(r.config)
         out.append(
             f"{r.name}  [{r.label}, seed {r.seed}, {r.config['steps']} its]  vs paper: {'; '.join(diffs) or '-'}"
         )
