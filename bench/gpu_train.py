@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from dstab import paper
+from dstab.analysis import fast_surface
 from dstab.experiments import cifar10, runcost
 from dstab.training import config as train_config
 from dstab.training.config import TrainConfig
@@ -75,6 +76,10 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def share(achieved: float, peak: float | None) -> str:
+    return "peak unknown" if peak is None else f"{100 * achieved / peak:.1f}% of the card's dense peak"
+
+
 def peak_memory(device: torch.device) -> str:
     if device.type != "cuda":
         return "CPU"
@@ -103,6 +108,7 @@ def training_rows(cfgs: dict, steps: int, blocks: int, device: str) -> tuple[lis
     flop_per_step = 3 * runcost.forward_flops(cfgs[ARMS[0]]) * batch
     median = {arm: statistics.median(t) for arm, t in times.items()}
     amp = "bf16" if trainers[ARMS[0]].amp else "fp32"
+    peak = fast_surface.device_peak(dev, amp)
     rows = [
         [
             f"train {per_block * blocks} steps, {arm}",
@@ -110,7 +116,7 @@ def training_rows(cfgs: dict, steps: int, blocks: int, device: str) -> tuple[lis
             f"{median[arm] * 1e3:.1f} ms/step",
             f"{batch / median[arm]:,.0f} images/s",
             f"{flop_per_step / median[arm] / 1e12:.3g}",
-            f"batch {batch}, {peak_memory(dev)}",
+            f"batch {batch}, {share(flop_per_step / median[arm], peak)}, {peak_memory(dev)}",
         ]
         for arm in ARMS
     ]
