@@ -188,11 +188,10 @@ class Diffusion:
         dimension (`vb_bits`) with the mean held fixed (stop-gradient, so only the variance
         channels learn from it), times T / 1000 (lambda = 0.001 on the T-term sum, Nichol &
         Dhariwal 2021 Sec. 3.1). Without learned sigma it equals `loss_terms`."""
+        if not self.learn_sigma:
+            return self.loss_terms(model, x0, t, noise, y)
         xt, pred, var_out = self._forward(model, x0, t, noise, y)
-        mse = self._mse(pred, x0, noise)
-        if var_out is None:
-            return mse
-        return mse + (self.T / 1000.0) * self.vb_bits(pred.detach(), var_out, x0, xt, t)
+        return self._mse(pred, x0, noise) + (self.T / 1000.0) * self.vb_bits(pred.detach(), var_out, x0, xt, t)
 
     def vb_bits(self, pred, var_out, x0, xt, t) -> torch.Tensor:
         """Per example, in bits per dimension: KL(q(x_{t-1} | x_t, x0) || p(x_{t-1} | x_t)) for t > 0

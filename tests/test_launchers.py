@@ -18,9 +18,11 @@ from safetensors.torch import load_file as load_tensors
 from dstab import runs
 from dstab.cli import main
 from dstab.errors import DstabError
+from dstab.experiments import speedup
 from dstab.runs import runboard, slurm
 from dstab.training.config import TrainConfig
 from dstab.training.trainer import Trainer
+from tests.cifar_helpers import tiny_sets, write_cifar
 from tests.training_helpers import one_thread, tiny_dm  # noqa: F401 (one_thread is a fixture)
 
 TOY = ["dataset=toy2d:8gaussians", 'arch={"arch": "mlp_denoiser", "data_dim": 2, "hidden": 16, "depth": 2}']
@@ -39,10 +41,15 @@ def _final_weights(root, name: str, steps: int) -> dict[str, torch.Tensor]:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
-def test_torchrun_with_two_gloo_processes_follows_one_process(root, tmp_path):
-    cfg = TrainConfig.from_dict(tiny_dm(steps=6, checkpoint_every=3)).to_dict()
+def test_torchrun_with_two_gloo_processes_follows_one_process(root, tmp_path, monkeypatch):
+    """The tiny CIFAR-10 setup (learned sigma, L_hybrid, mdlrc-clts) at a global batch of 4: 2 per rank."""
+    monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "cache"))
+    cifar = f"cifar10:{write_cifar(tmp_path / 'cifar', per_batch=2)}"
+    sets = [*tiny_sets(steps=6, batch=4, every=3), "eval_every=null"]
+    _, planned = speedup.plan(cifar, ["mdlrc-clts"], [0], sets=sets)
+    cfg = planned[0].config
     runs.queue("two", cfg, {"preset": "x"}, device="cpu", threads=1, root=root, nproc=2)
-    with pytest.raises(DstabError, match="batch_size 16 must be divisible by the 3 processes"):
+    with pytest.raises(DstabError, match="batch_size 4 must be divisible by the 3 processes"):
         runs.queue("three", cfg, {"preset": "x"}, device="cpu", root=root, nproc=3)
     assert not (root / "three").exists()
     assert json.loads((root / "two" / "launch.json").read_text())["nproc"] == 2
@@ -54,7 +61,7 @@ def test_torchrun_with_two_gloo_processes_follows_one_process(root, tmp_path):
     assert log.count("finished at step 6") == 2  # two processes, each through the whole run
     one, two = load_tensors(tmp_path / "one" / "step0000006.safetensors"), _final_weights(root, "two", 6)
     assert one.keys() == two.keys()
-    for k in one:  # each rank trained on half of every global batch of 16: DDP's average is the same step
+    for k in one:  # each rank trained on half of every global batch: DDP's average is the same step
         assert torch.allclose(one[k], two[k], atol=1e-6, rtol=1e-5), k
 
 
@@ -140,6 +147,15 @@ def _metric_rows(db):
         return con.execute("SELECT step, value, wall FROM metrics WHERE name = 'loss' ORDER BY step").fetchall()
     finally:
         con.close()
+
+
+def test_a_job_whose_folder_was_submitted_again_leaves_it_alone(root):
+    cfg = TrainConfig.from_dict(tiny_dm()).to_dict()
+    path = runs.queue("twice", cfg, {"preset": "x"}, device="slurm:default", root=root, launcher={"name": "slurm"})
+    (path / "submitted.json").write_text(json.dumps({"launcher": "slurm", "token": "second", "job_id": "2"}))
+    assert runs.status("twice", root).reason == "slurm job 2: waiting to (re)start"
+    assert slurm.RunJob(str(path), "first")() == "superseded: the run folder was submitted again"
+    assert sorted(p.name for p in path.iterdir()) == ["launch.json", "request.json", "submitted.json"]
 
 
 def test_submitit_is_imported_only_by_the_slurm_launcher(monkeypatch, tmp_path):

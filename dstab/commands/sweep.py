@@ -146,7 +146,8 @@ COST_HEADER = "what the runs will cost:"
 
 
 def launch_processes(args) -> int:
-    return args.gpus_per_job if args.launcher == "slurm" else args.nproc
+    """Processes (devices) each run holds: torchrun's, or one per GPU of a Slurm job (one on a CPU job)."""
+    return max(1, args.gpus_per_job) if args.launcher == "slurm" else args.nproc
 
 
 def preflight_notes(planned) -> list[str]:

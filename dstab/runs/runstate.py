@@ -206,7 +206,8 @@ def status(name: str, root: Path | None = None) -> RunStatus:
             return st
         submitted = _read_json(path / SUBMITTED)
         if submitted:  # in a cluster's queue: waiting to start, or preempted and requeued
-            st.reason = f"{submitted.get('launcher', 'cluster')} job {submitted.get('job_id')}: waiting to (re)start"
+            job = submitted.get("job_id") or "(being submitted)"
+            st.reason = f"{submitted.get('launcher', 'cluster')} job {job}: waiting to (re)start"
             return st
         return _broken(st, "neither queued nor ever launched (no pid file)")
     st.pgid, st.started = pid_info.get("pgid"), pid_info.get("started")

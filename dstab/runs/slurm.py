@@ -15,7 +15,8 @@ watches; `runs resume` of a stopped Slurm run submits it again.
 
 Files a job writes in the run folder, beside the trainer's: pid ({"pgid", "host", "job_id", ...}:
 the trainer process on its node), exit_code, console.log; `submitted.json` is written here at
-submission ({"launcher": "slurm", "job_id", "submitted", "folder"}).
+submission ({"launcher": "slurm", "token", "submitted", "job_id"}; a job runs only while the token
+is its own).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from unittest import mock
 
@@ -89,10 +91,15 @@ def submit(paths: list[Path], options: dict) -> list[str]:
     executor.update_parameters(**params)
     # the jobs get this environment (sbatch exports it; the local executor copies it): this checkout
     # on PYTHONPATH, so that a job can unpickle its RunJob from a checkout that is not installed
+    # each submission's token is on disk before its job can start: a job whose folder was handed to a
+    # later submission (`runs stop` while pending, then `runs resume`) finds another token and leaves
+    records = {p: {"launcher": "slurm", "token": uuid.uuid4().hex, "submitted": time.time()} for p in paths}
+    for path, record in records.items():
+        write_json(path / SUBMITTED, record)
     with mock.patch.dict(os.environ, {"PYTHONPATH": trainer_env()["PYTHONPATH"]}), executor.batch():
-        jobs = [executor.submit(RunJob(str(p))) for p in paths]
+        jobs = [executor.submit(RunJob(str(p), records[p]["token"])) for p in paths]
     for path, job in zip(paths, jobs):
-        write_json(path / SUBMITTED, {"launcher": "slurm", "job_id": job.job_id, "submitted": time.time()})
+        write_json(path / SUBMITTED, {**records[path], "job_id": job.job_id})
     return [job.job_id for job in jobs]
 
 
@@ -100,18 +107,20 @@ class RunJob:
     """What a Slurm job runs (pickled by submitit): `dstab train` in one run folder, to the end or
     until stopped; on preemption or timeout, `checkpoint` stops it cleanly and requeues."""
 
-    def __init__(self, path: str):
-        self.path = path
+    def __init__(self, path: str, token: str):
+        self.path, self.token = path, token
         self._proc: subprocess.Popen | None = None
 
     def __getstate__(self) -> dict:
-        return {"path": self.path}  # a live process handle does not travel
+        return {"path": self.path, "token": self.token}  # a live process handle does not travel
 
     def __setstate__(self, state: dict) -> None:
-        self.path, self._proc = state["path"], None
+        self.path, self.token, self._proc = state["path"], state["token"], None
 
     def __call__(self) -> str:
         path = Path(self.path)
+        if (_read_json(path / SUBMITTED) or {}).get("token") != self.token:
+            return "superseded: the run folder was submitted again"
         if (path / STOP_FILE).exists():
             (path / "exit_code").write_text("143\n")
             return "stopped before it started"
@@ -162,4 +171,4 @@ class RunJob:
         path = Path(self.path)
         for name in ("pid", "exit_code"):
             (path / name).unlink(missing_ok=True)
-        return _submitit().helpers.DelayedSubmission(RunJob(self.path))
+        return _submitit().helpers.DelayedSubmission(RunJob(self.path, self.token))

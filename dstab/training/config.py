@@ -102,7 +102,7 @@ class TrainConfig:
         require(self.eval_metric in metrics, f"eval_metric must be one of {metrics}, got {self.eval_metric!r}")
         require(self.amp in ("auto", "bf16", "off"), f"amp must be auto, bf16 or off, got {self.amp!r}")
         require(self.eval_sampler in SAMPLERS, f"eval_sampler must be one of {SAMPLERS}, got {self.eval_sampler!r}")
-        if self.eval_metric == "fid":
+        if self.eval_metric == "fid" and self.eval_every:
             check_fid_samples(self.eval_samples)
         optimizer_schedule(self.momentum, self.lr, self.beta1, self.beta2, self.lr_schedule)
         require(
