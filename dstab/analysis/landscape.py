@@ -86,7 +86,7 @@ def _sequential(probe: Probe, d1, d2, coords, progress) -> torch.Tensor:
         torch.add(theta, u, alpha=float(a), out=work)
         work.add_(v, alpha=float(b))
         out.append(probe.loss_of(module).reshape(()))
-        progress(1)
+        progress(len(out))
     return torch.stack(out) if out else torch.empty(0)
 
 
@@ -119,8 +119,8 @@ def _vmapped(probe: Probe, d1, d2, coords, progress, memory_budget) -> torch.Ten
                 ) from None
             chunk = len(c) // 2
             continue
-        progress(len(c))
         start += len(c)
+        progress(start)
     return torch.cat(out) if out else torch.empty(0)
 
 
@@ -134,7 +134,8 @@ def plane_losses(
     progress: Callable[[int], object] | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> np.ndarray:
-    """L(theta + a d1 + b d2) for each row (a, b) of `coords`, float64 numpy."""
+    """L(theta + a d1 + b d2) for each row (a, b) of `coords`, float64 numpy; `progress(done)` with the points
+    done so far, as every engine's inner callback counts."""
     strategy = strategy or default_strategy(probe.device)
     require(strategy in STRATEGIES, f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
     coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
@@ -150,17 +151,10 @@ def plane_losses(
     return values.double().cpu().numpy()
 
 
-def counting(progress: Callable[[str, int, int], object] | None, stage: str, total: int) -> Callable[[int], None]:
-    """An increment callback (n points just done) that reports `progress(stage, done, total)`."""
-    done = 0
-
-    def tick(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress is not None:
-            progress(stage, done, total)
-
-    return tick
+def reporting(progress: Callable[[str, int, int], object] | None, stage: str, total: int) -> Callable[[int], None]:
+    """An engine's inner callback, `tick(done)` with the units done so far (as the Hessian engine's count
+    products), reported as dstab's one protocol `progress(stage, done, total)`."""
+    return (lambda done: None) if progress is None else (lambda done: progress(stage, done, total))
 
 
 def loss_seconds(probe: Probe, per_point: float | None, points: int, what: str) -> float:
@@ -217,7 +211,7 @@ def surface(
     d1, d2, cosines = plane_directions(probe.params, seed, bias_mode)
     points = np.array([(coords[i], b) for i in rows for b in coords])
     t0 = time.perf_counter()
-    values = plane_losses(probe, d1, d2, points, strategy, counting(progress, "surface", len(points)))
+    values = plane_losses(probe, d1, d2, points, strategy, reporting(progress, "surface", len(points)))
     loss = np.full((grid, grid), np.nan)
     loss[rows] = values.reshape(len(rows), grid)
     meta = {

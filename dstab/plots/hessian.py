@@ -1,4 +1,4 @@
-"""Hessian spectra: overlaid SLQ densities and the top eigenvalues (pages), the density as a PNG (CLI)."""
+"""Hessian spectra: overlaid SLQ densities and the top eigenvalues (the pages; the CLI's PNG is the density figure)."""
 
 from __future__ import annotations
 
