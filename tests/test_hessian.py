@@ -171,6 +171,8 @@ def test_cost_warning_before_a_long_run():
     assert hessian.hvp_seconds(op, 10, "quadratic", per=0.5) == 5.0  # a known time per product: no clock
     with pytest.warns(CostWarning, match="roughly"):
         hessian.hvp_seconds(op, 10**12, "quadratic")
+    with pytest.warns(CostWarning, match="roughly"):  # the spectrum warns before its Lanczos starts
+        hessian.spectrum(probe, top_k=1, trace_samples=2, slq_runs=1, slq_steps=4, seconds_per_hvp=1e6)
 
 
 def test_the_stopping_rule_revision_is_in_every_dstab_key():
