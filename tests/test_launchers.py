@@ -185,6 +185,23 @@ def test_launcher_options_are_checked_before_anything_is_queued(root, capsys):
     assert not any(root.iterdir())
 
 
+def test_runs_start_nproc_queues_one_run_for_torchrun(root, monkeypatch, capsys):
+    """`runs start --nproc 2`: the run folder records 2 processes and its trainer starts under torchrun
+    (the training itself is test_torchrun_with_two_gloo_processes_follows_one_process's)."""
+    from dstab.runs import process
+
+    monkeypatch.setattr(runs, "schedule", lambda root=None: [])  # stays queued: nothing is started here
+    argv = ["runs", "--root", str(root), "start", "two", "--preset", "baseline", "--device", "cpu"]
+    assert main([*argv, "--nproc", "2", "--set", "batch_size=16", "--set", "steps=10"]) == 0
+    assert capsys.readouterr().out.startswith("two")
+    launch = json.loads((root / "two" / "launch.json").read_text())
+    assert (launch["nproc"], launch["device"]) == (2, "cpu")
+    words = process.trainer_command(launch).split()
+    assert words[1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dstab", "train"]
+    assert json.loads((root / "two" / "request.json").read_text())["batch_size"] == 16  # the global batch
+    assert runs.status("two", root).state == "queued"
+
+
 def test_ranks_wait_for_rank_zeros_evaluations_hours_not_minutes(monkeypatch):
     from datetime import timedelta
 
