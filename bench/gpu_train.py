@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import _repo  # noqa: F401 (puts the repository root on sys.path)
-import numpy as np
 import torch
 
-from dstab import paper
+from dstab import image_data, paper
 from dstab.analysis import fast_surface
 from dstab.experiments import cifar10, runcost
 from dstab.training import config as train_config
@@ -40,27 +38,12 @@ from dstab.training.config import TrainConfig
 from dstab.training.trainer import Trainer
 
 ARMS = ("baseline", "mdlrc-clts")
-TINY = {
-    "arch": "unet",
-    "image_size": 32,
-    "in_channels": 3,
-    "model_channels": 8,
-    "channel_mult": [1, 2],
-    "num_res_blocks": 1,
-    "attention_resolutions": [16],
-    "norm_groups": 4,
-    "learn_sigma": True,
-}
+TINY = cifar10.TINY_ARCH
 
 
 def cifar_folder(per_batch: int) -> str:
     """A CIFAR-10 folder of random images in the python-pickle batch layout (the GPU machine has no CIFAR)."""
-    folder = Path(tempfile.mkdtemp(prefix="dstab-gpu-train-cifar-"))
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        rows = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
-        batch = {b"data": rows, b"labels": [0] * per_batch, b"batch_label": name.encode(), b"filenames": []}
-        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    folder = image_data.write_random_cifar10(Path(tempfile.mkdtemp(prefix="dstab-gpu-train-cifar-")), per_batch)
     return f"cifar10:{folder}"
 
 

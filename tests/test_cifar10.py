@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import sqlite3
 
 import pytest
 import torch
 
-from dstab import metricnames
+from dstab import data, metricnames
 from dstab.analysis import fid
 from dstab.cli import main
 from dstab.diffusion import Diffusion, NoiseSource
@@ -44,6 +45,18 @@ def random_inception(tmp_path_factory):
 def _reproduce(dataset, *extra, sets=None):
     argv = ["reproduce", "speedup", "--dataset", dataset, "--seeds", "1", "--device", "cpu"]
     return main([*argv, *(f"--set={s}" for s in (tiny_sets() if sets is None else sets)), *extra])
+
+
+def test_the_generated_cifar_folder_is_what_the_loader_reads(tmp_path, monkeypatch):
+    """The random CIFAR-10 folder of the GPU check and these tests, read back by dstab's own loader."""
+    monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "cache"))
+    folder = write_cifar(tmp_path / "c", per_batch=3, seed=5)
+    train, test = data.load(f"cifar10:{folder}"), data.load(f"cifar10:{folder}?split=test")
+    assert (len(train), len(test), train.sample_shape) == (15, 3, (3, 32, 32))
+    with open(folder / "data_batch_2", "rb") as f:
+        row = pickle.load(f, encoding="bytes")[b"data"][1]  # image 1 of batch 2: training image 4
+    want = torch.from_numpy(row.reshape(3, 32, 32).astype("float32")) / 127.5 - 1
+    assert torch.allclose(train.data[torch.tensor([4])][0], want, atol=1e-6)
 
 
 def test_the_paper_setup_is_the_papers_and_departs_only_where_said(cifar):

@@ -15,6 +15,19 @@ from .. import paper
 DEFAULT_STEPS = paper.CIFAR10_TABLE3_ITERATIONS[0]  # Table 3's first column: a GPU-day (speedup's docstring)
 EVALUATIONS = 10  # per run, every 10% of it
 FID = {"eval_metric": "fid", "eval_samples": 10_000, "eval_sampler": "ddim", "eval_sampler_steps": 100}
+# a 32 x 32 RGB UNet with learned sigma (the paper's model has it), small enough for a CPU: the GPU
+# check's --smoke (bench/gpu_train.py) and the tests
+TINY_ARCH = {
+    "arch": "unet",
+    "image_size": 32,
+    "in_channels": 3,
+    "model_channels": 8,
+    "channel_mult": [1, 2],
+    "num_res_blocks": 1,
+    "attention_resolutions": [16],
+    "norm_groups": 4,
+    "learn_sigma": True,
+}
 
 
 def model() -> tuple[dict, dict]:
