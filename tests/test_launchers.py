@@ -179,6 +179,9 @@ def test_launcher_options_are_checked_before_anything_is_queued(root, capsys):
     assert "--partition applies to --launcher slurm" in capsys.readouterr().err
     assert main([*base, "--nproc", "3", "--set", "batch_size=16"]) == 2
     assert "batch_size 16 must be divisible by the 3 processes" in capsys.readouterr().err
+    slurm3 = ["--launcher", "slurm", "--slurm-cluster", "local", "--gpus-per-job", "3", "--set", "batch_size=16"]
+    assert main([*base, *slurm3]) == 2  # a job's GPUs are its torchrun processes
+    assert "batch_size 16 must be divisible by the 3 processes" in capsys.readouterr().err
     one = ["runs", "--root", str(root), "start", "one", "--preset", "baseline", "--set", "batch_size=16"]
     assert main([*one, "--nproc", "3", "--device", "cpu"]) == 2
     assert "batch_size 16 must be divisible by the 3 processes" in capsys.readouterr().err
