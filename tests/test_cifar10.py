@@ -171,7 +171,7 @@ def test_a_measured_dry_run_says_what_it_measured(cifar, capsys):
     lines = capsys.readouterr().out.splitlines()
     row = next(line for line in lines if line.startswith("  speedup-cifar10-baseline-s0: "))
     flop = runcost.forward_flops({"kind": "dm", "arch": TINY_CIFAR_UNET})
-    assert f"20 iterations, 80 images, {runcost.flop_text(3 * flop * 80)}; 1 evaluations, 6 samples" in row
+    assert f"20 iterations, 80 images, {runcost.flop_text(3 * flop * 80)}; 1 evaluation, 6 samples" in row
     assert "CPU-hours (training " in row and "; disk " in row
     measured = next(line for line in lines if line.startswith("  measured on cpu (no GPU here"))
     assert "3 timed steps at batch 4, scaled to 4" in measured

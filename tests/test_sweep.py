@@ -47,7 +47,7 @@ def test_dry_run_lists_the_product_and_writes_nothing(tmp_path, capsys):
         f"g-{v}-lr{lr}-s{s}" for s in (0, 1) for lr in ("0.001", "0.002") for v in ("baseline", "lr-matched")
     ]
     # sizes without PyTorch: 100 iterations at the preset's batch 64, its evaluations every 500 steps: one
-    first = "  g-baseline-lr0.001-s0: 100 iterations, 6,400 images; 1 evaluations, 500 samples, 25,000 network calls"
+    first = "  g-baseline-lr0.001-s0: 100 iterations, 6,400 images; 1 evaluation, 500 samples, 25,000 network calls"
     assert out[cost + 1] == first  # 500 samples x 50 DDIM steps
     assert out[-2] == "  total (8 runs): 800 iterations, 51,200 images training, 4,000 evaluation samples"
     assert out[-1] == "8 runs in group g (dry run: nothing queued)"

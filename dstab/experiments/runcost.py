@@ -304,6 +304,10 @@ def _flop(n: int | None) -> str:
     return "" if n is None else f", {flop_text(n)}"
 
 
+def _n(count: int, word: str) -> str:
+    return f"{count:,} {word}{'s' * (count != 1)}"
+
+
 def lines(est: dict) -> list[str]:
     """The estimate as text, for --dry-run and the Training page."""
     out = []
@@ -316,12 +320,12 @@ def lines(est: dict) -> list[str]:
             hours = f"; {h:,.2f} {unit}-hours{devices} (training {r['train_h']:,.2f} + evaluation {r['eval_h']:,.2f})"
         out.append(
             f"{r['name']}: {r['iterations']:,} iterations, {r['images']:,} images{_flop(r['train_flop'])}; "
-            f"{r['evaluations']} evaluations, {r['eval_samples']:,} samples, {r['eval_calls']:,} network calls"
+            f"{_n(r['evaluations'], 'evaluation')}, {r['eval_samples']:,} samples, {r['eval_calls']:,} network calls"
             f"{_flop(r['eval_flop'])}{hours}{_disk(r['disk'])}"
         )
     t = est["total"]
     total = (
-        f"total ({len(est['runs'])} runs): {t['iterations']:,} iterations, {t['images']:,} images"
+        f"total ({_n(len(est['runs']), 'run')}): {t['iterations']:,} iterations, {t['images']:,} images"
         f"{_flop(t['train_flop'])} training, {t['eval_samples']:,} evaluation samples{_flop(t['eval_flop'])}"
     )
     if t.get("train_h") is not None:

@@ -87,11 +87,11 @@ def test_every_presets_distribution_over_t_with_its_share_below_half_and_formula
 
 def test_the_launch_is_sized_before_it_starts(ws):
     at = page()
-    sizes = [c.value for c in at.code if "total (1 runs)" in c.value]
-    assert sizes and sizes[0].splitlines()[-1].startswith("total (1 runs): 3,000 iterations, 192,000 images")
+    sizes = [c.value for c in at.code if "total (1 run)" in c.value]
+    assert sizes and sizes[0].splitlines()[-1].startswith("total (1 run): 3,000 iterations, 192,000 images")
     at.button(key="size").click().run()
     assert not at.exception and not at.error
-    sized = next(c.value for c in at.code if "total (1 runs)" in c.value).splitlines()
+    sized = next(c.value for c in at.code if "total (1 run)" in c.value).splitlines()
     assert "CPU-hours" in sized[0] and "; disk " in sized[0]  # the dry run's numbers, measured here
     assert sized[-1].startswith("measured on cpu (no GPU here: these are CPU-hours of this machine)")
     assert runs.run_names() == []
