@@ -65,9 +65,9 @@ def protocol_changes(texts: list[str]) -> dict:
     return out
 
 
-def write_report(result: dict, out: Path) -> dict[str, str]:
-    """compare.json, compare.md and the figures in `out`: PNG vs iterations and CPU seconds (when the
-    runs recorded them), HTML for every axis. Returns {axis: PNG file name}."""
+def write_report(result: dict, out: Path, png_axes=("iterations", "cpu")) -> dict[str, str]:
+    """compare.json, compare.md and the figures in `out`: PNG vs `png_axes` (iterations and CPU seconds,
+    when the runs recorded them), HTML for every axis. Returns {axis: PNG file name}."""
     from ..experiments import verdict
     from ..experiments.compare import AXES
     from ..plots import compare as figures
@@ -78,7 +78,7 @@ def write_report(result: dict, out: Path) -> dict[str, str]:
     for axis in AXES:
         fig = figures.curves_figure(result, axis)
         write_html(fig, out / f"curves-{axis}.html")
-        if axis in ("iterations", "cpu") and figures.available_axis(result, axis) == axis:
+        if axis in png_axes and figures.available_axis(result, axis) == axis:
             files[axis] = figures.curves_png(result, axis, out / f"curves-{axis}.png").name
     (out / "compare.json").write_text(json.dumps(result, indent=1) + "\n")
     (out / "compare.md").write_text(verdict.markdown(result, {f"vs {a}": f for a, f in files.items()}))

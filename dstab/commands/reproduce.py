@@ -29,8 +29,16 @@ def register(sub) -> None:
         "regenerates RESULTS.md's section. --confirm: a confirmation on fresh seeds with the protocol fixed "
         "before the runs, reported beside the exploration.",
     )
-    s.add_argument("--dataset", default="digits", help="digits, toy2d[:variant], or another dataset (default digits)")
-    add_sweep_args(s, ",".join(speedup.DEFAULT_VARIANTS), "speedup-<dataset>")
+    s.add_argument(
+        "--dataset", default="digits", help="digits, toy2d[:variant], cifar10:PATH, or another dataset (default digits)"
+    )
+    add_sweep_args(s, None, "speedup-<dataset>")
+    s.add_argument(
+        "--paper-eval",
+        action="store_true",
+        help="CIFAR-10: the paper's FID protocol (FID-50k, ancestral sampling over all T steps, every 100k iterations)",
+    )
+    s.add_argument("--eval-every-images", type=int, default=None, help="evaluate every N images seen")
     s.add_argument("--report-only", action="store_true", help="compare the group's finished runs; train nothing")
     s.add_argument("--wait", action="store_true", help="after queueing, wait for the runs (every stage), then report")
     s.add_argument("--confirm", action="store_true", help="a confirmation group (default speedup-<dataset>-confirm)")
@@ -46,7 +54,10 @@ def register(sub) -> None:
     add_protocol_arg(s)
     s.set_defaults(variants=None)  # launching: the default variants; reporting: every variant of the group
     variants = next(a for a in s._actions if a.dest == "variants")
-    variants.help = f"comma-separated presets (launch: default {','.join(speedup.DEFAULT_VARIANTS)}; report: all)"
+    variants.help = (
+        f"comma-separated presets (launch: the dataset's default, {','.join(speedup.DEFAULT_VARIANTS)} for digits, "
+        f"{','.join(speedup.default_variants('cifar10'))} for cifar10; report: all)"
+    )
     s.add_argument(
         "--summaries",
         type=Path,
@@ -63,6 +74,8 @@ def command_text(args) -> str:
     parts = ["python -m dstab reproduce speedup", f"--dataset {args.dataset}"]
     parts += [f"--variants {args.variants}"] if args.variants else []
     parts += [f"--seeds {args.seeds}", *(f"--set '{t}'" for t in args.set), *(["--paper"] if args.paper else [])]
+    parts += ["--paper-eval"] * args.paper_eval
+    parts += [f"--eval-every-images {args.eval_every_images}"] if args.eval_every_images else []
     return " ".join(parts + (["--confirm"] if args.confirm else []) + (["--head-to-head"] if args.head_to_head else []))
 
 
@@ -120,9 +133,10 @@ def _confirm(args, group: str, exploration: str, seeds: list[int], variants: lis
 
 def run_speedup(args) -> int:
     from .. import runs
+    from ..analysis import fid
     from ..errors import require
     from ..experiments import runlength, speedup, sweep
-    from .sweep import seeds_arg, split_roots
+    from .sweep import dry_run, launch_options, launched_text, seeds_arg, split_roots
 
     split_roots(args, reading=args.report_only)
     require(
@@ -131,20 +145,26 @@ def run_speedup(args) -> int:
     )
     group, exploration = _groups(args)
     args.summaries = args.summaries or args.results.parent / "results" / "speedup-runs"
-    variants = _variants(args) or list(speedup.DEFAULT_VARIANTS)
+    variants = _variants(args) or list(speedup.default_variants(args.dataset))
     seeds = seeds_arg(args.seeds)
-    _, planned = speedup.plan(args.dataset, variants, seeds, args.set, group, args.paper)
+
+    def plan(names, sets):
+        extra = (args.paper_eval, args.eval_every_images)
+        return speedup.plan(args.dataset, names, seeds, sets, group, args.paper, *extra)[1]
+
+    planned = plan(variants, args.set)
     p = _protocol(args, group)
     if args.dry_run:
-        print("\n".join(sweep.describe(planned)))
-        print(f"{len(planned)} runs in group {group} (dry run: nothing queued)")
+        dry_run(group, planned, args)
         return 0
     if not args.report_only:
+        options = launch_options(args)
+        fid.preflight(planned[0].config)  # no weights, or too few samples: stop before anything is queued
         if args.confirm:
             _confirm(args, group, exploration, seeds, variants, p)
-        if args.fixed_length:
-            sweep.launch(group, planned, args.device, args.threads, args.root)
-            print(f"queued {len(planned)} runs in group {group}")
+        if args.fixed_length or speedup.fixed_length(args.dataset):
+            statuses = sweep.launch(group, planned, args.device, args.threads, args.root, **options)
+            print(launched_text(statuses, group, args.launcher))
             if not args.wait:
                 print(f"when they have finished: {command_text(args)} --report-only")
                 return 0
@@ -154,11 +174,11 @@ def run_speedup(args) -> int:
             maximum = args.max_steps or 4 * planned[0].config["steps"]
 
             def replan(n):
-                others = [v for v in variants if v != p.reference]
-                return speedup.plan(args.dataset, others, seeds, [*args.set, f"steps={n}"], group, args.paper)[1]
+                return plan([v for v in variants if v != p.reference], [*args.set, f"steps={n}"])
 
             def launch(rs):
-                sweep.launch(group, rs, args.device, args.threads, args.root)
+                statuses = sweep.launch(group, rs, args.device, args.threads, args.root, **options)
+                print(launched_text(statuses, group, args.launcher))
 
             while True:
                 stage, message = runlength.advance(group, planned, replan, p, maximum, args.root, launch)
@@ -240,7 +260,7 @@ def report(args, group: str, exploration: str, p) -> int:
     variants = _variants(args)
     if not args.confirm:
         result = compare.compare(group, p, args.roots, args.summaries, variants=variants)
-        figures = _figures(result, reports / group, out_dir, args)
+        figures = _figures(result, reports / group, out_dir, args, f"speedup-{family}")
         body = speedup.section(result, command_text(args), figures)
         speedup.save_summary(args.summary or out_dir / f"speedup-{family}.json", result)
     else:
@@ -285,19 +305,20 @@ def _progress(group: str, args, why: str) -> str:
 
 
 def _figures(result: dict, report_dir: Path, out_dir: Path, args, stem: str | None = None) -> dict[str, str]:
-    """The group's full report in `report_dir`, its iterations and CPU-seconds figures copied beside
-    RESULTS.md as `<stem>-curves*.png` (default the group's name); returns {caption: path relative to
-    RESULTS.md}."""
-    stem = stem or result["group"]
+    """The group's full report in `report_dir`, its figures vs iterations (images seen for CIFAR-10,
+    whose paper claim is per image) and CPU seconds copied beside RESULTS.md as `<stem>-curves*.png`
+    (default the group's name); returns {caption: path relative to RESULTS.md}."""
     from . import compare as compare_cmd
 
-    files = compare_cmd.write_report(result, report_dir)
+    stem = stem or result["group"]
+    first = "images" if args.dataset.split(":")[0] == "cifar10" else "iterations"
+    files = compare_cmd.write_report(result, report_dir, (first, "cpu"))
     out = {}
-    for axis in ("iterations", "cpu"):
+    for axis in (first, "cpu"):
         name = files.get(axis)
         if not name:
             continue
-        dest = out_dir / f"{stem}-curves{'' if axis == 'iterations' else '-' + axis}.png"
+        dest = out_dir / f"{stem}-curves{'' if axis == first else '-' + axis}.png"
         shutil.copyfile(report_dir / name, dest)
         caption = f"{stem}: mean over seeds with 90% t-band, seeds faint, ladder and floor, vs {axis}"
         out[caption] = str(dest.relative_to(args.results.parent))

@@ -29,8 +29,8 @@ from .. import paper
 from ..analysis import fid
 from ..errors import DstabError, require
 from ..metricnames import HIGHER_IS_BETTER, is_repeat, metric_label, repeat_name
+from . import cifar10, stats, timing
 from . import readouts as ro
-from . import stats, timing
 from .groupruns import GroupRun, first_root, load
 from .protocol import REPO, Protocol, for_group
 
@@ -374,7 +374,7 @@ def _variant(seeds: dict[int, GroupRun], curves: dict[int, ro.Curve], metric: st
         "timesteps": cfg["timesteps"],
         "diffusion": cfg["diffusion"],
         "noise_pairing": cfg.get("noise_pairing", "independent"),
-        "vs_paper": paper.differences(cfg),
+        "vs_paper": cifar10.departures(cfg),
     }
 
 

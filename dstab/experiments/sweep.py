@@ -38,6 +38,7 @@ from .. import paper, runs
 from ..device import concrete_name
 from ..errors import DstabError, is_int, require
 from ..training import config as train_config
+from .cifar10 import departures
 
 ALIASES = ("beta0", "floor", "width")
 SCHEDULES = {"timesteps": "uniform", "momentum": "constant", "lr_schedule": "constant"}
@@ -237,10 +238,19 @@ def from_form(group: str, variants: list[str], seeds: int, axes_text: str, overr
 
 
 def launch(
-    group: str, planned: list[PlannedRun], device: str = "auto", threads: int | None = 1, root=None, build=False
+    group: str,
+    planned: list[PlannedRun],
+    device: str = "auto",
+    threads: int | None = 1,
+    root=None,
+    build=False,
+    nproc: int = 1,
+    slurm: dict | None = None,
 ) -> list:
     """Queue every planned run, then schedule once; `build=True` first builds the model and data once
-    per distinct setup (PyTorch; see `runs.resolved_config`)."""
+    per distinct setup (PyTorch; see `runs.resolved_config`). `nproc` > 1: each run under torchrun
+    with that many processes. `slurm` (a `runs.slurm.launcher` record): the runs go to Slurm as one
+    job array instead of this machine's queue, in the same run folders."""
     root = runs.workspace_root(root)
     taken = [r.name for r in planned if (root / r.name).exists()]
     require(not taken, f"runs {taken[:3]} already exist in {root}; pick another --group")
@@ -253,10 +263,21 @@ def launch(
             except DstabError as exc:
                 raise DstabError(f"sweep run {r.name}: {exc}") from None
             checked.add(setup)
-    dev = concrete_name(device)
+    if slurm:
+        from ..runs import slurm as slurm_launcher
+
+        nproc, dev = slurm_launcher.processes(slurm), f"slurm:{slurm['partition'] or 'default'}"
+    else:
+        dev = concrete_name(device)
+    for r in planned:
+        runs.check_processes(r.config, nproc)
+    paths = []
     for r in planned:
         request = {"preset": r.variant, "variant": r.variant, "seed": r.seed, "sweep": r.values, "label": r.label}
-        runs.queue(r.name, r.config, request, device=dev, group=group, threads=threads, root=root)
+        q = dict(device=dev, group=group, threads=threads, root=root, nproc=nproc, launcher=slurm)
+        paths.append(runs.queue(r.name, r.config, request, **q))
+    if slurm:
+        slurm_launcher.submit(paths, slurm)
     runs.schedule(root)
     return [runs.status(r.name, root) for r in planned]
 
@@ -265,7 +286,7 @@ def describe(planned: list[PlannedRun]) -> list[str]:
     """One line per run for --dry-run: name, variant and values, and where it departs from the paper."""
     out = []
     for r in planned:
-        diffs = paper.differences(r.config)
+        diffs = departures(r.config)
         out.append(
             f"{r.name}  [{r.label}, seed {r.seed}, {r.config['steps']} its]  vs paper: {'; '.join(diffs) or '-'}"
         )
