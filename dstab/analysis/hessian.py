@@ -199,6 +199,12 @@ class HessianSpectrum:
     def lambda_1(self) -> float:
         return float(self.top_eigenvalues[0])
 
+    @property
+    def meta(self) -> dict:
+        """What the numbers came with (the probe, timing, where the result came from): `info`, under the
+        name every other result uses."""
+        return self.info
+
     def summary(self) -> dict:
         m = spectrum_moments(self.nodes, self.weights)
         return {
