@@ -5,7 +5,7 @@ array on disk (a `.npy` in the dataset cache, keyed by the source files'
 names, sizes and times) and then memory-mapped: an `ImageArray` turns only the
 rows asked for into float32 in [-1, 1]. So `Dataset.fixed_batch` and
 `Dataset.batches` work as for the small in-memory sets, while memory stays at
-one batch. The cache lives in $DSTAB_CACHE (default ~/.cache/dstab)/datasets.
+one batch. The cache lives in the user cache (`dstab.cache.user_dir`: $DSTAB_CACHE, default ~/.cache/dstab)/datasets.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from . import budgets
+from .cache import user_dir
 from .errors import DstabError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -56,7 +57,7 @@ class ImageArray:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("DSTAB_CACHE") or Path.home() / ".cache" / "dstab") / "datasets"
+    return user_dir() / "datasets"
 
 
 def _fingerprint(files: list[Path], extra: dict) -> str:

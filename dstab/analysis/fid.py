@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from .. import data
+from ..cache import user_dir
 from ..checkpoints import atomic_write_bytes, file_sha256, safe_torch_load
 from ..diffusion import NoiseSource
 from ..errors import DstabError, require
@@ -147,7 +148,7 @@ def auto_metric(dataset: data.Dataset) -> str:
 
 # --- reference statistics, cached ----------------------------------------------------------------
 def cache_dir() -> Path:
-    return Path(os.environ.get("DSTAB_CACHE", Path(__file__).resolve().parents[2] / ".dstab-cache")) / "fd-stats"
+    return user_dir() / "fd-stats"
 
 
 def reference_stats(ext: Extractor, dataset: data.Dataset) -> tuple[np.ndarray, np.ndarray]:

@@ -79,7 +79,7 @@ class Plan:
         meta, arrays = self.compute(progress, root, **runtime)
         if not self.identified or not from_env().main:  # nothing identifies it, or another rank writes it
             return cache.Result(meta, {k: np.asarray(v) for k, v in arrays.items()}, "", "computed", None, self.params)
-        return cache.store(self.spec.name, self.params, self.shas, meta, arrays, root)
+        return cache.store_or_keep(self.spec.name, self.params, self.shas, meta, arrays, root)
 
 
 def get(

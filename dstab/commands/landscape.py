@@ -13,7 +13,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
-from .. import budgets, distributed, plots, zoo, zooresults
+from .. import budgets, distributed, plots, zoo, zooindex, zooresults
 from ..analysis import results
 from ..analysis.directions import BIAS_MODES
 from ..analysis.interpolation import rise_over_end
@@ -23,7 +23,7 @@ from ..device import resolve_device
 from ..fileio import writable_dir
 from ..plots import curve as curve_plots
 from ..plots import surface as surface_plots
-from . import add_command, add_dataset_arg, add_device_arg, add_threads_arg, check_dataset_arg
+from . import add_command, add_dataset_arg, add_device_arg, add_stage_arg, add_threads_arg, check_dataset_arg
 from .output import result_stem, write_result
 from .progress import bars, cost_warnings_on_one_line
 
@@ -32,7 +32,7 @@ SURFACE, CURVE = zooresults.SURFACE, zooresults.CURVE
 
 def _probe_args(p) -> None:
     probe = SURFACE.probe
-    p.add_argument("--stage", choices=["final", "early"], default="final", help="zoo checkpoint stage (default final)")
+    add_stage_arg(p)
     p.add_argument(
         "--timestep",
         type=int,
@@ -188,6 +188,7 @@ def run_interpolate(args) -> int:
 
 def run_precompute(args) -> int:
     only = [t.strip() for t in args.only.split(",") if t.strip()] if args.only else None
+    zooindex.writable_zoo()  # the shipped cache is <zoo>/results
     with cost_warnings_on_one_line():
         n = zooresults.run(only, args.entries, resolve_device(args.device))
     print(f"{n} results in the shipped cache")
