@@ -152,7 +152,10 @@ def _own_checkpoint_form() -> None:
                 st.success(f"added {choice.label} to the {choice.kind.upper()} list")
             except DstabError as exc:
                 st.error(str(exc))
-        up = st.file_uploader("or upload", type=[s.lstrip(".") for s in userfiles.CHECKPOINT_SUFFIXES], key="own_up")
+        # no `type=` filter: Streamlit checks it on the server before the script runs, so a file of another
+        # type sent past the browser's filter replaced the page with its exception; save_upload says it in a line
+        suffixes = ", ".join(userfiles.CHECKPOINT_SUFFIXES)
+        up = st.file_uploader("or upload", key="own_up", help=f"a checkpoint file: {suffixes}")
         if up is not None:
             try:
                 userfiles.require_upload_size(up.name, up.size)  # before reading it into memory

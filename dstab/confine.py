@@ -57,6 +57,21 @@ def inside_roots(text: str, what: str = "path") -> Path:
     return path
 
 
+def like(given: Path, inner: Path) -> Path:
+    """`inner`, a file read because the user named `given` (a diffusers folder's config and weights, a
+    DCGAN's netD beside its netG), confined like `given`: when `given` lies inside the allowed roots, so
+    must `inner`, symlinks followed, so that a link inside an allowed folder reaches nothing outside them."""
+    roots = allowed_roots()
+    if any(_resolved(str(given), "path").is_relative_to(r) for r in roots):
+        target = _resolved(str(inner), "path")
+        if not any(target.is_relative_to(r) for r in roots):
+            raise DstabError(
+                f"{inner} leads to {target}, outside the folders this server may read "
+                f"({', '.join(str(r) for r in roots)}); copy the file itself into {given}"
+            )
+    return inner
+
+
 def confined_path(text: str) -> Path:
     """A checkpoint path typed or linked by a visitor: inside an allowed root and existing."""
     text = (text or "").strip()

@@ -86,6 +86,63 @@ def test_a_crafted_upload_is_refused_and_deleted(app, tmp_path, make, fragment):
     assert kept == []
 
 
+BOMBS = [
+    ("300k-tensors", lambda d: c.many_tensors(d / "tensors.safetensors", 300_000), "DSTAB_MAX_TENSORS"),
+    ("150k-members", lambda d: c.many_members(d / "members.pt", 150_007), "DSTAB_MAX_ARCHIVE_MEMBERS"),
+]
+
+
+@pytest.mark.parametrize(("make", "fragment"), [(m, f) for _, m, f in BOMBS], ids=[i for i, _, _ in BOMBS])
+def test_a_bomb_is_refused_from_its_header_in_the_path_box_and_as_an_upload(
+    app, workspace, monkeypatch, make, fragment
+):
+    """Issue 27: 89 s in the path box and 170 s as an upload. Refused from the header's tensor count or the
+    zip's end record: no tensor is made and torch never opens the file (the CLI's time and memory for the
+    same refusal: test_bombs)."""
+    import torch
+    from safetensors import torch as st_torch
+
+    path = make(workspace)
+    opened = []
+    for module, name in ((checkpoints, "st_load"), (st_torch, "load_file"), (torch, "load")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, **k: opened.append(a[:1]) or _real(*a, **k))
+    monkeypatch.setenv("DSTAB_MAX_UPLOAD_MB", "64")
+    at = app(PAGE, data="toy2d")
+    at.text_input(key="own_path").input(str(path))
+    at.button(key="own_path_load").click().run()
+    still_usable(at)
+    assert any(fragment in e.value and str(path) in e.value for e in at.sidebar.error)
+    at.file_uploader(key="own_up").set_value((path.name, path.read_bytes(), "application/octet-stream"))
+    at.run()
+    still_usable(at)
+    assert any("was not kept" in e.value and fragment in e.value for e in at.sidebar.error)
+    assert not [a for a in opened if a and Path(str(a[0])).name.endswith(path.suffix)], opened
+    assert list(userfiles.uploads_dir().glob("*")) == []
+
+
+def test_an_upload_of_another_type_is_one_line_and_the_page_stays(app):
+    """Streamlit's own type check (a crafted request past the browser's filter) raised in place of the page."""
+    at = app(PAGE, data="toy2d")
+    at.file_uploader(key="own_up").set_value(("notes.txt", b"not a checkpoint", "text/plain"))
+    at.run()
+    still_usable(at)
+    assert any("notes.txt is not a checkpoint file; upload one of .safetensors" in e.value for e in at.sidebar.error)
+    at.run()  # and on the next run too
+    still_usable(at)
+
+
+def test_link_values_nothing_on_the_page_offers_are_named(app):
+    """`/training?run=../../etc` showed nothing: with no runs, no control reads `run` or `runs`."""
+    at = app("pages/training.py", run="../../etc", runs="nope")
+    assert not at.exception, at.exception
+    notes = [w.value for w in at.warning]
+    assert "Link parameter run='../../etc' ignored: nothing on this page offers it now." in notes
+    assert "Link parameter runs='nope' ignored: nothing on this page offers it now." in notes
+    at.run()  # named once, not on every rerun
+    assert not [w for w in at.warning if "Link parameter" in w.value]
+
+
 def test_an_upload_that_fails_unexpectedly_is_deleted_too(dash_env, monkeypatch, tmp_path):
     def broken(path, **hints):
         raise RuntimeError("reader bug")

@@ -91,6 +91,9 @@ def test_bombs_are_refused_fast_with_bounded_memory(tmp_path):
         ("checkpoint", str(c.native(tmp_path / "T.safetensors", long_T))),
         ("checkpoint", str(c.zip_bomb(tmp_path / "bomb.pt", 1024))),  # 1 GiB from ~1 MB
         ("dataset", f"folder:{images}?size=8&channels=1"),
+        # issue 27: 300,000 empty tensors in a 20 MB header (was 8.3 CPU s, 1,046 MB); 150,007 zip members
+        ("checkpoint", str(c.many_tensors(tmp_path / "tensors.safetensors", 300_000))),
+        ("checkpoint", str(c.many_members(tmp_path / "members.pt", 150_007))),
     ]
     env = {
         "DSTAB_CACHE": str(tmp_path / "cache"),
@@ -106,6 +109,8 @@ def test_bombs_are_refused_fast_with_bounded_memory(tmp_path):
     assert "DSTAB_MAX_PARAMS" in outcomes[0] and "DSTAB_MAX_PARAMS" in outcomes[1]
     assert "DSTAB_MAX_TIMESTEPS" in outcomes[2] and "inflate" in outcomes[3]
     assert outcomes[4] == "accepted"  # the bomb image is skipped and counted, the small one is used
+    assert "more than 20,000 tensors" in outcomes[5] and "DSTAB_MAX_TENSORS" in outcomes[5]
+    assert "lists 150,007 members" in outcomes[6] and "DSTAB_MAX_ARCHIVE_MEMBERS" in outcomes[6]
     for case in seen["cases"]:
         assert case["seconds"] < 1.0, case  # after the untimed warm-up load
     # the child's peak, PyTorch's import included (~0.5 GiB here; it varies by install), is below 1 GiB as
