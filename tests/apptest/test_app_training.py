@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dstab.training import runs
+from dstab import runs
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE = REPO / "tests" / "fake_trainer.py"
@@ -167,7 +167,7 @@ def test_a_sweep_of_presets_and_seeds_is_queued_as_one_group(ws, monkeypatch):
 
 
 def runboard_config(name):
-    from dstab.training import runboard
+    from dstab.runs import runboard
 
     return runboard.run_config(name)
 
