@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import warnings
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .confine import user_cache
 from .errors import DstabError
 from .fileio import atomic_write_bytes
 from .zooindex import zoo_root
@@ -57,11 +57,9 @@ class StoreWarning(UserWarning):
 
 
 def user_dir() -> Path:
-    """$DSTAB_CACHE, else $XDG_CACHE_HOME/dstab, else ~/.cache/dstab: results, decoded datasets and
-    feature statistics (each in its own subfolder)."""
-    if os.environ.get("DSTAB_CACHE"):
-        return Path(os.environ["DSTAB_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dstab"
+    """The writable cache: the user's (`confine.user_cache`: $DSTAB_CACHE, else $XDG_CACHE_HOME/dstab,
+    else ~/.cache/dstab)."""
+    return user_cache()
 
 
 def shipped_dir() -> Path:

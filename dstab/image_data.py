@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from . import budgets
-from .cache import user_dir
+from .confine import user_cache
 from .errors import DstabError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -57,7 +57,7 @@ class ImageArray:
 
 
 def cache_dir() -> Path:
-    return user_dir() / "datasets"
+    return user_cache() / "datasets"
 
 
 def _fingerprint(files: list[Path], extra: dict) -> str:

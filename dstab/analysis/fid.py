@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from .. import data
-from ..cache import user_dir
 from ..checkpoints import atomic_write_bytes, file_sha256, safe_torch_load
+from ..confine import user_cache
 from ..diffusion import NoiseSource
 from ..errors import DstabError, require
 from ..metricnames import (  # noqa: F401 (part of this module's API)
@@ -151,7 +151,7 @@ def auto_metric(dataset: data.Dataset) -> str:
 
 # --- reference statistics, cached ----------------------------------------------------------------
 def cache_dir() -> Path:
-    return user_dir() / "fd-stats"
+    return user_cache() / "fd-stats"
 
 
 REFERENCE_FEATURES = 10_000  # rows of the reference kept for KID and PRDC (a seeded subset beyond that)

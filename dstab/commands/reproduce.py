@@ -50,6 +50,7 @@ def run_speedup(args) -> int:
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     group, planned = speedup.plan(args.dataset, variants, seeds_arg(args.seeds), args.set, args.group, args.paper)
     if args.dry_run:
+        sweep.check(planned, args.device, args.threads, args.root)  # what launching would refuse
         print("\n".join(sweep.describe(planned)))
         print(f"{len(planned)} runs in group {group} (dry run: nothing queued)")
         return 0
@@ -61,7 +62,7 @@ def run_speedup(args) -> int:
             return 0
         for r in planned:
             runs.wait(r.name, timeout=float("inf"), root=args.root)
-    result = compare.compare(group, None, "baseline", args.last_k, args.root)
+    result = compare.compare(group, None, speedup.REFERENCE, args.last_k, args.root)
     family = args.dataset.split(":")[0]
     report_dir = runs.workspace_root(args.root).parent / "compare" / group
     compare_cmd.write_report(result, report_dir)

@@ -57,6 +57,7 @@ def run_sweep(args) -> int:
 
     group, planned = plan_from_args(args)
     if args.dry_run:
+        sweep.check(planned, args.device, args.threads, args.root)  # what launching would refuse
         print("\n".join(sweep.describe(planned)))
         print(f"{len(planned)} runs in group {group} (dry run: nothing queued)")
         return 0

@@ -25,10 +25,12 @@ import json
 from pathlib import Path
 
 from .. import resultsmd
+from ..errors import require
 from ..fileio import write_json
 from ..training.config import DIGITS_UNET
 from . import sweep, verdict
 
+REFERENCE = "baseline"  # what every variant's speed-up is measured against
 VARIANTS = ("baseline", "md", "md-lrc", "mdlrc-clts", "lrc-only", "lr-matched")
 DEFAULT_VARIANTS = ("baseline", "mdlrc-clts", "lrc-only", "lr-matched")
 SETUPS = {
@@ -78,7 +80,13 @@ def default_group(dataset: str) -> str:
 
 
 def plan(dataset: str, variants, seeds, sets=(), group=None, use_paper=False):
-    """The experiment's runs: the setup's values, then the user's `--set` (one value: fixed; several: axes)."""
+    """The experiment's runs: the setup's values, then the user's `--set` (one value: fixed; several: axes).
+    The report measures every variant against the baseline, so the baseline must be one of them."""
+    require(
+        REFERENCE in variants,
+        f"--variants {','.join(variants)} has no {REFERENCE}: the report measures each variant's speed-up "
+        f"against it; add {REFERENCE} to --variants",
+    )
     axes, fixed = sweep.split([*setup_sets(dataset), *sets])
     return sweep.plan(list(variants), list(seeds), axes, fixed, group or default_group(dataset), use_paper)
 

@@ -18,11 +18,12 @@ applies to the variants whose schedule of that kind is not the default
 (uniform / constant); keys that apply to no variant are refused. Runs are
 ordered seed-major, so an interrupted sweep still has complete seeds.
 
-Validation happens before anything is written: every config through
-`TrainConfig.check_options`, without PyTorch (so queueing 30 runs takes well
-under the 5 s goal); with `build=True` (the page) also the model and data,
-built once per distinct (dataset, arch). Otherwise each run checks those
-itself before it writes anything and ends 'failed' with the reason.
+Validation happens before anything is written, by the rules the runs
+themselves apply: `plan` checks every config's options (`TrainConfig.check_options`,
+without PyTorch), `check` the launch options (`runs.check_launch`) and what the
+trainer checks when it is built (`runs.check_buildable`: parameter budget,
+dataset, schedules, model vs data), once per distinct config. `--dry-run` calls
+`check` too, so it fails on what the runs would fail on.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from dataclasses import dataclass, field
 from itertools import product
 
 from .. import runs
-from ..device import concrete_name
 from ..errors import DstabError, is_int, require
 from ..training import config as train_config
 from ..training import paper
@@ -237,24 +237,35 @@ def from_form(group: str, variants: list[str], seeds: int, axes_text: str, overr
     return plan(variants, list(range(seeds)), axes, one, group=group)
 
 
-def launch(
-    group: str, planned: list[PlannedRun], device: str = "auto", threads: int | None = 1, root=None, build=False
-) -> list:
-    """Queue every planned run, then schedule once; `build=True` first builds the model and data once
-    per distinct setup (PyTorch; see `runs.resolved_config`)."""
+def check(planned: list[PlannedRun], device: str = "auto", threads: int | None = 1, root=None) -> str:
+    """Everything launching `planned` would refuse, nothing written: names already taken in the workspace,
+    and `check_configs`. Returns the concrete device."""
     root = runs.workspace_root(root)
     taken = [r.name for r in planned if (root / r.name).exists()]
     require(not taken, f"runs {taken[:3]} already exist in {root}; pick another --group")
+    return check_configs(planned, device, threads)
+
+
+def check_configs(planned: list[PlannedRun], device: str = "auto", threads: int | None = 1) -> str:
+    """The launch options, and each distinct config (seeds aside) built once as its run will build it;
+    returns the concrete device."""
+    dev = runs.check_launch(device, threads)
     checked = set()
-    for r in planned if build else ():
-        setup = json.dumps([r.config["kind"], r.config["dataset"], r.config["arch"]], sort_keys=True)
+    for r in planned:
+        setup = json.dumps({k: v for k, v in r.config.items() if k not in ("seed", "data_seed")}, sort_keys=True)
         if setup not in checked:
             try:
                 runs.check_buildable(r.config)
             except DstabError as exc:
                 raise DstabError(f"sweep run {r.name}: {exc}") from None
             checked.add(setup)
-    dev = concrete_name(device)
+    return dev
+
+
+def launch(group: str, planned: list[PlannedRun], device: str = "auto", threads: int | None = 1, root=None) -> list:
+    """`check` every planned run, queue them, then schedule once."""
+    dev = check(planned, device, threads, root)
+    root = runs.workspace_root(root)
     for r in planned:
         request = {"preset": r.variant, "variant": r.variant, "seed": r.seed, "sweep": r.values, "label": r.label}
         runs.queue(r.name, r.config, request, device=dev, group=group, threads=threads, root=root)

@@ -166,6 +166,20 @@ def test_a_sweep_of_presets_and_seeds_is_queued_as_one_group(ws, monkeypatch):
     assert runboard_config("abl-mdlrc-clts-lr0.001-s0")["momentum"]["name"] == "md-lrc"
 
 
+def test_a_sweep_the_runs_would_refuse_is_refused_before_the_launch_button(ws):
+    """Issue 27: the page checked a sweep's networks only when Launch was clicked; now as the form is filled,
+    by the trainer's own rule (the single run's form did so already)."""
+    at = page()
+    at.multiselect(key="sweep_variants").set_value(["baseline", "mdlrc-clts"]).run()
+    at.text_area(key="sweep_axes").set_value("width=-5,16").run()
+    assert any(
+        "The trainer refuses this configuration" in e.value
+        and "model_channels must be a positive integer, got -5" in e.value
+        for e in at.error
+    ), [e.value for e in at.error]
+    assert not [b for b in at.button if b.key == "launch"] and runs.run_names() == []
+
+
 def runboard_config(name):
     from dstab.runs import runboard
 
