@@ -19,6 +19,8 @@ result's `meta["cache"]` says which: read / stored (with the path) or off (why).
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 
@@ -26,7 +28,7 @@ import torch
 from torch import nn
 from torch.utils import _pytree as pytree
 
-from . import cache, fingerprint
+from . import budgets, cache, fingerprint
 from .analysis import landscape
 from .analysis.consistency import IMAGE_PEAK, ConsistencyResult, psnr_matrix
 from .analysis.directions import BIAS_MODES
@@ -37,7 +39,7 @@ from .analysis.landscape import Surface
 from .analysis.specs import SURFACE_ENGINES, CurveSpec, HessianSpec, SurfaceSpec
 from .checkpoints import weights_sha256
 from .diffusion import NoiseSource
-from .errors import DstabError, require
+from .errors import DstabError, DstabWarning, require
 from .probes import Probe, module_probe
 
 
@@ -127,7 +129,10 @@ def surface(
     landscape.grid_coordinates(grid, radius)  # a bad grid fails before any compute
     spec = SurfaceSpec(grid=grid, radius=radius, seed=seed, bias_mode=bias_mode, engine=engine)
     params = {"probe": _probe_key(probe), **landscape.surface_params(grid, radius, seed, bias_mode, engine)}
-    return _got(spec, params, (probe,), lambda: _on(probe, device), refresh, cache)
+    surf = _got(spec, params, (probe,), lambda: _on(probe, device), refresh, cache)
+    if note := landscape.nonfinite_note(probe.name, surf.loss):
+        warnings.warn(note, DstabWarning, stacklevel=2)
+    return surf
 
 
 def interpolate(
@@ -157,6 +162,9 @@ def hessian(probe: Probe, engine: str = "dstab", device=None, refresh: bool = Fa
     known = [f.name for f in fields(HessianSettings)]
     unknown = sorted(set(settings) - set(known))
     require(not unknown, f"unknown Hessian settings {unknown}; known: {known}")
+    for name in ("top_k", "trace_samples", "slq_runs", "slq_steps"):  # the CLI's budgets (`dstab hessian`)
+        if name in settings:
+            budgets.check_count(settings[name], "DSTAB_MAX_TOP_K", name)
     spec = HessianSpec(engine=engine, **settings)
     params = {**hessian_params(probe, engine, **spec.settings()), "probe": _probe_key(probe)}
     return _got(spec, params, (probe,), lambda: _on(probe, device), refresh, cache)
@@ -176,6 +184,12 @@ def consistency(
     require(len(samplers) >= 2, f"consistency compares at least 2 models, got {len(samplers)}")
     require(isinstance(num, int) and num >= 1, f"the number of samples per model must be >= 1, got {num!r}")
     require(peak > 0, f"peak (the data range) must be positive, got {peak}")
+    # the CLI's budgets: samples per model, pixels per sample, and the memory all the samples take
+    budgets.check_count(num, "DSTAB_MAX_SAMPLES", "num (samples per model)")
+    shape = tuple(shape)
+    require(all(isinstance(d, int) and d >= 1 for d in shape), f"shape must be positive integers, got {shape}")
+    budgets.check_count(math.prod(shape), "DSTAB_MAX_IMAGE_PIXELS", f"shape {shape} (values per sample)")
+    budgets.check_memory(4 * len(samplers) * num * math.prod(shape), f"{len(samplers)} x {num} samples of {shape}")
     names = list(names or [getattr(f, "__name__", f"model {i}") for i, f in enumerate(samplers)])
     require(len(names) == len(samplers), f"{len(names)} names for {len(samplers)} samplers")
     drawn = []

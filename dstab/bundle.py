@@ -71,6 +71,25 @@ class Bundle:
     def name(self) -> str:
         return self.header.get("name") or (self.path.stem if self.path else "checkpoint")
 
+    def nonfinite_weights(self) -> list[str]:
+        """`role.key` of every floating tensor holding NaN or inf (a diverged or damaged checkpoint)."""
+        return [f"{role}.{key}" for role, m in self.modules.items() for key in nonfinite(m.state_dict())]
+
+    def require_finite(self, what: str) -> None:
+        """DstabError naming the first NaN/inf tensor, for analyses whose numbers would all be NaN."""
+        bad = self.nonfinite_weights()
+        if bad:
+            more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+            raise DstabError(
+                f"{self.name}: {bad[0]}{more} hold NaN or inf weights, so {what} would be NaN; "
+                "the checkpoint is damaged or its training diverged"
+            )
+
+
+def nonfinite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating tensors of `tensors` that hold NaN or inf."""
+    return [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
 
 def make_header(kind: str, arch: dict, dataset: str, step: int, seed: int, **extra) -> dict:
     if kind not in ROLES:

@@ -34,7 +34,7 @@ import numpy as np
 
 from . import __version__
 from .confine import user_cache
-from .errors import DstabError
+from .errors import DstabError, DstabWarning
 from .fileio import atomic_write_bytes
 from .zooindex import zoo_root
 
@@ -52,7 +52,7 @@ class Result:
     note: str = ""  # why a computed result was not stored, when it could not be
 
 
-class StoreWarning(UserWarning):
+class StoreWarning(DstabWarning):
     """A finished result could not be written to the cache; it is returned all the same."""
 
 

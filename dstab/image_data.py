@@ -25,6 +25,7 @@ import torch
 from . import budgets
 from .confine import user_cache
 from .errors import DstabError
+from .fileio import atomic_write_bytes
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 BATCH_ROWS = 10000
@@ -84,7 +85,7 @@ def cached_uint8(
         out.flush()
         del out
         os.replace(tmp, data)
-        meta_file.write_text(json.dumps(meta))
+        atomic_write_bytes(meta_file, json.dumps(meta).encode())
     meta = json.loads(meta_file.read_text())
     return np.load(data, mmap_mode="r")[: meta["rows"]], meta
 

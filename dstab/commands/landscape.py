@@ -10,6 +10,7 @@ fields of the zoo's shipped specs (dstab.zooresults).
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from .. import budgets, distributed, plots, zoo, zooindex, zooresults
 from ..analysis import results
 from ..analysis.directions import BIAS_MODES
 from ..analysis.interpolation import rise_over_end
-from ..analysis.landscape import STRATEGIES
+from ..analysis.landscape import STRATEGIES, nonfinite_note
 from ..analysis.specs import GAN_ROLES, SURFACE_ENGINES, SURFACE_PRECISIONS, ProbeSpec
 from ..device import resolve_device
 from ..fileio import writable_dir
@@ -152,6 +153,8 @@ def run_surface(args) -> int:
             figure = surface_plots.surface_3d(a, b, view, title)
             stem = result_stem(args.out, ["surface", bundle.name, _what(probe)], [bundle.sha256])
             _write(found, stem, [bundle.sha256], surface_plots.heatmap_png(view.z, title, view.hi), figure)
+            if note := nonfinite_note(bundle.name, loss):
+                print(f"warning: {note}", file=sys.stderr)
             m = found.meta["metrics"]
             print(
                 f"  centre loss {found.meta['centre_loss']:.5g}, relative rise {m['relative_rise']:.4g}, curvature "

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..fileio import save_with
+
 PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (140, 86, 75)]
 
 
@@ -116,6 +118,4 @@ def curves_png(result: dict, axis: str, path: str | Path, size=(820, 440)) -> Pa
     draw.text((left, h - bottom + 6), f"{x0:.4g}", fill=(0, 0, 0))
     draw.text((w - right - 90, h - bottom + 6), f"{x1:.4g} {result['axes'][axis]}", fill=(0, 0, 0))
     draw.text((left, 8), f"{result['group']}: {result['metric']} vs {result['axes'][axis]}", fill=(0, 0, 0))
-    path = Path(path)
-    img.save(path)
-    return path
+    return save_with(path, img.save)

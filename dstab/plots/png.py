@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .. import budgets
+from ..fileio import save_with
 
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189)]
 # colour-map anchors, interpolated linearly: viridis (matplotlib's, public domain) and a blue-white-red
@@ -83,10 +84,7 @@ def samples_image(samples, scale: int = 4) -> Image.Image:
 
 
 def save_samples(samples, path: str | Path, scale: int = 4) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    samples_image(samples, scale).save(path)
-    return path
+    return save_with(path, samples_image(samples, scale).save)
 
 
 def colours(values: np.ndarray, anchors: np.ndarray = VIRIDIS) -> np.ndarray:

@@ -132,15 +132,41 @@ def test_an_upload_of_another_type_is_one_line_and_the_page_stays(app):
     still_usable(at)
 
 
-def test_link_values_nothing_on_the_page_offers_are_named(app):
-    """`/training?run=../../etc` showed nothing: with no runs, no control reads `run` or `runs`."""
-    at = app("pages/training.py", run="../../etc", runs="nope")
+LINKED = """
+import streamlit as st
+from dashboard import urlstate
+
+urlstate.on_page("training")
+if st.session_state.get("runs"):  # as the Training page: its Run control is drawn only when runs exist
+    urlstate.selectbox("Run", st.session_state["runs"], "run", st.session_state["runs"][-1])
+urlstate.note_unread()
+"""
+
+
+def test_link_values_nothing_on_the_page_offers_are_named():
+    """`/training?run=../../etc` showed nothing: with no runs, no control reads `run`. Every link value that
+    no control of the page read is named once after the page (app.py calls note_unread after every page)."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_string(LINKED)
+    at.query_params.update({"run": "../../etc", "runs": "nope", "data": "toy2d"})
+    at.run()
     assert not at.exception, at.exception
-    notes = [w.value for w in at.warning]
-    assert "Link parameter run='../../etc' ignored: nothing on this page offers it now." in notes
-    assert "Link parameter runs='nope' ignored: nothing on this page offers it now." in notes
-    at.run()  # named once, not on every rerun
-    assert not [w for w in at.warning if "Link parameter" in w.value]
+    assert [w.value for w in at.warning] == [
+        "Link parameter run='../../etc' ignored: nothing on this page offers it now.",
+        "Link parameter runs='nope' ignored: nothing on this page offers it now.",
+    ]  # the shared `data` is the sidebar's
+    at.run()
+    assert not at.warning  # named once, not on every rerun
+    at = AppTest.from_string(LINKED)
+    at.session_state["runs"] = ["a", "b"]
+    at.query_params.update({"run": "../../etc"})
+    at.run()
+    assert [w.value for w in at.warning] == [
+        "Link parameter run='../../etc' ignored (not one of a, b); using the default b."
+    ]  # read by the control, refused by it: said once
+    text = (REPO / "app.py").read_text()
+    assert text.index("page.run()") < text.index("urlstate.note_unread()")
 
 
 def test_an_upload_that_fails_unexpectedly_is_deleted_too(dash_env, monkeypatch, tmp_path):
