@@ -2,26 +2,23 @@
 
 The payloads are built only when the user clicks (callable data), so pages
 with many figures do not serialise them on every rerun. Labels name the file,
-so two charts' buttons never read the same. A chart's PNG is drawn by
-plotly's own renderer, kaleido (1.x drives the system's Chromium, offline);
-one browser is started per server process, on the first PNG asked for, and
-kept. CSV rows carry the columns that say what they are of (model,
+so two charts' buttons never read the same. A chart's PNG is drawn as the
+CLI draws it (dstab.plots.figpng): by plotly's own renderer, kaleido (1.x
+drives the system's Chromium, offline; one browser per server process,
+started on the first PNG asked for, and kept), or without a browser by its
+PIL drawing of the same figure. CSV rows carry the columns that say what they are of (model,
 parameters), so a file read on its own still tells.
 """
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
-import threading
 
 import streamlit as st
 
-_kaleido_lock = threading.Lock()
-_kaleido_started = False
-PNG_WIDTH, PNG_HEIGHT, PNG_SCALE = 900, 500, 2  # width when a figure sets none; 2x for print
+from dstab.plots import figpng
 
 
 def _csv(rows: list[dict]) -> bytes:
@@ -39,39 +36,24 @@ def _png(image) -> bytes:
     return buf.getvalue()
 
 
-def png_available() -> bool:
-    return importlib.util.find_spec("kaleido") is not None
-
-
 def chart_png(fig) -> bytes:
-    """The figure as PNG, drawn by kaleido in a headless Chromium kept for this process (the first call
-    starts it: a few seconds). One at a time: sessions share that browser."""
-    global _kaleido_started
-    import kaleido
-    import plotly.io as pio
-
-    with _kaleido_lock:
-        if not _kaleido_started:
-            kaleido.start_sync_server(silence_warnings=True)
-            _kaleido_started = True
-        width = fig.layout.width or PNG_WIDTH
-        height = fig.layout.height or PNG_HEIGHT
-        return pio.to_image(fig, format="png", width=width, height=height, scale=PNG_SCALE)
+    """The figure as PNG: `dstab.plots.figpng`, the CLI's renderer too (kaleido in this process's one
+    Chromium, started on the first PNG asked for; without a browser, its PIL drawing of the figure)."""
+    return figpng.png_bytes(fig)
 
 
 def figure(fig, name: str, where=st) -> None:
     """The chart as PNG and as a self-contained interactive HTML file (plotly.js inlined, works offline)."""
     c1, c2 = where.columns(2)
-    if png_available():
-        c1.download_button(
-            f"{name}.png",
-            lambda: chart_png(fig),
-            f"{name}.png",
-            "image/png",
-            key=f"dl-{name}-png",
-            on_click="ignore",
-            icon=":material/download:",
-        )
+    c1.download_button(
+        f"{name}.png",
+        lambda: chart_png(fig),
+        f"{name}.png",
+        "image/png",
+        key=f"dl-{name}-png",
+        on_click="ignore",
+        icon=":material/download:",
+    )
     c2.download_button(
         f"{name}.html",
         lambda: fig.to_html(include_plotlyjs=True, full_html=True).encode(),

@@ -32,9 +32,8 @@ from . import budgets, cache, fingerprint
 from .analysis import landscape
 from .analysis.consistency import IMAGE_PEAK, ConsistencyResult, psnr_matrix
 from .analysis.directions import BIAS_MODES
-from .analysis.hessian import hessian_params
 from .analysis.hessian_settings import HessianSettings
-from .analysis.interpolation import Curve, interpolation_alphas, interpolation_params
+from .analysis.interpolation import Curve, interpolation_alphas
 from .analysis.landscape import Surface
 from .analysis.specs import SURFACE_ENGINES, CurveSpec, HessianSpec, SurfaceSpec
 from .checkpoints import weights_sha256
@@ -81,7 +80,19 @@ def _shas(*probes: Probe) -> list[str]:
 
 
 def _probe_key(p: Probe) -> dict:
-    skip = ("name", "checkpoint", "checkpoint_sha256", "weights_sha256", "batch_sha256", "cache")
+    """A custom probe's part of a key: what it says of itself, less its names and hashes (the sha256s
+    are the key's checkpoints) and what its weights determine (parameter count) or the code words
+    (BN wording): those are meta."""
+    skip = (
+        "name",
+        "checkpoint",
+        "checkpoint_sha256",
+        "weights_sha256",
+        "batch_sha256",
+        "cache",
+        "num_params",
+        "bn_mode",
+    )
     return {k: v for k, v in p.describe().items() if k not in skip}
 
 
@@ -89,11 +100,13 @@ def _on(p: Probe, device) -> Probe:
     return p if device is None else p.to(device)
 
 
-def _got(spec, params: dict, probes: tuple[Probe, ...], inputs, refresh: bool, use_cache: bool):
-    """The spec's result for custom probes: the results cache keyed like the CLI's (the probe's
-    description in place of a checkpoint's probe parameters), the spec's own engine on a miss. The
-    result's meta says where it came from (`cache`: read / stored with the path, or off and why)."""
+def _got(spec, probes: tuple[Probe, ...], inputs, refresh: bool, use_cache: bool):
+    """The spec's result for custom probes: the results cache keyed like the CLI's (the spec's own
+    params, `own_params()`, with the probe's identity in place of a checkpoint's probe spec), the
+    spec's own engine on a miss. The result's meta says where it came from (`cache`: read / stored
+    with the path, or off and why)."""
     require(isinstance(use_cache, bool), f"cache must be True or False, got {use_cache!r}")
+    params = {"probe": _probe_key(probes[0]), **spec.own_params()}
     shas = _shas(*probes) if use_cache else []
     found = cache.get_or_compute(spec.name, params, shas, lambda: spec.compute(inputs()), refresh)
     result = spec.read(found)
@@ -128,8 +141,7 @@ def surface(
     require(bias_mode in BIAS_MODES, f"unknown bias mode {bias_mode!r}; choose one of {BIAS_MODES}")
     landscape.grid_coordinates(grid, radius)  # a bad grid fails before any compute
     spec = SurfaceSpec(grid=grid, radius=radius, seed=seed, bias_mode=bias_mode, engine=engine)
-    params = {"probe": _probe_key(probe), **landscape.surface_params(grid, radius, seed, bias_mode, engine)}
-    surf = _got(spec, params, (probe,), lambda: _on(probe, device), refresh, cache)
+    surf = _got(spec, (probe,), lambda: _on(probe, device), refresh, cache)
     if note := landscape.nonfinite_note(probe.name, surf.loss):
         warnings.warn(note, DstabWarning, stacklevel=2)
     return surf
@@ -149,9 +161,8 @@ def interpolate(
     alpha over [lo, hi] at `steps` points per unit: b at alpha = 0, a at 1 (the paper's early/late)."""
     interpolation_alphas(lo, hi, steps)
     spec = CurveSpec(lo=lo, hi=hi, steps=steps)
-    params = {"probe": _probe_key(probe_a), **interpolation_params(lo, hi, steps)}
     inputs = lambda: (_on(probe_a, device), _on(probe_b, device))
-    return _got(spec, params, (probe_a, probe_b), inputs, refresh, cache)
+    return _got(spec, (probe_a, probe_b), inputs, refresh, cache)
 
 
 def hessian(probe: Probe, engine: str = "dstab", device=None, refresh: bool = False, cache: bool = True, **settings):
@@ -166,8 +177,7 @@ def hessian(probe: Probe, engine: str = "dstab", device=None, refresh: bool = Fa
         if name in settings:
             budgets.check_count(settings[name], "DSTAB_MAX_TOP_K", name)
     spec = HessianSpec(engine=engine, **settings)
-    params = {**hessian_params(probe, engine, **spec.settings()), "probe": _probe_key(probe)}
-    return _got(spec, params, (probe,), lambda: _on(probe, device), refresh, cache)
+    return _got(spec, (probe,), lambda: _on(probe, device), refresh, cache)
 
 
 def consistency(

@@ -43,7 +43,11 @@ def pair(choice) -> list:
 
 
 has_line = sel.dm is not None and sel.dm.early is not None
-shown = compute.instant(lambda t: spec_at("dm", t), compute.DM_TIMESTEP_CHOICES, pair(sel.dm)) if has_line else []
+shown = (
+    compute.instant(lambda t: spec_at("dm", t), compute.DM_TIMESTEP_CHOICES, pair(sel.dm), sel.device)
+    if has_line
+    else []
+)
 t = urlstate.select_slider(
     "DM timestep t", compute.DM_TIMESTEP_CHOICES, "t", zooresults.DM_TIMESTEPS[1], where=c[0], **compute.marked(shown)
 )

@@ -54,7 +54,9 @@ def spec_at(kind: str, t: int, gan_role: str = role):
 
 
 dm_bundle = sidebar.load_bundle(sel.dm.path) if sel.dm else None
-shown = compute.instant(lambda t: spec_at("dm", t), compute.DM_TIMESTEP_CHOICES, [dm_bundle]) if sel.dm else []
+shown = (
+    compute.instant(lambda t: spec_at("dm", t), compute.DM_TIMESTEP_CHOICES, [dm_bundle], sel.device) if sel.dm else []
+)
 t = urlstate.select_slider(
     "DM timestep t", compute.DM_TIMESTEP_CHOICES, "t", zooresults.DM_TIMESTEPS[1], where=c[0], **compute.marked(shown)
 )

@@ -21,6 +21,7 @@ from ..analysis.specs import DM_SAMPLERS, TrajectorySpec
 from ..analysis.trajectory import trajectory_rows
 from ..device import resolve_device
 from ..fileio import atomic_write_bytes, atomic_writer, save_with
+from ..plots import figpng
 from ..plots import trajectory as trajectory_plots
 from . import add_command, add_device_arg, add_threads_arg
 from .progress import bars
@@ -62,8 +63,9 @@ def run(args) -> int:
     atomic_write_bytes(out / "trajectory.json", (json.dumps(record, indent=1) + "\n").encode())
     with atomic_writer(out / "trajectory.npz") as f:
         np.savez(f, **found.arrays)
-    plots.write_html(trajectory_plots.distance(rows, int(found.arrays["t"][-1])), out / "trajectory.html")
-    save_with(out / "trajectory.png", trajectory_plots.distance_png(rows).save)
+    figure = trajectory_plots.distance(rows, int(found.arrays["t"][-1]))  # the page's figure
+    plots.write_html(figure, out / "trajectory.html")
+    figpng.write_png(figure, out / "trajectory.png")
     if found.arrays["x0_hat"].ndim == 5:
         save_with(out / "trajectory_strip.png", trajectory_plots.strip(found.arrays["x0_hat"])[0].save)
     last = rows[-1]
