@@ -42,6 +42,7 @@ def run_limited(limit: int, argv: list[str], tmp_path: Path) -> subprocess.Compl
         "OMP_NUM_THREADS": "1",
         "PYTHONPATH": str(REPO),
         "PYTHONDONTWRITEBYTECODE": "1",  # a .pyc cut at the limit would be written whole-looking (short write)
+        "DSTAB_PNG_RENDERER": "pil",  # the limit is the child's: a browser started under it is not the subject
         "HOME": str(tmp_path / "home"),
         "DSTAB_CACHE": str(tmp_path / "cache"),
     }
