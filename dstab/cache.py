@@ -37,9 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .confine import user_cache
 from .errors import DstabError, DstabWarning
-from .fileio import atomic_write_bytes
+from .fileio import atomic_write_bytes, user_cache_dir
 from .zooindex import zoo_root
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -63,9 +62,9 @@ class StoreWarning(DstabWarning):
 
 
 def user_dir() -> Path:
-    """The writable cache: the user's (`confine.user_cache`: $DSTAB_CACHE, else $XDG_CACHE_HOME/dstab,
+    """The writable cache: the user's (`fileio.user_cache_dir`: $DSTAB_CACHE, else $XDG_CACHE_HOME/dstab,
     else ~/.cache/dstab)."""
-    return user_cache()
+    return user_cache_dir()
 
 
 def shipped_dir() -> Path:

@@ -22,14 +22,6 @@ BUILTIN_DATASETS = ("digits", "toy2d")  # generated or shipped with a package: t
 MAX_PATH_CHARS = 4096
 
 
-def user_cache() -> Path:
-    """$DSTAB_CACHE, else $XDG_CACHE_HOME/dstab, else ~/.cache/dstab: the results cache (`dstab.cache`),
-    decoded datasets and feature statistics, each in its own subfolder; never inside the installed package."""
-    if os.environ.get("DSTAB_CACHE"):
-        return Path(os.environ["DSTAB_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dstab"
-
-
 def workspace_root() -> Path:
     """$DSTAB_WORKSPACE, else the user's data directory: $XDG_DATA_HOME/dstab/workspace (default
     ~/.local/share/dstab/workspace); never inside the installed package. Runs live in its runs/."""

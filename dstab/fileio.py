@@ -17,6 +17,15 @@ import tempfile
 from pathlib import Path
 
 
+def user_cache_dir() -> Path:
+    """The writable user cache: $DSTAB_CACHE, else $XDG_CACHE_HOME/dstab, else ~/.cache/dstab; never inside
+    the installed package. It holds the results cache (`dstab.cache`), decoded datasets, feature
+    statistics and the memory guard's table (`sizing`), each in its own subfolder."""
+    if os.environ.get("DSTAB_CACHE"):
+        return Path(os.environ["DSTAB_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dstab"
+
+
 def git_commit() -> str | None:
     try:
         out = subprocess.run(

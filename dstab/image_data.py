@@ -23,9 +23,8 @@ import numpy as np
 import torch
 
 from . import budgets
-from .confine import user_cache
 from .errors import DstabError
-from .fileio import atomic_write_bytes
+from .fileio import atomic_write_bytes, user_cache_dir
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 BATCH_ROWS = 10000
@@ -58,7 +57,7 @@ class ImageArray:
 
 
 def cache_dir() -> Path:
-    return user_cache() / "datasets"
+    return user_cache_dir() / "datasets"
 
 
 def _fingerprint(files: list[Path], extra: dict) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dstab import cache, cli, confine, image_data, zooindex
+from dstab import cache, cli, confine, image_data, sizing, zooindex
 from dstab.analysis import fid
 from dstab.errors import DstabError
 
@@ -29,9 +29,10 @@ def test_the_cache_is_the_users_and_every_cache_shares_it(no_overrides, monkeypa
     assert cache.user_dir() == tmp_path / "xdg" / "dstab"
     monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "mine"))
     assert cache.user_dir() == tmp_path / "mine"
-    # results, decoded datasets and Frechet statistics: one root, one variable
+    # results, decoded datasets, Frechet statistics and the memory guard's table: one root, one variable
     assert fid.cache_dir() == tmp_path / "mine" / "fd-stats"
     assert image_data.cache_dir() == tmp_path / "mine" / "datasets"
+    assert sizing._table_path() == tmp_path / "mine" / "sizing" / "activations.json"
     assert not cache.user_dir().is_relative_to(PACKAGE.parent)
 
 

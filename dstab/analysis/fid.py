@@ -32,9 +32,9 @@ import torch
 
 from .. import data
 from ..checkpoints import atomic_write_bytes, file_sha256, safe_torch_load
-from ..confine import user_cache
 from ..diffusion import NoiseSource
 from ..errors import DstabError, require
+from ..fileio import user_cache_dir
 from ..metricnames import (  # noqa: F401 (part of this module's API)
     HIGHER_IS_BETTER,
     LABELS,
@@ -151,7 +151,7 @@ def auto_metric(dataset: data.Dataset) -> str:
 
 # --- reference statistics, cached ----------------------------------------------------------------
 def cache_dir() -> Path:
-    return user_cache() / "fd-stats"
+    return user_cache_dir() / "fd-stats"
 
 
 REFERENCE_FEATURES = 10_000  # rows of the reference kept for KID and PRDC (a seeded subset beyond that)
