@@ -20,10 +20,12 @@ result's `meta["cache"]` says which: read / stored (with the path) or off (why).
 from __future__ import annotations
 
 import math
+import random
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils import _pytree as pytree
@@ -46,7 +48,8 @@ def probe(model: nn.Module, loss_fn: Callable, batch=None, *, name: str | None =
     """A deterministic loss of `model`'s parameters: `loss_fn(model, batch)`, where `model(*args)`
     runs the module's forward with the weights being analysed. `batch`: a tensor, or any nest of
     tuples/lists/dicts of tensors (moved with the probe). Normalisation layers run in eval mode.
-    `cache=False`: its results are computed every time and never stored."""
+    `cache=False`: its results are computed every time and never stored. With the cache on, the loss
+    is called once here (twice if it touched a global random generator, see `_random_draws`)."""
     require(isinstance(model, nn.Module), f"dstab.probe needs a torch.nn.Module, got {type(model).__name__}")
     require(callable(loss_fn), "loss_fn must be callable as loss_fn(model, batch)")
     require(isinstance(cache, bool), f"cache must be True or False, got {cache!r}")
@@ -70,8 +73,71 @@ def probe(model: nn.Module, loss_fn: Callable, batch=None, *, name: str | None =
     except fingerprint.Unkeyable as exc:  # computed every time rather than risk another computation's number
         p.info.update(cache=f"off: the key cannot cover {exc}")
         return p
+    drawn = _random_draws(p)
+    if drawn:
+        p.info.update(cache=f"off: {drawn}")
+        warnings.warn(
+            f"{p.name}: {drawn}; its results are computed every time, never stored, and mix noise across "
+            "points: draw the noise from a seeded torch.Generator made inside loss_fn for a deterministic loss",
+            DstabWarning,
+            stacklevel=2,
+        )
+        return p
     p.info.update(checkpoint_sha256=ident)
     return p
+
+
+def _rng_states() -> tuple:
+    """The global random generators a loss can draw from without naming them: PyTorch's CPU (and CUDA,
+    once started), NumPy's and Python's."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+    return torch.get_rng_state(), cuda, np.random.get_state(), random.getstate()
+
+
+def _set_rng_states(states: tuple) -> None:
+    cpu, cuda, numpy_state, python_state = states
+    torch.set_rng_state(cpu)
+    if cuda:
+        torch.cuda.set_rng_state_all(cuda)
+    np.random.set_state(numpy_state)
+    random.setstate(python_state)
+
+
+def _same_states(a: tuple, b: tuple) -> bool:
+    (cpu_a, cuda_a, np_a, py_a), (cpu_b, cuda_b, np_b, py_b) = a, b
+    same_numpy = np_a[0] == np_b[0] and np.array_equal(np_a[1], np_b[1]) and np_a[2:] == np_b[2:]
+    return (
+        torch.equal(cpu_a, cpu_b)
+        and len(cuda_a) == len(cuda_b)
+        and all(torch.equal(x, y) for x, y in zip(cuda_a, cuda_b))
+        and same_numpy
+        and py_a == py_b
+    )
+
+
+def _random_draws(p: Probe) -> str:
+    """'' when the probe's loss is a function of the weights and the batch alone; else what it draws
+    from. The key covers code and values, not the global random generators' state, so a loss that draws
+    from them (`torch.randn_like`, dropout with training=True, `np.random`) would have its first value
+    stored for every later call. One call at the weights shows whether it touches a generator; only then
+    a second call from another state shows whether its value depends on it (a loss that seeds the
+    generator itself gives the same value twice and is cached). The caller's generators are left as
+    they were."""
+    before = _rng_states()
+    try:
+        with torch.no_grad():
+            first = float(p.loss())
+            if _same_states(before, _rng_states()):
+                return ""
+            second = float(p.loss())  # from the state the first call left
+    finally:
+        _set_rng_states(before)
+    if first == second or (math.isnan(first) and math.isnan(second)):
+        return ""
+    return (
+        f"the loss draws from a global random generator (two calls at the same weights gave {first:.6g} "
+        f"and {second:.6g})"
+    )
 
 
 def _shas(*probes: Probe) -> list[str]:

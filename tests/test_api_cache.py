@@ -11,18 +11,21 @@ again is read from the cache. What the key cannot see is computed, never stored,
 from __future__ import annotations
 
 import importlib
+import random
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 import dstab
-from dstab.errors import DstabError
+from dstab.errors import DstabError, DstabWarning
 
 REPO = Path(__file__).resolve().parent.parent
 X = torch.randn(24, 4, generator=torch.Generator().manual_seed(0))
@@ -183,6 +186,60 @@ def test_what_the_key_cannot_see_is_computed_each_time_and_said(caches):
     assert "torch._C.Generator" in surf.meta["cache"]
     assert not (caches / "cache" / "surface").exists()  # nothing stored
     assert surf.centre_loss == pytest.approx(true_loss(model, noisy), rel=1e-6)
+
+
+def torch_noise(model, batch):
+    return F.cross_entropy(model(batch[0] + 0.1 * torch.randn_like(batch[0])), batch[1])
+
+
+def numpy_noise(model, batch):
+    return F.cross_entropy(model(batch[0]), batch[1]) * (1 + 0.1 * float(np.random.rand()))
+
+
+def python_noise(model, batch):
+    return F.cross_entropy(model(batch[0]), batch[1]) * (1 + 0.1 * random.random())
+
+
+def reseeding(model, batch):  # random, but the same draw every call: a function of the weights
+    torch.manual_seed(7)
+    return F.cross_entropy(model(batch[0] + 0.1 * torch.randn_like(batch[0])), batch[1])
+
+
+def seed_all(seed: int) -> None:
+    torch.manual_seed(seed), np.random.seed(seed), random.seed(seed)
+
+
+@pytest.mark.parametrize("loss", [torch_noise, numpy_noise, python_noise], ids=lambda f: f.__name__)
+def test_a_loss_drawing_from_a_global_generator_is_never_stored(caches, loss):
+    """The global generators' state is no part of the key: the first value would be returned for every
+    later seed. Such a loss is found at dstab.probe (two calls, two values), said, and computed each time;
+    the caller's generators are left as they were."""
+    model = TanhNet()
+    values = []
+    for seed in (0, 1):
+        seed_all(seed)
+        before = torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
+        with pytest.warns(DstabWarning, match="draws from a global random generator") as seen:
+            p = dstab.probe(model, loss, (X, Y))
+        assert torch.equal(before[0], torch.get_rng_state()) and np.array_equal(before[1], np.random.get_state()[1])
+        assert before[2] == random.getstate()
+        two = [float(v) for v in re.findall(r"gave ([-\d.e]+) and ([-\d.e]+)\)", str(seen[0].message))[0]]
+        assert two[0] != two[1] and all(abs(v - true_loss(model, ce)) < 0.5 for v in two)
+        surf = dstab.surface(p, grid=3, radius=0.1)
+        assert surf.meta["cache"].startswith("off: the loss draws from a global random generator"), surf.meta
+        values.append(surf.centre_loss)
+    assert values[0] != values[1]  # the second seed's own value, not the first one's
+    assert not (caches / "cache" / "surface").exists()
+
+
+def test_a_loss_that_seeds_its_own_noise_is_cached(caches, recwarn):
+    model = TanhNet()
+    got, note = centre(model, reseeding)
+    assert note.startswith("stored: ") and got == pytest.approx(true_loss(model, reseeding), rel=1e-6)
+    seed_all(3)
+    again, note = centre(model, reseeding)
+    assert again == got and note.startswith("read: ")
+    assert not [w for w in recwarn if "random generator" in str(w.message)]
 
 
 @pytest.mark.filterwarnings("ignore::dstab.analysis.cost.CostWarning")
