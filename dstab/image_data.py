@@ -10,6 +10,8 @@ one batch. The cache lives in the user cache (`dstab.cache.user_dir`: $DSTAB_CAC
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -126,10 +128,30 @@ def cifar_folder(path: Path) -> Path:
     return inner if inner.is_dir() else path
 
 
+class NotDownloaded(DstabError):
+    """A dataset that would be downloaded, asked for where downloading is off (`no_download`)."""
+
+
+_DOWNLOADS = contextvars.ContextVar("dstab_image_downloads", default=True)
+
+
+@contextlib.contextmanager
+def no_download():
+    """Within it, a dataset that is not downloaded yet raises `NotDownloaded` instead of downloading
+    (a dry run checks configs without fetching 170 MB)."""
+    token = _DOWNLOADS.set(False)
+    try:
+        yield
+    finally:
+        _DOWNLOADS.reset(token)
+
+
 def download_cifar10() -> Path:
     """torchvision's CIFAR-10 download (checksummed) into the cache."""
     root = cache_dir() / "cifar10-download"
     if not (root / "cifar-10-batches-py").is_dir():
+        if not _DOWNLOADS.get():
+            raise NotDownloaded(f"CIFAR-10 is not downloaded yet ({root}): a run downloads it (~170 MB) first")
         try:
             from torchvision.datasets.utils import download_and_extract_archive
 

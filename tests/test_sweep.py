@@ -213,3 +213,33 @@ def test_runs_start_refuses_the_same_options(tmp_path, capsys):
         assert main([*root, "r", "--preset", "baseline", *extra]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_dry_run_downloads_nothing_and_says_what_it_left_to_the_runs(tmp_path, capsys, monkeypatch):
+    """A sweep on CIFAR-10 with nothing downloaded: --dry-run built the trainer, which fetched 170 MB
+    (or failed offline with 'could not download'). Now the dry run checks every other option (the
+    trainer loads its data last) and notes the download; the launch itself still downloads first."""
+    import torchvision.datasets.utils as tv_utils
+
+    fetched = []
+
+    def offline(url, *args, **kwargs):
+        fetched.append(url)
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(tv_utils, "download_and_extract_archive", offline)
+    monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "cache"))
+    argv = ["sweep", "--root", str(tmp_path / "ws"), "--variants", "baseline,mdlrc-clts", "--seeds", "2"]
+    assert main([*argv, "--set", "dataset=cifar10", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("note: CIFAR-10 is not downloaded yet") == 1 and "4 runs in group" in out, out
+    assert fetched == [] and not list((tmp_path / "ws").glob("sweep-*"))
+    # the options the trainer checks before its data are still checked, by the same line as the launch's
+    assert main([*argv, "--set", "dataset=cifar10", "--set", "diffusion.T=1000000", "--dry-run"]) == 2
+    assert "diffusion steps T is 1,000,000, above the DSTAB_MAX_TIMESTEPS limit" in capsys.readouterr().err
+    assert fetched == []
+    # the launch downloads before anything is queued: offline, it is refused with the reason
+    assert main([*argv, "--set", "dataset=cifar10"]) == 2
+    err = capsys.readouterr().err
+    assert "could not download CIFAR-10 (OSError: network is unreachable)" in err and len(fetched) == 1
+    assert not list((tmp_path / "ws").glob("sweep-*"))  # nothing queued

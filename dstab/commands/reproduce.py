@@ -50,8 +50,9 @@ def run_speedup(args) -> int:
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     group, planned = speedup.plan(args.dataset, variants, seeds_arg(args.seeds), args.set, args.group, args.paper)
     if args.dry_run:
-        sweep.check(planned, args.device, args.threads, args.root)  # what launching would refuse
+        notes = sweep.dry_check(planned, args.device, args.threads, args.root)  # what launching would refuse
         print("\n".join(sweep.describe(planned)))
+        print("".join(f"note: {note}\n" for note in notes), end="")
         print(f"{len(planned)} runs in group {group} (dry run: nothing queued)")
         return 0
     if not args.report_only:

@@ -57,8 +57,9 @@ def run_sweep(args) -> int:
 
     group, planned = plan_from_args(args)
     if args.dry_run:
-        sweep.check(planned, args.device, args.threads, args.root)  # what launching would refuse
+        notes = sweep.dry_check(planned, args.device, args.threads, args.root)  # what launching would refuse
         print("\n".join(sweep.describe(planned)))
+        print("".join(f"note: {note}\n" for note in notes), end="")
         print(f"{len(planned)} runs in group {group} (dry run: nothing queued)")
         return 0
     statuses = sweep.launch(group, planned, args.device, args.threads, args.root)

@@ -23,7 +23,8 @@ themselves apply: `plan` checks every config's options (`TrainConfig.check_optio
 without PyTorch), `check` the launch options (`runs.check_launch`) and what the
 trainer checks when it is built (`runs.check_buildable`: parameter budget,
 dataset, schedules, model vs data), once per distinct config. `--dry-run` calls
-`check` too, so it fails on what the runs would fail on.
+`dry_check`, the same checks with no download, so it fails on what the runs would fail on (a dataset
+not downloaded yet is said in a note, not fetched).
 """
 
 from __future__ import annotations
@@ -245,9 +246,28 @@ def check(planned: list[PlannedRun], device: str = "auto", threads: int | None =
     return check_configs(planned, device, threads)
 
 
-def check_configs(planned: list[PlannedRun], device: str = "auto", threads: int | None = 1) -> str:
+def dry_check(planned: list[PlannedRun], device: str = "auto", threads: int | None = 1, root=None) -> list[str]:
+    """`check` for `--dry-run`, which downloads nothing: a config whose dataset is not downloaded yet is
+    checked as far as the options go, and the returned notes say what was left to its runs."""
+    from .. import image_data  # PyTorch: planning stays without it
+
+    notes: list[str] = []
+    with image_data.no_download():
+        root = runs.workspace_root(root)
+        taken = [r.name for r in planned if (root / r.name).exists()]
+        require(not taken, f"runs {taken[:3]} already exist in {root}; pick another --group")
+        check_configs(planned, device, threads, notes)
+    return notes
+
+
+def check_configs(
+    planned: list[PlannedRun], device: str = "auto", threads: int | None = 1, notes: list[str] | None = None
+) -> str:
     """The launch options, and each distinct config (seeds aside) built once as its run will build it;
-    returns the concrete device."""
+    returns the concrete device. Under `image_data.no_download` a config whose dataset is not downloaded
+    yet adds a line to `notes` instead (the model against the data is then left to its runs)."""
+    from .. import image_data  # imported by the build below anyway
+
     dev = runs.check_launch(device, threads)
     checked = set()
     for r in planned:
@@ -255,6 +275,12 @@ def check_configs(planned: list[PlannedRun], device: str = "auto", threads: int 
         if setup not in checked:
             try:
                 runs.check_buildable(r.config)
+            except image_data.NotDownloaded as exc:
+                if notes is None:
+                    raise
+                note = f"{exc}; the model against its images is checked when the run starts"
+                if note not in notes:
+                    notes.append(note)
             except DstabError as exc:
                 raise DstabError(f"sweep run {r.name}: {exc}") from None
             checked.add(setup)
