@@ -263,7 +263,9 @@ def launch_form(statuses) -> None:
                 config = validated(preset, tuple(overrides))
             else:
                 group, planned = sweep.from_form(name, variants or [preset], seeds, axes, overrides)
-                sweep.check_configs(planned, device)  # what the runs would refuse, before the button is offered
+                # what the runs would refuse, before the button is offered; typing an axis downloads nothing
+                for note in sweep.dry_check(planned, device, names=False):
+                    st.info(note)
                 config = planned[0].config
         except DstabError as exc:
             st.error(f"The trainer refuses this configuration: {exc}")

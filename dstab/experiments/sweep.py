@@ -246,16 +246,20 @@ def check(planned: list[PlannedRun], device: str = "auto", threads: int | None =
     return check_configs(planned, device, threads)
 
 
-def dry_check(planned: list[PlannedRun], device: str = "auto", threads: int | None = 1, root=None) -> list[str]:
-    """`check` for `--dry-run`, which downloads nothing: a config whose dataset is not downloaded yet is
-    checked as far as the options go, and the returned notes say what was left to its runs."""
+def dry_check(
+    planned: list[PlannedRun], device: str = "auto", threads: int | None = 1, root=None, names: bool = True
+) -> list[str]:
+    """`check` for `--dry-run` (and the Training page's form, `names=False`: its own launch checks the
+    names), which downloads nothing: a config whose dataset is not downloaded yet is checked as far as
+    the options go, and the returned notes say what was left to its runs."""
     from .. import image_data  # PyTorch: planning stays without it
 
     notes: list[str] = []
     with image_data.no_download():
-        root = runs.workspace_root(root)
-        taken = [r.name for r in planned if (root / r.name).exists()]
-        require(not taken, f"runs {taken[:3]} already exist in {root}; pick another --group")
+        if names:
+            root = runs.workspace_root(root)
+            taken = [r.name for r in planned if (root / r.name).exists()]
+            require(not taken, f"runs {taken[:3]} already exist in {root}; pick another --group")
         check_configs(planned, device, threads, notes)
     return notes
 
