@@ -194,6 +194,25 @@ def load_cifar10(option: str) -> tuple[ImageArray, dict]:
     return ImageArray(array), {"source": str(folder), "split": split, "labels": meta["labels"]}
 
 
+def write_random_cifar10(folder: Path, per_batch: int, seed: int = 0) -> Path:
+    """A CIFAR-10 folder of random images in the layout `load_cifar10` reads (data_batch_1..5 and
+    test_batch: pickled dicts with bytes keys, rows of 1024 red, 1024 green, 1024 blue bytes), for a
+    machine without CIFAR-10: the GPU check (bench/gpu_train.py) and the tests. Returns `folder`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for b, name in enumerate(CIFAR_SPLITS["train"] + CIFAR_SPLITS["test"]):
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": [(b * per_batch + i) % 10 for i in range(per_batch)],
+            b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+            b"filenames": [f"img{b}_{i}.png".encode() for i in range(per_batch)],
+        }
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+    return folder
+
+
 def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 

@@ -14,7 +14,7 @@ import streamlit as st
 from dashboard import downloads, runtracker, server, sidebar, timestepfield, urlstate
 from dstab import paper, runs
 from dstab.errors import DstabError
-from dstab.experiments import compare, sweep, verdict
+from dstab.experiments import compare, runcost, sweep, verdict
 from dstab.metricnames import metric_label
 from dstab.modelconfig import DDIM_STEPS
 from dstab.plots import compare as compare_plots
@@ -271,6 +271,7 @@ def launch_form(statuses) -> None:
             st.error(f"The trainer refuses this configuration: {exc}")
             return
         preview_section(config, statuses)
+        size_section([(name, config)] if single else [(r.name, r.config) for r in planned], device)
         count = 1 if single else len(planned)
         if st.button(f"Launch {count} run{'s' * (count > 1)}", type="primary", key="launch"):
             try:
@@ -300,6 +301,20 @@ def preview_section(config: dict, statuses) -> None:
     c1.plotly_chart(run_plots.pmf(view["t"], view["pmf"], T), key="pmf")
     c2.plotly_chart(run_plots.schedules(view["iterations"], view["beta1"], view["lr"]), key="schedules")
     estimate_time(config, statuses)
+
+
+def size_section(planned: list[tuple[str, dict]], device: str) -> None:
+    """What the launch will cost, as `--dry-run` prints it: counts at once; FLOPs, disk and device-hours
+    from a few timed steps and one timed evaluation batch on a click (runcost)."""
+    counts = runcost.lines(runcost.estimate(planned, device, measure_time=False))
+    key = json.dumps([planned, device], sort_keys=True)
+    sized = st.session_state.setdefault("launch_sizes", {})
+    if st.button("Size this launch: time a few steps and one evaluation batch here", key="size"):
+        try:
+            sized[key] = runcost.lines(runcost.estimate(planned, device))
+        except DstabError as exc:
+            st.error(f"cannot size this launch: {exc}")
+    st.code("\n".join(sized.get(key, counts)), language=None)
 
 
 def estimate_time(config: dict, statuses) -> None:

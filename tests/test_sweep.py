@@ -41,10 +41,15 @@ def test_dry_run_lists_the_product_and_writes_nothing(tmp_path, capsys):
     ]
     assert main(argv) == 0
     out = capsys.readouterr().out.splitlines()
-    names = [line.split()[0] for line in out[:-1]]
+    cost = next(i for i, line in enumerate(out) if line.startswith("what the runs will cost"))
+    names = [line.split()[0] for line in out[:cost]]
     assert names == [
         f"g-{v}-lr{lr}-s{s}" for s in (0, 1) for lr in ("0.001", "0.002") for v in ("baseline", "lr-matched")
     ]
+    # sizes without PyTorch: 100 iterations at the preset's batch 64, its evaluations every 500 steps: one
+    first = "  g-baseline-lr0.001-s0: 100 iterations, 6,400 images; 1 evaluation, 500 samples, 25,000 network calls"
+    assert out[cost + 1] == first  # 500 samples x 50 DDIM steps
+    assert out[-2] == "  total (8 runs): 800 iterations, 51,200 images training, 4,000 evaluation samples"
     assert out[-1] == "8 runs in group g (dry run: nothing queued)"
     assert "vs paper: lr 0.001 (paper 0.0001); batch 64 (paper 128)" in out[0]
     assert not any(tmp_path.iterdir())

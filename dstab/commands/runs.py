@@ -43,6 +43,7 @@ def register(sub) -> None:
     st.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
     st.add_argument("--threads", type=int, default=None, help="torch CPU threads of the run")
     st.add_argument("--group", default=None, help="a label that groups runs of one sweep")
+    st.add_argument("--nproc", type=int, default=1, help="processes under torchrun (the global batch kept)")
     st.set_defaults(func=run_start)
     for name, helptext, fn in (
         ("stop", "stop a run (it checkpoints and exits) or take it off the queue", run_stop),
@@ -92,6 +93,7 @@ def run_start(args) -> int:
         group=args.group,
         threads=args.threads,
         root=args.root,
+        nproc=args.nproc,
     )
     print(describe(s))
     return 0

@@ -39,6 +39,7 @@ from itertools import product
 from .. import paper, runs
 from ..errors import DstabError, is_int, require
 from ..training import config as train_config
+from .cifar10 import departures
 
 ALIASES = ("beta0", "floor", "width")
 SCHEDULES = {"timesteps": "uniform", "momentum": "constant", "lr_schedule": "constant"}
@@ -237,42 +238,55 @@ def from_form(group: str, variants: list[str], seeds: int, axes_text: str, overr
     return plan(variants, list(range(seeds)), axes, one, group=group)
 
 
-def check(planned: list[PlannedRun], device: str = "auto", threads: int | None = 1, root=None) -> str:
-    """Everything launching `planned` would refuse, nothing written: names already taken in the workspace,
-    and `check_configs`. Returns the concrete device."""
-    root = runs.workspace_root(root)
-    taken = [r.name for r in planned if (root / r.name).exists()]
-    require(not taken, f"runs {taken[:3]} already exist in {root}; pick another --group")
-    return check_configs(planned, device, threads)
+def check(
+    planned: list[PlannedRun],
+    device: str = "auto",
+    threads: int | None = 1,
+    root=None,
+    nproc: int = 1,
+    slurm: dict | None = None,
+    names: bool = True,
+    notes: list[str] | None = None,
+) -> tuple[str, int]:
+    """Everything launching `planned` would refuse, nothing written: names already taken in the workspace
+    (`names`), the launch options (`runs.check_launch`, on this machine; a Slurm job's device is the
+    cluster's), the processes per run (`runs.check_processes`) and `check_configs`. Returns where the
+    runs go (the concrete device, or slurm:PARTITION) and their processes."""
+    if names:
+        root = runs.workspace_root(root)
+        taken = [r.name for r in planned if (root / r.name).exists()]
+        require(not taken, f"runs {taken[:3]} already exist in {root}; pick another --group")
+    if slurm:
+        from ..runs import slurm as slurm_launcher
+
+        require(threads is None or (is_int(threads) and threads >= 1), f"--threads must be >= 1, got {threads!r}")
+        dev, nproc = f"slurm:{slurm['partition'] or 'default'}", slurm_launcher.processes(slurm)
+    else:
+        dev = runs.check_launch(device, threads)
+    for r in planned:
+        runs.check_processes(r.config, nproc)
+    check_configs(planned, notes)
+    return dev, nproc
 
 
-def dry_check(
-    planned: list[PlannedRun], device: str = "auto", threads: int | None = 1, root=None, names: bool = True
-) -> list[str]:
-    """`check` for `--dry-run` (and the Training page's form, `names=False`: its own launch checks the
+def dry_check(planned: list[PlannedRun], device: str = "auto", threads: int | None = 1, root=None, **where) -> list:
+    """`check` for `--dry-run` and the Training page's form (`names=False`: its own launch checks the
     names), which downloads nothing: a config whose dataset is not downloaded yet is checked as far as
-    the options go, and the returned notes say what was left to its runs."""
+    the options go, and the returned notes say what was left to its runs. `where`: nproc, slurm, names."""
     from .. import image_data  # PyTorch: planning stays without it
 
     notes: list[str] = []
     with image_data.no_download():
-        if names:
-            root = runs.workspace_root(root)
-            taken = [r.name for r in planned if (root / r.name).exists()]
-            require(not taken, f"runs {taken[:3]} already exist in {root}; pick another --group")
-        check_configs(planned, device, threads, notes)
+        check(planned, device, threads, root, notes=notes, **where)
     return notes
 
 
-def check_configs(
-    planned: list[PlannedRun], device: str = "auto", threads: int | None = 1, notes: list[str] | None = None
-) -> str:
-    """The launch options, and each distinct config (seeds aside) built once as its run will build it;
-    returns the concrete device. Under `image_data.no_download` a config whose dataset is not downloaded
-    yet adds a line to `notes` instead (the model against the data is then left to its runs)."""
+def check_configs(planned: list[PlannedRun], notes: list[str] | None = None) -> None:
+    """Each distinct config (seeds aside) built once as its run will build it (`runs.check_buildable`).
+    Under `image_data.no_download` a config whose dataset is not downloaded yet adds a line to `notes`
+    instead (the model against the data is then left to its runs)."""
     from .. import image_data  # imported by the build below anyway
 
-    dev = runs.check_launch(device, threads)
     checked = set()
     for r in planned:
         setup = json.dumps({k: v for k, v in r.config.items() if k not in ("seed", "data_seed")}, sort_keys=True)
@@ -288,16 +302,35 @@ def check_configs(
             except DstabError as exc:
                 raise DstabError(f"sweep run {r.name}: {exc}") from None
             checked.add(setup)
-    return dev
 
 
-def launch(group: str, planned: list[PlannedRun], device: str = "auto", threads: int | None = 1, root=None) -> list:
-    """`check` every planned run, queue them, then schedule once."""
-    dev = check(planned, device, threads, root)
+def launch(
+    group: str,
+    planned: list[PlannedRun],
+    device: str = "auto",
+    threads: int | None = 1,
+    root=None,
+    nproc: int = 1,
+    slurm: dict | None = None,
+    then=None,
+) -> list:
+    """`check` every planned run, call `then()` (a caller's own last check, e.g. FID's weights), queue
+    them, then schedule once. `nproc` > 1: each run under torchrun with that many processes. `slurm` (a
+    `runs.slurm.launcher` record): the runs go to Slurm as one job array instead of this machine's
+    queue, in the same run folders."""
+    dev, nproc = check(planned, device, threads, root, nproc, slurm)
+    if then is not None:
+        then()
     root = runs.workspace_root(root)
+    paths = []
     for r in planned:
         request = {"preset": r.variant, "variant": r.variant, "seed": r.seed, "sweep": r.values, "label": r.label}
-        runs.queue(r.name, r.config, request, device=dev, group=group, threads=threads, root=root)
+        q = dict(device=dev, group=group, threads=threads, root=root, nproc=nproc, launcher=slurm)
+        paths.append(runs.queue(r.name, r.config, request, **q))
+    if slurm:
+        from ..runs import slurm as slurm_launcher
+
+        slurm_launcher.submit(paths, slurm)
     runs.schedule(root)
     return [runs.status(r.name, root) for r in planned]
 
@@ -306,7 +339,7 @@ def describe(planned: list[PlannedRun]) -> list[str]:
     """One line per run for --dry-run: name, variant and values, and where it departs from the paper."""
     out = []
     for r in planned:
-        diffs = paper.differences(r.config)
+        diffs = departures(r.config)
         out.append(
             f"{r.name}  [{r.label}, seed {r.seed}, {r.config['steps']} its]  vs paper: {'; '.join(diffs) or '-'}"
         )

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ ACTIVE = ("queued", "running")
 LOG_NAME = "console.log"
 STOP_FILE = "stop_requested"
 RUN = "run"  # the trainer's RUN_DIR inside a run's directory
+SUBMITTED = "submitted.json"  # a cluster launcher's record of the job that trains the run (runs/slurm.py)
 
 
 def workspace_root(root: str | Path | None = None) -> Path:
@@ -149,6 +151,9 @@ def checkpoint_steps(path: Path) -> list[int]:
 def _alive_now(path: Path, pid_info: dict, heartbeat: dict | None) -> bool:
     if (path / "exit_code").exists():  # the trainer has exited; its supervisor may still be handing on the slot
         return False
+    if pid_info.get("host", socket.gethostname()) != socket.gethostname():
+        # a cluster job: its pid means nothing here, its heartbeat (on the shared disk) tells
+        return heartbeat is not None and time.time() - float(heartbeat.get("time", 0)) < HEARTBEAT_STALE_S
     marker = str(path)
     return _alive(pid_info.get("pgid"), marker) or _alive((heartbeat or {}).get("pid"), marker)
 
@@ -199,6 +204,11 @@ def status(name: str, root: Path | None = None) -> RunStatus:
     if pid_info is None:
         if (path / STOP_FILE).exists():
             st.state, st.reason = "stopped", "taken off the queue before it ever ran"
+            return st
+        submitted = _read_json(path / SUBMITTED)
+        if submitted:  # in a cluster's queue: waiting to start, or preempted and requeued
+            job = submitted.get("job_id") or "(being submitted)"
+            st.reason = f"{submitted.get('launcher', 'cluster')} job {job}: waiting to (re)start"
             return st
         return _broken(st, "neither queued nor ever launched (no pid file)")
     st.pgid, st.started = pid_info.get("pgid"), pid_info.get("started")

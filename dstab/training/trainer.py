@@ -195,7 +195,7 @@ class Trainer:
             noise = immiscible(x0, noise)
         mine = self.ctx.shard(x0.shape[0])
         with self._autocast():
-            terms = self.diffusion.loss_terms(self.model, x0[mine], t[mine], noise[mine]).float()
+            terms = self.diffusion.training_terms(self.model, x0[mine], t[mine], noise[mine]).float()
         hyper = self.schedule.at(it, self.cfg.steps)
         apply(self.opt, hyper)
         norm = _grad_step(self.opt, self.net.parameters(), (terms * w[mine]).mean(), self.cfg.grad_clip)

@@ -85,6 +85,18 @@ def test_every_presets_distribution_over_t_with_its_share_below_half_and_formula
     assert "speed: 75.0% below T/2, mean t 338.9" in [t["name"] for t in field["data"]]
 
 
+def test_the_launch_is_sized_before_it_starts(ws):
+    at = page()
+    sizes = [c.value for c in at.code if "total (1 run)" in c.value]
+    assert sizes and sizes[0].splitlines()[-1].startswith("total (1 run): 3,000 iterations, 192,000 images")
+    at.button(key="size").click().run()
+    assert not at.exception and not at.error
+    sized = next(c.value for c in at.code if "total (1 run)" in c.value).splitlines()
+    assert "CPU-hours" in sized[0] and "; disk " in sized[0]  # the dry run's numbers, measured here
+    assert sized[-1].startswith("measured on cpu (no GPU here: these are CPU-hours of this machine)")
+    assert runs.run_names() == []
+
+
 def test_a_config_the_trainer_refuses_is_shown_before_anything_starts(ws):
     at = page()
     at.number_input(key="launch_mdlrc-clts_beta0").set_value(0.3).run()  # below the 0.4 floor
