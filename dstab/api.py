@@ -124,12 +124,11 @@ def _random_draws(p: Probe) -> str:
     generator itself gives the same value twice and is cached). The caller's generators are left as
     they were."""
     before = _rng_states()
-    try:
-        with torch.no_grad():
-            first = float(p.loss())
-            if _same_states(before, _rng_states()):
-                return ""
-            second = float(p.loss())  # from the state the first call left
+    try:  # in the caller's grad mode: a loss may take gradients itself (a gradient penalty)
+        first = float(p.loss().detach())
+        if _same_states(before, _rng_states()):
+            return ""
+        second = float(p.loss().detach())  # from the state the first call left
     finally:
         _set_rng_states(before)
     if first == second or (math.isnan(first) and math.isnan(second)):

@@ -242,6 +242,22 @@ def test_a_loss_that_seeds_its_own_noise_is_cached(caches, recwarn):
     assert not [w for w in recwarn if "random generator" in str(w.message)]
 
 
+def gradient_penalty(model, batch):  # takes a gradient itself: the check must not run it without grad
+    x = batch[0].clone().requires_grad_(True)
+    out = model(x)
+    (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return F.cross_entropy(out, batch[1]) + 0.1 * (g.norm() - 1) ** 2
+
+
+def test_a_loss_that_takes_gradients_itself_can_be_probed(caches):
+    """dstab.probe calls the loss once (the generator check) in the caller's grad mode: under no_grad a
+    gradient penalty raised 'element 0 of tensors does not require grad' at dstab.probe."""
+    model = TanhNet()
+    p = dstab.probe(model, gradient_penalty, (X, Y))
+    assert p.describe()["checkpoint_sha256"]  # keyed: no generator was touched
+    assert float(p.loss()) == pytest.approx(float(gradient_penalty(model.eval(), (X, Y))), rel=1e-6)
+
+
 @pytest.mark.filterwarnings("ignore::dstab.analysis.cost.CostWarning")
 def test_the_cache_switch(caches):
     model = TanhNet()
