@@ -80,15 +80,16 @@ def run_speedup(args) -> int:
         return 0
     if not args.report_only:
         options = launch_options(args)
-        fid.preflight(planned[0].config)  # no weights, or too few samples: stop before anything is queued
-        statuses = sweep.launch(group, planned, args.device, args.threads, args.root, **options)
+        # after the launch's own checks, before anything is queued: no FID weights, or too few samples
+        preflight = lambda: fid.preflight(planned[0].config)  # noqa: E731
+        statuses = sweep.launch(group, planned, args.device, args.threads, args.root, **options, then=preflight)
         print(launched_text(statuses, group, args.launcher))
         if not args.wait:
             print(f"when they have finished: {command_text(args)} --report-only")
             return 0
         for r in planned:
             runs.wait(r.name, timeout=float("inf"), root=args.root)
-    result = compare.compare(group, None, "baseline", args.last_k, args.root)
+    result = compare.compare(group, None, speedup.REFERENCE, args.last_k, args.root)
     family = args.dataset.split(":")[0]
     report_dir = runs.workspace_root(args.root).parent / "compare" / group
     compare_cmd.write_report(result, report_dir)
