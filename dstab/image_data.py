@@ -5,11 +5,13 @@ array on disk (a `.npy` in the dataset cache, keyed by the source files'
 names, sizes and times) and then memory-mapped: an `ImageArray` turns only the
 rows asked for into float32 in [-1, 1]. So `Dataset.fixed_batch` and
 `Dataset.batches` work as for the small in-memory sets, while memory stays at
-one batch. The cache lives in $DSTAB_CACHE (default ~/.cache/dstab)/datasets.
+one batch. The cache lives in the user cache (`dstab.cache.user_dir`: $DSTAB_CACHE, default ~/.cache/dstab)/datasets.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -24,6 +26,7 @@ import torch
 
 from . import budgets
 from .errors import DstabError
+from .fileio import atomic_write_bytes, user_cache_dir
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 BATCH_ROWS = 10000
@@ -56,7 +59,7 @@ class ImageArray:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("DSTAB_CACHE") or Path.home() / ".cache" / "dstab") / "datasets"
+    return user_cache_dir() / "datasets"
 
 
 def _fingerprint(files: list[Path], extra: dict) -> str:
@@ -83,7 +86,7 @@ def cached_uint8(
         out.flush()
         del out
         os.replace(tmp, data)
-        meta_file.write_text(json.dumps(meta))
+        atomic_write_bytes(meta_file, json.dumps(meta).encode())
     meta = json.loads(meta_file.read_text())
     return np.load(data, mmap_mode="r")[: meta["rows"]], meta
 
@@ -125,10 +128,30 @@ def cifar_folder(path: Path) -> Path:
     return inner if inner.is_dir() else path
 
 
+class NotDownloaded(DstabError):
+    """A dataset that would be downloaded, asked for where downloading is off (`no_download`)."""
+
+
+_DOWNLOADS = contextvars.ContextVar("dstab_image_downloads", default=True)
+
+
+@contextlib.contextmanager
+def no_download():
+    """Within it, a dataset that is not downloaded yet raises `NotDownloaded` instead of downloading
+    (a dry run checks configs without fetching 170 MB)."""
+    token = _DOWNLOADS.set(False)
+    try:
+        yield
+    finally:
+        _DOWNLOADS.reset(token)
+
+
 def download_cifar10() -> Path:
     """torchvision's CIFAR-10 download (checksummed) into the cache."""
     root = cache_dir() / "cifar10-download"
     if not (root / "cifar-10-batches-py").is_dir():
+        if not _DOWNLOADS.get():
+            raise NotDownloaded(f"CIFAR-10 is not downloaded yet ({root}): a run downloads it (~170 MB) first")
         try:
             from torchvision.datasets.utils import download_and_extract_archive
 

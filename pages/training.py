@@ -226,7 +226,7 @@ def hyper_inputs(preset: str, base: dict) -> dict:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def validated(preset: str, overrides: tuple[str, ...]) -> dict:
-    return runs.resolved_config(preset, None, overrides, build=True)
+    return runs.resolved_config(preset, None, overrides)
 
 
 def sweep_inputs() -> tuple[list[str], int, str]:
@@ -258,6 +258,9 @@ def launch_form(statuses) -> None:
                 config = validated(preset, tuple(overrides))
             else:
                 group, planned = sweep.from_form(name, variants or [preset], seeds, axes, overrides)
+                # what the runs would refuse, before the button is offered; typing an axis downloads nothing
+                for note in sweep.dry_check(planned, device, names=False):
+                    st.info(note)
                 config = planned[0].config
         except DstabError as exc:
             st.error(f"The trainer refuses this configuration: {exc}")
@@ -268,9 +271,9 @@ def launch_form(statuses) -> None:
         if st.button(f"Launch {count} run{'s' * (count > 1)}", type="primary", key="launch"):
             try:
                 if single:
-                    runs.start(name, preset=preset, overrides=overrides, device=device, build=True)
+                    runs.start(name, preset=preset, overrides=overrides, device=device)
                 else:
-                    sweep.launch(group, planned, device=device, build=True)
+                    sweep.launch(group, planned, device=device)
             except DstabError as exc:
                 st.error(str(exc))
             else:

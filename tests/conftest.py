@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -17,6 +18,20 @@ from tests import processes
 
 # The suite runs on shared 2-core machines: one intra-op thread keeps it predictable.
 torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_user_folders(tmp_path_factory):
+    """The results cache and the run workspace default to the user's own folders (~/.cache/dstab,
+    ~/.local/share/dstab): the suite uses a folder of its session instead, unless the caller set them."""
+    root = tmp_path_factory.mktemp("user-folders")
+    unset = [var for var in ("DSTAB_CACHE", "DSTAB_WORKSPACE") if not os.environ.get(var)]
+    for var in unset:
+        os.environ[var] = str(root / var.lower())
+    yield
+    for var in unset:
+        os.environ.pop(var, None)
+
 
 TINY_UNET = {
     "arch": "unet",

@@ -46,8 +46,8 @@ def test_torchrun_with_two_gloo_processes_follows_one_process(root, tmp_path, mo
     monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "cache"))
     cifar = f"cifar10:{write_cifar(tmp_path / 'cifar', per_batch=2)}"
     sets = [*tiny_sets(steps=6, batch=4, every=3), "eval_every=null"]
-    _, planned = speedup.plan(cifar, ["mdlrc-clts"], [0], sets=sets)
-    cfg = planned[0].config
+    _, planned = speedup.plan(cifar, ["baseline", "mdlrc-clts"], [0], sets=sets)
+    cfg = planned[1].config  # mdlrc-clts (the plan needs the report's baseline beside it)
     runs.queue("two", cfg, {"preset": "x"}, device="cpu", threads=1, root=root, nproc=2)
     with pytest.raises(DstabError, match="batch_size 4 must be divisible by the 3 processes"):
         runs.queue("three", cfg, {"preset": "x"}, device="cpu", root=root, nproc=3)

@@ -85,8 +85,9 @@ def test_advance_runs_the_reference_first_then_extends_or_launches(tmp_path, mon
     _, planned = speedup.plan("digits", ["baseline", "mdlrc-clts"], [0, 1], ["steps=3000"], "g")
     launched, extended = [], []
 
-    def replan(n):
-        return speedup.plan("digits", ["mdlrc-clts"], [0, 1], [f"steps={n}"], "g")[1]
+    def replan(n):  # as reproduce's: the arms other than the reference (plan wants the baseline named)
+        arms = speedup.plan("digits", ["baseline", "mdlrc-clts"], [0, 1], [f"steps={n}"], "g")[1]
+        return [r for r in arms if r.variant != "baseline"]
 
     def step():
         return runlength.advance("g", planned, replan, Protocol(), 12000, root, launched.append)

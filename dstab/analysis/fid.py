@@ -35,6 +35,7 @@ from .. import data
 from ..checkpoints import atomic_write_bytes, file_sha256, safe_torch_load
 from ..diffusion import NoiseSource
 from ..errors import DstabError, require
+from ..fileio import user_cache_dir
 from ..metricnames import (  # noqa: F401 (part of this module's API)
     HIGHER_IS_BETTER,
     LABELS,
@@ -203,7 +204,7 @@ def preflight(config: dict) -> Path | None:
 
 # --- reference statistics, cached ----------------------------------------------------------------
 def cache_dir() -> Path:
-    return Path(os.environ.get("DSTAB_CACHE", Path(__file__).resolve().parents[2] / ".dstab-cache")) / "fd-stats"
+    return user_cache_dir() / "fd-stats"
 
 
 REFERENCE_FEATURES = 10_000  # rows of the reference kept for KID and PRDC (a seeded subset beyond that)

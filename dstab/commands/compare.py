@@ -70,6 +70,7 @@ def write_report(result: dict, out: Path, png_axes=("iterations", "cpu")) -> dic
     when the runs recorded them), HTML for every axis. Returns {axis: PNG file name}."""
     from ..experiments import verdict
     from ..experiments.compare import AXES
+    from ..fileio import atomic_write_bytes
     from ..plots import compare as figures
     from ..plots import write_html
 
@@ -80,8 +81,8 @@ def write_report(result: dict, out: Path, png_axes=("iterations", "cpu")) -> dic
         write_html(fig, out / f"curves-{axis}.html")
         if axis in png_axes and figures.available_axis(result, axis) == axis:
             files[axis] = figures.curves_png(result, axis, out / f"curves-{axis}.png").name
-    (out / "compare.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out / "compare.md").write_text(verdict.markdown(result, {f"vs {a}": f for a, f in files.items()}))
+    atomic_write_bytes(out / "compare.json", (json.dumps(result, indent=1) + "\n").encode())
+    atomic_write_bytes(out / "compare.md", verdict.markdown(result, {f"vs {a}": f for a, f in files.items()}).encode())
     return files
 
 

@@ -159,7 +159,8 @@ def run_speedup(args) -> int:
         return 0
     if not args.report_only:
         options = launch_options(args)
-        fid.preflight(planned[0].config)  # no weights, or too few samples: stop before anything is queued
+        # after the launch's own checks, before anything is queued: no FID weights, or too few samples
+        options["then"] = lambda: fid.preflight(planned[0].config)
         if args.confirm:
             _confirm(args, group, exploration, seeds, variants, p)
         if args.fixed_length or speedup.fixed_length(args.dataset):
@@ -174,7 +175,7 @@ def run_speedup(args) -> int:
             maximum = args.max_steps or 4 * planned[0].config["steps"]
 
             def replan(n):
-                return plan([v for v in variants if v != p.reference], [*args.set, f"steps={n}"])
+                return [r for r in plan(variants, [*args.set, f"steps={n}"]) if r.variant != p.reference]
 
             def launch(rs):
                 statuses = sweep.launch(group, rs, args.device, args.threads, args.root, **options)

@@ -17,11 +17,15 @@ def register(sub) -> None:
     p = add_command(
         sub,
         "runs",
-        description="Background training runs in a workspace ($DSTAB_WORKSPACE/runs, default <repo>/workspace/runs). "
+        description="Background training runs in a workspace ($DSTAB_WORKSPACE/runs, default "
+        "~/.local/share/dstab/workspace/runs). "
         "Each run is a detached `python -m dstab train` process; its state is read from its directory.",
     )
     p.add_argument(
-        "--root", type=Path, default=None, help="workspace root (default: $DSTAB_WORKSPACE/runs or workspace/runs)"
+        "--root",
+        type=Path,
+        default=None,
+        help="runs folder (default: $DSTAB_WORKSPACE/runs, else ~/.local/share/dstab/workspace/runs)",
     )
     rsub = p.add_subparsers(dest="runs_command", metavar="{list,start,stop,resume,logs,delete}", parser_class=type(p))
     rsub.required = True

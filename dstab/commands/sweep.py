@@ -148,11 +148,14 @@ def launched_text(statuses, group: str, launcher: str) -> str:
 
 
 def dry_run(group: str, planned, args) -> None:
-    """The runs, the paper's values and every departure, and what the runs will cost here."""
+    """What launching would refuse (the launch's own checks, downloading nothing), then the runs, the
+    paper's values and every departure, and what the runs will cost here."""
     from .. import paper
     from ..experiments import cifar10, runcost, sweep
 
+    notes = sweep.dry_check(planned, args.device, args.threads, args.root, **launch_options(args))
     print("\n".join(sweep.describe(planned)))
+    print("".join(f"note: {note}\n" for note in notes), end="")
     if paper.is_cifar10(planned[0].config):
         print(cifar10.summary())
     nproc = launch_processes(args)

@@ -52,6 +52,7 @@ from ..modelconfig import DDIM_STEPS
 from ..training.config import DIGITS_UNET, preset
 from . import cifar10, sweep, verdict
 
+REFERENCE = "baseline"  # what every variant's speed-up is measured against
 VARIANTS = ("baseline", "md", "md-lrc", "mdlrc-clts", "lrc-only", "lr-matched")
 DEFAULT_VARIANTS = ("baseline", "mdlrc-clts", "lrc-only", "lr-matched")
 DATASET_VARIANTS = {"cifar10": ("baseline", "mdlrc-clts")}  # a GPU-day (module docstring)
@@ -131,8 +132,14 @@ def default_group(dataset: str) -> str:
 
 def plan(dataset: str, variants, seeds, sets=(), group=None, use_paper=False, paper_eval=False, eval_images=None):
     """The experiment's runs: the setup's values, then the user's `--set` (one value: fixed; several:
-    axes); `eval_images`: evaluate every that many images seen."""
+    axes); `eval_images`: evaluate every that many images seen. The report measures every variant
+    against the baseline, so the baseline must be one of them."""
     variants = list(variants)
+    require(
+        REFERENCE in variants,
+        f"--variants {','.join(variants)} has no {REFERENCE}: the report measures each variant's speed-up "
+        f"against it; add {REFERENCE} to --variants",
+    )
     texts = [*setup_sets(dataset, use_paper, variants, paper_eval), *sets]
     if eval_images:
         axes, fixed = sweep.split(texts)

@@ -2,14 +2,14 @@
 
 (The paper's method, the trainer and its schedules, is `dstab.training`; this package only launches,
 queues, watches and reads runs of it.) A run is a directory `<workspace>/<name>/`, where
-<workspace> is `runstate.workspace_root()` ($DSTAB_WORKSPACE/runs, default <repo>/workspace/runs,
-or --root). It holds: request.json (the resolved, validated trainer config the run was launched
-with: what `dstab train --config` receives), launch.json (how it was asked for: preset, config
-file, overrides, device, threads, group, total_steps, created, nproc: torchrun processes, launcher:
-null for this machine's queue or a cluster's record, runs/slurm.py), pid (the supervisor's process
-group; a cluster job's also names its host), queued (waiting for a slot here), submitted.json (in a
-cluster's queue), stop_requested, exit_code, console.log (the process's stdout
-and stderr), and `run/`, the trainer's RUN_DIR (its own copy of the config as config.json,
+<workspace> is `runstate.workspace_root()` ($DSTAB_WORKSPACE/runs, default
+~/.local/share/dstab/workspace/runs, or --root). It holds: request.json (the resolved, validated
+trainer config the run was launched with: what `dstab train --config` receives), launch.json (how it
+was asked for: preset, config file, overrides, device, threads, group, total_steps, created, nproc:
+torchrun processes, launcher: null for this machine's queue or a cluster's record, runs/slurm.py), pid
+(the supervisor's process group; a cluster job's also names its host), queued (waiting for a slot
+here), submitted.json (in a cluster's queue), stop_requested, exit_code, console.log (the process's
+stdout and stderr), and `run/`, the trainer's RUN_DIR (its own copy of the config as config.json,
 checkpoints/, metrics.sqlite, heartbeat, status.json, train.log; see rundir.py) which the trainer
 creates itself. Nothing is kept in memory: every status is derived from those files on each read
 (runstate.py), so runs survive closed tabs, reloads and server restarts.
@@ -36,7 +36,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..device import concrete_name
-from ..errors import DstabError, require
+from ..errors import DstabError, is_int, require
 from ..fileio import write_json
 from ..training import config as train_config
 from ..training import resume_state
@@ -146,25 +146,31 @@ def _enqueue(path: Path, mode: str) -> None:
     write_json(path / "queued", {"mode": mode, "time": time.time()})
 
 
-def resolved_config(preset: str | None = None, config_file: Path | None = None, overrides=(), build=False) -> dict:
-    """The trainer's full config for a request, every option validated without PyTorch
-    (`TrainConfig.check_options`), so a refused option raises DstabError before anything is launched.
-    What needs the network (parameter budget, model vs dataset shapes) the trainer checks before it
-    writes anything (a refused run ends 'failed' with the reason); `build=True` checks it here too,
-    importing PyTorch (the page, which has it loaded anyway)."""
+def resolved_config(preset: str | None = None, config_file: Path | None = None, overrides=()) -> dict:
+    """The trainer's full config for a request, refused (DstabError) on anything the run itself would
+    refuse: every option (`TrainConfig.check_options`), then what the trainer checks when it is built
+    (`check_buildable`), before anything is queued."""
     require(preset or config_file, "a run needs a preset or a config file")
     config = train_config.resolve(preset, config_file, list(overrides), networks=False)
-    if build:
-        check_buildable(config)
+    check_buildable(config)
     return config
 
 
 def check_buildable(config: dict) -> None:
-    """Build the trainer's model and data once (the checks `dstab train` makes before it starts: the
-    parameter budget, model vs dataset shapes); a sweep calls this once per distinct setup."""
+    """The trainer built once, as `dstab train` builds it before its first step: so its own checks (the
+    networks' parameter budget, the dataset, the diffusion and its timestep sampler, the optimiser's
+    schedules, the model's sample shape against the data's) refuse a run before it is queued, by the
+    rule the run would apply. Imports PyTorch; a sweep calls it once per distinct config."""
     from ..training.trainer import Trainer
 
     Trainer(train_config.TrainConfig.from_dict(config), REPO_ROOT, "cpu")
+
+
+def check_launch(device: str, threads) -> str:
+    """The launch options every way of starting runs shares (`runs start`, `sweep`, `reproduce`, the page):
+    `threads` a positive integer or None, `device` a device this machine has; its concrete name."""
+    require(threads is None or (is_int(threads) and threads >= 1), f"--threads must be >= 1, got {threads!r}")
+    return concrete_name(device)
 
 
 def start(
@@ -177,7 +183,6 @@ def start(
     group: str | None = None,
     threads: int | None = None,
     root: Path | None = None,
-    build: bool = False,
     nproc: int = 1,
 ) -> RunStatus:
     """Queue a new run and start it at once if its device has a free slot.
@@ -185,13 +190,14 @@ def start(
     The request (preset or config file, then `key=value` overrides as for
     `dstab train --set`) is resolved and validated here, and the resolved
     config is what the trainer receives: a queued run cannot change meaning
-    if a preset or the file changes before it starts. `build`: see `resolved_config`.
+    if a preset or the file changes before it starts. `nproc` > 1: under torchrun with that many
+    processes (`check_processes`).
     """
-    require(threads is None or threads >= 1, f"threads must be a positive integer, got {threads!r}")
+    dev = check_launch(device, threads)
     require(not run_dir(name, root).exists(), f"a run named {name!r} already exists; pick another name or delete it")
-    config = resolved_config(preset, config_file, overrides, build)
+    config = resolved_config(preset, config_file, overrides)
     request = {"preset": preset, "config_file": str(config_file) if config_file else None, "overrides": list(overrides)}
-    queue(name, config, request, device=concrete_name(device), group=group, threads=threads, root=root, nproc=nproc)
+    queue(name, config, request, device=dev, group=group, threads=threads, root=root, nproc=nproc)
     schedule(root)
     return status(name, root)
 

@@ -34,7 +34,8 @@ SUBMITTED = "submitted.json"  # a cluster launcher's record of the job that trai
 
 
 def workspace_root(root: str | Path | None = None) -> Path:
-    """Where runs live: `root` if given, else $DSTAB_WORKSPACE/runs, default <repo>/workspace/runs (created)."""
+    """Where runs live: `root` if given, else the workspace's runs/ (`confine.workspace_root`: $DSTAB_WORKSPACE,
+    default ~/.local/share/dstab/workspace), created."""
     root = Path(root or confine.workspace_root() / "runs")
     require(root.is_dir() or not root.exists(), f"the runs folder {root} is a file, not a folder; give a folder")
     root.mkdir(parents=True, exist_ok=True)
@@ -214,7 +215,12 @@ def status(name: str, root: Path | None = None) -> RunStatus:
     final = _current_status(rd, st.started)
     if _alive_now(path, pid_info, heartbeat):
         st.state = "running"
-        if st.heartbeat_age_s is not None and st.heartbeat_age_s > HEARTBEAT_STALE_S:
+        beat = float((heartbeat or {}).get("time", 0))
+        if st.started and beat < st.started:  # the heartbeat of an earlier launch (the one stopped or killed)
+            what = "resuming" if pid_info.get("mode") == "resume" else "starting"
+            st.heartbeat_age_s = None
+            st.reason = f"{what}: launched {time.time() - st.started:.0f} s ago, no heartbeat from it yet"
+        elif st.heartbeat_age_s is not None and st.heartbeat_age_s > HEARTBEAT_STALE_S:
             st.reason = f"alive but no heartbeat for {st.heartbeat_age_s:.0f} s"
         return st
     # the trainer may have written its status and exited between the read above and the liveness check
