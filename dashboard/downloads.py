@@ -1,11 +1,12 @@
-"""Download buttons: every chart as PNG and HTML, images as PNG, numbers as CSV and JSON.
+"""Download buttons: every chart as PNG, SVG, PDF and HTML, images as PNG, numbers as CSV and JSON.
 
 The payloads are built only when the user clicks (callable data), so pages
 with many figures do not serialise them on every rerun. Labels name the file,
-so two charts' buttons never read the same. A chart's PNG is drawn by
-plotly's own renderer, kaleido (1.x drives the system's Chromium, offline);
-one browser is started per server process, on the first PNG asked for, and
-kept. CSV rows carry the columns that say what they are of (model,
+so two charts' buttons never read the same. A chart's PNG, SVG and PDF are
+drawn by plotly's own renderer, kaleido (1.x drives the system's Chromium,
+offline); one browser is started per server process, on the first image asked
+for, and kept. A chart's four buttons sit in one "Download" popover, so a
+page shown on a projector is not a wall of buttons. CSV rows carry the columns that say what they are of (model,
 parameters), so a file read on its own still tells.
 """
 
@@ -43,9 +44,12 @@ def png_available() -> bool:
     return importlib.util.find_spec("kaleido") is not None
 
 
-def chart_png(fig) -> bytes:
-    """The figure as PNG, drawn by kaleido in a headless Chromium kept for this process (the first call
-    starts it: a few seconds). One at a time: sessions share that browser."""
+IMAGE_FORMATS = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
+
+
+def chart_image(fig, fmt: str) -> bytes:
+    """The figure as PNG, SVG or PDF, drawn by kaleido in a headless Chromium kept for this process (the
+    first call starts it: a few seconds). One at a time: sessions share that browser."""
     global _kaleido_started
     import kaleido
     import plotly.io as pio
@@ -56,23 +60,25 @@ def chart_png(fig) -> bytes:
             _kaleido_started = True
         width = fig.layout.width or PNG_WIDTH
         height = fig.layout.height or PNG_HEIGHT
-        return pio.to_image(fig, format="png", width=width, height=height, scale=PNG_SCALE)
+        return pio.to_image(fig, format=fmt, width=width, height=height, scale=PNG_SCALE if fmt == "png" else 1)
 
 
 def figure(fig, name: str, where=st) -> None:
-    """The chart as PNG and as a self-contained interactive HTML file (plotly.js inlined, works offline)."""
-    c1, c2 = where.columns(2)
+    """The chart as PNG, SVG and PDF (for slides and papers) and as a self-contained interactive HTML file
+    (plotly.js inlined, works offline), in one popover named after the chart."""
+    box = where.popover(f"Download {name}", icon=":material/download:")
     if png_available():
-        c1.download_button(
-            f"{name}.png",
-            lambda: chart_png(fig),
-            f"{name}.png",
-            "image/png",
-            key=f"dl-{name}-png",
-            on_click="ignore",
-            icon=":material/download:",
-        )
-    c2.download_button(
+        for fmt, mime in IMAGE_FORMATS.items():
+            box.download_button(
+                f"{name}.{fmt}",
+                lambda fmt=fmt: chart_image(fig, fmt),
+                f"{name}.{fmt}",
+                mime,
+                key=f"dl-{name}-{fmt}",
+                on_click="ignore",
+                icon=":material/download:",
+            )
+    box.download_button(
         f"{name}.html",
         lambda: fig.to_html(include_plotlyjs=True, full_html=True).encode(),
         f"{name}.html",

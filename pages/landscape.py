@@ -18,6 +18,7 @@ from dstab.analysis.specs import ProbeSpec
 from dstab.errors import DstabError
 from dstab.plots import surface as surface_plots
 from dstab.plots import tables
+from dstab.plots.smoothness_text import smoother_sentence
 
 GRIDS = [5, 11, 21, 31, 41, 51]
 RADII = [0.1, 0.25, 0.5, 1.0, 2.0]
@@ -85,7 +86,7 @@ if results:
             columns=what,
         )
     if set(results) == {"dm", "gan"}:
-        st.info(surface_plots.smoother_sentence(*((ch.label, r.meta) for ch, r in results.values())))
+        st.info(smoother_sentence(*((ch.label, r.meta) for ch, r in results.values())))
     st.subheader("Smoothness, side by side")
     table = [row for _, (choice, res) in results.items() for row in tables.smoothness_rows(choice.label, res.meta)]
     st.dataframe(table, hide_index=True)

@@ -5,8 +5,8 @@ A DM's centre loss is tiny (0.0002 for digits at t = 900) while a GAN's is near 
 scale of the relative rise (L - L0)/|L0| (`landscape.rise_over_centre`) makes the DM look steep and
 the GAN a flat sheet. By default each surface therefore gets its own scale, the min-max of its own
 loss, with the colour bar in loss units; "shared relative rise", "log loss" and "raw loss" (one
-range for both) are the options (`views`). `smoother_sentence` says in words which model is the
-smoother by which number.
+range for both) are the options (`views`). `smoothness_text.smoother_sentence` says in words which
+model is the smoother by which number.
 """
 
 from __future__ import annotations
@@ -142,55 +142,6 @@ def small_multiples(panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
         )
     layout.update(height=230 * rows + 40, margin={"l": 10, "r": 10, "b": 10, "t": 50}, showlegend=False)
     return go.Figure(data=data, layout=layout)
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.3g}"
-
-
-def smoother_sentence(dm: tuple[str, dict], gan: tuple[str, dict]) -> str:
-    """Which of the two surfaces is the smoother, by each number, and why the relative rise can
-    disagree. `dm`, `gan`: (label, surface meta with `metrics` and `centre_loss`). A relative rise at or
-    below 0 (the loss on the ring at r no higher than at the centre: the weights sit at no minimum of that
-    loss, as a GAN's G loss at an equilibrium need not) ranks nothing, and is said so."""
-    (dl, d), (gl, g) = dm, gan
-    dmet, gmet = d.get("metrics", {}), g.get("metrics", {})
-    parts, shape_votes = [], []
-    pairs = (("convex fraction", "convex_fraction", True), ("curvature roughness", "curvature_roughness", False))
-    for name, k, higher_is_smoother in pairs:
-        a, b = dmet.get(k), gmet.get(k)
-        if a is None or b is None or not (np.isfinite(a) and np.isfinite(b)) or a == b:
-            continue
-        winner = dl if (a > b) == higher_is_smoother else gl
-        shape_votes.append(winner)
-        parts.append(f"{name} {_fmt(a)} vs {_fmt(b)}: {winner}")
-    a, b = dmet.get("relative_rise"), gmet.get("relative_rise")
-    rises = a is not None and b is not None and np.isfinite(a) and np.isfinite(b) and a != b
-    no_minimum = [label for label, x in ((dl, a), (gl, b)) if rises and x <= 0]
-    rise_winner = None
-    if rises and not no_minimum:
-        rise_winner = dl if a < b else gl
-        parts.append(f"relative rise {_fmt(a)} vs {_fmt(b)}: {rise_winner}")
-    elif rises:
-        parts.append(f"relative rise {_fmt(a)} vs {_fmt(b)}: no ranking")
-    if not parts:
-        return "The two surfaces' smoothness numbers are not available."
-    text = f"Smoother surface by each number (DM {dl} vs GAN {gl}): " + "; ".join(parts) + "."
-    if no_minimum:
-        text += (
-            f" {' and '.join(no_minimum)}'s loss is on average no higher at r than at the centre (relative rise "
-            "at or below 0): its weights sit at no minimum of this loss (a GAN's G loss at an equilibrium need "
-            "not have one), so the rise says nothing about smoothness; the shape numbers (convex fraction, "
-            "curvature roughness) still compare."
-        )
-    elif rise_winner and shape_votes and any(v != rise_winner for v in shape_votes):
-        text += (
-            f" The relative rise divides by the centre loss, {_fmt(d.get('centre_loss', float('nan')))} for the DM "
-            f"against {_fmt(g.get('centre_loss', float('nan')))} for the GAN: a well-fitted DM's small absolute rise "
-            "is a large relative one, so it disagrees with the shape numbers (convex fraction, curvature roughness), "
-            "which do not depend on the loss's scale."
-        )
-    return text
 
 
 def title(label: str, meta: dict) -> str:

@@ -19,12 +19,18 @@ def test_a_chart_png_is_a_real_image_of_the_figure_size():
     a = np.linspace(-1, 1, 11)
     view = surface_plots.views({"dm": np.add.outer(a**2, a**2)})["dm"]
     fig = surface_plots.contour(a, a, view, "a bowl")
-    data = downloads.chart_png(fig)
+    data = downloads.chart_image(fig, "png")
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
     img = Image.open(io.BytesIO(data))
     assert img.size == (downloads.PNG_WIDTH * downloads.PNG_SCALE, 420 * downloads.PNG_SCALE)  # the figure's height
     colours = np.asarray(img.convert("RGB")).reshape(-1, 3)
     assert len(np.unique(colours, axis=0)) > 100  # a drawn contour map, not a blank page
+    # the same figure for slides and papers: vector SVG at the figure's size, a one-page PDF
+    svg = downloads.chart_image(fig, "svg").decode()
+    assert svg.startswith("<svg") and f'width="{downloads.PNG_WIDTH}"' in svg and 'height="420"' in svg
+    assert "a bowl" in svg  # the title is text, not pixels
+    pdf = downloads.chart_image(fig, "pdf")
+    assert pdf[:5] == b"%PDF-" and pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages") == 1
 
 
 def test_csv_rows_carry_model_and_parameter_columns():
