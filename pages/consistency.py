@@ -21,10 +21,7 @@ GROUPS = {"different inits": "init", "different structures": "structure"}  # sho
 
 sel = sidebar.current()
 st.title("Consistency")
-st.caption(
-    "Each row of a grid is one model, each column one sample; a column shares its noise. A consistent group "
-    "makes columns of near-identical images. The groups are the zoo's, for the dataset chosen in the sidebar."
-)
+intro = st.empty()  # filled once the samples say whether they are images or 2-D points
 c = st.columns(5)
 group = GROUPS[urlstate.radio("Group", list(GROUPS), "group", "different inits", where=c[0])]
 SPEC = zooresults.CONSISTENCY
@@ -50,6 +47,16 @@ def row_name(eid: str) -> str:
     return eid.split("/", 1)[1] + (f" ({label})" if label else "")
 
 
+def heading_note(names: list[str], meta: dict, m: int) -> str:
+    """What the heading's C(q) is over, naming any collapsed model in it and the score without it."""
+    text = f"Mean PSNR against {names[0].split('/', 1)[1]}, over all M = {m} samples of N = {len(names)} models"
+    gone, without = verdictpanel.without_collapsed(names, meta["psnr_matrix_db"], entries)
+    if not gone:
+        return text + "."
+    shown = "no pair left" if without is None else f"{without:.2f} dB"
+    return text + f", collapsed {', '.join(n.split('/', 1)[1] for n in gone)} included; without it: {shown}."
+
+
 kinds = ("dm", "x0", "gan") if x0 else ("dm", "gan")
 top = st.empty()  # "Compute all", above the columns
 cols = dict(zip(kinds, st.columns(len(kinds))))
@@ -68,6 +75,12 @@ for kind in kinds:
         where.error(f"{TITLES[kind]} group unavailable: {exc}")
 results = {kind: (members[kind], res) for kind, res in compute.many(asks, sel.device, where_all=top).items()}
 
+images = any(res.arrays["samples"].ndim == 5 for _, res in results.values())
+grids = (
+    "Each row of a grid is one model, each column one sample; a column shares its noise. A consistent group makes "
+    "columns of near-identical images. "
+)
+intro.caption(f"{grids if images else ''}The groups are the zoo's, for the dataset chosen in the sidebar.")
 points_cols = None  # 2-D points: the groups side by side, each plot about square (equal axes)
 for kind, (names, res) in results.items():
     shown = [row_name(n) for n in names]
@@ -76,10 +89,8 @@ for kind, (names, res) in results.items():
     if samples.ndim != 5:
         points_cols = points_cols or dict(zip(results, st.columns(len(results))))
         where = points_cols[kind]
-    where.subheader(
-        f"{TITLES[kind]}: C(q) = {res.meta['C_db']:.2f} dB, all M = {samples.shape[1]} samples of "
-        f"N = {len(names)} models"
-    )
+    where.subheader(f"{TITLES[kind]}: C(q) = {res.meta['C_db']:.2f} dB")
+    where.caption(heading_note(names, res.meta, samples.shape[1]))
     if samples.ndim == 5:
         fig = consistency_plots.image_grid(samples, shown, f"{TITLES[kind]}: a row per model, a column per noise")
         st.caption("Drag to zoom in, double-click to zoom out. Column i of every row starts from the same noise.")

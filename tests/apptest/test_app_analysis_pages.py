@@ -107,7 +107,10 @@ def test_consistency_shows_all_m_samples_linked_by_their_noise(app):
     at = app("pages/consistency.py", data="toy2d", m="6")
     assert not at.exception, at.exception
     heads = [h.value for h in at.subheader]
-    assert "DM: C(q) = " in heads[0] and heads[0].endswith("all M = 6 samples of N = 3 models")
+    assert heads[0].startswith("DM: C(q) = ")
+    notes = [c.value for c in at.caption if c.value.startswith("Mean PSNR against")]
+    assert notes[0] == "Mean PSNR against dm-eps-s0, over all M = 6 samples of N = 3 models."
+    assert not any("row of a grid" in c.value for c in at.caption)  # toy2d draws points, not grids
     charts = {c.proto.id: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
     dm = next(spec for key, spec in charts.items() if "samples-dm" in key)
     lines = [t for t in dm["data"] if t["mode"] == "lines"]

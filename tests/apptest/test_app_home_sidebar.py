@@ -144,7 +144,7 @@ at.query_params["data"] = sys.argv[2]
 at.run()
 heavy = [m for m in ("torch", "sklearn", "scipy", "pandas", "pyarrow") if m in sys.modules]
 print(json.dumps({"heavy": heavy, "metrics": [m.value for m in at.metric], "exception": [str(e) for e in at.exception],
-                  "labels": [m.label for m in at.metric], "warnings": [w.value for w in at.warning],
+                  "labels": [m.label for m in at.metric], "captions": [c.value for c in at.main.caption],
                   "device": [c.value for c in at.sidebar.caption if c.value.startswith("Device")]}))
 """
 
@@ -175,26 +175,38 @@ def test_home_on_the_real_zoo_draws_without_pytorch_and_shows_the_shipped_number
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen["exception"] == [] and seen["heavy"] == []
     assert seen["device"] == [f"Device: {server.device_label()}"]
-    expected = []
+    expected, entries, scores = [], zoo.read_manifest()["entries"], {}
     for kind in ("dm", "gan"):
         ids = cons.group_ids(family, f"{kind}-init")
         bundles = [checkpoints.load(zoo.checkpoint_path(i)) for i in ids]
         result, source = _consistency(bundles, ids)
         assert source == "shipped"
-        expected.append(f"{result.score:.2f} dB")
+        # C(q) as the verdict counts it: a collapsed model left out, the reference the first healthy one
+        keep = [j for j, i in enumerate(ids) if not zooindex.is_collapsed(entries[i])]
+        matrix = result.matrix.mean(dim=2)
+        kept = [float(matrix[keep[0], j]) for j in keep[1:]]
+        scores[kind] = result.score
+        expected.append(f"{np.mean(kept) if len(keep) < len(ids) else result.score:.2f} dB")
     # the sidebar opens on the lowest init seed that trained: toy2d's gan-s0 is mode-collapsed, so gan-s1
-    entries = zoo.read_manifest()["entries"]
     gan = next(e for e in cons.group_ids(family, "gan-init") if not zooindex.is_collapsed(entries[e]))
     assert gan == {"digits": "digits/gan-s0", "toy2d": "toy2d/gan-s1"}[family]
     for eid in (f"{family}/dm-eps-s0", gan):
         expected.append(f"{zooresults.report_hessian(checkpoints.load(zoo.checkpoint_path(eid))).meta['lambda_1']:.2f}")
     assert seen["metrics"] == expected
-    # the collapsed models are named where the numbers are
+    # the collapsed models are named where the numbers are, with the number that includes them
     gone = [e for e in cons.group_ids(family, "gan-init") if zooindex.is_collapsed(entries[e])]
-    warned = [w for w in seen["warnings"] if w.startswith("Mode-collapsed:")]
-    assert bool(warned) == bool(gone) and all(e in warned[0] for e in gone)
-    assert not seen["labels"][3].endswith(", collapsed)")
+    named = [c for c in seen["captions"] if "left out as collapsed" in c]
+    assert bool(named) == bool(gone)
+    if gone:
+        assert (
+            f"GAN: {gone[0].split('/')[1]} left out as collapsed (with it, all 3 models: {scores['gan']:.2f} dB)"
+            in named[0]
+        )
+    assert not seen["labels"][3].endswith("(collapsed)")
     assert (family == "toy2d") == bool(gone)  # the shipped zoo: toy2d/gan-s0 collapsed, digits none
+    # the single pair's lambda_1 is said to be one pair, and the verdict over every seed is beside it
+    pair = next(c for c in seen["captions"] if c.startswith("This one pair"))
+    assert "The claim, over every seed: " in pair
 
 
 def test_manifest_search_finds_the_exact_key_of_every_shipped_hessian(monkeypatch, tmp_path):
