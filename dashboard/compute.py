@@ -29,7 +29,6 @@ from .jobs import Cancelled, Job, JobRunner
 server.torch_ready()  # every analysis page imports us before it computes: torch runs with the server's threads
 
 POLL_S = 0.25
-DM_TIMESTEP_CHOICES = list(zooresults.SURFACE_TIMESTEPS)  # the zoo ships every DM's surface at each
 QUARTILES = "quartile midpoints"  # the report's DM Hessian probe: t at 1/8, 3/8, 5/8, 7/8 of T, averaged
 
 
@@ -72,29 +71,6 @@ def found(spec, bundles, device="cpu") -> cache.Result | None:
     never draws."""
     plan = Plan(spec, bundles, device)
     return (runner().result(plan.key) if plan.key else None) or plan.lookup()
-
-
-def instant(make_spec, choices, bundles) -> list:
-    """The choices whose result is stored (drawn at once, no computing): `make_spec(choice)` is the spec
-    the page would ask for with it."""
-    out = []
-    for c in choices:
-        try:
-            plan = Plan(make_spec(c), bundles)
-        except DstabError:  # a choice this model cannot take (a timestep past its T)
-            continue
-        if plan.identified and cache.stored(plan.spec.name, plan.params, plan.shas):
-            out.append(c)
-    return out
-
-
-def marked(instant_choices) -> dict:
-    """format_func and help for a control whose instant choices are marked."""
-    keep = set(instant_choices)
-    return {
-        "format_func": lambda c: f"{c} (instant)" if c in keep else str(c),
-        "help": "instant: stored in the shipped results or your cache; other values are computed when chosen",
-    }
 
 
 def _inside(where):

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import compute, downloads, sidebar, urlstate, verdictpanel
+from dashboard import compute, downloads, sidebar, timesteps, urlstate, verdictpanel
 from dstab import zooresults
 from dstab.plots import hessian as hessian_plots
 from dstab.plots import tables
@@ -20,15 +20,17 @@ st.caption(
     "The curvature of each model's loss at its trained weights. Sharp minima have large top eigenvalues lambda_1 "
     "and a wide spectrum. Same probes as the landscape page: a DM at timestep t, a GAN's G or D loss."
 )
-c = st.columns(6)
+c = st.columns([1.6, 1, 1, 1, 1, 1])
 TIMESTEP_HELP = "the report's default averages the loss over t = T/8, 3T/8, 5T/8, 7T/8"
+dm_T = sidebar.load_bundle(sel.dm.path).diffusion.T if sel.dm else None
 t = urlstate.selectbox(
     "DM timestep t",
-    [compute.QUARTILES, *compute.DM_TIMESTEP_CHOICES],
+    [compute.QUARTILES, *timesteps.choices(dm_T)],
     "t",
     compute.QUARTILES,
     where=c[0],
     help=TIMESTEP_HELP,
+    keep_nearest=True,
 )
 role = urlstate.radio(
     "GAN probe",

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import compute, downloads, sidebar, urlstate, verdictpanel
+from dashboard import compute, downloads, sidebar, timesteps, urlstate, verdictpanel
 from dstab import zooresults
 from dstab.analysis.interpolation import rise_over_end
 from dstab.analysis.specs import ProbeSpec
@@ -43,10 +43,9 @@ def pair(choice) -> list:
 
 
 has_line = sel.dm is not None and sel.dm.early is not None
-shown = compute.instant(lambda t: spec_at("dm", t), compute.DM_TIMESTEP_CHOICES, pair(sel.dm)) if has_line else []
-t = urlstate.select_slider(
-    "DM timestep t", compute.DM_TIMESTEP_CHOICES, "t", zooresults.DM_TIMESTEPS[1], where=c[0], **compute.marked(shown)
-)
+line = pair(sel.dm) if has_line else []
+timestep = timesteps.Control(lambda t: spec_at("dm", t), line, line[0].diffusion.T if line else None, c[0])
+t = timestep.t
 
 asks, labels = {}, {}
 for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
@@ -65,6 +64,7 @@ for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
     except DstabError as exc:
         st.error(str(exc))
 results = {kind: (labels[kind], res) for kind, res in compute.many(asks, sel.device).items()}
+timestep.note_stored()
 
 if results:
     rows = {

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import compute, downloads, sidebar, urlstate, verdictpanel
+from dashboard import compute, downloads, sidebar, timesteps, urlstate, verdictpanel
 from dstab import zooresults
 from dstab.analysis.specs import ProbeSpec
 from dstab.errors import DstabError
@@ -55,12 +55,12 @@ def spec_at(kind: str, t: int, gan_role: str = role):
 
 
 dm_bundle = sidebar.load_bundle(sel.dm.path) if sel.dm else None
-shown = compute.instant(lambda t: spec_at("dm", t), compute.DM_TIMESTEP_CHOICES, [dm_bundle]) if sel.dm else []
-t = urlstate.select_slider(
-    "DM timestep t", compute.DM_TIMESTEP_CHOICES, "t", zooresults.DM_TIMESTEPS[1], where=c[0], **compute.marked(shown)
-)
+dm_T = dm_bundle.diffusion.T if dm_bundle else None
+timestep = timesteps.Control(lambda t: spec_at("dm", t), [dm_bundle] if dm_bundle else [], dm_T, c[0])
+t = timestep.t
 
 results, cols = compute.side_by_side(sel, lambda bundle: spec_at(bundle.kind, t), "surface")
+timestep.note_stored()
 settings = {"grid": grid, "radius": radius, "direction seed": seed}
 
 if results:
@@ -106,7 +106,7 @@ verdictpanel.landscape(
 
 st.subheader("Across timesteps, beside the GAN's G and D (the paper's Fig. 2 and 10)")
 panels, missing = [], []
-wanted = [(sel.dm, dm_bundle, spec_at("dm", t_), f"t = {t_}") for t_ in compute.DM_TIMESTEP_CHOICES] if sel.dm else []
+wanted = [(sel.dm, dm_bundle, spec_at("dm", t_), f"t = {t_}") for t_ in timesteps.choices(dm_T)] if sel.dm else []
 if sel.gan:
     gan_bundle = sidebar.load_bundle(sel.gan.path)
     wanted += [(sel.gan, gan_bundle, spec_at("gan", t, r), r.upper()) for r in ("g", "d")]
