@@ -159,9 +159,9 @@ def many(asks: dict, device="cpu", where_all=None) -> dict:
 
 
 def side_by_side(selection, make_spec, label: str) -> tuple[dict, dict]:
-    """The picked DM and GAN in two columns: `make_spec(bundle)` for each, looked up or computed (`many`)
-    in its own column, where its errors show too. Returns ({kind: (choice, result)} for the results
-    available now, {kind: column})."""
+    """The picked DM and GAN in two columns: `make_spec(bundle)` for each (None: not yet, the page has
+    said why), looked up or computed (`many`) in its own column, where its errors show too. Returns
+    ({kind: (choice, result)} for the results available now, {kind: column})."""
     from . import sidebar
 
     top = st.empty()  # "Compute all", above the columns
@@ -174,10 +174,13 @@ def side_by_side(selection, make_spec, label: str) -> tuple[dict, dict]:
             continue
         try:
             bundle = sidebar.load_bundle(choice.path)
-            asks[kind] = (Ask(make_spec(bundle), [bundle], f"{choice.label} {label}"), where)
-            choices[kind] = choice
+            spec = make_spec(bundle)
         except DstabError as exc:
             where.error(str(exc))
+            continue
+        if spec is not None:  # None: the page waits for a choice it has asked for (its data)
+            asks[kind] = (Ask(spec, [bundle], f"{choice.label} {label}"), where)
+            choices[kind] = choice
     results = many(asks, selection.device, where_all=top)
     return {kind: (choices[kind], res) for kind, res in results.items()}, cols
 

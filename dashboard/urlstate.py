@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 import streamlit as st
 
-SHARED = ("data", "dm", "gan")
+SHARED = ("data", "dm", "gan", "dmdata", "gandata")  # the sidebar's models and their data (datapick)
 PAGE = "dstab_page"
 KEEP = {"persist_state": "session"}
 
@@ -187,6 +187,28 @@ def toggle(label: str, name: str, default: bool = False, where=st, **kw):
     k = _seed(name, default, _boolean, lambda v: isinstance(v, bool))
     value = where.toggle(label, key=k, **KEEP, **kw)
     _publish_one(name, value, default)
+    return value
+
+
+def multiselect(label: str, options: Sequence, name: str, default: Sequence = (), where=st, **kw) -> list:
+    """Several choices, kept in the URL as a comma-separated list (`name=a,b`); values the options lack
+    are named in a note and dropped."""
+    options, default = list(options), [d for d in default if d in options]
+
+    def parse(raw: str) -> list:
+        wanted = [v for v in raw.split(",") if v]
+        unknown = [v for v in wanted if v not in options]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} not offered")
+        return wanted
+
+    k = _seed(name, default, parse, lambda v: isinstance(v, list) and all(x in options for x in v))
+    value = where.multiselect(label, options, key=k, **KEEP, **kw)
+    if value == default:
+        if name in st.query_params:
+            del st.query_params[name]
+    elif st.query_params.get(name) != ",".join(value):
+        st.query_params[name] = ",".join(value)
     return value
 
 

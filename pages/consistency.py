@@ -17,7 +17,8 @@ from dstab.errors import DstabError
 from dstab.plots import consistency as consistency_plots
 from dstab.plots import tables
 
-GROUPS = {"different inits": "init", "different structures": "structure"}  # shown -> zoo group suffix
+# shown -> zoo group suffix; "chosen": any checkpoints of one kind the user picks (the zoo's, their own)
+GROUPS = {"different inits": "init", "different structures": "structure", "checkpoints you choose": "chosen"}
 
 sel = sidebar.current()
 st.title("Consistency")
@@ -36,25 +37,52 @@ if x0:
     group = "init"  # the paper's test compares groups of different inits
 TITLES = {"dm": "DM", "x0": "DM, x0-prediction", "gan": "GAN"}
 entries = sel.manifest["entries"]
+listed = {
+    **{r: ch for r, ch in sidebar.zoo_choices(entries).items() if r.startswith(sel.family + "/")},
+    **sidebar.user_choices(),
+}
+
+
+def short(ref: str) -> str:
+    """A member's name in headings, rows and heatmaps: the zoo id without its dataset, or `yours: NAME`."""
+    return ref.split("/", 1)[1] if ref in entries else listed[ref].label if ref in listed else ref
+
+
+def row_name(ref: str) -> str:
+    label = zooindex.collapse_label(entries.get(ref, {}))
+    return short(ref) + (f" ({label})" if label else "")
+
+
+def chosen_members(kind: str) -> list[str]:
+    """The user's group of one kind: any listed checkpoints (the zoo's of this dataset, their own)."""
+    options = [r for r, ch in listed.items() if ch.kind == kind]
+    picked = urlstate.multiselect(
+        f"{kind.upper()}s in the group (2 or more; the first is the reference)",
+        options,
+        f"{kind}s",
+        consistency_mod.group_ids(sel.family, f"{kind}-init"),
+        where=cols[kind],
+        format_func=row_name,
+    )
+    if len(picked) < 2:
+        raise DstabError(f"choose at least 2 {kind.upper()}s: C(q) compares models 2..N with model 1")
+    return picked
 
 
 def group_members(kind: str) -> list[str]:
+    if group == "chosen" and kind != "x0":
+        return chosen_members(kind)
     return consistency_mod.group_ids(sel.family, "x0-init" if kind == "x0" else f"{kind}-{group}")
-
-
-def row_name(eid: str) -> str:
-    label = zooindex.collapse_label(entries.get(eid, {}))
-    return eid.split("/", 1)[1] + (f" ({label})" if label else "")
 
 
 def heading_note(names: list[str], meta: dict, m: int) -> str:
     """What the heading's C(q) is over, naming any collapsed model in it and the score without it."""
-    text = f"Mean PSNR against {names[0].split('/', 1)[1]}, over all M = {m} samples of N = {len(names)} models"
+    text = f"Mean PSNR against {short(names[0])}, over all M = {m} samples of N = {len(names)} models"
     gone, without = verdictpanel.without_collapsed(names, meta["psnr_matrix_db"], entries)
     if not gone:
         return text + "."
     shown = "no pair left" if without is None else f"{without:.2f} dB"
-    return text + f", collapsed {', '.join(n.split('/', 1)[1] for n in gone)} included; without it: {shown}."
+    return text + f", collapsed {', '.join(short(n) for n in gone)} included; without it: {shown}."
 
 
 kinds = ("dm", "x0", "gan") if x0 else ("dm", "gan")
@@ -65,10 +93,9 @@ for kind in kinds:
     where = cols[kind]
     try:
         names = group_members(kind)
-        choices = [sidebar.zoo_choices(sel.manifest["entries"])[n] for n in names]
-        bundles = [sidebar.load_bundle(ch.path) for ch in choices]
+        bundles = [sidebar.load_bundle(listed[n].path) for n in names]
         spec = replace(SPEC, num=num, seed=seed, sampler=sampler, steps=steps).for_kind(bundles[0].kind)
-        label = f"consistency of {', '.join(n.split('/')[-1] for n in names)}"
+        label = f"consistency of {', '.join(short(n) for n in names)}"
         asks[kind] = (compute.Ask(spec, bundles, label, {"names": names}), where)
         members[kind] = names
     except (DstabError, KeyError) as exc:
@@ -80,7 +107,12 @@ grids = (
     "Each row of a grid is one model, each column one sample; a column shares its noise. A consistent group makes "
     "columns of near-identical images. "
 )
-intro.caption(f"{grids if images else ''}The groups are the zoo's, for the dataset chosen in the sidebar.")
+whose = (
+    "Your groups: any listed checkpoints of one kind (the sidebar adds your own)."
+    if group == "chosen"
+    else "The groups are the zoo's, for the dataset chosen in the sidebar."
+)
+intro.caption(f"{grids if images else ''}{whose}")
 points_cols = None  # 2-D points: the groups side by side, each plot about square (equal axes)
 for kind, (names, res) in results.items():
     shown = [row_name(n) for n in names]
@@ -105,13 +137,16 @@ for kind, (names, res) in results.items():
     downloads.figure(fig, f"consistency-samples-{kind}", where=where)
 
 for where, (kind, (names, res)) in zip(st.columns(len(results) or 1), results.items()):
-    heat = consistency_plots.psnr_heatmap(res.meta["psnr_matrix_db"], [n.split("/", 1)[1] for n in names], kind)
+    heat = consistency_plots.psnr_heatmap(res.meta["psnr_matrix_db"], [short(n) for n in names], kind)
     where.plotly_chart(heat, key=f"psnr-{kind}")
     downloads.figure(heat, f"psnr-{kind}", where=where)
 
 if results:
     st.subheader("Table 1, on this zoo")
-    table = [tables.consistency_row(kind, names, res.meta) for kind, (names, res) in results.items()]
+    table = [  # zoo ids in full (a CSV read alone tells the dataset), a user's file by its label
+        tables.consistency_row(kind, [n if n in entries else short(n) for n in names], res.meta)
+        for kind, (names, res) in results.items()
+    ]
     st.dataframe(table, hide_index=True)
     st.caption(
         "Paper, Table 1 (M = 32): Improved Diffusion CIFAR-10 20.14 dB vs DCGAN 10.48; Guided Diffusion ImageNet128 "
@@ -129,8 +164,17 @@ if results:
         "groups": {f"{k}-{group}": m for k, m in matrices.items()},
     }
     collapsed = {e for e, v in entries.items() if zooindex.is_collapsed(v)}
+    claims = verdicts.consistency_claims(row, collapsed)
+    if group == "chosen" and {"dm", "gan"} <= set(matrices):
+        where_ = f"your chosen checkpoints, {sel.family}, {sampler}"
+        # the user's files by their labels (a verdict names its models), the zoo's by id (their collapse records)
+        dm, gan = (
+            {"ids": [n if n in entries else short(n) for n in m["ids"]], "matrix": m["matrix"]}
+            for m in (matrices["dm"], matrices["gan"])
+        )
+        claims.insert(0, verdicts.consistency_verdict(f"DMs more consistent than GANs ({where_})", dm, gan, collapsed))
     verdictpanel.draw(
         verdictpanel.PAPER["consistency"],
-        verdictpanel.consistency_lines(verdicts.consistency_claims(row, collapsed)),
+        verdictpanel.consistency_lines(claims),
         verdictpanel.collapse_note(sel.family, entries),
     )

@@ -10,8 +10,8 @@ towards the final sample.
 import streamlit as st
 import torch
 
-from dashboard import compute, downloads, sidebar, urlstate
-from dstab import data, probes
+from dashboard import compute, datapick, downloads, sidebar, urlstate
+from dstab import probes
 from dstab.analysis.specs import TrajectorySpec
 from dstab.analysis.trajectory import forward_noised, schedule_rows, trajectory_rows
 from dstab.diffusion import Diffusion
@@ -28,10 +28,11 @@ if sel.dm is None:
     st.stop()
 bundle = sidebar.load_bundle(sel.dm.path)
 diffusion: Diffusion = bundle.diffusion
-OWN = "the checkpoint's own"
-pick = urlstate.selectbox("Data to noise", [OWN, *data.explicit_choices()], "dataset", OWN, where=st.sidebar)
-try:  # a header's dataset may name no file outside the allowed roots (dstab.confine)
-    ds = probes.dataset_for(bundle, None if pick == OWN else pick)
+pick, ready = datapick.control("dm", sel.dm, bundle, st.columns(2)[0])
+if not ready:
+    st.stop()
+try:  # a picked set of another shape is refused by name
+    ds = probes.dataset_for(bundle, pick)
 except DstabError as exc:
     st.error(str(exc))
     st.stop()

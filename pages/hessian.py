@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import compute, downloads, sidebar, timesteps, urlstate, verdictpanel
+from dashboard import compute, datapick, downloads, sidebar, timesteps, urlstate, verdictpanel
 from dstab import zooresults
 from dstab.plots import hessian as hessian_plots
 from dstab.plots import tables
@@ -48,9 +48,17 @@ slq_runs = urlstate.number("SLQ runs", "slq", SPEC.slq_runs, 1, 50, where=c[4])
 seed = urlstate.number("Seed", "seed", SPEC.seed, 0, 10_000, where=c[5])
 
 
+data = datapick.row(
+    sel, {k: sidebar.load_bundle(ch.path) for k, ch in (("dm", sel.dm), ("gan", sel.gan)) if ch is not None}
+)
+
+
 def spec_for(bundle):
-    """The report's probe (a DM at the quartile midpoints) or a DM at one timestep; a GAN by role."""
-    probe = replace(SPEC.probe, role=role if bundle.kind == "gan" else None)
+    """The report's probe (a DM at the quartile midpoints) or a DM at one timestep; a GAN by role. None
+    while the model's data is not chosen."""
+    if bundle.kind not in data:
+        return None
+    probe = replace(SPEC.probe, role=role if bundle.kind == "gan" else None, dataset=data[bundle.kind])
     if bundle.kind == "dm" and t != compute.QUARTILES:
         probe = replace(probe, timesteps=(int(t),))
     return replace(SPEC, probe=probe, top_k=top_k, trace_samples=trace_samples, slq_runs=slq_runs, seed=seed)

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import compute, downloads, sidebar, timesteps, urlstate, verdictpanel
+from dashboard import compute, datapick, downloads, sidebar, timesteps, urlstate, verdictpanel
 from dstab import zooresults
 from dstab.analysis.specs import ProbeSpec
 from dstab.errors import DstabError
@@ -49,14 +49,22 @@ scale = urlstate.selectbox(
 )
 
 
+dm_bundle = sidebar.load_bundle(sel.dm.path) if sel.dm else None
+gan_bundle = sidebar.load_bundle(sel.gan.path) if sel.gan else None
+data = datapick.row(sel, {"dm": dm_bundle, "gan": gan_bundle})
+
+
 def spec_at(kind: str, t: int, gan_role: str = role):
-    probe = ProbeSpec.of(kind, t, gan_role, batch_size=SPEC.probe.batch_size, seed=SPEC.probe.seed)
+    """The surface spec of `kind` at these settings; None while its data is not chosen."""
+    if kind not in data:
+        return None
+    probe = ProbeSpec.of(kind, t, gan_role, batch_size=SPEC.probe.batch_size, seed=SPEC.probe.seed, dataset=data[kind])
     return replace(SPEC, probe=probe, grid=grid, radius=radius, seed=seed)
 
 
-dm_bundle = sidebar.load_bundle(sel.dm.path) if sel.dm else None
 dm_T = dm_bundle.diffusion.T if dm_bundle else None
-timestep = timesteps.Control(lambda t: spec_at("dm", t), [dm_bundle] if dm_bundle else [], dm_T, c[0])
+dm_ready = [dm_bundle] if "dm" in data else []
+timestep = timesteps.Control(lambda t: spec_at("dm", t), dm_ready, dm_T, c[0])
 t = timestep.t
 
 results, cols = compute.side_by_side(sel, lambda bundle: spec_at(bundle.kind, t), "surface")
@@ -106,9 +114,8 @@ verdictpanel.landscape(
 
 st.subheader("Across timesteps, beside the GAN's G and D (the paper's Fig. 2 and 10)")
 panels, missing = [], []
-wanted = [(sel.dm, dm_bundle, spec_at("dm", t_), f"t = {t_}") for t_ in timesteps.choices(dm_T)] if sel.dm else []
-if sel.gan:
-    gan_bundle = sidebar.load_bundle(sel.gan.path)
+wanted = [(sel.dm, dm_bundle, spec_at("dm", t_), f"t = {t_}") for t_ in timesteps.choices(dm_T)] if dm_ready else []
+if "gan" in data:
     wanted += [(sel.gan, gan_bundle, spec_at("gan", t, r), r.upper()) for r in ("g", "d")]
 for choice, bundle, spec, what in wanted:
     name = f"{choice.label} {what}"

@@ -85,9 +85,11 @@ def test_uploads_bad_oversized_and_good(app, dash_env):
     _upload(at, "mine.safetensors", path.read_bytes())
     assert not at.exception, at.exception
     assert any("added yours: " in s.value and "DM list" in s.value for s in at.success)
-    choice = [o for o in at.selectbox(key="dm").options if o.startswith("path:")]
-    assert len(choice) == 1 and choice[0].endswith("-mine.safetensors")
-    at.selectbox(key="dm").set_value(choice[0]).run()
+    shown = [o for o in at.selectbox(key="dm").options if o.startswith("yours: ")]
+    assert len(shown) == 1 and shown[0].endswith("-mine.safetensors")  # its label, never the server's path
+    assert not [o for o in at.selectbox(key="dm").options if o.startswith("path:")]
+    (ref,) = at.session_state["dstab_user_checkpoints"]
+    at.selectbox(key="dm").set_value(ref).run()
     assert not at.exception, at.exception
     assert at.dataframe[-1].value["model"][0].startswith("yours: ")
 
