@@ -40,7 +40,7 @@ NAMES = ["loss", "loss_q0", "loss_q1", "loss_q2", "loss_q3", "grad_norm", "lr", 
 
 def _fake_finished_run(root: Path, name: str, rows_per_run: int, checkpoint: Path) -> None:
     """A finished run's directory as runs.py and the trainer leave it, with `rows_per_run` metric rows."""
-    from dstab.training import runs
+    from dstab import runs
 
     d = root / name
     (d / "run" / "checkpoints").mkdir(parents=True)
@@ -77,8 +77,9 @@ def _append_rows(root: Path, names: list[str], k: int) -> None:
 
 
 def _data_layer(root: Path, cache: dict) -> None:
-    from dstab.training import runboard, runs
-    from dstab.training.runmetrics import RunMetrics
+    from dstab import runs
+    from dstab.runs import runboard
+    from dstab.runs.runmetrics import RunMetrics
 
     statuses = runs.list_runs(root)
     for s in statuses:
@@ -142,8 +143,8 @@ def _train_seconds(root: Path, name: str) -> float:
 
 
 def _run_once(root: Path, name: str, steps: int, poll_s: float | None) -> float:
-    from dstab.training import runs
-    from dstab.training.runmetrics import RunMetrics
+    from dstab import runs
+    from dstab.runs.runmetrics import RunMetrics
 
     runs.start(name, preset="baseline", overrides=[*TINY, f"steps={steps}"], device="cpu", threads=1, root=root)
     stop = threading.Event()
@@ -201,7 +202,7 @@ def main() -> None:
     page = bench_page()
     print(json.dumps(page, default=lambda v: round(v, 3)))
     if not args.skip_polling:
-        from dstab.training.runboard import POLL_S
+        from dstab.runs.runboard import POLL_S
 
         poll = bench_polling(args.pairs, args.steps, POLL_S)
         print(json.dumps(poll, default=lambda v: round(v, 3)))

@@ -32,8 +32,8 @@ VARIANTS = ["baseline", "md", "md-lrc", "mdlrc-clts", "lr-matched"]
 
 
 def queueing() -> None:
+    from dstab import runs
     from dstab.experiments import sweep
-    from dstab.training import runs
 
     os.environ.update(DSTAB_TRAIN_COMMAND=f"{sys.executable} {FAKE}", FAKE_STEP_S="0.01", DSTAB_MAX_RUNS_PER_DEVICE="1")
     with tempfile.TemporaryDirectory() as tmp:

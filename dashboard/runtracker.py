@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dstab.training.runmetrics import RunMetrics
+from dstab.runs.runmetrics import RunMetrics
 
 ACTIVE_AND_CHOSEN = "all active + chosen"
 FLASH = "training_flash"
@@ -89,7 +89,7 @@ def devices() -> list[str]:
 
 def stop_resume(name: str, action: str) -> None:
     """Stop or resume a run, then say so after the rerun."""
-    from dstab.training import runs
+    from dstab import runs
 
     (runs.stop if action == "stop" else runs.resume)(name)
     confirm(f"{name}: {'stop requested; it stops at its next step' if action == 'stop' else 'resumed'}.")

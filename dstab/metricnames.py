@@ -13,7 +13,29 @@ LABELS = {
     "sw2": "sliced W2 (2-D points)",
     "mode_coverage": "modes covered",
     "mode_precision": "mode precision",
+    "kid": "KID (Inception features)",
+    "kid_se": "KID standard error (Inception features)",
+    "kid_local": "KID (local features)",
+    "kid_local_se": "KID standard error (local features)",
+    **{
+        f"{m}{tail}": f"{m} (k = 5, {where} features)"
+        for m in ("precision", "recall", "density", "coverage")
+        for tail, where in (("", "Inception"), ("_local", "local"))
+    },
 }
+HIGHER_IS_BETTER = (
+    "mode_coverage",
+    "mode_precision",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "precision_local",
+    "recall_local",
+    "density_local",
+    "coverage_local",
+)
+REPEAT = "#2"  # marks the second evaluation of the same model with other noise seeds (the metric's own noise)
 
 
 def metric_name(metric: str, n: int, sampler_steps: int | None, seeds: int = 1) -> str:
@@ -22,14 +44,24 @@ def metric_name(metric: str, n: int, sampler_steps: int | None, seeds: int = 1) 
     return f"{metric}@{n}" + (f"x{sampler_steps}ddim" if sampler_steps else "") + (f"~{seeds}" if seeds > 1 else "")
 
 
+def repeat_name(name: str) -> str:
+    """'fd_local@1000x10ddim' -> 'fd_local@1000x10ddim#2': the same metric from the repeat evaluation."""
+    return name + REPEAT
+
+
+def is_repeat(name: str) -> bool:
+    return name.endswith(REPEAT)
+
+
 def metric_label(name: str, short: bool = False) -> str:
     """'fd_local@500x50ddim' -> 'FD (local features), 500 samples, 50 DDIM steps', or with `short`
     (legends, table cells) 'FD (local features), 500x50ddim'. FID only when it is InceptionV3 FID."""
+    name, repeat = name.removesuffix(REPEAT), " (repeat, other noise seeds)" if is_repeat(name) else ""
     metric, _, rest = name.partition("@")
     if short:
-        return f"{LABELS.get(metric, metric)}, {rest}" if rest else LABELS.get(metric, metric)
+        return (f"{LABELS.get(metric, metric)}, {rest}" if rest else LABELS.get(metric, metric)) + repeat
     rest, _, seeds = rest.partition("~")
     n, _, steps = rest.partition("x")
     out = f"{LABELS.get(metric, metric)}, {n} samples"
     out += f", {steps.removesuffix('ddim')} DDIM steps" if steps else ""
-    return out + (f", mean of {seeds} noise seeds" if seeds else "")
+    return out + (f", mean of {seeds} noise seeds" if seeds else "") + repeat

@@ -26,7 +26,13 @@ from .plots.png import save_samples
 from .sampling import generate
 from .training.config import DIGITS_UNET
 from .training.trainer import TrainConfig, train
-from .zooindex import MANIFEST, read_manifest, zoo_root  # noqa: F401 (part of this module's API)
+from .zooindex import (  # noqa: F401 (part of this module's API)
+    MANIFEST,
+    checkpoint_path,
+    read_manifest,
+    resolve_checkpoint,
+    zoo_root,
+)
 
 SAMPLE_SEED = 0
 EARLY_FRACTION = 0.1
@@ -253,28 +259,6 @@ def verify(root: Path | None = None) -> list[str]:
             elif file_sha256(path) != f["sha256"]:
                 problems.append(f"{eid} {stage}: sha256 mismatch for {path}")
     return problems
-
-
-def checkpoint_path(entry_id: str, stage: str = "final", root: Path | None = None) -> Path:
-    root = Path(root or zoo_root())
-    entries = read_manifest(root)["entries"]
-    if entry_id not in entries:
-        raise DstabError(f"no zoo entry {entry_id!r}; known: {sorted(entries)}")
-    stages = entries[entry_id]["checkpoints"]
-    if stage not in stages:
-        raise DstabError(f"zoo entry {entry_id!r} has no {stage!r} checkpoint; stages: {sorted(stages)}")
-    return root / stages[stage]["path"]
-
-
-def resolve_checkpoint(ref: str, stage: str = "final") -> Path:
-    """A checkpoint path from a file path or a zoo id (e.g. digits/dm-eps-s0)."""
-    path = Path(ref)
-    if path.exists():
-        return path
-    try:
-        return checkpoint_path(str(ref), stage)
-    except DstabError as exc:
-        raise DstabError(f"{ref!r} is neither a checkpoint file nor a zoo id ({exc})") from None
 
 
 def load_checkpoint(ref: str, stage: str = "final") -> checkpoints.Bundle:

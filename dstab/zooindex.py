@@ -58,3 +58,26 @@ def collapse_rows(entries: dict) -> list[dict]:
             keys = ("coverage", "modes", "precision", "confident_share", "class_entropy", "collapsed", "rule")
             rows.append({"id": eid, "dataset": e.get("dataset"), **{k: c.get(k) for k in keys}})
     return rows
+
+
+def checkpoint_path(entry_id: str, stage: str = "final", root: Path | None = None) -> Path:
+    """The file of a zoo entry's checkpoint at `stage` ('final', 'early', ...), from the manifest."""
+    root = Path(root or zoo_root())
+    entries = read_manifest(root)["entries"]
+    if entry_id not in entries:
+        raise DstabError(f"no zoo entry {entry_id!r}; known: {sorted(entries)}")
+    stages = entries[entry_id]["checkpoints"]
+    if stage not in stages:
+        raise DstabError(f"zoo entry {entry_id!r} has no {stage!r} checkpoint; stages: {sorted(stages)}")
+    return root / stages[stage]["path"]
+
+
+def resolve_checkpoint(ref: str, stage: str = "final") -> Path:
+    """A checkpoint path from a file path or a zoo id (e.g. digits/dm-eps-s0)."""
+    path = Path(ref)
+    if path.exists():
+        return path
+    try:
+        return checkpoint_path(str(ref), stage)
+    except DstabError as exc:
+        raise DstabError(f"{ref!r} is neither a checkpoint file nor a zoo id ({exc})") from None

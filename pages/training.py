@@ -1,6 +1,6 @@
 """Training: launch CLTS / MDLRC runs in the background and watch their curves stream in.
 
-Runs are detached `python -m dstab train` processes (dstab.training.runs); this page only reads
+Runs are detached `python -m dstab train` processes (dstab.runs); this page only reads
 their directories, so closing the tab, reloading or restarting the server loses nothing. While
 some run is active a fragment re-reads the new metric rows every few seconds; while none is, it lists
 the runs every 10 s, so that a run started by the CLI or another tab shows up without a reload.
@@ -11,20 +11,22 @@ import sqlite3
 
 import streamlit as st
 
-from dashboard import downloads, runtracker, server, sidebar, urlstate
+from dashboard import downloads, runtracker, server, sidebar, timestepfield, urlstate
+from dstab import runs
 from dstab.errors import DstabError
 from dstab.experiments import compare, sweep, verdict
 from dstab.metricnames import metric_label
 from dstab.plots import compare as compare_plots
 from dstab.plots import runs as run_plots
+from dstab.runs import curves, runboard
+from dstab.runs.rundir import METRICS
+from dstab.runs.runmetrics import RunMetrics
 from dstab.training import config as train_config
-from dstab.training import curves, paper_defaults, runboard, runs
-from dstab.training.rundir import METRICS
-from dstab.training.runmetrics import RunMetrics
+from dstab.training import paper_defaults
 
 # on a fresh server whose first request is /training, Streamlit runs this file without app.py; importing
 # the sidebar switches that mode off, and this call reruns through app.py (its sidebar, its page menu)
-sidebar.current()
+selection = sidebar.current()
 server.torch_ready()  # this page samples checkpoints in the server process: with the server's thread count
 
 st.title("Training")
@@ -332,3 +334,4 @@ compare_section(statuses)
 controls()
 samples_section()
 launch_form(statuses)
+timestepfield.section(selection.dm)  # every preset's P(t) on one axis (issue 23)

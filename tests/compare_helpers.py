@@ -6,8 +6,8 @@ import json
 import time
 from pathlib import Path
 
+from dstab.runs import rundir
 from dstab.training import config as train_config
-from dstab.training import rundir
 
 
 def fake_run(

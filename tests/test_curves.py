@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from dstab.training.curves import ema, rate_and_eta
+from dstab.runs.curves import ema, rate_and_eta
 
 
 def _tensorboard(values, w):

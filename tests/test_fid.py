@@ -9,8 +9,8 @@ import torch
 from dstab import data
 from dstab.analysis import features, fid
 from dstab.errors import DstabError
-from dstab.training import runner
-from dstab.training.runmetrics import RunMetrics
+from dstab.runs import runner
+from dstab.runs.runmetrics import RunMetrics
 from tests.training_helpers import one_thread, tiny_dm  # noqa: F401 (one_thread is a fixture)
 
 

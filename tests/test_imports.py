@@ -1,4 +1,5 @@
-"""The import structure of dstab: no cycles, and a CLI that imports only what the command needs.
+"""The import structure of dstab: the layer order of ARCHITECTURE.md, no cycles, and a CLI that
+imports only what the command needs.
 
 The graph is read statically (ast) from every `import` statement in dstab/,
 including those inside functions: a lazy import that closes a cycle is a
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +21,8 @@ from dstab import cli
 from dstab.commands import COMMANDS
 
 PACKAGE = Path(__file__).resolve().parents[1] / "dstab"
+ARCHITECTURE = PACKAGE.parent / "ARCHITECTURE.md"
+OUTSIDE = ("pages/", "app.py", "dashboard/")  # the app layer: above dstab, never imported by it
 
 # import edges a pending change still has to cut (none: the precompute table is static in dstab.zooresults)
 PENDING: set[tuple[str, str]] = set()
@@ -97,6 +101,82 @@ def test_dstab_imports_no_cycle():
     assert cycle(graph) is None, " -> ".join(cycle(graph))
 
 
+def layers(text: str | None = None) -> list[tuple[str, list[str]]]:
+    """The rows of ARCHITECTURE.md's layer table, top first: (layer, its members as written)."""
+    text = ARCHITECTURE.read_text() if text is None else text
+    section = text.split("\n## Layers\n", 1)[1].splitlines()
+    first = next(i for i, line in enumerate(section) if line.startswith("|"))
+    table = section[first : next((i for i, line in enumerate(section) if i > first and not line.startswith("|")), None)]
+    rows = []
+    for line in table:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[0] not in ("layer", "") and not set(cells[0]) <= set("-"):
+            rows.append((cells[0], re.findall(r"`([^`]+)`", cells[1])))
+    return rows
+
+
+def layer_index(rows: list[tuple[str, list[str]]]) -> dict[str, int]:
+    """dstab module or package prefix -> its row (0 = top); `x/` names a package and all it holds."""
+    index = {}
+    for i, (_, members) in enumerate(rows):
+        for m in members:
+            if m in OUTSIDE:
+                continue
+            name = "dstab" if m == "__init__" else "dstab." + m.rstrip("/")
+            assert name not in index, f"{m} is in two rows of the layer table"
+            index[name] = i
+    return index
+
+
+def layer_of(module: str, index: dict[str, int]) -> int | None:
+    name = module
+    while name:
+        if name in index:
+            return index[name]
+        name = name.rpartition(".")[0]
+    return None
+
+
+def upward_imports(graph: dict[str, set[str]], index: dict[str, int]) -> list[str]:
+    """Every import that goes up the layer table ('a -> b' where b's row is above a's)."""
+    return [
+        f"{a} -> {b}"
+        for a, targets in sorted(graph.items())
+        for b in sorted(targets)
+        if layer_of(b, index) < layer_of(a, index)
+    ]
+
+
+def test_the_layer_check_finds_an_upward_import_and_passes_a_downward_one():
+    text = "# doc\n## Layers\n| layer | modules | what |\n|---|---|---|\n| top | `a/` `b` | x |\n| bottom | `c` | y |\n"
+    rows = layers(text)
+    assert rows == [("top", ["a/", "b"]), ("bottom", ["c"])]
+    index = layer_index(rows)
+    assert layer_of("dstab.a.deep.module", index) == 0 and layer_of("dstab.c", index) == 1
+    assert upward_imports({"dstab.a.x": {"dstab.c", "dstab.b"}, "dstab.c": set()}, index) == []
+    assert upward_imports({"dstab.c": {"dstab.a.x"}}, index) == ["dstab.c -> dstab.a.x"]
+
+
+def test_every_module_has_one_layer_in_architecture_md():
+    index = layer_index(layers())
+    assert [name for name, _ in layers()][:2] == ["app", "commands"] and len(layers()) >= 8
+    assert sorted(m for m in modules() if layer_of(m, index) is None) == []
+
+
+def test_imports_follow_the_layer_order_of_architecture_md():
+    """The document's first claim: each layer imports only its own and the layers below it."""
+    assert upward_imports(import_graph(), layer_index(layers())) == []
+
+
+def test_dstab_never_imports_the_app_layer():
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            assert not {n.split(".")[0] for n in names} & {"dashboard", "pages", "app", "streamlit"}, path
+
+
 # `python -m dstab ARGS` in a fresh interpreter, then the names of every module it imported
 # (sys.modules: `python -X importtime` misses modules loaded through importlib.import_module)
 _RUN = """import sys
@@ -121,7 +201,8 @@ def test_help_and_version_import_no_torch_and_no_command_module(flag):
     r, imported = _fresh(flag)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "dstab.cli" in imported and "torch" not in imported and "numpy" not in imported
-    assert not {m for m in imported if m.startswith(("dstab.analysis", "dstab.training", "dstab.commands."))}
+    heavy = ("dstab.analysis", "dstab.training", "dstab.runs", "dstab.commands.")
+    assert not {m for m in imported if m.startswith(heavy)}
     if flag == "--help":
         assert all(name in r.stdout for name in COMMANDS)
     else:
@@ -180,7 +261,7 @@ def test_the_run_manager_commands_import_no_torch(tmp_path, monkeypatch):
         r, imported = _fresh("runs", *root, "start", "bad", "--preset", "baseline", "--set", "timesteps.name=x")
         assert r.returncode == 2 and "unknown timestep sampler 'x'" in r.stderr and "torch" not in imported
     finally:
-        from dstab.training import runs
+        from dstab import runs
 
         for st in runs.list_runs(tmp_path):
             if st.active:

@@ -6,10 +6,11 @@ import sqlite3
 import numpy as np
 import pytest
 
+from dstab import runs
 from dstab.metricnames import metric_label
+from dstab.runs import runboard
+from dstab.runs.runmetrics import RunMetrics
 from dstab.training import config as train_config
-from dstab.training import runboard, runs
-from dstab.training.runmetrics import RunMetrics
 
 
 def test_eval_metric_prefers_fid_and_labels_local_features_honestly():

@@ -4,7 +4,7 @@ import sqlite3
 
 import numpy as np
 
-from dstab.training.runmetrics import RunMetrics, rows_after
+from dstab.runs.runmetrics import RunMetrics, rows_after
 
 
 def _db(path, rows):

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from dstab.training import runs
-from dstab.training.runmetrics import RunMetrics
+from dstab import runs
+from dstab.runs.runmetrics import RunMetrics
 
 # real processes racing on shared CPU cores: a rerun separates a timing flake from a regression
 pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=2)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from dstab import runs
 from dstab.errors import DstabError
-from dstab.training import runs
 
 # real processes racing on shared CPU cores: a rerun separates a timing flake from a regression
 pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=2)

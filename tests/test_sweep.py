@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from dstab import runs
 from dstab.cli import main
 from dstab.errors import DstabError
 from dstab.experiments import compare, sweep
-from dstab.training import runs
 
 FAKE = Path(__file__).with_name("fake_trainer.py")
 TOY = ["dataset=toy2d:8gaussians", 'arch={"arch": "mlp_denoiser", "hidden": 16, "depth": 2, "time_dim": 8}']

@@ -17,20 +17,21 @@ import torch
 from dstab import checkpoints
 from dstab.cli import main
 from dstab.errors import DstabError
+from dstab.runs import rundir, runner
+from dstab.runs.runmetrics import RunMetrics
 from dstab.training import config as train_config
-from dstab.training import rundir, runner
-from dstab.training.runmetrics import RunMetrics
+from dstab.training import resume_state
 from tests.training_helpers import one_thread, tiny_dm  # noqa: F401 (one_thread is a fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def final_params(run_dir: Path) -> dict[str, torch.Tensor]:
-    state = rundir.load_resume_state(run_dir / "checkpoints")
+    state = resume_state.load_resume_state(run_dir / "checkpoints")
     return {**state["modules"]["model"], **{f"ema.{k}": v for k, v in state["ema"]["module"].items()}}
 
 
-def metric_rows(run_dir: Path, skip=("samples_per_s",)) -> list[tuple]:
+def metric_rows(run_dir: Path, skip=("samples_per_s", "cpu_s")) -> list[tuple]:
     return [(s, n, v) for s, n, v, _ in RunMetrics.read(run_dir / "metrics.sqlite").rows() if n not in skip]
 
 
@@ -106,7 +107,7 @@ def test_full_disk_never_replaces_a_good_checkpoint(tmp_path, monkeypatch):
     ckpt_dir = run / "checkpoints"
     assert sorted(p.name for p in ckpt_dir.iterdir()) == ["resume.pt", "step0000002.safetensors"]  # no temp files
     assert checkpoints.load(ckpt_dir / "step0000002.safetensors").header["step"] == 2
-    assert rundir.load_resume_state(ckpt_dir)["step"] == 2
+    assert resume_state.load_resume_state(ckpt_dir)["step"] == 2
     status = rundir.read_status(run)
     assert status["state"] == "failed" and "No space left" in status["error"]
     assert {s for s, _, _ in metric_rows(run)} == {1, 2, 3, 4}  # metrics already written are kept
@@ -204,7 +205,7 @@ def test_sigterm_to_a_cli_process_stops_cleanly_and_resume_finishes(tmp_path):
     status = rundir.read_status(out)
     assert status["state"] == "stopped" and status["error"] is None and status["step"] >= 20
     assert rundir.checkpoint_steps(out) == [status["step"]]
-    assert rundir.load_resume_state(out / "checkpoints")["step"] == status["step"]
+    assert resume_state.load_resume_state(out / "checkpoints")["step"] == status["step"]
 
 
 @pytest.mark.usefixtures("one_thread")
@@ -219,7 +220,7 @@ def test_gan_run_resumes_exactly(tmp_path, monkeypatch):
     assert runner.start(tmp_path / "split", cfg, echo=False)["stopped"]
     monkeypatch.undo()
     runner.resume(tmp_path / "split", echo=False)
-    a, b = (rundir.load_resume_state(tmp_path / r / "checkpoints") for r in ("whole", "split"))
+    a, b = (resume_state.load_resume_state(tmp_path / r / "checkpoints") for r in ("whole", "split"))
     for role in ("generator", "discriminator"):
         assert all(torch.equal(v, b["modules"][role][k]) for k, v in a["modules"][role].items())
     assert metric_rows(tmp_path / "whole") == metric_rows(tmp_path / "split")

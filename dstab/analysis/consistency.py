@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import cache, checkpoints, data, zoo, zooindex
+from .. import cache, checkpoints, data, zooindex
 from ..checkpoints import Bundle
 from ..errors import DstabError, require
 from ..sampling import generate, sample_shape
@@ -179,7 +179,7 @@ def consistency(
 
 def group_ids(family: str, group: str, root: Path | None = None) -> list[str]:
     """Zoo ids of a group (e.g. 'digits', 'dm-init'), sorted so that the seed-0 run is the reference."""
-    entries = zoo.read_manifest(root)["entries"]
+    entries = zooindex.read_manifest(root)["entries"]
     ids = zooindex.group_ids(entries, family, group)
     if not ids:
         known = sorted({g for e in entries.values() for g in e.get("groups", [])})
@@ -195,7 +195,9 @@ def load_models(specs: list[str], root: Path | None = None, stage: str = "final"
             names.append(spec)
             continue
         family, _, rest = spec.partition("/")
-        entries = zoo.read_manifest(root)["entries"]
+        entries = zooindex.read_manifest(root)["entries"]
         names.extend([spec] if spec in entries else group_ids(family, rest, root))
-    bundles = [checkpoints.load(n if Path(n).exists() else zoo.checkpoint_path(n, stage, root=root)) for n in names]
+    bundles = [
+        checkpoints.load(n if Path(n).exists() else zooindex.checkpoint_path(n, stage, root=root)) for n in names
+    ]
     return bundles, names

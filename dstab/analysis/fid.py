@@ -7,11 +7,16 @@
   labelled "FD (local features)", never "FID".
 - "fd_points": the raw 2-D points of a toy dataset, labelled so.
 
-The distance itself is pytorch-fid's `calculate_frechet_distance`
-(||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2)). The sample count and sampler
-steps are part of every metric's name (`metric_name`), e.g. fd_local@500x50ddim.
-Reference statistics of a dataset are computed once per feature network and
-cached on disk.
+The distance is pytorch-fid's (||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2)),
+its trace term from symmetric eigendecompositions (`featmetrics.frechet`,
+equal to pytorch-fid's `sqrtm` route to rounding). On the same image features
+the training evaluator also reports KID with its standard error and
+precision / recall / density / coverage (`featmetrics`). The sample count and
+sampler steps are part of every metric's name (`metric_name`), e.g.
+fd_local@500x50ddim. Reference statistics and features of a dataset are
+computed once per feature network and cached on disk. `floor` measures a
+metric's own floor: real images against the reference at the evaluation's
+sample count.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import warnings
 from pathlib import Path
 from unittest import mock
 
@@ -30,23 +34,22 @@ from .. import data
 from ..checkpoints import atomic_write_bytes, file_sha256, safe_torch_load
 from ..diffusion import NoiseSource
 from ..errors import DstabError, require
-from ..metricnames import LABELS, metric_label, metric_name  # noqa: F401 (part of this module's API)
-from . import distmetrics, features
+from ..metricnames import (  # noqa: F401 (part of this module's API)
+    HIGHER_IS_BETTER,
+    LABELS,
+    metric_label,
+    metric_name,
+    repeat_name,
+)
+from . import distmetrics, featmetrics, features
 
 POINT_METRICS = ("mmd2", "sw2", "mode_coverage", "mode_precision")  # 2-D data; modes only for mixtures
-HIGHER_IS_BETTER = ("mode_coverage", "mode_precision")
 REFERENCE_POINTS = 1000  # the data sample that 2-D evaluations are measured against
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's FID_WEIGHTS_URL file
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    from pytorch_fid.fid_score import calculate_frechet_distance
-
-    with warnings.catch_warnings():  # pytorch-fid passes scipy's deprecated sqrtm(disp=...)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return float(
-            calculate_frechet_distance(np.asarray(mu1), np.asarray(sigma1), np.asarray(mu2), np.asarray(sigma2))
-        )
+    return featmetrics.frechet(mu1, sigma1, mu2, sigma2)
 
 
 def gaussian_stats(feats) -> tuple[np.ndarray, np.ndarray]:
@@ -150,21 +153,85 @@ def cache_dir() -> Path:
     return Path(os.environ.get("DSTAB_CACHE", Path(__file__).resolve().parents[2] / ".dstab-cache")) / "fd-stats"
 
 
-def reference_stats(ext: Extractor, dataset: data.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian fit of the whole dataset's features, computed once per (extractor, dataset)."""
-    digest = hashlib.sha256(f"{ext.metric}/{ext.key}/{dataset.spec}/{tuple(dataset.data.shape)}".encode())
-    path = cache_dir() / f"{digest.hexdigest()[:24]}.npz"
-    if path.is_file():
-        with np.load(path) as z:
-            return z["mu"], z["sigma"]
-    mu, sigma = gaussian_stats(ext(dataset.data))
+REFERENCE_FEATURES = 10_000  # rows of the reference kept for KID and PRDC (a seeded subset beyond that)
+FLOOR_DRAWS = 20  # real-vs-reference draws behind a metric's floor
+
+
+class Reference:
+    """A dataset's features under one extractor: the Gaussian fit of all of them (FD), a seeded
+    subset of at most REFERENCE_FEATURES rows with its KID self-term and k-NN radii (KID, PRDC)."""
+
+    def __init__(self, mu, sigma, feats):
+        self.mu, self.sigma, self.feats = mu, sigma, np.asarray(feats, dtype=np.float64)
+        self._kid_term = self._radii = None
+
+    @property
+    def kid_term(self) -> float:
+        if self._kid_term is None:
+            self._kid_term = featmetrics.reference_term(self.feats)
+        return self._kid_term
+
+    @property
+    def radii(self) -> np.ndarray:
+        if self._radii is None:
+            self._radii = featmetrics.knn_radii(self.feats, featmetrics.PRDC_K)
+        return self._radii
+
+
+def _cache_path(ext: Extractor, dataset: data.Dataset, what: str) -> Path:
+    digest = hashlib.sha256(f"{ext.metric}/{ext.key}/{dataset.spec}/{tuple(dataset.data.shape)}{what}".encode())
+    return cache_dir() / f"{digest.hexdigest()[:24]}.npz"
+
+
+def _store(path: Path, **arrays) -> None:
     try:
         buf = io.BytesIO()
-        np.savez(buf, mu=mu, sigma=sigma)
+        np.savez(buf, **arrays)
         atomic_write_bytes(path, buf.getvalue())
     except OSError:
         pass  # a read-only or full cache only costs recomputation
-    return mu, sigma
+
+
+def reference(ext: Extractor, dataset: data.Dataset) -> Reference:
+    """The dataset's reference under `ext`, computed once per (extractor, dataset) and cached."""
+    path = _cache_path(ext, dataset, "/reference-v2")
+    if path.is_file():
+        with np.load(path) as z:
+            return Reference(z["mu"], z["sigma"], z["feats"])
+    feats = ext(dataset.data)
+    mu, sigma = gaussian_stats(feats)
+    if len(feats) > REFERENCE_FEATURES:
+        keep = np.random.default_rng(0).choice(len(feats), REFERENCE_FEATURES, replace=False)
+        feats = feats[np.sort(keep)]
+    _store(path, mu=mu, sigma=sigma, feats=feats.astype(np.float32))
+    return Reference(mu, sigma, feats)
+
+
+def reference_stats(ext: Extractor, dataset: data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian fit of the whole dataset's features, computed once per (extractor, dataset)."""
+    ref = reference(ext, dataset)
+    return ref.mu, ref.sigma
+
+
+def floor(ext: Extractor, dataset: data.Dataset, n: int, draws: int = FLOOR_DRAWS) -> dict:
+    """The metric's floor at `n` samples: FD of n real images (drawn without replacement when the
+    dataset has that many, else with) against the reference, over `draws` seeded draws, and the
+    same for KID. A generator that matched the data exactly would score about this."""
+    path = _cache_path(ext, dataset, f"/floor-{n}-{draws}")
+    if path.is_file():
+        with np.load(path) as z:
+            return {k: float(z[k]) for k in z.files}
+    ref, feats = reference(ext, dataset), ext(dataset.data)
+    rng = np.random.default_rng(12345)
+    fds, kids = [], []
+    for _ in range(draws):
+        rows = feats[rng.choice(len(feats), n, replace=n > len(feats))]
+        fds.append(frechet_distance(*gaussian_stats(rows), ref.mu, ref.sigma))
+        kids.append(featmetrics.kid(rows, ref.feats, reference_mean=ref.kid_term)[0])
+    out = {"fd_mean": float(np.mean(fds)), "fd_sd": float(np.std(fds, ddof=1)), "kid_mean": float(np.mean(kids))}
+    out.update(kid_sd=float(np.std(kids, ddof=1)), n=float(n), draws=float(draws))
+    _store(path, **out)
+    return out
 
 
 @torch.no_grad()
@@ -183,29 +250,53 @@ def generate(modules: dict, diffusion, n: int, seed: int, sampler_steps: int, sh
         net.train(was_training)
 
 
+def feature_metric_names(metric: str) -> dict[str, str]:
+    """The metrics an image evaluation reports beside its FD, on the same features: KID, its
+    standard error and PRDC; named 'kid' etc. for Inception features, 'kid_local' etc. otherwise."""
+    tail = "" if metric == "fid" else "_local"
+    return {"kid": f"kid{tail}", "kid_se": f"kid{tail}_se"} | {
+        m: m + tail for m in ("precision", "recall", "density", "coverage")
+    }
+
+
 class TrainingEvaluator:
-    """The trainer's periodic metrics of EMA samples against the dataset: FD/FID, and for 2-D
-    point data also the distribution metrics of `distmetrics` (FD on raw points sees only means
-    and covariances). The sampling noise comes from the fixed seeds eval_seed .. eval_seed +
-    eval_seeds - 1, the same at every evaluation of every run, so curves differ by the model only;
-    with several seeds every metric is their mean."""
+    """The trainer's periodic metrics of EMA samples against the dataset: FD/FID, on image
+    features also KID (with its standard error) and precision / recall / density / coverage, and
+    for 2-D point data the distribution metrics of `distmetrics` (FD on raw points sees only
+    means and covariances). The sampling noise comes from the fixed seeds eval_seed ..
+    eval_seed + eval_seeds - 1, the same at every evaluation of every run, so curves differ by the
+    model only; with several seeds every metric is their mean. `repeat(...)` evaluates once more
+    with other seeds (the next eval_seeds after those): the spread between the two measures the
+    evaluation's own noise."""
 
     def __init__(self, cfg, dataset: data.Dataset, device="cpu"):
         self.cfg, self.dataset, self.device = cfg, dataset, device
         metric = auto_metric(dataset) if cfg.eval_metric == "auto" else cfg.eval_metric
         self.ext = extractor(metric, dataset, device)
-        self.ref = reference_stats(self.ext, dataset)
+        self.ref = reference(self.ext, dataset)
         steps = cfg.eval_sampler_steps if cfg.kind == "dm" else None
-        self.names = {m: metric_name(m, cfg.eval_samples, steps, cfg.eval_seeds) for m in (metric, *POINT_METRICS)}
+        extra = POINT_METRICS if not dataset.image else tuple(feature_metric_names(metric).values())
+        self.names = {m: metric_name(m, cfg.eval_samples, steps, cfg.eval_seeds) for m in (metric, *extra)}
         self.name = self.names[metric]
+        self.features = {k: self.names[v] for k, v in feature_metric_names(metric).items()} if dataset.image else {}
         # one fixed draw of the distribution for every run, whatever its data_seed
         self.points = None if dataset.image else data.load(dataset.spec, seed=0).data[:REFERENCE_POINTS].double()
 
     def _one(self, x: torch.Tensor) -> dict:
-        out = {self.name: frechet_distance(*gaussian_stats(self.ext(x)), *self.ref)}
+        feats = self.ext(x)
+        out = {self.name: frechet_distance(*gaussian_stats(feats), self.ref.mu, self.ref.sigma)}
+        if self.features:
+            out.update(self._feature_metrics(feats))
         if self.points is not None:
             out.update(self._point_metrics(x.double()))
         return out
+
+    def _feature_metrics(self, feats: np.ndarray) -> dict:
+        n, ref = self.features, self.ref
+        value, se = featmetrics.kid(feats, ref.feats, reference_mean=ref.kid_term)
+        out = {n["kid"]: value, n["kid_se"]: se}
+        pr = featmetrics.prdc(feats, ref.feats, featmetrics.PRDC_K, reference_radii=ref.radii)
+        return out | {n[k]: v for k, v in pr.items()}
 
     def _point_metrics(self, x: torch.Tensor) -> dict:
         n = self.names
@@ -215,20 +306,19 @@ class TrainingEvaluator:
             out.update({n["mode_coverage"]: modes["coverage"], n["mode_precision"]: modes["precision"]})
         return out
 
-    def __call__(self, modules: dict, diffusion) -> dict:
+    def _evaluate(self, modules: dict, diffusion, first_seed: int) -> dict:
         c = self.cfg
+        shape = self.dataset.sample_shape
         rows = [
-            self._one(
-                generate(
-                    modules,
-                    diffusion,
-                    c.eval_samples,
-                    seed,
-                    c.eval_sampler_steps,
-                    self.dataset.sample_shape,
-                    self.device,
-                )
-            )
-            for seed in range(c.eval_seed, c.eval_seed + c.eval_seeds)
+            self._one(generate(modules, diffusion, c.eval_samples, seed, c.eval_sampler_steps, shape, self.device))
+            for seed in range(first_seed, first_seed + c.eval_seeds)
         ]
         return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+    def __call__(self, modules: dict, diffusion) -> dict:
+        return self._evaluate(modules, diffusion, self.cfg.eval_seed)
+
+    def repeat(self, modules: dict, diffusion) -> dict:
+        """The same metrics from the next eval_seeds noise seeds, named `repeat_name(...)`."""
+        values = self._evaluate(modules, diffusion, self.cfg.eval_seed + self.cfg.eval_seeds)
+        return {repeat_name(k): v for k, v in values.items()}

@@ -38,6 +38,7 @@ COMMANDS: dict[str, Command] = {
     "runs": Command("runs", "start, watch, stop and resume background training runs"),
     "sweep": Command("sweep", "queue variants x seeds x --set axes as background runs of one group"),
     "compare": Command("compare", "curves, speed-ups with bootstrap CIs and a verdict for one group of runs"),
+    "timesteps": Command("timesteps", "every training preset's distribution over t on one schedule (PNG, HTML, CSV)"),
 }
 
 

@@ -44,8 +44,8 @@ def write_report(result: dict, out: Path) -> dict[str, str]:
 
 
 def run_compare(args) -> int:
+    from .. import runs
     from ..experiments import compare, verdict
-    from ..training import runs
 
     result = compare.compare(args.group, args.metric, args.reference, args.last_k, args.root)
     out = args.out or runs.workspace_root(args.root).parent / "compare" / args.group

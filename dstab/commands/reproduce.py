@@ -42,8 +42,8 @@ def command_text(args) -> str:
 
 
 def run_speedup(args) -> int:
+    from .. import runs
     from ..experiments import compare, speedup, sweep
-    from ..training import runs
     from . import compare as compare_cmd
     from .sweep import seeds_arg
 

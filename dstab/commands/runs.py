@@ -7,8 +7,9 @@ import sys
 import time
 from pathlib import Path
 
+from .. import runs
 from ..errors import DstabError
-from ..training import rundir, runs
+from ..runs import rundir
 from . import add_command
 
 

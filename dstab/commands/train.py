@@ -1,4 +1,4 @@
-"""`dstab train`: one training run in a run directory (contract: dstab/training/rundir.py)."""
+"""`dstab train`: one training run in a run directory (contract: dstab/runs/rundir.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from pathlib import Path
 
 from ..device import resolve_device
 from ..errors import require
+from ..runs import runner
 from ..training import config as train_config
-from ..training import paper, runner
+from ..training import paper
 from . import add_command, add_device_arg, add_threads_arg
 
 

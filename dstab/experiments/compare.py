@@ -22,10 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import runs
 from ..analysis import fid
 from ..errors import DstabError, require
-from ..training import paper, rundir, runs
-from ..training.runmetrics import RunMetrics
+from ..metricnames import is_repeat
+from ..runs import rundir
+from ..runs.runmetrics import RunMetrics
+from ..training import paper
 from . import stats
 
 AXES = {"iterations": "iterations", "images": "images seen", "wall": "wall-clock seconds"}
@@ -75,7 +78,7 @@ def group_runs(group: str, root=None) -> list[runs.RunStatus]:
 
 
 def pick_metric(names: set[str], wanted: str | None) -> str:
-    evals = sorted(n for n in names if "@" in n)
+    evals = sorted(n for n in names if "@" in n and not is_repeat(n))
     require(evals, "the runs of this group have no evaluations yet; set eval_every and wait for one")
     if wanted:
         hits = [n for n in evals if n == wanted or n.split("@")[0] == wanted]

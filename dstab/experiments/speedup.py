@@ -112,8 +112,9 @@ def save_summary(path: Path, result: dict) -> None:
 def save_run_summaries(group: str, folder: Path, root=None) -> int:
     """Each finished run of `group` as one JSON in `folder` (name, launch, status, config and every metric
     row as [step, value, wall]), so the experiment's curves outlive the workspace; returns how many."""
-    from ..training import rundir, runs
-    from ..training.runmetrics import RunMetrics
+    from .. import runs
+    from ..runs import rundir
+    from ..runs.runmetrics import RunMetrics
     from .compare import _config, _launch, group_runs
 
     root, n = runs.workspace_root(root), 0

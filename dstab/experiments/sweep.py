@@ -1,6 +1,6 @@
 """Sweeps: the product of variants x seeds x `--set KEY=V1,V2,...` axes as queued runs of one group.
 
-Every run of a sweep is an ordinary background run (training/runs.py) whose
+Every run of a sweep is an ordinary background run (dstab/runs) whose
 launch.json also records its variant, seed and axis values, so `compare`
 can group them. Layers of one run's config, later ones winning:
 preset (the variant) < fixed `--set KEY=V` (one value) < `--paper` (training/paper.py)
@@ -34,10 +34,11 @@ import time
 from dataclasses import dataclass, field
 from itertools import product
 
+from .. import runs
 from ..device import concrete_name
 from ..errors import DstabError, is_int, require
 from ..training import config as train_config
-from ..training import paper, runs
+from ..training import paper
 
 ALIASES = ("beta0", "floor", "width")
 SCHEDULES = {"timesteps": "uniform", "momentum": "constant", "lr_schedule": "constant"}
@@ -136,7 +137,7 @@ def _set(config: dict, key: str, value) -> None:
         config["arch"]["model_channels" if config["arch"].get("arch") == "unet" else "hidden"] = value
     else:
         if key == "dataset":
-            from ..training.runboard import MODEL_SIZES, family
+            from ..runs.runboard import MODEL_SIZES, family
 
             sizes = MODEL_SIZES.get(family(str(value)))
             if sizes:

@@ -128,11 +128,16 @@ def line_image(
     log_y: bool = False,
     marks: list[float] | None = None,
     size: tuple[int, int] = (640, 400),
+    colours: list[tuple[int, int, int]] | None = None,
+    legend: int = 0,
 ) -> Image.Image:
     """Curves y(x) over a shared x axis with min/max labels; `marks` draws vertical ticks (e.g. eigenvalues).
-    log_y plots log10(max(y, 1e-12 * max y)), as spectral density plots do; non-finite points are skipped."""
+    log_y plots log10(max(y, 1e-12 * max y)), as spectral density plots do; non-finite points are skipped.
+    `colours`: one per curve (default COLOURS, cycled); `legend` > 0: a right margin that wide holds the
+    curve names, never over a curve (default: names in the plot's top-left corner)."""
     w, h = size
-    left, right, top, bottom = 70, 20, 30, 40
+    left, right, top, bottom = 70, 20 + legend, 30, 40
+    colours = colours or COLOURS
     img = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(img)
     ys = {k: np.asarray(v, dtype=float) for k, v in curves.items()}
@@ -157,11 +162,11 @@ def line_image(
         mx, _ = px(m, lo)
         draw.line((mx, h - bottom, mx, h - bottom - 8), fill=(214, 39, 40), width=2)
     for i, (name, y) in enumerate(ys.items()):
-        colour = COLOURS[i % len(COLOURS)]
+        colour = colours[i % len(colours)]
         pts = [px(a, b) for a, b in zip(x, y) if np.isfinite(b)]
         if len(pts) > 1:
             draw.line(pts, fill=colour, width=2)
-        draw.text((left + 8, top + 6 + 14 * i), name, fill=colour)
+        draw.text((w - right + 10 if legend else left + 8, top + 6 + 14 * i), name, fill=colour)
     ylab = "log10 " if log_y else ""
     draw.text((4, top), f"{ylab}{hi:.3g}", fill=(0, 0, 0))
     draw.text((4, h - bottom - 10), f"{ylab}{lo:.3g}", fill=(0, 0, 0))

@@ -74,7 +74,7 @@ def curves(
     series: list[dict], title: str, y_title: str, x_title: str, log_x: bool, colours: dict[str, str] | None = None
 ):
     """Overlaid curves; each series is {"label", "x", "y"}, optionally "step" and "wall" (for the hover)
-    and "smooth" (`training.curves.smoothed`): the raw curve then stays faintly visible beneath it so
+    and "smooth" (`runs.curves.smoothed`): the raw curve then stays faintly visible beneath it so
     the smoothing can be judged. `colours`: label -> colour (`run_colours`)."""
     import plotly.graph_objects as go
 

@@ -30,6 +30,8 @@ from ..errors import is_number as _is_num
 from .lr import optimizer_schedule
 from .sampler_options import sampler_options
 
+NOISE_PAIRINGS = ("independent", "immiscible")
+
 
 @dataclass
 class TrainConfig:
@@ -56,6 +58,8 @@ class TrainConfig:
     momentum: dict = field(default_factory=lambda: {"name": "constant"})
     # learning-rate factor over the run, see lr.make_lr_schedule, e.g. {"name": "cosine", "warmup": 100}
     lr_schedule: dict = field(default_factory=lambda: {"name": "constant"})
+    # DM noise per batch: "independent" draws, or "immiscible" (noise_pairing.immiscible: assigned to the images)
+    noise_pairing: str = "independent"
     checkpoint_every: int | None = None  # periodic checkpoint + resume state (run directories)
     eval_every: int | None = None  # FD/FID of EMA samples every N steps and at the end (run directories)
     eval_samples: int = 500
@@ -63,6 +67,7 @@ class TrainConfig:
     eval_metric: str = "auto"  # auto | fd_local | fd_points | fid, see analysis.fid
     eval_seed: int = 0  # evaluation noise: the same seeds at every evaluation of every run
     eval_seeds: int = 1  # metrics averaged over seeds eval_seed .. eval_seed + eval_seeds - 1
+    eval_repeat_every: int | None = None  # every N steps evaluate again with the next seeds: the metric's noise
     amp: str = "auto"  # auto: bf16 autocast on CUDA, none on CPU; "bf16" or "off" to force
 
     def check_options(self) -> TrainConfig:
@@ -85,7 +90,7 @@ class TrainConfig:
         require(all(0 < s <= self.steps for s in self.save_steps), "save_steps must lie in [1, steps]")
         require(self.storage_dtype in ("float32", "float16"), "storage_dtype must be float32 or float16")
         require(_is_int(self.log_every) and self.log_every >= 1, "log_every must be a positive integer")
-        for name in ("checkpoint_every", "eval_every"):
+        for name in ("checkpoint_every", "eval_every", "eval_repeat_every"):
             v = getattr(self, name)
             require(v is None or (_is_int(v) and v >= 1), f"{name} must be a positive integer or null, got {v!r}")
         require(_is_int(self.eval_samples) and self.eval_samples >= 2, "eval_samples must be an integer >= 2")
@@ -95,6 +100,10 @@ class TrainConfig:
         require(self.eval_metric in metrics, f"eval_metric must be one of {metrics}, got {self.eval_metric!r}")
         require(self.amp in ("auto", "bf16", "off"), f"amp must be auto, bf16 or off, got {self.amp!r}")
         optimizer_schedule(self.momentum, self.lr, self.beta1, self.beta2, self.lr_schedule)
+        require(
+            self.noise_pairing in NOISE_PAIRINGS,
+            f"noise_pairing must be one of {NOISE_PAIRINGS}, got {self.noise_pairing!r}",
+        )
         if self.kind == "dm":
             require(isinstance(self.arch, dict), f"arch must be a mapping of options, got {self.arch!r}")
             T = modelconfig.check_diffusion(self.diffusion)
@@ -107,6 +116,7 @@ class TrainConfig:
             )
             modelconfig.check_generator_loss(self.gan_loss)
             require(self.timesteps.get("name", "uniform") == "uniform", "timestep samplers apply to DMs only")
+            require(self.noise_pairing == "independent", "noise_pairing applies to DMs only")
         return self
 
     def validate(self) -> TrainConfig:
@@ -175,6 +185,15 @@ PRESETS = {
     "min-snr": {"timesteps": {"name": "min-snr", "gamma": 5.0}},  # Hang et al. 2023
     "p2": {"timesteps": {"name": "p2", "k": 1.0, "gamma": 1.0}},  # Choi et al. 2022
     "loss-second-moment": {"timesteps": {"name": "loss-second-moment"}},  # Nichol & Dhariwal 2021
+    # the rules the field compares with today (timestep_rules; defaults in sampler_options.RULE_DEFAULTS)
+    "debias": {"timesteps": {"name": "debias"}},  # Yu et al., arXiv 2310.08442
+    "lognormal": {"timesteps": {"name": "lognormal"}},  # EDM's P(t), unit weights (Karras et al. 2022)
+    "edm": {"timesteps": {"name": "lognormal", "edm_weight": True}},  # EDM's P(t) and its loss weight
+    "logit-normal": {"timesteps": {"name": "logit-normal"}},  # SD3, (m, s) = (0, 1) (Esser et al. 2024)
+    "sd3-mode": {"timesteps": {"name": "mode"}},  # SD3's mode sampling, scale 1.29
+    "laplace": {"timesteps": {"name": "laplace"}},  # Hang et al., arXiv 2407.03297
+    "speed": {"timesteps": {"name": "speed"}},  # Wang et al., arXiv 2405.17403
+    "immiscible": {"noise_pairing": "immiscible"},  # Li et al., arXiv 2406.12303
 }
 
 

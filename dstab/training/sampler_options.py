@@ -2,7 +2,9 @@
 
 `timesteps.make_sampler` builds a sampler from the options this module
 accepts; the run manager checks a queued run's `timesteps` config with the
-same function (`sampler_options`) without importing PyTorch.
+same function (`sampler_options`) without importing PyTorch. The rules
+researchers compare with today (`timestep_rules`) take their defaults from
+`RULE_DEFAULTS`, each from its paper.
 """
 
 from __future__ import annotations
@@ -14,12 +16,27 @@ from ..errors import DstabError, require
 # CLTS (paper Sec. 4.2): the Gaussian centre mu = 0.3 T and width sigma = T
 CLTS_MU_FRACTION = 0.3
 CLTS_SIGMA_FRACTION = 1.0
+# the field's rules (timestep_rules.py) and their papers' defaults
+RULE_DEFAULTS = {
+    "debias": {},  # eps weight 1 / sqrt(SNR_t), Yu et al., arXiv 2310.08442
+    # ln sigma ~ N(p_mean, p_std^2); edm_weight: (sigma^2 + sigma_data^2) / (sigma sigma_data)^2 (Karras et al. 2022)
+    "lognormal": {"p_mean": -1.2, "p_std": 1.2, "edm_weight": False, "sigma_data": 0.5},
+    "logit-normal": {"m": 0.0, "s": 1.0},  # t/T = sigmoid(n), n ~ N(m, s^2) (Esser et al. 2024, SD3)
+    "mode": {"scale": 1.29},  # SD3's mode sampling; 1.29 is the paper's and diffusers' example value
+    "laplace": {"mu": 0.0, "b": 0.5},  # p(log-SNR) ~ exp(-|lambda - mu| / b) (Hang et al., arXiv 2407.03297)
+    # SpeeD (Wang et al., arXiv 2405.17403): k times more draws below the threshold tau, where
+    # d sqrt(1 - abar_t) / dt first falls below eps; dual: half the batch mirrored about tau; p2: 1 / (1 + SNR)
+    "speed": {"k": 5.0, "eps": 1e-4, "dual": True, "p2": True},
+}
+# SD3's mode sampling is monotone (a density) only for -1 < scale < 2 / (pi - 2) (Esser et al. 2024, mode sampling)
+MODE_SCALE_MAX = 2.0 / (math.pi - 2.0)
 ALLOWED = {  # sampler name -> its options
     "uniform": set(),
     "clts": {"target_iter", "target_frac", "mu", "sigma"},
     "min-snr": {"gamma"},
     "p2": {"k", "gamma"},
     "loss-second-moment": {"history", "uniform_prob"},
+    **{name: set(defaults) for name, defaults in RULE_DEFAULTS.items()},
 }
 SAMPLERS = tuple(ALLOWED)
 
@@ -50,6 +67,28 @@ def second_moment_settings(history=10, uniform_prob=0.001) -> tuple[int, float]:
     require(history >= 1, "loss-second-moment history must be >= 1")
     require(0 <= uniform_prob <= 1, "loss-second-moment uniform_prob must lie in [0, 1]")
     return int(history), uniform_prob
+
+
+def rule_settings(name: str, opts: dict) -> dict:
+    """The options of one of the field's rules (RULE_DEFAULTS) with its defaults filled in; DstabError if invalid."""
+    out = {**RULE_DEFAULTS[name], **opts}
+    for key, default in RULE_DEFAULTS[name].items():
+        if isinstance(default, bool):
+            require(isinstance(out[key], bool), f"{name} {key} must be true or false, got {out[key]!r}")
+        else:
+            out[key] = _number(out[key], f"{name} {key}")
+    positive = {"lognormal": ("p_std", "sigma_data"), "logit-normal": ("s",), "laplace": ("b",), "speed": ("eps",)}
+    for key in positive.get(name, ()):
+        require(out[key] > 0, f"{name} {key} must be > 0, got {out[key]}")
+    if name == "mode":
+        require(
+            -1 < out["scale"] < MODE_SCALE_MAX,
+            f"mode scale must lie in (-1, {MODE_SCALE_MAX:.4f}) so that the sampled t is monotone in the "
+            f"uniform draw (SD3), got {out['scale']}",
+        )
+    if name == "speed":
+        require(out["k"] >= 1, f"speed k (how much likelier t is below the threshold) must be >= 1, got {out['k']}")
+    return out
 
 
 def sampler_options(options, T: int, total_steps: int) -> tuple[str, dict]:
@@ -83,4 +122,6 @@ def sampler_options(options, T: int, total_steps: int) -> tuple[str, dict]:
         opts.update(k=k, gamma=gamma)
     elif name == "loss-second-moment":
         second_moment_settings(**opts)
+    elif name in RULE_DEFAULTS:
+        opts = rule_settings(name, opts)
     return name, opts

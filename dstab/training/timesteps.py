@@ -12,15 +12,21 @@ Two kinds of peers live here on purpose:
 - weightings that keep P(t) uniform and reweight the loss (Min-SNR, P2), and
   the loss-second-moment sampler, which changes P(t) but importance-weights
   it back to an unbiased estimate of the uniform objective.
+The rules the field compares with today (EDM's log-normal, SD3's logit-normal
+and mode, Laplace log-SNR, Debias, SpeeD; their tables in timestep_rules) are
+fixed tables of P(t) and weights. `effective_pmf` puts both kinds on one axis:
+P(t) times the loss weight, normalised (a weighting's P(t)-equivalent).
 """
 
 from __future__ import annotations
 
 import torch
 
+from . import timestep_rules as rules
 from .sampler_options import (  # noqa: F401 (CLTS_* and SAMPLERS re-exported)
     CLTS_MU_FRACTION,
     CLTS_SIGMA_FRACTION,
+    RULE_DEFAULTS,
     SAMPLERS,
     clts_settings,
     sampler_options,
@@ -44,6 +50,12 @@ class TimestepSampler:
     def sample(self, batch: int, it: int, generator: torch.Generator, device="cpu"):
         t = torch.multinomial(self.pmf(it), batch, replacement=True, generator=generator).to(device)
         return t, self.weights(t, it)
+
+    def effective_pmf(self, it: int) -> torch.Tensor:
+        """P(t) times the loss weight of t, normalised: each t's share of the expected training loss's
+        weight (for a pure weighting, its P(t)-equivalent; for a pure sampler, its P(t))."""
+        p = self.pmf(it) * self.weights(torch.arange(self.T), it).double()
+        return p / p.sum()
 
     def observe(self, t: torch.Tensor, losses: torch.Tensor) -> None:
         """Per-example losses after a step (used by loss-aware samplers)."""
@@ -139,11 +151,8 @@ class LossSecondMomentSampler(TimestepSampler):
         w = torch.sqrt((self.losses**2).mean(dim=1))
         return w / w.sum() * (1.0 - self.uniform_prob) + self.uniform_prob / self.T
 
-    def sample(self, batch: int, it: int, generator: torch.Generator, device="cpu"):
-        p = self.pmf(it)
-        t = torch.multinomial(p, batch, replacement=True, generator=generator)
-        w = (1.0 / (self.T * p[t])).to(torch.float32)
-        return t.to(device), w.to(device)
+    def weights(self, t: torch.Tensor, it: int) -> torch.Tensor:
+        return (1.0 / (self.T * self.pmf(it).to(t.device)[t])).to(torch.float32)
 
     def observe(self, t: torch.Tensor, losses: torch.Tensor) -> None:
         for ti, loss in zip(t.tolist(), losses.detach().double().cpu().tolist()):
@@ -161,6 +170,61 @@ class LossSecondMomentSampler(TimestepSampler):
         self.losses, self.counts = state["losses"].clone(), state["counts"].clone()
 
 
+class TableSampler(TimestepSampler):
+    """A fixed P(t) and a fixed per-t loss weight (unit unless given): EDM's log-normal (with or without its
+    weight), SD3's logit-normal and mode, Laplace log-SNR; formulas and sources in timestep_rules."""
+
+    def __init__(self, T: int, name: str, pmf: torch.Tensor, table: torch.Tensor | None = None):
+        super().__init__(T)
+        self.name = name
+        self.table_pmf = pmf.to(torch.float64)
+        self.table = torch.ones(T) if table is None else table.to(torch.float32)
+
+    def pmf(self, it: int) -> torch.Tensor:
+        return self.table_pmf
+
+    def weights(self, t: torch.Tensor, it: int) -> torch.Tensor:
+        return self.table.to(t.device)[t]
+
+
+class SpeeDSampler(TableSampler):
+    """SpeeD (Wang et al. 2024, arXiv 2405.17403): t below the plateau threshold tau is k times likelier than t
+    from tau on (timestep_rules.speed_base_pmf, speed_threshold), with the P2 weight 1 / (1 + SNR_t) (its authors'
+    code). `dual` (their code): the second half of a batch is the first half mirrored about tau
+    (tau - t below it, t - tau above), so an even batch's t follow (P + P_dual) / 2; the authors draw
+    batch // 2 + 1 and cut the concatenation at the batch, one mirrored draw fewer for an even batch."""
+
+    name = "speed"
+
+    def __init__(self, T: int, base: torch.Tensor, tau: int, dual: bool, table: torch.Tensor | None):
+        self.base, self.tau, self.dual = base, tau, dual
+        self.mirror = rules.speed_dual(T, tau)
+        pmf = (base + rules.mirrored_pmf(base, self.mirror)) / 2 if dual else base
+        super().__init__(T, "speed", pmf, table)
+
+    def sample(self, batch: int, it: int, generator: torch.Generator, device="cpu"):
+        if not self.dual:
+            return super().sample(batch, it, generator, device)
+        drawn = torch.multinomial(self.base, (batch + 1) // 2, replacement=True, generator=generator)
+        t = torch.cat([drawn, self.mirror[drawn[: batch // 2]]]).to(device)
+        return t, self.weights(t, it)
+
+
+def rule_sampler(name: str, opts: dict, diffusion) -> TimestepSampler:
+    """One of the field's rules (sampler_options.RULE_DEFAULTS) on the diffusion's schedule."""
+    T, prediction = diffusion.T, diffusion.prediction
+    lam = rules.log_snr(diffusion.schedule, T)
+    if name == "debias":
+        return WeightedUniformSampler(T, name, rules.debias_weight(lam, prediction))
+    if name == "speed":
+        tau = rules.speed_threshold(diffusion.schedule, T, opts["eps"])
+        table = rules.speed_weight(lam, prediction) if opts["p2"] else None
+        return SpeeDSampler(T, rules.speed_base_pmf(T, tau, opts["k"]), tau, opts["dual"], table)
+    pmf = rules.rule_pmf(name, opts, lam)
+    edm = name == "lognormal" and opts["edm_weight"]
+    return TableSampler(T, name, pmf, rules.edm_weight(lam, pmf, opts["sigma_data"], prediction) if edm else None)
+
+
 def make_sampler(options: dict, diffusion, total_steps: int) -> TimestepSampler:
     """A sampler from its config, e.g. {"name": "clts", "target_iter": 500}; CLTS
     may give its target as a fraction of the run instead ("target_frac": 0.2)."""
@@ -175,4 +239,6 @@ def make_sampler(options: dict, diffusion, total_steps: int) -> TimestepSampler:
         return WeightedUniformSampler(T, name, min_snr_weight(snr, opts["gamma"], diffusion.prediction))
     if name == "p2":
         return WeightedUniformSampler(T, name, p2_weight(snr, opts["k"], opts["gamma"]))
+    if name in RULE_DEFAULTS:
+        return rule_sampler(name, opts, diffusion)
     return LossSecondMomentSampler(T, **opts)

@@ -35,7 +35,8 @@ from ..sampling import arch_sample_shape
 from .config import TrainConfig
 from .lr import optimizer_schedule
 from .momentum import apply
-from .rundir import save_resume_state
+from .noise_pairing import immiscible
+from .resume_state import save_resume_state
 from .timesteps import make_sampler
 
 __all__ = ["EMA", "TrainConfig", "Trainer", "train"]
@@ -127,6 +128,7 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(config.data_seed + 1)
         self.schedule = optimizer_schedule(config.momentum, config.lr, config.beta1, config.beta2, config.lr_schedule)
         self.step = 0  # iterations completed
+        self.cpu_seconds = 0.0  # process CPU time spent in training steps, over every launch of the run
         self.on_step: Callable[[int], None] = lambda step: None  # e.g. the heartbeat's step
         self.window = Window()
         betas = (config.beta1, config.beta2)
@@ -186,6 +188,8 @@ class Trainer:
         it = step - 1
         t, w = self.sampler.sample(x0.shape[0], it, self.gen, self.device)
         noise = self._randn(x0.shape)
+        if self.cfg.noise_pairing == "immiscible":
+            noise = immiscible(x0, noise)
         mine = self.ctx.shard(x0.shape[0])
         with self._autocast():
             terms = self.diffusion.loss_terms(self.model, x0[mine], t[mine], noise[mine]).float()
@@ -261,6 +265,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),  # dropout draws from the global stream
             "sampler": self.sampler.state_dict() if self.cfg.kind == "dm" else {},
             "window": self.window.state_dict(),
+            "cpu_seconds": self.cpu_seconds,
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
@@ -279,6 +284,7 @@ class Trainer:
         if self.cfg.kind == "dm":
             self.sampler.load_state_dict(state["sampler"])
         self.window.load_state_dict(state["window"])
+        self.cpu_seconds = float(state.get("cpu_seconds", 0.0))  # resume states before it was kept: from 0
         self.step = int(state["step"])
 
     def checkpoint(self) -> Path:
@@ -327,9 +333,10 @@ class Trainer:
         t0, history, saved, stopped = time.perf_counter(), [], {}, False
         for step in range(self.step + 1, c.steps + 1):
             batch = next(batches).to(self.device)
-            tick = time.perf_counter()
+            tick, cpu_tick = time.perf_counter(), time.process_time()
             row = step_fn(batch, step)
             self.window.seconds += time.perf_counter() - tick
+            self.cpu_seconds += time.process_time() - cpu_tick
             self.window.samples += batch.shape[0]
             self.step = step
             self.on_step(step)
@@ -340,6 +347,7 @@ class Trainer:
                 self.window.add(name, v)
             if step % c.log_every == 0 or step == c.steps:
                 values = {**self.window.means(), **self._hyper_row(self.schedule.at(step - 1, c.steps))}
+                values["cpu_s"] = self.cpu_seconds  # time that the machine's load does not inflate
                 self.window = Window()
                 self.log({"step": step, **values, "wall": time.perf_counter() - t0})
                 if metrics:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dstab.training import runs
+from dstab import runs
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE = REPO / "tests" / "fake_trainer.py"
@@ -62,7 +62,26 @@ def test_page_with_no_runs_offers_the_launch_form(ws):
     assert any("No runs yet" in i.value for i in at.info)
     assert at.button(key="launch").label == "Launch 1 run"
     assert not at.error
-    assert len(at.get("plotly_chart")) == 2  # the CLTS pmf and the beta1/lr schedules, before launching
+    # the CLTS pmf and the beta1/lr schedules before launching, and every preset's P(t) on one axis
+    assert len(at.get("plotly_chart")) == 3
+
+
+def test_every_presets_distribution_over_t_with_its_share_below_half_and_formula(ws):
+    at = page()
+    field = next(f for title, f in figures(at).items() if title.startswith("Where each preset puts its training"))
+    names = [t["name"] for t in field["data"]]
+    assert "clts: 52.4% below T/2, mean t 483.4" in names and "laplace: 99.6% below T/2, mean t 261.1" in names
+    table = next(d.value for d in at.dataframe if "preset" in d.value.columns).set_index("preset")
+    assert table.loc["lognormal", "P(t < 500) draws"] == 0.9787
+    assert table.loc["lognormal", "rule"].startswith("ln sigma ~ N(-1.2, 1.2^2)")
+    sentence = next(m.value for m in at.markdown if m.value.startswith("CLTS puts"))
+    assert sentence == (
+        "CLTS puts 52.4% of its effective mass below T/2, +2.4 points from uniform; the other presets range "
+        "from 3.3% (debias) to 99.6% (laplace)."
+    )
+    next(r for r in at.radio if r.label == "View").set_value("draws").run()
+    field = next(f for title, f in figures(at).items() if title.startswith("Where each preset draws"))
+    assert "speed: 75.0% below T/2, mean t 338.9" in [t["name"] for t in field["data"]]
 
 
 def test_a_config_the_trainer_refuses_is_shown_before_anything_starts(ws):
@@ -167,7 +186,7 @@ def test_a_sweep_of_presets_and_seeds_is_queued_as_one_group(ws, monkeypatch):
 
 
 def runboard_config(name):
-    from dstab.training import runboard
+    from dstab.runs import runboard
 
     return runboard.run_config(name)
 
@@ -225,7 +244,7 @@ def test_compare_panel_shows_the_verdict_the_cli_prints(ws):
     want = verdict.sentences(compare.compare("g"))
     shown = "\n".join(m.value for m in at.markdown)
     assert all(t in shown for t in want), shown
-    rows = at.dataframe[-1].value  # the speed-up table, below the run table
+    rows = next(d.value for d in at.dataframe if "speed-up in iterations [90% CI], p" in d.value.columns)
     assert rows.iloc[0]["speed-up in iterations [90% CI], p"] == "2.00x [2.00, 2.00], p = 0.25"
     fig = figures(at)["g: FD (local features), 250 samples, 10 DDIM steps"]
     assert [t["name"] for t in fig["data"] if t.get("showlegend") is not False] == [

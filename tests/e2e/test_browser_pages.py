@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dstab.training import runs
+from dstab import runs
 from tests.e2e.test_browser_training import POINTS_JS, TINY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.flaky(reruns=2, reruns_delay=2)]

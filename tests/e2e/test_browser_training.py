@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dstab.training import runs
+from dstab import runs
 
 # real processes racing on shared CPU cores: a rerun separates a timing flake from a regression
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.flaky(reruns=2, reruns_delay=2)]

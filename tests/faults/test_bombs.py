@@ -42,7 +42,7 @@ for kind, target in json.loads(sys.argv[1]):
 rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 hwm_mb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("streamlit", "plotly", "pandas", "matplotlib", "scipy")
-               or m.startswith(("dstab.analysis", "dstab.training", "dstab.plots")))
+               or m.startswith(("dstab.analysis", "dstab.training", "dstab.runs", "dstab.plots")))
 print(json.dumps({"cases": out, "peak_rss_mb": rss_mb, "hwm_mb": hwm_mb, "base_rss_mb": base_mb, "heavy": heavy}),
       flush=True)
 os._exit(0)  # no interpreter teardown: unloading PyTorch's modules alone peaks ~120 MiB higher, no refusal's doing

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from dstab import checkpoints
+from dstab import checkpoints, runs
 from dstab.errors import DstabError
-from dstab.training import rundir, runner, runs
-from dstab.training.runmetrics import RunMetrics
+from dstab.runs import rundir, runner
+from dstab.runs.runmetrics import RunMetrics
+from dstab.training import resume_state
 from tests.training_helpers import one_thread, tiny_dm  # noqa: F401 (one_thread is a fixture)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,7 +32,8 @@ import json, os, signal, sys
 from pathlib import Path
 import torch
 torch.set_num_threads(1)
-from dstab.training import rundir, runner
+from dstab.runs import runner
+from dstab.training import resume_state
 point, run_dir, kill_at = sys.argv[1], Path(sys.argv[2]), int(sys.argv[4])
 
 def evaluator(trainer):
@@ -42,7 +44,7 @@ def evaluator(trainer):
     return evaluate
 
 runner._evaluator = evaluator
-real_write = rundir.atomic_write_bytes
+real_write = resume_state.atomic_write_bytes
 resume_writes = []
 
 def write(path, payload):
@@ -53,7 +55,7 @@ def write(path, payload):
         os.kill(os.getpid(), signal.SIGKILL)
     real_write(path, payload)
 
-rundir.atomic_write_bytes = write
+resume_state.atomic_write_bytes = write
 runner.start(run_dir, json.loads(sys.argv[3]), echo=False)
 """
 
@@ -63,12 +65,16 @@ def fake_fd(trainer):
 
 
 def final(run_dir: Path) -> dict[str, torch.Tensor]:
-    state = rundir.load_resume_state(run_dir / "checkpoints")
+    state = resume_state.load_resume_state(run_dir / "checkpoints")
     return {**state["modules"]["model"], **{f"ema.{k}": v for k, v in state["ema"]["module"].items()}}
 
 
 def rows(run_dir: Path) -> list[tuple]:
-    return [(s, n, v) for s, n, v, _ in RunMetrics.read(run_dir / "metrics.sqlite").rows() if n != "samples_per_s"]
+    return [
+        (s, n, v)
+        for s, n, v, _ in RunMetrics.read(run_dir / "metrics.sqlite").rows()
+        if n not in ("samples_per_s", "cpu_s")
+    ]
 
 
 @pytest.fixture
@@ -106,7 +112,7 @@ def test_a_kill_while_the_resume_state_is_written_resumes_from_the_one_before(tm
     run_dir = killed(tmp_path, "resume-write", 4)
     ckpts = run_dir / "checkpoints"
     assert any(p.name.endswith(".tmp") for p in ckpts.iterdir())  # the half-written file
-    assert rundir.load_resume_state(ckpts)["step"] == 2
+    assert resume_state.load_resume_state(ckpts)["step"] == 2
     runner.resume(run_dir, echo=False)
     assert "removed 1 temporary files" in capsys.readouterr().out
     assert not [p for p in ckpts.iterdir() if p.name.endswith(".tmp")]

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from .. import checkpoints, distributed
 from ..errors import DstabError
+from ..training import resume_state
+from ..training.config import TrainConfig
+from ..training.trainer import Trainer
 from . import rundir
-from .config import TrainConfig
-from .trainer import Trainer
 
 
 class StopFlag:
@@ -53,13 +54,23 @@ def _logger(run_dir: Path, echo: bool):
 
 
 def _evaluator(trainer: Trainer):
-    """FD/FID of EMA samples, built on first use (reference statistics are cached per dataset)."""
+    """FD/FID of EMA samples, built on first use (reference statistics are cached per dataset); every
+    eval_repeat_every steps also the repeat evaluation with other noise seeds."""
     if not trainer.cfg.eval_every:
         return None
     from ..analysis import fid
 
     ev = fid.TrainingEvaluator(trainer.cfg, trainer.dataset, trainer.device)
-    return lambda tr: ev(tr.eval_modules(), tr.diffusion if tr.cfg.kind == "dm" else None)
+    every = trainer.cfg.eval_repeat_every
+
+    def evaluate(tr: Trainer) -> dict:
+        modules, diffusion = tr.eval_modules(), tr.diffusion if tr.cfg.kind == "dm" else None
+        values = ev(modules, diffusion)
+        if every and tr.step % every == 0:
+            values.update(ev.repeat(modules, diffusion))
+        return values
+
+    return evaluate
 
 
 def start(run_dir: Path, config: dict, device="cpu", echo: bool = True) -> dict:
@@ -84,7 +95,7 @@ def resume(run_dir: Path, device="cpu", echo: bool = True) -> dict:
     trainer = Trainer(cfg, run_dir / rundir.CHECKPOINTS, device, ctx=distributed.from_env())
     if trainer.ctx.main and (removed := rundir.clean_leftovers(run_dir)):
         print(f"note: removed {len(removed)} temporary files an interrupted write left, e.g. {removed[0]}")
-    state = rundir.load_resume_state(run_dir / rundir.CHECKPOINTS)
+    state = resume_state.load_resume_state(run_dir / rundir.CHECKPOINTS)
     if state is not None:
         trainer.load_state_dict(state)
         if trainer.ctx.main:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import runs
 from ..errors import require
 from ..metricnames import metric_label
-from . import config as train_config
-from . import runs
+from ..training import config as train_config
 from .curves import rate_and_eta
 from .runmetrics import RunMetrics
 
@@ -61,8 +61,8 @@ def preview(config: dict, iterations: list[int]) -> dict:
     """The CLTS pmf over t at the given iterations and the beta1 / lr schedules over the whole run,
     from the trainer's own sampler and schedule objects (what the run will use)."""
     from ..diffusion import Diffusion
-    from .lr import optimizer_schedule
-    from .timesteps import make_sampler
+    from ..training.lr import optimizer_schedule
+    from ..training.timesteps import make_sampler
 
     diffusion = Diffusion.from_config(config["diffusion"])
     sampler = make_sampler(config["timesteps"], diffusion, config["steps"])
@@ -84,7 +84,7 @@ def measure_steps_per_s(config: dict, steps: int = 3, device="cpu") -> float:
     """Training steps per second of `config` on this machine, timed in-process after one warm-up step."""
     import torch
 
-    from .trainer import Trainer
+    from ..training.trainer import Trainer
 
     trainer = Trainer(train_config.TrainConfig.from_dict(config), runs.REPO_ROOT, device)
     step_fn = trainer.dm_step if config["kind"] == "dm" else trainer.gan_step

@@ -1,13 +1,16 @@
-"""Background training runs: detached `python -m dstab train` processes and their state on disk.
+"""The background-run manager: detached `python -m dstab train` processes and their state on disk.
 
-A run is a directory `<workspace>/<name>/` holding this module's files:
-launch.json (the request and its resolved config), pid (the process group),
-queued (waiting for a slot), stop_requested, exit_code and console.log (the
-process's stdout and stderr), and `run/`, the trainer's RUN_DIR (config.json,
-checkpoints/, metrics.sqlite, heartbeat, status.json, train.log; see
-dstab/training/rundir.py) which the trainer creates itself. Nothing is kept
-in memory: every status is derived from those files on each read, so runs
-survive closed tabs, reloads and server restarts.
+(The paper's method, the trainer and its schedules, is `dstab.training`; this package only launches,
+queues, watches and reads runs of it.) A run is a directory `<workspace>/<name>/`, where
+<workspace> is `runstate.workspace_root()` ($DSTAB_WORKSPACE/runs, default <repo>/workspace/runs,
+or --root). It holds: request.json (the resolved, validated trainer config the run was launched
+with: what `dstab train --config` receives), launch.json (how it was asked for: preset, config
+file, overrides, device, threads, group, total_steps, created), pid (the supervisor's process
+group), queued (waiting for a slot), stop_requested, exit_code, console.log (the process's stdout
+and stderr), and `run/`, the trainer's RUN_DIR (its own copy of the config as config.json,
+checkpoints/, metrics.sqlite, heartbeat, status.json, train.log; see rundir.py) which the trainer
+creates itself. Nothing is kept in memory: every status is derived from those files on each read
+(runstate.py), so runs survive closed tabs, reloads and server restarts.
 
 Each run is a new session (`start_new_session=True`) led by a tiny `sh`
 supervisor that runs the trainer and then `python -m dstab runs schedule`,
@@ -33,7 +36,8 @@ from pathlib import Path
 from ..device import concrete_name
 from ..errors import DstabError, require
 from ..fileio import write_json
-from . import config as train_config
+from ..training import config as train_config
+from ..training import resume_state
 from . import rundir
 from .runstate import (  # noqa: F401 (the run manager's API: pages and the CLI import these from here)
     LOG_NAME,
@@ -167,7 +171,7 @@ def resolved_config(preset: str | None = None, config_file: Path | None = None, 
 def check_buildable(config: dict) -> None:
     """Build the trainer's model and data once (the checks `dstab train` makes before it starts: the
     parameter budget, model vs dataset shapes); a sweep calls this once per distinct setup."""
-    from .trainer import Trainer
+    from ..training.trainer import Trainer
 
     Trainer(train_config.TrainConfig.from_dict(config), REPO_ROOT, "cpu")
 
@@ -257,8 +261,8 @@ def resume(name: str, root: Path | None = None) -> RunStatus:
     with _locked(root):
         st = status(name, root)
         rd = path / RUN
-        has_state = (rd / rundir.CHECKPOINTS / rundir.RESUME).exists() or (
-            rd / rundir.CHECKPOINTS / rundir.PREVIOUS_RESUME
+        has_state = (rd / rundir.CHECKPOINTS / resume_state.RESUME).exists() or (
+            rd / rundir.CHECKPOINTS / resume_state.PREVIOUS_RESUME
         ).exists()
         require(
             st.state in ("stopped", "died") or (st.state == "failed" and has_state),

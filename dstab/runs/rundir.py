@@ -15,7 +15,7 @@ Layout of RUN_DIR:
                       resume.pt: everything an exact resume needs (raw weights,
                       EMA, optimiser, RNG and sampler state, step), written
                       atomically after the checkpoint; load with
-                      `torch.load(..., weights_only=True)` (see `load_resume_state`);
+                      `torch.load(..., weights_only=True)` (dstab/training/resume_state.py);
                       resume.prev.pt: the one before, for a damaged newest
     metrics.sqlite    SQLite in WAL mode, table
                       metrics(step INTEGER, name TEXT, value REAL, wall REAL,
@@ -23,13 +23,17 @@ Layout of RUN_DIR:
                       rows committed as they happen; `wall` is Unix time
                       (read them with runmetrics.RunMetrics, the one reader).
                       Names: loss, loss_q0..loss_q3 (mean loss per quartile of t),
-                      grad_norm, lr, beta1, samples_per_s, d_loss (GANs) and an
+                      grad_norm, lr, beta1, samples_per_s, cpu_s (process CPU
+                      seconds in training steps so far), d_loss (GANs) and an
                       evaluation named by `metric_name`, e.g. "fd_local@500x50ddim"
                       (Frechet distance on dstab's local digit features, 500
-                      samples, 50 DDIM steps), "fd_points@...", "fid@...", and for
+                      samples, 50 DDIM steps), "fd_points@...", "fid@...", with
+                      on image features "kid[_local][_se]@...",
+                      "precision|recall|density|coverage[_local]@...", and for
                       2-D data "mmd2@...", "sw2@...", "mode_coverage@...",
                       "mode_precision@..." (8-Gaussians); "~K" ends the name of
-                      a mean over K evaluation noise seeds.
+                      a mean over K evaluation noise seeds, "#2" the name of the
+                      repeat evaluation with other noise seeds (eval_repeat_every).
     heartbeat         JSON {"step", "time", "pid"}, rewritten every
                       HEARTBEAT_EVERY_S seconds by a thread while the process lives
     status.json       written at exit: {"state": "finished"|"stopped"|"failed",
@@ -45,7 +49,6 @@ table has no gaps and no duplicates.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sqlite3
@@ -54,12 +57,10 @@ import time
 from pathlib import Path
 
 from ..errors import DstabError
-from ..fileio import atomic_write_bytes, write_json
+from ..fileio import write_json
 
 CONFIG = "config.json"
 CHECKPOINTS = "checkpoints"
-RESUME = "resume.pt"
-PREVIOUS_RESUME = "resume.prev.pt"
 METRICS = "metrics.sqlite"
 HEARTBEAT = "heartbeat"
 STATUS = "status.json"
@@ -95,56 +96,6 @@ def read_config(run_dir: Path) -> dict:
 
 def checkpoint_steps(run_dir: Path) -> list[int]:
     return sorted(int(p.stem[4:]) for p in (run_dir / CHECKPOINTS).glob("step*.safetensors"))
-
-
-def save_resume_state(checkpoint_dir: Path, state: dict) -> None:
-    """resume.pt, atomically; the one it replaces is kept as resume.prev.pt, so a newest file damaged
-    later (a disk error, a bad copy) still leaves an exact resume point one checkpoint back."""
-    import torch  # here, not at the top: the run manager reads run folders without PyTorch
-
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    current, staged = checkpoint_dir / RESUME, checkpoint_dir / f".{RESUME}.next.tmp"
-    atomic_write_bytes(staged, buf.getvalue())  # a full disk fails here, with both states untouched
-    if current.exists():
-        os.replace(current, checkpoint_dir / PREVIOUS_RESUME)
-    os.replace(staged, current)
-
-
-def _readable_state(path: Path) -> tuple[dict | None, str | None]:
-    if not path.exists():
-        return None, f"{path.name} is missing"
-    from ..bundle import safe_torch_load  # PyTorch, only to read a resume state
-
-    try:
-        state = safe_torch_load(path)
-    except DstabError as exc:
-        return None, f"{path.name} is damaged ({exc})"
-    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
-        return None, f"{path.name} is damaged (no step in it)"
-    return state, None
-
-
-def load_resume_state(checkpoint_dir: Path, note=print) -> dict | None:
-    """The resume state (tensors and plain containers only), or None before the first checkpoint.
-
-    A damaged or missing resume.pt falls back to resume.prev.pt (one checkpoint back), saying so through
-    `note`. With neither, a run that has checkpoints is refused rather than silently restarted from
-    step 0 (which would throw away its metrics)."""
-    state, problem = _readable_state(checkpoint_dir / RESUME)
-    if state is not None:
-        return state
-    previous, _ = _readable_state(checkpoint_dir / PREVIOUS_RESUME)
-    if previous is not None:
-        note(f"note: {problem}; resuming from {PREVIOUS_RESUME} at step {previous['step']} instead")
-        return previous
-    steps = checkpoint_steps(checkpoint_dir.parent) if checkpoint_dir.is_dir() else []
-    if not steps:
-        return None
-    raise DstabError(
-        f"{checkpoint_dir}: {problem} although checkpoints up to step {steps[-1]} exist, so the run cannot "
-        "continue exactly; start a new run (this run's checkpoints and metrics are left as they are)"
-    )
 
 
 def clean_leftovers(run_dir: Path) -> list[str]:

@@ -1,10 +1,10 @@
 """The state of a background training run, derived from its directory on every read.
 
-A run is a directory `<workspace>/runs/<name>/` (see runs.py for who writes
-what): launch.json, pid, queued, stop_requested, exit_code, console.log and
-`run/`, the trainer's RUN_DIR (rundir.py). Nothing is kept in memory, so a
-status survives closed tabs, reloads and server restarts; a damaged run reads
-as 'broken' with the reason, never as an exception.
+A run is a directory `<workspace>/<name>/` (`workspace_root`; see the package's
+docstring, dstab/runs/__init__.py, for who writes what): request.json, launch.json, pid,
+queued, stop_requested, exit_code, console.log and `run/`, the trainer's RUN_DIR (rundir.py).
+Nothing is kept in memory, so a status survives closed tabs, reloads and server restarts;
+a damaged run reads as 'broken' with the reason, never as an exception.
 """
 
 from __future__ import annotations

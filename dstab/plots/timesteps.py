@@ -1,0 +1,63 @@
+"""Every preset's distribution over t on one axis (training.timestep_field): plotly and PNG.
+
+Each preset keeps one colour (its place in the list); its legend entry carries its mass below T/2 and
+its mean t. In the "effective" view a weighting (P(t) times its loss weight) is dashed: it draws t
+uniformly and moves the signal by weight instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import png
+from .runs import RUN_COLOURS
+
+TITLES = {
+    "effective": "Where each preset puts its training signal: P(t) x loss weight, normalised",
+    "draws": "Where each preset draws its timesteps: P(t)",
+}
+
+
+def legend(row: dict, view: str, T: int) -> str:
+    return f"{row['preset']}: {100 * row[f'{view}_below_half']:.1f}% below T/2, mean t {row[f'{view}_mean_t']:.1f}"
+
+
+def figure(result: dict, view: str = "effective", log_y: bool = False):
+    import plotly.graph_objects as go
+
+    T, fig = result["T"], go.Figure()
+    for i, row in enumerate(result["rows"]):
+        dashed = view == "effective" and row["kind"] == "weighting"
+        fig.add_scatter(
+            x=result["t"],
+            y=row[view],
+            name=legend(row, view, T),
+            line={"color": RUN_COLOURS[i % len(RUN_COLOURS)], "dash": "dash" if dashed else "solid"},
+            hovertemplate=f"{row['preset']}<br>t %{{x}}<br>P %{{y:.3g}}<extra></extra>",
+        )
+    fig.add_vline(x=T / 2, line_dash="dot", line_color="grey", annotation_text="T/2")
+    s = result["schedule"]
+    fig.update_layout(
+        title=f"{TITLES[view]} ({s['schedule']} schedule, T = {T}, {s['prediction']}-prediction)",
+        xaxis_title="t",
+        yaxis_title="probability",
+        height=520,
+        legend={"orientation": "h", "yanchor": "top", "y": -0.15, "xanchor": "left", "x": 0},
+        margin={"t": 50, "b": 10},
+    )
+    fig.update_yaxes(type="log") if log_y else fig.update_yaxes(rangemode="tozero")
+    return fig
+
+
+def _rgb(hex_colour: str) -> tuple[int, int, int]:
+    return tuple(int(hex_colour[k : k + 2], 16) for k in (1, 3, 5))
+
+
+def save_png(result: dict, path: str | Path, view: str = "effective", log_y: bool = False) -> Path:
+    T = result["T"]
+    curves = {legend(r, view, T): r[view] for r in result["rows"]}
+    colours = [_rgb(RUN_COLOURS[i % len(RUN_COLOURS)]) for i in range(len(curves))]
+    title = f"{TITLES[view]}; x: t (0..{T - 1}), tick at T/2"
+    img = png.line_image(result["t"], curves, title, log_y, marks=[T / 2], size=(940, 460), colours=colours, legend=270)
+    img.save(path)
+    return Path(path)
