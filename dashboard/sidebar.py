@@ -163,13 +163,25 @@ def _add_user(path: Path) -> tuple[str, str, str]:
     return choice.ref, user_choices()[choice.ref].label, choice.kind
 
 
-def added(ref: str, label: str, kind: str, how: str, where=None) -> None:
-    """The message for a checkpoint added by path, upload or link; a zoo file is its entry, already listed."""
-    where = where or st.sidebar
+ADDED = "dstab_added"  # the last "added" note, shown until the next checkpoint is added
+
+
+def added(ref: str, label: str, kind: str, how: str) -> None:
+    """Note a checkpoint added by path, upload or link (a zoo file is its entry, already listed); the note
+    stays in the sidebar across the page's reruns (a computation's end reruns it) until the next one."""
     if ref.startswith(PATH_PREFIX):
-        where.success(f"added {label} to the {kind.upper()} list ({how})")
+        st.session_state[ADDED] = ("success", f"added {label} to the {kind.upper()} list ({how})")
     else:
-        where.info(f"that file is the zoo's {ref}, listed under the dataset {ref.split('/', 1)[0]} ({how})")
+        st.session_state[ADDED] = (
+            "info",
+            f"that file is the zoo's {ref}, listed under the dataset {ref.split('/', 1)[0]} ({how})",
+        )
+
+
+def _show_added(where) -> None:
+    note = st.session_state.get(ADDED)
+    if note is not None:
+        getattr(where, note[0])(note[1])
 
 
 def _adopt_url_paths() -> None:
@@ -201,7 +213,7 @@ def _own_checkpoint_form() -> None:
         text = st.text_input("Path on the server", key="own_path", placeholder="workspace/my-dm.safetensors")
         if st.button("Load path", key="own_path_load") and text:
             try:
-                added(*_add_user(userfiles.confined_path(text)), "path", where=st)
+                added(*_add_user(userfiles.confined_path(text)), "path")
             except DstabError as exc:
                 st.error(str(exc))
         up = st.file_uploader("or upload", type=[s.lstrip(".") for s in userfiles.CHECKPOINT_SUFFIXES], key="own_up")
@@ -212,7 +224,7 @@ def _own_checkpoint_form() -> None:
                 known = PATH_PREFIX + str(path) in user_choices()
                 ref, label, kind = _add_user(path)
                 if not known:  # the uploader keeps its file across reruns: said once
-                    added(ref, label, kind, "upload", where=st)
+                    added(ref, label, kind, "upload")
             except DstabError as exc:
                 st.error(str(exc))
 
@@ -258,6 +270,7 @@ def render() -> Selection:
     inits = {k: zooindex.group_ids(man["entries"], family, f"{k}-init") for k in ("dm", "gan")}
     dm = _pick("dm", family, zoo_options, inits["dm"], pickers)
     gan = _pick("gan", family, zoo_options, inits["gan"], pickers)
+    _show_added(pickers)
     st.sidebar.caption(f"Device: {server.device_label()}")
     return Selection(family, dm, gan, man)
 

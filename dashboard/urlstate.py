@@ -102,6 +102,8 @@ def _seed(name: str, default, parse: Callable[[str], object], valid: Callable[[o
             if valid(ss[wanted]):  # the user's own value is offered again
                 ss[k] = ss.pop(wanted)
                 ss.pop(stand_in)
+            else:  # said for as long as the stand-in is shown, whatever reruns the page
+                st.info(f"{name} = {_text(ss[wanted])} is not offered here; the nearest, {_text(ss[k])}, is used.")
         else:  # the user chose this value: nothing to bring back
             ss.pop(wanted, None)
             ss.pop(stand_in, None)

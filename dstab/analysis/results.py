@@ -76,8 +76,14 @@ class Plan:
             if root is not None and found.source == "user" and from_env().main:
                 cache.store(self.spec.name, self.params, self.shas, found.meta, found.arrays, root)
             return found
-        meta, arrays = self.compute(progress, root, **runtime)
-        if not self.identified or not from_env().main:  # nothing identifies it, or another rank writes it
+        return self.store(*self.compute(progress, root, **runtime), root)
+
+    def store(self, meta: dict, arrays: dict, root: Path | None = None) -> cache.Result:
+        """A computed (meta, arrays) as this plan's result, stored under `root` (default: the user cache)
+        unless nothing identifies it or another rank writes it."""
+        from ..distributed import from_env
+
+        if not self.identified or not from_env().main:
             return cache.Result(meta, {k: np.asarray(v) for k, v in arrays.items()}, "", "computed", None, self.params)
         return cache.store(self.spec.name, self.params, self.shas, meta, arrays, root)
 
