@@ -22,7 +22,7 @@ from dstab.analysis.results import Plan
 from dstab.analysis.specs import HessianSpec
 from dstab.errors import DstabError
 
-from . import guard, server
+from . import figures, guard, server
 from .jobs import Job, JobRunner
 
 server.torch_ready()  # every analysis page imports us before it computes: torch runs with the server's threads
@@ -188,7 +188,7 @@ def side_by_side(selection, make_spec, label: str) -> tuple[dict, dict]:
     from . import sidebar
 
     top = st.empty()  # "Compute all", above the columns
-    cols = dict(zip(("dm", "gan"), st.columns(2)))
+    cols = dict(zip(("dm", "gan"), figures.columns(2)))
     asks, choices = {}, {}
     for kind, choice in (("dm", selection.dm), ("gan", selection.gan)):
         where = cols[kind]

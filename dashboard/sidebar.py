@@ -17,7 +17,7 @@ import streamlit as st
 from dstab import zooindex
 from dstab.errors import DstabError
 
-from . import server, urlstate, userfiles
+from . import figures, server, urlstate, userfiles
 
 server.configure()
 
@@ -271,6 +271,7 @@ def render() -> Selection:
     dm = _pick("dm", family, zoo_options, inits["dm"], pickers)
     gan = _pick("gan", family, zoo_options, inits["gan"], pickers)
     _show_added(pickers)
+    figures.toggle(st.sidebar)
     st.sidebar.caption(f"Device: {server.device_label()}")
     return Selection(family, dm, gan, man)
 

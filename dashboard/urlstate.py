@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 
 import streamlit as st
 
-SHARED = ("data", "dm", "gan", "dmdata", "gandata")  # the sidebar's models and their data (datapick)
+# the sidebar's models, their data (datapick) and presentation mode (figures)
+SHARED = ("data", "dm", "gan", "dmdata", "gandata", "present")
 PAGE = "dstab_page"
 KEEP = {"persist_state": "session"}
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import compute, downloads, sidebar, urlstate, verdictpanel
+from dashboard import compute, downloads, figures, sidebar, urlstate, verdictpanel
 from dstab import verdicts, zooindex, zooresults
 from dstab.analysis import consistency as consistency_mod
 from dstab.errors import DstabError
@@ -87,7 +87,7 @@ def heading_note(names: list[str], meta: dict, m: int) -> str:
 
 kinds = ("dm", "x0", "gan") if x0 else ("dm", "gan")
 top = st.empty()  # "Compute all", above the columns
-cols = dict(zip(kinds, st.columns(len(kinds))))
+cols = dict(zip(kinds, figures.columns(len(kinds))))
 asks, members = {}, {}
 for kind in kinds:
     where = cols[kind]
@@ -119,7 +119,7 @@ for kind, (names, res) in results.items():
     samples = res.arrays["samples"]
     where = st
     if samples.ndim != 5:
-        points_cols = points_cols or dict(zip(results, st.columns(len(results))))
+        points_cols = points_cols or dict(zip(results, figures.columns(len(results))))
         where = points_cols[kind]
     where.subheader(f"{TITLES[kind]}: C(q) = {res.meta['C_db']:.2f} dB")
     where.caption(heading_note(names, res.meta, samples.shape[1]))
@@ -133,13 +133,11 @@ for kind, (names, res) in results.items():
             "One marker symbol per model, one colour per sample: the faint line joins where the same "
             "noise went in each model. Short lines: a consistent group."
         )
-    where.plotly_chart(fig, key=f"samples-{kind}")
-    downloads.figure(fig, f"consistency-samples-{kind}", where=where)
+    figures.show(fig, f"consistency-samples-{kind}", where, key=f"samples-{kind}")
 
-for where, (kind, (names, res)) in zip(st.columns(len(results) or 1), results.items()):
+for where, (kind, (names, res)) in zip(figures.columns(len(results) or 1), results.items()):
     heat = consistency_plots.psnr_heatmap(res.meta["psnr_matrix_db"], [short(n) for n in names], kind)
-    where.plotly_chart(heat, key=f"psnr-{kind}")
-    downloads.figure(heat, f"psnr-{kind}", where=where)
+    figures.show(heat, f"psnr-{kind}", where, key=f"psnr-{kind}")
 
 if results:
     st.subheader("Table 1, on this zoo")
@@ -147,7 +145,7 @@ if results:
         tables.consistency_row(kind, [n if n in entries else short(n) for n in names], res.meta)
         for kind, (names, res) in results.items()
     ]
-    st.dataframe(table, hide_index=True)
+    figures.table(table)
     st.caption(
         "Paper, Table 1 (M = 32): Improved Diffusion CIFAR-10 20.14 dB vs DCGAN 10.48; Guided Diffusion ImageNet128 "
         "17.23 vs BigGAN 8.58; U-ViT ImageNet512 14.37 vs BigGAN 6.40. PSNR capped at "

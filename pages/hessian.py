@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import compute, datapick, downloads, sidebar, timesteps, urlstate, verdictpanel
+from dashboard import compute, datapick, downloads, figures, sidebar, timesteps, urlstate, verdictpanel
 from dstab import zooresults
 from dstab.plots import hessian as hessian_plots
 from dstab.plots import tables
@@ -68,16 +68,32 @@ results, cols = compute.side_by_side(sel, spec_for, "Hessian")
 
 if results:
     labelled = {kind: (choice.label, res) for kind, (choice, res) in results.items()}
-    density = hessian_plots.spectral_density(labelled)
-    top = hessian_plots.top_eigenvalues(labelled)
-    left, right = st.columns(2)
-    left.plotly_chart(density, key="density")
-    downloads.figure(density, "hessian-density", where=left)
-    right.plotly_chart(top, key="top-eigenvalues")
-    downloads.figure(top, "hessian-top", where=right)
+    d1, d2 = st.columns(2)
+    scale = urlstate.radio(
+        "Density",
+        ["log", "linear"],
+        "density",
+        "log",
+        where=d1,
+        horizontal=True,
+        help="log: the tails, 8 decades below the highest peak; linear: where the mass is",
+    )
+    axes = urlstate.radio(
+        "Eigenvalue axis",
+        list(hessian_plots.DENSITY_AXES),
+        "xaxes",
+        hessian_plots.DENSITY_AXES[0],
+        where=d2,
+        horizontal=True,
+        help="each model over its own eigenvalue range shows a DM's mass near 0 beside a GAN's wider one",
+    )
+    density = hessian_plots.spectral_density(labelled, log_y=scale == "log", axes=axes)
+    left, right = figures.columns(2)
+    figures.show(density, "hessian-density", left, key="density")
+    figures.show(hessian_plots.top_eigenvalues(labelled), "hessian-top", right, key="top-eigenvalues")
     st.subheader("The paper's Figure 4 numbers")
     table = [tables.hessian_row(label, kind, res) for kind, (label, res) in labelled.items()]
-    st.dataframe(table, hide_index=True)
+    figures.table(table)
     st.caption(
         "Paper (CIFAR-10 / ImageNet models): DM lambda_1 = 13.3, sigma^2 = 37.9; GAN lambda_1 = 40.9, sigma^2 = 93.9. "
         "sigma^2 here is the variance of the eigenvalue distribution, tr(H^2)/n - (tr(H)/n)^2, from SLQ; the "

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import compute, datapick, downloads, partners, sidebar, timesteps, urlstate, verdictpanel
+from dashboard import compute, datapick, downloads, figures, partners, sidebar, timesteps, urlstate, verdictpanel
 from dstab import zooresults
 from dstab.analysis.interpolation import rise_over_end
 from dstab.analysis.specs import ProbeSpec
@@ -103,11 +103,10 @@ if results:
         for kind, (label, res) in results.items()
     }
     fig = curve_plots.curves(rows)
-    st.plotly_chart(fig, key="interpolation")
-    downloads.figure(fig, "interpolation")
+    figures.show(fig, "interpolation")
     table = [tables.roughness_row(label, kind, res.meta) for kind, (label, res) in results.items()]
     st.subheader("Roughness")
-    st.dataframe(table, hide_index=True)
+    figures.table(table)
     st.caption(
         "roughness = (total variation - monotone envelope) / (max - min): 0 for a curve that falls to one minimum "
         "and rises again; each extra bump of height b adds 2b / range. barrier = the largest rise above the chord "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import KIND_COLOURS, png
+from . import KIND_COLOURS, LEGEND_BELOW, png
 from .tables import curve_probe_text
 
 TITLE = "Loss from the early (alpha = 0) to the final (alpha = 1) checkpoint"
@@ -31,7 +31,7 @@ def curves(rows: dict):
         )
     for x, text in ((0, "early"), (1, "final")):
         fig.add_vline(x=x, line_dash="dot", line_color="grey", annotation_text=text)
-    fig.update_layout(title=TITLE, height=460, xaxis_title="alpha", yaxis_title=Y_TITLE)
+    fig.update_layout(title=TITLE, height=500, xaxis_title="alpha", yaxis_title=Y_TITLE, **LEGEND_BELOW)
     return fig
 
 

@@ -109,38 +109,49 @@ def contour(a: np.ndarray, b: np.ndarray, view: View, title: str):
     return fig
 
 
-def small_multiples(panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], columns: int = 4):
-    """One contour map per (title, alphas, betas, loss), each on its own loss range, which its title
-    states: the DM across timesteps beside the GAN's G and D (the paper's Fig. 2 and 10)."""
+MULTIPLE_COLUMNS = 3  # 11 panels (9 DM timesteps, the GAN's G and D) in 4 rows, ~250 px each at 1280 x 720
+
+
+def small_multiples(panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], columns: int = MULTIPLE_COLUMNS):
+    """One contour map per (title, alphas, betas, loss): the DM across timesteps beside the GAN's G and D (the
+    paper's Fig. 2 and 10). The models' losses differ by orders of magnitude, so each panel is coloured by
+    where a point lies in its own loss range, 0 at its minimum and 1 at its maximum, on one shared colour
+    bar; each title states its range. Ticks on the outer axes, in units of the directions."""
     import plotly.graph_objects as go
 
     from .subplots import grid
 
     rows = max(1, -(-len(panels) // columns))
-    titles = [f"{t}<br>{_range(loss)[0]:.3g} to {_range(loss)[1]:.3g}" for t, _, _, loss in panels]
-    layout, axes = grid(len(panels), columns, 0.04, 0.12 if rows > 1 else 0.0, titles, font_size=11)
-    for k in layout:
-        if k.startswith(("xaxis", "yaxis")):
-            layout[k]["showticklabels"] = False
+    titles = [f"<b>{t}</b><br>loss {_range(loss)[0]:.3g} to {_range(loss)[1]:.3g}" for t, _, _, loss in panels]
+    layout, axes = grid(len(panels), columns, 0.06, 0.42 / rows if rows > 1 else 0.0, titles, font_size=14)
+    for i, (x, y) in enumerate(axes):
+        bottom = i + columns >= len(panels)
+        layout[f"xaxis{x[1:]}"].update(showticklabels=bottom, nticks=3, title="d2" if bottom else None)
+        layout[f"yaxis{y[1:]}"].update(
+            showticklabels=i % columns == 0, nticks=3, title="d1" if i % columns == 0 else None
+        )
     data = []
-    for (_, a, b, loss), (x, y) in zip(panels, axes):
+    for i, ((_, a, b, loss), (x, y)) in enumerate(zip(panels, axes)):
         lo, hi = _range(loss)
         data.append(
             go.Contour(
                 x=b,
                 y=a,
-                z=loss,
-                zmin=lo,
-                zmax=hi,
+                z=(loss - lo) / (hi - lo),
+                zmin=0.0,
+                zmax=1.0,
                 colorscale="Viridis",
-                showscale=False,
+                showscale=i == 0,
+                colorbar={"title": "position in<br>its own<br>loss range", "tickvals": [0, 0.5, 1]},
                 contours={"coloring": "heatmap"},
                 line={"width": 0.5},
                 xaxis=x,
                 yaxis=y,
+                customdata=loss,
+                hovertemplate="d1 %{y:.2f}, d2 %{x:.2f}: loss %{customdata:.4g}<extra></extra>",
             )
         )
-    layout.update(height=230 * rows + 40, margin={"l": 10, "r": 10, "b": 10, "t": 50}, showlegend=False)
+    layout.update(height=300 * rows + 60, margin={"l": 50, "r": 10, "b": 50, "t": 60}, showlegend=False)
     return go.Figure(data=data, layout=layout)
 
 

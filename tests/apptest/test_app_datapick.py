@@ -56,7 +56,7 @@ def test_an_imported_model_is_analysed_once_its_data_is_picked(app, dash_env, tm
     assert pick.value is None and "its own" not in pick.options  # required: nothing to default to
     why = " ".join(w.value for w in at.warning)
     assert "yours: ddpm-tiny needs a dataset" in why and "'unknown' is not one dstab knows" in why
-    assert [r["model"] for r in at.dataframe[-1].value.to_dict("records")] == ["gan-s0"]  # the GAN goes on
+    assert [r["model"] for r in at.table[-1].value.to_dict("records")] == ["gan-s0"]  # the GAN goes on
 
     # a path outside the allowed roots is refused with the CLI's words, and nothing is computed
     pick.set_value(pick.options[-1]).run()
@@ -64,7 +64,7 @@ def test_an_imported_model_is_analysed_once_its_data_is_picked(app, dash_env, tm
     assert any("DM data" in e.value and "outside the folders this server may read" in e.value for e in at.error)
     at.text_input(key=f"data_typed_dm_path:{model}").input(spec).run()
     assert not at.exception, at.exception
-    row = at.dataframe[-1].value.to_dict("records")[0]
+    row = at.table[-1].value.to_dict("records")[0]
     assert row["model"] == "yours: ddpm-tiny"
     bundle = checkpoints.load(model)
     ref = landscape.surface(probes.dm_probe(bundle, [500], 64, 0, spec), 5, 1.0, 0).meta["metrics"]

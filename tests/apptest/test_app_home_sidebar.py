@@ -70,7 +70,7 @@ def test_uploads_bad_oversized_and_good(app, dash_env):
     _upload(at, "notes.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00{}garbage")
     assert not at.exception, at.exception
     assert any("was not kept" in e.value for e in at.error)
-    assert len(at.get("plotly_chart")) == 5  # two surfaces and two maps, and the small multiples
+    assert len(at.get("plotly_chart")) == 2  # the two contour maps
 
     _upload(at, "big.safetensors", b"\0" * (2 * 2**20))  # the tests' limit is 1 MiB
     assert any("above this server's upload limit" in e.value for e in at.error)
@@ -91,7 +91,7 @@ def test_uploads_bad_oversized_and_good(app, dash_env):
     (ref,) = at.session_state["dstab_user_checkpoints"]
     at.selectbox(key="dm").set_value(ref).run()
     assert not at.exception, at.exception
-    assert at.dataframe[-1].value["model"][0].startswith("yours: ")
+    assert at.table[-1].value["model"][0].startswith("yours: ")
 
 
 def test_link_naming_a_gan_as_the_dm_is_refused(app, dash_env):

@@ -51,9 +51,9 @@ def _charts(at) -> list[dict]:
 
 def test_each_surface_spans_its_own_loss_by_default(app, far_apart):
     dm, gan = far_apart
-    at = app(PAGE, data="toy2d", grid="11", dseed=str(SEED))
+    at = app(PAGE, data="toy2d", grid="11", dseed=str(SEED), surf3d="true")
     assert not at.exception, at.exception
-    surf_dm, cont_dm, surf_gan, cont_gan = _charts(at)[:4]
+    cont_dm, cont_gan, surf_dm, surf_gan = _charts(at)[:4]
     assert (surf_dm["cmin"], surf_dm["cmax"]) == pytest.approx((dm.min(), dm.max()), rel=1e-12)
     assert (cont_dm["zmin"], cont_dm["zmax"]) == pytest.approx((dm.min(), dm.max()), rel=1e-12)
     assert (surf_gan["cmin"], surf_gan["cmax"]) == pytest.approx((gan.min(), gan.max()), rel=1e-12)
@@ -62,9 +62,9 @@ def test_each_surface_spans_its_own_loss_by_default(app, far_apart):
 
 
 def test_shared_relative_rise_is_one_scale_for_both(app, far_apart):
-    at = app(PAGE, data="toy2d", grid="11", dseed=str(SEED), scale="shared relative rise")
+    at = app(PAGE, data="toy2d", grid="11", dseed=str(SEED), scale="shared relative rise", surf3d="true")
     assert not at.exception, at.exception
-    surf_dm, _, surf_gan, _ = _charts(at)[:4]
+    _, _, surf_dm, surf_gan = _charts(at)[:4]
     assert surf_dm["cmax"] == surf_gan["cmax"] == pytest.approx(80.0, rel=1e-9)  # the DM's corner rise sets both
     assert surf_dm["cmin"] == -surf_dm["cmax"]
 
@@ -153,7 +153,7 @@ def test_the_sentence_follows_the_numbers_beside_it(app, dash_env, case):
     at = app(PAGE, data="toy2d", grid="11", dseed=str(seed))
     assert not at.exception, at.exception
     sentence = " ".join(i.value for i in at.info)
-    rows = {r["model"]: r for r in at.dataframe[-1].value.to_dict("records")}  # the numbers beside it
+    rows = {r["model"]: r for r in at.table[-1].value.to_dict("records")}  # the numbers beside it
     assert rows["dm-eps-s0"]["convex fraction"] == dm_metrics["convex_fraction"]
     assert rows["gan-s0"]["relative rise at r = 1.0"] == gan_metrics["relative_rise"]
     for text in says:

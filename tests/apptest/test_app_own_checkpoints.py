@@ -47,7 +47,7 @@ def test_a_run_folders_steps_are_the_lines_early_end(app, dash_env):
     ]
     assert ends.value == ends.options[0] and "dm-eps-s0" in ends.options and "dm-eps-wide" not in ends.options
     assert not any("no early checkpoint" in e.value for e in at.error)
-    row = next(r for r in at.dataframe[0].value.to_dict("records") if r["kind"] == "DM")
+    row = next(r for r in at.table[0].value.to_dict("records") if r["kind"] == "DM")
     assert row["model"] == "yours: step0000400.safetensors"
     probe = ProbeSpec.of("dm", 500, batch_size=64, seed=0)
     ref = interpolation.interpolate(
@@ -66,7 +66,7 @@ def test_any_checkpoints_of_one_kind_form_a_consistency_group(app, dash_env):
     assert "yours: step0000300.safetensors" in picker.options  # its label, not its server path
     picker.set_value(["toy2d/dm-eps-s0", ref]).run()
     assert not at.exception, at.exception
-    rows = {r["group"]: r for r in at.dataframe[0].value.to_dict("records")}
+    rows = {r["group"]: r for r in at.table[0].value.to_dict("records")}
     ids = ["toy2d/dm-eps-s0", ref]
     bundles = [checkpoints.load(zoo.checkpoint_path(ids[0])), checkpoints.load(mine)]
     expected = cons.consistency(bundles, ids, num=4, seed=0, sampler="ddpm").score
