@@ -2,10 +2,11 @@
 
 `cached(spec, bundles, label)` looks the result up through a
 `dstab.analysis.results.Plan` (shipped zoo results first, then the user
-cache); on a miss it times one unit of the work for the estimate (the plan
-keeps the built probe and the timing, so the computation reuses both), states
-the estimated cost and either starts at once (cheap) or waits for the user's
-Compute click, then runs the plan in the background job runner and shows its
+cache; one Plan and one lookup per result per render, `_memo`); on a miss
+it times one unit of the work for the estimate (the plan keeps the built
+probe and the timing, so the computation reuses both), states the estimated
+cost and either starts at once (cheap) or waits for the user's Compute
+click, then runs the plan in the background job runner and shows its
 progress `(stage, done, total)`.
 """
 
@@ -17,9 +18,8 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from dstab import cache, zooresults
+from dstab import cache
 from dstab.analysis.results import Plan
-from dstab.analysis.specs import HessianSpec
 from dstab.errors import DstabError
 
 from . import figures, guard, server
@@ -67,11 +67,43 @@ def cached(spec, bundles, label: str, device="cpu", **runtime) -> cache.Result |
     return many({"": (Ask(spec, bundles, label, runtime), None)}, device).get("")
 
 
+def _memo() -> dict:
+    """This render's plans and lookups: each result is looked up once per render of a page, however many
+    controls and panels ask for it (`found`, `instant`, the asks). New on every run (`sidebar.current`
+    counts the runs), so nothing looked up on an earlier run is served as current."""
+    run = st.session_state.get("dstab_render")
+    memo = st.session_state.get("dstab_render_memo")
+    if memo is None or memo["run"] != run:
+        memo = st.session_state["dstab_render_memo"] = {"run": run, "plans": {}, "found": {}}
+    return memo
+
+
+def plan_for(spec, bundles, device="cpu") -> Plan:
+    """The Plan of `spec` for `bundles` on `device`, one per render (its key computed once)."""
+    ident = (spec, tuple(b.sha256 or id(b) for b in bundles), str(device))
+    plans = _memo()["plans"]
+    if ident not in plans:
+        plans[ident] = Plan(spec, bundles, device)
+    return plans[ident]
+
+
+def _lookup(plan: Plan) -> cache.Result | None:
+    """This server's recent job's result, else the stored one (shipped or user cache): read once per render."""
+    if not plan.key:
+        return None
+    done = runner().result(plan.key)
+    if done is not None:
+        return done
+    found = _memo()["found"]
+    if plan.key not in found:
+        found[plan.key] = plan.lookup()
+    return found[plan.key]
+
+
 def found(spec, bundles, device="cpu") -> cache.Result | None:
     """The result if it is at hand (this server's recent jobs, the shipped or user cache); never computes,
     never draws."""
-    plan = Plan(spec, bundles, device)
-    return (runner().result(plan.key) if plan.key else None) or plan.lookup()
+    return _lookup(plan_for(spec, bundles, device))
 
 
 def _inside(where):
@@ -94,15 +126,9 @@ def _begin(ask: Ask, device) -> cache.Result | Job | str:
     the work for the estimate (the plan keeps the built probe and the timing, so the computation reuses
     both). A cheap miss starts at once, unless the user cancelled it; a costly or cancelled one draws
     its cost and a Compute button."""
-    if isinstance(ask.spec, HessianSpec) and len(ask.bundles) == 1:
-        hit = zooresults.stored_hessian(ask.spec, ask.bundles[0])  # without building the probe
-        if hit is not None:
-            return hit
-    plan = Plan(ask.spec, ask.bundles, device)
+    plan = plan_for(ask.spec, ask.bundles, device)
     jobs = runner()
-    hit = jobs.result(plan.key) if plan.key else None
-    if hit is None:
-        hit = plan.lookup()
+    hit = _lookup(plan)
     if hit is not None:
         return hit
     key = plan.key or ask.label
@@ -133,14 +159,16 @@ def _begin(ask: Ask, device) -> cache.Result | Job | str:
 
 
 def _compute(plan: Plan, job: Job, runtime: dict) -> cache.Result:
-    """The plan's result, looked up once more (another session may have stored it) or computed; a job
-    cancelled while its last points ran stops here, before anything is stored."""
-    found = plan.lookup()
-    if found is not None:
-        return found
-    meta, arrays = plan.compute(job.progress, **runtime)
-    job.progress("storing", 1, 1)  # raises Cancelled if Cancel came meanwhile
-    return plan.store(meta, arrays)
+    """The plan's result through the one lookup -> compute -> store path (`cache.get_or_compute`: another
+    session may have stored it meanwhile); a job cancelled while its last points ran stops before its
+    result is stored."""
+
+    def computed() -> tuple[dict, dict]:
+        out = plan.compute(job.progress, **runtime)
+        job.progress("storing", 1, 1)  # raises Cancelled if Cancel came meanwhile
+        return out
+
+    return cache.get_or_compute(plan.spec.name, plan.params, plan.shas if plan.identified else [], computed)
 
 
 def _failure_text(label: str, exc: BaseException) -> str:

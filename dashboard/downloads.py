@@ -3,26 +3,24 @@
 The payloads are built only when the user clicks (callable data), so pages
 with many figures do not serialise them on every rerun. Labels name the file,
 so two charts' buttons never read the same. A chart's PNG, SVG and PDF are
-drawn by plotly's own renderer, kaleido (1.x drives the system's Chromium,
-offline); one browser is started per server process, on the first image asked
-for, and kept. A chart's four buttons sit in one "Download" popover, so a
-page shown on a projector is not a wall of buttons. CSV rows carry the columns that say what they are of (model,
-parameters), so a file read on its own still tells.
+drawn as the CLI draws its PNG (dstab.plots.figpng): by plotly's own renderer,
+kaleido (1.x drives the system's Chromium, offline; one browser per server
+process, started on the first image asked for, and kept), or without a browser
+from its PIL drawing of the same figure. A chart's four buttons sit in one
+"Download" popover, so a page on a projector is not a wall of buttons. CSV rows
+carry the columns that say what they are of (model, parameters), so a file read
+on its own still tells.
 """
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
-import threading
 
 import streamlit as st
 
-_kaleido_lock = threading.Lock()
-_kaleido_started = False
-PNG_WIDTH, PNG_HEIGHT, PNG_SCALE = 900, 500, 2  # width when a figure sets none; 2x for print
+from dstab.plots import figpng
 
 
 def _csv(rows: list[dict]) -> bytes:
@@ -40,44 +38,25 @@ def _png(image) -> bytes:
     return buf.getvalue()
 
 
-def png_available() -> bool:
-    return importlib.util.find_spec("kaleido") is not None
-
-
-IMAGE_FORMATS = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
-
-
 def chart_image(fig, fmt: str) -> bytes:
-    """The figure as PNG, SVG or PDF, drawn by kaleido in a headless Chromium kept for this process (the
-    first call starts it: a few seconds). One at a time: sessions share that browser."""
-    global _kaleido_started
-    import kaleido
-    import plotly.io as pio
-
-    with _kaleido_lock:
-        if not _kaleido_started:
-            kaleido.start_sync_server(silence_warnings=True)
-            _kaleido_started = True
-        width = fig.layout.width or PNG_WIDTH
-        height = fig.layout.height or PNG_HEIGHT
-        return pio.to_image(fig, format=fmt, width=width, height=height, scale=PNG_SCALE if fmt == "png" else 1)
+    """The figure as PNG, SVG or PDF: `dstab.plots.figpng`, the CLI's renderer too."""
+    return figpng.image_bytes(fig, fmt)
 
 
 def figure(fig, name: str, where=st) -> None:
     """The chart as PNG, SVG and PDF (for slides and papers) and as a self-contained interactive HTML file
     (plotly.js inlined, works offline), in one popover named after the chart."""
     box = where.popover(f"Download {name}", icon=":material/download:")
-    if png_available():
-        for fmt, mime in IMAGE_FORMATS.items():
-            box.download_button(
-                f"{name}.{fmt}",
-                lambda fmt=fmt: chart_image(fig, fmt),
-                f"{name}.{fmt}",
-                mime,
-                key=f"dl-{name}-{fmt}",
-                on_click="ignore",
-                icon=":material/download:",
-            )
+    for fmt, mime in figpng.FORMATS.items():
+        box.download_button(
+            f"{name}.{fmt}",
+            lambda fmt=fmt: chart_image(fig, fmt),
+            f"{name}.{fmt}",
+            mime,
+            key=f"dl-{name}-{fmt}",
+            on_click="ignore",
+            icon=":material/download:",
+        )
     box.download_button(
         f"{name}.html",
         lambda: fig.to_html(include_plotlyjs=True, full_html=True).encode(),

@@ -295,6 +295,7 @@ def current() -> Selection:
     menu). `server.configure()` has switched that mode off by now, so one
     rerun goes through app.py; a page started some other way (e.g.
     `streamlit run pages/x.py`) draws the sidebar itself."""
+    st.session_state["dstab_render"] = st.session_state.get("dstab_render", 0) + 1  # a new run: new lookups
     selection = st.session_state.pop("dstab_selection", None)
     if selection is not None:
         return selection

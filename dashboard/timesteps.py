@@ -10,11 +10,10 @@ A model switch keeps the chosen t when the new model offers it, else takes the n
 
 from __future__ import annotations
 
-from dstab import cache, zooresults
-from dstab.analysis.results import Plan
+from dstab import zooresults
 from dstab.errors import DstabError
 
-from . import urlstate
+from . import compute, urlstate
 
 ZOO_T = 1000
 DEFAULT = zooresults.DM_TIMESTEPS[1]
@@ -27,16 +26,16 @@ def choices(T: int | None) -> list[int]:
     return sorted({min(T - 1, max(1, round(t * T / ZOO_T))) for t in zooresults.SURFACE_TIMESTEPS})
 
 
-def stored(make_spec, options, bundles) -> list:
-    """The options whose result is stored (drawn at once, no computing): `make_spec(option)` is the spec the
-    page would ask for with it."""
+def stored(make_spec, options, bundles, device="cpu") -> list:
+    """The options whose result is at hand (drawn at once, no computing): `make_spec(option)` is the spec the
+    page would ask for with it; looked up once per render with the page's own asks (`compute.found`)."""
     out = []
     for c in options:
         try:
-            plan = Plan(make_spec(c), bundles)
+            hit = compute.found(make_spec(c), bundles, device)
         except DstabError:  # an option this model cannot take
             continue
-        if plan.identified and cache.stored(plan.spec.name, plan.params, plan.shas):
+        if hit is not None:
             out.append(c)
     return out
 
@@ -52,11 +51,11 @@ class Control:
     """The timestep slider (URL parameter `t`); `note_stored()`, called once the page has its results,
     names the values stored by then under it (a value computed on this run included)."""
 
-    def __init__(self, make_spec, bundles, T: int | None, where, label: str = "DM timestep t"):
-        self.options, self.make_spec, self.bundles = choices(T), make_spec, bundles
+    def __init__(self, make_spec, bundles, T: int | None, where, device="cpu", label: str = "DM timestep t"):
+        self.options, self.make_spec, self.bundles, self.device = choices(T), make_spec, bundles, device
         self.t = urlstate.select_slider(label, self.options, "t", DEFAULT, where=where, keep_nearest=True)
         self._slot = where.empty()
 
     def note_stored(self) -> None:
-        instant = stored(self.make_spec, self.options, self.bundles) if self.bundles else []
+        instant = stored(self.make_spec, self.options, self.bundles, self.device) if self.bundles else []
         self._slot.caption(instant_text(self.options, instant))

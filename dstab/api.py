@@ -32,9 +32,8 @@ from . import cache
 from .analysis import landscape
 from .analysis.consistency import IMAGE_PEAK, ConsistencyResult, psnr_matrix
 from .analysis.directions import BIAS_MODES
-from .analysis.hessian import hessian_params
 from .analysis.hessian_settings import HessianSettings
-from .analysis.interpolation import Curve, interpolation_alphas, interpolation_params
+from .analysis.interpolation import Curve, interpolation_alphas
 from .analysis.landscape import Surface
 from .analysis.specs import SURFACE_ENGINES, CurveSpec, HessianSpec, SurfaceSpec
 from .checkpoints import weights_sha256
@@ -133,7 +132,19 @@ def _shas(*probes: Probe) -> list[str]:
 
 
 def _probe_key(p: Probe) -> dict:
-    skip = ("name", "checkpoint", "checkpoint_sha256", "weights_sha256", "batch_sha256", "cache")
+    """A custom probe's part of a key: what it says of itself, less its names and hashes (the sha256s
+    are the key's checkpoints) and what its weights determine (parameter count) or the code words
+    (BN wording): those are meta."""
+    skip = (
+        "name",
+        "checkpoint",
+        "checkpoint_sha256",
+        "weights_sha256",
+        "batch_sha256",
+        "cache",
+        "num_params",
+        "bn_mode",
+    )
     return {k: v for k, v in p.describe().items() if k not in skip}
 
 
@@ -141,9 +152,11 @@ def _on(p: Probe, device) -> Probe:
     return p if device is None else p.to(device)
 
 
-def _got(spec, params: dict, probes: tuple[Probe, ...], inputs, refresh: bool):
-    """The spec's result for custom probes: the results cache keyed like the CLI's (the probe's
-    description in place of a checkpoint's probe parameters), the spec's own engine on a miss."""
+def _got(spec, probes: tuple[Probe, ...], inputs, refresh: bool):
+    """The spec's result for custom probes: the results cache keyed like the CLI's (the spec's own
+    params, `own_params()`, with the probe's identity in place of a checkpoint's probe spec), the
+    spec's own engine on a miss."""
+    params = {"probe": _probe_key(probes[0]), **spec.own_params()}
     found = cache.get_or_compute(spec.name, params, _shas(*probes), lambda: spec.compute(inputs()), refresh)
     return spec.read(found)
 
@@ -165,8 +178,7 @@ def surface(
     require(bias_mode in BIAS_MODES, f"unknown bias mode {bias_mode!r}; choose one of {BIAS_MODES}")
     landscape.grid_coordinates(grid, radius)  # a bad grid fails before any compute
     spec = SurfaceSpec(grid=grid, radius=radius, seed=seed, bias_mode=bias_mode, engine=engine)
-    params = {"probe": _probe_key(probe), **landscape.surface_params(grid, radius, seed, bias_mode, engine)}
-    return _got(spec, params, (probe,), lambda: _on(probe, device), refresh)
+    return _got(spec, (probe,), lambda: _on(probe, device), refresh)
 
 
 def interpolate(
@@ -176,8 +188,7 @@ def interpolate(
     alpha over [lo, hi] at `steps` points per unit: b at alpha = 0, a at 1 (the paper's early/late)."""
     interpolation_alphas(lo, hi, steps)
     spec = CurveSpec(lo=lo, hi=hi, steps=steps)
-    params = {"probe": _probe_key(probe_a), **interpolation_params(lo, hi, steps)}
-    return _got(spec, params, (probe_a, probe_b), lambda: (_on(probe_a, device), _on(probe_b, device)), refresh)
+    return _got(spec, (probe_a, probe_b), lambda: (_on(probe_a, device), _on(probe_b, device)), refresh)
 
 
 def hessian(probe: Probe, engine: str = "dstab", device=None, refresh: bool = False, **settings):
@@ -189,8 +200,7 @@ def hessian(probe: Probe, engine: str = "dstab", device=None, refresh: bool = Fa
     unknown = sorted(set(settings) - set(known))
     require(not unknown, f"unknown Hessian settings {unknown}; known: {known}")
     spec = HessianSpec(engine=engine, **settings)
-    params = hessian_params(probe, engine, **spec.settings())
-    return _got(spec, params, (probe,), lambda: _on(probe, device), refresh)
+    return _got(spec, (probe,), lambda: _on(probe, device), refresh)
 
 
 def consistency(

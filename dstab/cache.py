@@ -1,7 +1,11 @@
 """Analysis results on disk, keyed by what they depend on.
 
 key = sha256 of the canonical JSON of {analysis name, parameters, checkpoint
-sha256s, dstab version}. A result is a JSON file (its metadata, plus the
+sha256s, dstab version, key schema}. The parameters are a spec's `params()`
+(dstab.analysis.specs): every field spelled, whatever its value, and nothing
+derived from the loaded model (that goes to the result's meta). KEY_SCHEMA
+names that spelling: changing it (one bump, every shipped result re-keyed)
+is how a new spelling replaces the old without compatibility rules. A result is a JSON file (its metadata, plus the
 sha256 of its arrays) and an NPZ file (its arrays), both written atomically
 (temporary file + os.replace), arrays first. A reader that finds the JSON
 loads the NPZ and checks its hash, so it never trusts half a result: a
@@ -32,6 +36,8 @@ from .fileio import atomic_write_bytes
 from .zooindex import zoo_root
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+# 2: keys from specs only (every field spelled; the probe by its spec, not by the built probe's description)
+KEY_SCHEMA = 2
 
 
 @dataclass
@@ -64,7 +70,13 @@ def result_key(name: str, params: dict, shas: list[str] | tuple[str, ...] | str)
     if not NAME_RE.match(name):
         raise DstabError(f"cache entry name {name!r} must be lower-case letters, digits, '-' or '_'")
     shas = [shas] if isinstance(shas, str) else list(shas)
-    identity = {"analysis": name, "params": params, "checkpoints": shas, "dstab_version": __version__}
+    identity = {
+        "analysis": name,
+        "params": params,
+        "checkpoints": shas,
+        "dstab_version": __version__,
+        "key_schema": KEY_SCHEMA,
+    }
     return hashlib.sha256(canonical_json(identity).encode()).hexdigest()
 
 
@@ -92,64 +104,27 @@ def _read(root: Path, name: str, key: str, source: str) -> Result | None:
     return Result(record["meta"], arrays, key, source, jpath, record.get("params"))
 
 
-def stored(name: str, params: dict, shas) -> bool:
-    """Whether the result is on disk (shipped or user cache), without reading it: cheap enough to mark
-    every choice of a control that would show at once."""
-    key = result_key(name, params, shas)
-    return any(_paths(root, name, key)[0].exists() for root in (shipped_dir(), user_dir()))
+def _roots(roots: list[tuple[Path, str]] | None = None) -> list[tuple[Path, str]]:
+    return roots or [(shipped_dir(), "shipped"), (user_dir(), "user")]
 
 
-def lookup(name: str, params: dict, shas, roots: list[tuple[Path, str]] | None = None) -> Result | None:
-    """The stored result, shipped cache first, or None."""
-    key = result_key(name, params, shas)
-    for root, source in roots or [(shipped_dir(), "shipped"), (user_dir(), "user")]:
+def stored_key(name: str, key: str) -> bool:
+    """Whether a result is on disk (shipped or user cache), without reading it."""
+    return any(_paths(root, name, key)[0].exists() for root, _ in _roots())
+
+
+def read_key(name: str, key: str, roots: list[tuple[Path, str]] | None = None) -> Result | None:
+    """The stored result under `key`, shipped cache first, or None."""
+    for root, source in _roots(roots):
         found = _read(root, name, key, source)
         if found is not None:
             return found
     return None
 
 
-def _contains(value, part) -> bool:
-    """`part` is `value` with some dictionary entries left out (at any depth)."""
-    if isinstance(part, dict):
-        return isinstance(value, dict) and all(k in value and _contains(value[k], v) for k, v in part.items())
-    return value == part
-
-
-def find(name: str, shas, where: dict, roots: list[tuple[Path, str]] | None = None) -> list[Result]:
-    """The stored results of `name` for exactly these checkpoints whose parameters include `where`.
-
-    For callers that know some parameters but cannot spell the whole key without loading the
-    checkpoints (the dashboard's home page, before PyTorch is imported). Parameters a checkpoint
-    determines by itself need not be given: the sha256s pin them. One result per key, shipped ones
-    first; several mean `where` does not tell them apart (the caller must then spell the key)."""
-    shas = [shas] if isinstance(shas, str) else list(shas)
-    hits: dict[str, list[tuple[Path, str]]] = {}
-    for root, source in roots or [(shipped_dir(), "shipped"), (user_dir(), "user")]:
-        for jpath in sorted((Path(root) / name).glob("*.json")):
-            try:
-                text = jpath.read_text()
-                if shas and shas[0] not in text:  # most records are for other checkpoints: skip the parse
-                    continue
-                record = json.loads(text)
-            except (OSError, json.JSONDecodeError):
-                continue
-            if (
-                record.get("analysis") == name
-                and record.get("checkpoints") == shas
-                and record.get("dstab_version") == __version__
-                and _contains(record.get("params"), where)
-                and record.get("key") == jpath.stem == result_key(name, record["params"], shas)
-            ):
-                hits.setdefault(record["key"], []).append((Path(root), source))
-    results = []
-    for key, places in hits.items():
-        for root, source in places:  # a damaged copy gives way to the next
-            found = _read(root, name, key, source)
-            if found is not None:
-                results.append(found)
-                break
-    return results
+def lookup(name: str, params: dict, shas, roots: list[tuple[Path, str]] | None = None) -> Result | None:
+    """The stored result, shipped cache first, or None."""
+    return read_key(name, result_key(name, params, shas), roots)
 
 
 def store(name: str, params: dict, shas, meta: dict, arrays: dict, root: Path | None = None) -> Result:
@@ -164,6 +139,7 @@ def store(name: str, params: dict, shas, meta: dict, arrays: dict, root: Path | 
         "params": params,
         "checkpoints": [shas] if isinstance(shas, str) else list(shas),
         "dstab_version": __version__,
+        "key_schema": KEY_SCHEMA,
         "arrays_sha256": hashlib.sha256(raw).hexdigest(),
         "meta": meta,
     }
@@ -180,22 +156,25 @@ def get_or_compute(
     compute_fn: Callable[[], tuple[dict, dict]],
     refresh: bool = False,
     root: Path | None = None,
+    write: bool = True,
 ) -> Result:
-    """A stored result, or compute_fn() -> (meta, arrays) stored and returned.
+    """A stored result, or compute_fn() -> (meta, arrays) stored and returned: the one lookup -> compute
+    -> store path (`dstab.analysis.results.Plan.get` goes through it too).
 
     `refresh` recomputes even when a result exists. Results of custom probes
     (no checkpoint sha256) are computed but never stored: nothing identifies them.
     With `root` (the shipped cache, when precomputing) a result only the user cache
-    holds is copied there too, so the shipped cache ends up complete."""
+    holds is copied there too, so the shipped cache ends up complete. `write=False`
+    (a torchrun rank other than 0) computes and stores nothing."""
     shas_list = [shas] if isinstance(shas, str) else list(shas)
     identified = bool(shas_list) and all(isinstance(s, str) and s for s in shas_list)
     if identified and not refresh:
         found = lookup(name, params, shas_list)
-        if found is not None and root is not None and found.source == "user":
+        if found is not None and root is not None and found.source == "user" and write:
             store(name, params, shas_list, found.meta, found.arrays, root)
         if found is not None:
             return found
     meta, arrays = compute_fn()
-    if not identified:
-        return Result(meta, {k: np.asarray(v) for k, v in arrays.items()}, "", "computed")
+    if not identified or not write:
+        return Result(meta, {k: np.asarray(v) for k, v in arrays.items()}, "", "computed", None, params)
     return store(name, params, shas_list, meta, arrays, root)

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from .errors import DstabError, require
+from .modelconfig import DDIM_STEPS, PREDICTIONS, SCHEDULES, betas_for, check_fields, check_keys  # noqa: F401 (re-exported)
 from .modelconfig import DIFFUSION_DEFAULTS as _D
-from .modelconfig import PREDICTIONS, SCHEDULES, betas_for, check_fields, check_keys  # noqa: F401 (re-exported)
 
 
 class NoiseSource:
@@ -216,7 +216,7 @@ class Diffusion:
         self,
         model,
         noise: NoiseSource,
-        steps=50,
+        steps=DDIM_STEPS,
         eta=0.0,
         device="cpu",
         y=None,
@@ -249,5 +249,7 @@ class Diffusion:
             require(steps in (None, self.T), "the DDPM sampler runs all T steps; use sampler='ddim' for fewer")
             return self.ddpm_sample(model, noise, device=device, **kw)
         if sampler == "ddim":
-            return self.ddim_sample(model, noise, steps=50 if steps is None else steps, eta=eta, device=device, **kw)
+            return self.ddim_sample(
+                model, noise, steps=DDIM_STEPS if steps is None else steps, eta=eta, device=device, **kw
+            )
         raise DstabError(f"unknown sampler {sampler!r}; choose 'ddpm' or 'ddim'")

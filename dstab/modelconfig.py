@@ -27,6 +27,7 @@ DIFFUSION_DEFAULTS = {
     "clip_denoised": None,
     "clip_range": 1.0,
 }
+DDIM_STEPS = 50  # dstab's DDIM step count wherever none is given (sampling, evaluations, the trajectory view)
 GENERATOR_LOSSES = ("non-saturating", "saturating")  # gan.G_LOSSES implements them
 
 
@@ -83,3 +84,12 @@ def check_diffusion(cfg) -> int:
 def check_generator_loss(name) -> None:
     if name not in GENERATOR_LOSSES:
         raise DstabError(f"unknown generator loss {name!r}; choose one of {sorted(GENERATOR_LOSSES)}")
+
+
+def check_timesteps(timesteps, T: int) -> list[int]:
+    """The timesteps a DM of T steps can be probed at: at least one, each an integer in 0..T-1."""
+    ts = [timesteps] if isinstance(timesteps, int) else list(timesteps)
+    require(ts, "give at least one timestep")
+    for t in ts:
+        require(isinstance(t, int) and 0 <= t < T, f"timestep {t!r} is outside 0..{T - 1}; give integers in that range")
+    return ts

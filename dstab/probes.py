@@ -37,6 +37,7 @@ from .checkpoints import Bundle
 from .diffusion import NoiseSource
 from .errors import DstabError, require
 from .gan import d_loss_bce, generator_loss
+from .modelconfig import check_timesteps
 from .sampling import sample_shape
 
 KINDS = ("dm", "gan-g", "gan-d", "custom")
@@ -164,14 +165,6 @@ def dataset_for(bundle: Bundle, dataset=None) -> data_mod.Dataset:
     return ds
 
 
-def _timesteps(timesteps, T: int) -> list[int]:
-    ts = [timesteps] if isinstance(timesteps, int) else list(timesteps)
-    require(ts, "give at least one timestep")
-    for t in ts:
-        require(isinstance(t, int) and 0 <= t < T, f"timestep {t!r} is outside 0..{T - 1}; give integers in that range")
-    return ts
-
-
 def _dm_loss(model, diffusion, x0, t, noise) -> torch.Tensor:
     return diffusion.loss_terms(model, x0, t, noise).mean()
 
@@ -195,7 +188,7 @@ def dm_probe(bundle: Bundle, timesteps: list[int] | int, batch_size: int = 64, s
     require(batch_size >= 1, f"batch size must be positive, got {batch_size}")
     require(not bundle.header["arch"].get("num_classes"), "class-conditional DMs are not supported by probes yet")
     diffusion = bundle.diffusion
-    ts = _timesteps(timesteps, diffusion.T)
+    ts = check_timesteps(timesteps, diffusion.T)  # ProbeSpec.check applies the same rule to a spec
     inputs = [(sample_shape(bundle), "float32"), ((), "int64")]
     # a Hessian-vector product keeps the forward graph and a second backward: ~3 forwards' activations
     sizing.check_forward(bundle.header["arch"], inputs, batch_size * len(ts), f"{bundle.name}'s probe", copies=3)

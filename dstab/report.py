@@ -18,17 +18,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from . import __version__, cache, checkpoints, resultsmd, verdicts, zoo, zooindex
+from . import __version__, cache, checkpoints, paper, resultsmd, verdicts, zoo, zooindex
 from .analysis import results
 from .analysis.hessian_settings import lambda_min_text
-from .analysis.specs import HessianSpec
+from .analysis.specs import HessianSpec, probe_kind
 from .checkpoints import git_commit
 from .zooresults import CONSISTENCY, CURVE, HESSIAN, REPORT_SAMPLERS, SURFACE, TABLE1, consistency_rows, families  # noqa: F401
-
-PAPER_TABLE1 = (
-    "CIFAR10: Improved Diffusion 20.14 vs DCGAN 10.48; ImageNet128: 17.23 vs BigGAN 8.58; ImageNet512: 14.37 vs 6.40"
-)
-PAPER_HESSIAN = {"dm": (13.3, 37.9), "gan": (40.9, 93.9)}
 
 QUICK = {
     "num": 4,
@@ -54,9 +49,9 @@ def hessian_row(root, eid: str, role: str | None, spec: HessianSpec, device, sto
     spec = replace(spec, probe=replace(spec.probe, role=role))
     found = results.get(spec, [bundle], device=device, root=store)
     s = spec.read(found).summary()
-    kind = found.params["probe"]["kind"]
+    kind = probe_kind(found.params["probe"])
     log(f"hessian {eid} {kind}: lambda_1 {s['lambda_1']:.4g}, sigma2 {s['sigma2']:.4g} ({found.source})")
-    return {"id": eid, "probe": kind, **s}
+    return {**s, "id": eid, "probe": kind}  # the row's probe: its kind (the meta's is the built probe's)
 
 
 def roughness_rows(root) -> list[dict]:
@@ -146,7 +141,7 @@ def render(consistency: list[dict], hessians: list[dict], roughness: list[dict],
     for row in consistency:
         vals = " | ".join(_fmt(row["values"][g]) for g, _ in TABLE1)
         out.append(f"| {row['family']} | {row['sampler']} | {vals} |")
-    out += ["", f"Paper (M = 32): {PAPER_TABLE1}.", ""]
+    out += ["", f"Paper, {paper.table1_text()}.", ""]
     collapsed = set(header.get("collapsed", ()))
     claims = [v for row in consistency for v in verdicts.consistency_claims(row, collapsed)]
     out += [f"- {v.text(spec='.2f')}" for v in claims if not v.claim.startswith("x0")]
@@ -202,8 +197,7 @@ def _render_hessian(rows: list[dict], header: dict) -> list[str]:
             f"| {r['id']} | {r['probe']} | {r['n_params']} | {r['lambda_1']:.4g} | {lambda_min_text(r)}"
             f" | {r['trace']:.4g} | {r['mean']:.3g} | {r['sigma2']:.3g} | {r['ritz_variance']:.4g} |"
         )
-    (dl, dv), (gl, gv) = PAPER_HESSIAN["dm"], PAPER_HESSIAN["gan"]
-    out += ["", f"Paper: DM lambda_1 {dl}, sigma^2 {dv}; GAN lambda_1 {gl}, sigma^2 {gv}.", ""]
+    out += ["", f"Paper: {paper.hessian_text()}.", ""]
     out += [f"- {v.text()}" for v in verdicts.hessian_claims(rows, set(header.get("collapsed", ())))]
     return out
 

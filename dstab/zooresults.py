@@ -23,10 +23,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 from . import cache, zooindex
-from .analysis.specs import GAN_ROLES, ConsistencySpec, CurveSpec, HessianSpec, ProbeSpec, SurfaceSpec
+from .analysis.specs import GAN_ROLES, ConsistencySpec, CurveSpec, HessianSpec, ProbeSpec, SurfaceSpec, probe_kind
 from .errors import DstabError
+from .modelconfig import DDIM_STEPS, DIFFUSION_DEFAULTS
 
 DM_TIMESTEPS = (50, 500, 900)  # the landscapes' precomputed DM timesteps (T = 1000)
 # the landscape page's timestep choices: every zoo DM's surface is shipped at each (instant slider, small multiples)
@@ -35,7 +37,7 @@ SURFACE = SurfaceSpec()
 CURVE = CurveSpec()
 HESSIAN = HessianSpec()  # the report's
 CONSISTENCY = ConsistencySpec()
-REPORT_SAMPLERS = (("ddpm", None), ("ddim", 50))  # the report's consistency rows
+REPORT_SAMPLERS = (("ddpm", None), ("ddim", DDIM_STEPS))  # the report's consistency rows
 CONSISTENCY_BY_SAMPLER = [replace(CONSISTENCY, sampler=s, steps=n) for s, n in REPORT_SAMPLERS]
 
 
@@ -108,9 +110,8 @@ def _group_score(root, family, group, num, sampler, steps, device, store, log) -
 def _score(root, ids, num, sampler, steps, device, store, log) -> dict:
     """{'ids', 'C' (dB), 'matrix' ((N, N) mean PSNR dB)} of a group, through the cache."""
     from . import checkpoints as _checkpoints
-    from . import zoo as _zoo
 
-    bundles = [_checkpoints.load(_zoo.checkpoint_path(i, root=root)) for i in ids]
+    bundles = [_checkpoints.load(zooindex.checkpoint_path(i, root=root)) for i in ids]
     spec = replace(CONSISTENCY, num=num, sampler=sampler, steps=steps).for_kind(bundles[0].kind)  # GANs: one key
     found = _results().get(spec, bundles, device=device, root=store, names=ids)
     score = spec.read(found).score
@@ -146,60 +147,59 @@ def final_sha(entry: dict) -> str:
     return entry["checkpoints"]["final"]["sha256"]
 
 
+class EntryCheckpoint:
+    """A zoo entry's final checkpoint as its manifest entry describes it: what the specs' `check` and
+    `params` read of a checkpoint (kind, name, sha256, the header's dataset, a DM's T), so that a
+    result's exact key is spelled by the same spec code without loading the checkpoint (PyTorch).
+    `complete`: whether the entry tells all of it (a manifest without the dataset or a DM's train config
+    does not: then the checkpoint must be loaded for the key)."""
+
+    def __init__(self, entry_id: str, entry: dict):
+        self.name, self.kind, self.sha256 = entry_id, entry["kind"], final_sha(entry)
+        self.header = {"dataset": entry.get("dataset")}
+        config = entry.get("train_config")
+        T = (config or {}).get("diffusion", {}).get("T", DIFFUSION_DEFAULTS["T"])  # the trainer's default
+        self.diffusion = SimpleNamespace(T=int(T)) if self.kind == "dm" else None
+        self.complete = bool(self.header["dataset"]) and (self.kind != "dm" or config is not None)
+
+
+def _shipped(spec, ids: list[str], entries: dict) -> cache.Result | None:
+    """The stored result of `spec` for zoo entries `ids` (final checkpoints), by its exact key. Never
+    computes; one lookup."""
+    checkpoints = [EntryCheckpoint(i, entries[i]) for i in ids]
+    return cache.lookup(spec.name, spec.params(checkpoints), [c.sha256 for c in checkpoints])
+
+
 def shipped_consistency(family: str, kind: str, entries: dict) -> cache.Result | None:
     """The stored consistency of a kind's init group (DDPM), or None. Never computes."""
     ids = zooindex.group_ids(entries, family, f"{kind}-init")
-    if len(ids) < 2:
-        return None
-    params = CONSISTENCY.params([_Kind(kind)])
-    return cache.lookup(CONSISTENCY.name, params, [final_sha(entries[i]) for i in ids])
+    return _shipped(CONSISTENCY.for_kind(kind), ids, entries) if len(ids) >= 2 else None
 
 
-def shipped_hessians(entry: dict) -> list[cache.Result] | None:
-    """The stored results that fit the report's Hessian (generator role for GANs) of a zoo entry: one
-    when it was computed, none when not; several only if someone stored variants the manifest cannot tell
-    apart. None when the manifest lacks what the search needs (a DM's T): then ask `report_hessian` with
-    the loaded checkpoint for the exact key."""
-    where = HESSIAN.known_params(entry)
-    return None if where is None else cache.find(HESSIAN.name, [final_sha(entry)], where)
+def keyed_by_manifest(entry_id: str, entries: dict) -> bool:
+    """Whether a zoo entry's manifest tells every value a probe's key reads (see `EntryCheckpoint`)."""
+    return entry_id in entries and EntryCheckpoint(entry_id, entries[entry_id]).complete
 
 
-def stored_hessian(spec: HessianSpec, bundle) -> cache.Result | None:
-    """The stored result of `spec` for a loaded checkpoint, found without building its probe: the exact
-    key holds the built probe's description, and building a DM's probe runs a meta-device forward whose
-    first call imports torch._dynamo (2-6 s on a 2-core CPU: the Hessian page took 2.3 s on a hit).
-    Searched by `known_params` from the checkpoint's header, then held to every setting of the exact key
-    (tol, max_steps, block, lambda_min); None when none or several fit: then ask with the exact key."""
-    from .analysis.hessian_settings import optional_keys
-
-    T = bundle.diffusion.T if bundle.kind == "dm" and bundle.diffusion is not None else None
-    entry = {"kind": bundle.kind, "dataset": bundle.header.get("dataset"), "train_config": {"diffusion": {"T": T}}}
-    where = spec.known_params(entry) if bundle.sha256 and entry["dataset"] else None
-    if where is None:
-        return None
-    exact = {"tol": float(spec.tol), "max_steps": int(spec.max_steps), **optional_keys(spec.block, spec.lambda_min)}
-    hits = [
-        r
-        for r in cache.find(spec.name, [bundle.sha256], where)
-        if all(r.params.get(k) == v for k, v in exact.items())
-        and not ({"block", "lambda_min"} - set(exact)) & set(r.params)
-    ]
-    return hits[0] if len(hits) == 1 else None
+def shipped_hessian(entry_id: str, entries: dict) -> cache.Result | None:
+    """The report's Hessian (generator role for GANs) of a zoo entry whose manifest spells its key
+    (`keyed_by_manifest`), or None. Never computes."""
+    return _shipped(HESSIAN, [entry_id], entries)
 
 
 def shipped_hessian_claims(family: str, entries: dict) -> list:
     """The report's Hessian verdicts (`dstab.verdicts.hessian_claims`) over every init seed of dm-init and
-    gan-init, from the stored results alone; a model without a unique stored result is left out."""
+    gan-init, from the stored results alone; a model without a stored result is left out."""
     from . import verdicts
 
     rows = []
     for group, roles in (("dm-init", (None,)), ("gan-init", GAN_ROLES)):
         for eid in zooindex.group_ids(entries, family, group):
-            for role in roles:
-                where = replace(HESSIAN, probe=replace(HESSIAN.probe, role=role)).known_params(entries[eid])
-                found = cache.find(HESSIAN.name, [final_sha(entries[eid])], where) if where else None
-                if found and len(found) == 1:
-                    rows.append({"id": eid, "probe": where["probe"]["kind"], **found[0].meta})
+            for role in roles if keyed_by_manifest(eid, entries) else ():
+                spec = replace(HESSIAN, probe=replace(HESSIAN.probe, role=role))
+                found = _shipped(spec, [eid], entries)
+                if found is not None:
+                    rows.append({**found.meta, "id": eid, "probe": probe_kind(found.params["probe"])})
     collapsed = {e for e, v in entries.items() if zooindex.is_collapsed(v)}
     return verdicts.hessian_claims(rows, collapsed)
 
@@ -213,8 +213,7 @@ def shipped_consistency_claims(family: str, entries: dict) -> list:
     def stored(ids: list[str]) -> dict | None:
         if len(ids) < 2:
             return None
-        kind = entries[ids[0]]["kind"]
-        found = cache.lookup(CONSISTENCY.name, CONSISTENCY.params([_Kind(kind)]), [final_sha(entries[i]) for i in ids])
+        found = _shipped(CONSISTENCY.for_kind(entries[ids[0]]["kind"]), ids, entries)
         return None if found is None else {"ids": ids, "C": found.meta["C_db"], "matrix": found.meta["psnr_matrix_db"]}
 
     row = {"family": family, "sampler": CONSISTENCY.sampler, "groups": {}, "x0": []}
@@ -231,13 +230,6 @@ def shipped_consistency_claims(family: str, entries: dict) -> list:
         row["x0"].append({"kind": "eps vs x0 pair", **found})
     collapsed = {e for e, v in entries.items() if zooindex.is_collapsed(v)}
     return verdicts.consistency_claims(row, collapsed)
-
-
-class _Kind:
-    """Stands in for a bundle where a spec's key depends on the checkpoint's kind only."""
-
-    def __init__(self, kind: str):
-        self.kind = kind
 
 
 # --- needing the loaded checkpoints ------------------------------------------------------------------
@@ -294,7 +286,7 @@ def _hessians(entry_id: str, entry: dict, root: Path, device, log) -> int:
     for probe in probes:
         found = _results().get(replace(HESSIAN, probe=probe), [bundle], device=device, root=root)
         log(
-            f"hessian {entry_id} {found.params['probe']['kind']}: lambda_1 {found.meta['lambda_1']:.4g} "
+            f"hessian {entry_id} {probe_kind(found.params['probe'])}: lambda_1 {found.meta['lambda_1']:.4g} "
             f"({found.source})"
         )
     return len(probes)

@@ -11,9 +11,10 @@ from dataclasses import replace
 import streamlit as st
 
 from dashboard import compute, downloads, figures, sidebar, urlstate, verdictpanel
-from dstab import verdicts, zooindex, zooresults
+from dstab import paper, verdicts, zooindex, zooresults
 from dstab.analysis import consistency as consistency_mod
 from dstab.errors import DstabError
+from dstab.modelconfig import DDIM_STEPS
 from dstab.plots import consistency as consistency_plots
 from dstab.plots import tables
 
@@ -28,7 +29,7 @@ group = GROUPS[urlstate.radio("Group", list(GROUPS), "group", "different inits",
 SPEC = zooresults.CONSISTENCY
 seed = urlstate.number("Sampling seed", "seed", SPEC.seed, 0, 10_000, where=c[1])
 sampler = urlstate.radio("DM sampler", ["ddpm", "ddim"], "sampler", SPEC.sampler, where=c[2], horizontal=True)
-steps = urlstate.number("DDIM steps", "steps", 50, 2, 1000, where=c[3]) if sampler == "ddim" else None
+steps = urlstate.number("DDIM steps", "steps", DDIM_STEPS, 2, 1000, where=c[3]) if sampler == "ddim" else None
 num = urlstate.number("Samples M", "m", SPEC.num, 1, 256, where=c[4])
 x0 = urlstate.toggle(
     "x0-prediction counterexample (paper Fig. 9): x0 DMs of three inits beside the eps DMs and GANs", "x0"
@@ -147,9 +148,7 @@ if results:
     ]
     figures.table(table)
     st.caption(
-        "Paper, Table 1 (M = 32): Improved Diffusion CIFAR-10 20.14 dB vs DCGAN 10.48; Guided Diffusion ImageNet128 "
-        "17.23 vs BigGAN 8.58; U-ViT ImageNet512 14.37 vs BigGAN 6.40. PSNR capped at "
-        f"{consistency_mod.PSNR_CAP_DB:.0f} dB (identical samples)."
+        f"Paper, {paper.table1_text()}. PSNR capped at {consistency_mod.PSNR_CAP_DB:.0f} dB (identical samples)."
     )
     downloads.numbers(table, "consistency", extra={k: res.meta for k, (_, res) in results.items()})
     # the report's verdicts (dstab.verdicts) on these results: all seeds, collapsed models excluded and named

@@ -10,7 +10,7 @@ from dataclasses import replace
 import streamlit as st
 
 from dashboard import compute, datapick, downloads, figures, sidebar, timesteps, urlstate, verdictpanel
-from dstab import zooresults
+from dstab import paper, zooresults
 from dstab.plots import hessian as hessian_plots
 from dstab.plots import tables
 
@@ -95,7 +95,7 @@ if results:
     table = [tables.hessian_row(label, kind, res) for kind, (label, res) in labelled.items()]
     figures.table(table)
     st.caption(
-        "Paper (CIFAR-10 / ImageNet models): DM lambda_1 = 13.3, sigma^2 = 37.9; GAN lambda_1 = 40.9, sigma^2 = 93.9. "
+        f"Paper (CIFAR-10 / ImageNet models): {paper.hessian_text()}. "
         "sigma^2 here is the variance of the eigenvalue distribution, tr(H^2)/n - (tr(H)/n)^2, from SLQ; the "
         "unweighted variance of the Ritz values (closer to what PyHessian's density nodes give) is shown beside it."
     )

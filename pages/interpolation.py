@@ -82,7 +82,7 @@ def pair(kind: str) -> list:
 
 
 line = pair("dm") if "dm" in ends and "dm" in data else []
-timestep = timesteps.Control(lambda t: spec_at("dm", t), line, line[0].diffusion.T if line else None, c[0])
+timestep = timesteps.Control(lambda t: spec_at("dm", t), line, line[0].diffusion.T if line else None, c[0], sel.device)
 t = timestep.t
 
 asks, labels = {}, {}

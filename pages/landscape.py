@@ -65,7 +65,7 @@ def spec_at(kind: str, t: int, gan_role: str = role):
 
 dm_T = dm_bundle.diffusion.T if dm_bundle else None
 dm_ready = [dm_bundle] if "dm" in data else []
-timestep = timesteps.Control(lambda t: spec_at("dm", t), dm_ready, dm_T, c[0])
+timestep = timesteps.Control(lambda t: spec_at("dm", t), dm_ready, dm_T, c[0], sel.device)
 t = timestep.t
 
 results, cols = compute.side_by_side(sel, lambda bundle: spec_at(bundle.kind, t), "surface")

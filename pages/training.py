@@ -12,17 +12,17 @@ import sqlite3
 import streamlit as st
 
 from dashboard import downloads, runtracker, server, sidebar, timestepfield, urlstate
-from dstab import runs
+from dstab import paper, runs
 from dstab.errors import DstabError
 from dstab.experiments import compare, sweep, verdict
 from dstab.metricnames import metric_label
+from dstab.modelconfig import DDIM_STEPS
 from dstab.plots import compare as compare_plots
 from dstab.plots import runs as run_plots
 from dstab.runs import curves, runboard
 from dstab.runs.rundir import METRICS
 from dstab.runs.runmetrics import RunMetrics
 from dstab.training import config as train_config
-from dstab.training import paper_defaults
 
 # on a fresh server whose first request is /training, Streamlit runs this file without app.py; importing
 # the sidebar switches that mode off, and this call reruns through app.py (its sidebar, its page menu)
@@ -198,7 +198,8 @@ def samples_section() -> None:
     except (DstabError, OSError) as exc:
         st.error(f"cannot sample {files[step].name}: {exc}")
         return
-    st.image(img, caption=f"{name}, step {step}: {count} DDIM-50 samples, seed 0 (the same noise at every step)")
+    caption = f"{name}, step {step}: {count} DDIM-{DDIM_STEPS} samples, seed 0 (the same noise at every step)"
+    st.image(img, caption=caption)
     downloads.image(img, f"{name}-step{step}")
 
 
@@ -207,7 +208,7 @@ def hyper_inputs(preset: str, base: dict) -> dict:
     k = f"launch_{preset}_"
     c = st.columns(4)
     steps = c[0].number_input("total steps", 1, 10_000_000, base["steps"], key=k + "steps")
-    start = paper_defaults.launch_defaults(base, steps)  # the paper's values
+    start = paper.launch_defaults(base, steps)  # the paper's values
     hyper = {
         "steps": steps,
         "lr": c[1].number_input("learning rate", 1e-7, 1.0, base["lr"], format="%.2e", key=k + "lr"),
@@ -283,7 +284,7 @@ def launch_form(statuses) -> None:
 
 def preview_section(config: dict, statuses) -> None:
     T = config["diffusion"]["T"]
-    target = int(config["timesteps"].get("target_iter", config["steps"] // 2))
+    target = int(config["timesteps"].get("target_iter", paper.clts_target(config["steps"])))
     default = sorted({0, target // 2, target, config["steps"]})
     text = st.text_input("Show P(t) at iterations", ", ".join(map(str, default)), key="pmf_its")
     try:

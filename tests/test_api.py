@@ -11,6 +11,7 @@ from torch import nn
 import dstab
 from dstab import cache
 from dstab.analysis.interpolation import interpolation_alphas
+from dstab.analysis.specs import SurfaceSpec
 from dstab.errors import DstabError
 from tests.conftest import assert_unchanged, module_state
 
@@ -94,9 +95,10 @@ def test_surface_centre_is_the_loss_and_is_cached(trained, batch, caches):
     assert surf.centre_loss == pytest.approx(float(f(theta)), rel=1e-5)
     assert surf.loss.min() < surf.loss.max()
     # the same model, batch and loss: the stored result, as the CLI writes it (JSON + NPZ in the user cache)
-    stored = cache.find("surface", [p.describe()["checkpoint_sha256"]], {})
-    assert len(stored) == 1 and stored[0].source == "user"
-    np.testing.assert_array_equal(stored[0].arrays["loss"], surf.loss)
+    params = {"probe": {"kind": "custom"}, **SurfaceSpec(grid=5, radius=0.5).own_params()}
+    stored = cache.lookup("surface", params, [p.describe()["checkpoint_sha256"]])
+    assert stored.source == "user" and stored.meta["probe"]["num_params"] == p.num_params  # derived: meta
+    np.testing.assert_array_equal(stored.arrays["loss"], surf.loss)
     np.testing.assert_array_equal(dstab.surface(dstab.probe(trained, mse, batch), grid=5, radius=0.5).loss, surf.loss)
     assert_unchanged(trained, before)
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 
 import numpy as np
 import pytest
 
+import dstab
 from dstab import cache
 from dstab.errors import DstabError
 
@@ -123,33 +126,15 @@ def test_a_user_cache_hit_is_copied_into_the_shipped_root(tmp_path):
     assert again.source == "shipped" and np.array_equal(again.arrays["grid"], np.arange(6.0).reshape(2, 3) * 3.0)
 
 
-def test_find_matches_a_part_of_the_parameters_for_exactly_these_checkpoints():
-    probe = {"kind": "dm", "timesteps": [125, 375], "num_params": 1234}
-    other = "cd" * 32
-    a = cache.store("hessian", {"engine": "dstab", "top_k": 3, "probe": probe}, [SHA], {"v": "a"}, {"x": np.ones(1)})
-    cache.store("hessian", {"engine": "dstab", "top_k": 1, "probe": probe}, [SHA], {"v": "b"}, {"x": np.ones(1)})
-    cache.store("hessian", {"engine": "dstab", "top_k": 3, "probe": probe}, [other], {"v": "c"}, {"x": np.ones(1)})
-    cache.store("hessian", {"engine": "dstab", "top_k": 3, "probe": probe}, [SHA, other], {"v": "d"}, {"x": np.ones(1)})
-    # the caller does not know num_params (only the loaded model does): the sha256 pins it
-    found = cache.find("hessian", [SHA], {"top_k": 3, "probe": {"kind": "dm", "timesteps": [125, 375]}})
-    assert [r.meta["v"] for r in found] == ["a"] and found[0].key == a.key and found[0].source == "user"
-    np.testing.assert_array_equal(found[0].arrays["x"], np.ones(1))
-    assert sorted(r.meta["v"] for r in cache.find("hessian", SHA, {"engine": "dstab"})) == ["a", "b"]
-    assert cache.find("hessian", [SHA], {"probe": {"timesteps": [125]}}) == []  # lists compare whole
-    assert cache.find("hessian", [SHA], {"probe": {"role": "g"}}) == []  # a key the record lacks
-    assert [r.meta["v"] for r in cache.find("hessian", [SHA, other], {})] == ["d"]
-    assert cache.find("surface", [SHA], {}) == []
-
-
-def test_find_prefers_the_shipped_copy_and_skips_damaged_or_mislabelled_records():
-    params = {"engine": "dstab", "top_k": 3}
-    user = cache.store("hessian", params, [SHA], {"v": 1}, {"x": np.zeros(2)})
-    shipped = cache.store("hessian", params, [SHA], {"v": 1}, {"x": np.zeros(2)}, root=cache.shipped_dir())
-    [found] = cache.find("hessian", [SHA], {"top_k": 3})
-    assert found.source == "shipped" and found.key == user.key == shipped.key
-    shipped.path.with_suffix(".npz").write_bytes(b"torn")  # damaged arrays: that copy is a miss
-    [found] = cache.find("hessian", [SHA], {"top_k": 3})
-    assert found.source == "user" and found.key == user.key
-    user.path.write_text(user.path.read_text().replace('"top_k": 3', '"top_k": 4'))  # params no longer fit the key
-    assert cache.find("hessian", [SHA], {"top_k": 3}) == []
-    assert cache.find("hessian", [SHA], {"top_k": 4}) == []
+def test_the_key_names_its_schema_and_the_record_says_it():
+    """A result stored under an older spelling of the keys is a miss, never a stale hit: the schema
+    is part of every key (one bump re-keys everything; no compatibility rules)."""
+    stored = cache.store("surface", {"g": 1}, [SHA], {"v": 1}, {"x": np.zeros(1)})
+    record = json.loads(stored.path.read_text())
+    assert record["key_schema"] == cache.KEY_SCHEMA and record["key"] == stored.key
+    identity = {"analysis": "surface", "params": {"g": 1}, "checkpoints": [SHA], "dstab_version": dstab.__version__}
+    older = hashlib.sha256(cache.canonical_json(identity).encode()).hexdigest()  # the schema-1 key
+    newer = hashlib.sha256(cache.canonical_json({**identity, "key_schema": cache.KEY_SCHEMA}).encode()).hexdigest()
+    assert stored.key == newer != older
+    assert cache.stored_key("surface", stored.key) and not cache.stored_key("surface", older)
+    assert cache.read_key("surface", stored.key).meta == {"v": 1} and cache.read_key("surface", older) is None

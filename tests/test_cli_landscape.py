@@ -149,24 +149,21 @@ def test_dataset_option_picks_the_probe_data_and_enters_the_cache_key(ckpts, cac
 
 
 def test_dataset_option_changes_every_specs_key(ckpts):
-    from dstab.analysis.specs import ConsistencySpec, HessianSpec
+    from dstab.analysis.specs import ConsistencySpec, HessianSpec, SurfaceSpec
 
     b = checkpoints.load(ckpts["toy_dm"])
     own, named = ProbeSpec(timesteps=(50,)), ProbeSpec(timesteps=(50,), dataset="toy2d:8gaussians")
     other = ProbeSpec(timesteps=(50,), dataset="toy2d:swissroll")
-    assert own.params(b) == named.params(b) and "dataset" not in own.params(b)  # old keys stay valid
+    assert own.params(b) == named.params(b) and own.params(b)["dataset"] == "toy2d:8gaussians"  # the header's
     assert other.params(b) == {**own.params(b), "dataset": "toy2d:swissroll"}
     assert other.unit_key(b, "cpu") != own.unit_key(b, "cpu")
-    entry = {"kind": "dm", "dataset": "toy2d:8gaussians", "train_config": {"diffusion": {"T": 1000}}}
     h = HessianSpec()
-    # a shipped result is for the header's data: another dataset never finds it
-    assert replace(h, probe=replace(h.probe, dataset="toy2d:swissroll")).known_params(entry) is None
-    assert replace(h, probe=replace(h.probe, dataset="toy2d:8gaussians")).known_params(entry) == h.known_params(entry)
     picked = replace(h, probe=replace(h.probe, timesteps=(50,), dataset="toy2d:swissroll"))
-    keys = [s.params([b], lambda s=s: s.build([b], "cpu")) for s in (replace(picked, probe=own), picked)]
+    keys = [s.params([b]) for s in (replace(picked, probe=own), picked)]
     assert keys[0]["probe"]["dataset"] == "toy2d:8gaussians" and keys[1]["probe"]["dataset"] == "toy2d:swissroll"
+    assert keys[0]["probe"] == SurfaceSpec(probe=own).params([b])["probe"]  # one probe, one key part
     c = ConsistencySpec()
-    assert "dataset" not in c.params([b]) and replace(c, dataset="toy2d:swissroll").params([b])["dataset"]
+    assert c.params([b])["dataset"] is None and replace(c, dataset="toy2d:swissroll").params([b])["dataset"]
 
 
 def test_dataset_option_is_refused_outside_the_one_rule_before_any_checkpoint_loads(caches, capsys, tmp_path):

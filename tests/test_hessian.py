@@ -174,10 +174,14 @@ def test_the_stopping_rule_revision_is_in_every_dstab_key():
     never served as current: the rule's revision is part of the key, for the engine that has the rule."""
     from dstab.analysis.hessian_settings import LANCZOS_RULE
     from dstab.analysis.specs import HessianSpec
+    from dstab.zooresults import EntryCheckpoint
 
-    probe = QuadraticProbe(torch.diag(torch.linspace(-1.0, 3.0, 6)))
-    probe.describe = lambda: {"name": "quadratic", "kind": "custom"}
-    assert hessian.hessian_params(probe, "dstab")["lanczos_rule"] == LANCZOS_RULE
-    assert "lanczos_rule" not in hessian.hessian_params(probe, "pyhessian")
-    entry = {"kind": "dm", "dataset": "toy2d:8gaussians", "train_config": {"diffusion": {"T": 1000}}}
-    assert HessianSpec().known_params(entry)["lanczos_rule"] == LANCZOS_RULE
+    assert HessianSpec().own_params()["lanczos_rule"] == LANCZOS_RULE
+    assert "lanczos_rule" not in HessianSpec(engine="pyhessian").own_params()
+    entry = {
+        "kind": "dm",
+        "dataset": "toy2d:8gaussians",
+        "train_config": {"diffusion": {"T": 1000}},
+        "checkpoints": {"final": {"sha256": "ab" * 32}},
+    }
+    assert HessianSpec().params([EntryCheckpoint("toy2d/x", entry)])["lanczos_rule"] == LANCZOS_RULE

@@ -7,9 +7,9 @@ import math
 
 import pytest
 
+from dstab import paper
 from dstab.errors import DstabError
 from dstab.training import config as train_config
-from dstab.training import paper
 from dstab.training.lr import LRSchedule, make_lr_schedule, optimizer_schedule
 from dstab.training.momentum import make_schedule
 

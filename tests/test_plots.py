@@ -4,6 +4,7 @@ numbers pinned on analytic inputs; and the one cost estimator and progress proto
 from __future__ import annotations
 
 import base64
+import io
 import json
 
 import numpy as np
@@ -14,7 +15,8 @@ from dstab.analysis import cost
 from dstab.analysis.interpolation import rise_over_end
 from dstab.analysis.landscape import rise_over_centre
 from dstab.analysis.trajectory import trajectory_rows
-from dstab.plots import png
+from dstab.errors import DstabError
+from dstab.plots import figpng, png
 from dstab.plots import surface as surface_plots
 
 
@@ -30,13 +32,63 @@ def test_relative_rise_and_relative_curve_are_analytic():
     assert (own["a"].lo, own["a"].hi, own["b"].lo, own["b"].hi) == (2.0, 6.0, 200.0, 600.0)
 
 
-def test_colour_maps_hit_their_anchors_and_the_heatmap_is_symmetric():
-    np.testing.assert_array_equal(png.colours(np.array([0.0, 0.5, 1.0]), png.RDBU_R), png.RDBU_R[[0, 2, 4]])
-    np.testing.assert_array_equal(png.colours(np.array([0.25]), png.VIRIDIS)[0], [59, 82, 139])
-    z = np.array([[-1.0, 0.0, 1.0]] * 3)
-    img = np.asarray(png.heatmap_image(z, -1.0, 1.0, png.RDBU_R, scale=4))
-    top = 4  # no title: the cells start 4 px down
-    assert tuple(img[top + 1, 1]) == tuple(png.RDBU_R[0]) and tuple(img[top + 1, 9]) == tuple(png.RDBU_R[4])
+def _bowl():
+    a = np.linspace(-1, 1, 11)
+    return a, np.add.outer(a**2, 0.5 * a**2) + 0.25
+
+
+@pytest.mark.parametrize("scale", [surface_plots.OWN, surface_plots.SHARED_RISE])
+def test_the_pil_drawing_uses_the_figures_own_colour_scale_labels_and_units(scale):
+    """Without a browser the PNG is drawn from the same figure: its colour scale (plotly's own stops), its
+    colour bar and axis titles; the highest cell has the scale's top colour, the lowest its bottom."""
+    import plotly.colors as pc
+
+    a, loss = _bowl()
+    view = surface_plots.views({"dm": loss}, scale)["dm"]
+    fig = surface_plots.contour(a, a, view, "a bowl")
+    p = figpng.plan(fig)
+    assert p["colorbar"]["title"] == view.unit and (p["x"]["title"], p["y"]["title"]) == ("d2", "d1")
+    stops = pc.get_colorscale(view.colours)
+    np.testing.assert_allclose([s for s, _ in p["colorbar"]["stops"]], [float(s) for s, _ in stops], rtol=1e-12)
+    assert [c for _, c in p["colorbar"]["stops"]] == [figpng.colour(c) for _, c in stops]
+    img = np.asarray(figpng.draw(fig, scale=1))
+    assert img.shape[:2] == (420, figpng.WIDTH)  # the figure's own height, the default width
+    colours = img.reshape(-1, 3)
+    count = lambda stop: int((colours == np.array(figpng.colour(stop[1])[:3])).all(axis=1).sum())  # noqa: E731
+    assert count(stops[-1]) > 100  # the corner cells: the scale's top colour
+    # the centre: the bottom of its own loss range, the middle (no rise) of the symmetric one
+    assert count(stops[0]) > 100 if scale == surface_plots.OWN else count(stops[len(stops) // 2]) > 100
+
+
+def test_a_log_axis_is_labelled_in_the_datas_units_and_the_legend_names_the_traces():
+    from dstab import cache
+    from dstab.plots import hessian as hessian_plots
+
+    grid = np.linspace(-5, 60, 200)
+    density = np.exp(-0.5 * (grid / 3) ** 2) + 1e-12
+    res = cache.Result({}, {"density_grid": grid, "density": density}, "", "shipped", params={"probe": {"kind": "dm"}})
+    fig = hessian_plots.spectral_density({"dm": ("dm-eps-s0", res)})
+    p = figpng.plan(fig)
+    assert p["y"]["log"] and [label for _, label in p["y"]["ticks"]][-3:] == ["0.01", "0.1", "1"]
+    assert p["legend"] == [(fig.data[0].name, figpng.colour(fig.data[0].line.color))]
+    assert p["title"] == fig.layout.title.text and p["y"]["title"] == "density"
+
+
+def test_without_a_browser_every_png_is_the_pil_drawing(monkeypatch):
+    from choreographer.browsers.chromium import Chromium
+    from PIL import Image
+
+    monkeypatch.setattr(Chromium, "find_browser", staticmethod(lambda *a, **k: None))
+    monkeypatch.delenv("DSTAB_PNG_RENDERER", raising=False)
+    assert figpng.renderer() == "pil"
+    a, loss = _bowl()
+    fig = surface_plots.contour(a, a, surface_plots.views({"dm": loss})["dm"], "a bowl")
+    img = Image.open(io.BytesIO(figpng.png_bytes(fig)))
+    assert img.size == (figpng.WIDTH * figpng.SCALE, 420 * figpng.SCALE)
+    np.testing.assert_array_equal(np.asarray(img.convert("RGB")), np.asarray(figpng.draw(fig)))
+    monkeypatch.setenv("DSTAB_PNG_RENDERER", "svg")
+    with pytest.raises(DstabError, match="DSTAB_PNG_RENDERER must be one of auto, kaleido, pil"):
+        figpng.renderer()
 
 
 def test_trajectory_rows_measure_the_settling_of_the_x0_estimate():
@@ -56,20 +108,22 @@ def _array(value) -> np.ndarray:
 
 
 def test_the_cli_surface_html_is_the_pages_figure(ckpts, caches):
-    """The CLI's HTML is the page's 3-D surface: the relative rise on a symmetric +-zmax scale."""
+    """The CLI's HTML is the page's 3-D surface at the page's default scale: its own loss range, viridis,
+    the colour bar titled 'loss' (it used to be a relative rise the page does not open on)."""
     out = caches / "out"
     argv = ["surface", str(ckpts["toy_dm"]), "--grid", "5", "--timestep", "50", "--batch-size", "8"]
     assert cli.main([*argv, "--out", str(out), "--device", "cpu"]) == 0
     stem = out / "surface_toy_dm_t50"
     loss = np.load(stem.with_suffix(".npz"))["loss"]
     html = stem.with_suffix(".html").read_text()
-    rel = rise_over_centre(loss)
-    zmax = float(np.abs(rel).max())
     call = html.split("Plotly.newPlot(", 1)[1]
     traces, _ = json.JSONDecoder().raw_decode(call, call.index("["))  # newPlot(div id, data, layout, config)
     trace = traces[0]
-    assert trace["type"] == "surface" and trace["cmin"] == pytest.approx(-zmax) and trace["cmax"] == pytest.approx(zmax)
-    np.testing.assert_allclose(_array(trace["z"]), rel, rtol=1e-12)
+    assert trace["type"] == "surface" and trace["colorbar"]["title"]["text"] == "loss"
+    assert trace["cmin"] == pytest.approx(loss.min()) and trace["cmax"] == pytest.approx(loss.max())
+    np.testing.assert_allclose(_array(trace["z"]), loss, rtol=1e-12)
+    view = surface_plots.views({"dm": loss})["dm"]
+    assert trace["colorscale"] == surface_plots.surface_3d(loss, loss, view, "").to_dict()["data"][0]["colorscale"]
 
 
 def test_one_timing_per_key_and_no_warm_up_when_asked():

@@ -145,6 +145,30 @@ def test_wrong_kind_bad_options_and_nan_weights_are_refused(ckpts, tmp_path):
         dm_probe(dm, 10)
 
 
+def test_a_timestep_past_T_is_refused_by_the_spec_before_any_probe_is_built(ckpts, monkeypatch):
+    """ProbeSpec.check owns the t < T rule: the CLI, the pages' Plans (a control's marks, the small
+    multiples) and a key spelled from a manifest entry refuse t >= T, never list it as 'not stored'."""
+    from dstab import probes
+    from dstab.analysis.results import Plan
+    from dstab.analysis.specs import HessianSpec, SurfaceSpec
+    from dstab.zooresults import EntryCheckpoint
+
+    dm = checkpoints.load(ckpts["toy_dm"])
+    T = dm.diffusion.T
+    monkeypatch.setattr(probes, "dm_probe", lambda *a, **k: pytest.fail("no probe is built to check a spec"))
+    for t in (T, T + 7, -1):
+        with pytest.raises(DstabError, match=rf"timestep {t} is outside 0..{T - 1}"):
+            ProbeSpec(timesteps=(t,)).check(dm)
+        with pytest.raises(DstabError, match=rf"timestep {t} is outside 0..{T - 1}"):
+            Plan(SurfaceSpec(probe=ProbeSpec(timesteps=(1, t))), [dm])
+    entry = {"kind": "dm", "dataset": "toy2d:8gaussians", "train_config": {"diffusion": {"T": T}}}
+    entry["checkpoints"] = {"final": {"sha256": dm.sha256}}
+    with pytest.raises(DstabError, match=rf"timestep {T} is outside"):
+        HessianSpec(probe=ProbeSpec(timesteps=(T,))).params([EntryCheckpoint("toy/dm", entry)])
+    last = ProbeSpec(timesteps=(T - 1,))
+    assert last.params(dm)["timesteps"] == [T - 1] == last.params(EntryCheckpoint("toy/dm", entry))["timesteps"]
+
+
 def test_a_generator_probe_loads_no_dataset_and_keeps_its_cache_key(ckpts, monkeypatch):
     bundle = checkpoints.load(ckpts["toy_gan"])
     d = gan_probe(bundle, "d", batch_size=8, seed=3)

@@ -12,6 +12,7 @@ from PIL import Image
 
 from dstab.cli import main
 from dstab.errors import DstabError
+from dstab.plots import figpng
 from dstab.plots import timesteps as figures
 from dstab.training import timestep_field
 
@@ -98,7 +99,8 @@ def test_the_figure_carries_each_presets_share_in_its_legend(zoo_field, tmp_path
     assert "speed: 75.0% below T/2, mean t 338.9" in [t.name for t in draws.data]
     assert draws.layout.yaxis.type == "log"
     path = figures.save_png(zoo_field, tmp_path / "f.png")
-    assert Image.open(path).size == (940, 460)
+    width, height = figpng.size(figures.figure(zoo_field))  # the page's figure, as figpng draws every PNG
+    assert Image.open(path).size == (width * figpng.SCALE, height * figpng.SCALE)
 
 
 def test_cli_writes_json_csv_html_png(tmp_path, capsys):

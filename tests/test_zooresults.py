@@ -44,30 +44,72 @@ def _plans():
                 yield Plan(spec.for_kind(bundles[0].kind), bundles)
 
 
-@pytest.mark.skipif(not (zoo.zoo_root() / "results").is_dir(), reason="no shipped results in this zoo")
+def _sample_keys(plans) -> set[str]:
+    """The consistency engine's per-model sample caches behind the consistency plans."""
+    keys = set()
+    for plan in plans:
+        if plan.spec.name == "consistency":
+            s = plan.spec
+            for b in plan.bundles:
+                params = cons.sample_params(b.kind, s.num, s.seed, s.sampler, s.steps, s.eta)
+                keys.add(cache.result_key("samples", params, [b.sha256]))
+    return keys
+
+
+SHIPPED = pytest.mark.skipif(not (zoo.zoo_root() / "results").is_dir(), reason="no shipped results in this zoo")
+
+
+@SHIPPED
 def test_every_shipped_result_is_found_through_its_spec():
     wanted: dict[str, set[str]] = {}
-    for plan in _plans():
+    plans = list(_plans())
+    for plan in plans:
         assert plan.lookup() is not None and plan.lookup().source == "shipped", (plan.spec, plan.bundles[0].name)
         wanted.setdefault(plan.spec.name, set()).add(plan.key)
+    wanted["samples"] = _sample_keys(plans)
     for name, keys in wanted.items():
         assert keys == _shipped_keys(name), name  # and nothing shipped that no spec names
+    assert {p.name for p in cache.shipped_dir().iterdir()} == {*wanted, "census"}
     # surfaces: 14 DMs at the landscape page's 9 timesteps and 8 GANs for G and D; interpolations at 3 / 2
     # timesteps (14 * 3 + 8 * 2); consistency: per family and sampler 5 groups (eps, GAN, 2 structure,
-    # x0 group) + the eps/x0 pair, where the GAN groups' DDIM row reuses DDPM's (2 * 2 * 6 - 4)
+    # x0 group) + the eps/x0 pair, where the GAN groups' DDIM row reuses DDPM's (2 * 2 * 6 - 4); samples:
+    # every model of those groups once per sampler (DMs 2 x 7 per family, GANs once: 2 * (14 + 4))
     assert {n: len(k) for n, k in wanted.items()} == {
         "surface": 14 * 9 + 8 * 2,
         "interpolate": 14 * 3 + 8 * 2,
         "hessian": 18,
         "consistency": 20,
+        "samples": 2 * (2 * 7 + 4),
     }
+    for plan in plans:  # every record says the schema it is keyed by
+        assert json.loads(plan.lookup().path.read_text())["key_schema"] == cache.KEY_SCHEMA
+
+
+@SHIPPED
+def test_a_changed_prose_constant_still_finds_every_shipped_result_through_the_cli_and_the_page(
+    monkeypatch, tmp_path, capsys
+):
+    """The keys hold no prose: one trailing space added to the BN wording (once in the Hessian's key)
+    and every shipped result is still found, by the CLI's route (results.get) and the pages' (Home from
+    the manifest; an analysis page through the same Plans)."""
+    from dstab import probes
+
+    monkeypatch.setattr(probes, "BN_MODE", probes.BN_MODE + " ")
+    monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "empty"))
+    entries = zoo.read_manifest()["entries"]
+    for plan in _plans():
+        assert plan.lookup().source == "shipped", (plan.spec, plan.bundles[0].name)
+        if plan.spec.name == "hessian" and plan.spec.probe.role in (None, "g"):
+            assert zooresults.shipped_hessian(plan.bundles[0].name.split("@")[0], entries).key == plan.key
+    assert cli.main(["hessian", "toy2d/gan-s1", "-o", str(tmp_path / "h"), "--device", "cpu"]) == 0
+    assert "shipped" in capsys.readouterr().out
 
 
 def test_home_finds_the_shipped_numbers_from_the_manifest_alone():
     entries = zoo.read_manifest()["entries"]
     for eid in ("digits/dm-eps-s0", "digits/gan-s0"):
         exact = zooresults.report_hessian(zoo.load_checkpoint(eid))
-        assert [r.key for r in zooresults.shipped_hessians(entries[eid])] == [exact.key]
+        assert zooresults.shipped_hessian(eid, entries).key == exact.key and exact.source == "shipped"
     c = zooresults.shipped_consistency("digits", "dm", entries)
     assert c.source == "shipped" and c.meta["settings"] == {
         "num": 32,

@@ -75,19 +75,23 @@ def draw(bundle: Bundle, num: int, seed: int, sampler: str, steps, eta: float, d
     return generate(bundle, num, seed, sampler, steps, eta, device)
 
 
+def sample_params(kind: str, num: int, seed: int, sampler: str, steps, eta: float) -> dict:
+    """The key of one model's cached samples: a GAN's depend on its latents alone (M and the seed)."""
+    if kind == "gan":
+        return {"num": num, "seed": seed}
+    return {"num": num, "seed": seed, "sampler": sampler, "steps": steps, "eta": eta}
+
+
 def samples_of(
     bundle: Bundle, num: int, seed: int, sampler: str, steps, eta: float, device, root: Path | None = None
 ) -> torch.Tensor:
     """`draw` through the results cache, keyed by the model's sha256 and the sampling settings: a model
     that belongs to several groups (the seed-0 reference of inits, structures and the x0 pair) is
     sampled once, which is most of the cost of a DDPM consistency run."""
-    params = {"num": num, "seed": seed, "sampler": sampler, "steps": steps, "eta": eta}
-    if bundle.kind == "gan":
-        params = {"num": num, "seed": seed}
     shas = [bundle.sha256] if bundle.sha256 else []
     found = cache.get_or_compute(
         "samples",
-        params,
+        sample_params(bundle.kind, num, seed, sampler, steps, eta),
         shas,
         lambda: ({}, {"samples": draw(bundle, num, seed, sampler, steps, eta, device)}),
         False,

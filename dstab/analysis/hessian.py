@@ -55,7 +55,7 @@ from ..errors import DstabError, require
 from . import lanczos
 from .cost import seconds_per_call, warn_if_slow
 from .hessian_settings import DEFAULT as SPEC
-from .hessian_settings import HESSIAN_ENGINES, optional_keys, rule_key
+from .hessian_settings import HESSIAN_ENGINES
 from .hvp import HVP_MODES, HessianOperator  # noqa: F401  (the engine's API)
 from .lanczos import density, spectrum_moments  # noqa: F401  (hessian_ref and callers use them here)
 
@@ -362,35 +362,3 @@ def check_engine(name: str) -> str:
     if name not in HESSIAN_ENGINES:
         raise DstabError(f"unknown Hessian engine {name!r}; choose one of {list(HESSIAN_ENGINES)}")
     return name
-
-
-def hessian_params(
-    probe,
-    engine: str = "dstab",
-    top_k=SPEC.top_k,
-    trace_samples=SPEC.trace_samples,
-    slq_runs=SPEC.slq_runs,
-    slq_steps=SPEC.slq_steps,
-    seed=SPEC.seed,
-    tol=SPEC.tol,
-    max_steps=SPEC.max_steps,
-    block=SPEC.block,
-    lambda_min=SPEC.lambda_min,
-) -> dict:
-    """What a spectrum depends on besides the checkpoint: its cache parameters."""
-    described = {k: v for k, v in probe.describe().items() if k not in ("name", "checkpoint", "checkpoint_sha256")}
-    return {
-        "probe": described,
-        "engine": check_engine(engine),
-        "top_k": int(top_k),
-        "trace_samples": int(trace_samples),
-        "slq_runs": int(slq_runs),
-        "slq_steps": int(slq_steps),
-        "seed": int(seed),
-        "tol": float(tol),
-        "max_steps": int(max_steps),
-        # keyed only when not the default, so that results stored before these settings existed keep their key
-        **optional_keys(block, lambda_min),
-        **rule_key(engine),
-        **({} if slq_full(sum(p.numel() for p in probe.params.values()), int(slq_steps)) else {"slq_reorth": "local"}),
-    }

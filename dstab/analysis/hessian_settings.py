@@ -45,13 +45,6 @@ class HessianSettings:
 DEFAULT = HessianSettings()
 
 
-def optional_keys(block: int, lambda_min: bool) -> dict:
-    """block and lambda_min as a cache key holds them: only when not the default, so that results
-    stored before these settings existed keep their key."""
-    keys = {} if int(block) == DEFAULT.block else {"block": int(block)}
-    return {**keys, "lambda_min": True} if lambda_min else keys
-
-
 def lambda_min_text(meta: dict) -> str:
     """lambda_min as a result's JSON states it: "v +- bound" when converged, "<= v (unconverged)"
     when it is only the smallest Ritz value of the top-k run, "n/a" where no engine computed it."""

@@ -191,7 +191,7 @@ class Surface:
 
 
 def surface_params(grid: int, radius: float, seed: int, bias_mode: str, engine: str = "dstab") -> dict:
-    """What a surface depends on besides the probe: its cache parameters."""
+    """A surface's settings as its meta records them (its cache key is `specs.SurfaceSpec.params`)."""
     return {"grid": int(grid), "radius": float(radius), "seed": int(seed), "bias_mode": bias_mode, "engine": engine}
 
 

@@ -1,8 +1,11 @@
 """The probe's spec: which deterministic loss of a checkpoint the surface, curve and Hessian specs measure.
 
 `ProbeSpec` is a field of `SurfaceSpec`, `CurveSpec` and `HessianSpec` (specs.py re-exports it); its
-`params()` is their cache key's probe part and `build()` the one place that decides which probe
-(dstab.probes) a checkpoint gets. Imports no PyTorch; `build` does.
+`params()` is their cache key's probe part (the same for every analysis of a probe), `check()` the
+rules a probe's settings obey for a checkpoint (timesteps within its T included), and `build()` the
+one place that decides which probe (dstab.probes) a checkpoint gets. Imports no PyTorch; `build` does.
+The checkpoint may be a loaded Bundle or anything with its `kind`, `name`, `header` and a DM's
+`diffusion.T` (`zooresults.EntryCheckpoint`: a zoo entry read from the manifest alone).
 """
 
 from __future__ import annotations
@@ -11,11 +14,17 @@ from dataclasses import dataclass
 
 from .. import confine
 from ..errors import require
+from ..modelconfig import check_timesteps
 
 # dstab's choice, not the paper's (it does not say which t its DM Hessian used): the midpoints of the four
 # quartiles of [0, T), a 4-point quadrature of the uniformly weighted training loss
 QUARTILE_MIDPOINTS = (0.125, 0.375, 0.625, 0.875)
 GAN_ROLES = ("g", "d")  # generator loss with D frozen, discriminator loss with G frozen
+
+
+def probe_kind(params: dict) -> str:
+    """'dm', 'gan-g' or 'gan-d': the probe a key's probe part (`ProbeSpec.params`) names."""
+    return "dm" if params["kind"] == "dm" else f"gan-{params.get('role') or 'g'}"
 
 
 def _ints(values) -> tuple[int, ...] | None:
@@ -47,6 +56,8 @@ class ProbeSpec:
             require(self.role in (None, *GAN_ROLES), f"GAN probe role must be 'g' or 'd', got {self.role!r}")
         else:
             require(self.role is None, f"{bundle.name} is a DM; --role applies to GANs only (use --timestep)")
+            if self.timesteps is not None:
+                check_timesteps(list(self.timesteps), bundle.diffusion.T)
         require(self.batch_size >= 1, f"batch size must be positive, got {self.batch_size}")
         if self.dataset is not None:
             confine.chosen_dataset(self.dataset)
@@ -57,11 +68,12 @@ class ProbeSpec:
         return [int(f * bundle.diffusion.T) for f in self.fractions]
 
     def params(self, bundle) -> dict:
-        """The probe's part of a surface's or a curve's cache parameters."""
+        """The probe's part of every cache key it is in (surface, curve, Hessian): the spec's own values,
+        with the timesteps and dataset resolved against the checkpoint (the header's dataset when none
+        was picked). Nothing the built probe would add (parameter count, BN wording): that is meta."""
         self.check(bundle)
-        common = {"batch_size": int(self.batch_size), "seed": int(self.seed)}
-        if self.dataset is not None and self.dataset != bundle.header.get("dataset"):
-            common["dataset"] = self.dataset  # another dataset, another result (the header's keeps its old key)
+        dataset = self.dataset if self.dataset is not None else bundle.header.get("dataset")
+        common = {"batch_size": int(self.batch_size), "seed": int(self.seed), "dataset": dataset}
         if bundle.kind == "gan":
             return {"kind": "gan", "role": self.role or "g", **common}
         return {"kind": "dm", "timesteps": self.timesteps_of(bundle), **common}

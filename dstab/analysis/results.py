@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from .. import cache
 from . import cost
 
@@ -35,7 +33,7 @@ class Plan:
         self.device = distributed.device_for(distributed.from_env(), torch.device(device))
         self._inputs, self._per_unit = None, None
         self.builds = 0  # how often the inputs were built (a page must build them once per miss)
-        self.params = spec.params(self.bundles, self.inputs)
+        self.params = spec.params(self.bundles)
         self.shas = [b.sha256 for b in self.bundles]
         self.identified = bool(self.shas) and all(isinstance(s, str) and s for s in self.shas)
         self.key = cache.result_key(spec.name, self.params, self.shas) if self.identified else ""
@@ -47,7 +45,11 @@ class Plan:
         return self._inputs
 
     def lookup(self) -> cache.Result | None:
-        return cache.lookup(self.spec.name, self.params, self.shas) if self.identified else None
+        return cache.read_key(self.spec.name, self.key) if self.identified else None
+
+    def stored(self) -> bool:
+        """Whether the result is on disk, without reading it."""
+        return self.identified and cache.stored_key(self.spec.name, self.key)
 
     def seconds_per_unit(self) -> float:
         if self._per_unit is None:
@@ -67,25 +69,15 @@ class Plan:
     def get(
         self, progress: Progress | None = None, refresh: bool = False, root: Path | None = None, **runtime
     ) -> cache.Result:
-        """The stored result, or the computed one, stored under `root` (default: the user cache). With
-        `root` (the shipped cache, when precomputing) a result only the user cache holds is copied there."""
+        """The stored result, or the computed one, stored under `root` (default: the user cache), through
+        `cache.get_or_compute` (the one lookup -> compute -> store path). With `root` (the shipped cache,
+        when precomputing) a result only the user cache holds is copied there. Under torchrun only rank 0
+        writes."""
         from ..distributed import from_env
 
-        found = None if refresh else self.lookup()
-        if found is not None:
-            if root is not None and found.source == "user" and from_env().main:
-                cache.store(self.spec.name, self.params, self.shas, found.meta, found.arrays, root)
-            return found
-        return self.store(*self.compute(progress, root, **runtime), root)
-
-    def store(self, meta: dict, arrays: dict, root: Path | None = None) -> cache.Result:
-        """A computed (meta, arrays) as this plan's result, stored under `root` (default: the user cache)
-        unless nothing identifies it or another rank writes it."""
-        from ..distributed import from_env
-
-        if not self.identified or not from_env().main:
-            return cache.Result(meta, {k: np.asarray(v) for k, v in arrays.items()}, "", "computed", None, self.params)
-        return cache.store(self.spec.name, self.params, self.shas, meta, arrays, root)
+        shas = self.shas if self.identified else []
+        compute = lambda: self.compute(progress, root, **runtime)  # noqa: E731
+        return cache.get_or_compute(self.spec.name, self.params, shas, compute, refresh, root, from_env().main)
 
 
 def get(

@@ -9,10 +9,16 @@ take their defaults from these fields; `dstab.zooresults` names the instances
 the zoo ships. This module imports no PyTorch (the home page reads the specs
 before torch is loaded); the methods that need it import it.
 
+Keys come from specs only: `params()` spells every field of the spec (a
+new field joins the key by being a field; `spelled`), the probe by
+`ProbeSpec.params`, plus a rule's revision where an engine's rule changes
+its numbers; what only the loaded model knows (parameter count, the
+reorthogonalisation chosen, the BN wording) goes to the result's meta.
+
 Spec protocol (what `results` calls):
     name                     the cache entry name
     check(bundles)           DstabError for bundles the analysis cannot take
-    params(bundles, inputs)  the cache parameters; `inputs()` builds the inputs if a key needs them
+    params(bundles)          the cache parameters (no probe is built for them)
     build(bundles, device)   the inputs: probes, or the bundles themselves
     units(bundles), unit(inputs)   how many units of work, and one unit to time (dstab.analysis.cost)
     compute(inputs, progress, per_unit, **runtime) -> (meta, arrays)
@@ -22,13 +28,14 @@ Spec protocol (what `results` calls):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import ClassVar
 
-from .. import confine
+from .. import confine, paper
 from ..errors import DstabError, require
-from .hessian_settings import HESSIAN_ENGINES, HessianSettings, optional_keys, rule_key
-from .probespec import GAN_ROLES, QUARTILE_MIDPOINTS, ProbeSpec  # noqa: F401 (re-exported: the specs' probe)
+from ..modelconfig import DDIM_STEPS
+from .hessian_settings import HESSIAN_ENGINES, HessianSettings, rule_key
+from .probespec import GAN_ROLES, QUARTILE_MIDPOINTS, ProbeSpec, probe_kind  # noqa: F401 (re-exported: the specs' probe)
 
 SURFACE_ENGINES = ("dstab", "loss-landscapes")
 SURFACE_PRECISIONS = ("fp32", "tf32", "bf16")  # see fast_surface
@@ -37,6 +44,27 @@ DM_SAMPLERS = ("ddpm", "ddim")
 
 def _loss_unit(probe, device=None) -> Callable[[], object]:
     return probe.loss
+
+
+_CASTS = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def spelled(spec, skip: tuple[str, ...] = ("probe",)) -> dict:
+    """Every field of `spec` but `skip`, as a cache key spells it: an int field as an int, a float field as a
+    float (1 and 1.0 give one key), a tuple as a list, None as null. A field added to a spec (or to
+    HessianSettings) joins the key of every spec that has it, with no rule to write."""
+    out = {}
+    for f in fields(spec):
+        if f.name in skip:
+            continue
+        value = getattr(spec, f.name)
+        cast = _CASTS.get(str(f.type).split("|")[0].strip())
+        if isinstance(value, tuple | list):
+            value = list(value)
+        elif value is not None and cast is not None:
+            value = cast(value)
+        out[f.name] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -65,13 +93,12 @@ class SurfaceSpec:
         grid_coordinates(self.grid, self.radius)  # bad grids fail before any probe is built
         self.probe.check(bundles[0])
 
-    def params(self, bundles, inputs=None) -> dict:
-        from .landscape import surface_params
+    def own_params(self) -> dict:
+        """The key without its probe part (the API keys a custom probe by its own identity)."""
+        return spelled(self)
 
-        own = surface_params(self.grid, self.radius, self.seed, self.bias_mode, self.engine)
-        # fp32 results keep the key they had before precisions existed
-        own.update({} if self.precision == "fp32" else {"precision": self.precision})
-        return {"probe": self.probe.params(bundles[0]), **own}
+    def params(self, bundles) -> dict:
+        return {"probe": self.probe.params(bundles[0]), **self.own_params()}
 
     def build(self, bundles, device):
         return self.probe.build(bundles[0]).to(device)
@@ -141,10 +168,11 @@ class CurveSpec:
         interpolation_alphas(self.lo, self.hi, self.steps)
         self.probe.check(a)
 
-    def params(self, bundles, inputs=None) -> dict:
-        from .interpolation import interpolation_params
+    def own_params(self) -> dict:
+        return spelled(self)
 
-        return {"probe": self.probe.params(bundles[0]), **interpolation_params(self.lo, self.hi, self.steps)}
+    def params(self, bundles) -> dict:
+        return {"probe": self.probe.params(bundles[0]), **self.own_params()}
 
     def build(self, bundles, device):
         return tuple(self.probe.build(b).to(device) for b in bundles)
@@ -187,37 +215,12 @@ class HessianSpec(HessianSettings):
         )
         self.probe.check(bundles[0])
 
-    def params(self, bundles, inputs) -> dict:
-        """Keyed by the built probe's description (it holds what only the loaded model knows, such as its
-        parameter count); see `known_params` for the part a manifest entry tells."""
-        from .hessian import hessian_params
+    def own_params(self) -> dict:
+        """Every setting (HessianSettings' fields and the engine) and the revision of dstab's Lanczos rule."""
+        return {**spelled(self), **rule_key(self.engine)}
 
-        return hessian_params(inputs(), self.engine, **self.settings())
-
-    def known_params(self, entry: dict) -> dict | None:
-        """The part of `params` a zoo manifest entry determines, for `cache.find` before PyTorch is
-        imported; None when the entry lacks what it needs (a DM's T) or the probe's dataset is not the entry's."""
-        if self.probe.dataset not in (None, entry.get("dataset")):
-            return None
-        probe = {"batch_size": self.probe.batch_size, "seed": self.probe.seed, "dataset": entry["dataset"]}
-        if entry["kind"] == "dm":
-            T = entry.get("train_config", {}).get("diffusion", {}).get("T")
-            if not T:
-                return None
-            ts = list(self.probe.timesteps) if self.probe.timesteps else [int(f * T) for f in self.probe.fractions]
-            probe.update(kind="dm", timesteps=ts)
-        else:
-            probe.update(kind=f"gan-{self.probe.role or 'g'}", role=self.probe.role or "g")
-        # the Lanczos stopping rule (tol, max_steps) is left to the checkpoint's exact key: a search that
-        # finds several variants falls back to `params` with the loaded model
-        loose = {k: v for k, v in self.settings().items() if k not in ("tol", "max_steps", "block", "lambda_min")}
-        return {
-            "engine": self.engine,
-            **loose,
-            **optional_keys(self.block, self.lambda_min),
-            **rule_key(self.engine),
-            "probe": probe,
-        }
+    def params(self, bundles) -> dict:
+        return {"probe": self.probe.params(bundles[0]), **self.own_params()}
 
     def build(self, bundles, device):
         return self.probe.build(bundles[0]).to(device)
@@ -239,7 +242,10 @@ class HessianSpec(HessianSettings):
 
         per_hvp = None if per_unit is None else 3 * per_unit
         with torch.enable_grad():
-            return analyse(probe, self.engine, progress, seconds_per_hvp=per_hvp, **self.settings()).to_record()
+            meta, arrays = analyse(probe, self.engine, progress, seconds_per_hvp=per_hvp, **self.settings()).to_record()
+        # what the built probe says of itself (parameter count, BN wording, loss names): meta, never key
+        described = {k: v for k, v in probe.describe().items() if k not in ("name", "checkpoint", "checkpoint_sha256")}
+        return {**meta, "probe": described}, arrays
 
     def read(self, result):
         from .hessian import HessianSpectrum
@@ -269,10 +275,10 @@ class ConsistencySpec:
     reference. GANs have no sampler: they are keyed with sampler "ddpm" and no steps."""
 
     name: ClassVar[str] = "consistency"
-    num: int = 32  # samples per model M, as the paper's Table 1
+    num: int = paper.CONSISTENCY_M  # samples per model M, as the paper's Table 1
     seed: int = 0  # the one sampling seed: x_T and per-step noise (DMs), z (GANs)
     sampler: str = "ddpm"  # the paper's ancestral sampler; or "ddim"
-    steps: int | None = None  # DDIM steps (None: 50); DDPM runs all T
+    steps: int | None = None  # DDIM steps (None: DDIM_STEPS); DDPM runs all T
     eta: float = 0.0  # DDIM eta: 0 is deterministic
     dataset: str | None = None  # 2-D points' PSNR peak: their data's range; None: each header's dataset
 
@@ -291,10 +297,8 @@ class ConsistencySpec:
         self.check_options()
         require(len(bundles) >= 2, f"consistency compares at least 2 models, got {len(bundles)}")
 
-    def params(self, bundles, inputs=None) -> dict:
-        s = self.for_kind(bundles[0].kind)
-        own = {} if self.dataset is None else {"dataset": self.dataset}  # None keeps the key it had before
-        return {"num": s.num, "seed": s.seed, "sampler": s.sampler, "steps": s.steps, "eta": s.eta, **own}
+    def params(self, bundles) -> dict:
+        return spelled(self.for_kind(bundles[0].kind))
 
     def build(self, bundles, device):
         return list(bundles)
@@ -302,7 +306,7 @@ class ConsistencySpec:
     def units(self, bundles) -> int:
         if bundles[0].kind == "gan":
             return len(bundles)
-        return len(bundles) * ((self.steps or 50) if self.sampler == "ddim" else bundles[0].diffusion.T)
+        return len(bundles) * ((self.steps or DDIM_STEPS) if self.sampler == "ddim" else bundles[0].diffusion.T)
 
     def unit(self, bundles, device="cpu") -> Callable[[], object]:
         return _sample_unit(bundles[0], self.num, device)
@@ -332,8 +336,8 @@ class TrajectorySpec:
     x0 estimate and the noise that estimate implies."""
 
     name: ClassVar[str] = "trajectory"
-    sampler: str = "ddim"  # 50 DDIM steps show the whole path in seconds; "ddpm" runs all T
-    steps: int = 50  # DDIM steps (DDPM: the model's T)
+    sampler: str = "ddim"  # DDIM_STEPS (50) DDIM steps show the whole path in seconds; "ddpm" runs all T
+    steps: int = DDIM_STEPS  # DDIM steps (DDPM: the model's T)
     seed: int = 0
     n: int = 8  # samples
 
@@ -346,19 +350,12 @@ class TrajectorySpec:
         """DDPM runs all T steps of the model: the step count follows the checkpoint."""
         return replace(self, steps=bundle.diffusion.T) if self.sampler == "ddpm" else self
 
-    def params(self, bundles, inputs=None) -> dict:
+    def params(self, bundles) -> dict:
         from ..sampling import sample_shape
 
         # whether x0 estimates are clipped, as `generate` does it (the model's source's rule)
         clip = bundles[0].diffusion.clip_for(1 + len(sample_shape(bundles[0]))) is not None
-        return {
-            "sampler": self.sampler,
-            "steps": int(self.steps),
-            "seed": int(self.seed),
-            "n": int(self.n),
-            "clip": clip,
-            "frames": list(TRAJECTORY_FRAMES),
-        }
+        return {**spelled(self), "clip": clip, "frames": list(TRAJECTORY_FRAMES)}
 
     def build(self, bundles, device):
         return bundles[0]

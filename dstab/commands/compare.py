@@ -31,13 +31,14 @@ def write_report(result: dict, out: Path) -> dict[str, str]:
     from ..experiments import verdict
     from ..experiments.compare import AXES
     from ..plots import compare as figures
-    from ..plots import write_html
+    from ..plots import figpng, write_html
 
     out.mkdir(parents=True, exist_ok=True)
     files = {}
     for axis in AXES:
-        files[f"vs {axis}"] = figures.curves_png(result, axis, out / f"curves-{axis}.png").name
-        write_html(figures.curves_figure(result, axis), out / f"curves-{axis}.html")
+        figure = figures.curves_figure(result, axis)  # the page's figure, as PNG and HTML
+        files[f"vs {axis}"] = figpng.write_png(figure, out / f"curves-{axis}.png").name
+        write_html(figure, out / f"curves-{axis}.html")
     (out / "compare.json").write_text(json.dumps(result, indent=1) + "\n")
     (out / "compare.md").write_text(verdict.markdown(result, files))
     return files

@@ -11,6 +11,7 @@ from ..analysis import results
 from ..analysis.specs import DM_SAMPLERS
 from ..device import resolve_device
 from ..fileio import writable_dir
+from ..modelconfig import DDIM_STEPS
 from ..plots import consistency as consistency_plots
 from . import add_command, add_dataset_arg, add_device_arg, add_threads_arg
 from .output import model_id, result_stem, write_result
@@ -43,7 +44,7 @@ def register(sub) -> None:
     )
     p.add_argument("--seed", type=int, default=SPEC.seed, help=f"the one sampling seed (default {SPEC.seed})")
     p.add_argument("--sampler", choices=DM_SAMPLERS, default=SPEC.sampler, help="DM sampler (default ddpm, ancestral)")
-    p.add_argument("--steps", type=int, default=SPEC.steps, help="DDIM steps (default 50)")
+    p.add_argument("--steps", type=int, default=SPEC.steps, help=f"DDIM steps (default {DDIM_STEPS})")
     p.add_argument("--eta", type=float, default=SPEC.eta, help="DDIM eta (default 0: deterministic)")
     add_dataset_arg(p, "2-D points (their range is the PSNR peak; images always use 2)")
     p.add_argument("--stage", choices=["final", "early"], default="final", help="zoo checkpoint stage")

@@ -14,10 +14,11 @@ from .. import budgets, zooresults
 from ..analysis import results
 from ..analysis.consistency import load_models
 from ..analysis.hessian_settings import lambda_min_text
-from ..analysis.specs import GAN_ROLES, HESSIAN_ENGINES
+from ..analysis.specs import GAN_ROLES, HESSIAN_ENGINES, probe_kind
 from ..device import resolve_device
 from ..errors import DstabError, require
 from ..fileio import writable_dir
+from ..plots import figpng
 from ..plots import hessian as hessian_plots
 from . import add_command, add_dataset_arg, add_device_arg, add_threads_arg, check_dataset_arg
 from .output import model_id, result_stem, write_result
@@ -136,12 +137,12 @@ def run(args) -> int:
     with cost_warnings_on_one_line(), bars("hessian", "Hv") as tick:
         found = results.get(spec, bundles, tick, resolve_device(args.device), args.refresh)
     s = spec.read(found).summary()
-    kind = found.params["probe"]["kind"]
-    record = {**found.meta, "checkpoint": names[0], "probe": found.params["probe"], "source": found.source}
-    density = hessian_plots.density_png(f"{names[0]} ({kind}, {args.engine})", found)
+    kind = probe_kind(found.params["probe"])
+    record = {**found.meta, "checkpoint": names[0], "source": found.source}  # meta's "probe": the built one
+    density = hessian_plots.spectral_density({bundles[0].kind: (f"{names[0]} ({args.engine})", found)})
     shas = [bundles[0].sha256]
     stem = result_stem(args.output, ["hessian", model_id(names[0]), _what(found.params["probe"])], shas)
-    write_result(stem, record, found.arrays, shas, {".png": density.save})
+    write_result(stem, record, found.arrays, shas, {".png": lambda path: figpng.write_png(density, path)})
     lam_min = lambda_min_text(s)
     print(
         f"{names[0]} [{kind}, n={s['n_params']}, {args.engine}, {found.source}]: lambda_1 {s['lambda_1']:.4g}  "

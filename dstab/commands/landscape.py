@@ -22,6 +22,7 @@ from ..analysis.specs import GAN_ROLES, SURFACE_ENGINES, SURFACE_PRECISIONS, Pro
 from ..device import resolve_device
 from ..fileio import writable_dir
 from ..plots import curve as curve_plots
+from ..plots import figpng
 from ..plots import surface as surface_plots
 from . import add_command, add_dataset_arg, add_device_arg, add_threads_arg, check_dataset_arg
 from .output import result_stem, write_result
@@ -114,9 +115,13 @@ def _probes(bundle, args) -> list[ProbeSpec]:
     return [ProbeSpec(timesteps=tuple(args.timestep or ()) or None, role=(args.role or [None])[0], **common)]
 
 
-def _write(found, stem: Path, shas: list, png, html) -> None:
+def _write(found, stem: Path, shas: list, png_fig, html_fig) -> None:
+    """The result's JSON and NPZ, a page's figure as PNG (`figpng`: the look the page shows) and HTML."""
     record = {"source": found.source, **found.meta, "arrays": found.arrays}
-    figures = {".png": png.save, ".html": lambda path: plots.write_html(html, path)}
+    figures = {
+        ".png": lambda path: figpng.write_png(png_fig, path),
+        ".html": lambda path: plots.write_html(html_fig, path),
+    }
     write_result(stem, record, found.arrays, shas, figures)
     print(f"{stem}.json/.npz/.png/.html ({found.source})")
 
@@ -147,11 +152,11 @@ def run_surface(args) -> int:
             found = results.get(spec, [bundle], tick, device, args.refresh, strategy=args.strategy)
         if rank0:
             a, b, loss = found.arrays["alphas"], found.arrays["betas"], found.arrays["loss"]
-            view = surface_plots.views({"own": loss}, surface_plots.SHARED_RISE)["own"]  # its own relative rise
+            view = surface_plots.views({"own": loss})["own"]  # the page's default scale: its own loss
             title = surface_plots.title(bundle.name, found.meta)
-            figure = surface_plots.surface_3d(a, b, view, title)
+            contour, figure = surface_plots.contour(a, b, view, title), surface_plots.surface_3d(a, b, view, title)
             stem = result_stem(args.out, ["surface", bundle.name, _what(probe)], [bundle.sha256])
-            _write(found, stem, [bundle.sha256], surface_plots.heatmap_png(view.z, title, view.hi), figure)
+            _write(found, stem, [bundle.sha256], contour, figure)
             m = found.meta["metrics"]
             print(
                 f"  centre loss {found.meta['centre_loss']:.5g}, relative rise {m['relative_rise']:.4g}, curvature "
@@ -177,7 +182,8 @@ def run_interpolate(args) -> int:
         rows = {a.kind: (a.name, found.meta, alphas, rise_over_end(alphas, found.arrays["loss"]))}
         shas = [a.sha256, b.sha256]
         stem = result_stem(args.out, ["interpolate", a.name, b.name, _what(probe)], shas)
-        _write(found, stem, shas, curve_plots.curves_png(rows), curve_plots.curves(rows))
+        figure = curve_plots.curves(rows)
+        _write(found, stem, shas, figure, figure)
         m = found.meta["metrics"]
         print(
             f"  loss b {found.meta['loss_b']:.5g} -> a {found.meta['loss_a']:.5g}, roughness {m['roughness']:.4g}, "

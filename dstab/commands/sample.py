@@ -13,6 +13,7 @@ from ..device import resolve_device
 from ..diffusion import NoiseSource
 from ..errors import require
 from ..fileio import atomic_write_bytes, writable_file
+from ..modelconfig import DDIM_STEPS
 from ..plots.png import save_samples
 from ..sampling import BATCHNORM_MODES, generate, sample_shape
 from . import add_command, add_device_arg, add_threads_arg
@@ -33,7 +34,7 @@ def register(sub) -> None:
     p.add_argument("-n", "--num", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm", help="DM sampler (default ddpm)")
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default 50)")
+    p.add_argument("--steps", type=int, default=None, help=f"DDIM steps (default {DDIM_STEPS})")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM eta (default 0: deterministic)")
     p.add_argument(
         "--batchnorm",
@@ -59,7 +60,7 @@ def metadata(bundle, args) -> dict:
         "noise": "dstab.diffusion.NoiseSource",
     }
     if bundle.kind == "dm":
-        steps = bundle.diffusion.T if args.sampler == "ddpm" else (args.steps or 50)
+        steps = bundle.diffusion.T if args.sampler == "ddpm" else (args.steps or DDIM_STEPS)
         meta.update(sampler=args.sampler, steps=steps, eta=args.eta, diffusion=bundle.diffusion.to_config())
         meta.update(bundle.diffusion.sampling_summary(1 + len(sample_shape(bundle))))
     else:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import paper
 from ..device import resolve_device
 from ..errors import require
 from ..runs import runner
 from ..training import config as train_config
-from ..training import paper
 from . import add_command, add_device_arg, add_threads_arg
 
 

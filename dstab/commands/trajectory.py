@@ -20,6 +20,7 @@ from ..analysis import results
 from ..analysis.specs import DM_SAMPLERS, TrajectorySpec
 from ..analysis.trajectory import trajectory_rows
 from ..device import resolve_device
+from ..plots import figpng
 from ..plots import trajectory as trajectory_plots
 from . import add_command, add_device_arg, add_threads_arg
 from .progress import bars
@@ -59,8 +60,9 @@ def run(args) -> int:
     record = {"checkpoint": bundle.name, "params": found.params, "source": found.source, "rows": rows}
     (out / "trajectory.json").write_text(json.dumps(record, indent=1) + "\n")
     np.savez(out / "trajectory.npz", **found.arrays)
-    plots.write_html(trajectory_plots.distance(rows, int(found.arrays["t"][-1])), out / "trajectory.html")
-    trajectory_plots.distance_png(rows).save(out / "trajectory.png")
+    figure = trajectory_plots.distance(rows, int(found.arrays["t"][-1]))  # the page's figure
+    plots.write_html(figure, out / "trajectory.html")
+    figpng.write_png(figure, out / "trajectory.png")
     if found.arrays["x0_hat"].ndim == 5:
         trajectory_plots.strip(found.arrays["x0_hat"])[0].save(out / "trajectory_strip.png")
     last = rows[-1]

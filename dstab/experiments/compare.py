@@ -22,13 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import runs
+from .. import paper, runs
 from ..analysis import fid
 from ..errors import DstabError, require
 from ..metricnames import is_repeat
 from ..runs import rundir
 from ..runs.runmetrics import RunMetrics
-from ..training import paper
 from . import stats
 
 AXES = {"iterations": "iterations", "images": "images seen", "wall": "wall-clock seconds"}
@@ -231,7 +230,7 @@ def _variant(seeds: dict[int, RunCurve], sign: float) -> dict:
 def schedule_label(cfg: dict) -> str:
     m, lr, t = cfg["momentum"], cfg.get("lr_schedule", {"name": "constant"}), cfg["timesteps"]
     beta = f"beta1 {cfg['beta1']:g}" + (
-        f" {m['name']} (floor {m.get('floor', 0.4):g})" if m["name"] != "constant" else ""
+        f" {m['name']} (floor {m.get('floor', paper.FLOOR):g})" if m["name"] != "constant" else ""
     )
     lr_text = f"lr {cfg['lr']:g}" + ("" if lr["name"] == "constant" else f" x {lr['name']}")
     return f"{beta}, {lr_text}, t ~ {t['name']}"

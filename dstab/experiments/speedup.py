@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .. import resultsmd
 from ..fileio import write_json
+from ..modelconfig import DDIM_STEPS
 from ..training.config import DIGITS_UNET
 from . import sweep, verdict
 
@@ -54,7 +55,7 @@ SETUPS = {
         "ema_rate": 0.995,
         "eval_every": 200,
         "eval_samples": 500,
-        "eval_sampler_steps": 50,
+        "eval_sampler_steps": DDIM_STEPS,
         "checkpoint_every": 2000,
         "log_every": 100,
     },

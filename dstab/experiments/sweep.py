@@ -3,7 +3,7 @@
 Every run of a sweep is an ordinary background run (dstab/runs) whose
 launch.json also records its variant, seed and axis values, so `compare`
 can group them. Layers of one run's config, later ones winning:
-preset (the variant) < fixed `--set KEY=V` (one value) < `--paper` (training/paper.py)
+preset (the variant) < fixed `--set KEY=V` (one value) < `--paper` (dstab/paper.py)
 < the run's axis values < its seed (`seed` and `data_seed` both, so the
 variants of one seed see the same batches).
 
@@ -34,11 +34,10 @@ import time
 from dataclasses import dataclass, field
 from itertools import product
 
-from .. import runs
+from .. import paper, runs
 from ..device import concrete_name
 from ..errors import DstabError, is_int, require
 from ..training import config as train_config
-from ..training import paper
 
 ALIASES = ("beta0", "floor", "width")
 SCHEDULES = {"timesteps": "uniform", "momentum": "constant", "lr_schedule": "constant"}

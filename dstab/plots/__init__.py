@@ -1,8 +1,9 @@
 """Every figure of dstab, for the CLI and the pages alike: plotly figures and plain PNGs (PIL).
 
 One module per analysis (surface, curve, hessian, consistency, trajectory,
-runs), plus `png` (the PIL primitives: image grids, scatter panels, line
-charts, heatmaps) and `tables` (the rows of numbers shown beside a figure).
+runs, compare), plus `figpng` (a plotly figure as PNG: one look for the CLI
+and the pages), `png` (sample grids and scatter panels) and `tables` (the
+rows of numbers shown beside a figure).
 Figures only draw: every number they show is computed in dstab.analysis or
 dstab.training and handed in. No streamlit here; plotly is imported by the
 modules that draw with it.

@@ -4,11 +4,6 @@ iterations, images seen or wall-clock seconds. Plotly for the page and HTML, PIL
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
-from PIL import Image, ImageDraw
-
 PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (140, 86, 75)]
 
 
@@ -72,50 +67,3 @@ def curves_figure(result: dict, axis: str = "iterations", log_y: bool = True):
 
 def _positive(result: dict) -> bool:
     return all(min(v["low"]) > 0 for v in result["variants"].values())
-
-
-def curves_png(result: dict, axis: str, path: str | Path, size=(820, 440)) -> Path:
-    w, h = size
-    left, right, top, bottom = 70, 190, 30, 40  # the legend lives in the right margin, never over a curve
-    img = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(img, "RGBA")
-    log = _positive(result)
-    tf = np.log10 if log else (lambda a: np.asarray(a, dtype=float))
-    vs = result["variants"].values()
-    ys = np.concatenate(
-        [tf(np.asarray(y, dtype=float)) for v in vs for y in [v["low"], v["high"], *v["per_seed"].values()]]
-    )
-    xs = np.concatenate([np.asarray(_x(v, axis), dtype=float) for v in vs])
-    lo, hi = float(ys.min()), float(ys.max())
-    hi = hi if hi > lo else lo + 1.0
-    x0, x1 = float(xs.min()), float(xs.max())
-    x1 = x1 if x1 > x0 else x0 + 1.0
-
-    def pts(x, y):
-        y = tf(np.asarray(y, dtype=float))
-        return [
-            (left + (a - x0) / (x1 - x0) * (w - left - right), h - bottom - (b - lo) / (hi - lo) * (h - top - bottom))
-            for a, b in zip(x, y)
-        ]
-
-    draw.rectangle((left, top, w - right, h - bottom), outline=(0, 0, 0))
-    for i, (lab, v) in enumerate(result["variants"].items()):
-        c, x = PALETTE[i % len(PALETTE)], _x(v, axis)
-        draw.polygon(pts(x, v["high"]) + pts(x[::-1], v["low"][::-1]), fill=(*c, 45))
-        for ys_seed in v["per_seed"].values():
-            draw.line(pts(x, ys_seed), fill=(*c, 90), width=1)
-        draw.line(pts(x, v["mean"]), fill=(*c, 255), width=2)
-        ly = top + 6 + 16 * i
-        draw.line((w - right + 10, ly + 6, w - right + 30, ly + 6), fill=(*c, 255), width=2)
-        draw.text((w - right + 36, ly), f"{lab} (mean of {len(v['seeds'])})", fill=c)
-    real = (lambda a: 10.0**a) if log else (lambda a: a)  # tick labels in the metric's own units
-    draw.text((4, top), f"{real(hi):.4g}", fill=(0, 0, 0))
-    draw.text((4, h - bottom - 10), f"{real(lo):.4g}", fill=(0, 0, 0))
-    if log:
-        draw.text((4, (top + h - bottom) // 2), "log scale", fill=(0, 0, 0))
-    draw.text((left, h - bottom + 6), f"{x0:.4g}", fill=(0, 0, 0))
-    draw.text((w - right - 90, h - bottom + 6), f"{x1:.4g} {result['axes'][axis]}", fill=(0, 0, 0))
-    draw.text((left, 8), f"{result['group']}: {result['metric']} vs {result['axes'][axis]}", fill=(0, 0, 0))
-    path = Path(path)
-    img.save(path)
-    return path

@@ -7,9 +7,7 @@ GAN's curves share one axis.
 
 from __future__ import annotations
 
-import numpy as np
-
-from . import KIND_COLOURS, LEGEND_BELOW, png
+from . import KIND_COLOURS, LEGEND_BELOW
 from .tables import curve_probe_text
 
 TITLE = "Loss from the early (alpha = 0) to the final (alpha = 1) checkpoint"
@@ -33,9 +31,3 @@ def curves(rows: dict):
         fig.add_vline(x=x, line_dash="dot", line_color="grey", annotation_text=text)
     fig.update_layout(title=TITLE, height=500, xaxis_title="alpha", yaxis_title=Y_TITLE, **LEGEND_BELOW)
     return fig
-
-
-def curves_png(rows: dict) -> png.Image.Image:
-    alphas = next(iter(rows.values()))[2]
-    lines = {f"{label} ({curve_probe_text(meta)})": rel for label, meta, _, rel in rows.values()}
-    return png.line_image(np.asarray(alphas), lines, f"{TITLE}; y: {Y_TITLE}", marks=[0.0, 1.0])

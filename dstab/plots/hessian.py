@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import KIND_COLOURS, LEGEND_BELOW, png
+from . import KIND_COLOURS, LEGEND_BELOW
 from .tables import probe_text
 
 DENSITY_AXES = ("one axis", "each its own range")
@@ -58,10 +58,3 @@ def top_eigenvalues(results: dict):
         title="Top eigenvalues (Lanczos)", barmode="group", yaxis_title="eigenvalue", height=460, **LEGEND_BELOW
     )
     return fig
-
-
-def density_png(label: str, res):
-    """One result's density on a log scale with its top eigenvalues ticked."""
-    a = res.arrays
-    curve = {f"density (SLQ), {probe_text(res.params)}": a["density"]}
-    return png.line_image(a["density_grid"], curve, label, log_y=True, marks=[float(v) for v in a["top_eigenvalues"]])

@@ -17,7 +17,6 @@ import numpy as np
 
 from ..analysis.smoothness import rise_over_centre
 from ..errors import DstabError
-from . import png
 from .tables import probe_text
 
 OWN, SHARED_RISE, LOG, RAW = "own loss", "shared relative rise", "log loss", "raw loss"
@@ -157,8 +156,3 @@ def small_multiples(panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
 
 def title(label: str, meta: dict) -> str:
     return f"{label} ({probe_text(meta)}), r = {meta['radius']:g}"
-
-
-def heatmap_png(rel: np.ndarray, title: str, zmax: float, scale: int = 16):
-    """The relative rise's colours as a PNG: rows along d1 (top: -r), columns along d2, centre marked."""
-    return png.heatmap_image(rel, -zmax, zmax, png.RDBU_R, scale, title)

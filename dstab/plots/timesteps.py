@@ -1,4 +1,4 @@
-"""Every preset's distribution over t on one axis (training.timestep_field): plotly and PNG.
+"""Every preset's distribution over t on one axis (training.timestep_field): the plotly figure (and its PNG).
 
 Each preset keeps one colour (its place in the list); its legend entry carries its mass below T/2 and
 its mean t. In the "effective" view a weighting (P(t) times its loss weight) is dashed: it draws t
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import png
+from . import figpng
 from .runs import RUN_COLOURS
 
 TITLES = {
@@ -49,15 +49,6 @@ def figure(result: dict, view: str = "effective", log_y: bool = False):
     return fig
 
 
-def _rgb(hex_colour: str) -> tuple[int, int, int]:
-    return tuple(int(hex_colour[k : k + 2], 16) for k in (1, 3, 5))
-
-
 def save_png(result: dict, path: str | Path, view: str = "effective", log_y: bool = False) -> Path:
-    T = result["T"]
-    curves = {legend(r, view, T): r[view] for r in result["rows"]}
-    colours = [_rgb(RUN_COLOURS[i % len(RUN_COLOURS)]) for i in range(len(curves))]
-    title = f"{TITLES[view]}; x: t (0..{T - 1}), tick at T/2"
-    img = png.line_image(result["t"], curves, title, log_y, marks=[T / 2], size=(940, 460), colours=colours, legend=270)
-    img.save(path)
-    return Path(path)
+    """The page's figure as PNG (figpng: kaleido, else its PIL drawing of the same figure)."""
+    return figpng.write_png(figure(result, view, log_y), path)

@@ -59,15 +59,6 @@ def distance(rows: list[dict], t_mark: int):
     return fig
 
 
-def distance_png(rows: list[dict]):
-    t = np.array([r["t"] for r in rows], dtype=float)
-    lines = {
-        "RMS(x0 estimate - final)": [r["rms_to_final"] for r in rows],
-        "RMS change per step": [r["rms_change"] for r in rows],
-    }
-    return png.line_image(-t, lines, "How the x0 estimate settles (x: -t, sampling runs left to right)")
-
-
 def picks(frames: int, count: int = 8) -> np.ndarray:
     """`count` evenly spaced step indices of a trajectory, first and last included."""
     return np.unique(np.linspace(0, frames - 1, count).round().astype(int))

@@ -224,7 +224,7 @@ def queue(
     with _locked(root):
         require(not path.exists(), f"a run named {name!r} already exists in {root}; pick another name or delete it")
         path.mkdir()
-        write_json(path / "request.json", config)
+        write_json(path / "request.json", train_config.stored(config))  # one spelling, whatever launched it
         write_json(path / "launch.json", launch)
         _enqueue(path, "start")
     return path

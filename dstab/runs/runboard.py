@@ -12,6 +12,7 @@ import numpy as np
 from .. import runs
 from ..errors import require
 from ..metricnames import metric_label
+from ..modelconfig import DDIM_STEPS
 from ..training import config as train_config
 from .curves import rate_and_eta
 from .runmetrics import RunMetrics
@@ -161,7 +162,7 @@ def sample_count(points: bool, n: int = 16) -> int:
 
 
 def sample_image(checkpoint: Path, n: int = 16, seed: int = 0):
-    """(image, samples drawn): a grid (images) or scatter (2-D points) of DDIM-50 samples from a
+    """(image, samples drawn): a grid (images) or scatter (2-D points) of DDIM samples (DDIM_STEPS) from a
     checkpoint's EMA weights."""
     from .. import checkpoints, sampling
     from ..plots import png
@@ -169,5 +170,5 @@ def sample_image(checkpoint: Path, n: int = 16, seed: int = 0):
     bundle = checkpoints.load(checkpoint)
     points = len(sampling.sample_shape(bundle)) == 1
     count = sample_count(points, n)
-    samples = sampling.generate(bundle, count, seed, sampler="ddim", steps=50)
+    samples = sampling.generate(bundle, count, seed, sampler="ddim", steps=DDIM_STEPS)
     return (png.scatter_image(samples) if points else png.grid_image(samples, scale=4)), count

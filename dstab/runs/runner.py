@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import checkpoints, distributed
 from ..errors import DstabError
 from ..training import resume_state
-from ..training.config import TrainConfig
+from ..training.config import TrainConfig, stored
 from ..training.trainer import Trainer
 from . import rundir
 
@@ -77,7 +77,7 @@ def start(run_dir: Path, config: dict, device="cpu", echo: bool = True) -> dict:
     """A new run: everything is validated before RUN_DIR is created."""
     run_dir = Path(run_dir)
     rundir.check_new(run_dir)
-    cfg = TrainConfig.from_dict(config)
+    cfg = TrainConfig.from_dict(stored(config))  # config.json and the trainer: one spelling (training/config.py)
     ctx = distributed.from_env()
     trainer = Trainer(cfg, run_dir / rundir.CHECKPOINTS, device, ctx=ctx)
     if ctx.main:

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import tomllib
 
-from .. import budgets, modelconfig
+from .. import budgets, modelconfig, paper
 from ..errors import DstabError, require
 from ..errors import is_int as _is_int
 from ..errors import is_number as _is_num
 from .lr import optimizer_schedule
-from .sampler_options import sampler_options
+from .sampler_options import clts_settings, sampler_options, second_moment_settings
 
 NOISE_PAIRINGS = ("independent", "immiscible")
 
@@ -63,7 +63,7 @@ class TrainConfig:
     checkpoint_every: int | None = None  # periodic checkpoint + resume state (run directories)
     eval_every: int | None = None  # FD/FID of EMA samples every N steps and at the end (run directories)
     eval_samples: int = 500
-    eval_sampler_steps: int = 50  # DDIM steps (eta 0) for DM samples
+    eval_sampler_steps: int = modelconfig.DDIM_STEPS  # DDIM steps (eta 0) for DM samples
     eval_metric: str = "auto"  # auto | fd_local | fd_points | fid, see analysis.fid
     eval_seed: int = 0  # evaluation noise: the same seeds at every evaluation of every run
     eval_seeds: int = 1  # metrics averaged over seeds eval_seed .. eval_seed + eval_seeds - 1
@@ -156,9 +156,9 @@ DIGITS_UNET = {
     "attention_resolutions": [4],
 }
 
-# The paper's recipe and its peers on the zoo's digits UNet. Paper values:
-# beta1 0.8 for MD/MDLRC (Sec. 4.3), floor 0.4; CLTS mu = 0.3 T, sigma = T and
-# target at 20% of training (the ablation's optimum ~100k of 500k iterations).
+# The paper's recipe and its peers on the zoo's digits UNet, with the paper's values (dstab/paper.py):
+# beta0 for MD/MDLRC (Sec. 4.3) and its floor; CLTS's target at its share of training (mu and sigma are
+# the sampler's paper defaults).
 BASE = {
     "kind": "dm",
     "dataset": "digits",
@@ -171,15 +171,15 @@ BASE = {
     "checkpoint_every": 500,
     "eval_every": 500,
 }
-CLTS = {"name": "clts", "target_frac": 0.2}
+CLTS = {"name": "clts", "target_frac": paper.CLTS_TARGET_FRACTION}
 PRESETS = {
     "baseline": {},
-    "md": {"beta1": 0.8, "momentum": {"name": "md"}},
-    "md-lrc": {"beta1": 0.8, "momentum": {"name": "md-lrc"}},
-    "mdlrc-clts": {"beta1": 0.8, "momentum": {"name": "md-lrc"}, "timesteps": CLTS},
-    "lrc-only": {"beta1": 0.8, "momentum": {"name": "lrc"}},  # control: MDLRC's lr decay, constant beta1 0.8
-    # control: Adam's beta1 0.9 held constant, lr exactly MDLRC's curve (beta0 0.8, floor 0.4)
-    "lr-matched": {"beta1": 0.9, "lr_schedule": {"name": "mdlrc", "beta0": 0.8, "floor": 0.4}},
+    "md": {"beta1": paper.BETA0, "momentum": {"name": "md"}},
+    "md-lrc": {"beta1": paper.BETA0, "momentum": {"name": "md-lrc"}},
+    "mdlrc-clts": {"beta1": paper.BETA0, "momentum": {"name": "md-lrc"}, "timesteps": CLTS},
+    "lrc-only": {"beta1": paper.BETA0, "momentum": {"name": "lrc"}},  # control: MDLRC's lr decay, constant beta1
+    # control: Adam's beta1 0.9 held constant, lr exactly MDLRC's curve (the paper's beta0 and floor)
+    "lr-matched": {"beta1": 0.9, "lr_schedule": {"name": "mdlrc", "beta0": paper.BETA0, "floor": paper.FLOOR}},
     "cosine": {"lr_schedule": {"name": "cosine"}},  # a baseline with cosine lr decay to 0
     "clts": {"timesteps": CLTS},
     "min-snr": {"timesteps": {"name": "min-snr", "gamma": 5.0}},  # Hang et al. 2023
@@ -268,3 +268,27 @@ def resolve(
     for text in overrides:
         apply_override(out, *parse_override(text))
     return TrainConfig.from_dict(out, networks).to_dict()
+
+
+def _whole(x):
+    return int(x) if float(x).is_integer() else x
+
+
+def stored(config: dict) -> dict:
+    """`config` as a run stores it (request.json, config.json), whatever launched it (a preset, a file, the
+    page's form, a sweep): every option in one spelling. A DM's timestep sampler has each option written
+    out, its defaults included; CLTS's target is `target_iter` (a `target_frac` becomes target_frac x steps,
+    exactly what the sampler computes from it) beside its mu and sigma (the paper's 0.3 T and T unless
+    given). Idempotent; a stored config trains exactly as the one it came from."""
+    out = copy.deepcopy(config)
+    if out.get("kind", "dm") != "dm":
+        return out
+    name, opts = sampler_options(out["timesteps"], out["diffusion"]["T"], out["steps"])
+    if name == "clts":
+        mu, sigma, target = clts_settings(out["diffusion"]["T"], **opts)
+        opts = {"mu": mu, "sigma": sigma, "target_iter": _whole(target)}
+    elif name == "loss-second-moment":
+        history, uniform_prob = second_moment_settings(**opts)
+        opts = {"history": history, "uniform_prob": uniform_prob}
+    out["timesteps"] = {"name": name, **opts}
+    return out

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .. import paper
 from ..errors import DstabError, require
 from ..errors import is_int as _is_int
 from ..errors import is_number as _is_num
@@ -42,7 +43,7 @@ class LRSchedule:
     warmup: int = 0
     final: float = 0.0  # linear / cosine: the factor reached at the end of the run
     scale: float = 100.0  # inverse-sqrt: iterations after warm-up before the decay starts
-    beta0: float = 0.8  # mdlrc: MDLRC's initial beta1 (paper Sec. 4.3)
+    beta0: float = paper.BETA0  # mdlrc: MDLRC's initial beta1 (paper Sec. 4.3)
     floor: float = BETA1_FLOOR  # mdlrc: MDLRC's beta1 floor (paper Sec. 4.3)
 
     def __post_init__(self):

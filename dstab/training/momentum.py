@@ -26,12 +26,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import paper
 from ..errors import DstabError, require
 
 SCHEDULES = ("constant", "md", "md-lrc", "lrc")
 
 
-BETA1_FLOOR = 0.4  # MD never lets beta1 fall below this (paper Sec. 4.3)
+BETA1_FLOOR = paper.FLOOR  # MD never lets beta1 fall below this (paper Sec. 4.3)
 
 
 def demon_beta(beta0: float, tau: float) -> float:

@@ -12,10 +12,8 @@ from __future__ import annotations
 import math
 
 from ..errors import DstabError, require
+from ..paper import CLTS_MU_FRACTION, CLTS_SIGMA_FRACTION  # CLTS (paper Sec. 4.2): mu = 0.3 T, sigma = T
 
-# CLTS (paper Sec. 4.2): the Gaussian centre mu = 0.3 T and width sigma = T
-CLTS_MU_FRACTION = 0.3
-CLTS_SIGMA_FRACTION = 1.0
 # the field's rules (timestep_rules.py) and their papers' defaults
 RULE_DEFAULTS = {
     "debias": {},  # eps weight 1 / sqrt(SNR_t), Yu et al., arXiv 2310.08442

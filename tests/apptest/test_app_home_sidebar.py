@@ -110,26 +110,25 @@ def test_sidebar_lists_zoo_entries_by_dataset_and_kind(app, kind):
     assert sorted(options) == expected
 
 
-def test_home_falls_back_to_the_exact_key_when_the_manifest_cannot_tell(app, monkeypatch, tmp_path):
-    """Two stored Hessians of the zoo GAN that differ only where Home's manifest-based search does not
-    look (the Lanczos tolerance), and a DM whose manifest entry lacks T: Home must load the checkpoints
-    and show the report's own results."""
+def test_home_shows_the_report_s_own_hessian_and_no_variant(app, monkeypatch, tmp_path):
+    """A stored Hessian of the zoo GAN that differs from the report's only in the Lanczos tolerance is
+    never shown as the report's; the report's own is, once stored. This miniature manifest names each
+    entry's dataset but no train config: the GAN's key is spelled from the manifest, the DM's (its T)
+    from the loaded checkpoint."""
     monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "fresh-cache"))
+    entries = zoo.read_manifest()["entries"]
+    assert zooresults.keyed_by_manifest("toy2d/gan-s0", entries)
+    assert not zooresults.keyed_by_manifest("toy2d/dm-eps-s0", entries)
     gan = checkpoints.load(zoo.checkpoint_path("toy2d/gan-s0"))
     params = _hessian_params(gan)
     variant = {**params, "tol": params["tol"] * 10}
     cache.store("hessian", variant, [gan.sha256], {"lambda_1": 222.0}, {"x": np.zeros(1)})
-    entry = zoo.read_manifest()["entries"]["toy2d/gan-s0"]
-    assert [r.meta["lambda_1"] for r in zooresults.shipped_hessians(entry)] == [222.0]  # alone, the variant is found...
-    assert app(data="toy2d").metric[3].value == "222.00"
+    assert app(data="toy2d").metric[3].value == "not computed"
     cache.store("hessian", params, [gan.sha256], {"lambda_1": 111.0}, {"x": np.zeros(1)})
-    assert len(zooresults.shipped_hessians(entry)) == 2  # ...beside the report's own, the search cannot choose
     assert zooresults.report_hessian(gan).meta["lambda_1"] == 111.0
+    assert zooresults.shipped_hessian("toy2d/gan-s0", entries).key == zooresults.report_hessian(gan).key
     dm = checkpoints.load(zoo.checkpoint_path("toy2d/dm-eps-s0"))
-    dm_params = _hessian_params(dm)
-    cache.store("hessian", dm_params, [dm.sha256], {"lambda_1": 333.0}, {"x": np.zeros(1)})
-    # this miniature manifest has no train_config, so no T to search by: Home loads the DM for its key
-    assert zooresults.shipped_hessians(zoo.read_manifest()["entries"]["toy2d/dm-eps-s0"]) is None
+    cache.store("hessian", _hessian_params(dm), [dm.sha256], {"lambda_1": 333.0}, {"x": np.zeros(1)})
     at = app(data="toy2d")
     assert not at.exception, at.exception
     assert [m.value for m in at.metric[2:]] == ["333.00", "111.00"]
@@ -211,11 +210,14 @@ def test_home_on_the_real_zoo_draws_without_pytorch_and_shows_the_shipped_number
     assert "The claim, over every seed: " in pair
 
 
-def test_manifest_search_finds_the_exact_key_of_every_shipped_hessian(monkeypatch, tmp_path):
+def test_the_manifest_spells_the_exact_key_of_every_shipped_hessian(monkeypatch, tmp_path):
     monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "empty"))
+    entries = zoo.read_manifest()["entries"]
     found = 0
-    for eid, entry in sorted(zoo.read_manifest()["entries"].items()):
+    for eid in sorted(entries):
+        assert zooresults.keyed_by_manifest(eid, entries), eid
         exact = zooresults.report_hessian(checkpoints.load(zoo.checkpoint_path(eid)))
-        assert [r.key for r in zooresults.shipped_hessians(entry)] == ([exact.key] if exact else []), eid
+        from_manifest = zooresults.shipped_hessian(eid, entries)
+        assert (from_manifest.key if from_manifest else None) == (exact.key if exact else None), eid
         found += exact is not None
     assert found >= 4  # the report ships a DM and a GAN Hessian of both datasets

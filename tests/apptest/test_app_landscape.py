@@ -98,3 +98,35 @@ def test_timestep_control_marks_the_stored_values(app):
     assert stored == "Stored, drawn at once: t = 10, 250; the others are computed when chosen."
     assert again.select_slider(key="landscape.t").value == 10
     assert at.select_slider(key="landscape.t").value == 250
+
+
+def test_one_plan_and_one_lookup_per_result_per_render(app, monkeypatch):
+    """The timestep control's marks, the two surfaces and the small multiples ask for the same results:
+    a render builds one Plan (one key) and reads the cache once per distinct result."""
+    from collections import Counter
+
+    from dstab import cache
+    from dstab.analysis.results import Plan
+
+    app(PAGE, data="toy2d", grid="5")  # computes the two surfaces the page shows
+    reads, plans = Counter(), []
+    real_read, real_init = cache.read_key, Plan.__init__
+
+    def read_key(name, key, roots=None):
+        reads[key] += 1
+        return real_read(name, key, roots)
+
+    def init(self, spec, bundles, device="cpu"):
+        plans.append(spec)
+        real_init(self, spec, bundles, device)
+
+    monkeypatch.setattr(cache, "read_key", read_key)
+    monkeypatch.setattr(Plan, "__init__", init)
+    at = app(PAGE, data="toy2d", grid="5")
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 5
+    T = checkpoints.load(zoo.checkpoint_path("toy2d/dm-eps-s0")).diffusion.T
+    dm_t = [t for t in (1, 10, 50, 100, 250, 500, 750, 900, 999) if t < T]  # a t past T is refused by the spec
+    assert len(plans) == len(set(plans)) == len(dm_t) + 2  # the DM at each t; the GAN's G and D
+    # each read once (results this server's job runner computed are not read from the cache at all)
+    assert set(reads.values()) == {1} and len(reads) <= len(plans)
