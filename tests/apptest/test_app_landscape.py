@@ -122,7 +122,7 @@ def test_one_plan_and_one_lookup_per_result_per_render(app, monkeypatch):
 
     monkeypatch.setattr(cache, "read_key", read_key)
     monkeypatch.setattr(Plan, "__init__", init)
-    at = app(PAGE, data="toy2d", grid="5")
+    at = app(PAGE, data="toy2d", grid="5", surf3d="true", multiples="true")  # every panel that looks up
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == 5
     T = checkpoints.load(zoo.checkpoint_path("toy2d/dm-eps-s0")).diffusion.T

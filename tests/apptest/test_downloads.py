@@ -30,7 +30,7 @@ def test_a_chart_png_is_a_real_image_of_the_figure_size():
     assert len(np.unique(colours, axis=0)) > 100  # a drawn contour map, not a blank page
     # the same figure for slides and papers: vector SVG at the figure's size, a one-page PDF
     svg = downloads.chart_image(fig, "svg").decode()
-    assert svg.startswith("<svg") and f'width="{downloads.PNG_WIDTH}"' in svg and 'height="420"' in svg
+    assert svg.startswith("<svg") and f'width="{figpng.WIDTH}"' in svg and 'height="420"' in svg
     assert "a bowl" in svg  # the title is text, not pixels
     pdf = downloads.chart_image(fig, "pdf")
     assert pdf[:5] == b"%PDF-" and pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages") == 1

@@ -126,10 +126,10 @@ def test_a_job_cancelled_during_its_last_points_stores_nothing(dash_env):
     job_box["job"] = job
     with pytest.raises(Cancelled):
         job.future.result(60)
-    assert not cache.stored(plan.spec.name, plan.params, plan.shas) and runner.result(plan.key) is None
+    assert cache.lookup(plan.spec.name, plan.params, plan.shas) is None and runner.result(plan.key) is None
     plan.compute = computed  # the same job not cancelled: stored
     done = runner.submit(plan.key, "no cancel", lambda j: compute._compute(plan, j, {}), 1.0).future.result(60)
-    assert done.meta["grid"] == 5 and cache.stored(plan.spec.name, plan.params, plan.shas)
+    assert done.meta["grid"] == 5 and cache.lookup(plan.spec.name, plan.params, plan.shas) is not None
 
 
 def test_a_failed_job_is_kept_once_and_forgotten_on_retry():
