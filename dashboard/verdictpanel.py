@@ -64,11 +64,17 @@ def landscape(family: str, entries: dict, analysis: str, shown: str | None = Non
     """The report's smoothness verdicts of one dataset for `analysis` ('surface' or 'interpolate'): the
     zoo's DMs at each timestep against its GANs' G and D losses. `shown` says what the plots above show,
     one of the cases the verdict sums up (a verdict over all of them may differ from that one case)."""
+    from dstab import report
+
+    note = report.ROUGHNESS_BASIS + (f" The plots above are one case: {shown}." if shown else "")
+    draw(PAPER["landscape"], roughness_lines(family, analysis), note)
+
+
+def roughness_lines(family: str, analysis: str) -> list[str]:
+    """The report's smoothness verdict lines of one dataset for 'surface' or 'interpolate'."""
     from dstab import report, zoo
 
-    lines = [ln for ln in report.roughness_lines(zoo.zoo_root()) if ln.startswith(f"- {family}: DM {analysis} ")]
-    note = report.ROUGHNESS_BASIS + (f" The plots above are one case: {shown}." if shown else "")
-    draw(PAPER["landscape"], lines, note)
+    return [ln for ln in report.roughness_lines(zoo.zoo_root()) if ln.startswith(f"- {family}: DM {analysis} ")]
 
 
 def _short(eid: str) -> str:
@@ -122,3 +128,13 @@ def pair_sentence(number: str, dm: tuple[str, float], gan: tuple[str, float], cl
     if v is not None:
         text += f" The claim, {verdict_clause(v)}."
     return text
+
+
+def report_hessian_of(choice, entries: dict):
+    """The report's Hessian of a picked model, by its exact key: spelled from the manifest for a zoo entry
+    (no PyTorch), else from the loaded checkpoint (a user's own, a manifest that lacks a value)."""
+    if choice.is_zoo and zooresults.keyed_by_manifest(choice.ref, entries):
+        return zooresults.shipped_hessian(choice.ref, entries)
+    from . import sidebar
+
+    return zooresults.report_hessian(sidebar.load_bundle(choice.path))

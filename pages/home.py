@@ -9,15 +9,6 @@ import streamlit as st
 from dashboard import sidebar, verdictpanel
 from dstab import census, paper, zooindex, zooresults
 
-
-def hessian_of(choice, entries: dict):
-    """The report's Hessian of the picked model, by its exact key: spelled from the manifest for a zoo
-    entry (no PyTorch), else from the loaded checkpoint (a user's own, a manifest that lacks a value)."""
-    if choice.is_zoo and zooresults.keyed_by_manifest(choice.ref, entries):
-        return zooresults.shipped_hessian(choice.ref, entries)
-    return zooresults.report_hessian(sidebar.load_bundle(choice.path))
-
-
 sel = sidebar.current()
 st.title("dstab: why diffusion models train more stably than GANs")
 st.markdown(
@@ -56,7 +47,7 @@ left.caption(". ".join(notes) + "." if notes else "")
 right.markdown("**Hessian lambda_1**, one pair: the DM and the GAN picked in the sidebar")
 pair = []
 for col, (kind, choice) in zip(right.columns(2), (("dm", sel.dm), ("gan", sel.gan))):
-    found = hessian_of(choice, entries) if choice else None
+    found = verdictpanel.report_hessian_of(choice, entries) if choice else None
     collapsed = bool(choice and choice.is_zoo and zooindex.is_collapsed(entries.get(choice.ref, {})))
     name = f"{choice.label}{' (collapsed)' if collapsed else ''}" if choice else "none picked"
     value = found.meta["lambda_1"] if found else None
@@ -85,6 +76,7 @@ else:
 
 st.subheader("Pages")
 pages = [
+    ("pages/tour.py", "Guided tour", "the paper's story in 8 steps, one idea per screen, for a lecture or a demo"),
     ("pages/landscape.py", "Loss landscape", "DM and GAN loss surfaces side by side, smoothness numbers"),
     ("pages/interpolation.py", "Interpolation", "loss along the line from an early to a late checkpoint"),
     ("pages/hessian.py", "Hessian", "eigenvalue spectra, lambda_1, trace, variance"),

@@ -35,7 +35,7 @@ def test_home_shows_shipped_numbers_once_they_exist(app, monkeypatch, tmp_path):
     at = app(data="toy2d")
     assert not at.exception, at.exception
     assert [m.value for m in at.metric] == ["not computed"] * 4
-    assert len(at.get("page_link")) == 6
+    assert len(at.get("page_link")) == 7
 
     ids = cons.group_ids("toy2d", "dm-init")
     bundles = [checkpoints.load(zoo.checkpoint_path(i)) for i in ids]
