@@ -41,6 +41,7 @@ NAMES = ["loss", "loss_q0", "loss_q1", "loss_q2", "loss_q3", "grad_norm", "lr", 
 def _fake_finished_run(root: Path, name: str, rows_per_run: int, checkpoint: Path) -> None:
     """A finished run's directory as runs.py and the trainer leave it, with `rows_per_run` metric rows."""
     from dstab import runs
+    from dstab.runs.rundir import METRICS_TABLE
 
     d = root / name
     (d / "run" / "checkpoints").mkdir(parents=True)
@@ -55,7 +56,7 @@ def _fake_finished_run(root: Path, name: str, rows_per_run: int, checkpoint: Pat
     (d / "run" / "checkpoints" / f"step{steps * 10:07d}.safetensors").write_bytes(checkpoint.read_bytes())
     con = sqlite3.connect(d / "run" / "metrics.sqlite")
     con.execute("PRAGMA journal_mode=WAL")
-    con.execute("CREATE TABLE metrics(step INTEGER, name TEXT, value REAL, wall REAL, PRIMARY KEY(step, name))")
+    con.execute(METRICS_TABLE)
     rows = [(s * 10, n, 1.0 / (s + 1), t0 + s) for s in range(1, steps + 1) for n in NAMES]
     rows += [(s * 10, "fd_points@500", 5.0 / (s + 1), t0 + s) for s in range(1, steps + 1)]
     con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", rows[:rows_per_run])

@@ -98,15 +98,15 @@ def main() -> None:
     ap.add_argument("--models", default="toy-dm,toy-gan-d,digits-gan-g,digits-dm")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--engines", default="dstab,vmap,ll", help="subset of dstab (sequential), vmap, ll")
+    ap.add_argument("--engines", default="dstab,vmap,ll", help="subset of dstab (sequential), vmap, graph (CUDA), ll")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     n, r, engines = args.grid, args.repeats, args.engines.split(",")
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     print(f"torch {torch.__version__}, {args.device}, {args.threads} thread(s), grid {n}x{n}, batch {args.batch}")
     print(
-        f"{'model':13} {'params':>9} {'fwd ms':>7} {'dstab s':>8} {'vmap s':>7} {'ll s':>7} {'ll/dstab':>8} "
-        f"{'per point':>9} {'dstab/N2fwd':>11} {'max rel diff':>12}"
+        f"{'model':13} {'params':>9} {'fwd ms':>7} {'dstab s':>8} {'vmap s':>7} {'graph s':>7} {'ll s':>7} "
+        f"{'ll/dstab':>8} {'per point':>9} {'dstab/N2fwd':>11} {'max rel diff':>12}"
     )
     for name in args.models.split(","):
         probe = make_probe(name, args.batch).to(args.device)
@@ -114,20 +114,22 @@ def main() -> None:
             "floor": lambda: floor_seconds(probe, n * n),
             "dstab": lambda: landscape.surface(probe, n, 1.0, 0, strategy="sequential"),
             "vmap": lambda: landscape.surface(probe, n, 1.0, 0, strategy="vmap"),
+            "graph": lambda: landscape.surface(probe, n, 1.0, 0, strategy="graph"),
             "ll": lambda: reference.surface_ll(probe, n, 1.0, 0),
         }
         timed = interleaved({k: f for k, f in fns.items() if k == "floor" or k in engines}, r, sync)
         timed = {k: timed.get(k, (NAN, None)) for k in fns}
         floor = timed["floor"][0]
-        # dstab as it runs by default on this device (sequential on CPU, vmap on CUDA), else whichever ran
-        default = "vmap" if landscape.default_strategy(probe.device) == "vmap" else "dstab"
-        ours = timed[default] if timed[default][1] is not None else timed["vmap" if default == "dstab" else "dstab"]
+        # dstab as it runs by default on this device (sequential on CPU, graph on CUDA), else whichever ran
+        default = {"sequential": "dstab"}.get(landscape.default_strategy(probe.device), "graph")
+        ours = timed[default] if timed[default][1] is not None else timed["dstab"]
         t_ll, ref = timed["ll"]
         rel = float(np.max(np.abs(ref.loss - ours[1].loss) / np.abs(ours[1].loss))) if ref else NAN
         per_pt = (t_ll / (n + 1) ** 2) / (ours[0] / n**2) if not math.isnan(t_ll) else NAN
         print(
             f"{name:13} {probe.num_params:9d} {floor / n**2 * 1e3:7.2f} {timed['dstab'][0]:8.2f} "
-            f"{timed['vmap'][0]:7.2f} {t_ll:7.2f} {t_ll / ours[0]:8.2f} {per_pt:9.2f} {ours[0] / floor:11.3f} "
+            f"{timed['vmap'][0]:7.2f} {timed['graph'][0]:7.2f} {t_ll:7.2f} {t_ll / ours[0]:8.2f} "
+            f"{per_pt:9.2f} {ours[0] / floor:11.3f} "
             f"{rel:12.1e}"
         )
 

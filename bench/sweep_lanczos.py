@@ -13,7 +13,7 @@ import _repo  # noqa: F401 (puts the repository root on sys.path)
 import numpy as np
 import torch
 
-from dstab.analysis import lanczos
+from dstab.analysis import locking
 from tests.test_lanczos import SPECTRA, matrix
 
 
@@ -32,7 +32,7 @@ def main() -> None:
             worst, used_all = 0.0, []
             for seed in range(args.seeds):
                 start = torch.randn(block, len(eigs), generator=torch.Generator().manual_seed(seed))
-                ends, used = lanczos.verified_end(lambda Q: Q @ A, start, 3, which, tol, 600, seed=seed)
+                ends, used = locking.verified_end(lambda Q: Q @ A, start, 3, which, tol, 600, seed=seed)
                 used_all.append(used)
                 if ends.converged:
                     claimed += 1

@@ -193,8 +193,9 @@ def interpolate(
 
 def hessian(probe: Probe, engine: str = "dstab", device=None, refresh: bool = False, **settings):
     """The Hessian numbers of the paper (Lanczos top-k eigenvalues, Hutchinson trace, SLQ density)
-    by dstab's engine or PyHessian's; settings as `dstab hessian` (top_k, trace_samples, slq_runs,
-    slq_steps, seed, tol, max_steps, block, lambda_min). Returns a HessianSpectrum (`.lambda_1`,
+    by dstab's engine, PyHessian's ("pyhessian") or scipy ARPACK on dstab's products ("arpack");
+    settings as `dstab hessian` (top_k, trace_samples, slq_runs, slq_steps, seed, tol, max_steps,
+    block, lambda_min, verify, per_block). Returns a HessianSpectrum (`.lambda_1`, `.blocks`,
     `.summary()`)."""
     known = [f.name for f in fields(HessianSettings)]
     unknown = sorted(set(settings) - set(known))

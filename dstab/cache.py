@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ import numpy as np
 
 from . import __version__
 from .errors import DstabError
-from .fileio import atomic_write_bytes
+from .fileio import atomic_write_bytes, user_cache_dir
 from .zooindex import zoo_root
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -51,7 +50,7 @@ class Result:
 
 
 def user_dir() -> Path:
-    return Path(os.environ.get("DSTAB_CACHE", Path(__file__).resolve().parent.parent / ".dstab-cache"))
+    return user_cache_dir()
 
 
 def shipped_dir() -> Path:

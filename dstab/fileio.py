@@ -17,6 +17,11 @@ import tempfile
 from pathlib import Path
 
 
+def user_cache_dir() -> Path:
+    """The writable user cache: $DSTAB_CACHE, else `<repo>/.dstab-cache/` (results, the memory guard's table)."""
+    return Path(os.environ.get("DSTAB_CACHE", Path(__file__).resolve().parent.parent / ".dstab-cache"))
+
+
 def git_commit() -> str | None:
     try:
         out = subprocess.run(

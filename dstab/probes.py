@@ -79,14 +79,19 @@ class Probe:
         require(kind in KINDS, f"unknown probe kind {kind!r}; choose one of {KINDS}")
         self.name, self.kind = name, kind
         self._module = _frozen_copy(module)
-        self.params = {k: v.detach().clone() for k, v in self._module.named_parameters()}
-        self.buffers = {k: v.detach().clone() for k, v in self._module.named_buffers()}
+        self._alias_module()
         finite_or_error({**self.params, **self.buffers}, name)
         require(self.params, f"{name}: the module has no parameters to analyse")
         self._loss_fn = loss_fn
         self.data = dict(data or {})
         self.info = dict(info or {})
         self.device = next(iter(self.params.values())).device
+
+    def _alias_module(self) -> None:
+        """params and buffers are the private module's own tensors (one copy of the weights, not two:
+        nothing writes to either; `module_at` copies them into a fresh module)."""
+        self.params = {k: v.detach() for k, v in self._module.named_parameters()}
+        self.buffers = {k: v.detach() for k, v in self._module.named_buffers()}
 
     def loss(self, params: dict[str, torch.Tensor] | None = None, buffers: dict | None = None) -> torch.Tensor:
         """The scalar loss at `params` (any subset overrides the probe's own; differentiable)."""
@@ -112,9 +117,11 @@ class Probe:
         """A copy of this probe on `device` (this one is left where it is)."""
         device = torch.device(device)
         moved = copy.copy(self)
+        if device == self.device:  # nothing writes to a probe's tensors: the copy may share them
+            moved.params, moved.buffers, moved.data = dict(self.params), dict(self.buffers), dict(self.data)
+            return moved
         moved._module = copy.deepcopy(self._module).to(device)
-        moved.params = {k: v.to(device) for k, v in self.params.items()}
-        moved.buffers = {k: v.to(device) for k, v in self.buffers.items()}
+        moved._alias_module()
         moved.data = {k: _moved(v, device) for k, v in self.data.items()}
         moved.device = device
         return moved

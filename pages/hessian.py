@@ -46,6 +46,11 @@ top_k = urlstate.number("Top-k", "k", SPEC.top_k, 1, 50, where=c[2])
 trace_samples = urlstate.number("Trace samples", "trace", SPEC.trace_samples, 2, 2000, where=c[3])
 slq_runs = urlstate.number("SLQ runs", "slq", SPEC.slq_runs, 1, 50, where=c[4])
 seed = urlstate.number("Seed", "seed", SPEC.seed, 0, 10_000, where=c[5])
+with st.expander("Lanczos: tolerance, products, check"):
+    e = st.columns(3)
+    tol = urlstate.number("tol (x spectral radius)", "tol", SPEC.tol, 1e-8, 0.1, step=1e-5, format="%.0e", where=e[0])
+    max_steps = urlstate.number("max products", "steps", SPEC.max_steps, 10, 1000, where=e[1])
+    verify = urlstate.toggle("check the top-k (off: unverified)", "verify", SPEC.verify, where=e[2])
 
 
 data = datapick.row(
@@ -61,7 +66,8 @@ def spec_for(bundle):
     probe = replace(SPEC.probe, role=role if bundle.kind == "gan" else None, dataset=data[bundle.kind])
     if bundle.kind == "dm" and t != compute.QUARTILES:
         probe = replace(probe, timesteps=(int(t),))
-    return replace(SPEC, probe=probe, top_k=top_k, trace_samples=trace_samples, slq_runs=slq_runs, seed=seed)
+    counts = {"top_k": top_k, "trace_samples": trace_samples, "slq_runs": slq_runs, "seed": seed}
+    return replace(SPEC, probe=probe, tol=tol, max_steps=max_steps, verify=verify, **counts)
 
 
 results, cols = compute.side_by_side(sel, spec_for, "Hessian")
@@ -105,6 +111,18 @@ if results:
         extra={k: {**res.meta, "probe": res.params["probe"]} for k, (_, res) in labelled.items()},
         columns={"top_k": top_k, "trace_samples": trace_samples, "slq_runs": slq_runs, "seed": seed},
     )
+
+# Memory plans and per-block spectra (dstab.analysis.hessian_memory, hessian_blocks): one section
+for choice, res in results.values():
+    st.caption(f"{choice.label}: {res.meta.get('memory_plan', 'no memory plan recorded (a result from before plans)')}")
+st.subheader("Where the curvature sits, block by block")
+if urlstate.toggle("Per-block lambda_1 and trace (one Lanczos run per block)", "blocks", False):
+    per_block, _ = compute.side_by_side(sel, lambda b: replace(spec_for(b), per_block=True), "per-block Hessian")
+    if per_block:
+        labelled_blocks = {kind: (choice.label, res) for kind, (choice, res) in per_block.items()}
+        blocks_fig = hessian_plots.block_spectra(labelled_blocks)
+        st.plotly_chart(blocks_fig, key="blocks")
+        downloads.figure(blocks_fig, "hessian-blocks")
 
 verdictpanel.draw(
     verdictpanel.PAPER["hessian"],

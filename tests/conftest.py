@@ -13,6 +13,7 @@ import torch
 
 from dstab import checkpoints, models
 from dstab.diffusion import Diffusion
+from tests import processes
 
 # The suite runs on shared 2-core machines: one intra-op thread keeps it predictable.
 torch.set_num_threads(1)
@@ -172,3 +173,30 @@ def assert_unchanged(module: torch.nn.Module, before: dict) -> None:
     assert after["device"] == before["device"]
     for k, v in before["tensors"].items():
         assert torch.equal(after["tensors"][k], v), k
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _interruptible():
+    """A SIGTERM or SIGHUP to the test session ends it as Ctrl-C does: every fixture's teardown runs, so the
+    processes tests started are stopped (tests/processes.py)."""
+    processes.interruptible()
+
+
+@pytest.fixture(autouse=True)
+def _stop_the_runs_a_test_queued(monkeypatch):
+    """Every background run a test queued in this process (runs.start, a sweep, the CLI's `runs start`) is
+    stopped when the test ends, passed, failed or interrupted: none outlives the test that started it."""
+    from dstab import runs
+
+    roots, real = set(), runs.queue
+
+    def queue(name, config, request, **kw):
+        path = real(name, config, request, **kw)
+        roots.add(path.parent)
+        processes.track_runs(path.parent)
+        return path
+
+    monkeypatch.setattr(runs, "queue", queue)
+    yield
+    for root in roots:
+        processes.stop_runs(root)

@@ -3,7 +3,9 @@ that only need the process behaviour (queueing) and must not pay for real traini
 
 Steps take $FAKE_STEP_S seconds; a checkpoint every 5 steps; SIGTERM finishes the step, checkpoints
 and writes status "stopped"; --resume continues after the last checkpoint. $FAKE_FAIL_AT=N: the run
-fails (status "failed", exit code 1) after step N, as a real one does on an error.
+fails (status "failed", exit code 1) after step N, as a real one does on an error. $FAKE_HOLD=name=N[,...]:
+the run of that name holds after step N (its heartbeat says so) until it is stopped, so a test can act on
+a run that is surely still running, at a known step, whatever the machine's load.
 """
 
 import argparse
@@ -14,6 +16,8 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
+
+from dstab.runs.rundir import METRICS_TABLE  # the trainer's table, spelled once
 
 stop = False
 
@@ -47,16 +51,18 @@ def main():
         start = 0
     con = sqlite3.connect(out / "metrics.sqlite")
     con.execute("PRAGMA journal_mode=WAL")
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS metrics(step INTEGER, name TEXT, value REAL, wall REAL, PRIMARY KEY(step, name))"
-    )
+    con.execute(METRICS_TABLE)
     step, dt = start, float(os.environ.get("FAKE_STEP_S", "0.05"))
+    holds = dict(h.split("=") for h in os.environ.get("FAKE_HOLD", "").split(",") if h)
+    hold_at = int(holds.get(out.parent.name, 0))  # out is <workspace>/<name>/run
     while step < cfg["steps"] and not stop:
         time.sleep(dt)
         step += 1
         con.execute("INSERT OR REPLACE INTO metrics VALUES (?, 'loss', ?, ?)", (step, 1.0 / step, time.time()))
         con.commit()
         (out / "heartbeat").write_text(json.dumps({"step": step, "time": time.time(), "pid": os.getpid()}))
+        while step == hold_at and not stop:  # held: a stop (SIGTERM) ends it at this step, checkpointed
+            time.sleep(0.01)
         if step % 5 == 0 or stop or step == cfg["steps"]:
             (out / "checkpoints" / f"step{step:07d}.safetensors").write_bytes(b"fake")
             (out / "checkpoints" / "resume.json").write_text(json.dumps({"step": step}))

@@ -3,6 +3,8 @@ and which dataset specs a header may name."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dstab import budgets, confine, sizing
@@ -87,3 +89,32 @@ def test_folders_pass_only_inside_the_allowed_roots(tmp_path, monkeypatch):
 def test_other_specs_are_refused_with_the_way_out(spec):
     with pytest.raises(DstabError, match="pick the dataset explicitly"):
         confine.header_dataset(spec, "ckpt")
+
+
+def test_a_surface_runs_no_meta_forward_once_its_architecture_is_measured(ckpts, caches, monkeypatch):
+    """The memory guard reads activation sizes from a per-architecture table in the user cache: the first
+    process to meet an architecture measures it (one meta-device forward per network), every later one
+    reads it (the meta forward's first call imports torch._dynamo: seconds, a third of a small surface)."""
+    from dstab import cli
+
+    calls = []
+    measure = sizing._meta_forward_bytes
+    monkeypatch.setattr(sizing, "_meta_forward_bytes", lambda *a: calls.append(a[0]) or measure(*a))
+    argv = ["surface", str(ckpts["digits_gan"]), "--role", "g", "--grid", "3", "--out", str(caches / "out")]
+    sizing._bytes_per_example.cache_clear()  # as a fresh process
+    assert cli.main([*argv, "--threads", "1"]) == 0
+    assert len(calls) == 2  # the generator's and the discriminator's architectures, measured once
+    table = json.loads((caches / "cache" / "sizing" / "activations.json").read_text())
+    assert len(table) == 2 and all(v > 0 for v in table.values())
+    sizing._bytes_per_example.cache_clear()  # a second process
+    assert cli.main([*argv, "--threads", "1", "--refresh"]) == 0
+    assert len(calls) == 2  # no meta forward: both sizes came from the table
+    # the table's sizes are the measured ones, and a changed architecture is measured anew
+    arch = {"arch": "mlp_denoiser", "data_dim": 2, "hidden": 16, "depth": 2, "time_dim": 8}
+    inputs = [((2,), "float32"), ((), "int64")]
+    first = sizing.activation_bytes(arch, inputs, 1)
+    assert len(calls) == 3 and first == measure(json.dumps(arch, sort_keys=True), (((2,), "float32"), ((), "int64")))
+    sizing._bytes_per_example.cache_clear()
+    assert sizing.activation_bytes(arch, inputs, 4) == 4 * first and len(calls) == 3
+    sizing.activation_bytes({**arch, "hidden": 32}, inputs, 1)
+    assert len(calls) == 4

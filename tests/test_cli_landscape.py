@@ -92,14 +92,15 @@ def test_precompute_fills_the_shipped_cache_and_pages_find_it(ckpts, caches, mon
     assert cli.main(["precompute", "--only", "fourier"]) == 2
 
 
-@pytest.mark.flaky(reruns=2, reruns_delay=2)  # torchrun + gloo processes on shared cores
 def test_torchrun_split_gives_the_single_process_grid(ckpts, caches):
+    """torchrun --standalone: its agent binds the rendezvous store to a port the OS picks and every rank is
+    its client (no port found free and bound later); the timeout guards a hang, it is no speed limit."""
     out = caches / "tr"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "dstab"]
     cmd += ["surface", str(ckpts["toy_dm"]), "--grid", "5", "--radius", "0.5", "--timestep", "300"]
     cmd += ["--batch-size", "16", "--out", str(out), "--device", "cpu"]
     run_env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(cmd, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads((out / "surface_toy_dm_t300.json").read_text())
     assert record["world_size"] == 2 and record["rows"] == [0, 1, 2, 3, 4]

@@ -17,13 +17,13 @@ def _dstab(*args: str, **kw) -> subprocess.CompletedProcess:
 
 def test_runs_delete_without_a_terminal_is_a_clear_error_and_deletes_nothing(tmp_path):
     (tmp_path / "a").mkdir()
-    r = _dstab("runs", "--root", str(tmp_path), "delete", "a", stdin=subprocess.DEVNULL, timeout=120)
+    r = _dstab("runs", "--root", str(tmp_path), "delete", "a", stdin=subprocess.DEVNULL, timeout=600)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip() == (
         "error: runs delete asks for the run's name on a terminal and there is none; pass --yes to delete 'a'"
     )
     assert (tmp_path / "a").is_dir()
-    r = _dstab("runs", "--root", str(tmp_path), "delete", "nope", stdin=subprocess.DEVNULL, timeout=120)
+    r = _dstab("runs", "--root", str(tmp_path), "delete", "nope", stdin=subprocess.DEVNULL, timeout=600)
     assert r.returncode == 2 and r.stderr.startswith("error: no run named 'nope'")
 
 

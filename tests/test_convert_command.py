@@ -80,6 +80,6 @@ def test_contradicting_flags_exit_2_on_one_line(tmp_path):
         "--flag",
         "num_res_blocks=3",
     ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "num_res_blocks=3 but the weights have 1" in done.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
@@ -14,14 +13,13 @@ from dstab.training.config import TrainConfig
 from dstab.training.trainer import Trainer
 from tests.training_helpers import one_thread, tiny_dm  # noqa: F401 (one_thread is a fixture)
 
-# real processes racing on shared CPU cores: a rerun separates a timing flake from a regression
-pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=2)
 
+def _store(world: int):
+    """The rendezvous store, hosted here as torchrun's agent hosts it: bound to a port the OS picks and held
+    while the workers run (a port merely found free could be taken before rank 0 binds it)."""
+    from torch.distributed import TCPStore
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return TCPStore("127.0.0.1", 0, world_size=world, is_master=True, wait_for_workers=False)
 
 
 def _worker(rank: int, world: int, port: int, cfg: dict, out: str) -> None:
@@ -29,6 +27,7 @@ def _worker(rank: int, world: int, port: int, cfg: dict, out: str) -> None:
     os.environ.update(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
     )
+    os.environ["TORCHELASTIC_USE_AGENT_STORE"] = "True"  # every rank a client of the store the test holds
     ctx = distributed.from_env()
     trainer = Trainer(TrainConfig.from_dict(cfg), out, ctx=ctx)
     trainer.run()
@@ -41,7 +40,8 @@ def _worker(rank: int, world: int, port: int, cfg: dict, out: str) -> None:
 @pytest.mark.usefixtures("one_thread")
 def test_two_gloo_processes_match_one_process(tmp_path):
     cfg = tiny_dm(steps=6, checkpoint_every=None, timesteps={"name": "loss-second-moment", "history": 1})
-    mp.spawn(_worker, args=(2, _free_port(), cfg, str(tmp_path)), nprocs=2, join=True)
+    store = _store(2)
+    mp.spawn(_worker, args=(2, store.port, cfg, str(tmp_path)), nprocs=2, join=True)
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
     single = Trainer(TrainConfig.from_dict(cfg), tmp_path / "single")
     single.run()

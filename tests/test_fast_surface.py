@@ -22,7 +22,7 @@ def mlp_probe(batch: int = 8):
     return module_probe(net, lambda f, x, y: ((f(x) - y) ** 2).mean(), name="mlp", data=data)
 
 
-@pytest.mark.parametrize("strategy", landscape.STRATEGIES)
+@pytest.mark.parametrize("strategy", ["sequential", "vmap"])
 def test_fp32_equals_the_existing_engine(strategy):
     probe = mlp_probe()
     ours, speed = fast_surface.surface(probe, 5, 0.5, 3, "fp32", strategy=strategy)
@@ -64,3 +64,49 @@ def test_the_precisions_are_the_specs():
     from dstab.analysis.specs import SURFACE_PRECISIONS
 
     assert fast_surface.PRECISIONS == SURFACE_PRECISIONS == ("fp32", "tf32", "bf16")
+
+
+def conv_probe(batch: int = 4):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.GroupNorm(2, 8), nn.SiLU(), nn.Conv2d(8, 3, 3, padding=1))
+    nn.init.zeros_(net[3].weight)  # a zero weight gets a zero direction: it stays fixed, as a UNet's proj_out
+    gen = torch.Generator().manual_seed(1)
+    data = {"x": torch.randn(batch, 3, 8, 8, generator=gen)}
+    return module_probe(net, lambda f, x: ((f(x) - x) ** 2).mean(), name="conv", data=data)
+
+
+def test_bf16_casts_no_weight_per_point():
+    """Under bf16 the engine stores the matmul/conv weights in bf16 once per point (one vector copy);
+    plain autocast over float32 weights casts each of them at every call."""
+    probe = conv_probe()
+    ours = fast_surface.ops_per_point(probe, "bf16")
+    assert ours["weight_casts"] == 0
+    plain = fast_surface._op_counter({tuple(p.shape) for p in probe.params.values() if p.dim() >= 2})
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16), plain:
+        probe.loss()
+    assert plain.casts == 2  # both conv weights, every call
+    assert fast_surface.ops_per_point(probe, "fp32") == {"ops": pytest.approx(ours["ops"], abs=40), "weight_casts": 0}
+    # and the values are the autocast ones, to bf16 rounding
+    bf, _ = fast_surface.surface(probe, 3, 0.5, 0, "bf16")
+    np.testing.assert_allclose(bf.loss, landscape.surface(probe, 3, 0.5, 0).loss, rtol=3e-2)
+
+
+def test_weights_from_a_device_tensor_equal_the_host_floats():
+    """The CUDA graph strategy reads (a, b) from a device tensor; the weights it writes are the same."""
+    from dstab.analysis.directions import plane_directions
+
+    probe = conv_probe()
+    d1, d2, _ = plane_directions(probe.params, 0, "ignore")
+    host, device = landscape.PointLoss(probe, d1, d2), landscape.PointLoss(probe, d1, d2)
+    host.plane.move_to(0.3, -0.7)
+    device.plane.move_to_tensor(torch.tensor([0.3, -0.7]))
+    for (_, a), (_, b) in zip(host.module.named_parameters(), device.module.named_parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_graph_needs_cuda_and_vmap_refuses_bf16():
+    probe = conv_probe()
+    with pytest.raises(DstabError, match="strategy 'graph' needs a CUDA device"):
+        landscape.surface(probe, 3, 0.5, 0, strategy="graph")
+    with pytest.raises(DstabError, match="vmap strategy cannot run under bf16 autocast"):
+        fast_surface.surface(probe, 3, 0.5, 0, "bf16", strategy="vmap")

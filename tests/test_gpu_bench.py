@@ -1,5 +1,5 @@
-"""bench/gpu_bench.py's Python part on a CPU at tiny sizes (--smoke), run as gpu.sh runs it:
-from another folder, with no PYTHONPATH, and without streamlit or the reference packages."""
+"""bench/gpu.sh as the GPU machine runs it, at tiny sizes on a CPU (--smoke): `python3` from PATH, from
+another folder, with no PYTHONPATH of ours, and without streamlit or the reference packages."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_gpu_bench_smoke(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+def test_gpu_sh_smoke(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DSTAB_CACHE")}
+    # python3 is this interpreter (the GPU machine has python3 and no `python`)
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
+    env["DSTAB_CACHE"] = str(tmp_path / "cache")
     # a module that refuses to import stands in for streamlit / loss_landscapes / pyhessian
     blocker = tmp_path / "block"
     blocker.mkdir()
@@ -25,17 +27,30 @@ def test_gpu_bench_smoke(tmp_path):
         (blocker / f"{name}.py").write_text(f"raise ImportError('{name} must not be needed')\n")
     env["PYTHONPATH"] = str(blocker)
     out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "gpu_bench.py"), "--smoke"],
+        ["bash", str(ROOT / "bench" / "gpu.sh"), "--smoke"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     assert out.returncode == 0, out.stderr[-2000:]
+    assert "failed or passed its" not in out.stdout, out.stdout[-3000:]
+    assert re.search(r"== done in \d+ s on cpu", out.stdout)
     table = [line for line in out.stdout.splitlines() if line.startswith("| ")]
     checks = [line.split("|")[1].strip() for line in table[1:]]
-    assert checks == ["surface 3x3", "surface 3x3", "Hessian top-3", "train 4 steps x2"]
-    assert [line.split("|")[2].strip() for line in table[1:3]] == ["fp32", "bf16"]
+    assert checks[:3] == ["ops per point, sequential", "ops per point, vmap", "ops per point, sequential"]
+    assert checks[3:] == [
+        "surface 3x3, sequential",
+        "surface 3x3, vmap",
+        "surface 5x5, vmap",
+        "surface 3x3, sequential",
+        "surface 5x5, sequential",
+        "Hessian top-3",
+        "train 4 steps x2",
+    ]
+    # no weight is cast per point, in any precision or strategy
+    assert all(" 0 weight casts per point" in line for line in table[1:4])
+    assert [line.split("|")[2].strip() for line in table[4:9]] == ["fp32"] * 3 + ["bf16"] * 2
     ratio = float(re.search(r"\| ([0-9.]+) ratio \|", out.stdout).group(1))
     assert 0.2 < ratio < 5.0

@@ -177,6 +177,39 @@ def test_dstab_never_imports_the_app_layer():
             assert not {n.split(".")[0] for n in names} & {"dashboard", "pages", "app", "streamlit"}, path
 
 
+def module_map(text: str | None = None) -> dict[str, str]:
+    """ARCHITECTURE.md's '## Modules' table: module path -> its one concept."""
+    text = ARCHITECTURE.read_text() if text is None else text
+    section = text.split("\n## Modules\n", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        m = re.fullmatch(r"\| `([^`]+)` \| (.*) \|", line.strip())
+        if m:
+            rows[m.group(1)] = m.group(2).strip()
+    return rows
+
+
+def module_files() -> set[str]:
+    repo = PACKAGE.parent
+    found = {"app.py"} | {str(p.relative_to(repo)) for d in ("dstab", "dashboard") for p in (repo / d).rglob("*.py")}
+    return found | {str(p.relative_to(repo)) for p in (repo / "pages").glob("*.py")}
+
+
+def test_the_module_map_parser_reads_rows_and_skips_the_rest():
+    text = (
+        "# doc\n## Modules\nprose\n| module | concept |\n|---|---|\n| `a.py` | one thing |\n\n## Next\n| `b.py` | x |\n"
+    )
+    assert module_map(text) == {"a.py": "one thing"}
+
+
+def test_architecture_md_names_every_module_with_its_one_concept():
+    """A module added without a row (or a row left for a module that is gone) fails here."""
+    rows = module_map()
+    assert sorted(module_files() - set(rows)) == [], "modules without a row in ARCHITECTURE.md's ## Modules"
+    assert sorted(set(rows) - module_files()) == [], "rows in ARCHITECTURE.md's ## Modules for no module"
+    assert all(concept and len(concept) <= 160 for concept in rows.values())  # one concept, not an essay
+
+
 # `python -m dstab ARGS` in a fresh interpreter, then the names of every module it imported
 # (sys.modules: `python -X importtime` misses modules loaded through importlib.import_module)
 _RUN = """import sys

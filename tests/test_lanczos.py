@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from dstab import budgets
-from dstab.analysis import hessian, lanczos
+from dstab.analysis import hessian, lanczos, locking
 from dstab.errors import DstabError
 from tests.hessian_fixtures import ModuleProbe, QuadraticProbe, TinyConvNet, dense_hessian
 
@@ -51,7 +51,7 @@ def test_converged_means_within_bound(name, rotate, block):
     claimed = 0
     for seed in range(8):
         start = torch.randn(block, len(eigs), generator=torch.Generator().manual_seed(seed))
-        ends, used = lanczos.verified_end(lambda Q: Q @ A, start, 3, which, tol, 600, seed=seed)
+        ends, used = locking.verified_end(lambda Q: Q @ A, start, 3, which, tol, 600, seed=seed)
         assert used <= 600
         if ends.converged:
             claimed += 1
@@ -88,7 +88,7 @@ def test_naive_rule_fails_where_the_checked_one_holds():
     run = lanczos.krylov(lambda Q: Q @ A, start, 600, lanczos.until_converged(3, "top", tol))
     naive = lanczos.end_values(run, 3, "top", tol)
     assert naive.converged and naive.values[1] == pytest.approx(4.5, abs=1e-4)
-    checked, _ = lanczos.verified_end(lambda Q: Q @ A, start, 3, "top", tol, 600)
+    checked, _ = locking.verified_end(lambda Q: Q @ A, start, 3, "top", tol, 600)
     assert checked.converged
     np.testing.assert_allclose(checked.values, [5.0, 5.0, 4.5], atol=1e-4)
 
@@ -175,3 +175,50 @@ def test_memory_estimate_matches_measured_peak(full):
     )
     m = json.loads(out.stdout)
     assert m["used"] == pytest.approx(m["estimate"], rel=0.3), m
+
+
+@pytest.mark.parametrize("name", ["dm-like", "cluster-1e-3"])
+def test_locking_under_a_cap_uses_fewer_products_than_restarting_every_value(name):
+    """With the basis capped at 12 vectors, thick restarts that lock the leading Ritz pairs (the block
+    iterating only on new directions) converge with fewer products than explicit restarts from the 3
+    leading Ritz vectors (a block of 3 that iterates on converged values too), within the bounds."""
+    eigs, which, tol = SPECTRA[name]
+    A = matrix(eigs, True)
+    true = np.sort(eigs)[::-1][:3]
+    used = {}
+    for lock in (True, False):
+        used[lock] = []
+        for seed in range(3):
+            start = torch.randn(1, len(eigs), generator=torch.Generator().manual_seed(seed))
+            ends, n = locking.verified_end(lambda Q: Q @ A, start, 3, which, tol, 600, seed=seed, cap=12, lock=lock)
+            used[lock].append(n)
+            if lock:
+                assert ends.converged and ends.checked
+            if ends.converged:
+                rounding = 4 * np.finfo(np.float32).eps * ends.radius
+                assert np.all(np.abs(ends.values - true) <= ends.bounds + rounding)
+    assert sum(used[True]) < 0.7 * sum(used[False]), used
+
+
+def test_the_cap_bounds_the_vectors_kept_and_the_answer_matches_uncapped():
+    """A cap of 9 vectors forces thick restarts on the dm-like spectrum: no run keeps more than the cap
+    (counted through the vectors krylov allocates), and the values agree with an uncapped run."""
+    eigs, which, tol = SPECTRA["dm-like"]
+    A = matrix(eigs, True)
+    kept = []
+    original = lanczos.krylov
+
+    def counting(matvec, start, max_rows, *args, locked=None, **kw):
+        run = original(matvec, start, max_rows, *args, locked=locked, **kw)
+        kept.append(len(run.T) + (locked.count if locked is not None else 0))
+        return run
+
+    start = torch.randn(1, len(eigs), generator=torch.Generator().manual_seed(0))
+    free, _ = locking.verified_end(lambda Q: Q @ A, start.clone(), 3, which, tol, 600, seed=0)
+    locking.krylov = counting
+    try:
+        capped, used = locking.verified_end(lambda Q: Q @ A, start, 3, which, tol, 600, seed=0, cap=9)
+    finally:
+        locking.krylov = original
+    assert capped.converged and len(kept) > 2 and max(kept) <= 9
+    np.testing.assert_allclose(capped.values, free.values, atol=float(free.bounds.max() + capped.bounds.max()))

@@ -237,3 +237,40 @@ def test_vmap_halves_its_chunk_when_the_device_runs_out_of_memory(monkeypatch):
     monkeypatch.setattr(landscape, "vmap", lambda fn: fake_vmap(fn, 0))
     with pytest.raises(DstabError, match="does not fit"):
         landscape.plane_losses(probe, d1, d2, coords, "vmap")
+
+
+@pytest.mark.parametrize(
+    "engine",
+    ["sequential", "vmap", "vmap-chunks", "loss-landscapes", "interpolate", "hessian"],
+)
+def test_every_engine_reports_done_so_far_up_to_the_total(engine):
+    """One progress protocol, progress(stage, done, total), with `done` counted the same way everywhere:
+    the units done so far (never 'n more'), rising to the total."""
+    from dstab.analysis import hessian, interpolation
+
+    probe, _, _ = _quadratic_probe()
+    seen = []
+
+    def progress(stage, done, total):
+        seen.append((stage, done, total))
+
+    if engine in ("sequential", "vmap"):
+        landscape.surface(probe, 5, 0.5, 0, strategy=engine, progress=progress)
+    elif engine == "vmap-chunks":  # the engine's own callback, one point per batched call
+        d1, d2, _ = plane_directions(probe.params, 0)
+        coords = np.array([(a, b) for a in (-0.5, 0.0, 0.5) for b in (-0.5, 0.5)])
+        tick = landscape.reporting(progress, "surface", len(coords))
+        landscape.plane_losses(probe, d1, d2, coords, "vmap", tick, memory_budget=1)
+    elif engine == "loss-landscapes":
+        reference.surface_ll(probe, 5, 0.5, 0, progress=progress)
+    elif engine == "interpolate":
+        other, _, _ = _quadratic_probe()
+        interpolation.interpolate(probe, other, -0.5, 1.5, 4, progress)
+    else:
+        hessian.spectrum(probe, top_k=1, trace_samples=3, slq_runs=1, slq_steps=4, progress=progress)
+    for stage in {s for s, _, _ in seen}:
+        counts = [(d, t) for s, d, t in seen if s == stage]
+        done = [d for d, _ in counts]
+        assert done == sorted(done) and done[0] >= 1 and len(set(t for _, t in counts)) == 1, (stage, counts)
+        if stage != "lanczos":  # Lanczos may stop early, below its budget of products
+            assert done[-1] == counts[0][1], (stage, counts)

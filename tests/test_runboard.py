@@ -9,6 +9,7 @@ import pytest
 from dstab import runs
 from dstab.metricnames import metric_label
 from dstab.runs import runboard
+from dstab.runs.rundir import METRICS_TABLE
 from dstab.runs.runmetrics import RunMetrics
 from dstab.training import config as train_config
 
@@ -58,7 +59,7 @@ def test_table_row_numbers_come_from_the_database(tmp_path, monkeypatch):
     (d / "run" / "checkpoints" / "step0000040.safetensors").write_bytes(b"x")
     (d / "run" / "status.json").write_text(json.dumps({"state": "stopped", "step": 40, "error": None}))
     con = sqlite3.connect(d / "run" / "metrics.sqlite")
-    con.execute("CREATE TABLE metrics(step INTEGER, name TEXT, value REAL, wall REAL, PRIMARY KEY(step, name))")
+    con.execute(METRICS_TABLE)
     rows = [(s, "loss", 1.0 / s, 1000.0 + s / 4) for s in range(10, 41, 10)]  # 4 steps/s
     rows += [(20, "fd_local@64x10ddim", 9.5, 1005.0), (40, "fd_local@64x10ddim", 7.25, 1010.0)]
     con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", rows)

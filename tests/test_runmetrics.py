@@ -4,15 +4,14 @@ import sqlite3
 
 import numpy as np
 
+from dstab.runs.rundir import METRICS_TABLE
 from dstab.runs.runmetrics import RunMetrics, rows_after
 
 
 def _db(path, rows):
     con = sqlite3.connect(path)
     con.execute("PRAGMA journal_mode=WAL")
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS metrics(step INTEGER, name TEXT, value REAL, wall REAL, PRIMARY KEY(step, name))"
-    )
+    con.execute(METRICS_TABLE)
     con.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", rows)
     con.commit()
     return con

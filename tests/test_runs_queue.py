@@ -5,6 +5,7 @@ import json
 import os
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,8 @@ import torch
 from dstab import runs
 from dstab.errors import DstabError
 
-# real processes racing on shared CPU cores: a rerun separates a timing flake from a regression
-pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=2)
-
 FAKE = Path(__file__).with_name("fake_trainer.py")
+HANG = 600  # seconds: a guard against a hung process, far above any run's duration, never a speed limit
 TINY = ["dataset=toy2d:8gaussians", 'arch={"arch": "mlp_denoiser"}', "eval_every=null", "batch_size=8"]
 
 
@@ -60,7 +59,7 @@ def test_without_build_the_run_itself_refuses_its_network_and_says_why(ws, monke
     real trainer before it writes anything, and the run reads 'failed' with the trainer's reason."""
     monkeypatch.delenv("DSTAB_TRAIN_COMMAND")
     runs.start("bad", preset="baseline", overrides=["dataset=toy2d:8gaussians"], device="cpu")
-    st = runs.wait("bad", timeout=240)
+    st = runs.wait("bad", timeout=HANG)
     assert st.state == "failed" and "expects samples of shape" in st.reason
     assert not (ws / "bad" / runs.RUN / "config.json").exists()
 
@@ -70,30 +69,38 @@ def test_second_run_waits_for_the_slot_and_starts_without_anybody_polling(ws):
     b = _start("b", group="sweep1")
     assert (a.state, b.state) == ("running", "queued")
     # nobody calls schedule(): a's supervisor hands the slot to b when a exits
-    assert runs.wait("a", timeout=60).state == "finished"
-    assert runs.wait("b", states=("running", "finished"), timeout=60).state in ("running", "finished")
-    done = runs.wait("b", timeout=60)
+    assert runs.wait("a", timeout=HANG).state == "finished"
+    assert runs.wait("b", states=("running", "finished"), timeout=HANG).state in ("running", "finished")
+    done = runs.wait("b", timeout=HANG)
     assert (done.state, done.step, done.total_steps, done.group) == ("finished", 10, 10, "sweep1")
 
 
-def test_stopping_a_queued_run_takes_it_off_the_queue_and_resume_requeues_it(ws):
+def _held(name: str, step: int, timeout: float = HANG):
+    """The run, held by the fake trainer at `step` ($FAKE_HOLD): surely running there, whatever the load."""
+    deadline = time.monotonic() + timeout  # a hang guard, not a speed limit
+    while (st := runs.status(name)).step < step:
+        assert st.state in ("queued", "running") and time.monotonic() < deadline, (st.state, st.reason, st.step)
+        time.sleep(0.01)
+    return st
+
+
+def test_stopping_a_queued_run_takes_it_off_the_queue_and_resume_requeues_it(ws, monkeypatch):
+    monkeypatch.setenv("FAKE_HOLD", "a=2")
     _start("a", steps=400)
     _start("b")
     assert runs.stop("b").state == "stopped"
-    runs.wait("a", states=("running",), timeout=60)
-    while runs.status("a").step < 2:
-        pass
+    assert _held("a", 2).state == "running"
     runs.stop("a")
-    a = runs.wait("a", timeout=60)
-    assert a.state == "stopped" and 2 <= a.step < 400
+    a = runs.wait("a", timeout=HANG)
+    assert (a.state, a.step) == ("stopped", 2)
     assert runs.status("b").state == "stopped"  # not started by a's supervisor
     runs.resume("b")
-    assert runs.wait("b", timeout=60).state == "finished"
+    assert runs.wait("b", timeout=HANG).state == "finished"
 
 
 def _finished_run(name):
     _start(name)
-    return runs.wait(name, timeout=60)
+    return runs.wait(name, timeout=HANG)
 
 
 def test_damaged_runs_are_broken_with_a_reason_and_the_others_keep_working(ws):
@@ -156,18 +163,20 @@ def test_metrics_db_is_opened_read_only(ws):
     assert con.execute("SELECT count(*) FROM metrics").fetchone()[0] == 10
 
 
-def test_a_stop_before_the_trainer_starts_is_a_stop_and_resume_begins_afresh(ws):
+def test_a_stop_before_the_trainer_starts_is_a_stop_and_resume_begins_afresh(ws, monkeypatch):
+    monkeypatch.setenv("FAKE_HOLD", "blocker=1")  # it holds the slot until it is stopped
     _start("blocker", steps=400)
     _start("a")
     (ws / "a" / "stop_requested").write_text("{}")  # as if SIGTERM had landed before the trainer existed
+    _held("blocker", 1)  # its trainer is up (a stop before then is the supervisor's to see)
     runs.stop("blocker")
-    runs.wait("blocker", timeout=60)
+    runs.wait("blocker", timeout=HANG)
     runs.schedule()  # as the page does on every read; the launched supervisor sees the stop file
-    s = runs.wait("a", timeout=60)
+    s = runs.wait("a", timeout=HANG)
     assert (s.state, s.step, s.reason) == ("stopped", 0, "stopped during start-up, before the trainer could checkpoint")
     assert not (ws / "a" / "run").exists()
     assert runs.resume("a").state == "running"
-    assert runs.wait("a", timeout=60).state == "finished"
+    assert runs.wait("a", timeout=HANG).state == "finished"
 
 
 def test_cli_start_from_a_config_file_and_refusals_before_anything_exists(ws, tmp_path, capsys):
@@ -183,7 +192,7 @@ def test_cli_start_from_a_config_file_and_refusals_before_anything_exists(ws, tm
         {"name": "md-lrc"},
         0.8,
     )
-    assert runs.wait("c", timeout=60).state == "finished"
+    assert runs.wait("c", timeout=HANG).state == "finished"
     if not torch.cuda.is_available():
         assert main(["runs", "start", "gpu", "--config", str(cfg), "--device", "cuda"]) == 2
         assert "no CUDA device" in capsys.readouterr().err and not (ws / "gpu").exists()

@@ -126,7 +126,6 @@ def test_launch_queues_every_run_of_one_group_without_retraining_checks(tmp_path
             runs.stop(st.name, tmp_path)
 
 
-@pytest.mark.flaky(reruns=1)
 def test_a_real_2x2_sweep_lands_in_one_group_and_compare_reads_it(tmp_path, monkeypatch):
     monkeypatch.setenv("DSTAB_MAX_RUNS_PER_DEVICE", "2")
     monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "cache"))
@@ -160,7 +159,7 @@ def test_a_real_2x2_sweep_lands_in_one_group_and_compare_reads_it(tmp_path, monk
     )
     names = [f"tiny-{v}-s{s}" for s in (0, 1) for v in ("baseline", "mdlrc-clts")]
     for n in names:
-        assert runs.wait(n, timeout=300, root=tmp_path / "runs").state == "finished"
+        assert runs.wait(n, timeout=1800, root=tmp_path / "runs").state == "finished"  # a hang guard only
     result = compare.compare("tiny", root=tmp_path / "runs")
     assert result["metric"] == "mmd2@64x5ddim" and set(result["variants"]) == {"baseline", "mdlrc-clts"}
     assert result["variants"]["baseline"]["steps"] == [10, 20, 30, 40] and not result["partial"]

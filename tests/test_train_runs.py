@@ -198,7 +198,7 @@ def test_sigterm_to_a_cli_process_stops_cleanly_and_resume_finishes(tmp_path):
             if line.startswith("step=20"):
                 break
         proc.send_signal(signal.SIGTERM)
-        stdout, stderr = proc.communicate(timeout=60)
+        stdout, stderr = proc.communicate(timeout=600)
     finally:
         proc.kill()
     assert proc.returncode == 0, stderr

@@ -22,7 +22,6 @@ import contextlib
 from dataclasses import dataclass
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import require
 from . import landscape
@@ -70,6 +69,8 @@ def precision(name: str, device):
 
 def flops_per_loss(probe, name: str = "fp32") -> int:
     """FLOPs of one evaluation of the probe's loss (matmuls and convolutions), counted."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), precision(name, probe.device), counter:
         probe.loss()
@@ -87,6 +88,52 @@ def peak_for(card: str, name: str) -> float | None:
 def device_peak(device, name: str) -> float | None:
     dev = torch.device(device)
     return peak_for(torch.cuda.get_device_name(dev), name) if dev.type == "cuda" else None
+
+
+def _op_counter(shapes: set[tuple[int, ...]]):
+    """A dispatch mode counting the aten ops dispatched (each a kernel launch on a GPU), and the casts
+    of a tensor shaped as a weight (`shapes`: the parameters' shapes, alone or stacked in a chunk of
+    points). Imported here: torch.utils' dispatch and flop-counter modules pull in triton (0.37 s)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class OpCounter(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops, self.casts = 0, 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops += 1
+            first = args[0] if args else None
+            if func is torch.ops.aten._to_copy.default and isinstance(first, torch.Tensor):
+                self.casts += tuple(first.shape) in shapes
+            return func(*args, **(kwargs or {}))
+
+    return OpCounter()
+
+
+def ops_per_point(probe, precision_name: str = "fp32", strategy: str = "sequential", chunk: int = 4) -> dict:
+    """{"ops", "weight_casts"} per grid point of the surface engine, the weight update included: what
+    the GPU bench prints (on a GPU every op is a launch, and a point of a small model is launch-bound).
+    A weight cast is a dtype conversion of a tensor shaped as a moving parameter (autocast's per-call
+    casts of float32 weights); one cast of the whole flat weight vector per point is not one."""
+    from .directions import plane_directions
+
+    d1, d2, _ = plane_directions(probe.params, 0, "ignore")
+    shapes = {tuple(p.shape) for p in probe.params.values() if p.dim() >= 2}
+    shapes |= {(chunk, *s) for s in shapes}
+    with torch.no_grad(), precision(precision_name, probe.device):
+        if strategy == "sequential":
+            at = landscape.PointLoss(probe, d1, d2)
+            at(0.5, 0.5)  # the first call allocates; count a steady-state point
+            with _op_counter(shapes) as counter:
+                at(0.25, -0.25)
+            points = 1
+        else:
+            coords = [(0.25 * i, -0.25 * i) for i in range(chunk)]
+            with _op_counter(shapes) as counter:
+                landscape.plane_losses(probe, d1, d2, coords, "vmap")
+            points = chunk
+    return {"ops": counter.ops / points, "weight_casts": counter.casts / points}
 
 
 @dataclass

@@ -49,6 +49,7 @@ from torch import nn
 from ..errors import require
 from ..probes import finite_or_error
 from .hessian import SPEC, HessianSpectrum, density
+from .hvp import second_order
 
 
 class ProbeAsModel(nn.Module):
@@ -117,13 +118,22 @@ def spectrum(
     max_steps: int = SPEC.max_steps,
     block: int = SPEC.block,
     lambda_min: bool = SPEC.lambda_min,
+    verify: bool = SPEC.verify,
+    per_block: bool = SPEC.per_block,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> HessianSpectrum:
-    """The same numbers as `dstab.analysis.hessian.spectrum`, computed by PyHessian. `block` and
-    `lambda_min` are settings of dstab's Lanczos with no PyHessian counterpart (its lambda_min is None).
+    """The same numbers as `dstab.analysis.hessian.spectrum`, computed by PyHessian. `block`,
+    `lambda_min` and `verify` are settings of dstab's Lanczos with no PyHessian counterpart (its
+    lambda_min is None; nothing checks its values); per-block spectra are dstab's engine's only.
     `tol` and `max_steps` go to its power iteration (tol, maxIter per eigenvalue): its tol bounds the
     relative change between iterations, not the error, which stays larger when lambda_2 ~ lambda_1."""
+    require(not per_block, "per-block spectra come from dstab's engine; drop --per-block or use --engine dstab")
     finite_or_error(probe.params, probe.name)
+    with second_order():  # attention through the math kernel: PyHessian differentiates twice too
+        return _spectrum(probe, top_k, trace_samples, slq_runs, slq_steps, seed, tol, max_steps, progress)
+
+
+def _spectrum(probe, top_k, trace_samples, slq_runs, slq_steps, seed, tol, max_steps, progress) -> HessianSpectrum:
     n = sum(p.numel() for p in probe.params.values())
     require(isinstance(top_k, int) and 1 <= top_k <= n, f"top-k must lie in [1, n = {n}], got {top_k!r}")
     require(isinstance(trace_samples, int) and trace_samples >= 1, "trace samples must be a positive integer")

@@ -7,24 +7,92 @@ independent products (Hutchinson probes, a Lanczos block) into one vmapped backw
 ``hvp="forward"`` is torch.func forward-over-reverse jvp(grad(f)), which keeps
 no graph between calls. Losses must write squares out: F.mse_loss breaks
 forward-over-reverse in torch (pytorch#123996).
+
+Memory (what a 35.7M-parameter UNet needs, bench/RESULTS.md): the operator holds no copy of the
+weights (its leaves are aliases of the probe's tensors, which nothing writes), keeps the gradient's
+graph but not the gradient's values (a product needs only the graph), and a product accumulates
+straight into the flat output vector through the leaves' `.grad` views, with no per-tensor copy.
+
+Attention: PyTorch's fused scaled-dot-product kernels (flash, memory-efficient, the CPU flash
+kernel) have no double backward, so the graph is built and every product taken under
+`sdpa_kernel(SDPBackend.MATH)`, whose ops all have one. An operator that still has none (a custom
+autograd Function marked once_differentiable, a fused op called directly) is refused with one
+`DstabError` naming it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
 
 import torch
 
-from ..errors import require
+from ..errors import DstabError, require
 from ..probes import finite_or_error
 
 HVP_MODES = ("reverse", "forward")
+# what PyTorch says when an op has no derivative of the needed order
+_NO_SECOND = (
+    re.compile(r"derivative for (\S+) is not implemented"),
+    re.compile(r"forward AD with (\S+) that does not support it"),
+    re.compile(r"(once_differentiable)"),
+)
+
+
+@contextlib.contextmanager
+def second_order(custom: list[str] | None = None):
+    """Attention through the math kernel (see the module docstring); a missing second derivative
+    becomes one DstabError naming the operator (`custom`: the graph's custom Functions, named when
+    one of them is the culprit)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    try:
+        with sdpa_kernel(SDPBackend.MATH):
+            yield
+    except (RuntimeError, NotImplementedError) as exc:
+        raise no_second_derivative(exc, custom) from None
+
+
+def no_second_derivative(exc: Exception, custom: list[str] | None = None) -> Exception:
+    """A DstabError naming the operator without a second derivative, or `exc` itself when PyTorch's
+    message is about something else."""
+    for pattern in _NO_SECOND:
+        found = pattern.search(str(exc))
+        if found:
+            op = found.group(1)
+            if op == "once_differentiable":
+                op = ", ".join(custom or []) or "a custom autograd Function"
+                op += " (a custom autograd Function marked @once_differentiable)"
+            return DstabError(
+                f"the Hessian needs second derivatives and PyTorch has none for {op}; "
+                "replace that operator in the model (or its loss) by one that can be differentiated twice"
+            )
+    return exc
+
+
+def _custom_functions(root) -> dict[str, bool]:
+    """The custom autograd Functions in the graph below `root`: name -> whether its backward is marked
+    @once_differentiable (whose double backward PyTorch does not always refuse: where the incoming
+    gradient needs no graph it silently returns a constant, and a Hessian would miss those terms)."""
+    seen, found, todo = set(), {}, [root]
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        cls = getattr(node, "_forward_cls", None)
+        if cls is not None:
+            code = getattr(cls.backward, "__code__", None)
+            found[cls.__name__] = getattr(code, "co_qualname", "").startswith("once_differentiable")
+        todo.extend(nxt for nxt, _ in node.next_functions)
+    return found
 
 
 class HessianOperator:
     """v -> H v for a probe's loss at the probe's parameters, on flat float32 vectors.
 
-    Works on detached copies: the probe (and any caller's model) is never touched.
+    Never writes to the probe's tensors (and so never to any caller's model).
     """
 
     def __init__(self, probe, hvp: str = "reverse"):
@@ -33,27 +101,38 @@ class HessianOperator:
         self.probe, self.mode = probe, hvp
         self.names = list(probe.params)
         require(self.names, "the probe has no parameters to analyse")
-        base = [probe.params[k].detach().float() for k in self.names]
-        self.shapes = [p.shape for p in base]
-        self.sizes = [p.numel() for p in base]
+        # aliases of the probe's float32 tensors (a copy only for other dtypes): no second copy of the weights
+        self.leaves = [probe.params[k].detach().float().requires_grad_(True) for k in self.names]
+        self.shapes = [p.shape for p in self.leaves]
+        self.sizes = [p.numel() for p in self.leaves]
         self.n = sum(self.sizes)
-        self.device = base[0].device
-        # one flat leaf with the parameters as views of it: gradients and products come out as one
-        # flat vector, with no per-tensor copies to concatenate (half the memory of a product)
-        self.flat = torch.cat([p.reshape(-1) for p in base]).requires_grad_(True)
-        self.params = self.unflatten(self.flat)
+        self.device = self.leaves[0].device
         self.calls = 0
         self.vmap = self.device.type == "cuda"  # batched products as one vmapped backward (see batched)
-        loss = self._loss(self.params)
+        with second_order():
+            loss = self._loss(self.leaves)
         self.loss = float(loss.detach())
         require(
             math.isfinite(self.loss),
             f"the probe's loss is {self.loss} at the analysed parameters; the Hessian is undefined there "
             "(check the checkpoint and the probe's batch)",
         )
-        (grad,) = torch.autograd.grad(loss, self.flat, create_graph=True, allow_unused=True, materialize_grads=True)
-        self.grad_norm = float(grad.detach().norm())
-        self._flat_grad = grad if hvp == "reverse" else None
+        custom = _custom_functions(loss.grad_fn)
+        self._custom = sorted(custom)
+        once = sorted(name for name, marked in custom.items() if marked)
+        if once:
+            raise no_second_derivative(RuntimeError("once_differentiable"), once)
+        with second_order():
+            grads = torch.autograd.grad(
+                loss, self.leaves, create_graph=hvp == "reverse", allow_unused=True, materialize_grads=True
+            )
+        self.grad_norm = math.sqrt(sum(float(g.detach().double().pow(2).sum()) for g in grads))
+        # the roots of the double backward: gradients that depend on the parameters (a loss linear in
+        # some tensor gives them a constant gradient: their Hessian rows are zero)
+        self._roots = [(g, i) for i, g in enumerate(grads) if g.requires_grad] if hvp == "reverse" else []
+        for g, _ in self._roots:  # a product needs the gradient's graph, not its values: free them
+            g.data = g.new_zeros(()).expand(g.shape)
+        del loss, grads
 
     def _loss(self, tensors) -> torch.Tensor:
         loss = self.probe.loss(dict(zip(self.names, tensors)))
@@ -61,38 +140,64 @@ class HessianOperator:
         return loss
 
     def unflatten(self, v: torch.Tensor) -> list[torch.Tensor]:
-        return [t.view(s) for t, s in zip(torch.split(v, self.sizes), self.shapes)]
+        """Views of a flat vector (or of each row of a (B, n) block) shaped as the parameters."""
+        lead = v.shape[:-1]
+        return [t.view(*lead, *s) for t, s in zip(torch.split(v, self.sizes, dim=-1), self.shapes)]
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        if self.mode == "forward":
-            return self._forward_over_reverse(v)
-        if not self._flat_grad.requires_grad:  # the loss is linear in the parameters: H = 0
-            return torch.zeros_like(v)
-        (hv,) = torch.autograd.grad(
-            self._flat_grad, self.flat, grad_outputs=v, retain_graph=True, materialize_grads=True
-        )
-        return hv
+        return self.batched(v[None])[0]
 
     def batched(self, V: torch.Tensor) -> torch.Tensor:
         """H V^T for the rows of V (B, n): on a GPU as one vmapped backward pass in reverse mode, on a
         CPU one product per row (the vmapped backward is no faster there: 1.0x per product on the
         toy MLP, 1.1-1.4x slower on the digits UNet, bench/RESULTS.md)."""
-        if self.mode == "forward" or V.shape[0] == 1 or not self.vmap:
-            out = torch.empty_like(V)
-            for i, v in enumerate(V):
-                out[i] = self(v)
-            return out
         self.calls += V.shape[0]
-        if not self._flat_grad.requires_grad:
-            return torch.zeros_like(V)
-        (hv,) = torch.autograd.grad(
-            self._flat_grad, self.flat, grad_outputs=V, retain_graph=True, is_grads_batched=True, allow_unused=True
+        out = torch.zeros_like(V)
+        if not self._roots and self.mode == "reverse":  # the loss is linear in the parameters: H = 0
+            return out
+        with second_order(self._custom):
+            if self.mode == "forward":
+                for i, v in enumerate(V):
+                    out[i] = self._forward_over_reverse(v)
+            elif self.vmap and V.shape[0] > 1:
+                self._vmapped(V, out)
+            else:
+                for v, o in zip(V, out):
+                    self._reverse(v, o)
+        return out
+
+    def _reverse(self, v: torch.Tensor, out: torch.Tensor) -> None:
+        """out += H v: the double backward accumulates in place into `out` through the leaves' .grad."""
+        for leaf, view in zip(self.leaves, self.unflatten(out)):
+            leaf.grad = view
+        parts = self.unflatten(v)
+        try:
+            torch.autograd.backward(
+                [g for g, _ in self._roots],
+                grad_tensors=[parts[i] for _, i in self._roots],
+                inputs=self.leaves,
+                retain_graph=True,
+            )
+        finally:
+            for leaf in self.leaves:
+                leaf.grad = None
+
+    def _vmapped(self, V: torch.Tensor, out: torch.Tensor) -> None:
+        parts = self.unflatten(V)
+        hv = torch.autograd.grad(
+            [g for g, _ in self._roots],
+            self.leaves,
+            grad_outputs=[parts[i] for _, i in self._roots],
+            retain_graph=True,
+            is_grads_batched=True,
+            allow_unused=True,
+            materialize_grads=True,
         )
-        return torch.zeros_like(V) if hv is None else hv
+        for o, h in zip(self.unflatten(out), hv):
+            o.copy_(h)
 
     def _forward_over_reverse(self, v: torch.Tensor) -> torch.Tensor:
-        primals = tuple(p.detach() for p in self.params)
+        primals = tuple(p.detach() for p in self.leaves)
         _, hv = torch.func.jvp(
             torch.func.grad(lambda *ps: self._loss(ps), argnums=tuple(range(len(primals)))),
             primals,
@@ -101,11 +206,18 @@ class HessianOperator:
         return torch.cat([h.reshape(-1) for h in hv]).detach()
 
     def gaussian(self, gen: torch.Generator) -> torch.Tensor:
-        """A standard normal vector, drawn per parameter tensor in order on the CPU (device independent)."""
-        return torch.cat([torch.randn(s, generator=gen).reshape(-1) for s in self.shapes]).to(self.device)
+        """A standard normal vector, drawn per parameter tensor in order on the CPU (device independent),
+        written into one flat vector (no per-tensor copies held)."""
+        out = torch.empty(self.n)
+        for part, s in zip(torch.split(out, self.sizes), self.shapes):
+            part.copy_(torch.randn(s, generator=gen).reshape(-1))
+        return out.to(self.device)
 
     def rademacher(self, gen: torch.Generator) -> torch.Tensor:
         """A +-1 vector drawn per parameter tensor in order, as PyHessian draws its own
-        (randint(0, 2) then 0 -> -1): with the same seed both engines start from the same vector."""
-        draws = [torch.randint(0, 2, s, generator=gen).reshape(-1) for s in self.shapes]
-        return (torch.cat(draws).float() * 2 - 1).to(self.device)
+        (randint(0, 2) then 0 -> -1): with the same seed both engines start from the same vector.
+        Each tensor's integer draw is converted as it is made (an int64 vector of n would be 2 copies)."""
+        out = torch.empty(self.n)
+        for part, s in zip(torch.split(out, self.sizes), self.shapes):
+            part.copy_(torch.randint(0, 2, s, generator=gen).reshape(-1))
+        return out.mul_(2).sub_(1).to(self.device)

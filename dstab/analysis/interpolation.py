@@ -25,7 +25,7 @@ import torch
 
 from ..errors import DstabError, require
 from ..probes import Probe
-from .landscape import counting, loss_seconds
+from .landscape import loss_seconds, reporting
 from .smoothness import curve_metrics
 
 MAX_POINTS = 10001
@@ -124,14 +124,14 @@ def interpolate(
     alphas = interpolation_alphas(lo, hi, steps)
     check_compatible(probe_a, probe_b)
     loss_seconds(probe_a, per_point, len(alphas), f"interpolation {probe_b.name} -> {probe_a.name}")
-    step = counting(progress, "interpolate", len(alphas))
+    tick = reporting(progress, "interpolate", len(alphas))
     t0 = time.perf_counter()
     values = []
     for alpha in alphas:
         p = blend(probe_a.params, probe_b.params, float(alpha))
         b = blend(probe_a.buffers, probe_b.buffers, float(alpha))
         values.append(probe_a.loss(p, b).reshape(()))
-        step(1)
+        tick(len(values))
     loss = torch.stack(values).double().cpu().numpy()
     meta = {
         "analysis": "interpolate",

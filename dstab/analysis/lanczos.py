@@ -36,6 +36,7 @@ from ..errors import require
 MatVec = Callable[[torch.Tensor], torch.Tensor]  # (p, n) rows -> the rows of H applied to each
 CHUNK_BYTES = 64 << 20  # basis storage is allocated this much at a time (at least one row)
 ITEMSIZE = 4  # float32 vectors
+SLAB_BYTES = 16 << 20  # in-place Ritz vectors: columns of the basis transformed this much at a time
 
 
 def chunk_rows(n: int, p: int = 1) -> int:
@@ -48,24 +49,37 @@ class Basis:
     """Orthonormal rows, appended one p-block at a time. Kept whole (full reorthogonalisation) in
     chunks allocated as they fill, or (`local`) only the last two blocks, by reference."""
 
-    def __init__(self, n: int, p: int, like: torch.Tensor, local: bool = False):
+    def __init__(self, n: int, p: int, like: torch.Tensor, local: bool = False, per_block: bool = False):
         self.n, self.p, self.like, self.local = n, p, like, local
         self.chunks: list[torch.Tensor] = []
         self.used: list[int] = []
-        self.rows = chunk_rows(n, p)
+        # one block per chunk under a cap: a Ritz vector kept across a restart then holds only its own row
+        self.per_block = per_block
+        self.rows = p if per_block else chunk_rows(n, p)
 
     def append(self, block: torch.Tensor) -> torch.Tensor:
         """Store a (p, n) block; returns the stored rows (a view for a kept basis)."""
         if self.local:
             self.chunks, self.used = (self.chunks + [block])[-2:], (self.used + [len(block)])[-2:]
             return block
-        if not self.chunks or self.used[-1] == self.rows:
+        if not self.chunks or self.used[-1] >= self.rows:
+            self.rows = self.p if self.per_block else chunk_rows(self.n, self.p)
             self.chunks.append(self.like.new_empty(self.rows, self.n))
             self.used.append(0)
         a = self.used[-1]
         self.chunks[-1][a : a + len(block)] = block
         self.used[-1] += len(block)
         return self.chunks[-1][a : a + len(block)]
+
+    @property
+    def count(self) -> int:
+        return sum(self.used)
+
+    def adopt(self, rows: torch.Tensor) -> None:
+        """Keep `rows` (orthonormal, orthogonal to the kept ones) as they are, without a copy."""
+        self.chunks.append(rows)
+        self.used.append(len(rows))
+        self.rows = 0  # the next append starts a chunk of its own
 
     def project_out(self, W: torch.Tensor) -> torch.Tensor:
         """W minus its components along the kept rows, in place, by two matmuls per chunk."""
@@ -84,6 +98,9 @@ class Krylov:
     p: int
     exhausted: bool  # the Krylov space became invariant: its Ritz values are exact eigenvalues
     basis: Basis | None = None  # kept for Ritz vectors (full reorthogonalisation only)
+    next: torch.Tensor | None = None  # the next block Q_next (what a thick restart continues from)
+    dense: bool = False  # T is not block tridiagonal (a thick restart's arrowhead): dense eigh
+    first: np.ndarray | None = None  # B_0 of start^T = Q_1^T B_0 (how the start block was orthonormalised)
 
     @property
     def steps(self) -> int:
@@ -91,22 +108,16 @@ class Krylov:
 
     def ritz(self) -> tuple[np.ndarray, np.ndarray]:
         """Ritz values (ascending) and the eigenvectors of T as columns."""
-        if self.p == 1:
+        if self.p == 1 and not self.dense:
             d = np.diag(self.T).copy()
             if len(d) == 1:
                 return d, np.ones((1, 1))
             return eigh_tridiagonal(d, np.diag(self.T, -1).copy())
         return np.linalg.eigh(self.T)
 
-    def vectors(self, columns: np.ndarray) -> torch.Tensor:
-        """Ritz vectors (rows) for the given columns of T's eigenvectors (ascending order)."""
-        _, vecs = self.ritz()
-        S = vecs[:, columns]
-        out, row = None, 0
-        for Q, used in zip(self.basis.chunks, self.basis.used):
-            part = torch.as_tensor(S[row : row + used].T.copy(), dtype=Q.dtype, device=Q.device) @ Q[:used]
-            out, row = part if out is None else out + part, row + used
-        return out
+    def rows(self) -> list[torch.Tensor]:
+        """The basis vectors, each a view."""
+        return [c[i] for c, u in zip(self.basis.chunks, self.basis.used) for i in range(u)]
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(Ritz values ascending, residual norms r_i, gap estimates g_i)."""
@@ -117,6 +128,19 @@ class Krylov:
         apart = np.abs(vals[:, None] - vals[None, :]) - resid[None, :]
         np.fill_diagonal(apart, np.inf)
         return vals, resid, apart.min(axis=1)
+
+
+def ritz_in_place(rows: list[torch.Tensor], S: np.ndarray) -> list[torch.Tensor]:
+    """Overwrite the first S.shape[1] of `rows` (orthonormal vectors, views) with the combinations
+    rows^T S, a slab of columns at a time: Ritz vectors formed without allocating another vector of n
+    (what keeps a capped basis within its cap). Returns those rows."""
+    St = torch.as_tensor(S.T.copy(), dtype=rows[0].dtype, device=rows[0].device)
+    slab = max(1, SLAB_BYTES // (len(rows) * ITEMSIZE))
+    for a in range(0, len(rows[0]), slab):
+        out = St @ torch.stack([r[a : a + slab] for r in rows])
+        for r, o in zip(rows, out):
+            r[a : a + slab] = o
+    return rows[: S.shape[1]]
 
 
 def kato_temple(resid: np.ndarray, gap: np.ndarray) -> np.ndarray:
@@ -152,16 +176,30 @@ def krylov(
     full: bool = True,
     progress: Callable[[int], None] | None = None,
     seed: int = 0,
+    locked: Basis | None = None,
+    per_block: bool = False,
 ) -> Krylov:
-    """Block Lanczos from the rows of `start` (p, n) for at most `max_rows` basis vectors (rounded
-    down to whole blocks); `stop(run)` is asked after every step (every few steps once the basis is
-    large) and may end it early. `progress(products)` after each step."""
+    """Block Lanczos from the rows of `start` (p, n; consumed: normalised in place, so that no copy
+    of it is held) for at most `max_rows` basis vectors (rounded down to whole blocks); `stop(run)` is
+    asked after every step (every few steps once the basis is large) and may end it early.
+    `progress(products)` after each step. `locked`: orthonormal rows the run stays orthogonal to (the
+    operator deflated by them: `start` must be orthogonal to them already). `per_block`: the basis
+    allocated one block at a time (a capped run), not in chunks of up to CHUNK_BYTES."""
     p, n = start.shape
-    max_steps = max(1, min(max_rows, n) // p)
+    free = n - (locked.count if locked is not None else 0)
+    max_steps = max(1, min(max_rows, free) // p)
     gen = torch.Generator().manual_seed(seed + 7919)
-    basis = Basis(n, p, start, local=not full)
-    fill = lambda: basis.project_out(basis.project_out(torch.randn(1, n, generator=gen).to(start)))[0]  # noqa: E731
-    Q, _, _ = _orthonormal(start.clone(), 0.0, fill)
+    basis = Basis(n, p, start, local=not full, per_block=per_block)
+
+    def away(W: torch.Tensor) -> torch.Tensor:
+        for _ in range(2):  # twice is enough
+            basis.project_out(W)
+            if locked is not None:
+                locked.project_out(W)
+        return W
+
+    fill = lambda: away(torch.randn(1, n, generator=gen).to(start))[0]  # noqa: E731
+    Q, first, _ = _orthonormal(start, 0.0, fill)
     prev, prev_B = None, None
     blocks_A: list[np.ndarray] = []
     blocks_B: list[np.ndarray] = []
@@ -175,19 +213,20 @@ def krylov(
         W.addmm_(torch.as_tensor(A, dtype=W.dtype, device=W.device), Q, alpha=-1.0)
         if prev is not None:
             W.addmm_(torch.as_tensor(prev_B.T, dtype=W.dtype, device=W.device), prev, alpha=-1.0)
-        W = basis.project_out(basis.project_out(W))
+        W = away(W)
         scale = max(scale, float(np.abs(np.linalg.eigvalsh(A)).max()))
         # a residual below 1e-6 of the spectral scale is rounding: the Krylov space is invariant
         Qn, B, replaced = _orthonormal(W, 1e-6 * max(scale, 1e-30), fill)
         if full:  # the new block must also be orthogonal to the whole basis to working precision
             Qn2, B2, _ = _orthonormal(basis.project_out(Qn), 0.0, fill)
             Qn, B = Qn2, B2 @ B
-        exhausted = replaced == p or (j + 1) * p >= n
+        exhausted = replaced == p or (j + 1) * p >= free
         if progress:
             progress((j + 1) * p)
         T = _assemble(blocks_A, blocks_B + [B])
-        run = Krylov(T, np.zeros((p, p)) if exhausted else B, p, exhausted, basis if full else None)
+        run = Krylov(T, np.zeros((p, p)) if exhausted else B, p, exhausted, basis if full else None, first=first)
         if exhausted or j + 1 == max_steps or (stop is not None and _due(j + 1) and stop(run)):
+            run.next = None if exhausted else Qn
             return run
         blocks_B.append(B)
         prev, prev_B, Q = Q, B, Qn
@@ -223,13 +262,14 @@ class EndValues:
     opposite: float = math.nan  # the Ritz value at the other end of the run (a one-sided bound there)
     resid: np.ndarray | None = None  # residual norms r_i
     gap: np.ndarray | None = None  # gap estimates g_i (distance to the nearest other eigenvalue)
+    checked: bool = False  # a deflation check found nothing beyond the k-th value (locking.verified_end)
 
     def with_neighbour(self, value: float, resid: float, tol: float) -> EndValues:
         """The bounds once an eigenvalue is known within `resid` of `value`: it caps every gap."""
         gap = np.minimum(self.gap, np.abs(self.values - value) - resid)
         bounds = kato_temple(self.resid, gap)
         ok = bool(self.converged and np.all(bounds <= tol * self.radius))
-        return EndValues(self.values, bounds, self.radius, ok, self.opposite, self.resid, gap)
+        return EndValues(self.values, bounds, self.radius, ok, self.opposite, self.resid, gap, self.checked)
 
 
 def end_values(run: Krylov, k: int, which: str, tol: float, radius: float = 0.0) -> EndValues:
@@ -249,63 +289,6 @@ def end_values(run: Krylov, k: int, which: str, tol: float, radius: float = 0.0)
 
 def until_converged(k: int, which: str, tol: float) -> Callable[[Krylov], bool]:
     return lambda run: end_values(run, k, which, tol).converged
-
-
-def verified_end(
-    matvec: MatVec,
-    start: torch.Tensor,
-    k: int,
-    which: str,
-    tol: float,
-    max_rows: int,
-    progress: Callable[[int], None] | None = None,
-    seed: int = 0,
-) -> tuple[EndValues, int]:
-    """(the k end values, Hessian-vector products used): block Lanczos to convergence, then a check
-    for what a Krylov space cannot see (a second copy of a repeated eigenvalue, a cluster member
-    mixed into a Ritz vector): Lanczos on H deflated by the k Ritz vectors Y, from a random vector
-    orthogonal to them. If that finds a value beyond the k-th reported one, the run restarts from
-    the block [Y, the new Ritz vector] (a thick restart) and is checked again."""
-    used, block, gen = 0, start, torch.Generator().manual_seed(seed + 104729)
-    tick = (lambda j: progress(used + j)) if progress else None
-    for _ in range(8):
-        if len(block) > 16:
-            break
-        run = krylov(matvec, block, max_rows - used, until_converged(k, which, tol), progress=tick, seed=seed)
-        used += len(run.T)
-        ends = end_values(run, k, which, tol)
-        if not ends.converged or len(run.T) >= start.shape[1] or used + 2 > max_rows:
-            return ends, used
-        vals = run.ritz()[0]
-        edge, margin = ends.values[-1], ends.bounds[-1]
-        # deflate every Ritz value at or beyond the k-th (ties included: a repeated lambda_k, once
-        # resolved, must not count as missed)
-        inside = vals >= edge - margin if which == "top" else vals <= edge + margin
-        Y = run.vectors(np.flatnonzero(inside))
-        del run
-
-        def deflated(Q: torch.Tensor, Y=Y) -> torch.Tensor:
-            W = matvec(Q - (Q @ Y.T) @ Y)
-            return W.addmm_(W @ Y.T, Y, alpha=-1.0)
-
-        z = torch.randn(1, start.shape[1], generator=gen).to(start)
-        z.addmm_(z @ Y.T, Y, alpha=-1.0)
-        beyond = (lambda v: v >= edge - margin) if which == "top" else (lambda v: v <= edge + margin)
-        # the check's value is wanted to the same absolute accuracy as the reported ones, tol times
-        # H's spectral radius (not the deflated H's, which is smaller: lambda_2 << lambda_1 would
-        # make it converge lambda_2 far beyond what any bound uses)
-        near_of = lambda r: end_values(r, 1, which, tol, ends.radius)  # noqa: E731
-        settle = lambda r: beyond(near_of(r).values[0]) or near_of(r).converged  # noqa: E731
-        check = krylov(deflated, z, max_rows - used, settle, progress=tick, seed=seed + 1)
-        used += len(check.T)
-        near = near_of(check)
-        ends = ends.with_neighbour(near.values[0], near.resid[0], tol)
-        if not beyond(near.values[0]) and ends.converged:
-            return ends, used
-        cvals = check.ritz()[0]
-        new = check.vectors(np.array([len(cvals) - 1 if which == "top" else 0]))
-        block = torch.cat([Y, new])
-    return EndValues(ends.values, ends.bounds, ends.radius, False, ends.opposite), used
 
 
 def quadrature(run: Krylov, steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -361,6 +344,14 @@ def resident_bytes(device: torch.device | str = "cpu") -> int:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError, AttributeError):
         return 0
+
+
+def peak_bytes(device: torch.device | str = "cpu") -> int:
+    """The peak so far where the vectors live: CUDA's peak allocated bytes, else this process's peak
+    resident set (never reset here: callers may be measuring their own window)."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return peak_resident_bytes()
 
 
 def peak_resident_bytes(reset: bool = False) -> int:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import nn
 from torch.func import vmap
 
 from ..errors import DstabError, require
@@ -38,7 +39,7 @@ from .smoothness import rise_over_centre, surface_metrics
 
 __all__ = ["CostWarning", "Surface", "surface", "plane_losses", "grid_coordinates", "rise_over_centre"]
 
-STRATEGIES = ("sequential", "vmap")
+STRATEGIES = ("sequential", "vmap", "graph")
 MAX_GRID = 401  # beyond this a surface is a mistake, not a plot (161k forward passes)
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of stacked parameters per vmap chunk
 MAX_CHUNK = 64
@@ -55,7 +56,7 @@ def grid_coordinates(grid: int, radius: float) -> np.ndarray:
 
 
 def default_strategy(device: torch.device) -> str:
-    return "vmap" if torch.device(device).type == "cuda" else "sequential"
+    return "graph" if torch.device(device).type == "cuda" else "sequential"
 
 
 def _moving(d1: Direction, d2: Direction) -> list[str]:
@@ -67,26 +68,94 @@ def _flat(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
 
 
+LOW_PRECISION_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The lower precision an active torch.autocast runs matmuls and convolutions in, else None."""
+    kind = torch.device(device).type
+    return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else None
+
+
+def _low_precision(module: nn.Module, names: set[str]) -> set[str]:
+    """The moving parameters autocast would cast at every call: weights and biases of matmuls and
+    convolutions (norm layers' parameters stay float32, as autocast runs those ops in float32)."""
+    return {
+        f"{m_name}.{p_name}" if m_name else p_name
+        for m_name, m in module.named_modules()
+        if isinstance(m, LOW_PRECISION_MODULES)
+        for p_name, _ in m.named_parameters(recurse=False)
+    } & names
+
+
+class _Plane:
+    """theta + a d1 + b d2 written into a module's parameters, which are views of flat buffers: one
+    float32 buffer, and under autocast a second in its lower precision for the matmul and convolution
+    weights, cast once per point as one vector (autocast would otherwise cast every weight at every
+    call: 318 casts per forward of the CIFAR UNet)."""
+
+    def __init__(self, probe: Probe, module: nn.Module, d1, d2, low: torch.dtype | None):
+        names = set(_moving(d1, d2))
+        every = dict(module.named_parameters())
+        cast = _low_precision(module, set(every)) if low is not None else set()
+        for k in cast - names:  # fixed weights (biases, zero directions): cast once for the surface
+            every[k].data = every[k].data.to(low)
+        cast &= names
+        params = [(k, p) for k, p in every.items() if k in names]
+        self.groups = []
+        for group, dtype in ((sorted(names - cast), None), (sorted(cast), low)):
+            chosen = [(k, p) for k, p in params if k in set(group)]
+            if not chosen:
+                continue
+            theta, u, v = (_flat([src[k] for k, _ in chosen]) for src in (probe.params, d1, d2))
+            work = theta.clone()
+            store = work if dtype is None else work.to(dtype)
+            offset = 0
+            for _, p in chosen:
+                p.data = store[offset : offset + p.numel()].view_as(p)
+                offset += p.numel()
+            self.groups.append((theta, u, v, work, store))
+
+    def move_to(self, a: float, b: float) -> None:
+        for theta, u, v, work, store in self.groups:
+            torch.add(theta, u, alpha=a, out=work)
+            work.add_(v, alpha=b)
+            if store is not work:
+                store.copy_(work)
+
+    def move_to_tensor(self, ab: torch.Tensor) -> None:
+        """The same with (a, b) read from a device tensor: no host value, so a CUDA graph can hold it."""
+        for theta, u, v, work, store in self.groups:
+            torch.addcmul(theta, u, ab[0:1], out=work)
+            work.addcmul_(v, ab[1:2])
+            if store is not work:
+                store.copy_(work)
+
+
+class PointLoss:
+    """(a, b) -> L(theta + a d1 + b d2) through a private copy of the probe's module (`.module`), as
+    `_sequential` evaluates it (under the autocast active when it is made, whose lower precision the
+    matmul weights are then stored in)."""
+
+    def __init__(self, probe: Probe, d1, d2):
+        self.probe, self.module = probe, probe.module_at()
+        self.plane = _Plane(probe, self.module, d1, d2, autocast_dtype(probe.device))
+
+    def __call__(self, a: float, b: float) -> torch.Tensor:
+        self.plane.move_to(float(a), float(b))
+        return self.probe.loss_of(self.module).reshape(())
+
+
 def _sequential(probe: Probe, d1, d2, coords, progress) -> torch.Tensor:
     """One point at a time, written in place into a private copy of the module and called
     directly: functional_call's re-parametrisation per call costs as much as a forward
     of a small MLP (under cProfile: 1.4 ms vs 1.9 ms per point for the toy DM). The moving
-    parameters are views of one flat buffer, so a point costs two vector operations."""
-    module = probe.module_at()
-    names = set(_moving(d1, d2))
-    params = [(k, p) for k, p in module.named_parameters() if k in names]
-    theta, u, v = (_flat([src[k] for k, _ in params]) for src in (probe.params, d1, d2))
-    work = theta.clone()
-    offset = 0
-    for _, p in params:
-        p.data = work[offset : offset + p.numel()].view_as(p)
-        offset += p.numel()
+    parameters are views of flat buffers (`_Plane`), so a point costs a few vector operations."""
+    at = PointLoss(probe, d1, d2)
     out = []
     for a, b in coords:
-        torch.add(theta, u, alpha=float(a), out=work)
-        work.add_(v, alpha=float(b))
-        out.append(probe.loss_of(module).reshape(()))
-        progress(1)
+        out.append(at(a, b))
+        progress(len(out))
     return torch.stack(out) if out else torch.empty(0)
 
 
@@ -100,6 +169,12 @@ def _vmapped(probe: Probe, d1, d2, coords, progress, memory_budget) -> torch.Ten
     activations overflow the device the chunk is halved and the same points retried."""
     names = _moving(d1, d2)
     chunk = vmap_chunk(probe, names, memory_budget)
+    require(
+        autocast_dtype(probe.device) is None,
+        "the vmap strategy cannot run under bf16 autocast (PyTorch's vmap skips autocast where an unbatched "
+        "weight meets a batched input: 'Input type (BFloat16) and bias type (float)'); use strategy "
+        "'sequential' or 'graph'",
+    )
     batched_loss = vmap(lambda p: probe.loss(p).reshape(()))
     out, start = [], 0
     while start < len(coords):
@@ -119,8 +194,8 @@ def _vmapped(probe: Probe, d1, d2, coords, progress, memory_budget) -> torch.Ten
                 ) from None
             chunk = len(c) // 2
             continue
-        progress(len(c))
         start += len(c)
+        progress(start)
     return torch.cat(out) if out else torch.empty(0)
 
 
@@ -134,7 +209,8 @@ def plane_losses(
     progress: Callable[[int], object] | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> np.ndarray:
-    """L(theta + a d1 + b d2) for each row (a, b) of `coords`, float64 numpy."""
+    """L(theta + a d1 + b d2) for each row (a, b) of `coords`, float64 numpy; `progress(done)` with the points
+    done so far, as every engine's inner callback counts."""
     strategy = strategy or default_strategy(probe.device)
     require(strategy in STRATEGIES, f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
     coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
@@ -145,22 +221,20 @@ def plane_losses(
     step = progress or (lambda n: None)
     if strategy == "sequential":
         values = _sequential(probe, d1, d2, coords, step)
+    elif strategy == "graph":
+        from .surface_graph import graphed_losses
+
+        eager = lambda: _sequential(probe, d1, d2, coords, step)  # noqa: E731
+        values = graphed_losses(probe, PointLoss(probe, d1, d2), coords, step, eager)
     else:
         values = _vmapped(probe, d1, d2, coords, step, memory_budget)
     return values.double().cpu().numpy()
 
 
-def counting(progress: Callable[[str, int, int], object] | None, stage: str, total: int) -> Callable[[int], None]:
-    """An increment callback (n points just done) that reports `progress(stage, done, total)`."""
-    done = 0
-
-    def tick(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress is not None:
-            progress(stage, done, total)
-
-    return tick
+def reporting(progress: Callable[[str, int, int], object] | None, stage: str, total: int) -> Callable[[int], None]:
+    """An engine's inner callback, `tick(done)` with the units done so far (as the Hessian engine's count
+    products), reported as dstab's one protocol `progress(stage, done, total)`."""
+    return (lambda done: None) if progress is None else (lambda done: progress(stage, done, total))
 
 
 def loss_seconds(probe: Probe, per_point: float | None, points: int, what: str) -> float:
@@ -217,7 +291,7 @@ def surface(
     d1, d2, cosines = plane_directions(probe.params, seed, bias_mode)
     points = np.array([(coords[i], b) for i in rows for b in coords])
     t0 = time.perf_counter()
-    values = plane_losses(probe, d1, d2, points, strategy, counting(progress, "surface", len(points)))
+    values = plane_losses(probe, d1, d2, points, strategy, reporting(progress, "surface", len(points)))
     loss = np.full((grid, grid), np.nan)
     loss[rows] = values.reshape(len(rows), grid)
     meta = {

@@ -36,6 +36,7 @@ Known defects of loss-landscapes 3.0.6, measured on its source, and what dstab d
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 
@@ -45,7 +46,7 @@ import torch
 from ..errors import require
 from ..probes import Probe
 from .directions import BIAS_MODES, Direction, plane_directions
-from .landscape import Surface, counting, grid_coordinates, loss_seconds, surface_params, with_metrics
+from .landscape import Surface, grid_coordinates, loss_seconds, reporting, surface_params, with_metrics
 
 ENGINE = "loss-landscapes"
 
@@ -69,9 +70,11 @@ def regular_part(values: np.ndarray) -> np.ndarray:
 def _metric(probe: Probe, progress: Callable[[int], object]):
     from loss_landscapes.metrics.metric import Metric
 
+    calls = itertools.count(1)
+
     class ProbeLoss(Metric):
         def __call__(self, model_wrapper) -> float:
-            progress(1)
+            progress(next(calls))  # losses done so far
             with torch.no_grad():
                 return float(probe.loss_of(model_wrapper.modules[0]))
 
@@ -118,7 +121,7 @@ def surface_ll(
     m = (grid - 1) // 2
     corner = (-(m + 1) * h, -(m + 1) * h)
     t0 = time.perf_counter()
-    tick = counting(progress, "surface", (grid + 1) ** 2)
+    tick = reporting(progress, "surface", (grid + 1) ** 2)
     raw = planar_with_directions(probe, d1, d2, grid + 1, corner, h, tick)
     meta = {
         "analysis": "surface",

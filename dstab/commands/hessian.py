@@ -13,7 +13,7 @@ from pathlib import Path
 from .. import budgets, zooresults
 from ..analysis import results
 from ..analysis.consistency import load_models
-from ..analysis.hessian_settings import lambda_min_text
+from ..analysis.hessian_settings import lambda_min_text, verification_text
 from ..analysis.specs import GAN_ROLES, HESSIAN_ENGINES, probe_kind
 from ..device import resolve_device
 from ..errors import DstabError, require
@@ -38,7 +38,12 @@ def register(sub) -> None:
     )
     p.add_argument("checkpoint", help="a checkpoint file or a zoo id such as digits/dm-eps-s0")
     p.add_argument("-o", "--output", required=True, type=Path, help="folder for the JSON, NPZ and PNG")
-    p.add_argument("--engine", choices=HESSIAN_ENGINES, default=SPEC.engine, help="dstab (default) or pyhessian")
+    p.add_argument(
+        "--engine",
+        choices=HESSIAN_ENGINES,
+        default=SPEC.engine,
+        help="dstab (default), pyhessian (the paper's), or arpack (scipy eigsh on dstab's products: the oracle)",
+    )
     p.add_argument("--top-k", type=int, default=SPEC.top_k, help=f"top eigenvalues (default {SPEC.top_k})")
     p.add_argument(
         "--trace-samples",
@@ -61,6 +66,30 @@ def register(sub) -> None:
         type=int,
         default=SPEC.block,
         help=f"Lanczos start vectors: resolves clusters up to that size (default {SPEC.block})",
+    )
+    p.add_argument(
+        "--tol",
+        type=float,
+        default=SPEC.tol,
+        help=f"error bound of the top eigenvalues relative to the spectral radius (default {SPEC.tol:g})",
+    )
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        default=SPEC.max_steps,
+        help=f"Hessian-vector products of the top-k Lanczos at most (default {SPEC.max_steps})",
+    )
+    p.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_false",
+        help="skip the check on H deflated by the top-k (fewer products; the values are labelled unverified)",
+    )
+    p.add_argument(
+        "--per-block",
+        action="store_true",
+        help="also lambda_1 and the Hutchinson trace of each block's diagonal Hessian block "
+        "(UNet stages by resolution, attention apart; GAN layers)",
     )
     p.add_argument("--seed", type=int, default=SPEC.seed, help="seed of the batch, the noise and the random vectors")
     p.add_argument(
@@ -108,6 +137,10 @@ def spec_from(args):
         seed=args.seed,
         block=args.block,
         lambda_min=args.lambda_min,
+        tol=args.tol,
+        max_steps=args.max_steps,
+        verify=args.verify,
+        per_block=args.per_block,
     )
 
 
@@ -118,10 +151,15 @@ def _what(probe: dict) -> str:
 
 def check_settings(args) -> None:
     """Sizes and the output folder, before the checkpoint is loaded or anything computed."""
-    for option in ("top_k", "trace_samples", "slq_runs", "slq_steps"):
+    for option in ("top_k", "trace_samples", "slq_runs", "slq_steps", "max_steps"):
         flag = "--" + option.replace("_", "-")
         require(getattr(args, option) >= 1, f"{flag} must be at least 1, got {getattr(args, option)}")
         budgets.check_count(getattr(args, option), "DSTAB_MAX_TOP_K", flag)
+    require(0 < args.tol < 1, f"--tol must lie in (0, 1) (relative to the spectral radius), got {args.tol}")
+    require(
+        not args.per_block or args.engine != "pyhessian",
+        "--per-block comes from dstab's engine; drop it or use --engine dstab",
+    )
     require(args.batch_size >= 1, f"--batch-size must be at least 1, got {args.batch_size}")
     budgets.check_count(args.batch_size, "DSTAB_MAX_BATCH", "--batch-size")
     check_dataset_arg(args)
@@ -147,9 +185,29 @@ def run(args) -> int:
     print(
         f"{names[0]} [{kind}, n={s['n_params']}, {args.engine}, {found.source}]: lambda_1 {s['lambda_1']:.4g}  "
         f"lambda_min {lam_min}  trace {s['trace']:.4g} +- {s['trace_stderr']:.2g}  "
-        f"mean {s['mean']:.4g}  sigma2 {s['sigma2']:.4g}  ritz variance {s['ritz_variance']:.4g}"
+        f"mean {s['mean']:.4g}  sigma2 {s['sigma2']:.4g}  ritz variance {s['ritz_variance']:.4g}  "
+        f"top-k converged: {verification_text(s)}"
     )
-    if s.get("lanczos_converged") is False:
-        print(f"warning: {s.get('warning', 'the top eigenvalues did not converge')}")
+    for line in block_lines(s.get("blocks") or []):
+        print(line)
+    if s.get("warning"):
+        print(f"warning: {s['warning']}")
     print(f"{stem}.json/.npz/.png")
     return 0
+
+
+def block_lines(blocks: list[dict]) -> list[str]:
+    """The per-block table as printed: lambda_1 (its bound, "unverified" where no check ran) and the trace."""
+    if not blocks:
+        return []
+    width = max(len(b["block"]) for b in blocks)
+    lines = [f"{'block':<{width}}  {'n':>10}  {'lambda_1':>12}  {'trace':>12}"]
+    for b in blocks:
+        state = "" if b["verification"] == "verified" and b["lambda_1_converged"] else f" ({b['verification']})"
+        if not b["lambda_1_converged"]:
+            state = " (not converged)"
+        lines.append(
+            f"{b['block']:<{width}}  {b['n_params']:>10,}  {b['lambda_1']:>12.5g}  "
+            f"{b['trace']:>12.5g} +- {b['trace_stderr']:.2g}{state}"
+        )
+    return lines

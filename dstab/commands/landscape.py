@@ -69,7 +69,12 @@ def register(sub) -> None:
     s.add_argument("--seed", type=int, default=SURFACE.seed, help=f"direction seed (default {SURFACE.seed})")
     s.add_argument("--bias-mode", choices=BIAS_MODES, default=SURFACE.bias_mode, help="1-D parameters (Li et al.)")
     s.add_argument("--engine", choices=SURFACE_ENGINES, default=SURFACE.engine, help="dstab or loss-landscapes")
-    s.add_argument("--strategy", choices=STRATEGIES, default=None, help="default: sequential on CPU, vmap on CUDA")
+    s.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default=None,
+        help="default: sequential on CPU, graph (the point loop as one captured CUDA graph) on CUDA",
+    )
     s.add_argument(
         "--precision",
         choices=SURFACE_PRECISIONS,

@@ -1,6 +1,6 @@
 """Figures of a `compare` result (every number comes from dstab.experiments.compare): per
 variant the mean over seeds with its bootstrap 90% band and the raw per-seed curves faint, against
-iterations, images seen or wall-clock seconds. Plotly for the page and HTML, PIL for PNG."""
+iterations, images seen or wall-clock seconds: one plotly figure for the page, the HTML and (figpng) the PNG."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hessian spectra: overlaid SLQ densities and the top eigenvalues (pages), the density as a PNG (CLI)."""
+"""Hessian spectra: overlaid SLQ densities and the top eigenvalues (the pages; the CLI's PNG is the density figure)."""
 
 from __future__ import annotations
 
@@ -57,4 +57,48 @@ def top_eigenvalues(results: dict):
     fig.update_layout(
         title="Top eigenvalues (Lanczos)", barmode="group", yaxis_title="eigenvalue", height=460, **LEGEND_BELOW
     )
+    return fig
+
+
+def block_spectra(results: dict):
+    """Where the curvature sits, model beside model: per block (UNet stages by resolution, attention apart;
+    GAN layers) lambda_1 of the block's diagonal Hessian block (top row) and its Hutchinson trace with
+    the standard error (bottom row); `results` maps kind -> (label, cache.Result) holding meta["blocks"].
+    A block whose lambda_1 is unverified or unconverged is marked so in its hover text."""
+    import plotly.graph_objects as go
+
+    from .subplots import grid
+
+    shown = [(kind, label, res.meta["blocks"]) for kind, (label, res) in results.items() if res.meta.get("blocks")]
+    titles = [f"{label}: lambda_1 per block" for _, label, _ in shown] + [f"{label}: trace" for _, label, _ in shown]
+    layout, axes = grid(2 * len(shown), max(1, len(shown)), 0.08, 0.16, titles=titles, font_size=12)
+    fig = go.Figure(layout={**layout, "height": 620, "showlegend": False, "title": "Per-block spectra"})
+    for i, (kind, label, blocks) in enumerate(shown):
+        names = [b["block"] for b in blocks]
+        notes = [
+            f"{b['block']}: n = {b['n_params']:,}, lambda_1 {b['lambda_1']:.4g} +- {b['lambda_1_bound']:.2g} "
+            f"({b['verification'] if b['lambda_1_converged'] else 'not converged'})"
+            for b in blocks
+        ]
+        colour = KIND_COLOURS.get(kind)
+        top, bottom = axes[i], axes[len(shown) + i]
+        fig.add_bar(
+            x=names,
+            y=[b["lambda_1"] for b in blocks],
+            marker_color=colour,
+            hovertext=notes,
+            xaxis=top[0],
+            yaxis=top[1],
+            name=label,
+        )
+        fig.add_bar(
+            x=names,
+            y=[b["trace"] for b in blocks],
+            marker_color=colour,
+            opacity=0.6,
+            error_y={"type": "data", "array": [b["trace_stderr"] for b in blocks]},
+            xaxis=bottom[0],
+            yaxis=bottom[1],
+            name=label,
+        )
     return fig

@@ -1,5 +1,5 @@
-"""Loss surfaces: the 3-D surface and the contour map a page shows, the small multiples across
-timesteps, and the PNG the CLI writes beside them.
+"""Loss surfaces: the 3-D surface and the contour map a page shows (the CLI writes the same two, the
+contour map as its PNG) and the small multiples across timesteps.
 
 A DM's centre loss is tiny (0.0002 for digits at t = 900) while a GAN's is near 1, so one shared
 scale of the relative rise (L - L0)/|L0| (`landscape.rise_over_centre`) makes the DM look steep and

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..analysis.hessian_settings import lambda_min_text
+from ..analysis.hessian_settings import lambda_min_text, verification_text
 
 
 def probe_text(params: dict) -> str:
@@ -53,7 +53,7 @@ def hessian_row(label: str, kind: str, res) -> dict:
         "parameters n": meta.get("n_params"),
         "lambda_1": meta.get("lambda_1"),
         "lambda_min": lambda_min_text(meta),
-        "top-k converged": {True: "yes", False: "no"}.get(meta.get("lanczos_converged"), "n/a"),
+        "top-k converged": verification_text(meta),
         "trace": meta.get("trace"),
         "mean (tr/n)": meta.get("mean"),
         "sigma^2 (spectrum variance)": meta.get("sigma2"),

@@ -67,6 +67,10 @@ STATUS = "status.json"
 LOG = "train.log"
 HEARTBEAT_EVERY_S = 2.0
 STATES = ("finished", "stopped", "failed")
+# the metrics table, as the trainer creates it and every reader (and test, bench, stand-in trainer) expects it
+METRICS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS metrics(step INTEGER, name TEXT, value REAL, wall REAL, PRIMARY KEY(step, name))"
+)
 
 
 def check_new(run_dir: Path) -> None:
@@ -159,10 +163,7 @@ class MetricsDB:
         try:
             self.conn = sqlite3.connect(self.path, timeout=30)
             self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute(
-                "CREATE TABLE IF NOT EXISTS metrics("
-                "step INTEGER, name TEXT, value REAL, wall REAL, PRIMARY KEY(step, name))"
-            )
+            self.conn.execute(METRICS_TABLE)
             self.conn.commit()
         except sqlite3.DatabaseError as exc:
             raise DstabError(

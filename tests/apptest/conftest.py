@@ -51,7 +51,7 @@ def _leave_pages_v1_mode() -> None:
     once, for its first visitor. Take that run here so that each test sees what users see."""
     from streamlit.testing.v1 import AppTest
 
-    AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+    AppTest.from_file(str(REPO / "app.py"), default_timeout=600).run()
 
 
 def settled(run):
@@ -84,7 +84,7 @@ def app(dash_env, monkeypatch):
     monkeypatch.setattr(AppTest, "_run", settled(AppTest._run))
 
     def make(page: str | None = None, **query):
-        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=600)
         at.query_params.update(query)
         if page:  # open the page directly, as a link would: a page switch in AppTest drops the URL's parameters
             at.switch_page(page)

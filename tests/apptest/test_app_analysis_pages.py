@@ -130,3 +130,22 @@ def test_consistency_digits_grid_holds_every_sample(app):
     assert image["type"] == "image"
     assert len(spec["layout"]["yaxis"]["ticktext"]) == 3  # a row per model
     assert spec["layout"]["xaxis"]["ticktext"] == ["1", "2", "3", "4", "5"]  # a column per sample, all M
+
+
+def test_hessian_page_per_block_section_equals_engine(app):
+    """The per-block section (toggle in the URL): one figure, the DM and the GAN side by side, each block's
+    lambda_1 and trace as the engine computes them; each result's memory plan under the figures."""
+    at = app("pages/hessian.py", data="toy2d", blocks="true")
+    assert not at.exception, at.exception
+    assert not at.error
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3  # densities, top eigenvalues, per-block spectra
+    figure = charts[2].proto.spec
+    for eid, role in [("toy2d/dm-eps-s0", None), ("toy2d/gan-s0", "g")]:
+        probe = replace(HESSIAN.probe, role=role).build(_load(eid))
+        blocks = hessian.spectrum(probe, **{**HESSIAN.settings(), "per_block": True}).blocks
+        assert len(blocks) >= 3
+        for b in blocks:
+            assert f"{b['block']}: n = {b['n_params']:,}, lambda_1 {b['lambda_1']:.4g}" in figure
+    plans = [c.value for c in at.caption if "memory: ~" in c.value]
+    assert len(plans) == 2 and all("operator" in p and "MiB" in p for p in plans)

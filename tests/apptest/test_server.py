@@ -156,7 +156,7 @@ elif sys.argv[1] == "served":  # a page imported torch: nothing more is imported
 def test_the_warm_up_never_imports_beside_a_script_run(case, expected):
     env = {"DSTAB_THREADS": "1", "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
-        [sys.executable, "-c", WARM, case], cwd=REPO, env=env, capture_output=True, text=True, timeout=180
+        [sys.executable, "-c", WARM, case], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == expected

@@ -1,44 +1,24 @@
 """A live dashboard server for the browser tests: started on 127.0.0.1 at a free port against a
-miniature zoo (or DSTAB_E2E_ZOO), stopped by its process group id."""
+miniature zoo (or DSTAB_E2E_ZOO), stopped by its process group id, with every background run in its
+workspace (ones the tests or its pages started), also when the session is interrupted (tests/processes.py).
+
+A port found free can be taken before streamlit binds it: a server that exits saying so is started
+again on another port (that race, and only it, is retried)."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests import processes
 from tests.apptest import minizoo
 from tests.e2e.browser import LAUNCH_ARGS
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"no healthy server at {url} after {timeout} s")
 
 
 @pytest.fixture(scope="session")
@@ -66,35 +46,17 @@ def server(tmp_path_factory, browser_context):
         "PYTHONPATH": str(REPO),
         "DSTAB_AUTO_COMPUTE_S": os.environ.get("DSTAB_AUTO_COMPUTE_S", "600"),  # toy2d results start at once
     }
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(REPO / "app.py"),
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--server.headless",
-        "true",
-    ]
-    log = open(root / "server.log", "wb")
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc, port, log_path = processes.streamlit_server(REPO, env, root)
     url = f"http://127.0.0.1:{port}"
+    workspace = root / "workspace" / "runs"
+    processes.on_exit(processes.stop_runs, workspace)
     try:
-        wait_healthy(url, proc)
-        yield {"url": url, "spawned": t0, "healthy_s": time.perf_counter() - t0, "log": root / "server.log"}
+        yield {"url": url, "spawned": t0, "healthy_s": time.perf_counter() - t0, "log": log_path}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        processes.stop_runs(workspace)  # runs the tests or the training page started
+        processes.kill_group(proc.pid)
+        proc.wait()
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,7 @@ import pytest
 
 from tests.e2e.browser import wait_home_rendered
 
-# real processes racing on shared CPU cores: a rerun separates a timing flake from a regression
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.flaky(reruns=2, reruns_delay=2)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = ["Loss landscape", "Interpolation", "Hessian", "Consistency", "Diffusion process", "Home"]

@@ -4,15 +4,15 @@ are real PNGs, and a run launched while the Training tab is open joins its chart
 from __future__ import annotations
 
 import importlib.util
-import time
 from pathlib import Path
 
 import pytest
 
 from dstab import runs
+from tests import processes
 from tests.e2e.test_browser_training import POINTS_JS, TINY
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.flaky(reruns=2, reruns_delay=2)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 TIMEOUT_MS = 180_000
 # each 3-D surface trace as plotly.js drew it: the spread of its z values over its colour range
@@ -68,7 +68,7 @@ def test_a_run_started_while_the_tab_is_open_joins_its_charts(server, browser_co
     # both runs train at once: with one slot the second would wait in the queue behind the first (which
     # runs until stopped), and a queued run has no points to draw
     monkeypatch.setenv("DSTAB_MAX_RUNS_PER_DEVICE", "2")
-    first, joins = (f"e2e-{what}-{time.monotonic_ns() % 10**6}" for what in ("first", "joins"))  # new per try
+    first, joins = "e2e-first", "e2e-joins"
     page = _open(browser_context, server["url"] + "/training")
     page.get_by_role("heading", name="Training", exact=True).wait_for(timeout=TIMEOUT_MS)
     try:
@@ -84,10 +84,4 @@ def test_a_run_started_while_the_tab_is_open_joins_its_charts(server, browser_co
         print(Path(server["log"]).read_text()[-3000:])  # the server's side of a failure
         raise
     finally:
-        for name in (first, joins):
-            if name in runs.run_names(root):
-                runs.stop(name, root)
-        deadline = time.monotonic() + 120
-        for name in (first, joins):
-            if name in runs.run_names(root):
-                runs.wait(name, timeout=max(1.0, deadline - time.monotonic()), root=root)
+        processes.stop_runs(root)

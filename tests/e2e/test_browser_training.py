@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from dstab import runs
+from tests import processes
 
-# real processes racing on shared CPU cores: a rerun separates a timing flake from a regression
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.flaky(reruns=2, reruns_delay=2)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 TIMEOUT_MS = 180_000
 TINY = [
@@ -35,7 +35,7 @@ def test_a_loss_curve_grows_while_a_run_trains(server, browser_context):
     root = Path(server["log"]).parent / "workspace" / "runs"  # the server's DSTAB_WORKSPACE
     runs.start("e2e-live", preset="baseline", overrides=TINY, device="cpu", threads=1, root=root)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 900  # a hang guard, no speed limit
         while runs.status("e2e-live", root).step < 40:
             assert time.monotonic() < deadline, runs.status("e2e-live", root)
             time.sleep(0.2)
@@ -48,5 +48,4 @@ def test_a_loss_curve_grows_while_a_run_trains(server, browser_context):
         page.wait_for_function(f"() => ({POINTS_JS})('e2e-live') > {first}", timeout=TIMEOUT_MS)
         assert page.evaluate(POINTS_JS, "e2e-live") > first
     finally:
-        runs.stop("e2e-live", root)
-        runs.wait("e2e-live", timeout=120, root=root)
+        processes.stop_runs(root)

@@ -5,28 +5,20 @@ protocol (the messages a browser tab sends), against a real `streamlit run app.p
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests import processes
 
 REPO = Path(__file__).resolve().parents[2]
 TITLES = ["Home", "Loss landscape", "Interpolation", "Hessian", "Consistency", "Diffusion process", "Training"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def visit(port: int, page: str, quiet_s: float = 20.0) -> dict:
-    """Open a tab on `page`: every page menu the server sends, and whether the Models header arrived."""
+def visit(port: int, page: str, hang_s: float = 600.0) -> dict:
+    """Open a tab on `page`: every page menu the server sends, and whether the Models header arrived, until
+    the tab has both app.py's menu and the header (`hang_s` of silence: a hang guard, no speed limit; it
+    used to be 20 s, which a loaded machine's script run could exceed)."""
     from streamlit.proto.BackMsg_pb2 import BackMsg
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
     from websockets.sync.client import connect
@@ -38,7 +30,7 @@ def visit(port: int, page: str, quiet_s: float = 20.0) -> dict:
         ws.send(request.SerializeToString())
         while True:
             try:
-                raw = ws.recv(timeout=quiet_s)
+                raw = ws.recv(timeout=hang_s)
             except TimeoutError:
                 return seen
             msg = ForwardMsg()
@@ -54,7 +46,6 @@ def visit(port: int, page: str, quiet_s: float = 20.0) -> dict:
 
 @pytest.fixture
 def server(tmp_path):
-    port = _free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
@@ -63,27 +54,12 @@ def server(tmp_path):
         "DSTAB_THREADS": "1",
         "OMP_NUM_THREADS": "1",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc, port, _ = processes.streamlit_server(REPO, env, tmp_path)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, "the server did not come up"
-                time.sleep(0.2)
         yield port
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        processes.kill_group(proc.pid)
+        proc.wait()
 
 
 def test_training_as_the_first_request_keeps_app_menus_for_every_tab(server):

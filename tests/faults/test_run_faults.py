@@ -193,18 +193,18 @@ TINY = ["dataset=toy2d:8gaussians", 'arch={"arch": "mlp_denoiser"}', "eval_every
 def test_a_failed_run_with_a_checkpoint_resumes_from_the_run_manager(ws, monkeypatch):
     monkeypatch.setenv("FAKE_FAIL_AT", "6")  # after the step-5 checkpoint
     runs.start("flaky", preset="baseline", overrides=TINY, device="cpu")
-    st = runs.wait("flaky", timeout=120)
+    st = runs.wait("flaky", timeout=600)
     assert st.state == "failed" and "boom" in st.reason
     monkeypatch.delenv("FAKE_FAIL_AT")
     runs.resume("flaky")
-    st = runs.wait("flaky", states=("finished", "failed", "died", "broken"), timeout=120)
+    st = runs.wait("flaky", states=("finished", "failed", "died", "broken"), timeout=600)
     assert st.state == "finished" and st.step == 10
 
 
 def test_a_failed_run_without_a_checkpoint_is_not_resumed(ws, monkeypatch):
     monkeypatch.setenv("FAKE_FAIL_AT", "2")  # before any checkpoint
     runs.start("early", preset="baseline", overrides=TINY, device="cpu")
-    assert runs.wait("early", timeout=120).state == "failed"
+    assert runs.wait("early", timeout=600).state == "failed"
     with pytest.raises(DstabError, match="only a stopped or died run, or a failed one with a checkpoint"):
         runs.resume("early")
     with pytest.raises(DstabError, match="no run named 'ghost'"):
