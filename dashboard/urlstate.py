@@ -152,9 +152,26 @@ def _choice(widget, label: str, options: Sequence, name: str, default, instead=N
     # leaves out only the page's own default, so a link names any other value, whatever the model
     first = default if default in options else nearest(options)(default)
     k = _seed(name, first, _match(options), lambda v: v in options, instead)
-    value = widget(label, options, key=k, **KEEP, **kw)
+    widget_key = _keyed_by_options(k, options) if instead is not None else k
+    if widget_key != k:  # the value's own key follows the widget's, as the sidebar's shared choices do
+        kw["on_change"] = lambda: st.session_state.__setitem__(k, st.session_state[widget_key])
+    value = widget(label, options, key=widget_key, **KEEP, **kw)
     _publish_one(name, value, default)
     return value
+
+
+def _keyed_by_options(k: str, options: list) -> str:
+    """The widget key for choices that change with the model: the value's own key for the options first
+    seen in the session, another key (seeded with the value) for other options. Chromium's slider keeps
+    its own position when a widget's options change under it and showed t = 1 (the first option) while
+    the server and the URL held t = 49; a widget of another key is drawn afresh at the server's value."""
+    ss = st.session_state
+    ss.setdefault(k + "#options", options)
+    if ss[k + "#options"] == options:
+        return k
+    widget_key = f"{k}#{len(options)}:{_text(options[0])}:{_text(options[-1])}"
+    ss[widget_key] = ss[k]
+    return widget_key
 
 
 def selectbox(label: str, options: Sequence, name: str, default=None, where=st, keep_nearest=False, **kw):
