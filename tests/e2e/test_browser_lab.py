@@ -168,9 +168,11 @@ def test_imported_models_are_analysed_on_the_pages(server, browser_context, impo
     page.wait_for_selector(CHART, timeout=TIMEOUT_MS)
     _idle(page)
     assert page.get_by_text("added yours: step0000040.safetensors to the DM list (from the link)").count() == 1
-    assert page.get_by_text("yours: step0000020.safetensors (step 20)").count() >= 1  # the early end
-    names = page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData.map(t => t.name)")
-    assert any(n.startswith("yours: step0000040.safetensors") for n in names)
+    early = page.get_by_role("combobox", name="DM line from (alpha = 0)", exact=True).input_value()
+    assert early == "yours: step0000020.safetensors (step 20)"  # the run's first saved step is the early end
+    traced = """start => [...document.querySelectorAll('.js-plotly-plot')]
+      .some(el => (el._fullData || []).some(t => (t.name || '').startsWith(start)))"""
+    page.wait_for_function(traced, arg="yours: step0000040.safetensors", timeout=TIMEOUT_MS)  # its curve drawn
     assert not page.locator('[data-testid="stAlertContentError"]').count()
 
 
