@@ -28,3 +28,4 @@ with server.script_run():
     sidebar.publish(selection)
     with guard.shown_in_place(f"The {page.title} page"):
         page.run()
+    urlstate.note_unread()  # a link value no control read is named, not dropped

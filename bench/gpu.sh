@@ -10,7 +10,8 @@
 # strategy, then 51x51 per precision with the fastest strategy while the budget lasts, achieved TFLOP/s
 # and share of peak; its top-3 Hessian; training steps of mdlrc-clts against the baseline (step-time ratio).
 # Further sections: every bench/gpu.d/*.sh, called with the same arguments (--smoke or none) and a limit
-# of its own, after these (the CIFAR training check of issue 24 belongs there).
+# of its own, after these: bench/gpu.d/cifar_train.sh, the CIFAR training check of issue 24 (limit 240 s;
+# the whole script about 10 minutes on an H100).
 # Paste the table, the card and the date into bench/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."

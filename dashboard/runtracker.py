@@ -39,8 +39,12 @@ def chart_runs(statuses, names: list[str]) -> list[str]:
         group = mode.removeprefix("group ")
         return [s.name for s in statuses if s.group == group and s.name in names]
     key = "training_chosen"
+    urlstate.mark_read("runs")
     if key not in st.session_state:  # a first visit: the URL's choice, else the newest finished four
-        linked = [n for n in st.query_params.get("runs", "").split(",") if n in names]
+        asked = [n for n in st.query_params.get("runs", "").split(",") if n]
+        linked = [n for n in asked if n in names]
+        if unknown := [n for n in asked if n not in names]:
+            st.warning(f"Link parameter runs: no run named {', '.join(map(repr, unknown))} here; ignored.")
         st.session_state[key] = linked or [s.name for s in statuses if s.name in names and not s.active][-4:]
     kept = [n for n in st.session_state[key] if n in names]  # a deleted run drops out
     # a run seen active in this session joins the chosen ones once, so that it stays on the charts when it

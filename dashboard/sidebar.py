@@ -34,6 +34,7 @@ class ModelChoice:
     early: Path | None = None  # the same run's early checkpoint (zoo only), for interpolation
     sha256: str | None = None
     collapse: str = ""  # "collapsed: 1 of 8 modes" when the manifest records the model as collapsed
+    nonfinite: tuple[str, ...] = ()  # weights holding NaN or inf (a user's diverged or damaged checkpoint)
 
     @property
     def is_zoo(self) -> bool:
@@ -102,13 +103,15 @@ def zoo_choices(entries: dict) -> dict[str, ModelChoice]:
 
 def user_choice(path: Path) -> ModelChoice:
     bundle = load_bundle(path)
+    nonfinite = bundle.nonfinite_weights()
     return ModelChoice(
         PATH_PREFIX + str(path),
-        f"yours: {path.name}",
+        f"yours: {path.name}" + (" (NaN/inf weights)" if nonfinite else ""),
         bundle.kind,
         bundle.header.get("dataset", "?"),
         path,
         sha256=bundle.sha256,
+        nonfinite=tuple(nonfinite),
     )
 
 
@@ -147,7 +150,8 @@ def _unique_labels() -> None:
     choices = user_choices()
     paths = [c.path for c in choices.values()]
     for ref, c in list(choices.items()):
-        choices[ref] = replace(c, label=f"yours: {_shown(c.path, paths)}")
+        flag = " (NaN/inf weights)" if c.nonfinite else ""
+        choices[ref] = replace(c, label=f"yours: {_shown(c.path, paths)}{flag}")
 
 
 def _add_user(path: Path) -> tuple[str, str, str]:
@@ -160,6 +164,9 @@ def _add_user(path: Path) -> tuple[str, str, str]:
     choice = user_choice(path)
     user_choices()[choice.ref] = choice
     _unique_labels()
+    if choice.nonfinite:  # it joins the list (it may be worth a look), but named: every analysis of it refuses
+        more = f" and {len(choice.nonfinite) - 1} more" if len(choice.nonfinite) > 1 else ""
+        st.warning(f"{path.name}: {choice.nonfinite[0]}{more} hold NaN or inf weights; analyses of it refuse.")
     return choice.ref, user_choices()[choice.ref].label, choice.kind
 
 
@@ -216,7 +223,10 @@ def _own_checkpoint_form() -> None:
                 added(*_add_user(userfiles.confined_path(text)), "path")
             except DstabError as exc:
                 st.error(str(exc))
-        up = st.file_uploader("or upload", type=[s.lstrip(".") for s in userfiles.CHECKPOINT_SUFFIXES], key="own_up")
+        # no `type=` filter: Streamlit checks it on the server before the script runs, so a file of another
+        # type sent past the browser's filter replaced the page with its exception; save_upload says it in a line
+        suffixes = ", ".join(userfiles.CHECKPOINT_SUFFIXES)
+        up = st.file_uploader("or upload", key="own_up", help=f"a checkpoint file: {suffixes}")
         if up is not None:
             try:
                 userfiles.require_upload_size(up.name, up.size)  # before reading it into memory
@@ -244,7 +254,7 @@ def _pick(kind: str, family: str, zoo_options: dict[str, ModelChoice], inits: li
     # the options are the refs themselves, not labels: a bound widget keeps its shown text in the URL,
     # and a zoo id or a path is what a fresh session can resolve; a user's file is shown by its label
     def shown(ref: str) -> str:
-        text = ref if options[ref].is_zoo else options[ref].label
+        text = ref if options[ref].is_zoo else options[ref].label  # a user's label names NaN/inf weights
         return f"{text} ({options[ref].collapse})" if options[ref].collapse else text
 
     name = "DM" if kind == "dm" else "GAN"

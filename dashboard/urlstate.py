@@ -5,7 +5,9 @@ seeds another's, and a page keeps its values for the session when the user leave
 (`persist_state="session"`). The URL keeps the short names (`/landscape?t=900`) and holds only the
 values of the page shown, those that differ from the default. A URL value seeds its widget on the
 first run that draws it, parsed case-insensitively (`role=d` is `D`); a value that fits no choice,
-or lies out of range, is refused with a visible note and the default used.
+or lies out of range, is refused with a visible note and the default used; one that no control of
+the page read (its control is not drawn: no runs yet, no model of that kind) is named after the page
+(`note_unread`), never dropped in silence.
 
 The sidebar's model choice (`data`, `dm`, `gan`) is the one thing shared across pages
 (`shared_selectbox`, `publish`).
@@ -19,7 +21,10 @@ import streamlit as st
 
 # the sidebar's models, their data (datapick) and presentation mode (figures)
 SHARED = ("data", "dm", "gan", "dmdata", "gandata", "present")
+STREAMLIT_OWN = ("embed", "embed_options")
 PAGE = "dstab_page"
+READ = "dstab_link_read"  # the URL parameters a control of this run's page has read
+NOTED = "dstab_link_noted"  # (page, name, value) already named as unread
 KEEP = {"persist_state": "session"}
 
 
@@ -33,6 +38,24 @@ def on_page(name: str) -> None:
         for param in [p for p in st.query_params if p not in SHARED]:
             del st.query_params[param]
     st.session_state[PAGE] = name
+    st.session_state[READ] = set()
+
+
+def mark_read(name: str) -> None:
+    """Parameter `name` belongs to a control drawn on this run (for controls that read the URL themselves)."""
+    st.session_state.setdefault(READ, set()).add(name)
+
+
+def note_unread() -> None:
+    """After the page ran: name each link value that no control read, once per page and value."""
+    page, read = st.session_state.get(PAGE, "page"), st.session_state.get(READ, set())
+    noted = st.session_state.setdefault(NOTED, set())
+    for name in list(st.query_params):
+        raw = st.query_params.get(name)
+        if name in SHARED or name in STREAMLIT_OWN or name in read or (page, name, raw) in noted:
+            continue
+        noted.add((page, name, raw))
+        st.warning(f"Link parameter {name}={raw!r} ignored: nothing on this page offers it now.")
 
 
 def key(name: str) -> str:
@@ -98,6 +121,7 @@ def _seed(name: str, default, parse: Callable[[str], object], valid: Callable[[o
     T = 50 model shows t = 49, the zoo model again shows t = 750)."""
     k, wanted, stand_in = key(name), key(name) + "#wanted", key(name) + "#stand-in"
     ss = st.session_state
+    mark_read(name)
     if k in ss and valid(ss[k]):
         if ss.get(stand_in) is not None and ss[k] == ss[stand_in]:
             if valid(ss[wanted]):  # the user's own value is offered again

@@ -10,25 +10,27 @@
 A probe holds a private copy of the model in eval mode and of the batch; the model
 itself is never moved, switched between train and eval, or has `requires_grad`
 touched. Results go through the same engines and the same results cache as the
-CLI (JSON + NPZ, keyed by the weights' sha256, the batch's sha256 and the loss
-function's code, defaults, closure and the global functions and values it names),
-so a repeated call returns the stored result. A loss that holds objects the key
-cannot see into (anything but tensors, modules, functions and plain values) is
-computed every time and never stored; `cache_results=False` asks for that too.
+CLI (JSON + NPZ), keyed by the weights, the batch and every piece of code and
+setting the model and the loss reach (`dstab.fingerprint`), so a repeated call
+returns the stored result and a changed one never does. What the key cannot see
+is computed every time and never stored; `cache=False` asks for that too. Each
+result's `meta["cache"]` says which: read / stored (with the path) or off (why).
 """
 
 from __future__ import annotations
 
-import hashlib
+import math
+import random
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import fields
-from types import CodeType, ModuleType
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils import _pytree as pytree
 
-from . import cache
+from . import budgets, cache, fingerprint
 from .analysis import landscape
 from .analysis.consistency import IMAGE_PEAK, ConsistencyResult, psnr_matrix
 from .analysis.directions import BIAS_MODES
@@ -38,72 +40,19 @@ from .analysis.landscape import Surface
 from .analysis.specs import SURFACE_ENGINES, CurveSpec, HessianSpec, SurfaceSpec
 from .checkpoints import weights_sha256
 from .diffusion import NoiseSource
-from .errors import DstabError, require
+from .errors import DstabError, DstabWarning, require
 from .probes import Probe, module_probe
-from .stfile import hash_tensor
 
 
-def _value_digest(h, value, depth: int = 0) -> bool:
-    """Feed `value` to the hash; False if it is something the hash cannot vouch for."""
-    if depth > 4:
-        return False
-    if value is None or isinstance(value, (bool, int, float, str, bytes)):
-        h.update(repr(value).encode())
-    elif isinstance(value, torch.Tensor):
-        hash_tensor(h, "", value)
-    elif isinstance(value, nn.Module):
-        h.update(type(value).__qualname__.encode() + weights_sha256(value.state_dict()).encode())
-    elif isinstance(value, (tuple, list)):
-        return all(_value_digest(h, v, depth + 1) for v in value)
-    elif isinstance(value, dict):
-        return all(_value_digest(h, k, depth + 1) and _value_digest(h, value[k], depth + 1) for k in sorted(value))
-    elif callable(value) and hasattr(value, "__code__"):
-        return _code_digest(h, value, depth + 1)
-    else:
-        return False
-    return True
-
-
-def _code_bytes(h, code) -> None:
-    """Bytecode, names and constants; nested code (comprehensions, lambdas) by content, not by repr,
-    which holds a memory address."""
-    h.update(code.co_code + repr(code.co_names).encode())
-    for const in code.co_consts:
-        if isinstance(const, CodeType):
-            _code_bytes(h, const)
-        else:
-            h.update(repr(const).encode())
-
-
-def _code_digest(h, fn, depth: int = 0) -> bool:
-    """The function's code, defaults, closure and the globals it names (functions, tensors, modules,
-    plain values; imported modules and classes by name only)."""
-    code = fn.__code__
-    h.update(f"{fn.__module__}.{fn.__qualname__}|".encode())
-    _code_bytes(h, code)
-    cells = [c.cell_contents for c in (fn.__closure__ or ())]
-    scope = getattr(fn, "__globals__", {})
-    named = [scope[n] for n in code.co_names if n in scope and not isinstance(scope[n], (type, ModuleType))]
-    return all(_value_digest(h, v, depth) for v in (list(fn.__defaults__ or ()), cells, named))
-
-
-def _loss_identity(loss_fn) -> str | None:
-    h = hashlib.sha256()
-    if isinstance(loss_fn, nn.Module):  # e.g. nn.MSELoss(): its class and its state
-        return _value_digest(h, loss_fn) and h.hexdigest() or None
-    if not hasattr(loss_fn, "__code__"):
-        return None
-    return h.hexdigest() if _code_digest(h, loss_fn) else None
-
-
-def probe(
-    model: nn.Module, loss_fn: Callable, batch=None, *, name: str | None = None, cache_results: bool = True
-) -> Probe:
+def probe(model: nn.Module, loss_fn: Callable, batch=None, *, name: str | None = None, cache: bool = True) -> Probe:
     """A deterministic loss of `model`'s parameters: `loss_fn(model, batch)`, where `model(*args)`
     runs the module's forward with the weights being analysed. `batch`: a tensor, or any nest of
-    tuples/lists/dicts of tensors (moved with the probe). Normalisation layers run in eval mode."""
+    tuples/lists/dicts of tensors (moved with the probe). Normalisation layers run in eval mode.
+    `cache=False`: its results are computed every time and never stored. With the cache on, the loss
+    is called once here (twice if it touched a global random generator, see `_random_draws`)."""
     require(isinstance(model, nn.Module), f"dstab.probe needs a torch.nn.Module, got {type(model).__name__}")
     require(callable(loss_fn), "loss_fn must be callable as loss_fn(model, batch)")
+    require(isinstance(cache, bool), f"cache must be True or False, got {cache!r}")
     leaves, spec = pytree.tree_flatten(batch)
     data = {f"leaf{i}": leaf for i, leaf in enumerate(leaves)}
     n = len(leaves)
@@ -115,15 +64,79 @@ def probe(
 
     p = module_probe(model, call, name=name or type(model).__name__, data=data)
     weights = weights_sha256(model.state_dict())
-    h = hashlib.sha256()
-    batch_ok = _value_digest(h, leaves) and _value_digest(h, str(spec))
-    loss_id = _loss_identity(loss_fn)
-    if cache_results and batch_ok and loss_id:
-        ident = hashlib.sha256(f"{weights}|{h.hexdigest()}|{loss_id}".encode()).hexdigest()
-        p.info.update(checkpoint_sha256=ident, weights_sha256=weights, batch_sha256=h.hexdigest())
-    else:
-        p.info.update(weights_sha256=weights, cache="off: the loss or batch holds values the key cannot see")
+    p.info.update(weights_sha256=weights)
+    if not cache:
+        p.info.update(cache="off: cache=False")
+        return p
+    try:
+        ident = fingerprint.probe_key(model, loss_fn, leaves, str(spec), weights)
+    except fingerprint.Unkeyable as exc:  # computed every time rather than risk another computation's number
+        p.info.update(cache=f"off: the key cannot cover {exc}")
+        return p
+    drawn = _random_draws(p)
+    if drawn:
+        p.info.update(cache=f"off: {drawn}")
+        warnings.warn(
+            f"{p.name}: {drawn}; its results are computed every time, never stored, and mix noise across "
+            "points: draw the noise from a seeded torch.Generator made inside loss_fn for a deterministic loss",
+            DstabWarning,
+            stacklevel=2,
+        )
+        return p
+    p.info.update(checkpoint_sha256=ident)
     return p
+
+
+def _rng_states() -> tuple:
+    """The global random generators a loss can draw from without naming them: PyTorch's CPU (and CUDA,
+    once started), NumPy's and Python's."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+    return torch.get_rng_state(), cuda, np.random.get_state(), random.getstate()
+
+
+def _set_rng_states(states: tuple) -> None:
+    cpu, cuda, numpy_state, python_state = states
+    torch.set_rng_state(cpu)
+    if cuda:
+        torch.cuda.set_rng_state_all(cuda)
+    np.random.set_state(numpy_state)
+    random.setstate(python_state)
+
+
+def _same_states(a: tuple, b: tuple) -> bool:
+    (cpu_a, cuda_a, np_a, py_a), (cpu_b, cuda_b, np_b, py_b) = a, b
+    same_numpy = np_a[0] == np_b[0] and np.array_equal(np_a[1], np_b[1]) and np_a[2:] == np_b[2:]
+    return (
+        torch.equal(cpu_a, cpu_b)
+        and len(cuda_a) == len(cuda_b)
+        and all(torch.equal(x, y) for x, y in zip(cuda_a, cuda_b))
+        and same_numpy
+        and py_a == py_b
+    )
+
+
+def _random_draws(p: Probe) -> str:
+    """'' when the probe's loss is a function of the weights and the batch alone; else what it draws
+    from. The key covers code and values, not the global random generators' state, so a loss that draws
+    from them (`torch.randn_like`, dropout with training=True, `np.random`) would have its first value
+    stored for every later call. One call at the weights shows whether it touches a generator; only then
+    a second call from another state shows whether its value depends on it (a loss that seeds the
+    generator itself gives the same value twice and is cached). The caller's generators are left as
+    they were."""
+    before = _rng_states()
+    try:  # in the caller's grad mode: a loss may take gradients itself (a gradient penalty)
+        first = float(p.loss().detach())
+        if _same_states(before, _rng_states()):
+            return ""
+        second = float(p.loss().detach())  # from the state the first call left
+    finally:
+        _set_rng_states(before)
+    if first == second or (math.isnan(first) and math.isnan(second)):
+        return ""
+    return (
+        f"the loss draws from a global random generator (two calls at the same weights gave {first:.6g} "
+        f"and {second:.6g})"
+    )
 
 
 def _shas(*probes: Probe) -> list[str]:
@@ -152,13 +165,26 @@ def _on(p: Probe, device) -> Probe:
     return p if device is None else p.to(device)
 
 
-def _got(spec, probes: tuple[Probe, ...], inputs, refresh: bool):
+def _got(spec, probes: tuple[Probe, ...], inputs, refresh: bool, use_cache: bool):
     """The spec's result for custom probes: the results cache keyed like the CLI's (the spec's own
     params, `own_params()`, with the probe's identity in place of a checkpoint's probe spec), the
-    spec's own engine on a miss."""
+    spec's own engine on a miss. The result's meta says where it came from (`cache`: read / stored
+    with the path, or off and why)."""
+    require(isinstance(use_cache, bool), f"cache must be True or False, got {use_cache!r}")
     params = {"probe": _probe_key(probes[0]), **spec.own_params()}
-    found = cache.get_or_compute(spec.name, params, _shas(*probes), lambda: spec.compute(inputs()), refresh)
-    return spec.read(found)
+    shas = _shas(*probes) if use_cache else []
+    found = cache.get_or_compute(spec.name, params, shas, lambda: spec.compute(inputs()), refresh)
+    result = spec.read(found)
+    result.meta["cache"] = _cache_note(found, probes, use_cache)
+    return result
+
+
+def _cache_note(found: cache.Result, probes: tuple[Probe, ...], use_cache: bool) -> str:
+    if not use_cache:
+        return "off: cache=False"
+    if found.path is None:
+        return next((p.describe()["cache"] for p in probes if "cache" in p.describe()), found.note or "off: not stored")
+    return f"{'read' if found.source in ('user', 'shipped') else 'stored'}: {found.path}"
 
 
 def surface(
@@ -170,28 +196,41 @@ def surface(
     engine: str = "dstab",
     device=None,
     refresh: bool = False,
+    cache: bool = True,
 ) -> Surface:
     """The loss on a grid x grid plane spanned by two filter-normalised random directions
     (seeded), over [-radius, radius]^2 around the probe's weights. engine: dstab's batched one
-    or loss-landscapes (the reference it is tested against)."""
+    or loss-landscapes (the reference it is tested against). `cache=False`: computed, neither read
+    nor stored (see `probe`)."""
     require(engine in SURFACE_ENGINES, f"unknown surface engine {engine!r}; choose one of {SURFACE_ENGINES}")
     require(bias_mode in BIAS_MODES, f"unknown bias mode {bias_mode!r}; choose one of {BIAS_MODES}")
     landscape.grid_coordinates(grid, radius)  # a bad grid fails before any compute
     spec = SurfaceSpec(grid=grid, radius=radius, seed=seed, bias_mode=bias_mode, engine=engine)
-    return _got(spec, (probe,), lambda: _on(probe, device), refresh)
+    surf = _got(spec, (probe,), lambda: _on(probe, device), refresh, cache)
+    if note := landscape.nonfinite_note(probe.name, surf.loss):
+        warnings.warn(note, DstabWarning, stacklevel=2)
+    return surf
 
 
 def interpolate(
-    probe_a: Probe, probe_b: Probe, lo: float = -0.5, hi: float = 1.5, steps: int = 20, device=None, refresh=False
+    probe_a: Probe,
+    probe_b: Probe,
+    lo: float = -0.5,
+    hi: float = 1.5,
+    steps: int = 20,
+    device=None,
+    refresh: bool = False,
+    cache: bool = True,
 ) -> Curve:
     """probe_a's loss at theta = alpha * theta_a + (1 - alpha) * theta_b (buffers blended alike) for
     alpha over [lo, hi] at `steps` points per unit: b at alpha = 0, a at 1 (the paper's early/late)."""
     interpolation_alphas(lo, hi, steps)
     spec = CurveSpec(lo=lo, hi=hi, steps=steps)
-    return _got(spec, (probe_a, probe_b), lambda: (_on(probe_a, device), _on(probe_b, device)), refresh)
+    inputs = lambda: (_on(probe_a, device), _on(probe_b, device))
+    return _got(spec, (probe_a, probe_b), inputs, refresh, cache)
 
 
-def hessian(probe: Probe, engine: str = "dstab", device=None, refresh: bool = False, **settings):
+def hessian(probe: Probe, engine: str = "dstab", device=None, refresh: bool = False, cache: bool = True, **settings):
     """The Hessian numbers of the paper (Lanczos top-k eigenvalues, Hutchinson trace, SLQ density)
     by dstab's engine, PyHessian's ("pyhessian") or scipy ARPACK on dstab's products ("arpack");
     settings as `dstab hessian` (top_k, trace_samples, slq_runs, slq_steps, seed, tol, max_steps,
@@ -200,8 +239,11 @@ def hessian(probe: Probe, engine: str = "dstab", device=None, refresh: bool = Fa
     known = [f.name for f in fields(HessianSettings)]
     unknown = sorted(set(settings) - set(known))
     require(not unknown, f"unknown Hessian settings {unknown}; known: {known}")
+    for name in ("top_k", "trace_samples", "slq_runs", "slq_steps"):  # the CLI's budgets (`dstab hessian`)
+        if name in settings:
+            budgets.check_count(settings[name], "DSTAB_MAX_TOP_K", name)
     spec = HessianSpec(engine=engine, **settings)
-    return _got(spec, (probe,), lambda: _on(probe, device), refresh)
+    return _got(spec, (probe,), lambda: _on(probe, device), refresh, cache)
 
 
 def consistency(
@@ -218,6 +260,12 @@ def consistency(
     require(len(samplers) >= 2, f"consistency compares at least 2 models, got {len(samplers)}")
     require(isinstance(num, int) and num >= 1, f"the number of samples per model must be >= 1, got {num!r}")
     require(peak > 0, f"peak (the data range) must be positive, got {peak}")
+    # the CLI's budgets: samples per model, pixels per sample, and the memory all the samples take
+    budgets.check_count(num, "DSTAB_MAX_SAMPLES", "num (samples per model)")
+    shape = tuple(shape)
+    require(all(isinstance(d, int) and d >= 1 for d in shape), f"shape must be positive integers, got {shape}")
+    budgets.check_count(math.prod(shape), "DSTAB_MAX_IMAGE_PIXELS", f"shape {shape} (values per sample)")
+    budgets.check_memory(4 * len(samplers) * num * math.prod(shape), f"{len(samplers)} x {num} samples of {shape}")
     names = list(names or [getattr(f, "__name__", f"model {i}") for i, f in enumerate(samplers)])
     require(len(names) == len(samplers), f"{len(names)} names for {len(samplers)} samplers")
     drawn = []

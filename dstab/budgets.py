@@ -15,7 +15,9 @@ environment variables with defaults sized to the machine:
   DSTAB_MAX_GRID_POINTS   points of a loss surface or an interpolation (default 40,401 = 201 x 201)
   DSTAB_MAX_TOP_K         Hessian eigenvalues, trace probes, SLQ runs / steps (default 1,000)
   DSTAB_MAX_IMAGE_PIXELS  pixels of one decoded image (default 2**26, e.g. 8192 x 8192)
-  DSTAB_MAX_ARCHIVE_MEMBERS  members of a zip checkpoint (default 100,000)
+  DSTAB_MAX_ARCHIVE_MEMBERS  members of a zip checkpoint (default 100,000), read from its directory's end record
+  DSTAB_MAX_TENSORS       tensors a safetensors header lists (default 20,000; published models hold < 3,000),
+                          counted while its JSON is parsed, before any tensor is read
 
 A refusal is a `DstabError` naming the size, the limit and the variable that raises it.
 """
@@ -75,6 +77,7 @@ LIMITS = {
     "DSTAB_MAX_TOP_K": (1_000, "Hessian vectors or steps"),
     "DSTAB_MAX_IMAGE_PIXELS": (2**26, "image pixels"),
     "DSTAB_MAX_ARCHIVE_MEMBERS": (100_000, "archive members"),
+    "DSTAB_MAX_TENSORS": (20_000, "tensors"),
 }
 
 

@@ -13,6 +13,7 @@ import datetime as _dt
 import io
 import pickle
 import pickletools
+import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,25 @@ class Bundle:
     def name(self) -> str:
         return self.header.get("name") or (self.path.stem if self.path else "checkpoint")
 
+    def nonfinite_weights(self) -> list[str]:
+        """`role.key` of every floating tensor holding NaN or inf (a diverged or damaged checkpoint)."""
+        return [f"{role}.{key}" for role, m in self.modules.items() for key in nonfinite(m.state_dict())]
+
+    def require_finite(self, what: str) -> None:
+        """DstabError naming the first NaN/inf tensor, for analyses whose numbers would all be NaN."""
+        bad = self.nonfinite_weights()
+        if bad:
+            more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+            raise DstabError(
+                f"{self.name}: {bad[0]}{more} hold NaN or inf weights, so {what} would be NaN; "
+                "the checkpoint is damaged or its training diverged"
+            )
+
+
+def nonfinite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating tensors of `tensors` that hold NaN or inf."""
+    return [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
 
 def make_header(kind: str, arch: dict, dataset: str, step: int, seed: int, **extra) -> dict:
     if kind not in ROLES:
@@ -123,17 +143,49 @@ def build_filled(arch: dict, state: dict[str, torch.Tensor], what, problem: str 
     return module.eval()
 
 
+EOCD, EOCD64, EOCD64_LOCATOR = b"PK\x05\x06", b"PK\x06\x06", b"PK\x06\x07"
+CENTRAL_ENTRY_BYTES = 46  # the fixed part of one central-directory entry: no member takes less
+
+
+def _directory_size(path: Path) -> tuple[int, int]:
+    """(members the zip's end record states, bytes of its central directory), from the last 64 KiB of the
+    file (the end record, and its zip64 form): what a zip holds, before its directory is parsed."""
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        f.seek(max(0, size - (1 << 16) - 22))
+        tail = f.read()
+        at = tail.rfind(EOCD)
+        if at < 0 or len(tail) < at + 22:
+            raise DstabError(f"{path}: damaged zip archive (no end record); re-save the checkpoint with torch.save")
+        members, cd_bytes = struct.unpack("<10xHL6x", tail[at : at + 22])
+        if at >= 20 and tail[at - 20 : at - 16] == EOCD64_LOCATOR:  # zip64: counts beyond 65,535
+            (offset,) = struct.unpack("<8xQ4x", tail[at - 20 : at])
+            f.seek(offset)
+            record = f.read(56)
+            if len(record) == 56 and record[:4] == EOCD64:
+                members, cd_bytes = struct.unpack("<32xQQ8x", record)
+    return members, cd_bytes
+
+
 def check_archive(path: Path) -> None:
-    """Refuse a zip checkpoint (PyTorch's format) whose members would inflate beyond what its size on disk
-    allows, or the memory budget, or that holds too many members: read from the zip's directory alone."""
+    """Refuse a zip checkpoint (PyTorch's format) that holds too many members (counted from its end record
+    and its directory's size, before the directory is parsed), or whose members would inflate beyond what
+    its size on disk allows, or the memory budget: read from the zip's directory alone."""
     if not zipfile.is_zipfile(path):
         return
+    stated, cd_bytes = _directory_size(path)
+    room, limit = cd_bytes // CENTRAL_ENTRY_BYTES, budgets.limit("DSTAB_MAX_ARCHIVE_MEMBERS")
+    if max(stated, room) > limit:
+        held = f"lists {stated:,} members" if stated > limit else f"has room for {room:,} members"
+        raise DstabError(
+            f"{path}: refused: its zip directory {held}, above the DSTAB_MAX_ARCHIVE_MEMBERS limit of {limit:,}; "
+            "raise DSTAB_MAX_ARCHIVE_MEMBERS if the file is a real checkpoint"
+        )
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise DstabError(f"{path}: damaged zip archive ({exc}); re-save the checkpoint with torch.save") from None
-    budgets.check_count(len(members), "DSTAB_MAX_ARCHIVE_MEMBERS", f"{path}: number of archive members")
     inflated, on_disk = sum(m.file_size for m in members), path.stat().st_size
     # torch.save stores its records uncompressed: a far larger inflated size is a zip bomb
     if inflated > 2 * on_disk + 2**20:

@@ -14,7 +14,13 @@ missing or mismatching NPZ is a cache miss, never an error.
 Two places are consulted, in order:
 1. the read-only shipped cache `<zoo root>/results/` (DSTAB_ZOO moves it),
    where `python -m dstab precompute` puts the zoo's default results;
-2. the writable user cache, `<repo>/.dstab-cache/` or $DSTAB_CACHE.
+2. the writable user cache (`user_dir`): $DSTAB_CACHE, else the user's cache
+   directory ($XDG_CACHE_HOME/dstab, default ~/.cache/dstab), never inside the
+   installed package, so a read-only or shared install works and users never mix.
+
+A result that cannot be written (a full disk, no permission) is still returned,
+with a `StoreWarning` naming the path and why (`Result.note`): a finished
+computation is never thrown away for want of a cache.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import hashlib
 import io
 import json
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .errors import DstabError
+from .errors import DstabError, DstabWarning
 from .fileio import atomic_write_bytes, user_cache_dir
 from .zooindex import zoo_root
 
@@ -47,9 +54,16 @@ class Result:
     source: str  # "computed", "user" or "shipped"
     path: Path | None = None
     params: dict | None = None  # what it was keyed by (None for results nothing identifies)
+    note: str = ""  # why a computed result was not stored, when it could not be
+
+
+class StoreWarning(DstabWarning):
+    """A finished result could not be written to the cache; it is returned all the same."""
 
 
 def user_dir() -> Path:
+    """The writable cache: the user's (`fileio.user_cache_dir`: $DSTAB_CACHE, else $XDG_CACHE_HOME/dstab,
+    else ~/.cache/dstab)."""
     return user_cache_dir()
 
 
@@ -148,6 +162,22 @@ def store(name: str, params: dict, shas, meta: dict, arrays: dict, root: Path | 
     return Result(meta, {k: np.asarray(v) for k, v in arrays.items()}, key, "computed", jpath, params)
 
 
+def store_or_keep(name: str, params: dict, shas, meta: dict, arrays: dict, root: Path | None = None) -> Result:
+    """`store`, or, when the disk refuses (full, read-only), the result unstored with a StoreWarning
+    naming the path: the computation is kept (nothing half-written stays behind: writes are atomic)."""
+    try:
+        return store(name, params, shas, meta, arrays, root)
+    except OSError as exc:
+        where = exc.filename or Path(root or user_dir()) / name
+        note = (
+            f"the {name} result was computed but could not be stored at {where} ({exc.strerror or exc}); "
+            "it is returned unstored: free space there or set DSTAB_CACHE to another folder"
+        )
+        warnings.warn(note, StoreWarning, stacklevel=3)
+        keyed = result_key(name, params, shas)
+        return Result(meta, {k: np.asarray(v) for k, v in arrays.items()}, keyed, "computed", None, params, note)
+
+
 def get_or_compute(
     name: str,
     params: dict,
@@ -176,4 +206,4 @@ def get_or_compute(
     meta, arrays = compute_fn()
     if not identified or not write:
         return Result(meta, {k: np.asarray(v) for k, v in arrays.items()}, "", "computed", None, params)
-    return store(name, params, shas_list, meta, arrays, root)
+    return store_or_keep(name, params, shas_list, meta, arrays, root)

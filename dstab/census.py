@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .cache import shipped_dir
 from .errors import DstabError, require
-from .fileio import atomic_write_bytes
+from .fileio import atomic_write_bytes, save_with
 from .verdicts import mean_sd
 
 DEFAULT_SEEDS = 16
@@ -152,7 +152,7 @@ def run(
     folder = census_dir(out)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(folder / f"{family}.json", (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
-    figure(samples, runs).save(folder / f"{family}.png")
+    save_with(folder / f"{family}.png", figure(samples, runs).save)
     return record
 
 

@@ -33,6 +33,7 @@ from .bundle import (  # noqa: F401 (part of this module's API)
     ROLES,
     Bundle,
     build_filled,
+    check_archive,
     make_header,
     safe_torch_load,
 )
@@ -71,10 +72,8 @@ def _read_safetensors(raw: bytes, path: Path) -> tuple[dict, dict[str, torch.Ten
     header_len = int.from_bytes(raw[:8], "little")
     if header_len > len(raw) - 8:
         raise DstabError(f"{path}: truncated safetensors file (header says {header_len} bytes, file has {len(raw)})")
+    table = stfile.parse_table(raw[8 : 8 + header_len], path)  # its tensor count, before any tensor is made
     try:
-        table = json.loads(raw[8 : 8 + header_len])
-        if not isinstance(table, dict):
-            raise ValueError(f"its header is a JSON {type(table).__name__}, not an object")
         meta = table.get("__metadata__") or {}
         if not isinstance(meta, dict):
             raise ValueError(f"its metadata is a JSON {type(meta).__name__}, not an object")
@@ -183,6 +182,8 @@ def load(path: str | os.PathLike, **hints) -> Bundle:
 def _load(path: Path, **hints) -> Bundle:
     if not path.exists():
         raise DstabError(f"no checkpoint at {path}")
+    if path.is_file():  # what a file's own directory says it holds, before anything in it is read
+        stfile.read_table(path) if path.suffix == ".safetensors" else check_archive(path)
     if path.is_file() and path.suffix == ".safetensors":
         budgets.check_memory(path.stat().st_size, f"reading {path}")
         raw = path.read_bytes()

@@ -15,6 +15,7 @@ a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -83,8 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no room: the disk, the user's quota, the file size limit
+
+
 def os_message(exc: OSError) -> str:
     """One line for what the system refused: the path(s) and the reason, e.g. "runs/x: Not a directory"."""
     paths = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
     reason = exc.strerror or str(exc) or type(exc).__name__
-    return f"{paths}: {reason}; check the path and its permissions" if paths else f"{reason}; check the paths given"
+    fix = "free space there or write elsewhere" if exc.errno in FULL else "check the path and its permissions"
+    return f"{paths}: {reason}; {fix}" if paths else f"{reason}; check the paths given"

@@ -4,7 +4,7 @@ A dashboard may be reached by people who must not read arbitrary files of the
 server, and a checkpoint is such a file: its header's `dataset` is data, not an
 instruction. So a typed path, a shared link's path and a header's dataset are
 accepted only inside the zoo, the workspace ($DSTAB_WORKSPACE, default
-<repo>/workspace) or a root the operator lists in DSTAB_ALLOWED_ROOTS
+~/.local/share/dstab/workspace) or a root the operator lists in DSTAB_ALLOWED_ROOTS
 (os.pathsep separated). A dataset picked explicitly follows the same one rule
 (`chosen_dataset`: the CLI's --dataset); the page's Dataset control offers
 only the built-in names.
@@ -18,13 +18,16 @@ from pathlib import Path
 from . import zooindex
 from .errors import DstabError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_DATASETS = ("digits", "toy2d")  # generated or shipped with a package: they name no file
 MAX_PATH_CHARS = 4096
 
 
 def workspace_root() -> Path:
-    return Path(os.environ.get("DSTAB_WORKSPACE") or REPO_ROOT / "workspace")
+    """$DSTAB_WORKSPACE, else the user's data directory: $XDG_DATA_HOME/dstab/workspace (default
+    ~/.local/share/dstab/workspace); never inside the installed package. Runs live in its runs/."""
+    if os.environ.get("DSTAB_WORKSPACE"):
+        return Path(os.environ["DSTAB_WORKSPACE"])
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "dstab" / "workspace"
 
 
 def allowed_roots() -> list[Path]:
@@ -52,6 +55,21 @@ def inside_roots(text: str, what: str = "path") -> Path:
             "them or have the operator add its folder to DSTAB_ALLOWED_ROOTS"
         )
     return path
+
+
+def like(given: Path, inner: Path) -> Path:
+    """`inner`, a file read because the user named `given` (a diffusers folder's config and weights, a
+    DCGAN's netD beside its netG), confined like `given`: when `given` lies inside the allowed roots, so
+    must `inner`, symlinks followed, so that a link inside an allowed folder reaches nothing outside them."""
+    roots = allowed_roots()
+    if any(_resolved(str(given), "path").is_relative_to(r) for r in roots):
+        target = _resolved(str(inner), "path")
+        if not any(target.is_relative_to(r) for r in roots):
+            raise DstabError(
+                f"{inner} leads to {target}, outside the folders this server may read "
+                f"({', '.join(str(r) for r in roots)}); copy the file itself into {given}"
+            )
+    return inner
 
 
 def confined_path(text: str) -> Path:

@@ -10,6 +10,11 @@ class DstabError(ValueError):
     """Bad input: the message names the problem and what to do about it."""
 
 
+class DstabWarning(UserWarning):
+    """A result that is returned but must be read with care (NaN points, a cache that could not be
+    written): the CLI prints it as one `warning:` line, the API raises it as a Python warning."""
+
+
 def require(condition: bool, message: str) -> None:
     if not condition:
         raise DstabError(message)

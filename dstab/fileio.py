@@ -18,8 +18,12 @@ from pathlib import Path
 
 
 def user_cache_dir() -> Path:
-    """The writable user cache: $DSTAB_CACHE, else `<repo>/.dstab-cache/` (results, the memory guard's table)."""
-    return Path(os.environ.get("DSTAB_CACHE", Path(__file__).resolve().parent.parent / ".dstab-cache"))
+    """The writable user cache: $DSTAB_CACHE, else $XDG_CACHE_HOME/dstab, else ~/.cache/dstab; never inside
+    the installed package. It holds the results cache (`dstab.cache`), decoded datasets, feature
+    statistics and the memory guard's table (`sizing`), each in its own subfolder."""
+    if os.environ.get("DSTAB_CACHE"):
+        return Path(os.environ["DSTAB_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dstab"
 
 
 def git_commit() -> str | None:
@@ -40,31 +44,61 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def _named(exc: OSError, path: Path) -> OSError:
+    """`exc` with `path` as its file name when it has none (a write to a full disk names no file)."""
+    if exc.filename is None and exc.errno is not None:
+        return type(exc)(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
+    return exc
+
+
 @contextlib.contextmanager
-def atomic_writer(path: str | os.PathLike):
-    """A binary file object for a temporary file beside `path`; on a clean exit it is fsynced and
-    renamed over `path`: a crash or a full disk leaves either the old file or the new one, never
-    half of one. Large payloads can so be written piece by piece."""
+def atomic_path(path: str | os.PathLike):
+    """A temporary path beside `path`, with the same suffix (writers that read the format from the name,
+    PIL, plotly, still do); when the block exits cleanly it is renamed over `path`, else removed. So a
+    full disk or a crash leaves the old file or the complete new one, never half of one, and the error
+    names `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide shared results from other users
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide shared results from other users
     try:
-        with os.fdopen(fd, "w+b") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _named(exc, path) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike):
+    """A binary file object for a temporary file beside `path`; on a clean exit it is fsynced and
+    renamed over `path` (`atomic_path`): a crash or a full disk leaves either the old file or the new
+    one, never half of one. Large payloads can so be written piece by piece."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w+b") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def save_with(path: str | os.PathLike, write) -> Path:
+    """`write(a temporary path)` (PIL's `Image.save`, a figure writer), renamed over `path` once complete
+    (`atomic_path`); returns `path`."""
+    with atomic_path(path) as tmp:
+        write(tmp)
+    return Path(path)
 
 
 def writable_dir(path: str | os.PathLike, option: str) -> Path:

@@ -5,11 +5,13 @@ array on disk (a `.npy` in the dataset cache, keyed by the source files'
 names, sizes and times) and then memory-mapped: an `ImageArray` turns only the
 rows asked for into float32 in [-1, 1]. So `Dataset.fixed_batch` and
 `Dataset.batches` work as for the small in-memory sets, while memory stays at
-one batch. The cache lives in $DSTAB_CACHE (default ~/.cache/dstab)/datasets.
+one batch. The cache lives in the user cache (`dstab.cache.user_dir`: $DSTAB_CACHE, default ~/.cache/dstab)/datasets.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -24,6 +26,7 @@ import torch
 
 from . import budgets
 from .errors import DstabError
+from .fileio import atomic_write_bytes, user_cache_dir
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 BATCH_ROWS = 10000
@@ -56,7 +59,7 @@ class ImageArray:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("DSTAB_CACHE") or Path.home() / ".cache" / "dstab") / "datasets"
+    return user_cache_dir() / "datasets"
 
 
 def _fingerprint(files: list[Path], extra: dict) -> str:
@@ -83,7 +86,7 @@ def cached_uint8(
         out.flush()
         del out
         os.replace(tmp, data)
-        meta_file.write_text(json.dumps(meta))
+        atomic_write_bytes(meta_file, json.dumps(meta).encode())
     meta = json.loads(meta_file.read_text())
     return np.load(data, mmap_mode="r")[: meta["rows"]], meta
 
@@ -125,10 +128,30 @@ def cifar_folder(path: Path) -> Path:
     return inner if inner.is_dir() else path
 
 
+class NotDownloaded(DstabError):
+    """A dataset that would be downloaded, asked for where downloading is off (`no_download`)."""
+
+
+_DOWNLOADS = contextvars.ContextVar("dstab_image_downloads", default=True)
+
+
+@contextlib.contextmanager
+def no_download():
+    """Within it, a dataset that is not downloaded yet raises `NotDownloaded` instead of downloading
+    (a dry run checks configs without fetching 170 MB)."""
+    token = _DOWNLOADS.set(False)
+    try:
+        yield
+    finally:
+        _DOWNLOADS.reset(token)
+
+
 def download_cifar10() -> Path:
     """torchvision's CIFAR-10 download (checksummed) into the cache."""
     root = cache_dir() / "cifar10-download"
     if not (root / "cifar-10-batches-py").is_dir():
+        if not _DOWNLOADS.get():
+            raise NotDownloaded(f"CIFAR-10 is not downloaded yet ({root}): a run downloads it (~170 MB) first")
         try:
             from torchvision.datasets.utils import download_and_extract_archive
 
@@ -169,6 +192,25 @@ def load_cifar10(option: str) -> tuple[ImageArray, dict]:
     # a batch holds at most 10000 images; rows beyond those written are cut off (sparse on disk)
     array, meta = cached_uint8(key, BATCH_ROWS * len(files), (3, 32, 32), fill)
     return ImageArray(array), {"source": str(folder), "split": split, "labels": meta["labels"]}
+
+
+def write_random_cifar10(folder: Path, per_batch: int, seed: int = 0) -> Path:
+    """A CIFAR-10 folder of random images in the layout `load_cifar10` reads (data_batch_1..5 and
+    test_batch: pickled dicts with bytes keys, rows of 1024 red, 1024 green, 1024 blue bytes), for a
+    machine without CIFAR-10: the GPU check (bench/gpu_train.py) and the tests. Returns `folder`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for b, name in enumerate(CIFAR_SPLITS["train"] + CIFAR_SPLITS["test"]):
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": [(b * per_batch + i) % 10 for i in range(per_batch)],
+            b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+            b"filenames": [f"img{b}_{i}.png".encode() for i in range(per_batch)],
+        }
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+    return folder
 
 
 def image_files(folder: Path) -> list[Path]:

@@ -5,6 +5,10 @@ Torch-free, for the dashboard's tables as well as the evaluators in `analysis.fi
 
 from __future__ import annotations
 
+import os
+
+from .errors import DstabError
+
 LABELS = {
     "fid": "FID",
     "fd_local": "FD (local features)",
@@ -38,10 +42,37 @@ HIGHER_IS_BETTER = (
 REPEAT = "#2"  # marks the second evaluation of the same model with other noise seeds (the metric's own noise)
 
 
-def metric_name(metric: str, n: int, sampler_steps: int | None, seeds: int = 1) -> str:
-    """e.g. fd_local@500x50ddim (DM samples by 50 DDIM steps), fid@500 (GAN samples), and
-    mmd2@500x50ddim~3 for the mean over 3 evaluation noise seeds."""
-    return f"{metric}@{n}" + (f"x{sampler_steps}ddim" if sampler_steps else "") + (f"~{seeds}" if seeds > 1 else "")
+SAMPLERS = ("ddim", "ddpm")  # DDIM with eta 0 over a subsequence of steps; ancestral sampling over all T
+FID_MIN_SAMPLES = 10_000  # below ~10k samples the FID estimate is biased upward (researchers report FID-10k/50k)
+FID_MIN_ENV = "DSTAB_FID_MIN_SAMPLES"  # lowers the minimum for smoke tests; the name still carries the count
+
+
+def fid_min_samples() -> int:
+    """The fewest samples an evaluation may call FID: FID_MIN_SAMPLES, or $DSTAB_FID_MIN_SAMPLES."""
+    raw = os.environ.get(FID_MIN_ENV, "").strip()
+    if not raw:
+        return FID_MIN_SAMPLES
+    if not raw.isdigit() or int(raw) < 2:
+        raise DstabError(f"{FID_MIN_ENV} must be an integer >= 2, got {raw!r}")
+    return int(raw)
+
+
+def check_fid_samples(n: int) -> None:
+    """Refuse an FID evaluation on fewer samples than `fid_min_samples()`."""
+    least = fid_min_samples()
+    if not (isinstance(n, int) and n >= least):
+        raise DstabError(
+            f"FID needs at least {least} samples, got eval_samples={n!r}: below that the estimate is biased upward; "
+            f"set eval_samples >= {least} (the evaluation time grows with it: --dry-run shows it)"
+        )
+
+
+def metric_name(metric: str, n: int, sampler_steps: int | None, seeds: int = 1, sampler: str = "ddim") -> str:
+    """e.g. fd_local@500x50ddim (DM samples by 50 DDIM steps), fid@50000x4000ddpm (ancestral
+    sampling over all 4000 steps), fid@500 (GAN samples), and mmd2@500x50ddim~3 for the mean over
+    3 evaluation noise seeds."""
+    steps = f"x{sampler_steps}{sampler}" if sampler_steps else ""
+    return f"{metric}@{n}{steps}" + (f"~{seeds}" if seeds > 1 else "")
 
 
 def repeat_name(name: str) -> str:
@@ -63,5 +94,7 @@ def metric_label(name: str, short: bool = False) -> str:
     rest, _, seeds = rest.partition("~")
     n, _, steps = rest.partition("x")
     out = f"{LABELS.get(metric, metric)}, {n} samples"
-    out += f", {steps.removesuffix('ddim')} DDIM steps" if steps else ""
+    for sampler in SAMPLERS:
+        if steps.endswith(sampler):
+            out += f", {steps.removesuffix(sampler)} {sampler.upper()} steps"
     return out + (f", mean of {seeds} noise seeds" if seeds else "") + repeat

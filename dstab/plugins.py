@@ -12,7 +12,9 @@ in the dashboard), register it under its name, in one of three ways:
   (the zoo, the workspace or DSTAB_ALLOWED_ROOTS, as for checkpoint paths typed into
   the dashboard), which call `dstab.register_architecture` when run.
 
-Plugins are loaded once, the first time an unknown architecture name is met.
+Plugins are loaded once, the first time an unknown architecture name is met. None
+may take a built-in name (`dstab.models.BUILTIN`): an entry point that tries is
+skipped with a PluginWarning, a DSTAB_PLUGINS file that tries is refused.
 `MyNet(config)` receives the config dict; a DM's network is called `net(x, t)`, a
 GAN's generator needs a `latent_shape` attribute. A config may carry "sample_shape"
 (e.g. [3, 32, 32]) so that sampling knows what one sample looks like.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 from collections.abc import Callable
 from importlib import metadata
 
@@ -30,6 +33,10 @@ from .errors import DstabError
 
 GROUP = "dstab.architectures"
 _loaded = False
+
+
+class PluginWarning(UserWarning):
+    """An installed package's entry point that was skipped (it names a built-in architecture)."""
 
 
 def _run_file(text: str) -> None:
@@ -57,7 +64,10 @@ def load_plugins(register: Callable[[str, type], None], force: bool = False) -> 
             cls = ep.load()
         except Exception as exc:  # noqa: BLE001 - a broken third-party package must say which
             raise DstabError(f"entry point {ep.name} = {ep.value} ({GROUP}) cannot be loaded: {exc}") from None
-        register(ep.name, cls)
+        try:
+            register(ep.name, cls)
+        except DstabError as exc:  # a built-in name: the package's other plugins still load
+            warnings.warn(f"entry point {ep.name} = {ep.value} ({GROUP}) skipped: {exc}", PluginWarning, stacklevel=2)
     for text in os.environ.get("DSTAB_PLUGINS", "").split(os.pathsep):
         if text.strip():
             _run_file(text.strip())

@@ -33,6 +33,7 @@ from torch.func import functional_call
 
 from . import confine, sizing
 from . import data as data_mod
+from .bundle import nonfinite
 from .checkpoints import Bundle
 from .diffusion import NoiseSource
 from .errors import DstabError, require
@@ -46,9 +47,8 @@ BN_MODE = "eval (stored running statistics)"
 
 def finite_or_error(tensors: dict[str, torch.Tensor], what: str) -> None:
     """DstabError naming the first tensor holding NaN or inf."""
-    for key, value in tensors.items():
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise DstabError(f"{what}: {key} holds NaN or inf values; the checkpoint is damaged or diverged")
+    for key in nonfinite(tensors)[:1]:
+        raise DstabError(f"{what}: {key} holds NaN or inf values; the checkpoint is damaged or diverged")
 
 
 def _frozen_copy(module: nn.Module) -> nn.Module:

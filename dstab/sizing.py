@@ -68,7 +68,7 @@ def meta_module(arch, what: str) -> nn.Module:
         raise DstabError(f"{what}: {exc}") from None
     except CONFIG_ERRORS as exc:
         raise DstabError(
-            f"{what}: invalid architecture config ({type(exc).__name__}: {exc}); fix the header or re-export it"
+            f"{what}: invalid architecture config ({type(exc).__name__}: {exc}); check its values"
         ) from None
 
 

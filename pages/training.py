@@ -14,7 +14,7 @@ import streamlit as st
 from dashboard import downloads, runtracker, server, sidebar, timestepfield, urlstate
 from dstab import paper, runs
 from dstab.errors import DstabError
-from dstab.experiments import compare, sweep, verdict
+from dstab.experiments import compare, runcost, sweep, verdict
 from dstab.metricnames import metric_label
 from dstab.modelconfig import DDIM_STEPS
 from dstab.plots import compare as compare_plots
@@ -232,7 +232,7 @@ def hyper_inputs(preset: str, base: dict) -> dict:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def validated(preset: str, overrides: tuple[str, ...]) -> dict:
-    return runs.resolved_config(preset, None, overrides, build=True)
+    return runs.resolved_config(preset, None, overrides)
 
 
 def sweep_inputs() -> tuple[list[str], int, str]:
@@ -274,6 +274,9 @@ def launch_form(statuses) -> None:
                 config = validated(preset, tuple(overrides))
             else:
                 group, planned = sweep.from_form(name, variants or [preset], seeds, axes, overrides)
+                # what the runs would refuse, before the button is offered; typing an axis downloads nothing
+                for note in sweep.dry_check(planned, device, names=False):
+                    st.info(note)
                 config = planned[0].config
         except DstabError as exc:
             st.error(f"The trainer refuses this configuration: {exc}")
@@ -281,13 +284,14 @@ def launch_form(statuses) -> None:
         planned_configs = [config] if single else [r.config for r in planned]
         variants_ = {preset: config} if single else {r.label: r.config for r in planned}
         preview_section(variants_, planned_configs, statuses)
+        size_section([(name, config)] if single else [(r.name, r.config) for r in planned], device)
         count = 1 if single else len(planned)
         if st.button(f"Launch {count} run{'s' * (count > 1)}", type="primary", key="launch"):
             try:
                 if single:
-                    runs.start(name, preset=preset, overrides=overrides, device=device, build=True)
+                    runs.start(name, preset=preset, overrides=overrides, device=device)
                 else:
-                    sweep.launch(group, planned, device=device, build=True)
+                    sweep.launch(group, planned, device=device)
             except DstabError as exc:
                 st.error(str(exc))
             else:
@@ -319,6 +323,20 @@ def preview_section(configs: dict, planned: list[dict], statuses) -> None:
     c1.plotly_chart(run_plots.pmf(view["t"], view["pmf"], T), key="pmf")
     c2.plotly_chart(run_plots.schedules(view["iterations"], view["beta1"], view["lr"]), key="schedules")
     estimate_time(planned, statuses)
+
+
+def size_section(planned: list[tuple[str, dict]], device: str) -> None:
+    """What the launch will cost, as `--dry-run` prints it: counts at once; FLOPs, disk and device-hours
+    from a few timed steps and one timed evaluation batch on a click (runcost)."""
+    counts = runcost.lines(runcost.estimate(planned, device, measure_time=False))
+    key = json.dumps([planned, device], sort_keys=True)
+    sized = st.session_state.setdefault("launch_sizes", {})
+    if st.button("Size this launch: time a few steps and one evaluation batch here", key="size"):
+        try:
+            sized[key] = runcost.lines(runcost.estimate(planned, device))
+        except DstabError as exc:
+            st.error(f"cannot size this launch: {exc}")
+    st.code("\n".join(sized.get(key, counts)), language=None)
 
 
 def rate_for(config: dict, statuses) -> float | None:

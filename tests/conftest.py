@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,20 @@ from tests import processes
 
 # The suite runs on shared 2-core machines: one intra-op thread keeps it predictable.
 torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_user_folders(tmp_path_factory):
+    """The results cache and the run workspace default to the user's own folders (~/.cache/dstab,
+    ~/.local/share/dstab): the suite uses a folder of its session instead, unless the caller set them."""
+    root = tmp_path_factory.mktemp("user-folders")
+    unset = [var for var in ("DSTAB_CACHE", "DSTAB_WORKSPACE") if not os.environ.get(var)]
+    for var in unset:
+        os.environ[var] = str(root / var.lower())
+    yield
+    for var in unset:
+        os.environ.pop(var, None)
+
 
 TINY_UNET = {
     "arch": "unet",
@@ -173,6 +189,20 @@ def assert_unchanged(module: torch.nn.Module, before: dict) -> None:
     assert after["device"] == before["device"]
     for k, v in before["tensors"].items():
         assert torch.equal(after["tensors"][k], v), k
+
+
+_SESSION_MAIN = sys.modules["__main__"]
+
+
+@pytest.fixture(autouse=True)
+def _main_module_kept():
+    """Streamlit's script runner (AppTest runs it in this process) installs the page's module as
+    sys.modules["__main__"] and leaves it there; a later spawn-started child (torch.multiprocessing)
+    would then re-run app.py as its main. Each test starts and ends with the session's own __main__
+    (module-scoped fixtures may have run the app before a test starts)."""
+    sys.modules["__main__"] = _SESSION_MAIN
+    yield
+    sys.modules["__main__"] = _SESSION_MAIN
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -133,7 +133,7 @@ def test_a_changed_batch_or_loss_is_a_new_result(trained, batch, caches):
     l1 = dstab.probe(trained, lambda model, b: (model(b[0]) - b[1]).abs().mean(), batch)
     shas = {q.describe()["checkpoint_sha256"] for q in (p, other_batch, l1)}
     assert len(shas) == 3
-    scale = object()  # something a hash cannot vouch for: never cached
+    scale = torch.Generator()  # C state a hash cannot read: never cached
     opaque = dstab.probe(trained, lambda model, b: mse(model, b) * (1 if scale else 0), batch)
     assert opaque.describe()["checkpoint_sha256"] is None and opaque.describe()["cache"].startswith("off")
 
@@ -183,20 +183,3 @@ def test_the_key_sees_the_global_functions_a_loss_calls(trained, batch, monkeypa
     before = dstab.probe(trained, via_global, batch).describe()["checkpoint_sha256"]
     monkeypatch.setitem(globals(), "mse", lambda model, b: ((model(b[0]) - b[1]) ** 4).mean())
     assert dstab.probe(trained, via_global, batch).describe()["checkpoint_sha256"] not in (before, None)
-
-
-def test_the_key_is_the_same_in_another_process():
-    code = (
-        "import torch, dstab\n"
-        "from torch import nn\n"
-        "torch.manual_seed(0)\n"
-        "m = nn.Linear(2, 1)\n"
-        "def loss(model, b):\n"
-        "    return sum([((model(x) - 1) ** 2).mean() for x in b])\n"
-        "print(dstab.probe(m, loss, (torch.ones(3, 2),)).describe()['checkpoint_sha256'])\n"
-    )
-    keys = {
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-        for _ in range(2)
-    }
-    assert len(keys) == 1 and len(keys.pop().strip()) == 64

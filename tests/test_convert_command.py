@@ -83,3 +83,25 @@ def test_contradicting_flags_exit_2_on_one_line(tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "num_res_blocks=3 but the weights have 1" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "problem"),
+    [
+        ("image_size=abc", "flag image_size='abc' must be a positive integer"),
+        ("diffusion_steps=0", "flag diffusion_steps=0 must be a positive integer"),
+        ("dropout=2", "flag dropout=2 must be a number in [0, 1)"),
+        ("learn_sigma=maybe", "flag learn_sigma='maybe' must be True or False"),
+        ("attention_resolutions=a,b", "flag attention_resolutions='a,b' must list positive integers, e.g. 16,8"),
+        ("num_head_channels=0", "flag num_head_channels=0 must be -1 or a positive integer"),
+    ],
+)
+def test_a_bad_flag_value_is_named_as_a_flag_not_as_a_damaged_file(tmp_path, capsys, flag, problem):
+    """Issue 27: `--flag image_size=abc` read "cannot be loaded (ZeroDivisionError ...); the file is damaged"."""
+    src = tmp_path / "model.pt"
+    save_tiny_guided(src)
+    extra = [] if flag.startswith("image_size") else ["--flag", "image_size=8"]
+    assert cli.main(["convert", str(src), "-o", str(tmp_path / "x.safetensors"), *extra, "--flag", flag]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {problem}; correct it where the flags come from") and err.count("\n") == 1
+    assert "damaged" not in err and not (tmp_path / "x.safetensors").exists()

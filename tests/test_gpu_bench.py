@@ -37,7 +37,9 @@ def test_gpu_sh_smoke(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "failed or passed its" not in out.stdout, out.stdout[-3000:]
     assert re.search(r"== done in \d+ s on cpu", out.stdout)
-    table = [line for line in out.stdout.splitlines() if line.startswith("| ")]
+    own, _, cifar = out.stdout.partition("== cifar_train (limit 600 s")
+    assert cifar, "bench/gpu.d/cifar_train.sh did not run"
+    table = [line for line in own.splitlines() if line.startswith("| ")]
     checks = [line.split("|")[1].strip() for line in table[1:]]
     assert checks[:3] == ["ops per point, sequential", "ops per point, vmap", "ops per point, sequential"]
     assert checks[3:] == [
@@ -54,3 +56,13 @@ def test_gpu_sh_smoke(tmp_path):
     assert [line.split("|")[2].strip() for line in table[4:9]] == ["fp32"] * 3 + ["bf16"] * 2
     ratio = float(re.search(r"\| ([0-9.]+) ratio \|", out.stdout).group(1))
     assert 0.2 < ratio < 5.0
+    # the gpu.d section (issue 24): the CIFAR-size training check, its FID pass skipped without pytorch-fid
+    rows = [line.split("|")[1:-1] for line in cifar.splitlines() if line.startswith("| ")][1:]
+    assert [cells[0].strip() for cells in rows] == [
+        "train 4 steps, baseline",
+        "train 4 steps, mdlrc-clts",
+        "step-time ratio",
+        "FID-6 pass (timing only)",
+    ]
+    assert 0.2 < float(rows[2][2]) < 5.0
+    assert rows[3][2].strip() == "skipped" and "needs pytorch-fid" in rows[3][5]

@@ -72,7 +72,7 @@ def batch():
 
 @pytest.mark.parametrize("build", [diffusers_unet, guided_unet], ids=["diffusers-attention", "guided-heads"])
 def test_attention_unet_against_eigsh(build):
-    probe = dstab.probe(build(), unet_loss, batch(), cache_results=False)
+    probe = dstab.probe(build(), unet_loss, batch(), cache=False)
     ours = hessian.spectrum(probe, top_k=3, tol=1e-5, **SMALL)
     oracle = hessian.spectrum(probe, top_k=3, tol=1e-7, engine="arpack", **SMALL)
     s = ours.summary()
@@ -86,7 +86,7 @@ def test_attention_unet_against_eigsh(build):
 def test_fused_attention_has_no_double_backward_without_the_math_kernel():
     """The reason the operator runs under the math kernel: outside it, the CPU flash kernel is chosen
     and its backward has no derivative."""
-    probe = dstab.probe(diffusers_unet(), unet_loss, batch(), cache_results=False)
+    probe = dstab.probe(diffusers_unet(), unet_loss, batch(), cache=False)
     leaves = [p.detach().requires_grad_() for p in probe.params.values()]
     loss = probe.loss(dict(zip(probe.params, leaves)))
     grads = torch.autograd.grad(loss, leaves, create_graph=True)
@@ -133,7 +133,7 @@ class OnceNet(nn.Module):
 )
 def test_no_second_derivative_is_one_error_naming_the_op(net, named):
     torch.manual_seed(0)
-    probe = dstab.probe(net(), lambda m, x: m(x), torch.randn(3, 5, 4), cache_results=False)
+    probe = dstab.probe(net(), lambda m, x: m(x), torch.randn(3, 5, 4), cache=False)
     with pytest.raises(DstabError, match=f"PyTorch has none for .*{named}") as info:
         hessian.spectrum(probe, top_k=1, **SMALL)
     assert "\n" not in str(info.value)
@@ -201,10 +201,10 @@ def test_block_traces_sum_to_the_whole_trace_sample_by_sample():
 
 
 def test_partition_by_stage_and_attention():
-    unet = dstab.probe(guided_unet(), unet_loss, batch(), cache_results=False)
+    unet = dstab.probe(guided_unet(), unet_loss, batch(), cache=False)
     names = [b.name for b in hessian_blocks.partition(unet)]
     assert names == ["8x8 conv", "4x4 conv", "4x4 attention", "other"]
     assert sum(b.n for b in hessian_blocks.partition(unet)) == unet.num_params
     gen = models.build({"arch": "dcgan_g", "nz": 4, "ngf": 4, "image_size": 8})
-    g = dstab.probe(gen, lambda m, z: (m(z) ** 2).mean(), torch.randn(2, 4, 1, 1), cache_results=False)
+    g = dstab.probe(gen, lambda m, z: (m(z) ** 2).mean(), torch.randn(2, 4, 1, 1), cache=False)
     assert [b.name for b in hessian_blocks.partition(g)] == ["8x8 conv", "4x4 conv"]

@@ -155,3 +155,34 @@ def test_hessian_vector_products_through_diffusers_attention(tmp_path):
     assert torch.isfinite(hv).all() and float(hv @ v) != 0.0
     assert float((hv - fd).norm() / fd.norm()) < 0.02  # float32 differences: 1e-3 steps, ~1% noise
     assert float(hv @ v) == pytest.approx(float(fd @ v), rel=0.02)
+
+
+@pytest.mark.parametrize("link", ["weights", "unet-folder", "scheduler"])
+def test_symlinks_in_a_folder_inside_the_allowed_roots_are_confined_like_it(tmp_path, monkeypatch, link):
+    """Issue 27: a diffusers folder inside an allowed root whose weights file or unet/ is a symlink to a file
+    outside the roots was read. Each file read from such a folder must lie inside the roots too; the same
+    folder outside every root (a CLI user's own download) is read as before."""
+    outside, root = tmp_path / "outside", tmp_path / "root"
+    real = save_folder(outside / "real", tiny_unet())
+    pipeline = root / "pipe"
+    (pipeline / "scheduler").mkdir(parents=True)
+    (pipeline / "model_index.json").write_text(json.dumps({"unet": ["diffusers", "UNet2DModel"]}))
+    if link == "unet-folder":
+        (pipeline / "unet").symlink_to(real, target_is_directory=True)
+    else:
+        save_folder(pipeline / "unet", tiny_unet())
+        if link == "weights":
+            (pipeline / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+            (pipeline / "unet" / "diffusion_pytorch_model.safetensors").symlink_to(
+                real / "diffusion_pytorch_model.safetensors"
+            )
+    target = real / "scheduler_config.json"
+    if link == "scheduler":
+        (pipeline / "scheduler" / "scheduler_config.json").symlink_to(target)
+    else:
+        (pipeline / "scheduler" / "scheduler_config.json").write_text(target.read_text())
+    monkeypatch.setenv("DSTAB_ALLOWED_ROOTS", str(root))
+    with pytest.raises(DstabError, match=r"pipe/.* leads to .*outside/real/.*, outside the folders this server may"):
+        checkpoints.load(pipeline)
+    monkeypatch.setenv("DSTAB_ALLOWED_ROOTS", str(outside))  # the folder itself outside the roots: not confined
+    assert checkpoints.load(pipeline).kind == "dm"

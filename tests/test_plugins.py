@@ -8,6 +8,8 @@ import torch
 from dstab import checkpoints, models, plugins, sampling
 from dstab.diffusion import Diffusion
 from dstab.errors import DstabError
+from dstab.models.unet import UNet
+from tests.conftest import TINY_UNET
 
 PLUGIN = """
 import torch
@@ -80,3 +82,34 @@ def test_unknown_names_still_say_how_to_register(fresh, monkeypatch):
         models.build({"arch": "nope"})
     with pytest.raises(DstabError, match="not a torch.nn.Module subclass"):
         models.register_architecture("bad", dict)
+
+
+def test_no_plugin_replaces_a_built_in_architecture(tmp_path, monkeypatch, fresh):
+    """Issue 27: an entry point named `unet`, loaded when a visitor's checkpoint names an unknown
+    architecture, replaced dstab's UNet for the rest of the server's life."""
+    write_plugin(tmp_path / "pkg")
+    monkeypatch.syspath_prepend(str(tmp_path / "pkg"))
+    monkeypatch.delenv("DSTAB_PLUGINS", raising=False)
+    eps = [
+        EntryPoint(name="unet", value="tinynet:TinyDenoiser", group=plugins.GROUP),
+        EntryPoint(name="tiny_ep_net", value="tinynet:TinyDenoiser", group=plugins.GROUP),
+    ]
+    monkeypatch.setattr(plugins, "_entry_points", lambda: eps)
+    unet = models.ARCHITECTURES["unet"]
+    with pytest.warns(plugins.PluginWarning, match="entry point unet = tinynet:TinyDenoiser .* skipped: .*dstab's own"):
+        net = models.build({"arch": "tiny_ep_net", "sample_shape": [3]})  # an unknown name: plugins load
+    assert net.lin.weight.shape == (3, 4)  # the package's other plugin still registered
+    assert models.ARCHITECTURES["unet"] is unet and isinstance(models.build(TINY_UNET), UNet)
+    with pytest.raises(DstabError, match="'mlp_g' is one of dstab's own"):
+        models.register_architecture("mlp_g", torch.nn.Linear)
+    # a DSTAB_PLUGINS file that tries is refused, naming the name
+    plugin = tmp_path / "plugins" / "evil.py"
+    plugin.parent.mkdir()
+    plugin.write_text(PLUGIN.replace('"tiny_plugin_net"', '"unet"'))
+    monkeypatch.setenv("DSTAB_ALLOWED_ROOTS", str(plugin.parent))
+    monkeypatch.setenv("DSTAB_PLUGINS", str(plugin))
+    monkeypatch.setattr(plugins, "_loaded", False)
+    monkeypatch.setattr(plugins, "_entry_points", lambda: [])
+    with pytest.raises(DstabError, match="'unet' is one of dstab's own"):
+        models.build({"arch": "another_unknown"})
+    assert models.ARCHITECTURES["unet"] is unet

@@ -13,6 +13,7 @@ import torch
 
 from dstab import runs
 from dstab.errors import DstabError
+from dstab.training import config as train_config
 
 FAKE = Path(__file__).with_name("fake_trainer.py")
 HANG = 600  # seconds: a guard against a hung process, far above any run's duration, never a speed limit
@@ -50,15 +51,17 @@ def test_a_config_the_trainer_refuses_creates_nothing(ws):
     with pytest.raises(DstabError, match="steps must be a positive integer"):
         _start("bad", steps=0)
     with pytest.raises(DstabError, match="expects samples of shape"):  # caught by building the trainer
-        runs.start("bad", preset="baseline", overrides=["dataset=toy2d:8gaussians"], device="cpu", build=True)
+        runs.start("bad", preset="baseline", overrides=["dataset=toy2d:8gaussians"], device="cpu")
     assert not (ws / "bad").exists()
 
 
-def test_without_build_the_run_itself_refuses_its_network_and_says_why(ws, monkeypatch):
-    """The CLI queues without PyTorch (no build): a model that does not fit its data is refused by the
-    real trainer before it writes anything, and the run reads 'failed' with the trainer's reason."""
+def test_a_queued_request_the_trainer_refuses_fails_with_its_reason(ws, monkeypatch):
+    """`start` refuses such a config before queueing (above); a request.json queued some other way is
+    refused by the real trainer before it writes anything, and the run reads 'failed' with the reason."""
     monkeypatch.delenv("DSTAB_TRAIN_COMMAND")
-    runs.start("bad", preset="baseline", overrides=["dataset=toy2d:8gaussians"], device="cpu")
+    config = train_config.resolve("baseline", overrides=["dataset=toy2d:8gaussians"], networks=False)
+    runs.queue("bad", config, {"preset": "baseline"}, device="cpu", root=ws)
+    runs.schedule(ws)
     st = runs.wait("bad", timeout=HANG)
     assert st.state == "failed" and "expects samples of shape" in st.reason
     assert not (ws / "bad" / runs.RUN / "config.json").exists()

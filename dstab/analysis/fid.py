@@ -21,6 +21,7 @@ sample count.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -34,9 +35,11 @@ from .. import data
 from ..checkpoints import atomic_write_bytes, file_sha256, safe_torch_load
 from ..diffusion import NoiseSource
 from ..errors import DstabError, require
+from ..fileio import user_cache_dir
 from ..metricnames import (  # noqa: F401 (part of this module's API)
     HIGHER_IS_BETTER,
     LABELS,
+    check_fid_samples,
     metric_label,
     metric_name,
     repeat_name,
@@ -86,24 +89,60 @@ def inception_weights(path: str | os.PathLike | None = None, download: bool = Fa
     return cached
 
 
+def require_weights(path: str | os.PathLike | None = None) -> Path:
+    """`inception_weights(path, download=True)`, or DstabError saying where to put them."""
+    weights = inception_weights(path, download=True)
+    require(
+        weights is not None,
+        "FID needs pytorch-fid's InceptionV3 weights and none are cached or downloadable (offline?): put "
+        f"{FID_WEIGHTS_NAME} on this machine and set DSTAB_FID_WEIGHTS=/path/to/it",
+    )
+    return weights
+
+
 def load_inception(weights: Path, device="cpu") -> torch.nn.Module:
     """pytorch-fid's InceptionV3 (pool3) with the FID weights read from `weights` (weights_only)."""
-    from pytorch_fid import inception as pf
-
     state = safe_torch_load(Path(weights))
     require(
         isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values()),
         f"{weights}: not a state dict of tensors; expected pytorch-fid's {FID_WEIGHTS_NAME}",
     )
-    # pytorch-fid fetches its weights by URL; hand it the file's state instead
+    return _inception_from_state(state, str(weights), device)
+
+
+def _inception_from_state(state: dict, what: str, device) -> torch.nn.Module:
+    from pytorch_fid import inception as pf
+
+    # pytorch-fid fetches its weights by URL; hand it the given state instead
     with mock.patch.object(pf, "load_state_dict_from_url", lambda *a, **k: state):
         try:
             net = pf.InceptionV3([pf.InceptionV3.BLOCK_INDEX_BY_DIM[2048]])
         except RuntimeError as exc:
             raise DstabError(
-                f"{weights}: these are not pytorch-fid's FID Inception weights ({str(exc).splitlines()[0][:200]})"
+                f"{what}: these are not pytorch-fid's FID Inception weights ({str(exc).splitlines()[0][:200]})"
             ) from None
     return net.eval().to(device)
+
+
+def random_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """The FID InceptionV3's tensors with torchvision's random initialisation (seeded): for timings
+    (the cost does not depend on the weights) and tests of the plumbing, never for FID values. dstab
+    never fakes the real weights; a file of these must be labelled as what it is."""
+    import torchvision
+    from pytorch_fid import inception as pf
+
+    with (
+        torch.random.fork_rng(),
+        mock.patch.object(pf, "load_state_dict_from_url", lambda *a, **k: None),
+        mock.patch.object(torchvision.models.Inception3, "load_state_dict", lambda self, *a, **k: None),
+    ):
+        torch.manual_seed(seed)
+        return pf.fid_inception_v3().state_dict()
+
+
+def random_inception(device="cpu") -> torch.nn.Module:
+    """pytorch-fid's InceptionV3 with random weights: times an evaluation where no weights are at hand."""
+    return _inception_from_state(random_inception_state(), "random Inception", device)
 
 
 # --- feature extractors ---------------------------------------------------------------------------
@@ -129,8 +168,7 @@ def extractor(metric: str, dataset: data.Dataset, device="cpu", fid_weights=None
         return Extractor(metric, lambda x: net.features(x.to(device)), file_sha256(path))
     if metric == "fid":
         require(dataset.image, f"FID needs an image dataset, {dataset.spec!r} holds points")
-        weights = inception_weights(fid_weights, download=True)
-        require(weights is not None, "FID needs pytorch-fid's InceptionV3 weights; none are cached or downloadable")
+        weights = require_weights(fid_weights)
         net = load_inception(weights, device)
 
         def fn(x):
@@ -148,9 +186,25 @@ def auto_metric(dataset: data.Dataset) -> str:
     return "fd_local" if features.features_path(dataset.spec.partition(":")[0]).is_file() else "fid"
 
 
+def preflight(config: dict) -> Path | None:
+    """What a run's FID evaluation needs, checked before anything trains or is queued: at least
+    `fid_min_samples()` samples and the weights file ($DSTAB_FID_WEIGHTS, torch.hub's cache, or
+    downloaded now). Returns the weights' path, or None when the run evaluates no FID; DstabError
+    (one line) when the evaluation could not run."""
+    if not config.get("eval_every"):
+        return None
+    metric = config["eval_metric"]
+    if metric == "auto":
+        metric = auto_metric(data.load(config["dataset"]))
+    if metric != "fid":
+        return None
+    check_fid_samples(config["eval_samples"])
+    return require_weights()
+
+
 # --- reference statistics, cached ----------------------------------------------------------------
 def cache_dir() -> Path:
-    return Path(os.environ.get("DSTAB_CACHE", Path(__file__).resolve().parents[2] / ".dstab-cache")) / "fd-stats"
+    return user_cache_dir() / "fd-stats"
 
 
 REFERENCE_FEATURES = 10_000  # rows of the reference kept for KID and PRDC (a seeded subset beyond that)
@@ -234,18 +288,47 @@ def floor(ext: Extractor, dataset: data.Dataset, n: int, draws: int = FLOOR_DRAW
     return out
 
 
+EVAL_CHUNK = 1000  # samples generated per batch: bounds the sampler's memory at 10k-50k samples
+
+
+def chunk_seeds(seed: int, n: int) -> list[tuple[int, int]]:
+    """(noise seed, size) of each batch of an n-sample evaluation: one batch of seed `seed` up to
+    EVAL_CHUNK samples (what every evaluation drew before batching), else EVAL_CHUNK-sized batches
+    whose seeds are hashed from (seed, batch index), so they repeat on every device and run."""
+    if n <= EVAL_CHUNK:
+        return [(int(seed), n)]
+    out = []
+    for k, start in enumerate(range(0, n, EVAL_CHUNK)):
+        digest = hashlib.sha256(f"{int(seed)}/chunk/{k}".encode()).digest()
+        out.append((int.from_bytes(digest[:8], "little") & ((1 << 63) - 1), min(EVAL_CHUNK, n - start)))
+    return out
+
+
 @torch.no_grad()
-def generate(modules: dict, diffusion, n: int, seed: int, sampler_steps: int, shape, device) -> torch.Tensor:
-    """n EMA samples: DDIM (eta 0) for a DM, G(z) for a GAN, noise from NoiseSource(seed). x0
-    estimates are clipped as the Diffusion says (`Diffusion.clip_for`), as `dstab sample` clips them."""
-    noise = NoiseSource(seed, (n, *shape))
+def generate(
+    modules: dict, diffusion, n: int, seed: int, sampler_steps: int, shape, device, sampler="ddim", amp=False
+) -> torch.Tensor:
+    """n EMA samples: DDIM (eta 0) or ancestral DDPM for a DM, G(z) for a GAN, in batches of
+    EVAL_CHUNK with the noise of `chunk_seeds`; under bf16 autocast with `amp` (as the model trains).
+    x0 estimates are clipped as the Diffusion says (`Diffusion.clip_for`), as `dstab sample` clips them."""
     net = modules["model"] if diffusion is not None else modules["generator"]
     was_training = net.training
     net.eval()
+    device = torch.device(device)
+    cast = torch.autocast(device.type, torch.bfloat16) if amp else contextlib.nullcontext()
     try:
-        if diffusion is not None:
-            return diffusion.ddim_sample(net, noise, steps=sampler_steps, eta=0.0, device=device).cpu()
-        return net(noise.latent(net.latent_shape).to(device)).cpu()
+        out = []
+        for chunk_seed, size in chunk_seeds(seed, n):
+            noise = NoiseSource(chunk_seed, (size, *shape))
+            with cast:
+                if diffusion is None:
+                    x = net(noise.latent(net.latent_shape).to(device))
+                elif sampler == "ddpm":
+                    x = diffusion.ddpm_sample(net, noise, device=device)
+                else:
+                    x = diffusion.ddim_sample(net, noise, steps=sampler_steps, eta=0.0, device=device)
+            out.append(x.float().cpu())
+        return out[0] if len(out) == 1 else torch.cat(out)
     finally:
         net.train(was_training)
 
@@ -269,14 +352,17 @@ class TrainingEvaluator:
     with other seeds (the next eval_seeds after those): the spread between the two measures the
     evaluation's own noise."""
 
-    def __init__(self, cfg, dataset: data.Dataset, device="cpu"):
-        self.cfg, self.dataset, self.device = cfg, dataset, device
+    def __init__(self, cfg, dataset: data.Dataset, device="cpu", amp: bool = False):
+        self.cfg, self.dataset, self.device, self.amp = cfg, dataset, device, amp
         metric = auto_metric(dataset) if cfg.eval_metric == "auto" else cfg.eval_metric
+        if metric == "fid":
+            check_fid_samples(cfg.eval_samples)
         self.ext = extractor(metric, dataset, device)
         self.ref = reference(self.ext, dataset)
         steps = cfg.eval_sampler_steps if cfg.kind == "dm" else None
         extra = POINT_METRICS if not dataset.image else tuple(feature_metric_names(metric).values())
-        self.names = {m: metric_name(m, cfg.eval_samples, steps, cfg.eval_seeds) for m in (metric, *extra)}
+        sampler = cfg.eval_sampler
+        self.names = {m: metric_name(m, cfg.eval_samples, steps, cfg.eval_seeds, sampler) for m in (metric, *extra)}
         self.name = self.names[metric]
         self.features = {k: self.names[v] for k, v in feature_metric_names(metric).items()} if dataset.image else {}
         # one fixed draw of the distribution for every run, whatever its data_seed
@@ -292,7 +378,10 @@ class TrainingEvaluator:
         return out
 
     def _feature_metrics(self, feats: np.ndarray) -> dict:
+        """KID and PRDC on at most REFERENCE_FEATURES samples (the first ones: the FD takes all): their
+        cost grows with n^2 + n m, measured 40 CPU-s at 10k x 10k Inception rows, ~25x that at 50k."""
         n, ref = self.features, self.ref
+        feats = feats[:REFERENCE_FEATURES]
         value, se = featmetrics.kid(feats, ref.feats, reference_mean=ref.kid_term)
         out = {n["kid"]: value, n["kid_se"]: se}
         pr = featmetrics.prdc(feats, ref.feats, featmetrics.PRDC_K, reference_radii=ref.radii)
@@ -309,8 +398,21 @@ class TrainingEvaluator:
     def _evaluate(self, modules: dict, diffusion, first_seed: int) -> dict:
         c = self.cfg
         shape = self.dataset.sample_shape
+        sampler = c.eval_sampler
         rows = [
-            self._one(generate(modules, diffusion, c.eval_samples, seed, c.eval_sampler_steps, shape, self.device))
+            self._one(
+                generate(
+                    modules,
+                    diffusion,
+                    c.eval_samples,
+                    seed,
+                    c.eval_sampler_steps,
+                    shape,
+                    self.device,
+                    sampler,
+                    self.amp,
+                )
+            )
             for seed in range(first_seed, first_seed + c.eval_seeds)
         ]
         return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}

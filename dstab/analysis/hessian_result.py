@@ -35,6 +35,12 @@ class HessianSpectrum:
         return float(self.top_eigenvalues[0])
 
     @property
+    def meta(self) -> dict:
+        """What the numbers came with (the probe, timing, where the result came from): `info`, under the
+        name every other result uses."""
+        return self.info
+
+    @property
     def blocks(self) -> list[dict]:
         """Per-block lambda_1 and trace (`per_block=True`), [] otherwise (`hessian_blocks`)."""
         return list(self.info.get("blocks", []))

@@ -113,6 +113,11 @@ class HessianOperator:
             loss = self._loss(self.leaves)
         self.loss = float(loss.detach())
         require(
+            loss.requires_grad,
+            f"{probe.name}: the loss does not depend on the parameters being analysed (it has no gradient), so "
+            "its Hessian is not defined; make the loss call the model it is given",
+        )
+        require(
             math.isfinite(self.loss),
             f"the probe's loss is {self.loss} at the analysed parameters; the Hessian is undefined there "
             "(check the checkpoint and the probe's batch)",

@@ -16,6 +16,7 @@ a is the final checkpoint and b the early one of the same run.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .. import budgets
 from ..errors import DstabError, require
 from ..probes import Probe
 from .landscape import loss_seconds, reporting
@@ -34,6 +36,7 @@ MAX_POINTS = 10001
 def interpolation_alphas(lo: float = -0.5, hi: float = 1.5, steps: int = 20) -> np.ndarray:
     """k / steps for k = lo * steps .. hi * steps; 0 and 1 exactly on the grid."""
     require(isinstance(steps, int) and steps >= 2, f"steps per unit must be an integer >= 2, got {steps!r}")
+    require(math.isfinite(lo) and math.isfinite(hi), f"the range [{lo}, {hi}] must be finite")
     require(lo <= 0.0 and hi >= 1.0, f"the range [{lo}, {hi}] must include both checkpoints, alpha = 0 and 1")
     k_lo, k_hi = round(lo * steps), round(hi * steps)
     require(
@@ -41,6 +44,7 @@ def interpolation_alphas(lo: float = -0.5, hi: float = 1.5, steps: int = 20) -> 
         f"lo * steps and hi * steps must be whole numbers (got {lo} * {steps}, {hi} * {steps})",
     )
     require(k_hi - k_lo + 1 <= MAX_POINTS, f"{k_hi - k_lo + 1} points is absurd; use at most {MAX_POINTS}")
+    budgets.check_count(k_hi - k_lo + 1, "DSTAB_MAX_GRID_POINTS", "interpolation points")
     return np.arange(k_lo, k_hi + 1) / steps
 
 

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.func import vmap
 
+from .. import budgets
 from ..errors import DstabError, require
 from ..probes import Probe
 from .cost import CostWarning, seconds_per_call, warn_if_slow
@@ -41,6 +42,7 @@ __all__ = ["CostWarning", "Surface", "surface", "plane_losses", "grid_coordinate
 
 STRATEGIES = ("sequential", "vmap", "graph")
 MAX_GRID = 401  # beyond this a surface is a mistake, not a plot (161k forward passes)
+MAX_RADIUS = 3.4028234663852886e38  # float32's largest value: the plane's coordinates are float32 steps
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of stacked parameters per vmap chunk
 MAX_CHUNK = 64
 
@@ -50,7 +52,13 @@ def grid_coordinates(grid: int, radius: float) -> np.ndarray:
     require(isinstance(grid, int) and grid >= 3, f"grid must be an integer >= 3, got {grid!r}")
     require(grid <= MAX_GRID, f"grid {grid} is absurd ({grid * grid} forward passes); use at most {MAX_GRID}")
     require(grid % 2 == 1, f"grid must be odd so that the centre is a grid point; use {grid + 1}")
+    budgets.check_count(grid * grid, "DSTAB_MAX_GRID_POINTS", f"grid {grid} (grid points)")
     require(math.isfinite(radius) and radius > 0, f"radius must be a positive number, got {radius!r}")
+    require(
+        radius <= MAX_RADIUS,
+        f"radius {radius:g} is beyond float32's range (the surface is computed in float32, at most {MAX_RADIUS:.3g}); "
+        "use a radius of the order of 1 (the directions are scaled like the weights)",
+    )
     m = (grid - 1) // 2
     return (np.arange(grid) - m) / m * radius  # ends are exactly -radius and radius
 
@@ -287,6 +295,12 @@ def surface(
     rows = list(range(grid)) if rows is None else [int(r) for r in rows]
     if any(not 0 <= r < grid for r in rows):
         raise DstabError(f"rows must lie in 0..{grid - 1}")
+    centre = float(probe.loss().detach())
+    require(
+        math.isfinite(centre),
+        f"surface of {probe.name}: the loss at the analysed weights is {centre}, so the surface is undefined "
+        "around them; check the model, its loss and its batch",
+    )
     per_point = loss_seconds(probe, per_point, len(rows) * grid, f"surface of {probe.name}")
     d1, d2, cosines = plane_directions(probe.params, seed, bias_mode)
     points = np.array([(coords[i], b) for i in rows for b in coords])
@@ -307,6 +321,18 @@ def surface(
     }
     result = Surface(coords, coords.copy(), loss, meta)
     return with_metrics(result) if len(rows) == grid else result
+
+
+def nonfinite_note(name: str, loss: np.ndarray) -> str | None:
+    """The warning a surface with NaN or inf points carries (None when all are finite): the loss overflows
+    away from the weights, where the smoothness numbers then mean little."""
+    bad = int((~np.isfinite(loss)).sum())
+    if not bad:
+        return None
+    return (
+        f"surface of {name}: {bad} of {loss.size} points are NaN or inf (the loss overflows away from the "
+        "weights), and numbers over the whole surface are NaN with them; use a smaller radius"
+    )
 
 
 def with_metrics(result: Surface) -> Surface:

@@ -345,6 +345,7 @@ class TrajectorySpec:
         require(len(bundles) == 1 and bundles[0].kind == "dm", "a sampling trajectory is of one DM checkpoint")
         require(self.sampler in DM_SAMPLERS, f"unknown sampler {self.sampler!r}; choose one of {DM_SAMPLERS}")
         require(self.n >= 1 and self.steps >= 1, "give at least one sample and one step")
+        bundles[0].require_finite("every x0 estimate of its trajectory")
 
     def for_bundle(self, bundle) -> TrajectorySpec:
         """DDPM runs all T steps of the model: the step count follows the checkpoint."""

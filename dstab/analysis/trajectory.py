@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..diffusion import NoiseSource
+from ..errors import DstabError
 from ..sampling import sample_shape
 
 
@@ -60,6 +61,12 @@ def trajectory(
     )
     ts = np.array([f[0] for f in frames])
     x0_hat, x_t = torch.stack([f[1] for f in frames]).cpu().numpy(), torch.stack(inputs).numpy()
+    bad = np.flatnonzero(~np.isfinite(x0_hat.reshape(len(ts), -1)).all(axis=1))
+    if bad.size:  # finite weights, yet the estimate overflows: say where, rather than draw NaN
+        raise DstabError(
+            f"{bundle.name}: the x0 estimate is NaN or inf at {bad.size} of {len(ts)} sampler steps, first at "
+            f"step {bad[0]} (t = {ts[bad[0]]}); the model's outputs overflow there"
+        )
     abar = bundle.diffusion.alphas_cumprod.numpy()[ts]
     arrays = {
         "t": ts,

@@ -51,6 +51,12 @@ def add_device_arg(parser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default: CUDA if present), cpu, cuda, cuda:N")
 
 
+def add_stage_arg(parser) -> None:
+    parser.add_argument(
+        "--stage", choices=["final", "early"], default="final", help="zoo checkpoint stage (default final)"
+    )
+
+
 def add_threads_arg(parser, default: int | None = None, why: str = "") -> None:
     """`--threads N`; dstab.cli sets torch's CPU threads from it before the command runs.
     `default` None: `dstab.device.default_threads()` ($DSTAB_THREADS, else half the cores, at most 4)."""

@@ -30,6 +30,7 @@ def write_report(result: dict, out: Path) -> dict[str, str]:
 
     from ..experiments import verdict
     from ..experiments.compare import AXES
+    from ..fileio import atomic_write_bytes
     from ..plots import compare as figures
     from ..plots import figpng, write_html
 
@@ -39,8 +40,8 @@ def write_report(result: dict, out: Path) -> dict[str, str]:
         figure = figures.curves_figure(result, axis)  # the page's figure, as PNG and HTML
         files[f"vs {axis}"] = figpng.write_png(figure, out / f"curves-{axis}.png").name
         write_html(figure, out / f"curves-{axis}.html")
-    (out / "compare.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out / "compare.md").write_text(verdict.markdown(result, files))
+    atomic_write_bytes(out / "compare.json", (json.dumps(result, indent=1) + "\n").encode())
+    atomic_write_bytes(out / "compare.md", verdict.markdown(result, files).encode())
     return files
 
 

@@ -1,21 +1,22 @@
-"""`dstab info CHECKPOINT`: print a checkpoint's header."""
+"""`dstab info CHECKPOINT`: print a checkpoint's header (a file, or a zoo id such as digits/dm-eps-s0)."""
 
 from __future__ import annotations
 
 import json
 
-from .. import checkpoints, models, sampling
-from . import add_command
+from .. import checkpoints, models, sampling, zooindex
+from . import add_command, add_stage_arg
 
 
 def register(sub) -> None:
     p = add_command(sub, "info", description="Print a checkpoint's header as JSON.")
-    p.add_argument("checkpoint", help="a .safetensors checkpoint, or any format an importer knows")
+    p.add_argument("checkpoint", help="a .safetensors checkpoint, any format an importer knows, or a zoo id")
+    add_stage_arg(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    bundle = checkpoints.load(args.checkpoint)
+    bundle = checkpoints.load(zooindex.resolve_checkpoint(args.checkpoint, args.stage))
     info = {
         "path": str(bundle.path),
         "sha256": bundle.sha256,

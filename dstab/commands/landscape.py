@@ -10,21 +10,22 @@ fields of the zoo's shipped specs (dstab.zooresults).
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .. import budgets, distributed, plots, zoo, zooresults
+from .. import budgets, distributed, plots, zoo, zooindex, zooresults
 from ..analysis import results
 from ..analysis.directions import BIAS_MODES
 from ..analysis.interpolation import rise_over_end
-from ..analysis.landscape import STRATEGIES
+from ..analysis.landscape import STRATEGIES, nonfinite_note
 from ..analysis.specs import GAN_ROLES, SURFACE_ENGINES, SURFACE_PRECISIONS, ProbeSpec
 from ..device import resolve_device
 from ..fileio import writable_dir
 from ..plots import curve as curve_plots
 from ..plots import figpng
 from ..plots import surface as surface_plots
-from . import add_command, add_dataset_arg, add_device_arg, add_threads_arg, check_dataset_arg
+from . import add_command, add_dataset_arg, add_device_arg, add_stage_arg, add_threads_arg, check_dataset_arg
 from .output import result_stem, write_result
 from .progress import bars, cost_warnings_on_one_line
 
@@ -33,7 +34,7 @@ SURFACE, CURVE = zooresults.SURFACE, zooresults.CURVE
 
 def _probe_args(p) -> None:
     probe = SURFACE.probe
-    p.add_argument("--stage", choices=["final", "early"], default="final", help="zoo checkpoint stage (default final)")
+    add_stage_arg(p)
     p.add_argument(
         "--timestep",
         type=int,
@@ -162,6 +163,8 @@ def run_surface(args) -> int:
             contour, figure = surface_plots.contour(a, b, view, title), surface_plots.surface_3d(a, b, view, title)
             stem = result_stem(args.out, ["surface", bundle.name, _what(probe)], [bundle.sha256])
             _write(found, stem, [bundle.sha256], contour, figure)
+            if note := nonfinite_note(bundle.name, loss):
+                print(f"warning: {note}", file=sys.stderr)
             m = found.meta["metrics"]
             print(
                 f"  centre loss {found.meta['centre_loss']:.5g}, relative rise {m['relative_rise']:.4g}, curvature "
@@ -199,6 +202,7 @@ def run_interpolate(args) -> int:
 
 def run_precompute(args) -> int:
     only = [t.strip() for t in args.only.split(",") if t.strip()] if args.only else None
+    zooindex.writable_zoo()  # the shipped cache is <zoo>/results
     with cost_warnings_on_one_line():
         n = zooresults.run(only, args.entries, resolve_device(args.device))
     print(f"{n} results in the shipped cache")

@@ -6,7 +6,8 @@ never overwrite each other: `surface_<model>_<probe>`, `hessian_<model>_<probe>`
 that name already holds another checkpoint's result in the folder (two files
 both called final.safetensors), the checkpoint's short sha256 is appended.
 JSON goes through `fileio.write_json`: NaN and inf are written as null, never
-silently.
+silently. Every file is written to a temporary name and renamed once complete,
+so a full disk leaves no truncated output and its error names the file.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fileio import write_json
+from ..fileio import atomic_writer, save_with, write_json
 
 OWNERS = "checkpoints_sha256"  # the JSON key that says whose result a file holds
 MAX_NAME = 120  # characters of a stem before its suffix; file systems allow 255
@@ -64,8 +65,8 @@ def write_result(
     stem.parent.mkdir(parents=True, exist_ok=True)
     written = [_path(stem, ".json"), _path(stem, ".npz")]
     write_json(written[0], {**record, OWNERS: list(shas)})
-    np.savez(written[1], **arrays)
+    with atomic_writer(written[1]) as f:  # each file complete or absent: a full disk leaves no half of one
+        np.savez(f, **arrays)
     for suffix, draw in figures.items():
-        written.append(_path(stem, suffix))
-        draw(written[-1])
+        written.append(save_with(_path(stem, suffix), draw))
     return written

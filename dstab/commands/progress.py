@@ -14,6 +14,7 @@ import sys
 import warnings
 
 from ..analysis.cost import CostWarning
+from ..errors import DstabWarning
 
 
 class Progress:
@@ -64,11 +65,12 @@ def bars(what: str, unit: str = "it", enabled: bool = True, stream=None):
 
 @contextlib.contextmanager
 def cost_warnings_on_one_line():
-    """A CostWarning reaches the terminal as one 'warning: ...' line before the work starts."""
+    """A CostWarning (before the work starts) or a DstabWarning reaches the terminal as one 'warning: ...'
+    line."""
     original = warnings.showwarning
 
     def show(message, category, *args, **kwargs):
-        if issubclass(category, CostWarning):
+        if issubclass(category, (CostWarning, DstabWarning)):
             print(f"warning: {message}", file=sys.stderr, flush=True)
         else:
             original(message, category, *args, **kwargs)

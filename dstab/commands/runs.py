@@ -17,11 +17,15 @@ def register(sub) -> None:
     p = add_command(
         sub,
         "runs",
-        description="Background training runs in a workspace ($DSTAB_WORKSPACE/runs, default <repo>/workspace/runs). "
+        description="Background training runs in a workspace ($DSTAB_WORKSPACE/runs, default "
+        "~/.local/share/dstab/workspace/runs). "
         "Each run is a detached `python -m dstab train` process; its state is read from its directory.",
     )
     p.add_argument(
-        "--root", type=Path, default=None, help="workspace root (default: $DSTAB_WORKSPACE/runs or workspace/runs)"
+        "--root",
+        type=Path,
+        default=None,
+        help="runs folder (default: $DSTAB_WORKSPACE/runs, else ~/.local/share/dstab/workspace/runs)",
     )
     rsub = p.add_subparsers(dest="runs_command", metavar="{list,start,stop,resume,logs,delete}", parser_class=type(p))
     rsub.required = True
@@ -39,6 +43,7 @@ def register(sub) -> None:
     st.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
     st.add_argument("--threads", type=int, default=None, help="torch CPU threads of the run")
     st.add_argument("--group", default=None, help="a label that groups runs of one sweep")
+    st.add_argument("--nproc", type=int, default=1, help="processes under torchrun (the global batch kept)")
     st.set_defaults(func=run_start)
     for name, helptext, fn in (
         ("stop", "stop a run (it checkpoints and exits) or take it off the queue", run_stop),
@@ -88,6 +93,7 @@ def run_start(args) -> int:
         group=args.group,
         threads=args.threads,
         root=args.root,
+        nproc=args.nproc,
     )
     print(describe(s))
     return 0

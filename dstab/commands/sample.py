@@ -8,7 +8,7 @@ import json
 import numpy as np
 import torch
 
-from .. import budgets, checkpoints
+from .. import budgets, checkpoints, zooindex
 from ..device import resolve_device
 from ..diffusion import NoiseSource
 from ..errors import require
@@ -16,7 +16,7 @@ from ..fileio import atomic_write_bytes, writable_file
 from ..modelconfig import DDIM_STEPS
 from ..plots.png import save_samples
 from ..sampling import BATCHNORM_MODES, generate, sample_shape
-from . import add_command, add_device_arg, add_threads_arg
+from . import add_command, add_device_arg, add_stage_arg, add_threads_arg
 from .progress import bars
 
 
@@ -28,7 +28,8 @@ def register(sub) -> None:
         "and GAN latents for every model) and write them as a PNG grid (a scatter plot for 2-D data) "
         "and/or as raw arrays with the seed and sampler settings (--npz).",
     )
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="a checkpoint file or a zoo id such as digits/dm-eps-s0")
+    add_stage_arg(p)
     p.add_argument("-o", "--output", help="PNG file to write")
     p.add_argument("--npz", help="also (or only) write the raw samples and their metadata to this .npz file")
     p.add_argument("-n", "--num", type=int, default=64, help="number of samples (default 64)")
@@ -89,7 +90,7 @@ def run(args) -> int:
     budgets.check_count(args.num, "DSTAB_MAX_SAMPLES", "-n/--num")
     for out in filter(None, (args.output, args.npz)):
         writable_file(out, "the output")
-    bundle = checkpoints.load(args.checkpoint)
+    bundle = checkpoints.load(zooindex.resolve_checkpoint(args.checkpoint, args.stage))
     device = resolve_device(args.device)
     with torch.inference_mode(), bars("", unit="steps") as progress:
         x = generate(bundle, args.num, args.seed, args.sampler, args.steps, args.eta, device, args.batchnorm, progress)

@@ -20,6 +20,7 @@ from ..analysis import results
 from ..analysis.specs import DM_SAMPLERS, TrajectorySpec
 from ..analysis.trajectory import trajectory_rows
 from ..device import resolve_device
+from ..fileio import atomic_write_bytes, atomic_writer, save_with
 from ..plots import figpng
 from ..plots import trajectory as trajectory_plots
 from . import add_command, add_device_arg, add_threads_arg
@@ -58,13 +59,15 @@ def run(args) -> int:
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
     record = {"checkpoint": bundle.name, "params": found.params, "source": found.source, "rows": rows}
-    (out / "trajectory.json").write_text(json.dumps(record, indent=1) + "\n")
-    np.savez(out / "trajectory.npz", **found.arrays)
+    # each file complete or absent (temporary name, then renamed): a full disk leaves no half of one
+    atomic_write_bytes(out / "trajectory.json", (json.dumps(record, indent=1) + "\n").encode())
+    with atomic_writer(out / "trajectory.npz") as f:
+        np.savez(f, **found.arrays)
     figure = trajectory_plots.distance(rows, int(found.arrays["t"][-1]))  # the page's figure
     plots.write_html(figure, out / "trajectory.html")
     figpng.write_png(figure, out / "trajectory.png")
     if found.arrays["x0_hat"].ndim == 5:
-        trajectory_plots.strip(found.arrays["x0_hat"])[0].save(out / "trajectory_strip.png")
+        save_with(out / "trajectory_strip.png", trajectory_plots.strip(found.arrays["x0_hat"])[0].save)
     last = rows[-1]
     print(
         f"{bundle.name} [{spec.sampler}, {len(rows)} steps, seed {spec.seed}, {found.source}]: x0 estimate "

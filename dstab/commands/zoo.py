@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import census, resultsmd, zoo
+from .. import census, resultsmd, zoo, zooindex
 from ..device import resolve_device
 from ..errors import require
 from . import add_command, add_device_arg, add_threads_arg
@@ -20,7 +20,7 @@ def register(sub) -> None:
         description="Train every zoo run (or those whose id contains --only) and write "
         "checkpoints, sample grids and manifest.json. Reproducible: seeds and configs are fixed.",
     )
-    b.add_argument("--root", type=Path, default=None, help="output folder (default: the repository's checkpoints/)")
+    b.add_argument("--root", type=Path, default=None, help="output folder (default: $DSTAB_ZOO, else checkpoints/)")
     b.add_argument("--only", default=None, help="build only entries whose id contains this text, e.g. digits/gan")
     b.add_argument("--scale", type=float, default=1.0, help="multiply all step counts (e.g. 0.01 for a smoke test)")
     add_threads_arg(b)
@@ -68,12 +68,12 @@ def register(sub) -> None:
 
 def run_build(args) -> int:
     require(args.scale > 0, "--scale must be > 0")
-    zoo.build(args.root, args.only, args.scale, resolve_device(args.device))
+    zoo.build(zooindex.writable_zoo(args.root), args.only, args.scale, resolve_device(args.device))
     return 0
 
 
 def run_measure(args) -> int:
-    n = zoo.measure(args.root, args.only, args.force, resolve_device(args.device))
+    n = zoo.measure(zooindex.writable_zoo(args.root), args.only, args.force, resolve_device(args.device))
     print(f"{n} entries measured")
     return 0
 
@@ -82,6 +82,8 @@ def run_census(args) -> int:
     require(args.scale > 0, "--scale must be > 0")
     require(args.seeds >= 1, "--seeds must be >= 1")
     require(args.jobs >= 1, "--jobs must be >= 1")
+    if args.out is None and not args.report_only:
+        zooindex.writable_zoo()  # its results/census is the default --out
     if args.report_only:
         record = census.load(root=args.out)
         require(record is not None, "no stored census: run `python -m dstab zoo census` first (or give its --out)")

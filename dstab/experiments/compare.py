@@ -28,7 +28,7 @@ from ..errors import DstabError, require
 from ..metricnames import is_repeat
 from ..runs import rundir
 from ..runs.runmetrics import RunMetrics
-from . import stats
+from . import cifar10, stats
 
 AXES = {"iterations": "iterations", "images": "images seen", "wall": "wall-clock seconds"}
 CONTROLS = ("lr-matched", "lrc-only")  # controls the full method is also compared with, when present
@@ -224,7 +224,7 @@ def _variant(seeds: dict[int, RunCurve], sign: float) -> dict:
         "low": lo.tolist(),
         "high": hi.tolist(),
         "schedule": schedule_label(cfg),
-        "vs_paper": paper.differences(cfg),
+        "vs_paper": cifar10.departures(cfg),
     }
 
 

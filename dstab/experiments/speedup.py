@@ -17,6 +17,22 @@ the baseline plateaus within the run:
   EMA 0.995 (2.5%), MMD^2 and the other 2-D metrics on 500 samples by 50
   DDIM steps every 200 (FD on raw points sees only means and covariances).
 CLTS targets 20% of the run (the paper's ablation optimum ~100k of 500k).
+
+CIFAR-10 (`--dataset cifar10:PATH`) is the paper's own setup: improved-diffusion's CIFAR-10 UNet
+(52,546,438 parameters, learned sigma trained by L_hybrid; experiments/cifar10.py), cosine schedule,
+T = 4000, lr 1e-4, batch 128, Adam beta2 0.999, CLTS mu = 0.3 T = 1200, sigma = T and its target at
+10% of the run (the paper's 5e4 of 500k), FID of the EMA model against the training set's
+statistics, 10 evaluations per run. `--paper` runs the paper's 500,000 iterations (EMA 0.9999);
+`--paper-eval` evaluates as improved-diffusion did (FID-50k, ancestral sampling over all T steps, at
+Table 3's iterations). Without `--paper`, a default that one GPU finishes in a day:
+- 100,000 iterations (Table 3's first column: ID 5.40 vs ID+ours 4.24), 12.8M images, the
+  schedules compressed to that length (EMA 0.9995: the paper's 2% horizon), FID-10k by 100 DDIM
+  steps every 10,000 iterations, baseline and mdlrc-clts, 3 seeds each;
+- its cost, counted: the UNet costs 16.77 GFLOP per image forward (32 x 32, torch's FLOP counter),
+  50.31 forward + backward; an arm trains on 0.644 EFLOP and
+  evaluates on 10 x 10k samples x 100 steps = 0.168 EFLOP; 6 arms are 4.87 EFLOP, which one day
+  (86,400 s) covers at 56 TFLOP/s sustained: 5.7% of an H100's dense bf16 peak (989 TFLOP/s), 18%
+  of an A100's (312). `--dry-run` measures it on the device at hand.
 """
 
 from __future__ import annotations
@@ -24,14 +40,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import resultsmd
+from .. import paper, resultsmd
+from ..errors import require
 from ..fileio import write_json
 from ..modelconfig import DDIM_STEPS
-from ..training.config import DIGITS_UNET
-from . import sweep, verdict
+from ..training.config import DIGITS_UNET, preset
+from . import cifar10, sweep, verdict
 
+REFERENCE = "baseline"  # what every variant's speed-up is measured against
 VARIANTS = ("baseline", "md", "md-lrc", "mdlrc-clts", "lrc-only", "lr-matched")
 DEFAULT_VARIANTS = ("baseline", "mdlrc-clts", "lrc-only", "lr-matched")
+DATASET_VARIANTS = {"cifar10": ("baseline", "mdlrc-clts")}  # a GPU-day (module docstring)
 SETUPS = {
     "digits": {
         "arch": {**DIGITS_UNET, "model_channels": 16},
@@ -62,9 +81,29 @@ SETUPS = {
 }
 
 
-def setup_sets(dataset: str) -> list[str]:
-    """The dataset's setup as `--set KEY=V` strings (digits' for datasets without their own)."""
+def default_variants(dataset: str) -> tuple[str, ...]:
+    return DATASET_VARIANTS.get(dataset.split(":")[0], DEFAULT_VARIANTS)
+
+
+def eval_every_for_images(images: int, batch_size: int) -> int:
+    """eval_every in iterations for an evaluation every `images` images seen."""
+    require(
+        images >= batch_size and images % batch_size == 0,
+        f"--eval-every-images {images} must be a positive multiple of the batch size {batch_size}",
+    )
+    return images // batch_size
+
+
+def setup_sets(dataset: str, use_paper: bool = False, variants=(), paper_eval: bool = False) -> list[str]:
+    """The dataset's setup as `--set KEY=V` strings (digits' for datasets without their own); a key
+    inside the timestep sampler only when some of `variants` uses CLTS."""
     family = dataset.split(":")[0]
+    if family == "cifar10":
+        setup = {"dataset": dataset, **cifar10.setup(use_paper, paper_eval)}
+        if not any(preset(v).get("timesteps", {}).get("name") == "clts" for v in variants):
+            setup = {k: v for k, v in setup.items() if not k.startswith("timesteps.")}
+        return [f"{k}={json.dumps(v)}" for k, v in setup.items()]
+    require(not paper_eval, "--paper-eval applies to CIFAR-10 (the paper's FID protocol)")
     setup = dict(SETUPS.get(family, SETUPS["digits"]))
     if family not in SETUPS or ":" in dataset:
         setup["dataset"] = dataset
@@ -78,10 +117,24 @@ def default_group(dataset: str) -> str:
     return f"speedup-{dataset.split(':')[0]}"
 
 
-def plan(dataset: str, variants, seeds, sets=(), group=None, use_paper=False):
-    """The experiment's runs: the setup's values, then the user's `--set` (one value: fixed; several: axes)."""
-    axes, fixed = sweep.split([*setup_sets(dataset), *sets])
-    return sweep.plan(list(variants), list(seeds), axes, fixed, group or default_group(dataset), use_paper)
+def plan(dataset: str, variants, seeds, sets=(), group=None, use_paper=False, paper_eval=False, eval_images=None):
+    """The experiment's runs: the setup's values, then the user's `--set` (one value: fixed; several:
+    axes); `eval_images`: evaluate every that many images seen. The report measures every variant
+    against the baseline, so the baseline must be one of them."""
+    variants = list(variants)
+    require(
+        REFERENCE in variants,
+        f"--variants {','.join(variants)} has no {REFERENCE}: the report measures each variant's speed-up "
+        f"against it; add {REFERENCE} to --variants",
+    )
+    texts = [*setup_sets(dataset, use_paper, variants, paper_eval), *sets]
+    if eval_images:
+        axes, fixed = sweep.split(texts)
+        require(all(a.key != "batch_size" for a in axes), "--eval-every-images needs one batch size, not an axis")
+        batch = paper.BATCH if use_paper else next(a.values[0] for a in fixed if a.key == "batch_size")
+        texts.append(f"eval_every={eval_every_for_images(eval_images, batch)}")
+    axes, fixed = sweep.split(texts)
+    return sweep.plan(variants, list(seeds), axes, fixed, group or default_group(dataset), use_paper)
 
 
 def section_name(dataset: str) -> str:

@@ -18,11 +18,13 @@ applies to the variants whose schedule of that kind is not the default
 (uniform / constant); keys that apply to no variant are refused. Runs are
 ordered seed-major, so an interrupted sweep still has complete seeds.
 
-Validation happens before anything is written: every config through
-`TrainConfig.check_options`, without PyTorch (so queueing 30 runs takes well
-under the 5 s goal); with `build=True` (the page) also the model and data,
-built once per distinct (dataset, arch). Otherwise each run checks those
-itself before it writes anything and ends 'failed' with the reason.
+Validation happens before anything is written, by the rules the runs
+themselves apply: `plan` checks every config's options (`TrainConfig.check_options`,
+without PyTorch), `check` the launch options (`runs.check_launch`) and what the
+trainer checks when it is built (`runs.check_buildable`: parameter budget,
+dataset, schedules, model vs data), once per distinct config. `--dry-run` calls
+`dry_check`, the same checks with no download, so it fails on what the runs would fail on (a dataset
+not downloaded yet is said in a note, not fetched).
 """
 
 from __future__ import annotations
@@ -35,9 +37,9 @@ from dataclasses import dataclass, field
 from itertools import product
 
 from .. import paper, runs
-from ..device import concrete_name
 from ..errors import DstabError, is_int, require
 from ..training import config as train_config
+from .cifar10 import departures
 
 ALIASES = ("beta0", "floor", "width")
 SCHEDULES = {"timesteps": "uniform", "momentum": "constant", "lr_schedule": "constant"}
@@ -236,27 +238,99 @@ def from_form(group: str, variants: list[str], seeds: int, axes_text: str, overr
     return plan(variants, list(range(seeds)), axes, one, group=group)
 
 
-def launch(
-    group: str, planned: list[PlannedRun], device: str = "auto", threads: int | None = 1, root=None, build=False
-) -> list:
-    """Queue every planned run, then schedule once; `build=True` first builds the model and data once
-    per distinct setup (PyTorch; see `runs.resolved_config`)."""
-    root = runs.workspace_root(root)
-    taken = [r.name for r in planned if (root / r.name).exists()]
-    require(not taken, f"runs {taken[:3]} already exist in {root}; pick another --group")
+def check(
+    planned: list[PlannedRun],
+    device: str = "auto",
+    threads: int | None = 1,
+    root=None,
+    nproc: int = 1,
+    slurm: dict | None = None,
+    names: bool = True,
+    notes: list[str] | None = None,
+) -> tuple[str, int]:
+    """Everything launching `planned` would refuse, nothing written: names already taken in the workspace
+    (`names`), the launch options (`runs.check_launch`, on this machine; a Slurm job's device is the
+    cluster's), the processes per run (`runs.check_processes`) and `check_configs`. Returns where the
+    runs go (the concrete device, or slurm:PARTITION) and their processes."""
+    if names:
+        root = runs.workspace_root(root)
+        taken = [r.name for r in planned if (root / r.name).exists()]
+        require(not taken, f"runs {taken[:3]} already exist in {root}; pick another --group")
+    if slurm:
+        from ..runs import slurm as slurm_launcher
+
+        require(threads is None or (is_int(threads) and threads >= 1), f"--threads must be >= 1, got {threads!r}")
+        dev, nproc = f"slurm:{slurm['partition'] or 'default'}", slurm_launcher.processes(slurm)
+    else:
+        dev = runs.check_launch(device, threads)
+    for r in planned:
+        runs.check_processes(r.config, nproc)
+    check_configs(planned, notes)
+    return dev, nproc
+
+
+def dry_check(planned: list[PlannedRun], device: str = "auto", threads: int | None = 1, root=None, **where) -> list:
+    """`check` for `--dry-run` and the Training page's form (`names=False`: its own launch checks the
+    names), which downloads nothing: a config whose dataset is not downloaded yet is checked as far as
+    the options go, and the returned notes say what was left to its runs. `where`: nproc, slurm, names."""
+    from .. import image_data  # PyTorch: planning stays without it
+
+    notes: list[str] = []
+    with image_data.no_download():
+        check(planned, device, threads, root, notes=notes, **where)
+    return notes
+
+
+def check_configs(planned: list[PlannedRun], notes: list[str] | None = None) -> None:
+    """Each distinct config (seeds aside) built once as its run will build it (`runs.check_buildable`).
+    Under `image_data.no_download` a config whose dataset is not downloaded yet adds a line to `notes`
+    instead (the model against the data is then left to its runs)."""
+    from .. import image_data  # imported by the build below anyway
+
     checked = set()
-    for r in planned if build else ():
-        setup = json.dumps([r.config["kind"], r.config["dataset"], r.config["arch"]], sort_keys=True)
+    for r in planned:
+        setup = json.dumps({k: v for k, v in r.config.items() if k not in ("seed", "data_seed")}, sort_keys=True)
         if setup not in checked:
             try:
                 runs.check_buildable(r.config)
+            except image_data.NotDownloaded as exc:
+                if notes is None:
+                    raise
+                note = f"{exc}; the model against its images is checked when the run starts"
+                if note not in notes:
+                    notes.append(note)
             except DstabError as exc:
                 raise DstabError(f"sweep run {r.name}: {exc}") from None
             checked.add(setup)
-    dev = concrete_name(device)
+
+
+def launch(
+    group: str,
+    planned: list[PlannedRun],
+    device: str = "auto",
+    threads: int | None = 1,
+    root=None,
+    nproc: int = 1,
+    slurm: dict | None = None,
+    then=None,
+) -> list:
+    """`check` every planned run, call `then()` (a caller's own last check, e.g. FID's weights), queue
+    them, then schedule once. `nproc` > 1: each run under torchrun with that many processes. `slurm` (a
+    `runs.slurm.launcher` record): the runs go to Slurm as one job array instead of this machine's
+    queue, in the same run folders."""
+    dev, nproc = check(planned, device, threads, root, nproc, slurm)
+    if then is not None:
+        then()
+    root = runs.workspace_root(root)
+    paths = []
     for r in planned:
         request = {"preset": r.variant, "variant": r.variant, "seed": r.seed, "sweep": r.values, "label": r.label}
-        runs.queue(r.name, r.config, request, device=dev, group=group, threads=threads, root=root)
+        q = dict(device=dev, group=group, threads=threads, root=root, nproc=nproc, launcher=slurm)
+        paths.append(runs.queue(r.name, r.config, request, **q))
+    if slurm:
+        from ..runs import slurm as slurm_launcher
+
+        slurm_launcher.submit(paths, slurm)
     runs.schedule(root)
     return [runs.status(r.name, root) for r in planned]
 
@@ -265,7 +339,7 @@ def describe(planned: list[PlannedRun]) -> list[str]:
     """One line per run for --dry-run: name, variant and values, and where it departs from the paper."""
     out = []
     for r in planned:
-        diffs = paper.differences(r.config)
+        diffs = departures(r.config)
         out.append(
             f"{r.name}  [{r.label}, seed {r.seed}, {r.config['steps']} its]  vs paper: {'; '.join(diffs) or '-'}"
         )

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 from ..bundle import Bundle, make_header
+from ..confine import like
 from ..errors import DstabError
 from ..fileio import file_sha256
 from .state_dicts import Layout, has_keys, module_from_state, read_state_dict
@@ -76,7 +77,8 @@ def _pair(path: Path, epoch: int | None) -> tuple[Path, Path | None]:
             raise DstabError(f"{path} is a DCGAN discriminator; load the generator (netG_epoch_N.pth) beside it")
     m = NAME.fullmatch(g_path.name)
     d_path = g_path.with_name(f"netD_epoch_{m.group(2)}.pth") if m else None
-    return g_path, d_path if d_path and d_path.is_file() else None
+    # files found beside the one named are confined like it (a symlink may not lead out of the allowed roots)
+    return like(path, g_path), like(path, d_path) if d_path and d_path.is_file() else None
 
 
 def detect(path: Path) -> bool:

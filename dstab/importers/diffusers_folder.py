@@ -15,7 +15,9 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
+from .. import stfile
 from ..bundle import Bundle, make_header, safe_torch_load
+from ..confine import like
 from ..diffusion import Diffusion
 from ..errors import DstabError
 from ..fileio import file_sha256
@@ -51,7 +53,8 @@ NO_SCHEDULER = (
 )
 
 
-def _json(path: Path) -> dict:
+def _json(path: Path, folder: Path) -> dict:
+    like(folder, path)  # a symlink inside an allowed folder may not lead outside the allowed roots
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -61,7 +64,7 @@ def _json(path: Path) -> dict:
 def _folders(path: Path) -> tuple[Path, Path | None]:
     """(unet folder, scheduler config file or None)."""
     if (path / "model_index.json").is_file():
-        index = _json(path / "model_index.json")
+        index = _json(path / "model_index.json", path)
         unet_class = (index.get("unet") or [None, None])[1]
         if unet_class != "UNet2DModel":
             raise DstabError(f"{path}: the pipeline's unet is {unet_class!r}; dstab imports UNet2DModel pipelines")
@@ -119,11 +122,14 @@ def diffusion_from_scheduler(config: dict, where: str) -> Diffusion:
     )
 
 
-def _state(unet_dir: Path) -> tuple[dict, Path]:
+def _state(unet_dir: Path, folder: Path) -> tuple[dict, Path]:
     for name in WEIGHTS:
-        f = unet_dir / name
+        f = like(folder, unet_dir / name)
         if f.is_file():
-            return (load_file(f) if name.endswith(".safetensors") else safe_torch_load(f)), f
+            if name.endswith(".safetensors"):
+                stfile.read_table(f)  # its tensor count, before any tensor is read
+                return load_file(f), f
+            return safe_torch_load(f), f
     raise DstabError(f"{unet_dir}: no {' or '.join(WEIGHTS)} beside config.json")
 
 
@@ -141,13 +147,13 @@ def load(path: Path, dataset: str | None = None, **_hints) -> Bundle:
     unet_dir, sched_file = _folders(path)
     if not (unet_dir / "config.json").is_file():
         raise DstabError(f"{unet_dir}: no config.json (a UNet2DModel folder has config.json and its weights)")
-    unet_config = _json(unet_dir / "config.json")
+    unet_config = _json(unet_dir / "config.json", path)
     if unet_config.get("_class_name", "UNet2DModel") != "UNet2DModel":
         raise DstabError(f"{unet_dir}: a {unet_config['_class_name']}; dstab imports UNet2DModel")
-    sched = _json(sched_file) if sched_file else {}
+    sched = _json(sched_file, path) if sched_file else {}
     diffusion = diffusion_from_scheduler(sched, str(sched_file or path))
     arch = {"arch": "diffusers_unet2d", "unet2d": unet_config}
-    weights, weights_file = _state(unet_dir)
+    weights, weights_file = _state(unet_dir, path)
     state = {f"unet.{k}": v for k, v in weights.items()}
     model = module_from_state(arch, state, unet_dir)
     out_channels = unet_config.get("out_channels", 3)

@@ -108,6 +108,31 @@ def _parsed(value):
     return value
 
 
+POSITIVE = ("image_size", "num_channels", "num_res_blocks", "num_heads", "diffusion_steps")
+MINUS_ONE_OR_POSITIVE = ("num_heads_upsample", "num_head_channels")  # -1: "as num_heads" / "use num_heads"
+INT_LISTS = ("attention_resolutions", "channel_mult")
+
+
+def _value_problem(name: str, value, default) -> str | None:
+    """Why flag `name` cannot take `value` (its type follows the tool's default), or None."""
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if name in POSITIVE and not (is_int and value >= 1):
+        return "must be a positive integer"
+    if name in MINUS_ONE_OR_POSITIVE and not (is_int and (value == -1 or value >= 1)):
+        return "must be -1 or a positive integer"
+    if isinstance(default, bool) and not isinstance(value, bool):
+        return "must be True or False"
+    if name == "dropout" and not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1):
+        return "must be a number in [0, 1)"
+    if name in INT_LISTS:
+        try:
+            if any(v < 1 for v in _int_list(value)):
+                return "must list positive integers, e.g. 16,8"
+        except (TypeError, ValueError):
+            return "must list positive integers, e.g. 16,8"
+    return None
+
+
 def _int_list(value) -> list[int]:
     if isinstance(value, (list, tuple)):
         return [int(v) for v in value]
@@ -131,7 +156,14 @@ def full_flags(flags: dict) -> dict:
     unknown = sorted(set(flags) - known)
     if unknown:
         raise DstabError(f"unknown {codebase} flags {unknown}; known flags are {sorted(known)}")
-    return {**DEFAULTS[codebase], **SAMPLING_DEFAULTS, **flags, "codebase": codebase}
+    defaults = {**DEFAULTS[codebase], **SAMPLING_DEFAULTS}
+    for name, value in flags.items():
+        if problem := _value_problem(name, value, defaults.get(name)):
+            raise DstabError(
+                f"flag {name}={value!r} {problem}; correct it where the flags come from "
+                "(--flag, the JSON beside the checkpoint, or --preset)"
+            )
+    return {**defaults, **flags, "codebase": codebase}
 
 
 def arch_from_flags(flags: dict) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..bundle import build_filled, safe_torch_load
+from ..bundle import build_filled, check_archive, safe_torch_load
 from ..errors import DstabError
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
@@ -46,6 +46,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor] | None:
     path = Path(path)
     if not path.is_file() or path.suffix not in PICKLE_SUFFIXES:
         return None
+    check_archive(path)  # its member count and inflated size, before torch maps it
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001 - legacy (non-zip) files, refusals, damage: safe_torch_load says which

@@ -28,6 +28,9 @@ ARCHITECTURES = {
     "mlp_d": (mlp_config, MLPDiscriminator),
     "diffusers_unet2d": (diffusers_unet_config, DiffusersUNet),
 }
+# a checkpoint naming one of these means dstab's own class: no registration may replace it (results are
+# cached by the file's sha256, so another class under the same name would be served another's numbers)
+BUILTIN = frozenset(ARCHITECTURES)
 
 
 def normalise(config: dict) -> dict:
@@ -52,9 +55,12 @@ def _keep_config(config: dict) -> dict:
 
 def register_architecture(name: str, cls: type[nn.Module], config: Callable[[dict], dict] | None = None) -> None:
     """Make `{"arch": name, ...}` configs build `cls(config)` (see dstab.plugins); `config(dict) -> dict`
-    may fill in defaults and validate (raising DstabError). Re-registering a name replaces it."""
+    may fill in defaults and validate (raising DstabError). Re-registering a name of yours replaces it;
+    a built-in name (`BUILTIN`) is refused."""
     if not isinstance(name, str) or not name:
         raise DstabError(f"an architecture name must be a non-empty string, got {name!r}")
+    if name in BUILTIN:
+        raise DstabError(f"architecture name {name!r} is one of dstab's own; register yours under another name")
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise DstabError(f"architecture {name!r}: {cls!r} is not a torch.nn.Module subclass")
     ARCHITECTURES[name] = (config or _keep_config, cls)

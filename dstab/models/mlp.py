@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import require
+from ..errors import is_int, require
 from .unet import timestep_embedding
 
 MLP_DEFAULTS = {
@@ -26,7 +26,7 @@ def mlp_config(config: dict) -> dict:
     unknown = set(full) - set(MLP_DEFAULTS)
     require(not unknown, f"unknown MLP options {sorted(unknown)}")
     for key in ("data_dim", "hidden", "depth", "time_dim", "latent_dim"):
-        require(int(full[key]) >= 1, f"MLP option {key} must be a positive integer")
+        require(is_int(full[key]) and full[key] >= 1, f"MLP option {key} must be a positive integer, got {full[key]!r}")
     require(int(full["depth"]) <= MAX_DEPTH, f"MLP depth {full['depth']} is above {MAX_DEPTH} layers")
     return full
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import DstabError, require
+from ..errors import DstabError, is_int, require
 
 UNET_DEFAULTS = {
     "arch": "unet",
@@ -54,6 +54,9 @@ def unet_config(config: dict) -> dict:
     full = {**UNET_DEFAULTS, **config}
     unknown = set(full) - set(UNET_DEFAULTS)
     require(not unknown, f"unknown UNet options {sorted(unknown)}")
+    for key in ("model_channels", "norm_groups", "image_size", "in_channels", "num_res_blocks"):
+        value = full[key]
+        require(is_int(value) and value >= 1, f"UNet option {key} must be a positive integer, got {value!r}")
     full["channel_mult"] = [int(m) for m in full["channel_mult"]]
     full["attention_resolutions"] = [int(r) for r in full["attention_resolutions"]]
     size, mult = int(full["image_size"]), full["channel_mult"]

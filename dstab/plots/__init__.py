@@ -25,6 +25,12 @@ LEGEND_BELOW = {"showlegend": True, "legend": {"orientation": "h", "yanchor": "t
 def write_html(fig, path: str | Path) -> Path:
     """A plotly figure as HTML; plotly.min.js is written once beside it, not fetched from a CDN
     (dstab runs offline)."""
+    from plotly.offline import get_plotlyjs
+
+    from ..fileio import atomic_write_bytes, save_with
+
     path = Path(path)
-    fig.write_html(str(path), include_plotlyjs="directory")
-    return path
+    bundle = path.parent / "plotly.min.js"
+    if not bundle.exists():  # plotly would write it in place: a full disk would leave half of it for good
+        atomic_write_bytes(bundle, get_plotlyjs().encode())
+    return save_with(path, lambda tmp: fig.write_html(str(tmp), include_plotlyjs="directory"))

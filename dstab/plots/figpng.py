@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageChops, ImageColor, ImageDraw, ImageFont
 
 from ..errors import require
+from ..fileio import atomic_write_bytes
 
 WIDTH, HEIGHT, SCALE = 900, 500, 2  # the size when a figure sets none; 2x for print
 RENDERERS = ("auto", "kaleido", "pil")
@@ -105,8 +106,9 @@ def image_bytes(fig, fmt: str = "png") -> bytes:
 
 
 def write_png(fig, path: str | Path, scale: int = SCALE) -> Path:
+    """`fig` as a PNG file, written whole or not at all (`fileio.atomic_write_bytes`)."""
     path = Path(path)
-    path.write_bytes(png_bytes(fig, scale))
+    atomic_write_bytes(path, png_bytes(fig, scale))
     return path
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .. import budgets
+from ..fileio import save_with
 
 
 def to_uint8(images) -> np.ndarray:
@@ -77,7 +78,4 @@ def samples_image(samples, scale: int = 4) -> Image.Image:
 
 
 def save_samples(samples, path: str | Path, scale: int = 4) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    samples_image(samples, scale).save(path)
-    return path
+    return save_with(path, samples_image(samples, scale).save)

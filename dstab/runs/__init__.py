@@ -2,12 +2,14 @@
 
 (The paper's method, the trainer and its schedules, is `dstab.training`; this package only launches,
 queues, watches and reads runs of it.) A run is a directory `<workspace>/<name>/`, where
-<workspace> is `runstate.workspace_root()` ($DSTAB_WORKSPACE/runs, default <repo>/workspace/runs,
-or --root). It holds: request.json (the resolved, validated trainer config the run was launched
-with: what `dstab train --config` receives), launch.json (how it was asked for: preset, config
-file, overrides, device, threads, group, total_steps, created), pid (the supervisor's process
-group), queued (waiting for a slot), stop_requested, exit_code, console.log (the process's stdout
-and stderr), and `run/`, the trainer's RUN_DIR (its own copy of the config as config.json,
+<workspace> is `runstate.workspace_root()` ($DSTAB_WORKSPACE/runs, default
+~/.local/share/dstab/workspace/runs, or --root). It holds: request.json (the resolved, validated
+trainer config the run was launched with: what `dstab train --config` receives), launch.json (how it
+was asked for: preset, config file, overrides, device, threads, group, total_steps, created, nproc:
+torchrun processes, launcher: null for this machine's queue or a cluster's record, runs/slurm.py), pid
+(the supervisor's process group; a cluster job's also names its host), queued (waiting for a slot
+here), submitted.json (in a cluster's queue), stop_requested, exit_code, console.log (the process's
+stdout and stderr), and `run/`, the trainer's RUN_DIR (its own copy of the config as config.json,
 checkpoints/, metrics.sqlite, heartbeat, status.json, train.log; see rundir.py) which the trainer
 creates itself. Nothing is kept in memory: every status is derived from those files on each read
 (runstate.py), so runs survive closed tabs, reloads and server restarts.
@@ -34,11 +36,12 @@ from collections import Counter
 from pathlib import Path
 
 from ..device import concrete_name
-from ..errors import DstabError, require
+from ..errors import DstabError, is_int, require
 from ..fileio import write_json
 from ..training import config as train_config
 from ..training import resume_state
 from . import rundir
+from .process import REPO_ROOT, set_aside_status, trainer_args, trainer_command, trainer_env  # noqa: F401
 from .runstate import (  # noqa: F401 (the run manager's API: pages and the CLI import these from here)
     LOG_NAME,
     RUN,
@@ -55,8 +58,6 @@ from .runstate import (  # noqa: F401 (the run manager's API: pages and the CLI 
     workspace_root,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 @contextlib.contextmanager
 def _locked(root: Path):
@@ -72,17 +73,9 @@ def _locked(root: Path):
 # ---------------------------------------------------------------- processes
 
 
-def _trainer_args(path: Path, launch: dict, mode: str) -> list[str]:
-    rd = str(path / RUN)
-    args = ["--resume", rd] if mode == "resume" else ["--out", rd, "--config", str(path / "request.json")]
-    threads = ["--threads", str(launch["threads"])] if launch.get("threads") else []
-    return args + threads + ["--device", launch["device"], "--quiet"]
-
-
 def _spawn(path: Path, launch: dict, mode: str) -> int:
     python = shlex.quote(sys.executable)
-    trainer = os.environ.get("DSTAB_TRAIN_COMMAND") or f"{python} -m dstab train"  # tests may stand in a fake
-    train = f"{trainer} {shlex.join(_trainer_args(path, launch, mode))}"
+    train = f"{trainer_command(launch)} {shlex.join(trainer_args(path, launch, mode))}"
     after = f"{python} -m dstab runs --root {shlex.quote(str(path.parent))} schedule"
     exit_file, stop_file = (shlex.quote(str(path / f)) for f in ("exit_code", STOP_FILE))
     # `trap true TERM`: the supervisor outlives the SIGTERM sent to the group, waits for the trainer's
@@ -94,12 +87,8 @@ def _spawn(path: Path, launch: dict, mode: str) -> int:
         f"trap true TERM; if [ -e {stop_file} ]; then code=143; else {train}; code=$?; fi; "
         f'echo $code > {exit_file}; for q in {queued}; do [ -e "$q" ] && {after}; break; done'
     )
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
-    # the previous launch's status.json (e.g. 'stopped') must not describe this launch; a resume that
-    # starts within the 1 s mtime slack of `_current_status` would otherwise inherit it
-    stale = path / RUN / rundir.STATUS
-    if stale.exists():
-        os.replace(stale, stale.with_name("status.previous.json"))
+    env = trainer_env()
+    set_aside_status(path)
     started = time.time()  # before the fork: a fast trainer may finish before Popen returns
     with open(path / LOG_NAME, "ab") as log:
         log.write(f"=== {mode} {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
@@ -134,7 +123,9 @@ def schedule(root: Path | None = None) -> list[str]:
     with _locked(root):
         runs = [status(n, root) for n in run_names(root)]
         busy = Counter(r.device for r in runs if r.state == "running")
-        waiting = sorted((r for r in runs if r.state == "queued"), key=lambda r: _queued_at(root / r.name))
+        # queued here (a `queued` file), not in a cluster's queue
+        here = (r for r in runs if r.state == "queued" and (root / r.name / "queued").exists())
+        waiting = sorted(here, key=lambda r: _queued_at(root / r.name))
         for run in waiting:
             if busy[run.device] >= slots_per_device():
                 continue
@@ -155,25 +146,31 @@ def _enqueue(path: Path, mode: str) -> None:
     write_json(path / "queued", {"mode": mode, "time": time.time()})
 
 
-def resolved_config(preset: str | None = None, config_file: Path | None = None, overrides=(), build=False) -> dict:
-    """The trainer's full config for a request, every option validated without PyTorch
-    (`TrainConfig.check_options`), so a refused option raises DstabError before anything is launched.
-    What needs the network (parameter budget, model vs dataset shapes) the trainer checks before it
-    writes anything (a refused run ends 'failed' with the reason); `build=True` checks it here too,
-    importing PyTorch (the page, which has it loaded anyway)."""
+def resolved_config(preset: str | None = None, config_file: Path | None = None, overrides=()) -> dict:
+    """The trainer's full config for a request, refused (DstabError) on anything the run itself would
+    refuse: every option (`TrainConfig.check_options`), then what the trainer checks when it is built
+    (`check_buildable`), before anything is queued."""
     require(preset or config_file, "a run needs a preset or a config file")
     config = train_config.resolve(preset, config_file, list(overrides), networks=False)
-    if build:
-        check_buildable(config)
+    check_buildable(config)
     return config
 
 
 def check_buildable(config: dict) -> None:
-    """Build the trainer's model and data once (the checks `dstab train` makes before it starts: the
-    parameter budget, model vs dataset shapes); a sweep calls this once per distinct setup."""
+    """The trainer built once, as `dstab train` builds it before its first step: so its own checks (the
+    networks' parameter budget, the dataset, the diffusion and its timestep sampler, the optimiser's
+    schedules, the model's sample shape against the data's) refuse a run before it is queued, by the
+    rule the run would apply. Imports PyTorch; a sweep calls it once per distinct config."""
     from ..training.trainer import Trainer
 
     Trainer(train_config.TrainConfig.from_dict(config), REPO_ROOT, "cpu")
+
+
+def check_launch(device: str, threads) -> str:
+    """The launch options every way of starting runs shares (`runs start`, `sweep`, `reproduce`, the page):
+    `threads` a positive integer or None, `device` a device this machine has; its concrete name."""
+    require(threads is None or (is_int(threads) and threads >= 1), f"--threads must be >= 1, got {threads!r}")
+    return concrete_name(device)
 
 
 def start(
@@ -186,32 +183,45 @@ def start(
     group: str | None = None,
     threads: int | None = None,
     root: Path | None = None,
-    build: bool = False,
+    nproc: int = 1,
 ) -> RunStatus:
     """Queue a new run and start it at once if its device has a free slot.
 
     The request (preset or config file, then `key=value` overrides as for
     `dstab train --set`) is resolved and validated here, and the resolved
     config is what the trainer receives: a queued run cannot change meaning
-    if a preset or the file changes before it starts. `build`: see `resolved_config`.
+    if a preset or the file changes before it starts. `nproc` > 1: under torchrun with that many
+    processes (`check_processes`).
     """
-    require(threads is None or threads >= 1, f"threads must be a positive integer, got {threads!r}")
+    dev = check_launch(device, threads)
     require(not run_dir(name, root).exists(), f"a run named {name!r} already exists; pick another name or delete it")
-    config = resolved_config(preset, config_file, overrides, build)
+    config = resolved_config(preset, config_file, overrides)
     request = {"preset": preset, "config_file": str(config_file) if config_file else None, "overrides": list(overrides)}
-    queue(name, config, request, device=concrete_name(device), group=group, threads=threads, root=root)
+    queue(name, config, request, device=dev, group=group, threads=threads, root=root, nproc=nproc)
     schedule(root)
     return status(name, root)
 
 
 def queue(
-    name: str, config: dict, request: dict, *, device: str, group=None, threads=None, root: Path | None = None
+    name: str,
+    config: dict,
+    request: dict,
+    *,
+    device: str,
+    group=None,
+    threads=None,
+    root: Path | None = None,
+    nproc: int = 1,
+    launcher: dict | None = None,
 ) -> Path:
     """Write a run whose `config` is already resolved and validated onto the queue, without
     scheduling: `start` for one run, a sweep for many (then one `schedule()`). `request` is
-    what launch.json records of how the config was asked for (preset, overrides, ...)."""
+    what launch.json records of how the config was asked for (preset, overrides, ...). `nproc` > 1
+    trains under torchrun with that many processes; a `launcher` (Slurm: runs/slurm.py) takes the
+    run off the local queue: it submits the folder itself."""
     root = workspace_root(root)
     path = run_dir(name, root)
+    check_processes(config, nproc)
     launch = {
         "name": name,
         **request,
@@ -220,14 +230,28 @@ def queue(
         "group": group,
         "total_steps": config["steps"],
         "created": time.time(),
+        "nproc": nproc,
+        "launcher": launcher,
     }
     with _locked(root):
         require(not path.exists(), f"a run named {name!r} already exists in {root}; pick another name or delete it")
         path.mkdir()
         write_json(path / "request.json", train_config.stored(config))  # one spelling, whatever launched it
         write_json(path / "launch.json", launch)
-        _enqueue(path, "start")
+        if launcher is None:
+            _enqueue(path, "start")
     return path
+
+
+def check_processes(config: dict, nproc: int) -> None:
+    """A run of `nproc` processes splits the global batch evenly (DDP); diffusion models only."""
+    require(isinstance(nproc, int) and nproc >= 1, f"the process count must be a positive integer, got {nproc!r}")
+    if nproc > 1:
+        require(config["kind"] == "dm", "multi-process (torchrun) training supports diffusion models only")
+        require(
+            config["batch_size"] % nproc == 0,
+            f"batch_size {config['batch_size']} must be divisible by the {nproc} processes (the global batch is kept)",
+        )
 
 
 def stop(name: str, root: Path | None = None) -> RunStatus:
@@ -239,12 +263,19 @@ def stop(name: str, root: Path | None = None) -> RunStatus:
         st = status(name, root)
         require(st.active, f"run {name!r} is {st.state}, not running or queued; nothing to stop")
         write_json(path / STOP_FILE, {"time": time.time()})
-        if st.state == "queued":
+        if is_remote(_read_json(path / "launch.json")):
+            pass  # its job watches the stop file: its process lives on another machine
+        elif st.state == "queued":
             (path / "queued").unlink()
         else:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(st.pgid, signal.SIGTERM)
     return status(name, root)
+
+
+def is_remote(launch: dict | None) -> bool:
+    """Whether a run was handed to a cluster launcher (Slurm) rather than this machine's queue."""
+    return bool((launch or {}).get("launcher"))
 
 
 def _existing(name: str, root: Path) -> Path:
@@ -274,7 +305,14 @@ def resume(name: str, root: Path | None = None) -> RunStatus:
             (path / stale).unlink(missing_ok=True)
         if rd.exists() and not (rd / rundir.CONFIG).exists():
             shutil.rmtree(rd)  # the trainer never got as far as writing its config: start afresh
-        _enqueue(path, "resume" if rd.exists() else "start")
+        launch = _read_json(path / "launch.json")
+        if is_remote(launch):
+            from . import slurm
+
+            (path / "pid").unlink(missing_ok=True)
+            slurm.submit([path], launch["launcher"])
+        else:
+            _enqueue(path, "resume" if rd.exists() else "start")
     schedule(root)
     return status(name, root)
 

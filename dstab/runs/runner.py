@@ -56,11 +56,11 @@ def _logger(run_dir: Path, echo: bool):
 def _evaluator(trainer: Trainer):
     """FD/FID of EMA samples, built on first use (reference statistics are cached per dataset); every
     eval_repeat_every steps also the repeat evaluation with other noise seeds."""
-    if not trainer.cfg.eval_every:
-        return None
+    if not trainer.cfg.eval_every or not trainer.ctx.main:
+        return None  # rank 0 evaluates; under torchrun the others wait for it at their next step
     from ..analysis import fid
 
-    ev = fid.TrainingEvaluator(trainer.cfg, trainer.dataset, trainer.device)
+    ev = fid.TrainingEvaluator(trainer.cfg, trainer.dataset, trainer.device, amp=trainer.amp)
     every = trainer.cfg.eval_repeat_every
 
     def evaluate(tr: Trainer) -> dict:

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -29,10 +30,12 @@ ACTIVE = ("queued", "running")
 LOG_NAME = "console.log"
 STOP_FILE = "stop_requested"
 RUN = "run"  # the trainer's RUN_DIR inside a run's directory
+SUBMITTED = "submitted.json"  # a cluster launcher's record of the job that trains the run (runs/slurm.py)
 
 
 def workspace_root(root: str | Path | None = None) -> Path:
-    """Where runs live: `root` if given, else $DSTAB_WORKSPACE/runs, default <repo>/workspace/runs (created)."""
+    """Where runs live: `root` if given, else the workspace's runs/ (`confine.workspace_root`: $DSTAB_WORKSPACE,
+    default ~/.local/share/dstab/workspace), created."""
     root = Path(root or confine.workspace_root() / "runs")
     require(root.is_dir() or not root.exists(), f"the runs folder {root} is a file, not a folder; give a folder")
     root.mkdir(parents=True, exist_ok=True)
@@ -148,6 +151,9 @@ def checkpoint_steps(path: Path) -> list[int]:
 def _alive_now(path: Path, pid_info: dict, heartbeat: dict | None) -> bool:
     if (path / "exit_code").exists():  # the trainer has exited; its supervisor may still be handing on the slot
         return False
+    if pid_info.get("host", socket.gethostname()) != socket.gethostname():
+        # a cluster job: its pid means nothing here, its heartbeat (on the shared disk) tells
+        return heartbeat is not None and time.time() - float(heartbeat.get("time", 0)) < HEARTBEAT_STALE_S
     marker = str(path)
     return _alive(pid_info.get("pgid"), marker) or _alive((heartbeat or {}).get("pid"), marker)
 
@@ -199,12 +205,22 @@ def status(name: str, root: Path | None = None) -> RunStatus:
         if (path / STOP_FILE).exists():
             st.state, st.reason = "stopped", "taken off the queue before it ever ran"
             return st
+        submitted = _read_json(path / SUBMITTED)
+        if submitted:  # in a cluster's queue: waiting to start, or preempted and requeued
+            job = submitted.get("job_id") or "(being submitted)"
+            st.reason = f"{submitted.get('launcher', 'cluster')} job {job}: waiting to (re)start"
+            return st
         return _broken(st, "neither queued nor ever launched (no pid file)")
     st.pgid, st.started = pid_info.get("pgid"), pid_info.get("started")
     final = _current_status(rd, st.started)
     if _alive_now(path, pid_info, heartbeat):
         st.state = "running"
-        if st.heartbeat_age_s is not None and st.heartbeat_age_s > HEARTBEAT_STALE_S:
+        beat = float((heartbeat or {}).get("time", 0))
+        if st.started and beat < st.started:  # the heartbeat of an earlier launch (the one stopped or killed)
+            what = "resuming" if pid_info.get("mode") == "resume" else "starting"
+            st.heartbeat_age_s = None
+            st.reason = f"{what}: launched {time.time() - st.started:.0f} s ago, no heartbeat from it yet"
+        elif st.heartbeat_age_s is not None and st.heartbeat_age_s > HEARTBEAT_STALE_S:
             st.reason = f"alive but no heartbeat for {st.heartbeat_age_s:.0f} s"
         return st
     # the trainer may have written its status and exited between the read above and the liveness check

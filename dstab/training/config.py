@@ -27,6 +27,7 @@ from .. import budgets, modelconfig, paper
 from ..errors import DstabError, require
 from ..errors import is_int as _is_int
 from ..errors import is_number as _is_num
+from ..metricnames import SAMPLERS, check_fid_samples
 from .lr import optimizer_schedule
 from .sampler_options import clts_settings, sampler_options, second_moment_settings
 
@@ -63,7 +64,8 @@ class TrainConfig:
     checkpoint_every: int | None = None  # periodic checkpoint + resume state (run directories)
     eval_every: int | None = None  # FD/FID of EMA samples every N steps and at the end (run directories)
     eval_samples: int = 500
-    eval_sampler_steps: int = modelconfig.DDIM_STEPS  # DDIM steps (eta 0) for DM samples
+    eval_sampler_steps: int = modelconfig.DDIM_STEPS  # DDIM steps (eta 0) for DM samples; all T for "ddpm"
+    eval_sampler: str = "ddim"  # ddim (eta 0) | ddpm (ancestral over all T steps, improved-diffusion's FIDs)
     eval_metric: str = "auto"  # auto | fd_local | fd_points | fid, see analysis.fid
     eval_seed: int = 0  # evaluation noise: the same seeds at every evaluation of every run
     eval_seeds: int = 1  # metrics averaged over seeds eval_seed .. eval_seed + eval_seeds - 1
@@ -99,6 +101,9 @@ class TrainConfig:
         metrics = ("auto", "fd_local", "fd_points", "fid")
         require(self.eval_metric in metrics, f"eval_metric must be one of {metrics}, got {self.eval_metric!r}")
         require(self.amp in ("auto", "bf16", "off"), f"amp must be auto, bf16 or off, got {self.amp!r}")
+        require(self.eval_sampler in SAMPLERS, f"eval_sampler must be one of {SAMPLERS}, got {self.eval_sampler!r}")
+        if self.eval_metric == "fid" and self.eval_every:
+            check_fid_samples(self.eval_samples)
         optimizer_schedule(self.momentum, self.lr, self.beta1, self.beta2, self.lr_schedule)
         require(
             self.noise_pairing in NOISE_PAIRINGS,
@@ -108,6 +113,10 @@ class TrainConfig:
             require(isinstance(self.arch, dict), f"arch must be a mapping of options, got {self.arch!r}")
             T = modelconfig.check_diffusion(self.diffusion)
             require(1 <= self.eval_sampler_steps <= T, f"eval_sampler_steps must lie in [1, T={T}]")
+            require(
+                self.eval_sampler != "ddpm" or self.eval_sampler_steps == T,
+                f"eval_sampler ddpm runs all T = {T} steps; set eval_sampler_steps={T} (or use ddim)",
+            )
             sampler_options(self.timesteps, T, self.steps)
         else:
             require(

@@ -124,7 +124,6 @@ class Trainer:
         self.device = distributed.init(self.ctx, torch.device(device))
         self.amp = config.amp == "bf16" or (config.amp == "auto" and self.device.type == "cuda")
         self.log = log or (lambda row: None)
-        self.dataset = data.load(config.dataset, seed=config.data_seed)
         self.gen = torch.Generator().manual_seed(config.data_seed + 1)
         self.schedule = optimizer_schedule(config.momentum, config.lr, config.beta1, config.beta2, config.lr_schedule)
         self.step = 0  # iterations completed
@@ -146,6 +145,10 @@ class Trainer:
             self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr, betas=betas)
             self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr, betas=betas)
             self.ema = EMA(self.G, config.ema_rate) if config.ema_rate else None
+        # the data last: every other check (networks, schedules) has run when a dataset that is not
+        # downloaded yet stops a dry run's build (`image_data.no_download`); `_init` reseeds, so the order
+        # does not change any random draw
+        self.dataset = data.load(config.dataset, seed=config.data_seed)
         self._check_shapes()
 
     def _check_world(self) -> None:
@@ -192,7 +195,7 @@ class Trainer:
             noise = immiscible(x0, noise)
         mine = self.ctx.shard(x0.shape[0])
         with self._autocast():
-            terms = self.diffusion.loss_terms(self.model, x0[mine], t[mine], noise[mine]).float()
+            terms = self.diffusion.training_terms(self.model, x0[mine], t[mine], noise[mine]).float()
         hyper = self.schedule.at(it, self.cfg.steps)
         apply(self.opt, hyper)
         norm = _grad_step(self.opt, self.net.parameters(), (terms * w[mine]).mean(), self.cfg.grad_clip)

@@ -86,6 +86,18 @@ def test_every_presets_distribution_over_t_with_its_share_below_half_and_formula
     assert "speed: 75.0% below T/2, mean t 338.9" in [t["name"] for t in field["data"]]
 
 
+def test_the_launch_is_sized_before_it_starts(ws):
+    at = page()
+    sizes = [c.value for c in at.code if "total (1 run)" in c.value]
+    assert sizes and sizes[0].splitlines()[-1].startswith("total (1 run): 3,000 iterations, 192,000 images")
+    at.button(key="size").click().run()
+    assert not at.exception and not at.error
+    sized = next(c.value for c in at.code if "total (1 run)" in c.value).splitlines()
+    assert "CPU-hours" in sized[0] and "; disk " in sized[0]  # the dry run's numbers, measured here
+    assert sized[-1].startswith("measured on cpu (no GPU here: these are CPU-hours of this machine)")
+    assert runs.run_names() == []
+
+
 def test_a_config_the_trainer_refuses_is_shown_before_anything_starts(ws):
     at = page()
     at.number_input(key="launch_mdlrc-clts_beta0").set_value(0.3).run()  # below the 0.4 floor
@@ -194,6 +206,35 @@ def test_a_sweep_of_presets_and_seeds_is_queued_as_one_group(ws, monkeypatch):
     assert (cfg["beta1"], cfg["momentum"], cfg["timesteps"]) == (0.9, {"name": "constant"}, {"name": "uniform"})
     assert (cfg["lr"], cfg["seed"], cfg["data_seed"], cfg["dataset"]) == (2e-3, 1, 1, "toy2d:8gaussians")
     assert runboard_config("abl-mdlrc-clts-lr0.001-s0")["momentum"]["name"] == "md-lrc"
+
+
+def test_a_sweep_the_runs_would_refuse_is_refused_before_the_launch_button(ws):
+    """Issue 27: the page checked a sweep's networks only when Launch was clicked; now as the form is filled,
+    by the trainer's own rule (the single run's form did so already)."""
+    at = page()
+    at.multiselect(key="sweep_variants").set_value(["baseline", "mdlrc-clts"]).run()
+    at.text_area(key="sweep_axes").set_value("width=-5,16").run()
+    assert any(
+        "The trainer refuses this configuration" in e.value
+        and "model_channels must be a positive integer, got -5" in e.value
+        for e in at.error
+    ), [e.value for e in at.error]
+    assert not [b for b in at.button if b.key == "launch"] and runs.run_names() == []
+
+
+def test_typing_a_sweep_on_a_dataset_not_downloaded_fetches_nothing(ws, tmp_path, monkeypatch):
+    """The page checks a sweep as its axes are typed: `dataset=cifar10` built the trainer, which fetched
+    CIFAR-10 (170 MB) on that rerun. Now the check downloads nothing, says so, and offers the launch."""
+    import torchvision.datasets.utils as tv_utils
+
+    fetched = []
+    monkeypatch.setattr(tv_utils, "download_and_extract_archive", lambda url, *a, **k: fetched.append(url))
+    monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "cache"))
+    at = page()
+    at.multiselect(key="sweep_variants").set_value(["baseline", "mdlrc-clts"]).run()
+    at.text_area(key="sweep_axes").set_value("dataset=cifar10").run()
+    assert [i.value for i in at.info if "CIFAR-10 is not downloaded yet" in i.value], [i.value for i in at.info]
+    assert not at.error and [b for b in at.button if b.key == "launch"] and fetched == []
 
 
 def runboard_config(name):

@@ -86,6 +86,89 @@ def test_a_crafted_upload_is_refused_and_deleted(app, tmp_path, make, fragment):
     assert kept == []
 
 
+BOMBS = [
+    ("300k-tensors", lambda d: c.many_tensors(d / "tensors.safetensors", 300_000), "DSTAB_MAX_TENSORS"),
+    ("150k-members", lambda d: c.many_members(d / "members.pt", 150_007), "DSTAB_MAX_ARCHIVE_MEMBERS"),
+]
+
+
+@pytest.mark.parametrize(("make", "fragment"), [(m, f) for _, m, f in BOMBS], ids=[i for i, _, _ in BOMBS])
+def test_a_bomb_is_refused_from_its_header_in_the_path_box_and_as_an_upload(
+    app, workspace, monkeypatch, make, fragment
+):
+    """Issue 27: 89 s in the path box and 170 s as an upload. Refused from the header's tensor count or the
+    zip's end record: no tensor is made and torch never opens the file (the CLI's time and memory for the
+    same refusal: test_bombs)."""
+    import torch
+    from safetensors import torch as st_torch
+
+    path = make(workspace)
+    opened = []
+    for module, name in ((checkpoints, "st_load"), (st_torch, "load_file"), (torch, "load")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, **k: opened.append(a[:1]) or _real(*a, **k))
+    monkeypatch.setenv("DSTAB_MAX_UPLOAD_MB", "64")
+    at = app(PAGE, data="toy2d")
+    at.text_input(key="own_path").input(str(path))
+    at.button(key="own_path_load").click().run()
+    still_usable(at)
+    assert any(fragment in e.value and str(path) in e.value for e in at.sidebar.error)
+    at.file_uploader(key="own_up").set_value((path.name, path.read_bytes(), "application/octet-stream"))
+    at.run()
+    still_usable(at)
+    assert any("was not kept" in e.value and fragment in e.value for e in at.sidebar.error)
+    assert not [a for a in opened if a and Path(str(a[0])).name.endswith(path.suffix)], opened
+    assert list(userfiles.uploads_dir().glob("*")) == []
+
+
+def test_an_upload_of_another_type_is_one_line_and_the_page_stays(app):
+    """Streamlit's own type check (a crafted request past the browser's filter) raised in place of the page."""
+    at = app(PAGE, data="toy2d")
+    at.file_uploader(key="own_up").set_value(("notes.txt", b"not a checkpoint", "text/plain"))
+    at.run()
+    still_usable(at)
+    assert any("notes.txt is not a checkpoint file; upload one of .safetensors" in e.value for e in at.sidebar.error)
+    at.run()  # and on the next run too
+    still_usable(at)
+
+
+LINKED = """
+import streamlit as st
+from dashboard import urlstate
+
+urlstate.on_page("training")
+if st.session_state.get("runs"):  # as the Training page: its Run control is drawn only when runs exist
+    urlstate.selectbox("Run", st.session_state["runs"], "run", st.session_state["runs"][-1])
+urlstate.note_unread()
+"""
+
+
+def test_link_values_nothing_on_the_page_offers_are_named():
+    """`/training?run=../../etc` showed nothing: with no runs, no control reads `run`. Every link value that
+    no control of the page read is named once after the page (app.py calls note_unread after every page)."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_string(LINKED)
+    at.query_params.update({"run": "../../etc", "runs": "nope", "data": "toy2d"})
+    at.run()
+    assert not at.exception, at.exception
+    assert [w.value for w in at.warning] == [
+        "Link parameter run='../../etc' ignored: nothing on this page offers it now.",
+        "Link parameter runs='nope' ignored: nothing on this page offers it now.",
+    ]  # the shared `data` is the sidebar's
+    at.run()
+    assert not at.warning  # named once, not on every rerun
+    at = AppTest.from_string(LINKED)
+    at.session_state["runs"] = ["a", "b"]
+    at.query_params.update({"run": "../../etc"})
+    at.run()
+    assert [w.value for w in at.warning] == [
+        "Link parameter run='../../etc' ignored (not one of a, b); using the default b."
+    ]  # read by the control, refused by it: said once
+    text = (REPO / "app.py").read_text()
+    assert text.index("page.run()") < text.index("urlstate.note_unread()")
+
+
 def test_an_upload_that_fails_unexpectedly_is_deleted_too(dash_env, monkeypatch, tmp_path):
     def broken(path, **hints):
         raise RuntimeError("reader bug")

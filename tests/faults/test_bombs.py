@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from dstab.errors import DstabError
+
 from . import crafted as c
 from .test_loader_faults import BIG_UNET
 
@@ -98,6 +100,9 @@ def test_bombs_are_refused_from_their_headers_with_bounded_reads_and_memory(tmp_
         ("checkpoint", str(c.native(tmp_path / "T.safetensors", long_T))),
         ("checkpoint", str(c.zip_bomb(tmp_path / "bomb.pt", 1024))),  # 1 GiB from ~1 MB
         ("dataset", f"folder:{images}?size=8&channels=1"),
+        # issue 27: 300,000 empty tensors in a 20 MB header (was 8.3 CPU s, 1,046 MB); 150,007 zip members
+        ("checkpoint", str(c.many_tensors(tmp_path / "tensors.safetensors", 300_000))),
+        ("checkpoint", str(c.many_members(tmp_path / "members.pt", 150_007))),
     ]
     env = {
         "DSTAB_CACHE": str(tmp_path / "cache"),
@@ -113,9 +118,14 @@ def test_bombs_are_refused_from_their_headers_with_bounded_reads_and_memory(tmp_
     assert "DSTAB_MAX_PARAMS" in outcomes[0] and "DSTAB_MAX_PARAMS" in outcomes[1]
     assert "DSTAB_MAX_TIMESTEPS" in outcomes[2] and "inflate" in outcomes[3]
     assert outcomes[4] == "accepted"  # the bomb image is skipped and counted, the small one is used
+    assert "more than 20,000 tensors" in outcomes[5] and "DSTAB_MAX_TENSORS" in outcomes[5]
+    assert "lists 150,007 members" in outcomes[6] and "DSTAB_MAX_ARCHIVE_MEMBERS" in outcomes[6]
     # sizes from headers: each reads at most a few MiB (measured 3 kB per checkpoint, 64 kB for the zip, 0.45 MB
-    # for the image folder), never the GiBs it describes
-    for case in seen["cases"]:
+    # for the image folder), never the GiBs it describes; the 300,000-tensor file is all header (20 MB, below
+    # safetensors' own 100 MB cap) and is read once, nothing made of it
+    tensors = seen["cases"][5]
+    assert tensors["read"] < Path(tensors["target"]).stat().st_size + (64 << 10), tensors
+    for case in seen["cases"][:5] + seen["cases"][6:]:
         assert case["read"] < 4 << 20, case
     # the child's peak, PyTorch's import included (~0.5 GiB here; it varies by install), is below 1 GiB as
     # the kernel reports it for that process, and the child's own reading agrees
@@ -124,6 +134,26 @@ def test_bombs_are_refused_from_their_headers_with_bounded_reads_and_memory(tmp_
     assert abs(child_peak_mb - seen["hwm_mb"]) < 16, (child_peak_mb, seen)  # the kernel's peak of this image
     assert seen["peak_rss_mb"] - seen["base_rss_mb"] < 128, seen  # the bombs themselves add next to nothing
     assert seen["heavy"] == [], seen["heavy"]  # the child imported what loading needs, nothing more
+
+
+def test_the_tensor_bound_counts_objects_not_braces(tmp_path, monkeypatch):
+    """DSTAB_MAX_TENSORS bounds the header's JSON objects exactly: the limit itself loads, one more is
+    refused, and '{' bytes inside strings (a metadata value full of them) refuse nothing."""
+    from dstab import stfile
+
+    monkeypatch.setenv("DSTAB_MAX_TENSORS", "5")
+
+    def header(n_tensors, note=""):
+        table = {f"t{i}": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]} for i in range(n_tensors)}
+        return json.dumps({"__metadata__": {"note": note}, **table}).encode()
+
+    assert len(stfile.parse_table(header(5), "five")) == 6  # five tensors and the metadata
+    with pytest.raises(DstabError, match=r"^six: refused: its header lists more than 5 tensors"):
+        stfile.parse_table(header(6), "six")
+    braces = header(2, note="{" * 1000)
+    assert braces.count(b"{") == 1004
+    table = stfile.parse_table(braces, "braces")
+    assert sorted(table) == ["__metadata__", "t0", "t1"] and table["__metadata__"]["note"] == "{" * 1000
 
 
 @pytest.mark.parametrize(

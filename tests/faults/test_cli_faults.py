@@ -135,6 +135,14 @@ CASES = [
     ("surface-grid-100001", lambda d: ["surface", DIGITS_DM, "--grid", "100001"], "DSTAB_MAX_GRID_POINTS"),
     ("interpolate-steps-1e9", lambda d: ["interpolate", DIGITS_DM, "--steps", "1000000000"], "DSTAB_MAX_GRID_POINTS"),
     ("surface-out-unwritable", lambda d: ["surface", DIGITS_DM, "--out", "/proc/nope"], "cannot be written"),
+    # issue 27: a traceback from float32 overflow; now refused before the computation, naming the limit
+    (
+        "surface-radius-1e308",
+        lambda d: ["surface", DIGITS_DM, "--radius", "1e308"],
+        "radius 1e+308 is beyond float32's range (the surface is computed in float32, at most 3.4e+38)",
+    ),
+    ("surface-radius-inf", lambda d: ["surface", DIGITS_DM, "--radius", "inf"], "radius must be a positive number"),
+    ("surface-radius-nan", lambda d: ["surface", DIGITS_DM, "--radius", "nan"], "radius must be a positive number"),
     (
         "consistency-n-1e8",
         lambda d: ["consistency", "digits/dm-init", "-o", "c", "-n", "100000000"],

@@ -67,7 +67,7 @@ CASES = [
     (
         "arch-field-text",
         lambda d: c.native(d / "a.safetensors", c.with_header(arch={**c.ARCH, "hidden": "wide"})),
-        "invalid architecture config",
+        "MLP option hidden must be a positive integer, got 'wide'",
     ),
     (
         "arch-unknown",

@@ -209,3 +209,35 @@ def test_a_failed_run_without_a_checkpoint_is_not_resumed(ws, monkeypatch):
         runs.resume("early")
     with pytest.raises(DstabError, match="no run named 'ghost'"):
         runs.resume("ghost")
+
+
+def test_right_after_a_resume_runs_list_says_resuming_not_the_killed_runs_heartbeat(ws, capsys):
+    """Issue 27: `runs list` showed "no heartbeat for 977 s" (the killed launch's) right after a resume."""
+    import json
+    import subprocess
+    import time
+
+    from dstab.cli import main
+
+    path = ws / "again"
+    (path / runs.RUN).mkdir(parents=True)
+    (path / "launch.json").write_text(json.dumps({"name": "again", "total_steps": 10, "device": "cpu"}))
+    # the resumed launch: alive (its command line names the run folder), started now, no heartbeat of its own
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", str(path)])
+    try:
+        now = time.time()
+        (path / "pid").write_text(json.dumps({"pgid": proc.pid, "mode": "resume", "started": now}))
+        beat = path / runs.RUN / "heartbeat"
+        beat.write_text(json.dumps({"time": now - 977, "step": 6, "pid": 0}))  # the killed launch's
+        st = runs.status("again")
+        assert st.state == "running" and st.heartbeat_age_s is None and st.step == 6
+        assert st.reason.startswith("resuming: launched ") and st.reason.endswith("s ago, no heartbeat from it yet")
+        assert main(["runs", "list"]) == 0
+        out = capsys.readouterr().out
+        assert "resuming: launched" in out and "no heartbeat for 977" not in out
+        beat.write_text(json.dumps({"time": time.time(), "step": 7, "pid": proc.pid}))  # its first heartbeat
+        st = runs.status("again")
+        assert st.state == "running" and st.reason is None and st.step == 7 and st.heartbeat_age_s < 60
+    finally:
+        proc.kill()
+        proc.wait()
