@@ -147,7 +147,7 @@ def test_hessian_vector_products_through_diffusers_attention(tmp_path):
     hv = op(v)
 
     def grad_at(eps: float) -> torch.Tensor:
-        flat = (op.flat.detach() + eps * v).requires_grad_(True)
+        flat = (torch.cat([p.detach().reshape(-1) for p in op.leaves]) + eps * v).requires_grad_(True)
         (g,) = torch.autograd.grad(op._loss(op.unflatten(flat)), flat)
         return g
 
