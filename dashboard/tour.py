@@ -19,13 +19,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlencode
 
-from dstab import confine, paper, zooindex, zooresults
+from dstab import paper, zooindex, zooresults
 from dstab.analysis.specs import ProbeSpec
 
 from . import compute, sidebar, verdictpanel
 
 TOUR_T = zooresults.DM_TIMESTEPS[1]  # the landscape and interpolation steps' DM timestep (t = 500)
-RESULTS = confine.REPO_ROOT / "results"
+# where `dstab reproduce speedup` writes its summaries: the checkout's results/ (dstab/commands/reproduce.py)
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 @dataclass
