@@ -32,6 +32,7 @@ from . import cifar10, stats
 
 AXES = {"iterations": "iterations", "images": "images seen", "wall": "wall-clock seconds"}
 CONTROLS = ("lr-matched", "lrc-only")  # controls the full method is also compared with, when present
+MIN_SEEDS = 2  # complete seeds a variant needs to be compared (the Training page's sweep form starts there)
 EASIER = (0.1, 0.25, 0.5)  # easier targets: this far back (log scale) from each seed's plateau to its start
 PREFERRED = ("mmd2@", "fid@", "fd_local@", "fd_points@", "sw2@")  # the default metric, first found
 
@@ -153,7 +154,7 @@ def compare(group: str, metric=None, reference="baseline", last_k: int = 5, root
     name, curves, notes = load(group, metric, root)
     labels = by_label(curves)
     require(reference in labels, f"reference {reference!r} has no finished runs in {group!r}; have {sorted(labels)}")
-    thin = {lab: sorted(s) for lab, s in labels.items() if len(s) < 2}
+    thin = {lab: sorted(s) for lab, s in labels.items() if len(s) < MIN_SEEDS}
     others = [lab for lab in labels if lab != reference and lab not in thin]
     require(
         reference not in thin and others,
