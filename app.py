@@ -6,6 +6,7 @@ from dashboard import guard, server, sidebar, urlstate
 
 pages = [
     st.Page("pages/home.py", title="Home", default=True),
+    st.Page("pages/tour.py", title="Guided tour"),
     st.Page("pages/landscape.py", title="Loss landscape"),
     st.Page("pages/interpolation.py", title="Interpolation"),
     st.Page("pages/hessian.py", title="Hessian"),

@@ -9,8 +9,8 @@
    the server's health endpoint, then the browser opening the home page
    until it is rendered: heading, the four zoo numbers, every sample grid
    loaded. Goal: <= 3 s. Then, after 3 s on Home, a click on "Loss landscape"
-   until its four plotly charts are drawn (from the shipped results on the
-   real zoo; a miniature zoo computes them first).
+   until its two contour maps are drawn (the 3-D surfaces wait for a request; from the shipped
+   results on the real zoo, a miniature zoo computes them first).
 2. Server-side page time: each page's result is computed once into a fresh
    cache; then, in a new Python process per page that has imported what a
    server holds once it served any analysis page, a new session's first
@@ -162,7 +162,7 @@ def cold_start(env: dict, query: str) -> dict:
             time.sleep(READING_S)  # a user reads Home before moving on; the server loads PyTorch meanwhile
             t1 = time.perf_counter()
             page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Loss landscape").click()
-            page.locator(".js-plotly-plot .main-svg").nth(3).wait_for(timeout=120_000)  # both 3D surfaces, maps
+            page.locator(".js-plotly-plot .main-svg").nth(3).wait_for(timeout=120_000)  # 2 contour maps, 2 layers each
             page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=120_000)
             landscape = time.perf_counter() - t1
             ctx.close()

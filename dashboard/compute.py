@@ -14,28 +14,28 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from dataclasses import dataclass, field
 
 import streamlit as st
 
-from dstab import cache, zooresults
+from dstab import cache
 from dstab.analysis.results import Plan
 from dstab.errors import DstabError
 
-from . import server
-from .jobs import Cancelled, Job, JobRunner
+from . import figures, guard, server
+from .jobs import Job, JobRunner
 
 server.torch_ready()  # every analysis page imports us before it computes: torch runs with the server's threads
 
 POLL_S = 0.25
-DM_TIMESTEP_CHOICES = list(zooresults.SURFACE_TIMESTEPS)  # the zoo ships every DM's surface at each
 QUARTILES = "quartile midpoints"  # the report's DM Hessian probe: t at 1/8, 3/8, 5/8, 7/8 of T, averaged
 
 
-@st.cache_resource
+_RUNNER = JobRunner()  # one per server process, shared by its sessions
+
+
 def runner() -> JobRunner:
-    return JobRunner()
+    return _RUNNER
 
 
 def auto_limit_s() -> float:
@@ -106,30 +106,6 @@ def found(spec, bundles, device="cpu") -> cache.Result | None:
     return _lookup(plan_for(spec, bundles, device))
 
 
-def instant(make_spec, choices, bundles, device="cpu") -> list:
-    """The choices whose result is stored (drawn at once, no computing): `make_spec(choice)` is the spec
-    the page would ask for with it. A choice the model cannot take (a timestep past its T: the spec's
-    check refuses it) is not offered as instant."""
-    out = []
-    for c in choices:
-        try:
-            plan = plan_for(make_spec(c), bundles, device)
-        except DstabError:
-            continue
-        if _lookup(plan) is not None:
-            out.append(c)
-    return out
-
-
-def marked(instant_choices) -> dict:
-    """format_func and help for a control whose instant choices are marked."""
-    keep = set(instant_choices)
-    return {
-        "format_func": lambda c: f"{c} (instant)" if c in keep else str(c),
-        "help": "instant: stored in the shipped results or your cache; other values are computed when chosen",
-    }
-
-
 def _inside(where):
     return contextlib.nullcontext() if where is None else where
 
@@ -159,30 +135,56 @@ def _begin(ask: Ask, device) -> cache.Result | Job | str:
     job = jobs.job(key)
     if job is not None and not job.cancel_event.is_set():
         return job
-    estimate_s = plan.estimate_s()
     cancelled = st.session_state.setdefault("dstab_cancelled", set())
     go = st.session_state.setdefault("dstab_go", set())
+    failed = jobs.failure(key) if key not in go else None
+    estimate_s = plan.estimate_s()
     notice = st.empty()  # a placeholder, so that the notice disappears once the job starts
     box = notice.container(border=True)
-    if key in cancelled:
-        box.warning(f"{ask.label}: cancelled. Press Compute to start it again, or change a parameter.")
+    if failed is not None:  # said once, not started again by itself: Compute retries
+        box.error(_failure_text(ask.label, failed))
+    elif key in cancelled:
+        box.warning(
+            f"{ask.label}: cancelled; nothing was stored. Press Compute to start it again, or change a parameter."
+        )
     box.caption(f"{ask.label}: not in the cache; estimated cost {duration(estimate_s)} on this server.")
-    auto = key in go or (estimate_s <= auto_limit_s() and key not in cancelled)
+    auto = key in go or (estimate_s <= auto_limit_s() and key not in cancelled and failed is None)
     if not auto and not box.button("Compute", key=f"go-{key}", type="primary"):
         return key
     cancelled.discard(key)
     go.discard(key)
+    jobs.forget_failure(key)
     notice.empty()
-    return jobs.submit(key, ask.label, lambda job: plan.get(job.progress, **ask.runtime), estimate_s)
+    return jobs.submit(key, ask.label, lambda job: _compute(plan, job, ask.runtime), estimate_s)
+
+
+def _compute(plan: Plan, job: Job, runtime: dict) -> cache.Result:
+    """The plan's result through the one lookup -> compute -> store path (`cache.get_or_compute`: another
+    session may have stored it meanwhile); a job cancelled while its last points ran stops before its
+    result is stored."""
+
+    def computed() -> tuple[dict, dict]:
+        out = plan.compute(job.progress, **runtime)
+        job.progress("storing", 1, 1)  # raises Cancelled if Cancel came meanwhile
+        return out
+
+    return cache.get_or_compute(plan.spec.name, plan.params, plan.shas if plan.identified else [], computed)
+
+
+def _failure_text(label: str, exc: BaseException) -> str:
+    if isinstance(exc, DstabError):
+        return str(exc)
+    return f"{label} failed ({type(exc).__name__}: {guard.one_line(exc)}); the server log has the details"
 
 
 def many(asks: dict, device="cpu", where_all=None) -> dict:
     """Results of several analyses, {name: (Ask, container)}, each drawn in its own container (a column;
     None: the page). Looked up, else started (cheap, clicked, or "Compute all" when two or more wait for
-    a click, drawn in `where_all`), then waited for together: every running job shows its own progress
-    bar and Cancel button at once. Returns {name: result} for those available now, in the order asked;
-    errors show in the ask's container."""
-    out, running, waiting = {}, {}, []
+    a click, drawn in `where_all`). Returns {name: result} for those available now, in the order asked;
+    errors show in the ask's container. Every running job gets its own live box (progress, Cancel) in
+    its container, polled by a fragment, so the page's script run ends and draws everything else; when
+    a job ends the page runs again and draws its result (or says it was cancelled, or failed)."""
+    out, waiting = {}, []
     for name, (ask, where) in asks.items():
         with _inside(where):
             try:
@@ -190,12 +192,12 @@ def many(asks: dict, device="cpu", where_all=None) -> dict:
             except DstabError as exc:
                 st.error(str(exc))
                 continue
-        if isinstance(state, Job):
-            running[name] = (state, where)
-        elif isinstance(state, str):
-            waiting.append(state)
-        else:
-            out[name] = state
+            if isinstance(state, Job):
+                st.fragment(_live_box, run_every=POLL_S)(state.key)
+            elif isinstance(state, str):
+                waiting.append(state)
+            else:
+                out[name] = state
     if len(waiting) > 1:
         (where_all or st).button(
             f"Compute all {len(waiting)}",
@@ -204,19 +206,17 @@ def many(asks: dict, device="cpu", where_all=None) -> dict:
             on_click=_go,
             args=(waiting,),
         )
-    if running:
-        out.update(_wait(running))
     return {name: out[name] for name in asks if out.get(name) is not None}
 
 
 def side_by_side(selection, make_spec, label: str) -> tuple[dict, dict]:
-    """The picked DM and GAN in two columns: `make_spec(bundle)` for each, looked up or computed (`many`)
-    in its own column, where its errors show too. Returns ({kind: (choice, result)} for the results
-    available now, {kind: column})."""
+    """The picked DM and GAN in two columns: `make_spec(bundle)` for each (None: not yet, the page has
+    said why), looked up or computed (`many`) in its own column, where its errors show too. Returns
+    ({kind: (choice, result)} for the results available now, {kind: column})."""
     from . import sidebar
 
     top = st.empty()  # "Compute all", above the columns
-    cols = dict(zip(("dm", "gan"), st.columns(2)))
+    cols = dict(zip(("dm", "gan"), figures.columns(2)))
     asks, choices = {}, {}
     for kind, choice in (("dm", selection.dm), ("gan", selection.gan)):
         where = cols[kind]
@@ -225,10 +225,13 @@ def side_by_side(selection, make_spec, label: str) -> tuple[dict, dict]:
             continue
         try:
             bundle = sidebar.load_bundle(choice.path)
-            asks[kind] = (Ask(make_spec(bundle), [bundle], f"{choice.label} {label}"), where)
-            choices[kind] = choice
+            spec = make_spec(bundle)
         except DstabError as exc:
             where.error(str(exc))
+            continue
+        if spec is not None:  # None: the page waits for a choice it has asked for (its data)
+            asks[kind] = (Ask(spec, [bundle], f"{choice.label} {label}"), where)
+            choices[kind] = choice
     results = many(asks, selection.device, where_all=top)
     return {kind: (choices[kind], res) for kind, res in results.items()}, cols
 
@@ -241,43 +244,15 @@ def _status(job: Job, jobs: JobRunner) -> str:
     return f"{text} ({job.stage})" if job.stage else text
 
 
-def _wait(running: dict) -> dict:
-    """Poll every running job in one loop. When one finishes while others still run, the page reruns
-    so that its result is drawn at once (it is then a cache hit) while the others go on."""
+def _live_box(key: str) -> None:
+    """A running job's progress and Cancel button, redrawn every POLL_S by its fragment; once the job has
+    ended (finished, failed or cancelled) the whole page runs again to draw what came of it."""
     jobs = runner()
-    bars = {}
-    for name, (job, where) in running.items():
-        with _inside(where):
-            slot = st.empty()
-        box = slot.container(border=True)
-        box.button("Cancel", key=f"cancel-{job.key}", on_click=_cancel, args=(job,))
-        bars[name] = (slot, box.progress(0.0))
-    while True:
-        done = {name for name, (job, _) in running.items() if job.future.done()}
-        if len(done) == len(running):
-            break
-        if any(not running[n][0].future.cancelled() and running[n][0].future.exception() is None for n in done):
-            st.rerun()
-        for name, (job, _) in running.items():
-            if name not in done:
-                bars[name][1].progress(job.shown_fraction(), text=_status(job, jobs))  # Streamlit stops us here
-        time.sleep(POLL_S)
-    out = {}
-    for name, (job, where) in running.items():
-        bars[name][0].empty()
-        with _inside(where):
-            out[name] = _outcome(job)
-    return out
-
-
-def _outcome(job: Job) -> cache.Result | None:
-    if job.future.cancelled() or isinstance(job.future.exception(), Cancelled):
-        st.warning(f"{job.label}: cancelled. Change a parameter or press Compute to start again.")
-        return None
-    exc = job.future.exception()
-    if isinstance(exc, DstabError):
-        st.error(str(exc))
-        return None
-    if exc is not None:
-        raise exc
-    return job.future.result()
+    job = jobs.job(key)
+    if job is None or job.future.done():
+        st.rerun(scope="app")
+    box = st.container(border=True)
+    cancelling = job.cancel_event.is_set()
+    box.button("Cancel", key=f"cancel-{key}", on_click=_cancel, args=(job,), disabled=cancelling)
+    text = f"{job.label}: cancelling at its next step" if cancelling else _status(job, jobs)
+    box.progress(job.shown_fraction(), text=text)

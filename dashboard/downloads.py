@@ -1,13 +1,15 @@
-"""Download buttons: every chart as PNG and HTML, images as PNG, numbers as CSV and JSON.
+"""Download buttons: every chart as PNG, SVG, PDF and HTML, images as PNG, numbers as CSV and JSON.
 
 The payloads are built only when the user clicks (callable data), so pages
 with many figures do not serialise them on every rerun. Labels name the file,
-so two charts' buttons never read the same. A chart's PNG is drawn as the
-CLI draws it (dstab.plots.figpng): by plotly's own renderer, kaleido (1.x
-drives the system's Chromium, offline; one browser per server process,
-started on the first PNG asked for, and kept), or without a browser by its
-PIL drawing of the same figure. CSV rows carry the columns that say what they are of (model,
-parameters), so a file read on its own still tells.
+so two charts' buttons never read the same. A chart's PNG, SVG and PDF are
+drawn as the CLI draws its PNG (dstab.plots.figpng): by plotly's own renderer,
+kaleido (1.x drives the system's Chromium, offline; one browser per server
+process, started on the first image asked for, and kept), or without a browser
+from its PIL drawing of the same figure. A chart's four buttons sit in one
+"Download" popover, so a page on a projector is not a wall of buttons. CSV rows
+carry the columns that say what they are of (model, parameters), so a file read
+on its own still tells.
 """
 
 from __future__ import annotations
@@ -36,25 +38,26 @@ def _png(image) -> bytes:
     return buf.getvalue()
 
 
-def chart_png(fig) -> bytes:
-    """The figure as PNG: `dstab.plots.figpng`, the CLI's renderer too (kaleido in this process's one
-    Chromium, started on the first PNG asked for; without a browser, its PIL drawing of the figure)."""
-    return figpng.png_bytes(fig)
+def chart_image(fig, fmt: str) -> bytes:
+    """The figure as PNG, SVG or PDF: `dstab.plots.figpng`, the CLI's renderer too."""
+    return figpng.image_bytes(fig, fmt)
 
 
 def figure(fig, name: str, where=st) -> None:
-    """The chart as PNG and as a self-contained interactive HTML file (plotly.js inlined, works offline)."""
-    c1, c2 = where.columns(2)
-    c1.download_button(
-        f"{name}.png",
-        lambda: chart_png(fig),
-        f"{name}.png",
-        "image/png",
-        key=f"dl-{name}-png",
-        on_click="ignore",
-        icon=":material/download:",
-    )
-    c2.download_button(
+    """The chart as PNG, SVG and PDF (for slides and papers) and as a self-contained interactive HTML file
+    (plotly.js inlined, works offline), in one popover named after the chart."""
+    box = where.popover(f"Download {name}", icon=":material/download:")
+    for fmt, mime in figpng.FORMATS.items():
+        box.download_button(
+            f"{name}.{fmt}",
+            lambda fmt=fmt: chart_image(fig, fmt),
+            f"{name}.{fmt}",
+            mime,
+            key=f"dl-{name}-{fmt}",
+            on_click="ignore",
+            icon=":material/download:",
+        )
+    box.download_button(
         f"{name}.html",
         lambda: fig.to_html(include_plotlyjs=True, full_html=True).encode(),
         f"{name}.html",

@@ -9,6 +9,8 @@ Colours are one per run (`dstab.plots.runs.run_colours`), the same on every char
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from dstab.runs.runmetrics import RunMetrics
@@ -25,8 +27,13 @@ def chart_runs(statuses, names: list[str]) -> list[str]:
     groups = sorted({s.group for s in statuses if s.group})
     c1, c2 = st.columns([1, 3])
     modes = [ACTIVE_AND_CHOSEN, *(f"group {g}" for g in groups)]
-    mode = c1.selectbox(
-        "Show", modes, key="training_show", help="a sweep group's runs, or every active run and the ones chosen beside"
+    mode = urlstate.selectbox(  # in the URL: a reload shows the same runs
+        "Show",
+        modes,
+        "show",
+        ACTIVE_AND_CHOSEN,
+        where=c1,
+        help="a sweep group's runs, or every active run and the ones chosen beside",
     )
     if mode != ACTIVE_AND_CHOSEN:
         group = mode.removeprefix("group ")
@@ -74,16 +81,26 @@ def table(rows: list[dict]) -> None:
     )
 
 
+FLASH_S = 20.0  # how long a confirmation stays: a stopped run's end reruns the page once or twice meanwhile
+
+
 def confirm(message: str) -> None:
-    """A confirmation to show after the rerun an action triggers."""
-    st.session_state[FLASH] = message
+    """A confirmation to show after the rerun an action triggers, and for FLASH_S seconds after it."""
+    st.session_state[FLASH] = (message, time.monotonic(), False)
 
 
 def show_confirmation() -> None:
-    message = st.session_state.pop(FLASH, None)
-    if message:
-        st.success(message)
+    flash = st.session_state.get(FLASH)
+    if not flash:
+        return
+    message, since, toasted = flash
+    if time.monotonic() - since > FLASH_S:
+        del st.session_state[FLASH]
+        return
+    st.success(message)
+    if not toasted:  # a toast once; the line stays
         st.toast(message)
+        st.session_state[FLASH] = (message, since, True)
 
 
 def devices() -> list[str]:

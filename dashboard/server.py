@@ -22,6 +22,7 @@ import contextlib
 import ctypes
 import functools
 import importlib.util
+import logging
 import os
 import re
 import sys
@@ -43,6 +44,7 @@ def configure() -> None:
     global _configured
     if _configured:
         return
+    _log_to_stderr()
     try:
         from streamlit.runtime.pages_manager import PagesManager
 
@@ -50,6 +52,18 @@ def configure() -> None:
     except ImportError:  # a Streamlit without the v1 mode has nothing to switch off
         pass
     _configured = True
+
+
+def _log_to_stderr() -> None:
+    """The dashboard's own lines (each background job's end: finished, cancelled, failed) in the server's
+    log at INFO, as Streamlit's own are; Python's default would keep only warnings."""
+    logger = logging.getLogger("dstab.dashboard")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def torch_ready():

@@ -9,7 +9,7 @@ choice is kept in the URL (`data`, `dm`, `gan`): zoo ids, or `path:<file>`.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import streamlit as st
@@ -17,7 +17,7 @@ import streamlit as st
 from dstab import zooindex
 from dstab.errors import DstabError
 
-from . import server, urlstate, userfiles
+from . import figures, server, urlstate, userfiles
 
 server.configure()
 
@@ -115,17 +115,80 @@ def user_choice(path: Path) -> ModelChoice:
     )
 
 
-def _user_choices() -> dict[str, ModelChoice]:
+def user_choices() -> dict[str, ModelChoice]:
     return st.session_state.setdefault("dstab_user_checkpoints", {})
 
 
-def _add_user(path: Path) -> ModelChoice:
+def zoo_ref_of(path: Path) -> str | None:
+    """The zoo entry whose final checkpoint `path` is (a zoo file given by path is that entry, listed once)."""
+    try:
+        entries = manifest()["entries"]
+    except DstabError:
+        return None
+    root = zooindex.zoo_root().resolve()
+    target = Path(path).resolve()
+    for eid, e in entries.items():
+        if (root / e["checkpoints"]["final"]["path"]).resolve() == target:
+            return eid
+    return None
+
+
+def _shown(path: Path, others: list[Path]) -> str:
+    """The file name, or with the nearest folder that tells it from files of the same name
+    (`run-a/…/step0000100.safetensors` beside run-b's)."""
+    same = [o for o in others if o != path and o.name == path.name]
+    if not same:
+        return path.name
+    for depth in range(2, len(path.parts)):
+        if all(len(o.parts) < depth or o.parts[-depth] != path.parts[-depth] for o in same):
+            return f"{path.parts[-depth]}/{path.name}" if depth == 2 else f"{path.parts[-depth]}/…/{path.name}"
+    return str(path)
+
+
+def _unique_labels() -> None:
+    """`yours: NAME` for each user checkpoint, NAME its file name, or with a folder where two share one."""
+    choices = user_choices()
+    paths = [c.path for c in choices.values()]
+    for ref, c in list(choices.items()):
+        flag = " (NaN/inf weights)" if c.nonfinite else ""
+        choices[ref] = replace(c, label=f"yours: {_shown(c.path, paths)}{flag}")
+
+
+def _add_user(path: Path) -> tuple[str, str, str]:
+    """Add a checkpoint file to its kind's list, once: (its ref, its label, its kind). A zoo entry's final
+    file is that entry (not a second item)."""
+    eid = zoo_ref_of(path)
+    if eid is not None:
+        entry = manifest()["entries"][eid]
+        return eid, eid, entry["kind"]
     choice = user_choice(path)
-    _user_choices()[choice.ref] = choice
+    user_choices()[choice.ref] = choice
+    _unique_labels()
     if choice.nonfinite:  # it joins the list (it may be worth a look), but named: every analysis of it refuses
         more = f" and {len(choice.nonfinite) - 1} more" if len(choice.nonfinite) > 1 else ""
         st.warning(f"{path.name}: {choice.nonfinite[0]}{more} hold NaN or inf weights; analyses of it refuse.")
-    return choice
+    return choice.ref, user_choices()[choice.ref].label, choice.kind
+
+
+ADDED = "dstab_added"  # the last "added" note, shown until the next checkpoint is added
+
+
+def added(ref: str, label: str, kind: str, how: str) -> None:
+    """Note a checkpoint added by path, upload or link (a zoo file is its entry, already listed); the note
+    stays in the sidebar across the page's reruns (a computation's end reruns it) until the next one."""
+    if ref.startswith(PATH_PREFIX):
+        st.session_state[ADDED] = ("success", f"added {label} to the {kind.upper()} list ({how})")
+    else:
+        st.session_state[ADDED] = (
+            "info",
+            f"that file is the zoo's {ref}, listed under the dataset {ref.split('/', 1)[0]} ({how})",
+        )
+
+
+def _show_added(where) -> None:
+    note = st.session_state.get(ADDED)
+    if note is not None:
+        getattr(where, note[0])(note[1])
 
 
 def _adopt_url_paths() -> None:
@@ -133,14 +196,17 @@ def _adopt_url_paths() -> None:
     DM/GAN lists offer them before the bound selectboxes read the URL."""
     for slot in ("dm", "gan"):
         ref = st.query_params.get(slot, "")
-        if not ref.startswith(PATH_PREFIX) or ref in _user_choices():
+        if not ref.startswith(PATH_PREFIX) or ref in user_choices():
             continue
         try:
             path = userfiles.confined_path(ref[len(PATH_PREFIX) :])
             kind = load_bundle(path).kind
             if kind != slot:
                 raise DstabError(f"{path.name} is a {kind.upper()} checkpoint; choose it as the {kind.upper()}")
-            _add_user(path)
+            new_ref, label, kind = _add_user(path)
+            if new_ref != ref:  # a zoo file named by path: the link opens its zoo entry
+                st.query_params[slot] = new_ref
+            added(new_ref, label, kind, "from the link")
         except DstabError as exc:
             st.sidebar.error(f"The link's {slot.upper()} cannot be used: {exc}")
 
@@ -154,8 +220,7 @@ def _own_checkpoint_form() -> None:
         text = st.text_input("Path on the server", key="own_path", placeholder="workspace/my-dm.safetensors")
         if st.button("Load path", key="own_path_load") and text:
             try:
-                choice = _add_user(userfiles.confined_path(text))
-                st.success(f"added {choice.label} to the {choice.kind.upper()} list")
+                added(*_add_user(userfiles.confined_path(text)), "path")
             except DstabError as exc:
                 st.error(str(exc))
         # no `type=` filter: Streamlit checks it on the server before the script runs, so a file of another
@@ -165,15 +230,18 @@ def _own_checkpoint_form() -> None:
         if up is not None:
             try:
                 userfiles.require_upload_size(up.name, up.size)  # before reading it into memory
-                choice = _add_user(userfiles.save_upload(up.name, up.getvalue()))
-                st.success(f"added {choice.label} to the {choice.kind.upper()} list")
+                path = userfiles.save_upload(up.name, up.getvalue())
+                known = PATH_PREFIX + str(path) in user_choices()
+                ref, label, kind = _add_user(path)
+                if not known:  # the uploader keeps its file across reruns: said once
+                    added(ref, label, kind, "upload")
             except DstabError as exc:
                 st.error(str(exc))
 
 
 def _pick(kind: str, family: str, zoo_options: dict[str, ModelChoice], inits: list[str], where) -> ModelChoice | None:
     options = {r: c for r, c in zoo_options.items() if c.kind == kind and r.startswith(family + "/")}
-    options.update({r: c for r, c in _user_choices().items() if c.kind == kind})
+    options.update({r: c for r, c in user_choices().items() if c.kind == kind})
     if not options:
         where.caption(f"no {kind.upper()} checkpoint for {family}")
         return None
@@ -184,10 +252,10 @@ def _pick(kind: str, family: str, zoo_options: dict[str, ModelChoice], inits: li
     default = next((r for r in inits if not options[r].collapse), inits[0] if inits else next(iter(options)))
 
     # the options are the refs themselves, not labels: a bound widget keeps its shown text in the URL,
-    # and a zoo id or a path is what a fresh session can resolve
+    # and a zoo id or a path is what a fresh session can resolve; a user's file is shown by its label
     def shown(ref: str) -> str:
-        note = options[ref].collapse or ("NaN/inf weights" if options[ref].nonfinite else "")
-        return f"{ref} ({note})" if note else ref
+        text = ref if options[ref].is_zoo else options[ref].label  # a user's label names NaN/inf weights
+        return f"{text} ({options[ref].collapse})" if options[ref].collapse else text
 
     name = "DM" if kind == "dm" else "GAN"
     ref = urlstate.shared_selectbox(name, list(options), kind, default, where=where, format_func=shown)
@@ -212,6 +280,8 @@ def render() -> Selection:
     inits = {k: zooindex.group_ids(man["entries"], family, f"{k}-init") for k in ("dm", "gan")}
     dm = _pick("dm", family, zoo_options, inits["dm"], pickers)
     gan = _pick("gan", family, zoo_options, inits["gan"], pickers)
+    _show_added(pickers)
+    figures.toggle(st.sidebar)
     st.sidebar.caption(f"Device: {server.device_label()}")
     return Selection(family, dm, gan, man)
 

@@ -24,7 +24,8 @@ PRESETS_SCHEDULE = "the presets' schedule"
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _field(diffusion_json: str) -> dict:
+def cached_field(diffusion_json: str) -> dict:
+    """`timestep_field.field` of a diffusion config (as sorted JSON), kept for the server's sessions."""
     return timestep_field.field(json.loads(diffusion_json))
 
 
@@ -67,7 +68,7 @@ def section(dm) -> None:
     view = urlstate.radio("View", list(timestep_field.VIEWS), "tf_view", "effective", where=c2, horizontal=True)
     log_y = urlstate.toggle("Log y", "tf_logy", False, where=c2)
     try:
-        result = _field(json.dumps(diffusion, sort_keys=True))
+        result = cached_field(json.dumps(diffusion, sort_keys=True))
     except DstabError as exc:
         st.error(f"error: {exc}")
         return

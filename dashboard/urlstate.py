@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 
 import streamlit as st
 
-SHARED = ("data", "dm", "gan")
+# the sidebar's models, their data (datapick) and presentation mode (figures)
+SHARED = ("data", "dm", "gan", "dmdata", "gandata", "present")
 STREAMLIT_OWN = ("embed", "embed_options")
 PAGE = "dstab_page"
 READ = "dstab_link_read"  # the URL parameters a control of this run's page has read
@@ -110,12 +111,32 @@ def _boolean(raw: str) -> bool:
     raise ValueError("not true or false")
 
 
-def _seed(name: str, default, parse: Callable[[str], object], valid: Callable[[object], bool]) -> str:
+def _seed(name: str, default, parse: Callable[[str], object], valid: Callable[[object], bool], instead=None) -> str:
     """Put the widget's value into session state before it is drawn (so the widget takes no `value`):
-    kept from earlier runs if still valid, else the URL's if it parses, else the default."""
-    k = key(name)
+    kept from earlier runs if still valid; else the URL's if it parses, else the default.
+
+    With `instead` (numeric choices that depend on the model: its timesteps), a kept value the new
+    options lack is replaced by `instead(value)`, with a note, and remembered: while the user leaves
+    the replacement alone, options that offer the remembered value again bring it back (t = 750, a
+    T = 50 model shows t = 49, the zoo model again shows t = 750)."""
+    k, wanted, stand_in = key(name), key(name) + "#wanted", key(name) + "#stand-in"
+    ss = st.session_state
     mark_read(name)
-    if k in st.session_state and valid(st.session_state[k]):
+    if k in ss and valid(ss[k]):
+        if ss.get(stand_in) is not None and ss[k] == ss[stand_in]:
+            if valid(ss[wanted]):  # the user's own value is offered again
+                ss[k] = ss.pop(wanted)
+                ss.pop(stand_in)
+            else:  # said for as long as the stand-in is shown, whatever reruns the page
+                st.info(f"{name} = {_text(ss[wanted])} is not offered here; the nearest, {_text(ss[k])}, is used.")
+        else:  # the user chose this value: nothing to bring back
+            ss.pop(wanted, None)
+            ss.pop(stand_in, None)
+        return k
+    if k in ss and instead is not None:
+        ss.setdefault(wanted, ss[k])
+        ss[k] = ss[stand_in] = instead(ss[wanted])
+        st.info(f"{name} = {_text(ss[wanted])} is not offered here; the nearest, {_text(ss[k])}, is used.")
         return k
     value = default
     raw = st.query_params.get(name)
@@ -136,25 +157,59 @@ def _publish_one(name: str, value, default) -> None:
         st.query_params[name] = _text(value)
 
 
-def _choice(widget, label: str, options: Sequence, name: str, default, **kw):
+def nearest(options: Sequence) -> Callable[[object], object]:
+    """The numeric option closest to a value (the first on a tie): what replaces a number a new model
+    does not offer."""
+
+    def pick(value):
+        numbers = [o for o in options if isinstance(o, int | float) and not isinstance(o, bool)]
+        if not numbers or not isinstance(value, int | float):
+            return numbers[0] if numbers else options[0]
+        return min(numbers, key=lambda o: abs(o - value))
+
+    return pick
+
+
+def _choice(widget, label: str, options: Sequence, name: str, default, instead=None, **kw):
     options = list(options)
-    default = default if default in options else options[0]
-    k = _seed(name, default, _match(options), lambda v: v in options)
-    value = widget(label, options, key=k, **KEEP, **kw)
+    # a default these options lack (a model with another T) starts at its nearest option; the URL still
+    # leaves out only the page's own default, so a link names any other value, whatever the model
+    first = default if default in options else nearest(options)(default)
+    k = _seed(name, first, _match(options), lambda v: v in options, instead)
+    widget_key = _keyed_by_options(k, options) if instead is not None else k
+    if widget_key != k:  # the value's own key follows the widget's, as the sidebar's shared choices do
+        kw["on_change"] = lambda: st.session_state.__setitem__(k, st.session_state[widget_key])
+    value = widget(label, options, key=widget_key, **KEEP, **kw)
     _publish_one(name, value, default)
     return value
 
 
-def selectbox(label: str, options: Sequence, name: str, default=None, where=st, **kw):
-    return _choice(where.selectbox, label, options, name, default, **kw)
+def _keyed_by_options(k: str, options: list) -> str:
+    """The widget key for choices that change with the model: the value's own key for the options first
+    seen in the session, another key (seeded with the value) for other options. Chromium's slider keeps
+    its own position when a widget's options change under it and showed t = 1 (the first option) while
+    the server and the URL held t = 49; a widget of another key is drawn afresh at the server's value."""
+    ss = st.session_state
+    ss.setdefault(k + "#options", options)
+    if ss[k + "#options"] == options:
+        return k
+    widget_key = f"{k}#{len(options)}:{_text(options[0])}:{_text(options[-1])}"
+    ss[widget_key] = ss[k]
+    return widget_key
+
+
+def selectbox(label: str, options: Sequence, name: str, default=None, where=st, keep_nearest=False, **kw):
+    return _choice(where.selectbox, label, options, name, default, nearest(options) if keep_nearest else None, **kw)
 
 
 def radio(label: str, options: Sequence, name: str, default=None, where=st, **kw):
     return _choice(where.radio, label, options, name, default, **kw)
 
 
-def select_slider(label: str, options: Sequence, name: str, default=None, where=st, **kw):
-    return _choice(where.select_slider, label, options, name, default, **kw)
+def select_slider(label: str, options: Sequence, name: str, default=None, where=st, keep_nearest=False, **kw):
+    """`keep_nearest`: when the options change under the kept value (another model, another T), the
+    nearest option replaces it, with a note, rather than the default."""
+    return _choice(where.select_slider, label, options, name, default, nearest(options) if keep_nearest else None, **kw)
 
 
 def number(label: str, name: str, default, lo, hi, step=None, where=st, **kw):
@@ -176,6 +231,28 @@ def toggle(label: str, name: str, default: bool = False, where=st, **kw):
     k = _seed(name, default, _boolean, lambda v: isinstance(v, bool))
     value = where.toggle(label, key=k, **KEEP, **kw)
     _publish_one(name, value, default)
+    return value
+
+
+def multiselect(label: str, options: Sequence, name: str, default: Sequence = (), where=st, **kw) -> list:
+    """Several choices, kept in the URL as a comma-separated list (`name=a,b`); values the options lack
+    are named in a note and dropped."""
+    options, default = list(options), [d for d in default if d in options]
+
+    def parse(raw: str) -> list:
+        wanted = [v for v in raw.split(",") if v]
+        unknown = [v for v in wanted if v not in options]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} not offered")
+        return wanted
+
+    k = _seed(name, default, parse, lambda v: isinstance(v, list) and all(x in options for x in v))
+    value = where.multiselect(label, options, key=k, **KEEP, **kw)
+    if value == default:
+        if name in st.query_params:
+            del st.query_params[name]
+    elif st.query_params.get(name) != ",".join(value):
+        st.query_params[name] = ",".join(value)
     return value
 
 

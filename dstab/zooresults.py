@@ -170,9 +170,10 @@ def _shipped(spec, ids: list[str], entries: dict) -> cache.Result | None:
     return cache.lookup(spec.name, spec.params(checkpoints), [c.sha256 for c in checkpoints])
 
 
-def shipped_consistency(family: str, kind: str, entries: dict) -> cache.Result | None:
-    """The stored consistency of a kind's init group (DDPM), or None. Never computes."""
-    ids = zooindex.group_ids(entries, family, f"{kind}-init")
+def shipped_consistency(family: str, kind: str, entries: dict, group: str | None = None) -> cache.Result | None:
+    """The stored consistency of a kind's init group, or of another `group` of that kind (x0-init), at the
+    report's settings (DDPM, M = 32), or None. Never computes."""
+    ids = zooindex.group_ids(entries, family, group or f"{kind}-init")
     return _shipped(CONSISTENCY.for_kind(kind), ids, entries) if len(ids) >= 2 else None
 
 

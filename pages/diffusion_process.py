@@ -10,8 +10,8 @@ towards the final sample.
 import streamlit as st
 import torch
 
-from dashboard import compute, downloads, sidebar, urlstate
-from dstab import data, probes
+from dashboard import compute, datapick, downloads, figures, sidebar, urlstate
+from dstab import probes
 from dstab.analysis.specs import TrajectorySpec
 from dstab.analysis.trajectory import forward_noised, schedule_rows, trajectory_rows
 from dstab.diffusion import Diffusion
@@ -28,10 +28,11 @@ if sel.dm is None:
     st.stop()
 bundle = sidebar.load_bundle(sel.dm.path)
 diffusion: Diffusion = bundle.diffusion
-OWN = "the checkpoint's own"
-pick = urlstate.selectbox("Data to noise", [OWN, *data.explicit_choices()], "dataset", OWN, where=st.sidebar)
-try:  # a header's dataset may name no file outside the allowed roots (dstab.confine)
-    ds = probes.dataset_for(bundle, None if pick == OWN else pick)
+pick, ready = datapick.control("dm", sel.dm, bundle, st.columns(2)[0])
+if not ready:
+    st.stop()
+try:  # a picked set of another shape is refused by name
+    ds = probes.dataset_for(bundle, pick)
 except DstabError as exc:
     st.error(str(exc))
     st.stop()
@@ -47,7 +48,7 @@ ts = [s for s in SNAPSHOT_TS if s < diffusion.T] + [t]
 example = ds.data[index] if ds.image else ds.fixed_batch(1000, seed=0)
 xt = forward_noised(diffusion, example, ts, noise_seed)  # one noise for every t: the strip and x_t agree
 
-left, right = st.columns(2)
+left, right = figures.columns(2)
 if ds.image:
     strip = grid_image(xt[:-1], nrow=len(ts) - 1, scale=8)
     left.image(grid_image(xt[-1:], scale=24), caption=f"x_t at t = {t}")
@@ -55,16 +56,14 @@ if ds.image:
     downloads.image(strip, "forward-strip", where=left)
 else:
     fig_pts = trajectory_plots.points(xt[-1], f"x_t at t = {t}", reference=example)
-    left.plotly_chart(fig_pts, key="forward-points")
-    downloads.figure(fig_pts, "forward-points", where=left)
+    figures.show(fig_pts, "forward-points", left)
 fig_sched = trajectory_plots.schedule(diffusion, t)
-right.plotly_chart(fig_sched, key="schedule")
+figures.show(fig_sched, "schedule", right)
 abar = float(diffusion.alphas_cumprod[t])
 right.markdown(
     f"At t = {t}: signal weight sqrt(abar) = {abar**0.5:.4f}, noise weight sqrt(1-abar) = {(1 - abar) ** 0.5:.4f}, "
     f"SNR = {abar / (1 - abar):.4g}."
 )
-downloads.figure(fig_sched, "schedule", where=right)
 downloads.numbers(
     schedule_rows(diffusion),
     "schedule",
@@ -106,9 +105,8 @@ st.caption(
 steps_fig = trajectory_plots.reverse_steps(
     frames_t, result.arrays["x_t"], result.arrays["eps_hat"], result.arrays["x0_hat"], ds.image, start=k - 1
 )
-st.plotly_chart(steps_fig, key="reverse-steps")
-downloads.figure(steps_fig, "reverse-steps")
-left, right = st.columns(2)
+figures.show(steps_fig, "reverse-steps")
+left, right = figures.columns(2)
 if ds.image:
     strip, picks = trajectory_plots.strip(result.arrays["x0_hat"])
     left.image(strip, caption="sample 1's x0 estimate at t = " + ", ".join(str(int(frames_t[i])) for i in picks))
@@ -118,12 +116,10 @@ else:
     fig_now = trajectory_plots.points(
         x0_hat[k - 1], f"x0 estimate at t = {int(frames_t[k - 1])}", reference=data_points
     )
-    left.plotly_chart(fig_now, key="x0-points")
-    downloads.figure(fig_now, "x0-estimate", where=left)
+    figures.show(fig_now, "x0-estimate", left, key="x0-points")
 rows = trajectory_rows(frames_t, x0_hat)
 fig_conv = trajectory_plots.distance(rows, int(frames_t[k - 1]))
-right.plotly_chart(fig_conv, key="trajectory")
-downloads.figure(fig_conv, "trajectory", where=right)
+figures.show(fig_conv, "trajectory", right)
 run_columns = {"model": sel.dm.label, "sampler": sampler, "steps": len(frames_t), "seed": seed, "samples": n}
 downloads.numbers(
     rows, "trajectory", where=right, extra={"params": result.params, "checkpoint": sel.dm.ref}, columns=run_columns

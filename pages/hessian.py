@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import compute, downloads, sidebar, urlstate, verdictpanel
+from dashboard import compute, datapick, downloads, figures, sidebar, timesteps, urlstate, verdictpanel
 from dstab import paper, zooresults
 from dstab.plots import hessian as hessian_plots
 from dstab.plots import tables
@@ -20,15 +20,17 @@ st.caption(
     "The curvature of each model's loss at its trained weights. Sharp minima have large top eigenvalues lambda_1 "
     "and a wide spectrum. Same probes as the landscape page: a DM at timestep t, a GAN's G or D loss."
 )
-c = st.columns(6)
+c = st.columns([1.6, 1, 1, 1, 1, 1])
 TIMESTEP_HELP = "the report's default averages the loss over t = T/8, 3T/8, 5T/8, 7T/8"
+dm_T = sidebar.load_bundle(sel.dm.path).diffusion.T if sel.dm else None
 t = urlstate.selectbox(
     "DM timestep t",
-    [compute.QUARTILES, *compute.DM_TIMESTEP_CHOICES],
+    [compute.QUARTILES, *timesteps.choices(dm_T)],
     "t",
     compute.QUARTILES,
     where=c[0],
     help=TIMESTEP_HELP,
+    keep_nearest=True,
 )
 role = urlstate.radio(
     "GAN probe",
@@ -51,9 +53,17 @@ with st.expander("Lanczos: tolerance, products, check"):
     verify = urlstate.toggle("check the top-k (off: unverified)", "verify", SPEC.verify, where=e[2])
 
 
+data = datapick.row(
+    sel, {k: sidebar.load_bundle(ch.path) for k, ch in (("dm", sel.dm), ("gan", sel.gan)) if ch is not None}
+)
+
+
 def spec_for(bundle):
-    """The report's probe (a DM at the quartile midpoints) or a DM at one timestep; a GAN by role."""
-    probe = replace(SPEC.probe, role=role if bundle.kind == "gan" else None)
+    """The report's probe (a DM at the quartile midpoints) or a DM at one timestep; a GAN by role. None
+    while the model's data is not chosen."""
+    if bundle.kind not in data:
+        return None
+    probe = replace(SPEC.probe, role=role if bundle.kind == "gan" else None, dataset=data[bundle.kind])
     if bundle.kind == "dm" and t != compute.QUARTILES:
         probe = replace(probe, timesteps=(int(t),))
     counts = {"top_k": top_k, "trace_samples": trace_samples, "slq_runs": slq_runs, "seed": seed}
@@ -64,16 +74,32 @@ results, cols = compute.side_by_side(sel, spec_for, "Hessian")
 
 if results:
     labelled = {kind: (choice.label, res) for kind, (choice, res) in results.items()}
-    density = hessian_plots.spectral_density(labelled)
-    top = hessian_plots.top_eigenvalues(labelled)
-    left, right = st.columns(2)
-    left.plotly_chart(density, key="density")
-    downloads.figure(density, "hessian-density", where=left)
-    right.plotly_chart(top, key="top-eigenvalues")
-    downloads.figure(top, "hessian-top", where=right)
+    d1, d2 = st.columns(2)
+    scale = urlstate.radio(
+        "Density",
+        ["log", "linear"],
+        "density",
+        "log",
+        where=d1,
+        horizontal=True,
+        help="log: the tails, 8 decades below the highest peak; linear: where the mass is",
+    )
+    axes = urlstate.radio(
+        "Eigenvalue axis",
+        list(hessian_plots.DENSITY_AXES),
+        "xaxes",
+        hessian_plots.DENSITY_AXES[0],
+        where=d2,
+        horizontal=True,
+        help="each model over its own eigenvalue range shows a DM's mass near 0 beside a GAN's wider one",
+    )
+    density = hessian_plots.spectral_density(labelled, log_y=scale == "log", axes=axes)
+    left, right = figures.columns(2)
+    figures.show(density, "hessian-density", left, key="density")
+    figures.show(hessian_plots.top_eigenvalues(labelled), "hessian-top", right, key="top-eigenvalues")
     st.subheader("The paper's Figure 4 numbers")
     table = [tables.hessian_row(label, kind, res) for kind, (label, res) in labelled.items()]
-    st.dataframe(table, hide_index=True)
+    figures.table(table)
     st.caption(
         f"Paper (CIFAR-10 / ImageNet models): {paper.hessian_text()}. "
         "sigma^2 here is the variance of the eigenvalue distribution, tr(H^2)/n - (tr(H)/n)^2, from SLQ; the "

@@ -9,15 +9,6 @@ import streamlit as st
 from dashboard import sidebar, verdictpanel
 from dstab import census, paper, zooindex, zooresults
 
-
-def hessian_of(choice, entries: dict):
-    """The report's Hessian of the picked model, by its exact key: spelled from the manifest for a zoo
-    entry (no PyTorch), else from the loaded checkpoint (a user's own, a manifest that lacks a value)."""
-    if choice.is_zoo and zooresults.keyed_by_manifest(choice.ref, entries):
-        return zooresults.shipped_hessian(choice.ref, entries)
-    return zooresults.report_hessian(sidebar.load_bundle(choice.path))
-
-
 sel = sidebar.current()
 st.title("dstab: why diffusion models train more stably than GANs")
 st.markdown(
@@ -32,28 +23,41 @@ st.markdown(
 
 st.subheader(f"The same measurements on this zoo ({sel.family})")
 entries = sel.manifest["entries"]
-numbers, failed = [], set()
-for kind in ("dm", "gan"):
-    found = zooresults.shipped_consistency(sel.family, kind, entries)
-    gone = [e for e in zooindex.group_ids(entries, sel.family, f"{kind}-init") if zooindex.is_collapsed(entries[e])]
-    failed.update(gone)
-    label = f"{kind.upper()} consistency C(q), init group" + (" (collapsed run included)" if gone else "")
-    numbers.append((label, found.meta["C_db"] if found else None, " dB"))
-for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
-    found = hessian_of(choice, entries) if choice else None
+claims = zooresults.shipped_consistency_claims(sel.family, entries)
+cons_verdict = next((v for v in claims if v.claim.startswith("DMs more consistent than GANs (inits")), None)
+hess_verdict = next(
+    (
+        v
+        for v in zooresults.shipped_hessian_claims(sel.family, entries)
+        if " lambda_1 below" in v.claim and "(gan-g)" in v.claim
+    ),
+    None,
+)
+left, right = st.columns(2)
+left.markdown("**Consistency C(q)**, each kind's init group (all its seeds; DDPM, M = 32)")
+notes, missing = [], False
+for col, kind in zip(left.columns(2), ("dm", "gan")):
+    value, note = verdictpanel.group_consistency(sel.family, kind, entries)
+    col.metric(kind.upper(), "not computed" if value is None else f"{value:.2f} dB")
+    notes += [note] if note else []
+    missing |= value is None
+if cons_verdict is not None:
+    notes.append(f"The claim (DMs more consistent), {verdictpanel.verdict_clause(cons_verdict)}")
+left.caption(". ".join(notes) + "." if notes else "")
+right.markdown("**Hessian lambda_1**, one pair: the DM and the GAN picked in the sidebar")
+pair = []
+for col, (kind, choice) in zip(right.columns(2), (("dm", sel.dm), ("gan", sel.gan))):
+    found = verdictpanel.report_hessian_of(choice, entries) if choice else None
     collapsed = bool(choice and choice.is_zoo and zooindex.is_collapsed(entries.get(choice.ref, {})))
-    failed.update([choice.ref] if collapsed else [])
-    label = f"{kind.upper()} lambda_1 ({choice.label if choice else 'none picked'}{', collapsed' if collapsed else ''})"
-    numbers.append((label, found.meta["lambda_1"] if found else None, ""))
-for col, (label, value, unit) in zip(st.columns(4), numbers):
-    col.metric(label, "not computed" if value is None else f"{value:.2f}{unit}")
-if failed:
-    # seen on toy2d: lambda_1 169 (DM) vs 4.04 (the collapsed gan-s0) above a verdict that holds without it
-    st.warning(
-        f"Mode-collapsed: {', '.join(sorted(failed))}. A number with a collapsed run in it measures a failed run, "
-        "not its kind; the verdicts below leave collapsed runs out (and give the result with them beside it)."
-    )
-if any(v is None for _, v, _ in numbers):
+    name = f"{choice.label}{' (collapsed)' if collapsed else ''}" if choice else "none picked"
+    value = found.meta["lambda_1"] if found else None
+    col.metric(f"{kind.upper()} {name}", "not computed" if value is None else f"{value:.2f}")
+    pair.append((name, value))
+if all(v is not None for _, v in pair):
+    right.caption(verdictpanel.pair_sentence("lambda_1", *pair, claim_below=True, v=hess_verdict))
+elif hess_verdict is not None:
+    right.caption(f"The claim (DM lambda_1 below GAN's), {verdictpanel.verdict_clause(hess_verdict)}.")
+if missing or any(v is None for _, v in pair):
     st.caption(
         "Numbers come from the results `python -m dstab report` ships for the zoo (DDPM, M = 32; the report's "
         "Hessian probe); the Consistency and Hessian pages compute missing ones."
@@ -72,6 +76,7 @@ else:
 
 st.subheader("Pages")
 pages = [
+    ("pages/tour.py", "Guided tour", "the paper's story in 8 steps, one idea per screen, for a lecture or a demo"),
     ("pages/landscape.py", "Loss landscape", "DM and GAN loss surfaces side by side, smoothness numbers"),
     ("pages/interpolation.py", "Interpolation", "loss along the line from an early to a late checkpoint"),
     ("pages/hessian.py", "Hessian", "eigenvalue spectra, lambda_1, trace, variance"),

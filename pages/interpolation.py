@@ -1,16 +1,19 @@
-"""Interpolation: the loss along the straight line from an early to a late checkpoint of one run.
+"""Interpolation: the loss along the straight line between two checkpoints of one architecture.
 
 theta(alpha) = alpha * theta_final + (1 - alpha) * theta_early (the paper's
-Sec. 3.2, after Goodfellow et al. 2015), beyond both ends too. DM and GAN on
-one chart, each relative to its final checkpoint's loss; a smooth, unimodal
-curve has roughness 0 (dstab.analysis.smoothness).
+Sec. 3.2, after Goodfellow et al. 2015), beyond both ends too. The final end is
+the sidebar's pick; the early end is the same run's early checkpoint by default
+(a run folder's first step for a user's checkpoint) or any checkpoint of the same
+architecture (dashboard.partners). DM and GAN on one chart, each relative to its
+final checkpoint's loss; a smooth, unimodal curve has roughness 0
+(dstab.analysis.smoothness).
 """
 
 from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import compute, downloads, sidebar, urlstate, verdictpanel
+from dashboard import compute, datapick, downloads, figures, partners, sidebar, timesteps, urlstate, verdictpanel
 from dstab import zooresults
 from dstab.analysis.interpolation import rise_over_end
 from dstab.analysis.specs import ProbeSpec
@@ -21,8 +24,9 @@ from dstab.plots import tables
 sel = sidebar.current()
 st.title("Interpolation")
 st.caption(
-    "alpha = 0 is the run's early checkpoint (10% of training), alpha = 1 its final one. The loss is the final "
-    "checkpoint's probe (its batch, its timestep; for a GAN its frozen partner network)."
+    "alpha = 1 is the model picked in the sidebar, alpha = 0 the checkpoint chosen below: by default the same "
+    "run's early checkpoint (the zoo's at 10% of training; a run folder's first saved step). The loss is the "
+    "alpha = 1 checkpoint's probe (its batch, its timestep; for a GAN its frozen partner network)."
 )
 c = st.columns(5)
 SPEC = zooresults.CURVE
@@ -32,43 +36,66 @@ hi = urlstate.selectbox("To alpha", [1.0, 1.25, 1.5, 2.0], "hi", SPEC.hi, where=
 steps = urlstate.selectbox("Points per unit", [4, 10, 20, 40, 100], "steps", SPEC.steps, where=c[4])
 
 
+bundles = {k: sidebar.load_bundle(ch.path) for k, ch in (("dm", sel.dm), ("gan", sel.gan)) if ch is not None}
+data = datapick.row(sel, bundles)
+ends = {}  # kind -> the checkpoint at alpha = 0
+for (kind, choice), where in zip((("dm", sel.dm), ("gan", sel.gan)), st.columns(2)):
+    if choice is None:
+        where.error(f"Pick a {kind.upper()} in the sidebar.")
+        continue
+    offered = partners.early_ends(choice, sel)
+    if not offered:
+        where.error(
+            f"{choice.label}: no other checkpoint of its architecture is listed to interpolate from; add one in "
+            "the sidebar (a path or an upload), or pick a zoo entry."
+        )
+        continue
+    # the early end belongs to the pick it was chosen for: another pick starts from its own default
+    name, owner = f"{kind}from", urlstate.key(f"{kind}from") + "#for"
+    if st.session_state.get(owner) not in (None, choice.ref):
+        st.session_state.pop(urlstate.key(name), None)
+        if name in st.query_params:
+            del st.query_params[name]
+    st.session_state[owner] = choice.ref
+    start = urlstate.selectbox(
+        f"{kind.upper()} line from (alpha = 0)",
+        list(offered),
+        name,
+        next(iter(offered)),
+        where=where,
+        help=f"alpha = 1 is {choice.label}, the sidebar's pick",
+    )
+    ends[kind] = offered[start]
+
+
 def spec_at(kind: str, t: int):
-    probe = ProbeSpec.of(kind, t, role, batch_size=SPEC.probe.batch_size, seed=SPEC.probe.seed)
+    """The curve spec of `kind`; None while its data is not chosen."""
+    if kind not in data:
+        return None
+    probe = ProbeSpec.of(kind, t, role, batch_size=SPEC.probe.batch_size, seed=SPEC.probe.seed, dataset=data[kind])
     return replace(SPEC, probe=probe, lo=lo, hi=hi, steps=steps)
 
 
-def pair(choice) -> list:
-    """From the early checkpoint (alpha = 0) to the final one (alpha = 1), the zoo's convention."""
-    return [sidebar.load_bundle(choice.path), sidebar.load_bundle(choice.early)]
+def pair(kind: str) -> list:
+    """The sidebar's pick (alpha = 1) and the chosen early end (alpha = 0)."""
+    return [bundles[kind], sidebar.load_bundle(ends[kind])]
 
 
-has_line = sel.dm is not None and sel.dm.early is not None
-shown = (
-    compute.instant(lambda t: spec_at("dm", t), compute.DM_TIMESTEP_CHOICES, pair(sel.dm), sel.device)
-    if has_line
-    else []
-)
-t = urlstate.select_slider(
-    "DM timestep t", compute.DM_TIMESTEP_CHOICES, "t", zooresults.DM_TIMESTEPS[1], where=c[0], **compute.marked(shown)
-)
+line = pair("dm") if "dm" in ends and "dm" in data else []
+timestep = timesteps.Control(lambda t: spec_at("dm", t), line, line[0].diffusion.T if line else None, c[0], sel.device)
+t = timestep.t
 
 asks, labels = {}, {}
 for kind, choice in (("dm", sel.dm), ("gan", sel.gan)):
-    if choice is None:
-        st.error(f"Pick a {kind.upper()} in the sidebar.")
-        continue
-    if choice.early is None:
-        st.error(
-            f"{choice.label} has no early checkpoint to interpolate from: pick a zoo entry, or run "
-            "`python -m dstab interpolate` on your two checkpoints."
-        )
+    if kind not in ends or kind not in data:
         continue
     try:
-        asks[kind] = (compute.Ask(spec_at(kind, t), pair(choice), f"{choice.label} interpolation"), None)
+        asks[kind] = (compute.Ask(spec_at(kind, t), pair(kind), f"{choice.label} interpolation"), None)
         labels[kind] = choice.label
     except DstabError as exc:
         st.error(str(exc))
 results = {kind: (labels[kind], res) for kind, res in compute.many(asks, sel.device).items()}
+timestep.note_stored()
 
 if results:
     rows = {
@@ -76,11 +103,10 @@ if results:
         for kind, (label, res) in results.items()
     }
     fig = curve_plots.curves(rows)
-    st.plotly_chart(fig, key="interpolation")
-    downloads.figure(fig, "interpolation")
+    figures.show(fig, "interpolation")
     table = [tables.roughness_row(label, kind, res.meta) for kind, (label, res) in results.items()]
     st.subheader("Roughness")
-    st.dataframe(table, hide_index=True)
+    figures.table(table)
     st.caption(
         "roughness = (total variation - monotone envelope) / (max - min): 0 for a curve that falls to one minimum "
         "and rises again; each extra bump of height b adds 2b / range. barrier = the largest rise above the chord "

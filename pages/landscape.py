@@ -3,21 +3,23 @@
 Each surface is L(theta + a d1 + b d2) over two filter-normalised random
 directions. A DM's centre loss is far smaller than a GAN's, so by default each
 surface is drawn on the min-max of its own loss; a shared relative rise
-(L - L0)/|L0|, log loss and one raw range are options. Below: the DM across
-timesteps beside the GAN's G and D (the paper's Fig. 2 and 10), from stored
-results only.
+(L - L0)/|L0|, log loss and one raw range are options. The contour maps come
+first; the WebGL 3-D surfaces and the DM across timesteps beside the GAN's G
+and D (the paper's Fig. 2 and 10, from stored results only) are drawn on
+request, so the first chart is as quick as any other page's.
 """
 
 from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import compute, downloads, sidebar, urlstate, verdictpanel
+from dashboard import compute, datapick, downloads, figures, sidebar, timesteps, urlstate, verdictpanel
 from dstab import zooresults
 from dstab.analysis.specs import ProbeSpec
 from dstab.errors import DstabError
 from dstab.plots import surface as surface_plots
 from dstab.plots import tables
+from dstab.plots.smoothness_text import smoother_sentence
 
 GRIDS = [5, 11, 21, 31, 41, 51]
 RADII = [0.1, 0.25, 0.5, 1.0, 2.0]
@@ -48,50 +50,53 @@ scale = urlstate.selectbox(
 )
 
 
+dm_bundle = sidebar.load_bundle(sel.dm.path) if sel.dm else None
+gan_bundle = sidebar.load_bundle(sel.gan.path) if sel.gan else None
+data = datapick.row(sel, {"dm": dm_bundle, "gan": gan_bundle})
+
+
 def spec_at(kind: str, t: int, gan_role: str = role):
-    probe = ProbeSpec.of(kind, t, gan_role, batch_size=SPEC.probe.batch_size, seed=SPEC.probe.seed)
+    """The surface spec of `kind` at these settings; None while its data is not chosen."""
+    if kind not in data:
+        return None
+    probe = ProbeSpec.of(kind, t, gan_role, batch_size=SPEC.probe.batch_size, seed=SPEC.probe.seed, dataset=data[kind])
     return replace(SPEC, probe=probe, grid=grid, radius=radius, seed=seed)
 
 
-dm_bundle = sidebar.load_bundle(sel.dm.path) if sel.dm else None
-shown = (
-    compute.instant(lambda t: spec_at("dm", t), compute.DM_TIMESTEP_CHOICES, [dm_bundle], sel.device) if sel.dm else []
-)
-t = urlstate.select_slider(
-    "DM timestep t", compute.DM_TIMESTEP_CHOICES, "t", zooresults.DM_TIMESTEPS[1], where=c[0], **compute.marked(shown)
-)
+dm_T = dm_bundle.diffusion.T if dm_bundle else None
+dm_ready = [dm_bundle] if "dm" in data else []
+timestep = timesteps.Control(lambda t: spec_at("dm", t), dm_ready, dm_T, c[0], sel.device)
+t = timestep.t
 
 results, cols = compute.side_by_side(sel, lambda bundle: spec_at(bundle.kind, t), "surface")
+timestep.note_stored()
 settings = {"grid": grid, "radius": radius, "direction seed": seed}
 
 if results:
     views = surface_plots.views({k: r.arrays["loss"] for k, (_, r) in results.items()}, scale)
-    for kind, (choice, res) in results.items():
+    for kind, (choice, res) in results.items():  # the 2-D maps first: quick to draw, the page's first chart
         where = cols[kind]
         a, b = res.arrays["alphas"], res.arrays["betas"]
-        title = surface_plots.title(choice.label, res.meta)
-        surf = surface_plots.surface_3d(a, b, views[kind], title)
-        cont = surface_plots.contour(a, b, views[kind], title)
-        where.plotly_chart(surf, key=f"surface-{kind}")
-        where.plotly_chart(cont, key=f"contour-{kind}")
-        rows = tables.smoothness_rows(choice.label, res.meta)
-        where.dataframe(rows, hide_index=True)
-        downloads.figure(surf, f"surface-{kind}", where=where)
-        downloads.figure(cont, f"contour-{kind}", where=where)
-        what = {"model": choice.label, "probe": tables.probe_text(res.meta), **settings}
-        downloads.numbers(
-            tables.grid_rows(a, b, res.arrays["loss"]),
-            f"surface-{kind}",
-            where=where,
-            extra={"meta": res.meta},
-            columns=what,
+        figures.show(
+            surface_plots.contour(a, b, views[kind], surface_plots.title(choice.label, res.meta)),
+            f"contour-{kind}",
+            where,
         )
+        what = {"model": choice.label, "probe": tables.probe_text(res.meta), **settings}
+        grid_rows = tables.grid_rows(a, b, res.arrays["loss"])
+        downloads.numbers(grid_rows, f"surface-{kind}", where=where, extra={"meta": res.meta}, columns=what)
     if set(results) == {"dm", "gan"}:
-        st.info(surface_plots.smoother_sentence(*((ch.label, r.meta) for ch, r in results.values())))
+        st.info(smoother_sentence(*((ch.label, r.meta) for ch, r in results.values())))
     st.subheader("Smoothness, side by side")
     table = [row for _, (choice, res) in results.items() for row in tables.smoothness_rows(choice.label, res.meta)]
-    st.dataframe(table, hide_index=True)
+    figures.table(table)
     downloads.numbers(table, "smoothness", columns=settings)
+    # WebGL surfaces cost a second or more each to draw in the browser: on request
+    if urlstate.toggle("3-D surfaces (drawn on request: WebGL is slow to draw)", "surf3d"):
+        for (kind, (choice, res)), where in zip(results.items(), figures.columns(2)):
+            a, b = res.arrays["alphas"], res.arrays["betas"]
+            surf = surface_plots.surface_3d(a, b, views[kind], surface_plots.title(choice.label, res.meta))
+            figures.show(surf, f"surface-{kind}", where)
 zoo_settings = (grid, radius, seed) == (SPEC.grid, SPEC.radius, SPEC.seed)
 verdictpanel.landscape(
     sel.family,
@@ -106,29 +111,27 @@ verdictpanel.landscape(
 )
 
 st.subheader("Across timesteps, beside the GAN's G and D (the paper's Fig. 2 and 10)")
-panels, missing = [], []
-wanted = [(sel.dm, dm_bundle, spec_at("dm", t_), f"t = {t_}") for t_ in compute.DM_TIMESTEP_CHOICES] if sel.dm else []
-if sel.gan:
-    gan_bundle = sidebar.load_bundle(sel.gan.path)
+wanted = [(sel.dm, dm_bundle, spec_at("dm", t_), f"t = {t_}") for t_ in timesteps.choices(dm_T)] if dm_ready else []
+if "gan" in data:
     wanted += [(sel.gan, gan_bundle, spec_at("gan", t, r), r.upper()) for r in ("g", "d")]
-for choice, bundle, spec, what in wanted:
-    name = f"{choice.label} {what}"
-    try:
-        res = compute.found(spec, [bundle], sel.device)
-    except DstabError:  # a timestep past this model's T: simply not shown
-        res = None
-    if res is None:
-        missing.append(name)
+if urlstate.toggle(f"Draw the {len(wanted)} contour maps (stored results only)", "multiples"):
+    panels, missing = [], []
+    for choice, bundle, spec, what in wanted:
+        name = f"{choice.label} {what}"
+        try:
+            res = compute.found(spec, [bundle], sel.device)
+        except DstabError:  # a timestep past this model's T: simply not shown
+            res = None
+        if res is None:
+            missing.append(name)
+        else:
+            panels.append((name, res.arrays["alphas"], res.arrays["betas"], res.arrays["loss"]))
+    if panels:
+        figures.show(surface_plots.small_multiples(panels), "surface-multiples")
+        st.caption(
+            "How the DM's surface changes with t, and the GAN's two losses: each map coloured within its own loss "
+            f"range (stated under its title). Grid {grid}, r = {radius:g}, direction seed {seed}."
+            + (f" Not stored yet (choose them above to compute): {', '.join(missing)}." if missing else "")
+        )
     else:
-        panels.append((name, res.arrays["alphas"], res.arrays["betas"], res.arrays["loss"]))
-if panels:
-    multiples = surface_plots.small_multiples(panels)
-    st.plotly_chart(multiples, key="small-multiples")
-    st.caption(
-        "Contour maps, each on its own loss range (stated under its title): how the DM's surface changes with t, "
-        f"and the GAN's two losses. Grid {grid}, r = {radius:g}, direction seed {seed}."
-        + (f" Not stored yet (choose them above to compute): {', '.join(missing)}." if missing else "")
-    )
-    downloads.figure(multiples, "surface-multiples")
-else:
-    st.caption("No stored surfaces at these settings yet: the plots above compute them one at a time.")
+        st.caption("No stored surfaces at these settings yet: the maps above compute them one at a time.")

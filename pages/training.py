@@ -204,17 +204,18 @@ def hyper_inputs(preset: str, base: dict) -> dict:
     c = st.columns(4)
     steps = c[0].number_input("total steps", 1, 10_000_000, base["steps"], key=k + "steps")
     start = paper.launch_defaults(base, steps)  # the paper's values
+    per_run = f"{k}{steps}_"  # inputs whose default follows the run's length start afresh with another length
     hyper = {
         "steps": steps,
         "lr": c[1].number_input("learning rate", 1e-7, 1.0, base["lr"], format="%.2e", key=k + "lr"),
-        "eval_every": c[2].number_input("eval every (steps)", 1, 10_000_000, start["eval_every"], key=k + "ev"),
+        "eval_every": c[2].number_input("eval every (steps)", 1, 10_000_000, start["eval_every"], key=per_run + "ev"),
         "eval_samples": c[3].number_input("eval samples", 2, 100_000, base["eval_samples"], key=k + "es"),
     }
     hyper["checkpoint_every"] = hyper["eval_every"]  # one sample grid per evaluation
     T = base["diffusion"]["T"]
     if base["timesteps"].get("name") == "clts":
         mu = c[0].number_input("CLTS mu (in t)", 0.0, float(T - 1), start["mu"], key=k + "mu")
-        target = c[1].number_input("CLTS target_iter", 1, 10_000_000, start["target_iter"], key=k + "target")
+        target = c[1].number_input("CLTS target_iter", 1, 10_000_000, start["target_iter"], key=per_run + "target")
         sigma = c[2].number_input("CLTS sigma", 1.0, 100.0 * T, start["sigma"], key=k + "sigma")
         hyper["timesteps"] = {"name": "clts", "mu": mu, "sigma": sigma, "target_iter": target}
     if base["momentum"].get("name") != "constant":
@@ -233,8 +234,18 @@ def sweep_inputs() -> tuple[list[str], int, str]:
     c1, c2 = st.columns([3, 1])
     presets = sorted(train_config.PRESETS)
     variants = c1.multiselect("Variants (presets) of a sweep", presets, key="sweep_variants")
-    seeds = c2.number_input("Seeds", 1, 100, 1, key="sweep_seeds")
+    # a sweep of variants starts at the complete seeds compare needs of each (with 1 its own compare panel
+    # refused it); one run starts at 1 seed. The key follows which, so each has its own default.
+    sweeping = bool(variants)
+    seeds = c2.number_input(
+        "Seeds", 1, 100, compare.MIN_SEEDS if sweeping else 1, key=f"sweep_seeds_{'sweep' if sweeping else 'run'}"
+    )
     axes = st.text_area("Sweep axes, one per line: KEY=V1,V2,... (e.g. lr=1e-3,2e-3; width=16,32)", key="sweep_axes")
+    if variants and seeds < compare.MIN_SEEDS:
+        st.warning(
+            f"{seeds} seed per variant: the compare panel needs {compare.MIN_SEEDS} complete seeds of each variant "
+            "to estimate a speed-up, so this sweep's runs can be watched but not compared."
+        )
     return variants, int(seeds), axes
 
 
@@ -265,7 +276,9 @@ def launch_form(statuses) -> None:
         except DstabError as exc:
             st.error(f"The trainer refuses this configuration: {exc}")
             return
-        preview_section(config, statuses)
+        planned_configs = [config] if single else [r.config for r in planned]
+        variants_ = {preset: config} if single else {r.label: r.config for r in planned}
+        preview_section(variants_, planned_configs, statuses)
         size_section([(name, config)] if single else [(r.name, r.config) for r in planned], device)
         count = 1 if single else len(planned)
         if st.button(f"Launch {count} run{'s' * (count > 1)}", type="primary", key="launch"):
@@ -281,11 +294,20 @@ def launch_form(statuses) -> None:
                 st.rerun()
 
 
-def preview_section(config: dict, statuses) -> None:
+def preview_section(configs: dict, planned: list[dict], statuses) -> None:
+    """P(t) and the optimiser's schedules of the run, or of one variant of the sweep at a time
+    (`configs`: label -> config), and the time every `planned` run will take. The iterations P(t) is
+    shown at follow the run's length."""
+    labels = list(dict.fromkeys(configs))
+    label = labels[0] if len(labels) == 1 else st.selectbox(f"Preview a variant ({len(labels)})", labels)
+    config = configs[label]
     T = config["diffusion"]["T"]
     target = int(config["timesteps"].get("target_iter", paper.clts_target(config["steps"])))
     default = sorted({0, target // 2, target, config["steps"]})
-    text = st.text_input("Show P(t) at iterations", ", ".join(map(str, default)), key="pmf_its")
+    # keyed by what sets the defaults: another run length or target starts from its own iterations
+    text = st.text_input(
+        "Show P(t) at iterations", ", ".join(map(str, default)), key=f"pmf_its_{config['steps']}_{target}"
+    )
     try:
         its = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -295,7 +317,7 @@ def preview_section(config: dict, statuses) -> None:
     c1, c2 = st.columns(2)
     c1.plotly_chart(run_plots.pmf(view["t"], view["pmf"], T), key="pmf")
     c2.plotly_chart(run_plots.schedules(view["iterations"], view["beta1"], view["lr"]), key="schedules")
-    estimate_time(config, statuses)
+    estimate_time(planned, statuses)
 
 
 def size_section(planned: list[tuple[str, dict]], device: str) -> None:
@@ -312,7 +334,8 @@ def size_section(planned: list[tuple[str, dict]], device: str) -> None:
     st.code("\n".join(sized.get(key, counts)), language=None)
 
 
-def estimate_time(config: dict, statuses) -> None:
+def rate_for(config: dict, statuses) -> float | None:
+    """Steps per second of runs of this setup seen on this machine, or measured here on request."""
     similar = [s for s in statuses if (c := runboard.run_config(s.name)) and runboard.same_setup(c, config)]
     rate = None
     for s in reversed(similar):
@@ -324,13 +347,26 @@ def estimate_time(config: dict, statuses) -> None:
     measured = st.session_state.setdefault("measured_rates", {})
     if rate is None and key in measured:
         rate = measured[key]
-    if rate is None:
-        if st.button("Measure steps/s here (a few training steps)", key="measure"):
-            measured[key] = runboard.measure_steps_per_s(config)
-            st.rerun()
-        return
+    if rate is None and st.button("Measure steps/s here (a few training steps)", key=f"measure-{key}"):
+        measured[key] = runboard.measure_steps_per_s(config)
+        st.rerun()
+    return rate
+
+
+def estimate_time(configs: list[dict], statuses) -> None:
+    """The launch's training time: every planned run's steps at its setup's rate, the runs taking turns
+    `slots` at a time per device (DSTAB_MAX_RUNS_PER_DEVICE)."""
+    minutes = []
+    for config in configs:
+        rate = rate_for(config, statuses)
+        if rate is None:
+            return
+        minutes.append(config["steps"] / rate / 60)
+    slots = runs.slots_per_device()
+    total = sum(minutes) / min(slots, len(minutes))
+    runs_text = f"{len(minutes)} runs of {min(minutes):.1f}-{max(minutes):.1f} min" if len(minutes) > 1 else "one run"
     st.info(
-        f"≈ {config['steps'] / rate / 60:.1f} min of training at {rate:.1f} steps/s "
+        f"≈ {total:.1f} min of training for {runs_text}, {slots} at a time on a device "
         "(measured on this machine; evaluations add to it)."
     )
 

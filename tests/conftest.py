@@ -7,6 +7,7 @@ import json
 import math
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -188,6 +189,20 @@ def assert_unchanged(module: torch.nn.Module, before: dict) -> None:
     assert after["device"] == before["device"]
     for k, v in before["tensors"].items():
         assert torch.equal(after["tensors"][k], v), k
+
+
+_SESSION_MAIN = sys.modules["__main__"]
+
+
+@pytest.fixture(autouse=True)
+def _main_module_kept():
+    """Streamlit's script runner (AppTest runs it in this process) installs the page's module as
+    sys.modules["__main__"] and leaves it there; a later spawn-started child (torch.multiprocessing)
+    would then re-run app.py as its main. Each test starts and ends with the session's own __main__
+    (module-scoped fixtures may have run the app before a test starts)."""
+    sys.modules["__main__"] = _SESSION_MAIN
+    yield
+    sys.modules["__main__"] = _SESSION_MAIN
 
 
 @pytest.fixture(scope="session", autouse=True)

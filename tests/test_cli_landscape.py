@@ -88,7 +88,8 @@ def test_precompute_fills_the_shipped_cache_and_pages_find_it(ckpts, caches, mon
     found = results.get(curve_spec, [a, b])
     c, source = curve_spec.read(found), found.source
     assert source == "shipped" and c.meta["loss_a"] == pytest.approx(c.loss[c.alphas == 1][0])
-    assert not list((caches / "cache").rglob("*.json"))  # nothing went to the user cache
+    # no result went to the user cache (it may hold the memory guard's table, sizing/)
+    assert not [f for f in (caches / "cache").rglob("*.json") if f.parent.name != "sizing"]
     assert cli.main(["precompute", "--only", "fourier"]) == 2
 
 

@@ -41,6 +41,7 @@ AXES = {
     "wall": "wall-clock seconds",
 }
 CONTROLS = ("lr-matched", "lrc-only")  # controls the full method is also compared with, when present
+MIN_SEEDS = 2  # complete seeds a comparison needs for an interval (a verdict: the protocol's min_seeds, 3)
 PREFERRED = ("mmd2@", "fid@", "fd_local@", "fd_points@", "sw2@")  # the default metric, first found
 SIDE = ("kid", "precision", "recall", "density", "coverage")  # reported beside the primary metric
 

@@ -9,7 +9,9 @@ under the prefix `unet.`.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..errors import DstabError, require
 
@@ -49,4 +51,10 @@ class DiffusersUNet(nn.Module):
             raise DstabError(f"diffusers cannot build a UNet2DModel from this config.json: {exc}") from None
 
     def forward(self, x, t, y=None):
-        return self.unet(x, t, class_labels=y).sample
+        if not torch.is_grad_enabled():
+            return self.unet(x, t, class_labels=y).sample
+        # a Hessian-vector product differentiates the backward pass of attention; only the composite
+        # (math) kernel has that derivative, the fused CPU kernel raises ("derivative for
+        # _scaled_dot_product_flash_attention_for_cpu_backward is not implemented")
+        with sdpa_kernel(SDPBackend.MATH):
+            return self.unet(x, t, class_labels=y).sample

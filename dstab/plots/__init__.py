@@ -17,6 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 
 KIND_COLOURS = {"dm": "#1f77b4", "gan": "#ff7f0e", "x0": "#2ca02c"}
+# a legend under the plot, always shown: a long model name beside the plot squeezed it to a sliver, and
+# plotly hides the legend of a one-trace figure (the DM's curve while the GAN's waits for Compute)
+LEGEND_BELOW = {"showlegend": True, "legend": {"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0}}
 
 
 def write_html(fig, path: str | Path) -> Path:

@@ -7,7 +7,7 @@ GAN's curves share one axis.
 
 from __future__ import annotations
 
-from . import KIND_COLOURS
+from . import KIND_COLOURS, LEGEND_BELOW
 from .tables import curve_probe_text
 
 TITLE = "Loss from the early (alpha = 0) to the final (alpha = 1) checkpoint"
@@ -29,5 +29,5 @@ def curves(rows: dict):
         )
     for x, text in ((0, "early"), (1, "final")):
         fig.add_vline(x=x, line_dash="dot", line_color="grey", annotation_text=text)
-    fig.update_layout(title=TITLE, height=460, xaxis_title="alpha", yaxis_title=Y_TITLE)
+    fig.update_layout(title=TITLE, height=500, xaxis_title="alpha", yaxis_title=Y_TITLE, **LEGEND_BELOW)
     return fig

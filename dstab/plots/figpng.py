@@ -50,7 +50,7 @@ def size(fig) -> tuple[int, int]:
     return int(fig.layout.width or WIDTH), int(fig.layout.height or HEIGHT)
 
 
-def _kaleido(fig, scale: int) -> bytes:
+def _kaleido(fig, scale: int, fmt: str = "png") -> bytes:
     global _started
     import kaleido
     import plotly.io as pio
@@ -62,7 +62,7 @@ def _kaleido(fig, scale: int) -> bytes:
         width, height = size(fig)
         with warnings.catch_warnings():  # plotly passes browser options a running server already has
             warnings.filterwarnings("ignore", "The kopts argument is ignored", UserWarning)
-            return pio.to_image(fig, format="png", width=width, height=height, scale=scale)
+            return pio.to_image(fig, format=fmt, width=width, height=height, scale=scale)
 
 
 def png_bytes(fig, scale: int = SCALE) -> bytes:
@@ -75,6 +75,34 @@ def png_bytes(fig, scale: int = SCALE) -> bytes:
     buf = io.BytesIO()
     draw(fig, scale).save(buf, format="PNG")
     return buf.getvalue()
+
+
+FORMATS = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
+
+
+def image_bytes(fig, fmt: str = "png") -> bytes:
+    """`fig` as PNG, SVG or PDF (for slides and papers). kaleido writes SVG and PDF as vectors at the
+    figure's size; without a browser the PIL drawing is the picture: a PDF page of it, an SVG holding it."""
+    require(fmt in FORMATS, f"image format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "png":
+        return png_bytes(fig)
+    if renderer() == "kaleido":
+        try:
+            return _kaleido(fig, 1, fmt)
+        except Exception as exc:
+            logging.getLogger("dstab").warning("note: kaleido could not draw the figure (%s); drawn by PIL", exc)
+    img = draw(fig, SCALE).convert("RGB")
+    buf = io.BytesIO()
+    if fmt == "pdf":
+        img.save(buf, format="PDF", resolution=72.0 * SCALE)
+        return buf.getvalue()
+    img.save(buf, format="PNG")
+    w, h = size(fig)
+    uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}">'
+        f'<image width="{w}" height="{h}" href="{uri}"/></svg>'
+    ).encode()
 
 
 def write_png(fig, path: str | Path, scale: int = SCALE) -> Path:

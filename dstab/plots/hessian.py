@@ -4,32 +4,43 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import KIND_COLOURS
+from . import KIND_COLOURS, LEGEND_BELOW
 from .tables import probe_text
 
+DENSITY_AXES = ("one axis", "each its own range")
 
-def spectral_density(results: dict, decades: float = 8.0):
-    """Overlaid SLQ densities on a log scale showing `decades` below the highest peak (the Gaussian
-    tails of the broadened density fall to 1e-80 and would squash the picture otherwise);
-    `results` maps kind -> (label, cache.Result)."""
+
+def spectral_density(results: dict, decades: float = 8.0, log_y: bool = True, axes: str = DENSITY_AXES[0]):
+    """Overlaid SLQ densities; `results` maps kind -> (label, cache.Result). log_y: a log scale showing
+    `decades` below the highest peak (the Gaussian tails of the broadened density fall to 1e-80 and would
+    squash the picture otherwise); linear: where the mass is. `axes`: one eigenvalue axis for all, or
+    each model in its own panel over its own range (a DM whose eigenvalues sit near 0 is a spike on an axis
+    that spans a GAN's)."""
     import plotly.graph_objects as go
 
-    fig = go.Figure()
+    from .subplots import grid
+
+    own = axes == DENSITY_AXES[1] and len(results) > 1
+    layout, panels = grid(len(results), len(results), 0.1, 0.0) if own else ({}, [("x", "y")] * len(results))
+    fig = go.Figure(layout=layout)
     top = max(float(np.max(res.arrays["density"])) for _, res in results.values())
-    for kind, (label, res) in results.items():
+    for (kind, (label, res)), (x, y) in zip(results.items(), panels):
         fig.add_scatter(
             x=res.arrays["density_grid"],
             y=res.arrays["density"],
             name=f"{label} ({probe_text(res.params)})",
             line={"color": KIND_COLOURS.get(kind)},
+            xaxis=x,
+            yaxis=y,
         )
+    for x, y in dict.fromkeys(panels):
+        xa, ya = f"xaxis{x[1:]}", f"yaxis{y[1:]}"
+        fig.layout[xa].update(title="eigenvalue", nticks=6)
+        if log_y:
+            fig.layout[ya].update(type="log", range=[np.log10(top) - decades, np.log10(top) + 0.3])
+        fig.layout[ya].update(title="density" if y == "y" else None, exponentformat="power")
     fig.update_layout(
-        title="Eigenvalue spectral density (SLQ)",
-        xaxis_title="eigenvalue",
-        yaxis_title="density",
-        yaxis_type="log",
-        yaxis_range=[np.log10(top) - decades, np.log10(top) + 0.3],
-        height=420,
+        title=f"Eigenvalue spectral density (SLQ), {'log' if log_y else 'linear'} density", height=500, **LEGEND_BELOW
     )
     return fig
 
@@ -43,7 +54,9 @@ def top_eigenvalues(results: dict):
         fig.add_bar(
             x=[f"lambda_{i + 1}" for i in range(len(vals))], y=vals, name=label, marker_color=KIND_COLOURS.get(kind)
         )
-    fig.update_layout(title="Top eigenvalues (Lanczos)", barmode="group", yaxis_title="eigenvalue", height=420)
+    fig.update_layout(
+        title="Top eigenvalues (Lanczos)", barmode="group", yaxis_title="eigenvalue", height=460, **LEGEND_BELOW
+    )
     return fig
 
 

@@ -137,7 +137,8 @@ def quartile_curves(series: list[dict], x_title: str, log_x: bool, colours: dict
             legendgroup="quartiles",
         )
     _layout(fig, "Loss per quartile of t (q0: t < T/4, the hardest to denoise precisely)", x_title, "loss", log_x)
-    fig.update_yaxes(type="log")
+    # every tick of a log axis spelled out: plotly's short minor labels read "5, 2, 0.1, 5, 2"
+    fig.update_yaxes(type="log", minorloglabels="complete")
     return fig
 
 
@@ -156,16 +157,22 @@ def pmf(t: np.ndarray, pmfs: dict[int, np.ndarray], T: int):
 
 
 def schedules(iterations: np.ndarray, beta1: np.ndarray, lr: np.ndarray):
+    """beta1 above, the learning rate below, on one iteration axis: two panels, since on twin axes a
+    constant lr sat on top of its own axis and hid beta1's line."""
     import plotly.graph_objects as go
 
-    fig = go.Figure()
-    fig.add_scatter(x=iterations, y=beta1, name="Adam beta1 (MD, Eq. 9)")
-    fig.add_scatter(x=iterations, y=lr, name="learning rate (LRC, Eq. 10)", yaxis="y2")
+    from .subplots import grid
+
+    layout, ((x1, y1), (x2, y2)) = grid(2, 1, 0.0, 0.18, ["Adam beta1 (MD, Eq. 9)", "learning rate (LRC, Eq. 10)"])
+    fig = go.Figure(layout=layout)
+    fig.add_scatter(x=iterations, y=beta1, name="beta1", xaxis=x1, yaxis=y1, showlegend=False)
+    fig.add_scatter(x=iterations, y=lr, name="learning rate", xaxis=x2, yaxis=y2, showlegend=False)
     fig.update_layout(
         title="beta1 and learning rate over the run",
-        xaxis_title="iteration",
-        yaxis={"title": "beta1", "rangemode": "tozero"},
-        yaxis2={"title": "lr", "overlaying": "y", "side": "right", "exponentformat": "e", "rangemode": "tozero"},
-        height=340,
+        height=380,
+        yaxis={"title": "beta1", "range": [0, 1.05]},
+        yaxis2={"title": "lr", "exponentformat": "e", "range": [0, 1.1 * float(np.max(lr)) or 1.0]},
+        xaxis={"matches": "x2", "showticklabels": False},
+        xaxis2={"title": "iteration"},
     )
     return fig

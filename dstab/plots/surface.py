@@ -5,8 +5,8 @@ A DM's centre loss is tiny (0.0002 for digits at t = 900) while a GAN's is near 
 scale of the relative rise (L - L0)/|L0| (`landscape.rise_over_centre`) makes the DM look steep and
 the GAN a flat sheet. By default each surface therefore gets its own scale, the min-max of its own
 loss, with the colour bar in loss units; "shared relative rise", "log loss" and "raw loss" (one
-range for both) are the options (`views`). `smoother_sentence` says in words which model is the
-smoother by which number.
+range for both) are the options (`views`). `smoothness_text.smoother_sentence` says in words which
+model is the smoother by which number.
 """
 
 from __future__ import annotations
@@ -108,88 +108,50 @@ def contour(a: np.ndarray, b: np.ndarray, view: View, title: str):
     return fig
 
 
-def small_multiples(panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], columns: int = 4):
-    """One contour map per (title, alphas, betas, loss), each on its own loss range, which its title
-    states: the DM across timesteps beside the GAN's G and D (the paper's Fig. 2 and 10)."""
+MULTIPLE_COLUMNS = 3  # 11 panels (9 DM timesteps, the GAN's G and D) in 4 rows, ~250 px each at 1280 x 720
+
+
+def small_multiples(panels: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], columns: int = MULTIPLE_COLUMNS):
+    """One contour map per (title, alphas, betas, loss): the DM across timesteps beside the GAN's G and D (the
+    paper's Fig. 2 and 10). The models' losses differ by orders of magnitude, so each panel is coloured by
+    where a point lies in its own loss range, 0 at its minimum and 1 at its maximum, on one shared colour
+    bar; each title states its range. Ticks on the outer axes, in units of the directions."""
     import plotly.graph_objects as go
 
     from .subplots import grid
 
     rows = max(1, -(-len(panels) // columns))
-    titles = [f"{t}<br>{_range(loss)[0]:.3g} to {_range(loss)[1]:.3g}" for t, _, _, loss in panels]
-    layout, axes = grid(len(panels), columns, 0.04, 0.12 if rows > 1 else 0.0, titles, font_size=11)
-    for k in layout:
-        if k.startswith(("xaxis", "yaxis")):
-            layout[k]["showticklabels"] = False
+    titles = [f"<b>{t}</b><br>loss {_range(loss)[0]:.3g} to {_range(loss)[1]:.3g}" for t, _, _, loss in panels]
+    layout, axes = grid(len(panels), columns, 0.06, 0.42 / rows if rows > 1 else 0.0, titles, font_size=14)
+    for i, (x, y) in enumerate(axes):
+        bottom = i + columns >= len(panels)
+        layout[f"xaxis{x[1:]}"].update(showticklabels=bottom, nticks=3, title="d2" if bottom else None)
+        layout[f"yaxis{y[1:]}"].update(
+            showticklabels=i % columns == 0, nticks=3, title="d1" if i % columns == 0 else None
+        )
     data = []
-    for (_, a, b, loss), (x, y) in zip(panels, axes):
+    for i, ((_, a, b, loss), (x, y)) in enumerate(zip(panels, axes)):
         lo, hi = _range(loss)
         data.append(
             go.Contour(
                 x=b,
                 y=a,
-                z=loss,
-                zmin=lo,
-                zmax=hi,
+                z=(loss - lo) / (hi - lo),
+                zmin=0.0,
+                zmax=1.0,
                 colorscale="Viridis",
-                showscale=False,
+                showscale=i == 0,
+                colorbar={"title": "position in<br>its own<br>loss range", "tickvals": [0, 0.5, 1]},
                 contours={"coloring": "heatmap"},
                 line={"width": 0.5},
                 xaxis=x,
                 yaxis=y,
+                customdata=loss,
+                hovertemplate="d1 %{y:.2f}, d2 %{x:.2f}: loss %{customdata:.4g}<extra></extra>",
             )
         )
-    layout.update(height=230 * rows + 40, margin={"l": 10, "r": 10, "b": 10, "t": 50}, showlegend=False)
+    layout.update(height=300 * rows + 60, margin={"l": 50, "r": 10, "b": 50, "t": 60}, showlegend=False)
     return go.Figure(data=data, layout=layout)
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.3g}"
-
-
-def smoother_sentence(dm: tuple[str, dict], gan: tuple[str, dict]) -> str:
-    """Which of the two surfaces is the smoother, by each number, and why the relative rise can
-    disagree. `dm`, `gan`: (label, surface meta with `metrics` and `centre_loss`). A relative rise at or
-    below 0 (the loss on the ring at r no higher than at the centre: the weights sit at no minimum of that
-    loss, as a GAN's G loss at an equilibrium need not) ranks nothing, and is said so."""
-    (dl, d), (gl, g) = dm, gan
-    dmet, gmet = d.get("metrics", {}), g.get("metrics", {})
-    parts, shape_votes = [], []
-    pairs = (("convex fraction", "convex_fraction", True), ("curvature roughness", "curvature_roughness", False))
-    for name, k, higher_is_smoother in pairs:
-        a, b = dmet.get(k), gmet.get(k)
-        if a is None or b is None or not (np.isfinite(a) and np.isfinite(b)) or a == b:
-            continue
-        winner = dl if (a > b) == higher_is_smoother else gl
-        shape_votes.append(winner)
-        parts.append(f"{name} {_fmt(a)} vs {_fmt(b)}: {winner}")
-    a, b = dmet.get("relative_rise"), gmet.get("relative_rise")
-    rises = a is not None and b is not None and np.isfinite(a) and np.isfinite(b) and a != b
-    no_minimum = [label for label, x in ((dl, a), (gl, b)) if rises and x <= 0]
-    rise_winner = None
-    if rises and not no_minimum:
-        rise_winner = dl if a < b else gl
-        parts.append(f"relative rise {_fmt(a)} vs {_fmt(b)}: {rise_winner}")
-    elif rises:
-        parts.append(f"relative rise {_fmt(a)} vs {_fmt(b)}: no ranking")
-    if not parts:
-        return "The two surfaces' smoothness numbers are not available."
-    text = f"Smoother surface by each number (DM {dl} vs GAN {gl}): " + "; ".join(parts) + "."
-    if no_minimum:
-        text += (
-            f" {' and '.join(no_minimum)}'s loss is on average no higher at r than at the centre (relative rise "
-            "at or below 0): its weights sit at no minimum of this loss (a GAN's G loss at an equilibrium need "
-            "not have one), so the rise says nothing about smoothness; the shape numbers (convex fraction, "
-            "curvature roughness) still compare."
-        )
-    elif rise_winner and shape_votes and any(v != rise_winner for v in shape_votes):
-        text += (
-            f" The relative rise divides by the centre loss, {_fmt(d.get('centre_loss', float('nan')))} for the DM "
-            f"against {_fmt(g.get('centre_loss', float('nan')))} for the GAN: a well-fitted DM's small absolute rise "
-            "is a large relative one, so it disagrees with the shape numbers (convex fraction, curvature roughness), "
-            "which do not depend on the loss's scale."
-        )
-    return text
 
 
 def title(label: str, meta: dict) -> str:

@@ -54,10 +54,34 @@ def _leave_pages_v1_mode() -> None:
     AppTest.from_file(str(REPO / "app.py"), default_timeout=600).run()
 
 
+def settled(run):
+    """AppTest's script run as a browser sees it: a computation runs in the background while the page's
+    script ends, and the page runs again when it ends (its live box's fragment reruns the app); here a
+    run that started jobs waits for the job runner to fall idle and runs again (with the widgets as
+    they are now: a clicked button is not clicked twice), until a run starts none."""
+    from dashboard import compute
+
+    def run_until_settled(self, widget_state=None, timeout=None):
+        jobs = compute.runner()
+        for _ in range(20):  # each rerun may start the next job (the GAN queued behind the DM)
+            started = jobs.submitted
+            out = run(self, widget_state, timeout)
+            if jobs.submitted == started and not jobs.busy():
+                return out
+            assert jobs.wait_idle(600), "a background job did not end within 600 s"
+            widget_state = self._tree.get_widget_states()
+        return out
+
+    return run_until_settled
+
+
 @pytest.fixture
-def app(dash_env):
-    """An AppTest of app.py with a fresh session (a new server process would start the same way)."""
+def app(dash_env, monkeypatch):
+    """An AppTest of app.py with a fresh session (a new server process would start the same way); its
+    runs wait for the computations they start (`settled`)."""
     from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setattr(AppTest, "_run", settled(AppTest._run))
 
     def make(page: str | None = None, **query):
         at = AppTest.from_file(str(REPO / "app.py"), default_timeout=600)

@@ -22,7 +22,7 @@ def test_hessian_page_equals_engine(app):
     assert not at.exception, at.exception
     assert not at.error
     assert len(at.get("plotly_chart")) == 2  # overlaid densities, top eigenvalues
-    rows = at.dataframe[0].value.to_dict("records")
+    rows = at.table[0].value.to_dict("records")
     assert [r["kind"] for r in rows] == ["DM", "GAN"]
     for row, (eid, role) in zip(rows, [("toy2d/dm-eps-s0", None), ("toy2d/gan-s0", "g")]):
         probe = replace(HESSIAN.probe, role=role).build(_load(eid))
@@ -33,14 +33,14 @@ def test_hessian_page_equals_engine(app):
         assert row["parameters n"] == spectrum["n_params"]
     assert [r["probe"] for r in rows] == ["DM, t = 125, 375, 625, 875", "GAN, G loss"]
     again = app("pages/hessian.py", data="toy2d")  # a new session: both results now come from the cache
-    assert [r["probe"] for r in again.dataframe[0].value.to_dict("records")] == [r["probe"] for r in rows]
+    assert [r["probe"] for r in again.table[0].value.to_dict("records")] == [r["probe"] for r in rows]
 
 
 def test_consistency_page_equals_eq1_and_x0_counterexample(app):
     at = app("pages/consistency.py", data="toy2d", m="8")
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == 4  # linked samples (toy2d points) and PSNR heatmaps
-    rows = at.dataframe[0].value.to_dict("records")
+    rows = at.table[0].value.to_dict("records")
     for row, group in zip(rows, ["dm-init", "gan-init"]):
         ids = cons.group_ids("toy2d", group)
         assert row["models N"] == len(ids) == 3
@@ -50,7 +50,7 @@ def test_consistency_page_equals_eq1_and_x0_counterexample(app):
     at = app("pages/consistency.py", data="toy2d", m="8", sampler="ddim", steps="10", x0="true")
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == 3 + 3  # eps DMs, x0 DMs, GANs (the paper's Fig. 9 test): samples, PSNR
-    rows = {r["group"]: r for r in at.dataframe[0].value.to_dict("records")}
+    rows = {r["group"]: r for r in at.table[0].value.to_dict("records")}
     x0_ids = cons.group_ids("toy2d", "x0-init")
     assert rows["X0"]["reference"] == "toy2d/dm-x0-s0" and rows["X0"]["models N"] == len(x0_ids) == 3
     x0 = cons.consistency([_load(i) for i in x0_ids], x0_ids, num=8, seed=0, sampler="ddim", steps=10).score
@@ -65,7 +65,7 @@ def test_interpolation_page_equals_library(app):
     at = app("pages/interpolation.py", data="toy2d")
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == 1  # DM and GAN on one chart
-    rows = at.dataframe[0].value.to_dict("records")
+    rows = at.table[0].value.to_dict("records")
     for row, eid, make in [
         (rows[0], "toy2d/dm-eps-s0", lambda b: probes.dm_probe(b, [500], 64, 0)),
         (rows[1], "toy2d/gan-s0", lambda b: probes.gan_probe(b, "g", 64, 0)),
@@ -107,7 +107,10 @@ def test_consistency_shows_all_m_samples_linked_by_their_noise(app):
     at = app("pages/consistency.py", data="toy2d", m="6")
     assert not at.exception, at.exception
     heads = [h.value for h in at.subheader]
-    assert "DM: C(q) = " in heads[0] and heads[0].endswith("all M = 6 samples of N = 3 models")
+    assert heads[0].startswith("DM: C(q) = ")
+    notes = [c.value for c in at.caption if c.value.startswith("Mean PSNR against")]
+    assert notes[0] == "Mean PSNR against dm-eps-s0, over all M = 6 samples of N = 3 models."
+    assert not any("row of a grid" in c.value for c in at.caption)  # toy2d draws points, not grids
     charts = {c.proto.id: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
     dm = next(spec for key, spec in charts.items() if "samples-dm" in key)
     lines = [t for t in dm["data"] if t["mode"] == "lines"]

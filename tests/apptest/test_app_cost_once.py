@@ -23,7 +23,7 @@ def test_landscape_cache_miss_builds_each_probe_once_and_times_each_loss_once(ap
     monkeypatch.setattr(landscape, "seconds_per_call", counting)
     at = app("pages/landscape.py", data="toy2d", grid="5", dseed="3")
     assert not at.exception, at.exception
-    assert len(at.get("plotly_chart")) == 5  # both surfaces were computed and drawn, and their small multiples
+    assert len(at.get("plotly_chart")) == 2  # both surfaces were computed and their contour maps drawn
     assert sorted(built) == ["dm_probe", "gan_probe"]
     assert len(timed) == 2 and all(k is not None for k in timed)  # the page's estimates; the engines reused them
 
@@ -34,7 +34,7 @@ def test_hessian_hit_builds_no_probe(app, monkeypatch, tmp_path):
     monkeypatch.setenv("DSTAB_CACHE", str(tmp_path / "fresh-cache"))
     first = app("pages/hessian.py", data="toy2d", k="1", trace="2", slq="1")  # a miss: computed and stored
     assert not first.exception, first.exception
-    numbers = first.dataframe[0].value
+    numbers = first.table[0].value
     built = []
     for name in ("dm_probe", "gan_probe"):
         original = getattr(probes, name)
@@ -42,5 +42,5 @@ def test_hessian_hit_builds_no_probe(app, monkeypatch, tmp_path):
     at = app("pages/hessian.py", data="toy2d", k="1", trace="2", slq="1")
     assert not at.exception, at.exception
     assert built == []
-    assert at.dataframe[0].value.equals(numbers)
+    assert at.table[0].value.equals(numbers)
     assert not [c.value for c in at.caption if "not in the cache" in c.value]

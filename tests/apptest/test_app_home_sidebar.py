@@ -35,7 +35,7 @@ def test_home_shows_shipped_numbers_once_they_exist(app, monkeypatch, tmp_path):
     at = app(data="toy2d")
     assert not at.exception, at.exception
     assert [m.value for m in at.metric] == ["not computed"] * 4
-    assert len(at.get("page_link")) == 6
+    assert len(at.get("page_link")) == 7
 
     ids = cons.group_ids("toy2d", "dm-init")
     bundles = [checkpoints.load(zoo.checkpoint_path(i)) for i in ids]
@@ -70,7 +70,7 @@ def test_uploads_bad_oversized_and_good(app, dash_env):
     _upload(at, "notes.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00{}garbage")
     assert not at.exception, at.exception
     assert any("was not kept" in e.value for e in at.error)
-    assert len(at.get("plotly_chart")) == 5  # two surfaces and two maps, and the small multiples
+    assert len(at.get("plotly_chart")) == 2  # the two contour maps
 
     _upload(at, "big.safetensors", b"\0" * (2 * 2**20))  # the tests' limit is 1 MiB
     assert any("above this server's upload limit" in e.value for e in at.error)
@@ -85,11 +85,13 @@ def test_uploads_bad_oversized_and_good(app, dash_env):
     _upload(at, "mine.safetensors", path.read_bytes())
     assert not at.exception, at.exception
     assert any("added yours: " in s.value and "DM list" in s.value for s in at.success)
-    choice = [o for o in at.selectbox(key="dm").options if o.startswith("path:")]
-    assert len(choice) == 1 and choice[0].endswith("-mine.safetensors")
-    at.selectbox(key="dm").set_value(choice[0]).run()
+    shown = [o for o in at.selectbox(key="dm").options if o.startswith("yours: ")]
+    assert len(shown) == 1 and shown[0].endswith("-mine.safetensors")  # its label, never the server's path
+    assert not [o for o in at.selectbox(key="dm").options if o.startswith("path:")]
+    (ref,) = at.session_state["dstab_user_checkpoints"]
+    at.selectbox(key="dm").set_value(ref).run()
     assert not at.exception, at.exception
-    assert at.dataframe[-1].value["model"][0].startswith("yours: ")
+    assert at.table[-1].value["model"][0].startswith("yours: ")
 
 
 def test_link_naming_a_gan_as_the_dm_is_refused(app, dash_env):
@@ -143,7 +145,7 @@ at.query_params["data"] = sys.argv[2]
 at.run()
 heavy = [m for m in ("torch", "sklearn", "scipy", "pandas", "pyarrow") if m in sys.modules]
 print(json.dumps({"heavy": heavy, "metrics": [m.value for m in at.metric], "exception": [str(e) for e in at.exception],
-                  "labels": [m.label for m in at.metric], "warnings": [w.value for w in at.warning],
+                  "labels": [m.label for m in at.metric], "captions": [c.value for c in at.main.caption],
                   "device": [c.value for c in at.sidebar.caption if c.value.startswith("Device")]}))
 """
 
@@ -174,26 +176,38 @@ def test_home_on_the_real_zoo_draws_without_pytorch_and_shows_the_shipped_number
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen["exception"] == [] and seen["heavy"] == []
     assert seen["device"] == [f"Device: {server.device_label()}"]
-    expected = []
+    expected, entries, scores = [], zoo.read_manifest()["entries"], {}
     for kind in ("dm", "gan"):
         ids = cons.group_ids(family, f"{kind}-init")
         bundles = [checkpoints.load(zoo.checkpoint_path(i)) for i in ids]
         result, source = _consistency(bundles, ids)
         assert source == "shipped"
-        expected.append(f"{result.score:.2f} dB")
+        # C(q) as the verdict counts it: a collapsed model left out, the reference the first healthy one
+        keep = [j for j, i in enumerate(ids) if not zooindex.is_collapsed(entries[i])]
+        matrix = result.matrix.mean(dim=2)
+        kept = [float(matrix[keep[0], j]) for j in keep[1:]]
+        scores[kind] = result.score
+        expected.append(f"{np.mean(kept) if len(keep) < len(ids) else result.score:.2f} dB")
     # the sidebar opens on the lowest init seed that trained: toy2d's gan-s0 is mode-collapsed, so gan-s1
-    entries = zoo.read_manifest()["entries"]
     gan = next(e for e in cons.group_ids(family, "gan-init") if not zooindex.is_collapsed(entries[e]))
     assert gan == {"digits": "digits/gan-s0", "toy2d": "toy2d/gan-s1"}[family]
     for eid in (f"{family}/dm-eps-s0", gan):
         expected.append(f"{zooresults.report_hessian(checkpoints.load(zoo.checkpoint_path(eid))).meta['lambda_1']:.2f}")
     assert seen["metrics"] == expected
-    # the collapsed models are named where the numbers are
+    # the collapsed models are named where the numbers are, with the number that includes them
     gone = [e for e in cons.group_ids(family, "gan-init") if zooindex.is_collapsed(entries[e])]
-    warned = [w for w in seen["warnings"] if w.startswith("Mode-collapsed:")]
-    assert bool(warned) == bool(gone) and all(e in warned[0] for e in gone)
-    assert not seen["labels"][3].endswith(", collapsed)")
+    named = [c for c in seen["captions"] if "left out as collapsed" in c]
+    assert bool(named) == bool(gone)
+    if gone:
+        assert (
+            f"GAN: {gone[0].split('/')[1]} left out as collapsed (with it, all 3 models: {scores['gan']:.2f} dB)"
+            in named[0]
+        )
+    assert not seen["labels"][3].endswith("(collapsed)")
     assert (family == "toy2d") == bool(gone)  # the shipped zoo: toy2d/gan-s0 collapsed, digits none
+    # the single pair's lambda_1 is said to be one pair, and the verdict over every seed is beside it
+    pair = next(c for c in seen["captions"] if c.startswith("This one pair"))
+    assert "The claim, over every seed: " in pair
 
 
 def test_the_manifest_spells_the_exact_key_of_every_shipped_hessian(monkeypatch, tmp_path):

@@ -19,8 +19,12 @@ def test_toy2d_defaults_render_with_library_numbers(app):
     at = app(PAGE, data="toy2d")
     assert not at.exception, at.exception
     assert not at.error
-    assert len(at.get("plotly_chart")) == 5  # 3-D surface and contour map for each of DM and GAN, small multiples
-    table = at.dataframe[-1].value  # the side-by-side smoothness table
+    assert len(at.get("plotly_chart")) == 2  # the contour maps first; WebGL surfaces and small multiples on request
+    at.toggle(key="landscape.surf3d").set_value(True).run()
+    at.toggle(key="landscape.multiples").set_value(True).run()
+    assert len(at.get("plotly_chart")) == 5  # + 3-D surface for each of DM and GAN, small multiples
+    assert at.query_params["surf3d"] == "true" and at.query_params["multiples"] == "true"
+    table = at.table[-1].value  # the side-by-side smoothness table
     assert list(table["model"]) == ["dm-eps-s0", "gan-s0"]
     for row, eid in zip(table.to_dict("records"), ["toy2d/dm-eps-s0", "toy2d/gan-s0"]):
         expected = _library_metrics(eid)
@@ -34,7 +38,7 @@ def test_gan_discriminator_probe_and_url_state(app):
     assert not at.exception, at.exception
     assert at.selectbox(key="landscape.grid").value == 11
     assert at.selectbox(key="landscape.radius").value == 0.5
-    gan_row = at.dataframe[-1].value.to_dict("records")[1]
+    gan_row = at.table[-1].value.to_dict("records")[1]
     assert gan_row["probe"] == "GAN, D loss"
     bundle = checkpoints.load(zoo.checkpoint_path("toy2d/gan-s0"))
     ref = landscape.surface(probes.gan_probe(bundle, "d"), 11, 0.5, 0).meta["metrics"]
@@ -63,8 +67,8 @@ def test_costly_surface_waits_for_a_click_then_computes(app, monkeypatch):
     assert len(buttons) == 2
     buttons[1].click().run()  # the GAN's
     assert not at.exception, at.exception
-    assert len(at.get("plotly_chart")) == 3  # the GAN's two, and the small multiples of what is stored
-    rel = at.dataframe[-1].value.to_dict("records")[0]["relative rise at r = 1.0"]
+    assert len(at.get("plotly_chart")) == 1  # the GAN's contour map
+    rel = at.table[-1].value.to_dict("records")[0]["relative rise at r = 1.0"]
     bundle = checkpoints.load(zoo.checkpoint_path("digits/gan-s0"))
     ref = landscape.surface(probes.gan_probe(bundle, "g"), 5, 1.0, 0).meta["metrics"]["relative_rise"]
     assert rel == pytest.approx(ref, rel=1e-9)
@@ -73,21 +77,25 @@ def test_costly_surface_waits_for_a_click_then_computes(app, monkeypatch):
 
 def test_compute_all_starts_the_dm_and_the_gan_together(app, monkeypatch):
     monkeypatch.setenv("DSTAB_AUTO_COMPUTE_S", "0")
-    at = app(PAGE, data="toy2d", grid="5", radius="0.5")
+    at = app(PAGE, data="toy2d", grid="5", radius="0.5", surf3d="true", multiples="true")
     assert len(at.get("plotly_chart")) == 0
     assert [b.label for b in at.button if b.label.startswith("Compute")] == ["Compute all 2", "Compute", "Compute"]
     next(b for b in at.button if b.label == "Compute all 2").click().run()
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == 5
-    assert list(at.dataframe[-1].value["model"]) == ["dm-eps-s0", "gan-s0"]
+    assert list(at.table[-1].value["model"]) == ["dm-eps-s0", "gan-s0"]
 
 
 def test_timestep_control_marks_the_stored_values(app):
-    at = app(PAGE, data="toy2d", grid="5", t="250")  # computes (and stores) the DM's surface at t = 250
-    again = app(PAGE, data="toy2d", grid="5", t="10")
+    # a direction seed no other test uses: only what this test computes is stored
+    at = app(PAGE, data="toy2d", grid="5", dseed="4242", t="250")  # computes (and stores) the DM's surface at t = 250
+    first = next(c.value for c in at.caption if c.value.startswith("Stored, drawn at once"))
+    assert first == "Stored, drawn at once: t = 250; the others are computed when chosen."  # said after computing
+    again = app(PAGE, data="toy2d", grid="5", dseed="4242", t="10")
     assert not again.exception, again.exception
-    options = again.select_slider(key="landscape.t").options
-    assert "250 (instant)" in options and "999" in options
+    assert again.select_slider(key="landscape.t").options == ["1", "10", "50", "100", "250", "500", "750", "900", "999"]
+    stored = next(c.value for c in again.caption if c.value.startswith("Stored, drawn at once"))
+    assert stored == "Stored, drawn at once: t = 10, 250; the others are computed when chosen."
     assert again.select_slider(key="landscape.t").value == 10
     assert at.select_slider(key="landscape.t").value == 250
 
@@ -114,7 +122,7 @@ def test_one_plan_and_one_lookup_per_result_per_render(app, monkeypatch):
 
     monkeypatch.setattr(cache, "read_key", read_key)
     monkeypatch.setattr(Plan, "__init__", init)
-    at = app(PAGE, data="toy2d", grid="5")
+    at = app(PAGE, data="toy2d", grid="5", surf3d="true", multiples="true")  # every panel that looks up
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == 5
     T = checkpoints.load(zoo.checkpoint_path("toy2d/dm-eps-s0")).diffusion.T

@@ -3,6 +3,7 @@ database), a running one that the Stop button stops."""
 
 import base64
 import json
+import re
 import shutil
 import sqlite3
 import sys
@@ -186,10 +187,19 @@ def test_a_sweep_of_presets_and_seeds_is_queued_as_one_group(ws, monkeypatch):
     at.selectbox[0].set_value("toy2d:8gaussians").run()  # dataset
     at.text_input(key="launch_name").set_value("abl").run()
     at.multiselect(key="sweep_variants").set_value(["baseline", "mdlrc-clts"]).run()
-    at.number_input(key="sweep_seeds").set_value(2).run()
+    # a sweep starts at the seeds its compare panel needs (it refused the old default of 1)
+    assert at.number_input(key="sweep_seeds_sweep").value == 2
     at.text_area(key="sweep_axes").set_value("lr=1e-3,2e-3").run()
     assert not at.error, [e.value for e in at.error]
     assert at.button(key="launch").label == "Launch 8 runs"
+    # the preview offers every variant, and the time is every run's, one at a time on the device
+    preview = next(s for s in at.selectbox if s.label.startswith("Preview a variant"))
+    assert preview.label == "Preview a variant (4)" and "mdlrc-clts lr=0.002" in preview.options
+    next(b for b in at.button if b.label.startswith("Measure steps/s")).click().run()
+    eta = next(i.value for i in at.info if "min of training" in i.value)
+    found = re.search(r"≈ ([\d.]+) min of training for 8 runs of ([\d.]+)-([\d.]+) min, 1 at a time", eta)
+    assert found, eta
+    assert float(found.group(1)) == pytest.approx(8 * float(found.group(3)), abs=0.8)  # one setup, taking turns
     at.button(key="launch").click().run()
     assert not at.exception and not at.error
     statuses = {s.name: s for s in runs.list_runs()}
@@ -303,3 +313,33 @@ def test_compare_panel_shows_the_verdict_the_cli_prints(ws):
     ]
     assert any(n.startswith("ladder levels: ") for n in legend)
     assert any(n.startswith("floor: real data vs reference") for n in legend)
+
+
+def test_the_previews_follow_the_run_and_the_charts_read_on_a_projector(ws):
+    at = page()
+    at.number_input(key="launch_mdlrc-clts_steps").set_value(200).run()
+    # P(t) at the iterations of this run (CLTS's target at 20% of 200), not a 3,000-step run's
+    assert at.text_input(key="pmf_its_200_40").value == "0, 20, 40, 200"
+    schedules = next(f for title, f in figures(at).items() if title.startswith("beta1 and learning rate"))
+    lr = max(_values(schedules["data"][1]["y"]))
+    assert schedules["layout"]["yaxis"]["range"] == [0, 1.05]  # beta1 in its own panel, above the lr's
+    assert schedules["layout"]["yaxis2"]["range"] == pytest.approx([0, 1.1 * lr])
+    assert schedules["layout"]["yaxis"]["domain"][0] > schedules["layout"]["yaxis2"]["domain"][1]
+
+
+def test_show_group_is_in_the_url_and_a_stop_is_confirmed_until_its_run_has_ended(ws, monkeypatch):
+    start_fake_run("kept", 100000, monkeypatch)
+    runs.start("g-a", preset="baseline", overrides=[*TINY, "steps=4"], device="cpu", group="grp")
+    at = page()
+    at.selectbox(key="training.show").set_value("group grp").run()
+    assert at.query_params["show"] == "group grp"
+    again = AppTest.from_file(str(REPO / "pages" / "training.py"), default_timeout=120)
+    again.query_params["show"] = "group grp"
+    again.run()
+    assert again.selectbox(key="training.show").value == "group grp"  # a reload shows the same runs
+    at.selectbox(key="training.run").set_value("kept").run()
+    at.button(key="stop").click().run()
+    assert any("kept: stop requested" in s.value for s in at.success)
+    runs.wait("kept", timeout=60)
+    at.run()  # the run's end reruns the page: the confirmation is still there
+    assert any("kept: stop requested" in s.value for s in at.success)

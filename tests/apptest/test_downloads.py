@@ -22,12 +22,18 @@ def test_a_chart_png_is_a_real_image_of_the_figure_size():
     a = np.linspace(-1, 1, 11)
     view = surface_plots.views({"dm": np.add.outer(a**2, a**2)})["dm"]
     fig = surface_plots.contour(a, a, view, "a bowl")
-    data = downloads.chart_png(fig)
+    data = downloads.chart_image(fig, "png")
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
     img = Image.open(io.BytesIO(data))
     assert img.size == (figpng.WIDTH * figpng.SCALE, 420 * figpng.SCALE)  # the figure's height
     colours = np.asarray(img.convert("RGB")).reshape(-1, 3)
     assert len(np.unique(colours, axis=0)) > 100  # a drawn contour map, not a blank page
+    # the same figure for slides and papers: vector SVG at the figure's size, a one-page PDF
+    svg = downloads.chart_image(fig, "svg").decode()
+    assert svg.startswith("<svg") and f'width="{figpng.WIDTH}"' in svg and 'height="420"' in svg
+    assert "a bowl" in svg  # the title is text, not pixels
+    pdf = downloads.chart_image(fig, "pdf")
+    assert pdf[:5] == b"%PDF-" and pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages") == 1
 
 
 def _without_title(fig) -> dict:
@@ -57,7 +63,7 @@ def test_the_cli_png_and_the_pages_png_of_one_result_are_one_figure(app, monkeyp
     dm_cli, dm_page = cli_fig.data[0].to_plotly_json(), page.data[0].to_plotly_json()
     assert dm_cli.pop("name").startswith("toy2d/dm-eps-s0") and dm_page.pop("name").startswith("dm-eps-s0")
     assert json.dumps(dm_cli, default=list, sort_keys=True) == json.dumps(dm_page, default=list, sort_keys=True)
-    downloads.chart_png(shown["contour-dm"])  # the page's PNG download: the same renderer
+    downloads.chart_image(shown["contour-dm"], "png")  # the page's PNG download: the same renderer
     assert drawn[-1] is shown["contour-dm"]
 
 

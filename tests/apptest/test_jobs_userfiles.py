@@ -99,3 +99,48 @@ def test_upload_names_are_content_addressed_and_sanitised(dash_env):
     with pytest.raises(DstabError, match="upload limit of 1 MiB"):
         userfiles.require_upload_size("x.safetensors", 2**20 + 1)
     assert userfiles._safe_stem("../../etc/pass wd") == "pass_wd"
+
+
+def test_a_job_cancelled_during_its_last_points_stores_nothing(dash_env):
+    # Cancel pressed while the engine computes its last points: no progress report comes after it, and
+    # the result used to be stored anyway; the job checks once more before it stores
+    from dashboard import compute
+    from dstab import cache, checkpoints, zoo, zooresults
+    from dstab.analysis.results import Plan
+    from dstab.analysis.specs import ProbeSpec
+
+    bundle = checkpoints.load(zoo.checkpoint_path("toy2d/dm-eps-s0"))
+    spec = zooresults.SURFACE.__class__(probe=ProbeSpec.of("dm", 10), grid=5, seed=31)
+    plan = Plan(spec, [bundle])
+    job_box = {}
+    computed = plan.compute
+
+    def compute_then_cancel(progress=None, **kw):
+        out = computed(progress, **kw)
+        job_box["job"].cancel()  # after the engine's last report
+        return out
+
+    plan.compute = compute_then_cancel
+    runner = JobRunner()
+    job = runner.submit(plan.key, "late cancel", lambda j: compute._compute(plan, j, {}), 1.0)
+    job_box["job"] = job
+    with pytest.raises(Cancelled):
+        job.future.result(60)
+    assert cache.lookup(plan.spec.name, plan.params, plan.shas) is None and runner.result(plan.key) is None
+    plan.compute = computed  # the same job not cancelled: stored
+    done = runner.submit(plan.key, "no cancel", lambda j: compute._compute(plan, j, {}), 1.0).future.result(60)
+    assert done.meta["grid"] == 5 and cache.lookup(plan.spec.name, plan.params, plan.shas) is not None
+
+
+def test_a_failed_job_is_kept_once_and_forgotten_on_retry():
+    runner = JobRunner()
+
+    def boom(job):
+        raise DstabError("the probe's loss is nan at the analysed parameters")
+
+    job = runner.submit("f", "fails", boom, 1.0)
+    with pytest.raises(DstabError):
+        job.future.result(5)
+    assert runner.wait_idle(5) and str(runner.failure("f")).startswith("the probe's loss is nan")
+    runner.forget_failure("f")
+    assert runner.failure("f") is None

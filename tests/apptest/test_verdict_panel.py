@@ -100,3 +100,32 @@ def test_home_shows_the_panel(app):
     at = app(None, data="toy2d")
     assert not at.exception, at.exception
     assert any(m.value == "**Paper vs this zoo**" for m in at.markdown)
+
+
+def test_a_single_pair_is_said_to_be_one_pair_beside_the_verdict_over_seeds():
+    # toy2d as Home showed it: the sidebar's pair has DM lambda_1 169.35 above GAN 132.22 (against the
+    # claim) while over the seeds, collapsed gan-s0 left out, the claim holds
+    dm = [verdicts.Value(f"toy2d/dm-eps-s{i}", x) for i, x in enumerate([169.35, 121.5, 137.2])]
+    gan = [verdicts.Value("toy2d/gan-s0", 4.04, True)] + [
+        verdicts.Value(f"toy2d/gan-s{i}", x) for i, x in ((1, 132.22), (2, 208.0))
+    ]
+    v = verdicts.compare("toy2d: DM lambda_1 below GAN's (gan-g)", dm, gan, a_below_b=True)
+    text = verdictpanel.pair_sentence("lambda_1", ("dm-eps-s0", 169.35), ("gan-s1", 132.22), True, v)
+    assert text.startswith(
+        "This one pair goes against the claim: dm-eps-s0's lambda_1 169.35 is above gan-s1's 132.22."
+    )
+    assert v.verdict == verdicts.HOLDS  # seeds 1 and 2 agree; seed 0's pair is left out
+    assert "The claim, over every seed: holds (DM 142.7 +- 24 (n = 3) vs GAN 170.1 +- 54 (n = 2)" in text
+    assert "collapsed toy2d/gan-s0 left out, with it: weak test" in text
+    agree = verdictpanel.pair_sentence("lambda_1", ("dm-eps-s1", 121.5), ("gan-s1", 132.22), True)
+    assert agree == "This one pair agrees with the claim: dm-eps-s1's lambda_1 121.50 is below gan-s1's 132.22."
+
+
+def test_a_group_score_without_its_collapsed_models():
+    # the toy2d GAN init group: gan-s0 (the reference) collapsed; without it the reference is gan-s1
+    ids = ["toy2d/gan-s0", "toy2d/gan-s1", "toy2d/gan-s2"]
+    entries = {"toy2d/gan-s0": {"collapse": {"collapsed": True}}, "toy2d/gan-s1": {}, "toy2d/gan-s2": {}}
+    gone, without = verdictpanel.without_collapsed(ids, LOW, entries)
+    assert gone == ["toy2d/gan-s0"] and without == 7.0  # LOW[1][2]
+    assert verdictpanel.without_collapsed(ids[:2], LOW, entries) == (["toy2d/gan-s0"], None)  # no pair left
+    assert verdictpanel.without_collapsed(ids, LOW, {}) == ([], 8.5)  # nothing collapsed: C(q) itself

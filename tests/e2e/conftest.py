@@ -7,6 +7,7 @@ again on another port (that race, and only it, is retried)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -30,14 +31,10 @@ def chromium_path():
     return path
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory, browser_context):
-    """(base url, seconds from spawn to healthy); the process group is killed at the end. The browser
-    is started first, as a user's is before they start the app: the cold start times the app alone."""
-    root = tmp_path_factory.mktemp("e2e")
-    zoo_root = os.environ.get("DSTAB_E2E_ZOO") or str(root / "zoo")
-    if "DSTAB_E2E_ZOO" not in os.environ:
-        minizoo.build(Path(zoo_root))
+@contextlib.contextmanager
+def _served(root: Path, zoo_root: str):
+    """A dashboard server over `zoo_root` with its own cache and workspace under `root`, stopped (with every
+    run of its workspace) when the block ends: yields the info the tests get."""
     env = {
         **os.environ,
         "DSTAB_ZOO": zoo_root,
@@ -52,11 +49,44 @@ def server(tmp_path_factory, browser_context):
     workspace = root / "workspace" / "runs"
     processes.on_exit(processes.stop_runs, workspace)
     try:
-        yield {"url": url, "spawned": t0, "healthy_s": time.perf_counter() - t0, "log": log_path}
+        yield {
+            "url": url,
+            "spawned": t0,
+            "healthy_s": time.perf_counter() - t0,
+            "log": log_path,
+            "root": root,
+            "zoo": zoo_root,
+            "cache": root / "cache",
+            "workspace": root / "workspace",
+        }
     finally:
         processes.stop_runs(workspace)  # runs the tests or the training page started
         processes.kill_group(proc.pid)
         proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, browser_context):
+    """(base url, seconds from spawn to healthy, ...); the process group is killed at the end. The browser
+    is started first, as a user's is before they start the app: the cold start times the app alone."""
+    root = tmp_path_factory.mktemp("e2e")
+    zoo_root = os.environ.get("DSTAB_E2E_ZOO") or str(root / "zoo")
+    if "DSTAB_E2E_ZOO" not in os.environ:
+        minizoo.build(Path(zoo_root))
+    with _served(root, zoo_root) as info:
+        yield info
+
+
+@pytest.fixture(scope="session")
+def real_server(tmp_path_factory, browser_context):
+    """A server over the real zoo and its shipped results (the guided tour shows them), with its own cache
+    and workspace; skipped where the zoo is not built."""
+    from dstab import zoo
+
+    if not (zoo.zoo_root() / zoo.MANIFEST).exists():
+        pytest.skip("the real zoo is not built")
+    with _served(tmp_path_factory.mktemp("e2e-real"), str(zoo.zoo_root())) as info:
+        yield info
 
 
 @pytest.fixture(scope="session")

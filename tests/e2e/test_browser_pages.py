@@ -38,7 +38,7 @@ def _open(browser_context, url: str):
 
 def test_the_gan_surface_fills_its_own_scale(server, browser_context):
     # toy2d at t = 900: the DM's centre loss is small, so on the old shared relative rise the GAN was a flat sheet
-    page = _open(browser_context, server["url"] + "/landscape?data=toy2d&t=900&grid=11")
+    page = _open(browser_context, server["url"] + "/landscape?data=toy2d&t=900&grid=11&surf3d=true")
     page.wait_for_function(f"() => ({SURFACES_JS})().length === 2", timeout=TIMEOUT_MS)
     dm, gan = page.evaluate(SURFACES_JS)
     for surf in (dm, gan):
@@ -50,17 +50,23 @@ def test_the_gan_surface_fills_its_own_scale(server, browser_context):
 @pytest.mark.skipif(importlib.util.find_spec("kaleido") is None, reason="kaleido (requirements.txt) draws PNGs")
 def test_chart_png_downloads_are_real_pngs(server, browser_context, tmp_path):
     page = _open(browser_context, server["url"] + "/landscape?data=toy2d&grid=11")
-    button = page.get_by_role("button", name="contour-gan.png")
-    button.wait_for(timeout=TIMEOUT_MS)
-    with page.expect_download(timeout=TIMEOUT_MS) as info:
-        button.click()
-    path = tmp_path / info.value.suggested_filename
-    info.value.save_as(path)
-    data = path.read_bytes()
-    assert path.name == "contour-gan.png"
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    popover = page.get_by_role("button", name="Download contour-gan")  # a chart's files sit in one popover
+    popover.wait_for(timeout=TIMEOUT_MS)
+    popover.click()
+    files = {}
+    for fmt in ("png", "svg", "pdf"):
+        button = page.get_by_role("button", name=f"contour-gan.{fmt}")
+        button.wait_for(timeout=TIMEOUT_MS)
+        with page.expect_download(timeout=TIMEOUT_MS) as info:
+            button.click()
+        path = tmp_path / info.value.suggested_filename
+        info.value.save_as(path)
+        files[fmt] = path
+    assert sorted(p.name for p in files.values()) == ["contour-gan.pdf", "contour-gan.png", "contour-gan.svg"]
+    assert files["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and files["png"].stat().st_size > 20_000
+    assert files["svg"].read_text().startswith("<svg") and files["pdf"].read_bytes()[:5] == b"%PDF-"
     html = page.get_by_role("button", name="contour-gan.html")
-    assert html.count() == 1  # a distinct label for the HTML file beside it
+    assert html.count() == 1  # a distinct label for the HTML file beside them
 
 
 def test_a_run_started_while_the_tab_is_open_joins_its_charts(server, browser_context, monkeypatch):
