@@ -12,6 +12,8 @@ import json
 import streamlit as st
 
 from dstab.errors import DstabError
+from dstab.experiments import headtohead
+from dstab.experiments.protocol import REPO
 from dstab.plots import timesteps as figures
 from dstab.training import config as train_config
 from dstab.training import timestep_field
@@ -77,3 +79,21 @@ def section(dm) -> None:
     rows = timestep_field.summary_rows(result)
     st.dataframe(rows, hide_index=True, key="timestep-field-table")
     downloads.numbers(timestep_field.curve_rows(result, view), f"timestep-field-{view}", extra={"presets": rows})
+    head_to_head()
+
+
+def head_to_head(path=REPO / headtohead.SAVED) -> None:
+    """How these rules trained against CLTS on digits: the committed head-to-head report's headline,
+    the same lines as RESULTS.md's section (nothing when the report has not been generated)."""
+    if not path.is_file():
+        return
+    try:
+        saved = json.loads(path.read_text())
+        lines = headtohead.page_lines(saved)
+    except (OSError, ValueError, KeyError) as exc:
+        st.error(f"error: the head-to-head report {path} cannot be read ({exc!r}); regenerate it (README: "
+                 "`reproduce speedup --head-to-head --report-only`)")  # fmt: skip
+        return
+    st.markdown(f"**{headtohead.TITLE} on digits** (group `{saved['group']}`, {saved['metric_label']})")
+    st.markdown("\n".join(lines))
+    st.caption(f"From {headtohead.SAVED}, written by `{saved['head_to_head']['command']} --report-only`.")

@@ -1,6 +1,8 @@
 """The "paper vs this zoo" panel on Home and the analysis pages: the paper's value, the zoo's (every seed
 of a group, mean +- sd), and whether the claim holds, does not hold, or is a weak test, with the report's
-caveats (collapsed models excluded and named, the x0 stand-in, seeds that disagree).
+caveats (collapsed models excluded and named, the x0 stand-in, seeds that disagree). And the Training
+page's compare panel (`speedup`): a group's speed-up verdicts as `dstab compare` prints them, from the
+same verdict function (`dstab.experiments.verdict`), with its curves figure and tables.
 
 The verdicts are `dstab.verdicts`' (through `dstab.zooresults`, from the shipped results, without
 PyTorch: Home may show them on a cold server) and are written as `dstab report` writes them into
@@ -138,3 +140,26 @@ def report_hessian_of(choice, entries: dict):
     from . import sidebar
 
     return zooresults.report_hessian(sidebar.load_bundle(choice.path))
+
+
+def speedup(result: dict, axis: str, group: str, where=st) -> None:
+    """A `compare` result: each comparison's verdict first, then the figure (the CLI's PNG is drawn from
+    the same plotly figure), the readout and time tables, the metric's floor and noise, the definitions."""
+    from dashboard import downloads
+    from dstab.experiments import verdict
+    from dstab.plots import compare as compare_plots
+
+    box = where.container(border=True)
+    box.markdown("**Verdicts**")
+    box.markdown("\n".join(f"- {t}" for t in verdict.sentences(result)))
+    fig = compare_plots.curves_figure(result, axis)
+    where.plotly_chart(fig, key="compare-curves")
+    downloads.figure(fig, f"compare-{group}", where=where)
+    where.dataframe(verdict.rows(result), hide_index=True, key="compare-table")
+    where.caption("Readouts: ratio > 1 means the variant is better; 90% interval, t-test p, Holm p, sign-flip p.")
+    where.dataframe(verdict.time_rows(result), hide_index=True, key="compare-time")
+    where.caption(" ".join(verdict.time_sentences(result)))
+    with where.expander("Definitions (the group's protocol)"):
+        st.markdown(
+            "\n".join([verdict.setup_text(result), "", verdict.ladder_text(result), "", *verdict.definitions(result)])
+        )

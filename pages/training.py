@@ -11,13 +11,12 @@ import sqlite3
 
 import streamlit as st
 
-from dashboard import downloads, runtracker, server, sidebar, timestepfield, urlstate
+from dashboard import downloads, runtracker, server, sidebar, timestepfield, urlstate, verdictpanel
 from dstab import paper, runs
 from dstab.errors import DstabError
-from dstab.experiments import compare, runcost, sweep, verdict
+from dstab.experiments import compare, runcost, sweep
 from dstab.metricnames import metric_label
 from dstab.modelconfig import DDIM_STEPS
-from dstab.plots import compare as compare_plots
 from dstab.plots import runs as run_plots
 from dstab.runs import curves, runboard
 from dstab.runs.rundir import METRICS
@@ -103,7 +102,7 @@ def curves_section(statuses, metrics) -> None:
 def compare_section(statuses) -> None:
     """`dstab compare GROUP` on the page: the same numbers, figures and verdict."""
     groups = sorted({s.group for s in statuses if s.group})
-    st.subheader("Compare a group: speed-ups with 90% intervals over seeds")
+    st.subheader("Compare a group: four readouts of a speed-up, 90% intervals over seeds, one verdict")
     if not groups:
         st.info("Launch a sweep (several variants or seeds) to compare its runs here.")
         return
@@ -118,11 +117,7 @@ def compare_section(statuses) -> None:
     except DstabError as exc:
         st.info(str(exc))
         return
-    st.markdown("\n".join(f"- {t}" for t in verdict.sentences(result)))
-    fig = compare_plots.curves_figure(result, axis)
-    st.plotly_chart(fig, key="compare-curves")
-    downloads.figure(fig, f"compare-{group}")
-    st.dataframe(verdict.speedup_rows(result), hide_index=True, key="compare-table")
+    verdictpanel.speedup(result, axis, group)
 
 
 def live_view(was_active: bool) -> None:

@@ -20,9 +20,15 @@ def fake_run(
     metric="fd_local@250x10ddim",
     wall_per_step: float = 0.1,
     state: str = "finished",
+    start: float | None = None,
+    cpu_per_step: float | None = None,
+    every: int = 100,
+    repeat=None,
     **config,
 ) -> Path:
-    """A run of `variant` whose metric follows curve(step) at steps 100, 200, ..., `steps`."""
+    """A run of `variant` whose metric follows curve(step) at steps every, 2 every, ..., `steps`; its
+    rows stamped from `start` (unix seconds, default 1000 s ago) at `wall_per_step`; with
+    `cpu_per_step` also cpu_s and samples_per_s rows; `repeat(value)`: the metric's `#2` rows every 1000."""
     cfg = train_config.resolve(variant, overrides=[f"seed={seed}", f"data_seed={seed}"])
     cfg.update(config)
     path = root / name
@@ -48,10 +54,15 @@ def fake_run(
     (rd / "config.json").write_text(json.dumps(cfg))
     (rd / "checkpoints" / f"step{steps:07d}.safetensors").write_bytes(b"")
     db = rundir.MetricsDB(rd / "metrics.sqlite")
-    start = now - 1000.0
+    start = now - 1000.0 if start is None else start
     db.write(1, {"loss": 1.0}, wall=start)
-    for step in range(100, steps + 1, 100):
-        db.write(step, {metric: float(curve(step)), "loss": 0.5}, wall=start + wall_per_step * step)
+    for step in range(every, steps + 1, every):
+        row = {metric: float(curve(step)), "loss": 0.5}
+        if cpu_per_step is not None:
+            row |= {"cpu_s": cpu_per_step * step, "samples_per_s": cfg["batch_size"] / wall_per_step}
+        if repeat is not None and step % 1000 == 0:
+            row[metric + "#2"] = float(repeat(row[metric]))
+        db.write(step, row, wall=start + wall_per_step * step)
     db.close()
     if state == "finished":
         rundir.write_status(rd, "finished", steps)

@@ -288,6 +288,43 @@ def floor(ext: Extractor, dataset: data.Dataset, n: int, draws: int = FLOOR_DRAW
     return out
 
 
+def _point_floor(dataset_spec: str, metric: str, n: int, draws: int) -> dict:
+    """MMD^2 or sliced W2 of n fresh points of a 2-D distribution (seeds 1000, 1001, ...) against the
+    evaluator's reference points, over `draws` draws."""
+    path = cache_dir() / hashlib.sha256(f"points/{dataset_spec}/{metric}/{n}/{draws}".encode()).hexdigest()[:24]
+    path = path.with_suffix(".npz")
+    if path.is_file():
+        with np.load(path) as z:
+            return {k: float(z[k]) for k in z.files}
+    fn = {"mmd2": distmetrics.mmd2, "sw2": distmetrics.sliced_w2}[metric]
+    ref = data.load(dataset_spec, seed=0).data[:REFERENCE_POINTS].double()
+    values = []
+    for i in range(draws):
+        real = data.load(dataset_spec, seed=1000 + i).data
+        values.append(fn(real[torch.randperm(len(real), generator=torch.Generator().manual_seed(i))[:n]], ref))
+    out = {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)), "n": float(n), "draws": float(draws)}
+    _store(path, **out)
+    return out
+
+
+def metric_floor(name: str, dataset_spec: str, draws: int = FLOOR_DRAWS) -> dict | None:
+    """The floor of an evaluated metric (e.g. 'fd_local@1000x10ddim', 'mmd2@500x50ddim'): its mean and
+    sd between real data and the reference at the same sample count, over `draws` draws, in the
+    metric's own units; None where there is none to measure offline (FID or KID without cached
+    Inception weights, mode counts, precision / recall / density / coverage)."""
+    base, _, rest = name.removesuffix("#2").partition("@")
+    n = int(rest.split("x")[0].split("~")[0])
+    if base in ("mmd2", "sw2"):
+        return _point_floor(dataset_spec, base, n, draws)
+    feature = {"fd_local": "fd_local", "kid_local": "fd_local", "fid": "fid", "kid": "fid", "fd_points": "fd_points"}
+    if base not in feature or (feature[base] == "fid" and inception_weights(None, download=False) is None):
+        return None
+    dataset = data.load(dataset_spec)
+    f = floor(extractor(feature[base], dataset), dataset, n, draws)
+    kind = "kid" if base.startswith("kid") else "fd"
+    return {"mean": f[f"{kind}_mean"], "sd": f[f"{kind}_sd"], "n": f["n"], "draws": f["draws"]}
+
+
 EVAL_CHUNK = 1000  # samples generated per batch: bounds the sampler's memory at 10k-50k samples
 
 

@@ -37,7 +37,7 @@ COMMANDS: dict[str, Command] = {
     "report": Command("report", "run the paper's comparisons on the zoo and write RESULTS.md"),
     "runs": Command("runs", "start, watch, stop and resume background training runs"),
     "sweep": Command("sweep", "queue variants x seeds x --set axes as background runs of one group"),
-    "compare": Command("compare", "curves, speed-ups with bootstrap CIs and a verdict for one group of runs"),
+    "compare": Command("compare", "four readouts of a speed-up, t intervals, Holm and one verdict for a group of runs"),
     "timesteps": Command("timesteps", "every training preset's distribution over t on one schedule (PNG, HTML, CSV)"),
 }
 

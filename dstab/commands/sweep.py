@@ -42,8 +42,29 @@ def add_sweep_args(p, variants: str | None, group: str, measure: bool = True) ->
     )
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (default 1)")
-    p.add_argument("--root", type=Path, default=None, help="workspace root (default: as for `dstab runs`)")
+    p.add_argument(
+        "--root",
+        type=Path,
+        action="append",
+        default=None,
+        help="runs root (default: as for `dstab runs`); a report (--report-only) may name several, read together",
+    )
     add_launcher_args(p)
+
+
+def split_roots(args, reading: bool) -> None:
+    """`--root` given n times: `args.roots`, every root a report reads (a list when several), and
+    `args.root`, the first: where a launch writes and a group's protocol record is kept. Launching
+    takes one root."""
+    from ..errors import require
+
+    given = args.root or []
+    require(
+        reading or len(given) <= 1,
+        f"--root was given {len(given)} times; launching writes to one runs root (several are for --report-only)",
+    )
+    args.roots = list(given) if len(given) > 1 else (given[0] if given else None)
+    args.root = given[0] if given else None
 
 
 def add_launcher_args(p) -> None:
@@ -110,6 +131,7 @@ def plan_from_args(args):
 def run_sweep(args) -> int:
     from ..experiments import sweep
 
+    split_roots(args, reading=False)
     group, planned = plan_from_args(args)
     if args.dry_run:
         dry_run(group, planned, args)

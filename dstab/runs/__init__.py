@@ -317,6 +317,38 @@ def resume(name: str, root: Path | None = None) -> RunStatus:
     return status(name, root)
 
 
+def extend(name: str, steps: int, root: Path | None = None) -> RunStatus:
+    """Queue a finished run to train on from its last checkpoint to `steps` iterations in all: its
+    config's length is raised (request.json, launch.json, run/config.json) and it resumes. Only for a
+    run whose schedules do not depend on the run's length (the caller checks: a reference arm), so
+    the longer run is the run that would have been launched at that length."""
+    root = workspace_root(root)
+    path = _existing(name, root)
+    with _locked(root):
+        st = status(name, root)
+        require(st.state == "finished", f"run {name!r} is {st.state}; only a finished run can be extended")
+        rd = path / RUN
+        cfg = _read_json(rd / rundir.CONFIG)
+        require(cfg is not None, f"run {name!r} has no readable {rundir.CONFIG}; it cannot be extended")
+        require(steps > cfg["steps"], f"run {name!r} already has {cfg['steps']} steps; extend it to more")
+        require(
+            (rd / rundir.CHECKPOINTS / resume_state.RESUME).exists(),
+            f"run {name!r} has no resume state at its last step; it cannot be extended exactly",
+        )
+        for f in (rd / rundir.CONFIG, path / "request.json"):
+            doc = _read_json(f)
+            if doc is not None:
+                write_json(f, {**doc, "steps": int(steps)})
+        write_json(path / "launch.json", {**(_read_json(path / "launch.json") or {}), "total_steps": int(steps)})
+        status_file = rd / rundir.STATUS
+        if status_file.exists():
+            os.replace(status_file, status_file.with_name("status.previous.json"))
+        (path / "exit_code").unlink(missing_ok=True)
+        _enqueue(path, "resume")
+    schedule(root)
+    return status(name, root)
+
+
 def delete(name: str, confirm: str, root: Path | None = None) -> None:
     """Remove a run's directory. `confirm` must repeat the name; a running run must be stopped first."""
     root = workspace_root(root)

@@ -77,18 +77,23 @@ def _share(p: np.ndarray, T: int) -> tuple[float, float]:
     return float(p[t < T / 2].sum()), float((p * t).sum())
 
 
-def field(diffusion: dict, presets: list[str] | None = None, steps: int | None = None) -> dict:
+def field(
+    diffusion: dict, presets: list[str] | None = None, steps: int | None = None, timesteps: dict | None = None
+) -> dict:
     """{"schedule", "T", "t", "rows"}: per preset its rule, formula, both views and their mass below T/2
     and mean t, on the schedule `diffusion` (a Diffusion config; its prediction decides how eps weights
-    apply). `steps`: the run length CLTS's target is a fraction of (default: the preset's own)."""
+    apply). `steps`: the run length CLTS's target is a fraction of (default: the preset's own).
+    `timesteps`: per preset, the timestep options to draw instead of the preset's (e.g. a run's own
+    stored config, so a report pictures what its runs trained with)."""
     d = Diffusion.from_config(copy.deepcopy(diffusion))
     T, rows = d.T, []
     for name in presets or field_presets():
         cfg = train_config.resolve(name, networks=False)
+        options = (timesteps or {}).get(name, cfg["timesteps"])
         run_steps = steps or cfg["steps"]
-        rule, opts = sampler_options(cfg["timesteps"], T, run_steps)
+        rule, opts = sampler_options(options, T, run_steps)
         require(rule != "loss-second-moment", f"preset {name!r}: its P(t) follows the run's losses; not drawn here")
-        sampler = make_sampler(cfg["timesteps"], d, run_steps)
+        sampler = make_sampler(options, d, run_steps)
         views = {"draws": sampler.pmf(run_steps).numpy(), "effective": sampler.effective_pmf(run_steps).numpy()}
         weighted = not torch.equal(sampler.weights(torch.arange(T), run_steps), torch.ones(T))
         uniform = bool(np.allclose(views["draws"], 1.0 / T, rtol=1e-12, atol=0))

@@ -15,6 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dstab import runs
+from dstab.experiments import headtohead
 from dstab.runs.rundir import METRICS_TABLE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,6 +82,11 @@ def test_every_presets_distribution_over_t_with_its_share_below_half_and_formula
         "CLTS puts 52.4% of its effective mass below T/2, +2.4 points from uniform; the other presets range "
         "from 3.3% (debias) to 99.6% (laplace)."
     )
+    # how the rules trained against CLTS on digits: the committed head-to-head's headline, RESULTS.md's lines
+    saved = json.loads((REPO / headtohead.SAVED).read_text())
+    shown = "\n".join(m.value for m in at.markdown)
+    assert "CLTS against today's timestep rules on digits" in shown
+    assert all(line in shown for line in headtohead.page_lines(saved) if line)
     next(r for r in at.radio if r.label == "View").set_value("draws").run()
     field = next(f for title, f in figures(at).items() if title.startswith("Where each preset draws"))
     assert "speed: 75.0% below T/2, mean t 338.9" in [t["name"] for t in field["data"]]
@@ -289,20 +295,24 @@ def test_compare_panel_shows_the_verdict_the_cli_prints(ws):
     fake_group(
         ws,
         "g",
-        {v: (lambda r: lambda step, seed: 20.0 + seed - r * step / 1000)(r) for v, r in rate.items()},
+        {v: (lambda r: lambda step, seed: 10 * (20.0 + seed - r * step / 1000))(r) for v, r in rate.items()},
         steps=2000,
     )
     at = page()
-    want = verdict.sentences(compare.compare("g"))
+    result = compare.compare("g")
     shown = "\n".join(m.value for m in at.markdown)
-    assert all(t in shown for t in want), shown
-    rows = next(d.value for d in at.dataframe if "speed-up in iterations [90% CI], p" in d.value.columns)
-    assert rows.iloc[0]["speed-up in iterations [90% CI], p"] == "2.00x [2.00, 2.00], p = 0.25"
+    assert all(t in shown for t in verdict.sentences(result)), shown
+    rows = next(d.value for d in at.dataframe if "ladder crossings" in d.value.columns)  # the readout table
+    assert rows.iloc[0]["ladder crossings"] == verdict.rows(result)[0]["ladder crossings"]
+    assert rows.iloc[0]["verdict"] == result["comparisons"][0]["verdict"]["word"] == "depends on the readout"
     fig = figures(at)["g: FD (local features), 250 samples, 10 DDIM steps"]
-    assert [t["name"] for t in fig["data"] if t.get("showlegend") is not False] == [
-        "baseline (mean of 3)",
-        "mdlrc-clts (mean of 3)",
+    legend = [t["name"] for t in fig["data"] if t.get("showlegend") is not False]
+    assert [n for n in legend if "mean of" in n] == [
+        "baseline (mean of 3, 90% t-band)",
+        "mdlrc-clts (mean of 3, 90% t-band)",
     ]
+    assert any(n.startswith("ladder levels: ") for n in legend)
+    assert any(n.startswith("floor: real data vs reference") for n in legend)
 
 
 def test_the_previews_follow_the_run_and_the_charts_read_on_a_projector(ws):
