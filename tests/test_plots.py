@@ -74,6 +74,13 @@ def test_a_log_axis_is_labelled_in_the_datas_units_and_the_legend_names_the_trac
     assert p["title"] == fig.layout.title.text and p["y"]["title"] == "density"
 
 
+def test_the_pil_drawing_reads_a_two_line_title_as_one_line_without_markup():
+    import plotly.graph_objects as go
+
+    fig = go.Figure(layout={"title": "Where each preset puts its signal<br><b>linear</b> schedule, T = 1000"})
+    assert figpng.plan(fig)["title"] == "Where each preset puts its signal linear schedule, T = 1000"
+
+
 def test_without_a_browser_every_png_is_the_pil_drawing(monkeypatch):
     from choreographer.browsers.chromium import Chromium
     from PIL import Image

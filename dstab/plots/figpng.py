@@ -16,6 +16,7 @@ import io
 import logging
 import math
 import os
+import re
 import threading
 import warnings
 from pathlib import Path
@@ -145,7 +146,9 @@ def scale_colours(values: np.ndarray, stops) -> np.ndarray:
 
 
 def _title(value) -> str:
-    return (value.get("text") if isinstance(value, dict) else value) or ""
+    """A title's text as the fallback draws it: one line, plotly's <br> a space, its <b>/<i> tags dropped."""
+    text = (value.get("text") if isinstance(value, dict) else value) or ""
+    return re.sub(r"</?(b|i)>", "", re.sub(r"<br\s*/?>", " ", str(text)))
 
 
 def _font(px: int):

@@ -38,12 +38,13 @@ def figure(result: dict, view: str = "effective", log_y: bool = False):
     fig.add_vline(x=T / 2, line_dash="dot", line_color="grey", annotation_text="T/2")
     s = result["schedule"]
     fig.update_layout(
-        title=f"{TITLES[view]} ({s['schedule']} schedule, T = {T}, {s['prediction']}-prediction)",
+        # two lines: on one, the title ran past a 1800-pixel PNG's edge
+        title=f"{TITLES[view]}<br>{s['schedule']} schedule, T = {T}, {s['prediction']}-prediction",
         xaxis_title="t",
         yaxis_title="probability",
         height=520,
         legend={"orientation": "h", "yanchor": "top", "y": -0.15, "xanchor": "left", "x": 0},
-        margin={"t": 50, "b": 10},
+        margin={"t": 80, "b": 10},
     )
     fig.update_yaxes(type="log") if log_y else fig.update_yaxes(rangemode="tozero")
     return fig
