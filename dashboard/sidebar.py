@@ -170,7 +170,7 @@ def _add_user(path: Path) -> tuple[str, str, str]:
     return choice.ref, user_choices()[choice.ref].label, choice.kind
 
 
-ADDED = "dstab_added"  # the last "added" note, shown until the next checkpoint is added
+ADDED = "dstab_added"  # the last "added" note (or a link's refusal), shown until the next checkpoint is added
 
 
 def added(ref: str, label: str, kind: str, how: str) -> None:
@@ -208,7 +208,9 @@ def _adopt_url_paths() -> None:
                 st.query_params[slot] = new_ref
             added(new_ref, label, kind, "from the link")
         except DstabError as exc:
-            st.sidebar.error(f"The link's {slot.upper()} cannot be used: {exc}")
+            # kept like an "added" note: the sidebar then publishes its default in the URL, and a rerun
+            # (a kept t, a computation's end) would otherwise drop the only word of why the link's model is not there
+            st.session_state[ADDED] = ("error", f"The link's {slot.upper()} cannot be used: {exc}")
 
 
 def _own_checkpoint_form() -> None:
