@@ -167,8 +167,11 @@ class RunJob:
     def checkpoint(self):
         """submitit's hook on preemption or timeout: stop the trainer (it checkpoints), mark the
         folder as waiting in the queue again, and requeue a fresh job that resumes it."""
-        self._stop()
+        # the folder reads as waiting again before the trainer stops: once the trainer has exited its
+        # status.json says "stopped", and a reader between that and the requeued job's start (`runs wait`,
+        # the Training page) took the preempted run for one a user had stopped
         path = Path(self.path)
         for name in ("pid", "exit_code"):
             (path / name).unlink(missing_ok=True)
+        self._stop()
         return _submitit().helpers.DelayedSubmission(RunJob(self.path, self.token))
