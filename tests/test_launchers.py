@@ -76,6 +76,7 @@ def _launch_slurm(root, names_and_configs) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="holds the trainer and reads its signals in /proc")
 def test_a_sweep_runs_as_a_job_array_on_submitits_local_executor(root, capsys):
     steps = 200
     argv = ["sweep", "--root", str(root), "--variants", "baseline,mdlrc-clts", "--seeds", "1", "--group", "arr"]
@@ -92,7 +93,15 @@ def test_a_sweep_runs_as_a_job_array_on_submitits_local_executor(root, capsys):
         first_jobs[name] = submitted["job_id"]
     # `runs stop` reaches a job through its stop file; `runs resume` submits it again
     _wait_step(root, names[1], 5)
-    runs.stop(names[1], root)
+    # the job looks at the stop file once a second and 200 toy steps can take less: the trainer is held
+    # (SIGSTOP) until the job's SIGTERM is pending, so the stop lands mid-run on any machine
+    pgid = json.loads((root / names[1] / "pid").read_text())["pgid"]
+    os.killpg(pgid, signal.SIGSTOP)
+    try:
+        runs.stop(names[1], root)
+        _wait_pending(pgid, signal.SIGTERM)
+    finally:
+        os.killpg(pgid, signal.SIGCONT)
     stopped = runs.wait(names[1], timeout=600, root=root)
     assert stopped.state == "stopped" and 5 <= stopped.step < steps, (stopped.reason, stopped.log_tail)
     runs.resume(names[1], root)
@@ -107,6 +116,17 @@ def test_a_sweep_runs_as_a_job_array_on_submitits_local_executor(root, capsys):
     assert f"stopped at step {stopped.step}" in log and "=== resume" in log
     rows = [s for s, _, _ in _metric_rows(root / names[1] / "run" / "metrics.sqlite")]
     assert rows == list(range(1, steps + 1))
+
+
+def _wait_pending(pid: int, sig: int) -> None:
+    """Until `sig` is pending at process `pid` (held there by a SIGSTOP): /proc's shared-pending mask."""
+    deadline = time.monotonic() + 300
+    while True:
+        fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":" in line)
+        if int(fields["ShdPnd"], 16) >> (sig - 1) & 1 or int(fields["SigPnd"], 16) >> (sig - 1) & 1:
+            return
+        assert time.monotonic() < deadline, f"signal {sig} never reached process {pid}"
+        time.sleep(0.05)
 
 
 def _wait_step(root, name: str, at_least: int) -> None:
