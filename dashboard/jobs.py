@@ -58,8 +58,8 @@ class Job:
 
     def cancel(self) -> None:
         self.cancel_event.set()
-        if self.future is not None:
-            self.future.cancel()  # succeeds only while still queued
+        if self.future is not None and self.future.cancel():  # succeeds only while still queued
+            log.info("%s: cancelled in the queue, before it started", self.label)
 
 
 class JobRunner:

@@ -49,7 +49,7 @@ def test_cancel_stops_a_job_at_its_next_progress_report():
     assert runner.job("c") is None and runner.result("c") is None
 
 
-def test_compute_after_cancel_replaces_the_job_still_winding_down():
+def test_compute_after_cancel_replaces_the_job_still_winding_down(caplog):
     """Cancel, then Compute before the cancelled job reached its next progress report: a new job of
     the same key queues behind it and runs; the old one's end leaves the new one registered."""
     runner, started, go_on = JobRunner(), threading.Event(), threading.Event()
@@ -63,8 +63,11 @@ def test_compute_after_cancel_replaces_the_job_still_winding_down():
     old = runner.submit("c", "cancel me", work, 1.0)
     started.wait(5)
     never = runner.submit("n", "never started", work, 1.0)
-    never.cancel()  # still queued: cancelled before it starts
-    old.cancel()
+    with caplog.at_level("INFO", logger="dstab.dashboard.jobs"):
+        never.cancel()  # still queued: cancelled before it starts, and the server's log says so
+        old.cancel()  # running: it says so itself at its next progress report
+    assert [r.getMessage() for r in caplog.records] == ["never started: cancelled in the queue, before it started"]
+    assert never.future.cancelled()
     new = runner.submit("c", "cancel me", work, 1.0)
     assert new is not old and runner.job("c") is new
     later = runner.submit("k", "later", lambda job: "later", 1.0)

@@ -227,19 +227,35 @@ def _stored_dm_hessians(cache: Path, trace: int) -> list[Path]:
     return found
 
 
+def _job_box(page, status):
+    """The live box (a bordered st.container, a vertical block) of the job whose status line matches
+    `status`, once it is shown and not greyed out: the innermost block, the last of those that hold it."""
+    line = page.locator('[data-testid="stProgress"]:not([data-stale="true"])').filter(has_text=status)
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while line.count() != 1:  # a rerun's old box can linger beside the new one for a moment
+        assert time.monotonic() < deadline, f"{line.count()} live boxes say {status!r}"
+        time.sleep(0.1)
+    return page.locator('[data-testid="stVerticalBlock"]').filter(has=line).last
+
+
 def test_cancel_stops_the_job_stores_nothing_and_leaves_no_stale_box(server, browser_context):
     # 2,000 Hutchinson products of the digits DM: a job long enough to be cancelled part-way on any machine,
-    # that reports after every product; the GAN's waits in the queue behind it
+    # that reports after every product. The GAN's (a few seconds) waits in the queue behind it: it is
+    # cancelled there, before it starts (once the DM's ended it could finish before a click reached it)
+    before = len(Path(server["log"]).read_text())  # the session's server log: this test's lines follow
     page = _open(browser_context, server["url"] + "/hessian?data=digits&k=1&trace=2000&slq=1&seed=977")
-    page.get_by_text(re.compile(r"dm-eps-s0 Hessian: \d+ s of .* \(\w+")).wait_for(timeout=TIMEOUT_MS)
-    page.get_by_role("button", name="Cancel").first.click()
+    _job_box(page, re.compile(r"dm-eps-s0 Hessian: \d+ s of .* \(\w+"))  # running, in a stage
+    _job_box(page, "gan-s0 Hessian: queued behind dm-eps-s0 Hessian").get_by_role("button", name="Cancel").click()
+    page.get_by_text("gan-s0 Hessian: cancelled; nothing was stored.", exact=False).wait_for(timeout=TIMEOUT_MS)
+    assert "dm-eps-s0 Hessian: cancelled" not in Path(server["log"]).read_text()[before:]  # the DM's runs on
+    _job_box(page, re.compile(r"dm-eps-s0 Hessian: \d+ s of ")).get_by_role("button", name="Cancel").click()
     page.get_by_text("dm-eps-s0 Hessian: cancelled; nothing was stored.", exact=False).wait_for(timeout=TIMEOUT_MS)
-    log = Path(server["log"]).read_text()
+    log = Path(server["log"]).read_text()[before:]
     ended = re.findall(r"dm-eps-s0 Hessian: cancelled after [\d.]+ s, (\d+)% done \(([^)]*)\)", log)
     assert ended and int(ended[-1][0]) < 100, log[-2000:]  # stopped part-way, at its next product
+    assert re.search(r"gan-s0 Hessian: cancelled (in the queue|after [\d.]+ s, 0% done \(before its first step)", log)
+    assert "gan-s0 Hessian: finished" not in log
     assert _stored_dm_hessians(Path(server["cache"]), 2000) == []
-    page.get_by_role("button", name="Cancel").first.click()  # the GAN's, now running: cancel it too
-    page.get_by_text("gan-s0 Hessian: cancelled; nothing was stored.", exact=False).wait_for(timeout=TIMEOUT_MS)
     _idle(page)
     assert page.locator('[data-stale="true"]').count() == 0  # no greyed box of an earlier run left
     assert (
