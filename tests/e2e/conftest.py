@@ -50,6 +50,7 @@ def _served(root: Path, zoo_root: str):
     processes.on_exit(processes.stop_runs, workspace)
     try:
         yield {
+            "proc": proc,
             "url": url,
             "spawned": t0,
             "healthy_s": time.perf_counter() - t0,
@@ -87,6 +88,42 @@ def real_server(tmp_path_factory, browser_context):
         pytest.skip("the real zoo is not built")
     with _served(tmp_path_factory.mktemp("e2e-real"), str(zoo.zoo_root())) as info:
         yield info
+
+
+@pytest.fixture(autouse=True)
+def _close_pages(request):
+    """Every tab a test opened is closed when it ends. An open dashboard tab keeps its session on the
+    server, whose fragments poll (the Training page's live view, a job's progress box): left open, the
+    tabs of earlier tests add up to load on the one shared server that later tests wait on."""
+    yield
+    if "browser_context" in request.fixturenames:
+        for page in request.getfixturevalue("browser_context").pages:
+            with contextlib.suppress(Exception):
+                page.close()
+
+
+def _server_state(info: dict, tail_chars: int = 4000) -> str:
+    proc = info["proc"]
+    state = "running" if proc.poll() is None else f"exited with code {proc.returncode}"
+    try:
+        log = Path(info["log"]).read_text(errors="replace")[-tail_chars:]
+    except OSError as exc:
+        log = f"(its log could not be read: {exc})"
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    return f"server {info['url']} (pid {proc.pid}): {state}; load average {load}\n--- its log's tail ---\n{log}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A browser test that fails says what its server was doing: alive or not, the load, its log's tail
+    (a timeout alone does not tell a wedged server from a slow one)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        for name in ("server", "real_server"):
+            info = getattr(item, "funcargs", {}).get(name)
+            if isinstance(info, dict) and "proc" in info:
+                report.sections.append((f"dashboard {name}", _server_state(info)))
 
 
 @pytest.fixture(scope="session")
