@@ -99,10 +99,10 @@ def dm_consistency(selection) -> Step:
 def gan_consistency(selection) -> Step:
     entries = selection.manifest["entries"]
     ids, res = _group(selection, "gan")
+    dm_range, gan_range = paper.consistency_ranges().split(" vs ")
     step = Step(
         "2. The same picture for GANs: each init draws its own sample",
-        f"Paper, Table 1: GANs given the same latent z reach {paper.consistency_ranges().split(' vs ')[1]}, "
-        f"against {paper.consistency_ranges().split(' vs ')[0]} for DMs.",
+        f"Paper, Table 1: GANs given the same latent z reach {gan_range}, against {dm_range} for DMs.",
         "consistency",
         {"group": "different inits"},
     )
