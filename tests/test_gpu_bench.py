@@ -3,29 +3,20 @@ another folder, with no PYTHONPATH of ours, and without streamlit or the referen
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests import gpumachine
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
 def test_gpu_sh_smoke(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DSTAB_CACHE")}
-    # python3 is this interpreter (the GPU machine has python3 and no `python`)
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
-    env["DSTAB_CACHE"] = str(tmp_path / "cache")
-    # a module that refuses to import stands in for streamlit / loss_landscapes / pyhessian
-    blocker = tmp_path / "block"
-    blocker.mkdir()
-    for name in ("streamlit", "loss_landscapes", "pyhessian", "pytorch_fid"):
-        (blocker / f"{name}.py").write_text(f"raise ImportError('{name} must not be needed')\n")
-    env["PYTHONPATH"] = str(blocker)
+    env = gpumachine.env(tmp_path, ("streamlit", "loss_landscapes", "pyhessian", "pytorch_fid"))
     out = subprocess.run(
         ["bash", str(ROOT / "bench" / "gpu.sh"), "--smoke"],
         cwd=tmp_path,

@@ -4,7 +4,6 @@ run as gpu.sh runs it: from another folder, with no PYTHONPATH, without streamli
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import subprocess
 import sys
@@ -12,17 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from tests import gpumachine
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
 def test_gpu_train_smoke(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DSTAB_FID_WEIGHTS")}
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", DSTAB_CACHE=str(tmp_path / "cache"))
-    blocker = tmp_path / "block"
-    blocker.mkdir()
-    (blocker / "streamlit.py").write_text("raise ImportError('streamlit must not be needed')\n")
-    env["PYTHONPATH"] = str(blocker)
+    env = gpumachine.env(tmp_path, ("streamlit",))
     out = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "gpu_train.py"), "--smoke"],
         cwd=tmp_path,
