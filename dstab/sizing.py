@@ -67,6 +67,12 @@ def meta_module(arch, what: str) -> nn.Module:
     except DstabError as exc:
         raise DstabError(f"{what}: {exc}") from None
     except CONFIG_ERRORS as exc:
+        if isinstance(exc, OverflowError) or "overflow" in str(exc).lower():  # a tensor past int64's bytes
+            cap = budgets.limit("DSTAB_MAX_PARAMS")
+            raise DstabError(
+                f"{what}: one of its tensors would be too large to exist ({exc}), so its parameter count is "
+                f"far above the DSTAB_MAX_PARAMS limit of {cap:,} parameters; lower its width or channels"
+            ) from None
         raise DstabError(
             f"{what}: invalid architecture config ({type(exc).__name__}: {exc}); check its values"
         ) from None

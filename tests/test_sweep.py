@@ -174,7 +174,11 @@ def test_a_real_2x2_sweep_lands_in_one_group_and_compare_reads_it(tmp_path, monk
 
 BAD_OPTIONS = [
     (["sweep", "--set", "width=-5"], "arch: UNet option model_channels must be a positive integer, got -5"),
-    (["sweep", "--set", "width=1e9"], "UNet option model_channels must be a positive integer, got 1000000000.0"),
+    # 1e9 is read as the integer a user means; such a UNet has a conv weight of 4e9 x 1e9 x 3 x 3 floats,
+    # past what a tensor can hold: said as the parameter limit it is far above (it was "must be a positive
+    # integer, got 1000000000.0")
+    (["sweep", "--set", "width=1e9"], "one of its tensors would be too large to exist (Storage size"),
+    (["sweep", "--set", "width=2.5"], "UNet option model_channels must be a positive integer, got 2.5"),
     (
         ["reproduce", "speedup", "--dataset", "toy2d", "--seeds", "1", "--set", "width=1000000"],
         # the MLP denoiser, h = 1e6 hidden, depth 3, 2-D data, time_dim 32: (34 h + h) + 2 (h^2 + h) + (2 h + 2)

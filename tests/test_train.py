@@ -80,3 +80,24 @@ def test_bad_configs_fail_before_training(tmp_path, over, message):
 def test_unknown_option_in_a_config_dict():
     with pytest.raises(DstabError, match=r"unknown training options \['epochs'\]"):
         TrainConfig.from_dict({"epochs": 3})
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        ("1e4", 10000),  # an integer in exponent form is the integer a user means
+        ("2E+3", 2000),
+        ("1e-3", 1e-3),  # a fraction stays a float
+        ("2.5e3", 2500.0),  # written with a point: the float it says
+        ("1e400", float("inf")),  # JSON's own reading: refused later as not a whole number
+        ("500", 500),
+        (" uniform ", "uniform"),  # not JSON: the string, stripped
+        ('{"name": "clts"}', {"name": "clts"}),
+    ],
+)
+def test_option_values_are_read_as_typed(raw, value):
+    from dstab.training.config import parse_override, parse_value
+
+    got = parse_value(raw)
+    assert got == value and type(got) is type(value)
+    assert parse_override(f"timesteps.target_iter={raw}") == (["timesteps", "target_iter"], value)

@@ -87,10 +87,7 @@ def parse_axis(text: str) -> Axis:
     values = []
     for part in split_values(raw):
         require(part.strip() != "", f"--set {key}: empty value in {raw!r}; give V1,V2,...")
-        try:
-            values.append(json.loads(part))
-        except json.JSONDecodeError:
-            values.append(part.strip())
+        values.append(train_config.parse_value(part))
     return Axis(key, tuple(values))
 
 

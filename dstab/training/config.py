@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -245,11 +246,19 @@ def parse_override(text: str) -> tuple[list[str], object]:
     """'timesteps.target_iter=500' -> (['timesteps', 'target_iter'], 500); values are JSON, else strings."""
     key, sep, raw = text.partition("=")
     require(bool(sep) and bool(key.strip()), f"--set expects key=value, got {text!r}")
+    return key.strip().split("."), parse_value(raw)
+
+
+def parse_value(raw: str):
+    """An option's value as typed: JSON, else the string itself (stripped). An integer written in
+    exponent form is an integer (1e4 steps, 1e9 channels), as a user means it; 1e-3 and 2.5e3 stay floats."""
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
-        value = raw
-    return key.strip().split("."), value
+        return raw.strip()
+    if isinstance(value, float) and value.is_integer() and re.fullmatch(r"\s*[+-]?\d+[eE]\+?\d+\s*", raw):
+        return int(value)
+    return value
 
 
 def apply_override(config: dict, path: list[str], value) -> None:
