@@ -39,7 +39,9 @@ def test_gpu_train_smoke(tmp_path):
     for cells in table[:2]:
         ms = float(cells[2].split()[0])
         images = float(cells[3].split()[0].replace(",", ""))
-        assert images == pytest.approx(2 / (ms / 1e3), abs=0.5)  # batch 2 per step, printed to a whole image
+        # batch 2 per step: images/s is 2 / (the median step), printed to a whole image, and the median
+        # printed to 0.1 ms (43.0 ms and 46 images/s are one median of 43.01 ms, CI: 2 / 0.043 = 46.51)
+        assert 2 / ((ms + 0.05) / 1e3) - 0.5 <= images <= 2 / ((ms - 0.05) / 1e3) + 0.5, (ms, images)
         assert float(cells[4]) > 0
     assert 0.2 < float(table[2][2]) < 5.0
     assert "RANDOM Inception weights" in table[3][5] and float(table[3][2].split()[0]) > 0
