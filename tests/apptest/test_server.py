@@ -160,3 +160,22 @@ def test_the_warm_up_never_imports_beside_a_script_run(case, expected):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == expected
+
+
+def test_the_served_config_binds_localhost_and_skips_the_post_run_collection(monkeypatch):
+    """`streamlit run app.py` from the checkout reads .streamlit/config.toml: the lab binds 127.0.0.1 only,
+    and Streamlit's gc.collect(2) after every script run is off (a job's progress fragment reruns every
+    0.25 s; with the collection on, a 1.1 s surface job took 64 s: bench/bench_app_jobs.py)."""
+    from streamlit import config
+
+    for name in ("STREAMLIT_RUNNER_POST_SCRIPT_GC", "STREAMLIT_SERVER_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    try:
+        config.get_config_options(force_reparse=True)
+        assert config.get_option("runner.postScriptGC") is False
+        assert config.get_option("server.address") == "127.0.0.1"
+        assert config.get_option("server.fileWatcherType") == "none"
+    finally:
+        monkeypatch.undo()
+        config.get_config_options(force_reparse=True)

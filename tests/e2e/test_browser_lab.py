@@ -22,7 +22,7 @@ from tests.e2e.test_browser_training import TINY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-TIMEOUT_MS = 300_000  # a hang guard, no speed limit: under a load of 8 an imported model's 25-point surface took 121 s
+TIMEOUT_MS = 300_000  # a hang guard, no speed limit (a 25-point surface once took 121 s: Streamlit's post-run GC)
 CHART = ".js-plotly-plot .main-svg"
 # the charts' titles as plotly.js holds them, without markup (Streamlit's theme sets titles in bold)
 TITLES_JS = """() => [...document.querySelectorAll('.js-plotly-plot')]
