@@ -11,9 +11,12 @@ indexed.
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -61,10 +64,26 @@ class Dataset:
             step += 1
 
 
-def _digits(seed: int) -> torch.Tensor:
-    from sklearn.datasets import load_digits
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as `load_digits()` gives them: images (1797, 8, 8) float64 in 0..16 and their
+    int labels, read from the digits.csv.gz scikit-learn ships (64 pixels then the label per row), found
+    without importing scikit-learn: its import was ~1 s of every CLI call that checks a digits run
+    (bench/RESULTS.md, sweeps). `load_digits` itself where that file is not where it has always been."""
+    spec = importlib.util.find_spec("sklearn")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    path = next((Path(f) / "datasets" / "data" / "digits.csv.gz" for f in folders), None)
+    if path is None or not path.is_file():
+        from sklearn.datasets import load_digits
 
-    images = load_digits().images.astype(np.float32)  # (1797, 8, 8), values 0..16
+        bunch = load_digits()
+        return bunch.images, bunch.target
+    with gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",")
+    return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(int)
+
+
+def _digits(seed: int) -> torch.Tensor:
+    images = digits_arrays()[0].astype(np.float32)  # (1797, 8, 8), values 0..16
     return torch.from_numpy(images / 8.0 - 1.0)[:, None]
 
 

@@ -1,8 +1,15 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
 from dstab import data
 from dstab.errors import DstabError
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_digits_shape_range_and_determinism():
@@ -48,3 +55,25 @@ def test_unknown_dataset():
         data.load("mnist")
     with pytest.raises(DstabError, match="unknown toy2d variant 'moons'"):
         data.load("toy2d:moons")
+
+
+def test_digits_are_scikit_learns_read_without_importing_it(monkeypatch):
+    """The digits are read from the csv scikit-learn ships, not through its (slow) import: equal to
+    load_digits() bit for bit, and load_digits() itself where the file is not found."""
+    import importlib.util
+
+    from sklearn.datasets import load_digits
+
+    reference = load_digits()
+    images, labels = data.digits_arrays()
+    assert images.dtype == reference.images.dtype and np.array_equal(images, reference.images)
+    assert np.array_equal(labels, reference.target) and images.shape == (1797, 8, 8)
+    # in a fresh interpreter, loading the dataset imports no scikit-learn
+    code = "import sys; from dstab import data; data.load('digits'); "
+    code += "print(any(m.startswith('sklearn') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "False"
+    # a scikit-learn whose csv is elsewhere: its own loader
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    images, labels = data.digits_arrays()
+    assert np.array_equal(images, reference.images) and np.array_equal(labels, reference.target)

@@ -70,10 +70,8 @@ def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def train_classifier(epochs: int = 30, seed: int = 0, test_fraction: float = 0.2, log=print) -> tuple[nn.Module, dict]:
     """Train on a seeded split of the digits; returns the net and its record (test accuracy etc.)."""
-    from sklearn.datasets import load_digits
-
     x = data.load("digits").data
-    y = torch.from_numpy(load_digits().target).long()
+    y = torch.from_numpy(data.digits_arrays()[1]).long()
     train_idx, test_idx = _split(len(x), seed, test_fraction)
     torch.manual_seed(seed)
     net = DigitClassifier()
