@@ -97,12 +97,20 @@ def test_torchrun_split_gives_the_single_process_grid(ckpts, caches):
     """torchrun --standalone: its agent binds the rendezvous store to a port the OS picks and every rank is
     its client (no port found free and bound later); the timeout guards a hang, it is no speed limit."""
     out = caches / "tr"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "dstab"]
+    # the CLI, then whether the rank left its process group to the interpreter's exit (a gloo group left
+    # open aborted a rank now and then, after its work: "terminate called without an active exception")
+    rank = caches / "rank.py"
+    rank.write_text(
+        "import sys\nimport torch.distributed as dist\nfrom dstab.cli import main\n"
+        "code = main(sys.argv[1:])\nprint('process group open at exit:', dist.is_initialized())\nsys.exit(code)\n"
+    )
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(rank)]
     cmd += ["surface", str(ckpts["toy_dm"]), "--grid", "5", "--radius", "0.5", "--timestep", "300"]
     cmd += ["--batch-size", "16", "--out", str(out), "--device", "cpu"]
     run_env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("process group open at exit: False") == 2, done.stdout[-2000:]
     record = json.loads((out / "surface_toy_dm_t300.json").read_text())
     assert record["world_size"] == 2 and record["rows"] == [0, 1, 2, 3, 4]
     probe = dm_probe(checkpoints.load(ckpts["toy_dm"]), 300, 16)
