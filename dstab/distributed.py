@@ -4,6 +4,7 @@ everything runs as a single process and this module does nothing."""
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -53,6 +54,11 @@ def init(ctx: Context, device: torch.device) -> torch.device:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=collective_timeout())
+        # left to the interpreter's teardown, gloo's worker threads aborted a rank now and then after its
+        # work was done ("terminate called without an active exception", pytorch#190489): the group ends
+        # at exit while Python is whole, unless the caller ended it first (a run does, runner.py); within
+        # the process it stays up, so one process can compute several surfaces
+        atexit.register(finish, ctx)
     return device
 
 

@@ -97,12 +97,16 @@ def test_torchrun_split_gives_the_single_process_grid(ckpts, caches):
     """torchrun --standalone: its agent binds the rendezvous store to a port the OS picks and every rank is
     its client (no port found free and bound later); the timeout guards a hang, it is no speed limit."""
     out = caches / "tr"
-    # the CLI, then whether the rank left its process group to the interpreter's exit (a gloo group left
-    # open aborted a rank now and then, after its work: "terminate called without an active exception")
+    # the CLI twice in one process (the group is joined once and kept), then whether the rank left its
+    # process group to the interpreter's teardown (a gloo group left open aborted a rank now and then,
+    # after its work: "terminate called without an active exception"); this check runs last at exit
     rank = caches / "rank.py"
     rank.write_text(
-        "import sys\nimport torch.distributed as dist\nfrom dstab.cli import main\n"
-        "code = main(sys.argv[1:])\nprint('process group open at exit:', dist.is_initialized())\nsys.exit(code)\n"
+        "import atexit, sys\nimport torch.distributed as dist\nfrom dstab.cli import main\n"
+        "atexit.register(lambda: print('process group open at exit:', dist.is_initialized(), flush=True))\n"
+        "other = [a if a != '300' else '500' for a in sys.argv[1:]]\n"
+        "other[other.index('--out') + 1] += '-t500'\n"
+        "sys.exit(main(sys.argv[1:]) or main(other))\n"
     )
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(rank)]
     cmd += ["surface", str(ckpts["toy_dm"]), "--grid", "5", "--radius", "0.5", "--timestep", "300"]
@@ -116,8 +120,12 @@ def test_torchrun_split_gives_the_single_process_grid(ckpts, caches):
     probe = dm_probe(checkpoints.load(ckpts["toy_dm"]), 300, 16)
     single = landscape.surface(probe, grid=5, radius=0.5)
     np.testing.assert_allclose(np.load(out / "surface_toy_dm_t300.npz")["loss"], single.loss, rtol=1e-6)
-    # rank 0 alone wrote the result (the user cache also holds the memory guard's table, sizing/)
-    assert len(list((cache.user_dir() / "surface").glob("*.json"))) == 1
+    second = json.loads((caches / "tr-t500" / "surface_toy_dm_t500.json").read_text())
+    assert second["world_size"] == 2 and second["rows"] == [0, 1, 2, 3, 4]  # the group kept, used again
+    single = landscape.surface(dm_probe(checkpoints.load(ckpts["toy_dm"]), 500, 16), grid=5, radius=0.5)
+    np.testing.assert_allclose(np.load(caches / "tr-t500" / "surface_toy_dm_t500.npz")["loss"], single.loss, rtol=1e-6)
+    # rank 0 alone wrote each result, one per surface (the user cache also holds the memory guard's table)
+    assert len(list((cache.user_dir() / "surface").glob("*.json"))) == 2
 
 
 def test_costly_work_is_announced_on_one_line_before_it_starts(ckpts, caches, capsys, monkeypatch):

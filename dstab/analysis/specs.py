@@ -127,14 +127,9 @@ class SurfaceSpec:
         ctx = distributed.from_env()
         if ctx.world > 1:
             distributed.init(ctx, probe.device)
-            try:
-                rows = rowsplit.rows_for(self.grid, ctx.rank, ctx.world)
-                part = landscape.surface(*args, strategy, rows, progress, per_point=per_unit)
-                return rowsplit.gather(part).to_record()
-            finally:
-                # the last collective: a gloo group left to the interpreter's exit aborted a rank now and
-                # then ("terminate called without an active exception", SIGABRT) after its work was done
-                distributed.finish(ctx)
+            rows = rowsplit.rows_for(self.grid, ctx.rank, ctx.world)
+            part = landscape.surface(*args, strategy, rows, progress, per_point=per_unit)
+            return rowsplit.gather(part).to_record()
         return landscape.surface(*args, strategy, None, progress, per_point=per_unit).to_record()
 
     def read(self, result):
