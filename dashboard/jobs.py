@@ -22,6 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 log = logging.getLogger("dstab.dashboard.jobs")
+CANCELLED_QUEUED = "%s: cancelled in the queue, before it started"  # the pool's future or its first check
 
 
 class Cancelled(Exception):
@@ -59,7 +60,7 @@ class Job:
     def cancel(self) -> None:
         self.cancel_event.set()
         if self.future is not None and self.future.cancel():  # succeeds only while still queued
-            log.info("%s: cancelled in the queue, before it started", self.label)
+            log.info(CANCELLED_QUEUED, self.label)
 
 
 class JobRunner:
@@ -120,6 +121,7 @@ class JobRunner:
 
     def _run(self, job: Job, fn: Callable[[Job], object]):
         if job.cancel_event.is_set():  # cancelled while queued, after the pool took it
+            log.info(CANCELLED_QUEUED, job.label)
             self._forget(job)
             raise Cancelled(job.label)
         job.started = time.perf_counter()

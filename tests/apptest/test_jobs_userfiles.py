@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from dashboard import userfiles
-from dashboard.jobs import Cancelled, JobRunner
+from dashboard.jobs import Cancelled, Job, JobRunner
 from dstab.errors import DstabError
 
 
@@ -68,6 +68,13 @@ def test_compute_after_cancel_replaces_the_job_still_winding_down(caplog):
         old.cancel()  # running: it says so itself at its next progress report
     assert [r.getMessage() for r in caplog.records] == ["never started: cancelled in the queue, before it started"]
     assert never.future.cancelled()
+    # cancelled after the pool took it from the queue, before its first step: said the same way
+    caplog.clear()
+    taken = Job("t", "taken", 1.0)
+    taken.cancel()
+    with caplog.at_level("INFO", logger="dstab.dashboard.jobs"), pytest.raises(Cancelled):
+        runner._run(taken, work)
+    assert [r.getMessage() for r in caplog.records] == ["taken: cancelled in the queue, before it started"]
     new = runner.submit("c", "cancel me", work, 1.0)
     assert new is not old and runner.job("c") is new
     later = runner.submit("k", "later", lambda job: "later", 1.0)
