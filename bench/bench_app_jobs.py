@@ -11,9 +11,9 @@ long while, and the job's thread, whose many small tensor ops each give the GIL 
 Each repeat starts `streamlit run app.py` on a miniature zoo (tests/apptest/minizoo.py) with a fresh
 cache, opens the Loss landscape page in Debian's Chromium (through Playwright) at a direction seed no
 result is stored for, and reads the digits DM surface job's own time from the server's log ("finished in
-X s", timed from the job's start, not its queueing), the server's CPU seconds over the same window and the
-number of fragment runs the browser asked for. The two settings alternate (on, off, on, off, ...), so load
-drifts hit both; the load average is printed beside the table. Prints a table; copy it into
+X s", timed from the job's start, not its queueing) and the server's CPU seconds over the same window. The
+two settings alternate in ABBA order (on, off, off, on, ...), so load drifts hit both; the load average is
+printed beside the table. Prints a table; copy it into
 bench/RESULTS.md.
 """
 
