@@ -126,6 +126,29 @@ class Probe:
         moved.device = device
         return moved
 
+    def batch_size(self) -> int | None:
+        """The first size shared by every data tensor of one or more dimensions (None: none, or several)."""
+        sizes = {v.shape[0] for v in self.data.values() if isinstance(v, torch.Tensor) and v.dim() >= 1}
+        return sizes.pop() if len(sizes) == 1 else None
+
+    def split(self, size: int) -> list[tuple[float, Probe]] | None:
+        """The probe's batch in micro-batches of at most `size` samples: [(share of the batch, a probe on
+        that part)], or None where there is nothing to split (no data tensor, tensors whose first sizes
+        differ, or a batch of at most `size`). The parts' losses, weighted by their shares, sum to the
+        probe's only where its loss is a mean over samples with no coupling between them (no BatchNorm
+        on batch statistics): `hvp.HessianOperator` checks that on the values before using them."""
+        require(isinstance(size, int) and size >= 1, f"a micro-batch must hold at least one sample, got {size!r}")
+        batch = self.batch_size()
+        if batch is None or batch <= size:
+            return None
+        tensors = {k: v for k, v in self.data.items() if isinstance(v, torch.Tensor) and v.dim() >= 1}
+        parts = []
+        for a in range(0, batch, size):
+            part = copy.copy(self)
+            part.data = {**self.data, **{k: v[a : a + size] for k, v in tensors.items()}}
+            parts.append((min(size, batch - a) / batch, part))
+        return parts
+
     @property
     def num_params(self) -> int:
         return sum(v.numel() for v in self.params.values())

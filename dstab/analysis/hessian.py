@@ -44,22 +44,24 @@ Hessian-vector products: see `hvp`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import budgets
 from ..errors import DstabError, require
-from . import hessian_arpack, hessian_blocks, hessian_memory, lanczos, locking
+from . import hessian_arpack, hessian_blocks, hessian_memory, lanczos, locking, spill
 from .cost import seconds_per_call, warn_if_slow
 from .hessian_memory import slq_full
 from .hessian_result import SUMMARY_ONLY, HessianSpectrum  # noqa: F401  (the engine's API)
 from .hessian_settings import DEFAULT as SPEC
 from .hessian_settings import HESSIAN_ENGINES
-from .hvp import HVP_MODES, HessianOperator  # noqa: F401  (the engine's API)
+from .hvp import HVP_MODES, HessianOperator, NotAMean  # noqa: F401  (the engine's API)
 from .lanczos import density, spectrum_moments  # noqa: F401  (hessian_ref and callers use them here)
 
 # tol: bound on the top eigenvalues' errors relative to the spectral radius (see error_bounds)
@@ -101,13 +103,15 @@ def extreme_eigenvalues(
     lambda_min: bool = False,
     verify: bool = SPEC.verify,
     cap: int | None = None,
+    scratch: Path | str | None = None,
 ) -> Extremes:
     """The k largest eigenvalues by block Lanczos from min(block, k) seeded Gaussian vectors (more
     start vectors than wanted values change no reported value: a further copy of the k-th is the
     check's to find), stopped when every one is within tol * spectral radius by its error bound,
     after at most `max_steps` Hessian-vector products, checked unless `verify=False`; `cap`: vectors
-    of n kept at once (`locking`). lambda_min is the smallest Ritz value of that run, or with
-    `lambda_min=True` of its own run to the same tolerance."""
+    of n kept at once (`locking`); `scratch`: a folder where the bases are kept in a file (`spill`).
+    lambda_min is the smallest Ritz value of that run, or with `lambda_min=True` of its own run to
+    the same tolerance."""
     require(isinstance(k, int) and k >= 1, f"top-k must be a positive integer, got {k!r}")
     require(k <= op.n, f"top-k = {k} exceeds the number of analysed parameters n = {op.n}; use --top-k <= {op.n}")
     require(isinstance(block, int) and 1 <= block <= 16, f"the Lanczos block size must be 1..16, got {block!r}")
@@ -115,17 +119,19 @@ def extreme_eigenvalues(
     require(max_steps >= k + p or max_steps >= op.n, f"max_steps = {max_steps} must exceed top-k + block = {k + p}")
     gen = torch.Generator().manual_seed(seed)
     mv = as_matvec(op)
-    start = gaussian_block(op, p, gen)
-    top, steps = locking.verified_end(mv, start, k, "top", tol, max_steps, progress, seed, cap, verify)
+    with _scratch(op, scratch) as file:
+        # the start handed over in a list: no frame here keeps a vector of n alive for the run
+        args = ("top", tol, max_steps, progress, seed, cap, verify)
+        top, steps = locking.verified_end(mv, [gaussian_block(op, p, gen)], k, *args, scratch=file)
+        if lambda_min:
+            args = ("bottom", tol, max_steps, None, seed + 1, cap)
+            low, min_steps = locking.verified_end(mv, [gaussian_block(op, 1, gen)], 1, *args, scratch=file)
     require(
         len(top.values) >= k,
         f"the Hessian's Krylov space has dimension {steps} < top-k = {k}: H has fewer distinct "
         "eigenvalues than asked for; lower --top-k",
     )
-    if lambda_min:
-        start = gaussian_block(op, 1, gen)
-        low, min_steps = locking.verified_end(mv, start, 1, "bottom", tol, max_steps, None, seed + 1, cap)
-    else:  # the smallest Ritz value of a run stopped for the top-k: an upper bound, not converged
+    if not lambda_min:  # the smallest Ritz value of a run stopped for the top-k: an upper bound, not converged
         low = lanczos.EndValues(np.array([top.opposite]), np.array([np.inf]), top.radius, False)
         min_steps = 0
     return Extremes(
@@ -142,6 +148,13 @@ def extreme_eigenvalues(
     )
 
 
+def _scratch(op: HessianOperator, where) -> contextlib.AbstractContextManager:
+    """A scratch file in `where` for the run's vectors, or nothing (None: they stay in RAM)."""
+    if where is None or op.device.type != "cpu":
+        return contextlib.nullcontext()
+    return spill.Scratch(op.n, where)
+
+
 def hutchinson_trace(op: HessianOperator, samples: int, seed: int = 0, progress=None) -> tuple[float, float]:
     """(trace estimate, its standard error) from `samples` Rademacher probes z^T H z."""
     require(isinstance(samples, int) and samples >= 1, f"trace samples must be a positive integer, got {samples!r}")
@@ -149,11 +162,18 @@ def hutchinson_trace(op: HessianOperator, samples: int, seed: int = 0, progress=
 
 
 def slq(
-    op: HessianOperator, runs: int, steps: int, seed: int = 0, progress=None, full: bool | None = None
+    op: HessianOperator,
+    runs: int,
+    steps: int,
+    seed: int = 0,
+    progress=None,
+    full: bool | None = None,
+    scratch: Path | str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stochastic Lanczos quadrature: nodes and weights, (runs, steps) arrays, one run at a time
     (one basis in memory); a run whose Krylov space closed early pads with weight 0 (its quadrature
-    is exact already). `full=None` chooses the reorthogonalisation by `slq_full`."""
+    is exact already). `full=None` chooses the reorthogonalisation by `slq_full`; `scratch`: a folder
+    where the basis (or, local, the previous vector) is kept in a file (`spill`)."""
     require(isinstance(runs, int) and runs >= 1, f"SLQ runs must be a positive integer, got {runs!r}")
     require(isinstance(steps, int) and steps >= 2, f"SLQ steps must be an integer >= 2, got {steps!r}")
     steps = min(steps, op.n)
@@ -163,17 +183,49 @@ def slq(
     for r in range(runs):
         tick = (lambda j, f=r: progress(f * steps + j)) if progress else None
         # drawn in order, as PyHessian draws them; handed over, not held (a vector of n fewer)
-        run = lanczos.krylov(as_matvec(op), op.rademacher(gen)[None], steps, full=full, progress=tick)
-        nodes[r], weights[r] = lanczos.quadrature(run, steps)
+        with _scratch(op, scratch) as file:
+            start = [op.rademacher(gen)[None]]
+            run = lanczos.krylov(as_matvec(op), start, steps, full=full, progress=tick, scratch=file)
+            nodes[r], weights[r] = lanczos.quadrature(run, steps)
+            run = None
     return nodes, weights
 
 
-def operator_with_plan(probe, hvp: str, top_k: int, max_steps: int, block: int, slq_steps: int, per=None):
+MICRO_PARTS = 8  # the automatic micro-batches of a product: the graph of 1/8 of the batch, 8 passes
+
+
+def micro_batch_of(probe, hvp: str, top_k: int, max_steps: int, block: int, slq_steps: int) -> int | None:
+    """The automatic micro-batch on the CPU where the plan bounds the Krylov vectors (a capped top-k or
+    a local SLQ: the model is large against DSTAB_MAX_MEMORY_GB): the batch in MICRO_PARTS parts (one
+    sample each for a batch of at most MICRO_PARTS), so that the gradient's graph, the largest thing a
+    product holds, is a part's, for at most MICRO_PARTS passes a product; else the whole batch."""
+    batch = getattr(probe, "batch_size", lambda: None)()
+    if hvp != "reverse" or probe.device.type != "cpu" or not batch or batch < 2:
+        return None
+    n = sum(v.numel() for v in probe.params.values())
+    _, cap = hessian_memory.cap_of(n, top_k, max_steps, block)
+    return -(-batch // MICRO_PARTS) if cap is not None or not slq_full(n, min(slq_steps, n)) else None
+
+
+def operator_with_plan(
+    probe, hvp: str, top_k: int, max_steps: int, block: int, slq_steps: int, per=None, micro_batch: int | None = None
+):
     """(operator, memory plan, seconds per product): the operator built and one product taken (timed
     unless `per` is given), the memory both took measured; the plan logged (logger "dstab") and
-    checked against DSTAB_MAX_MEMORY_GB before any Lanczos vector exists."""
+    checked against DSTAB_MAX_MEMORY_GB before any Lanczos vector exists. `micro_batch`: samples per
+    product pass (`hvp`), 0 the whole batch, None chosen by `micro_batch_of` (the whole batch where
+    the loss is not a mean over samples)."""
     before, peak_before = lanczos.resident_bytes(probe.device), lanczos.peak_bytes(probe.device)
-    op = HessianOperator(probe, hvp)
+    auto = micro_batch is None
+    if auto:
+        micro_batch = micro_batch_of(probe, hvp, top_k, max_steps, block, slq_steps)
+    try:
+        op = HessianOperator(probe, hvp, micro_batch or None)
+    except NotAMean as exc:
+        if not auto:
+            raise
+        logging.getLogger("dstab").info("%s; taking products on the whole batch", exc)
+        op = HessianOperator(probe, hvp)
     require(top_k <= op.n, f"top-k = {top_k} exceeds the number of analysed parameters n = {op.n}")
     timed = seconds_per_call(lambda: op(torch.ones(op.n, device=op.device)), repeats=1, warmup=False)
     op.calls = 0
@@ -182,7 +234,9 @@ def operator_with_plan(probe, hvp: str, top_k: int, max_steps: int, block: int, 
     # product's input and output are Krylov vectors, which the plan counts apart
     grown = (peak_after if peak_after > max(peak_before, after) else after) - before
     used = max(grown - 2 * lanczos.ITEMSIZE * op.n, after - before, 0)
-    plan = hessian_memory.plan(op.n, used, top_k, max(max_steps, top_k + block), block, slq_steps)
+    plan = hessian_memory.plan(
+        op.n, used, top_k, max(max_steps, top_k + block), block, slq_steps, op.device.type, op.micro_batch
+    )
     text = plan.text()
     logging.getLogger("dstab").info("Hessian of %s: %s", probe.name, text)
     budgets.check_memory(plan.total, f"the Hessian of {probe.name} ({text})")
@@ -206,13 +260,17 @@ def spectrum(
     progress: Callable[[str, int, int], None] | None = None,
     seconds_per_hvp: float | None = None,
     engine: str = "dstab",
+    micro_batch: int | None = None,
 ) -> HessianSpectrum:
     """The paper's Hessian numbers for a probe with dstab's engine. Seeded and deterministic;
     `progress(stage, done, total)` is called after every Hessian-vector product; `seconds_per_hvp`,
     when the caller timed one already, is used for the cost estimate. The memory plan
-    (`hessian_memory`) is logged and checked against DSTAB_MAX_MEMORY_GB before Lanczos starts."""
+    (`hessian_memory`) is logged and checked against DSTAB_MAX_MEMORY_GB before Lanczos starts.
+    `micro_batch`: samples per product pass (`hvp`; 0 the whole batch, None automatic: `micro_batch_of`);
+    it changes no value beyond rounding."""
     max_steps = max(max_steps, top_k + block)
-    op, plan, per = operator_with_plan(probe, hvp, top_k, max_steps, block, slq_steps, seconds_per_hvp)
+    args = (probe, hvp, top_k, max_steps, block, slq_steps, seconds_per_hvp, micro_batch)
+    op, plan, per = operator_with_plan(*args)
     blocks = hessian_blocks.partition(probe) if per_block else []
     products = max_steps * (2 if lambda_min else 1) + trace_samples + slq_runs * min(slq_steps, op.n)
     products += sum(max_steps + trace_samples for _ in blocks)
@@ -222,13 +280,13 @@ def spectrum(
     if engine == "arpack":
         ext = arpack_extremes(op, top_k, seed, tol, max_steps, lanczos_tick, lambda_min)
     else:
-        lanczos_args = (tol, max_steps, lanczos_tick, plan.block, lambda_min, verify, plan.cap)
+        lanczos_args = (tol, max_steps, lanczos_tick, plan.block, lambda_min, verify, plan.cap, plan.scratch)
         ext = extreme_eigenvalues(op, top_k, seed, *lanczos_args)
     require(trace_samples >= 1, f"trace samples must be a positive integer, got {trace_samples!r}")
     whole, parts = hessian_blocks.hutchinson_parts(op, trace_samples, seed + 1, blocks, tick("trace", trace_samples))
     trace, stderr = whole
     steps = min(slq_steps, op.n)
-    nodes, weights = slq(op, slq_runs, slq_steps, seed + 2, tick("slq", slq_runs * steps), plan.slq_full)
+    nodes, weights = slq(op, slq_runs, slq_steps, seed + 2, tick("slq", slq_runs * steps), plan.slq_full, plan.scratch)
     grid, curve = density(nodes, weights)
     settings = {
         "engine": engine,
@@ -257,6 +315,7 @@ def spectrum(
         **plan.derived(),
         "memory_estimate_bytes": int(plan.total),
         "memory_plan": plan.text(),
+        "micro_batch": op.micro_batch,
     }
     if not ext.converged:
         info["warning"] = f"Lanczos did not reach tol={tol} in {ext.steps} products; the top values are lower bounds"
@@ -268,7 +327,7 @@ def spectrum(
             "use --lambda-min for a run to convergence"
         )
     if blocks:
-        info["blocks"] = hessian_blocks.block_spectra(op, blocks, parts, seed, tol, max_steps, verify)
+        info["blocks"] = hessian_blocks.block_spectra(op, blocks, parts, seed, tol, max_steps, verify, plan.scratch)
     info["hvp_calls"] = op.calls
     return HessianSpectrum(
         op.n, op.loss, op.grad_norm, ext.top, ext.lambda_min, trace, stderr, nodes, weights, grid, curve, settings, info

@@ -20,13 +20,14 @@ one block per layer. Probes without a module (a bare loss of named tensors) get 
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from . import locking
+from . import hessian_memory, locking, spill
 
 ATTENTION = re.compile(r"attention|attn", re.IGNORECASE)
 
@@ -149,19 +150,23 @@ def _mean_se(values: list[float]) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
 
 
-def block_lambda_1(op, block: Block, seed: int, tol: float, max_steps: int, verify: bool):
-    """(EndValues of lambda_1 of H_bb, products) by the checked Lanczos on the block's vectors."""
+def block_lambda_1(op, block: Block, seed: int, tol: float, max_steps: int, verify: bool, scratch_dir=None):
+    """(EndValues of lambda_1 of H_bb, products) by the checked Lanczos on the block's vectors, its basis
+    bounded as the whole run's would be (`hessian_memory`: capped, and in a file in `scratch_dir`)."""
     mv = lambda Q: block.take(op.batched(block.put(Q, op.n)))  # noqa: E731
     gen = torch.Generator().manual_seed(seed)
-    start = torch.randn(1, block.n, generator=gen).to(op.device)
-    return locking.verified_end(mv, start, 1, "top", tol, max_steps, None, seed, None, verify)
+    start = [torch.randn(1, block.n, generator=gen).to(op.device)]  # handed over (`lanczos.handed`)
+    _, cap = hessian_memory.cap_of(block.n, 1, max_steps, 1)
+    scratch = spill.Scratch(block.n, scratch_dir) if cap is not None and scratch_dir is not None else None
+    with scratch or contextlib.nullcontext():
+        return locking.verified_end(mv, start, 1, "top", tol, max_steps, None, seed, cap, verify, scratch=scratch)
 
 
-def block_spectra(op, blocks, traces, seed, tol, max_steps, verify) -> list[dict]:
+def block_spectra(op, blocks, traces, seed, tol, max_steps, verify, scratch_dir=None) -> list[dict]:
     """Every block's lambda_1 (its own run) beside its trace (`traces`: from `hutchinson_parts`)."""
     rows = []
     for i, (block, (trace, stderr)) in enumerate(zip(blocks, traces)):
-        ends, used = block_lambda_1(op, block, seed + 3 + i, tol, max_steps, verify)
+        ends, used = block_lambda_1(op, block, seed + 3 + i, tol, max_steps, verify, scratch_dir)
         rows.append(
             {
                 "block": block.name,

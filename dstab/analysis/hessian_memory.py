@@ -12,16 +12,21 @@ Where a full basis would take more,
   vectors (a window of 2), O(n) memory whatever the steps (accuracy: `lanczos`, `slq_accuracy` in
   tests/test_hessian_memory.py);
 - top-k runs with one start vector and its basis capped at what the share holds (at least k + 4
-  vectors): thick restarts that lock converged Ritz pairs (`locking.verified_end`).
+  vectors): thick restarts that lock converged Ritz pairs (`locking.verified_end`);
+- and on the CPU both keep those vectors in a scratch file (`spill`: $DSTAB_SCRATCH, else the user
+  cache), RAM holding only the block being multiplied and its product: the whole run then needs
+  about what one product needs (on the 35.7M UNet, bench/RESULTS.md). Where no usable scratch folder
+  exists (none writable, on tmpfs, or too full) the vectors stay in RAM and the plan says why.
 A plan is refused only when the operator plus these bounded vectors exceed DSTAB_MAX_MEMORY_GB.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from .. import budgets
-from . import lanczos
+from . import lanczos, spill
 
 KRYLOV_SHARE = 8  # the Krylov vectors of one run may take 1/8 of DSTAB_MAX_MEMORY_GB
 MIB = 1 << 20
@@ -46,7 +51,11 @@ class MemoryPlan:
     cap: int | None  # the top-k's basis cap in vectors of n (None: uncapped, up to max_steps)
     top: int  # bytes of the top-k run's vectors at most
     slq_full: bool
-    slq: int  # bytes of one SLQ run's vectors
+    slq: int  # bytes of one SLQ run's vectors in RAM
+    scratch: Path | None = None  # where the bounded runs' vectors are spilled (None: kept in RAM)
+    disk: int = 0  # bytes of them in the scratch file at most
+    no_spill: str = ""  # why a bounded plan keeps its vectors in RAM
+    micro_batch: int | None = None  # samples per product pass (None: the whole batch, its graph kept)
 
     @property
     def total(self) -> int:
@@ -59,8 +68,24 @@ class MemoryPlan:
             f"one product) + max({top} <= {self.top / MIB:.0f} MiB, one SLQ run {self.slq / MIB:.0f} MiB, "
             f"{'full' if self.slq_full else 'local'} reorthogonalisation); vectors of n = {self.n:,} take "
             f"{4 * self.n / MIB:.1f} MiB each, at most {krylov_share() / MIB:.0f} MiB of them per run "
-            f"(1/{KRYLOV_SHARE} of DSTAB_MAX_MEMORY_GB)"
+            f"(1/{KRYLOV_SHARE} of DSTAB_MAX_MEMORY_GB)" + self.spill_text() + self.micro_text()
         )
+
+    def micro_text(self) -> str:
+        if not self.micro_batch:
+            return ""
+        return (
+            f"; products taken {self.micro_batch} sample{'s' if self.micro_batch > 1 else ''} at a time "
+            "(the gradient graph of a micro-batch in memory, its forward and backward recomputed per product)"
+        )
+
+    def spill_text(self) -> str:
+        if self.scratch is not None:
+            return (
+                f"; the basis kept in a scratch file in {self.scratch} (up to {self.disk / MIB:.0f} MiB on disk, "
+                f"deleted when the run ends; set {spill.SCRATCH_ENV} to move it)"
+            )
+        return f"; the basis kept in RAM: {self.no_spill}" if self.no_spill else ""
 
     def derived(self) -> dict:
         """What the result records of the plan's choices (and its cache key, since they change numbers)."""
@@ -71,8 +96,18 @@ class MemoryPlan:
         }
 
 
-def plan(n: int, operator_bytes: int, top_k: int, max_steps: int, block: int, slq_steps: int) -> MemoryPlan:
-    """The plan for a spectrum of n parameters (see the module docstring)."""
+def plan(
+    n: int,
+    operator_bytes: int,
+    top_k: int,
+    max_steps: int,
+    block: int,
+    slq_steps: int,
+    device: str = "cpu",
+    micro_batch: int | None = None,
+) -> MemoryPlan:
+    """The plan for a spectrum of n parameters (see the module docstring); `device`: where the vectors
+    live (spilling is for the CPU's memory)."""
     block = min(block, top_k)
     uncapped = lanczos.krylov_bytes(n, max_steps, block, True)
     cap = None
@@ -84,7 +119,24 @@ def plan(n: int, operator_bytes: int, top_k: int, max_steps: int, block: int, sl
     top = uncapped if cap is None else (cap + 3 * block) * lanczos.ITEMSIZE * n
     steps = min(slq_steps, n)
     full = slq_full(n, steps)
-    return MemoryPlan(n, operator_bytes, block, cap, top, full, lanczos.krylov_bytes(n, steps, 1, full))
+    slq = lanczos.krylov_bytes(n, steps, 1, full)
+    if cap is None and full:
+        return MemoryPlan(n, operator_bytes, block, cap, top, full, slq, micro_batch=micro_batch)
+    vec = lanczos.ITEMSIZE * n
+    disk = max(top, slq) if torch_device_is_cpu(device) else 0
+    where, why = spill.usable_dir(disk) if disk else (None, "")
+    if where is None:
+        return MemoryPlan(n, operator_bytes, block, cap, top, full, slq, None, 0, why, micro_batch)
+    # in RAM: the block multiplied and its product (3 blocks while a block > 1 is orthonormalised), the slabs
+    slabs = 2 * min(spill.SLAB_BYTES, disk)
+    work = (2 if block == 1 else 3) * block * vec + slabs
+    top_ram = top if cap is None else work
+    slq_ram = slq if full else 2 * vec + slabs
+    return MemoryPlan(n, operator_bytes, block, cap, top_ram, full, slq_ram, where, disk, "", micro_batch)
+
+
+def torch_device_is_cpu(device) -> bool:
+    return str(device).split(":")[0] == "cpu"
 
 
 def cap_of(n: int, top_k: int, max_steps: int, block: int) -> tuple[int, int | None]:

@@ -32,6 +32,7 @@ import torch
 from scipy.linalg import eigh_tridiagonal
 
 from ..errors import require
+from . import spill
 
 MatVec = Callable[[torch.Tensor], torch.Tensor]  # (p, n) rows -> the rows of H applied to each
 CHUNK_BYTES = 64 << 20  # basis storage is allocated this much at a time (at least one row)
@@ -47,10 +48,20 @@ def chunk_rows(n: int, p: int = 1) -> int:
 
 class Basis:
     """Orthonormal rows, appended one p-block at a time. Kept whole (full reorthogonalisation) in
-    chunks allocated as they fill, or (`local`) only the last two blocks, by reference."""
+    chunks allocated as they fill, or (`local`) only the last two blocks, by reference. With a
+    `scratch` (`spill`), rows are written to its file instead and a chunk is a list of `spill.Row`."""
 
-    def __init__(self, n: int, p: int, like: torch.Tensor, local: bool = False, per_block: bool = False):
-        self.n, self.p, self.like, self.local = n, p, like, local
+    def __init__(
+        self,
+        n: int,
+        p: int,
+        like: torch.Tensor,
+        local: bool = False,
+        per_block: bool = False,
+        scratch: spill.Scratch | None = None,
+    ):
+        self.n, self.p, self.local, self.scratch = n, p, local, scratch
+        self.like = like.new_empty((0, n))  # dtype and device only: no reference to a vector of n
         self.chunks: list[torch.Tensor] = []
         self.used: list[int] = []
         # one block per chunk under a cap: a Ritz vector kept across a restart then holds only its own row
@@ -58,7 +69,16 @@ class Basis:
         self.rows = p if per_block else chunk_rows(n, p)
 
     def append(self, block: torch.Tensor) -> torch.Tensor:
-        """Store a (p, n) block; returns the stored rows (a view for a kept basis)."""
+        """Store a (p, n) block; returns the stored rows (a view for a kept basis; spilled rows with a
+        scratch file, the block itself staying the caller's)."""
+        if self.scratch is not None:
+            rows = [self.scratch.row(b) for b in block]
+            if self.local:
+                self.chunks, self.used = (self.chunks + [rows])[-2:], (self.used + [len(rows)])[-2:]
+            else:
+                self.chunks.append(rows)
+                self.used.append(len(rows))
+            return rows
         if self.local:
             self.chunks, self.used = (self.chunks + [block])[-2:], (self.used + [len(block)])[-2:]
             return block
@@ -75,8 +95,9 @@ class Basis:
     def count(self) -> int:
         return sum(self.used)
 
-    def adopt(self, rows: torch.Tensor) -> None:
-        """Keep `rows` (orthonormal, orthogonal to the kept ones) as they are, without a copy."""
+    def adopt(self, rows) -> None:
+        """Keep `rows` (orthonormal, orthogonal to the kept ones; a (p, n) tensor or spilled rows) as
+        they are, without a copy."""
         self.chunks.append(rows)
         self.used.append(len(rows))
         self.rows = 0  # the next append starts a chunk of its own
@@ -85,7 +106,10 @@ class Basis:
         """W minus its components along the kept rows, in place, by two matmuls per chunk."""
         for Q, used in zip(self.chunks, self.used):
             Q = Q[:used]
-            W.addmm_(W @ Q.T, Q, alpha=-1.0)
+            if spill.is_spilled(Q):
+                spill.project_out(Q, W)
+            else:
+                W.addmm_(W @ Q.T, Q, alpha=-1.0)
         return W
 
 
@@ -115,8 +139,8 @@ class Krylov:
             return eigh_tridiagonal(d, np.diag(self.T, -1).copy())
         return np.linalg.eigh(self.T)
 
-    def rows(self) -> list[torch.Tensor]:
-        """The basis vectors, each a view."""
+    def rows(self) -> list:
+        """The basis vectors, each a view (or a `spill.Row`)."""
         return [c[i] for c, u in zip(self.basis.chunks, self.basis.used) for i in range(u)]
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -130,10 +154,13 @@ class Krylov:
         return vals, resid, apart.min(axis=1)
 
 
-def ritz_in_place(rows: list[torch.Tensor], S: np.ndarray) -> list[torch.Tensor]:
-    """Overwrite the first S.shape[1] of `rows` (orthonormal vectors, views) with the combinations
-    rows^T S, a slab of columns at a time: Ritz vectors formed without allocating another vector of n
-    (what keeps a capped basis within its cap). Returns those rows."""
+def ritz_in_place(rows: list, S: np.ndarray) -> list:
+    """Overwrite the first S.shape[1] of `rows` (orthonormal vectors, views or spilled rows) with the
+    combinations rows^T S, a slab of columns at a time: Ritz vectors formed without allocating
+    another vector of n (what keeps a capped basis within its cap). Returns those rows."""
+    if spill.is_spilled(rows):
+        spill.combine_in_place(rows, torch.as_tensor(S.T.copy(), dtype=torch.float32))
+        return rows[: S.shape[1]]
     St = torch.as_tensor(S.T.copy(), dtype=rows[0].dtype, device=rows[0].device)
     slab = max(1, SLAB_BYTES // (len(rows) * ITEMSIZE))
     for a in range(0, len(rows[0]), slab):
@@ -168,9 +195,15 @@ def _orthonormal(W: torch.Tensor, tiny: float, fill: Callable[[], torch.Tensor])
     return Q, B[order], int((~keep).sum())
 
 
+def handed(start) -> torch.Tensor:
+    """The start block of a call that consumes it: a tensor, or a one-element list the caller hands it
+    over in (emptied here, so that no frame above keeps a vector of n alive for the whole run)."""
+    return start.pop() if isinstance(start, list) else start
+
+
 def krylov(
     matvec: MatVec,
-    start: torch.Tensor,
+    start,
     max_rows: int,
     stop: Callable[[Krylov], bool] | None = None,
     full: bool = True,
@@ -178,18 +211,23 @@ def krylov(
     seed: int = 0,
     locked: Basis | None = None,
     per_block: bool = False,
+    scratch: spill.Scratch | None = None,
 ) -> Krylov:
-    """Block Lanczos from the rows of `start` (p, n; consumed: normalised in place, so that no copy
-    of it is held) for at most `max_rows` basis vectors (rounded down to whole blocks); `stop(run)` is
-    asked after every step (every few steps once the basis is large) and may end it early.
-    `progress(products)` after each step. `locked`: orthonormal rows the run stays orthogonal to (the
-    operator deflated by them: `start` must be orthogonal to them already). `per_block`: the basis
-    allocated one block at a time (a capped run), not in chunks of up to CHUNK_BYTES."""
+    """Block Lanczos from the rows of `start` (p, n, or a list holding it: see `handed`; consumed:
+    normalised in place, so that no copy of it is held) for at most `max_rows` basis vectors
+    (rounded down to whole blocks); `stop(run)` is asked after every step (every few steps once the
+    basis is large) and may end it early. `progress(products)` after each step. `locked`:
+    orthonormal rows the run stays orthogonal to (the operator deflated by them: `start` must be
+    orthogonal to them already). `per_block`: the basis allocated one block at a time (a capped
+    run), not in chunks of up to CHUNK_BYTES. `scratch`: the basis (or, local, the previous block)
+    kept in that scratch file (`spill`), only the block being multiplied and its product in RAM."""
+    start = handed(start)
     p, n = start.shape
     free = n - (locked.count if locked is not None else 0)
     max_steps = max(1, min(max_rows, free) // p)
     gen = torch.Generator().manual_seed(seed + 7919)
-    basis = Basis(n, p, start, local=not full, per_block=per_block)
+    basis = Basis(n, p, start, local=not full, per_block=per_block, scratch=scratch)
+    dtype, device = start.dtype, start.device
 
     def away(W: torch.Tensor) -> torch.Tensor:
         for _ in range(2):  # twice is enough
@@ -198,20 +236,24 @@ def krylov(
                 locked.project_out(W)
         return W
 
-    fill = lambda: away(torch.randn(1, n, generator=gen).to(start))[0]  # noqa: E731
+    fill = lambda: away(torch.randn(1, n, generator=gen).to(device, dtype))[0]  # noqa: E731
     Q, first, _ = _orthonormal(start, 0.0, fill)
+    del start
     prev, prev_B = None, None
     blocks_A: list[np.ndarray] = []
     blocks_B: list[np.ndarray] = []
     scale = 0.0
     for j in range(max_steps):
-        Q = basis.append(Q)
+        stored = basis.append(Q)
+        Q = Q if scratch is not None else stored
         W = matvec(Q)
         A = (W @ Q.T).double().cpu().numpy()
         A = (A + A.T) / 2
         blocks_A.append(A)
         W.addmm_(torch.as_tensor(A, dtype=W.dtype, device=W.device), Q, alpha=-1.0)
-        if prev is not None:
+        if prev is not None and scratch is not None:
+            spill.subtract(W, prev_B.T, prev)
+        elif prev is not None:
             W.addmm_(torch.as_tensor(prev_B.T, dtype=W.dtype, device=W.device), prev, alpha=-1.0)
         W = away(W)
         scale = max(scale, float(np.abs(np.linalg.eigvalsh(A)).max()))
@@ -229,7 +271,7 @@ def krylov(
             run.next = None if exhausted else Qn
             return run
         blocks_B.append(B)
-        prev, prev_B, Q = Q, B, Qn
+        prev, prev_B, Q = (stored if scratch is not None else Q), B, Qn
     raise AssertionError("unreachable: the loop returns at j + 1 == max_steps")
 
 

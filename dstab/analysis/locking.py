@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .lanczos import Basis, EndValues, Krylov, MatVec, end_values, krylov, ritz_in_place
+from . import spill
+from .lanczos import Basis, EndValues, Krylov, MatVec, end_values, handed, krylov, ritz_in_place
 
 MAX_CYCLES = 64  # restarts of one call at most (each costs at least a block of products)
 
@@ -77,7 +78,7 @@ def _carry(head: _Head, run: Krylov, columns: np.ndarray, like: torch.Tensor) ->
     rows = ritz_in_place(_rows(head, run), vecs[:, columns])
     kept = Basis(like.shape[1], 1, like)
     for r in rows:
-        kept.adopt(r[None])
+        kept.adopt([r] if isinstance(r, spill.Row) else r[None])
     C = (run.B @ vecs[-run.p :, columns]).T if run.next is not None else np.zeros((len(columns), 0))
     return _Head(kept, vals[columns], C)
 
@@ -119,11 +120,14 @@ class _Cycles:
 
 
 def _cycles(
-    mv, block, head, k, tol, max_rows, cap, settle, seed, tick, lock, outside=None, radius=0.0, capped=False
+    mv, block, head, k, tol, max_rows, cap, settle, seed, tick, lock, outside=None, radius=0.0, capped=False, **kw
 ) -> _Cycles:
     """Thick-restarted block Lanczos for the k top values of H on the complement of `outside`, from
-    `head` (pairs carried in) and the start `block`, until `settle(ends)` or the products run out."""
-    like, n = block, block.shape[1]
+    `head` (pairs carried in) and the start `block` (handed over: `lanczos.handed`), until
+    `settle(ends)` or the products run out; `scratch`: the bases spilled there (`spill`)."""
+    block, scratch = handed(block), kw.get("scratch")
+    n = block.shape[1]
+    like = block.new_empty((0, n))
     used, low, ends, run = 0, math.inf, None, None
     spare = n - (outside.count if outside is not None else 0)
     for cycle in range(MAX_CYCLES):
@@ -133,7 +137,10 @@ def _cycles(
         stop = lambda r: settle(end_values(_projected(head, r), k, "top", tol, radius))  # noqa: E731
         step = (lambda j, u=used: tick(u + j)) if tick else None
         whole_basis = _Both(head.rows, outside)
-        run = krylov(mv, block, room, stop, progress=step, seed=seed + cycle, locked=whole_basis, per_block=capped)
+        box, block = [block], None  # handed over: krylov holds the only reference
+        run = krylov(
+            mv, box, room, stop, progress=step, seed=seed + cycle, locked=whole_basis, per_block=capped, scratch=scratch
+        )
         used += len(run.T)
         whole = _projected(head, run)
         ends = end_values(whole, k, "top", tol, radius)
@@ -146,7 +153,7 @@ def _cycles(
             head, block = _carry(head, run, top[:keep], like), run.next
         else:  # explicit restart from the k leading Ritz vectors, all iterated again
             rows = _carry(head, run, top[: min(k, len(top))], like).rows
-            head, block = _empty(like, k), torch.cat(rows.chunks)
+            head, block = _empty(like, k), torch.cat([spill.load(c) for c in rows.chunks])
         run = whole = None  # the basis goes now, not once the next cycle's krylov returns (the cap)
     return _Cycles(ends, used, head, run, low)
 
@@ -163,18 +170,27 @@ def verified_end(
     cap: int | None = None,
     verify: bool = True,
     lock: bool = True,
+    scratch: spill.Scratch | None = None,
 ) -> tuple[EndValues, int]:
-    """(the k end values, Hessian-vector products used), see the module docstring. `start` (p, n) is
-    consumed; `max_rows`: products at most; `cap`: vectors of n kept at once (None: max_rows)."""
+    """(the k end values, Hessian-vector products used), see the module docstring. `start` (p, n, or
+    a list handing it over: `lanczos.handed`) is consumed; `max_rows`: products at most; `cap`:
+    vectors of n kept at once (None: max_rows); `scratch`: the bases kept in that file (`spill`),
+    RAM holding only the working blocks."""
     mv = matvec if which == "top" else (lambda Q: matvec(Q).neg_())
-    p, n = start.shape
+    block = handed(start)
+    del start
+    p, n = block.shape
+    like = block.new_empty((0, n))
     capped = cap is not None
     cap = max_rows if cap is None else max(int(cap), k + 2 * p + 2)
     gen = torch.Generator().manual_seed(seed + 104729)
-    head, block, used, low = _empty(start, p), start, 0, math.inf
+    head, used, low = _empty(like, p), 0, math.inf
     tick = (lambda j: progress(used + j)) if progress else None
     for _ in range(8):
-        main = _cycles(mv, block, head, k, tol, max_rows - used, cap, _converged, seed, tick, lock, capped=capped)
+        box, block = [block], None
+        main = _cycles(
+            mv, box, head, k, tol, max_rows - used, cap, _converged, seed, tick, lock, capped=capped, scratch=scratch
+        )
         used, ends, low = used + main.used, main.ends, min(low, main.low)
         if ends is None:
             raise ValueError(f"cap {cap} and max_rows {max_rows} leave no room for a Lanczos step")
@@ -183,14 +199,18 @@ def verified_end(
         edge, margin = float(ends.values[-1]), float(ends.bounds[-1])
         vals = _projected(main.head, main.run).ritz()[0]
         ties = np.flatnonzero(vals >= edge - margin)[::-1]  # a repeated k-th value, once resolved, is no miss
-        head, nxt = _carry(main.head, main.run, ties, start), main.run.next
+        head, nxt = _carry(main.head, main.run, ties, like), main.run.next
+        if scratch is not None:  # parked in the file while the check runs
+            nxt = [scratch.row(r) for r in nxt]
         main = None  # its basis goes before the check's is built
         room = min(max_rows - used, cap - head.size - len(nxt))
         if room < 3:
             ends.converged = False  # no room left for the check: the values stand unchecked
             break
         step = (lambda j, u=used: tick(u + j)) if tick else None
-        check = _check(mv, head, (edge, margin), tol, max_rows - used, room, ends.radius, gen, seed, step, capped)
+        check = _check(
+            mv, head, (edge, margin), tol, max_rows - used, room, ends.radius, gen, seed, step, capped, scratch
+        )
         used, low = used + check.used, min(low, check.low)
         near = check.ends
         # the check's eigenvalue lies within its own (Kato-Temple) bound of its value: that caps the gaps
@@ -202,9 +222,11 @@ def verified_end(
         # a missed value, or one so close below the k-th that its gap spoils the bounds: restart thick
         # from the kept pairs, its vector joining the next block
         top = len(_projected(check.head, check.run).T) - 1
-        found = _carry(check.head, check.run, np.array([top]), start).rows.chunks[0]
+        found = spill.load(_carry(check.head, check.run, np.array([top]), like).rows.chunks[0])
         check = None
+        nxt = spill.load(nxt)
         block = torch.cat([nxt, _orthogonal_to(_single(nxt), found)])
+        nxt = found = None
         head.C = np.concatenate([head.C, np.zeros((head.size, 1))], axis=1)
     ends.opposite = low
     if which == "bottom":
@@ -212,7 +234,7 @@ def verified_end(
     return ends, used
 
 
-def _check(mv, head: _Head, edge_margin, tol, products, room, radius, gen, seed, step, capped) -> _Cycles:
+def _check(mv, head: _Head, edge_margin, tol, products, room, radius, gen, seed, step, capped, scratch) -> _Cycles:
     """Lanczos on H deflated by the kept pairs, from a random vector orthogonal to them, until its top
     value passes the k-th minus its bound or converges to tol x H's spectral radius (not the deflated
     H's, which is smaller when lambda_2 << lambda_1)."""
@@ -220,7 +242,9 @@ def _check(mv, head: _Head, edge_margin, tol, products, room, radius, gen, seed,
     z = _orthogonal_to(head.rows, torch.randn(1, head.rows.n, generator=gen).to(head.rows.like))
     beyond = lambda e: e.values[0] >= edge - margin or e.converged  # noqa: E731
     one = _empty(z, 1)
-    return _cycles(mv, z, one, 1, tol, products, room, beyond, seed + 1, step, True, head.rows, radius, capped)
+    box, z = [z], None
+    args = (tol, products, room, beyond, seed + 1, step, True, head.rows, radius, capped)
+    return _cycles(mv, box, one, 1, *args, scratch=scratch)
 
 
 def _converged(ends: EndValues) -> bool:
