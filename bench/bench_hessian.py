@@ -215,9 +215,11 @@ def child(flag: str, *values, threads: int) -> list:
 
 CIFAR_TASKS = {
     "baseline": "model + one forward/backward (a plain script: the yardstick)",
-    "operator": "dstab operator + one product",
+    "operator-whole": "dstab operator + one product, the whole batch's graph kept (micro_batch=0)",
+    "operator": "dstab operator + one product, the plan's choice (micro-batches of 1)",
     "slq": "dstab SLQ, the plan's choice, 1 run x 6 steps",
-    "top3": "dstab top-3, the plan's choice (block, cap), 16 products",
+    "top3-whole": "dstab top-3, the plan's choice but the whole batch's graph kept, 16 products",
+    "top3": "dstab top-3, the plan's choice (block, cap, spill, micro-batch), 16 products",
 }
 
 
@@ -242,14 +244,24 @@ def cifar_task(task: str) -> dict:
     else:
         probe = probe_of("cifar-unet")
         n = probe.num_params
+        micro = 0 if task.endswith("-whole") else None
         with torch.enable_grad():
-            op, plan, _ = hessian.operator_with_plan(probe, "reverse", 3, hessian.SPEC.max_steps, 2, 40)
+            op, plan, _ = hessian.operator_with_plan(
+                probe, "reverse", 3, hessian.SPEC.max_steps, 2, 40, micro_batch=micro
+            )
+            task = task.removesuffix("-whole")
             if task == "slq":
-                hessian.slq(op, 1, 6, seed=2, full=plan.slq_full)
+                hessian.slq(op, 1, 6, seed=2, full=plan.slq_full, scratch=plan.scratch)
             elif task == "top3":
-                hessian.extreme_eigenvalues(op, 3, 0, 1e-4, 16, None, plan.block, False, True, plan.cap)
+                hessian.extreme_eigenvalues(op, 3, 0, 1e-4, 16, None, plan.block, False, True, plan.cap, plan.scratch)
     peak = max(lanczos.peak_resident_bytes() - base, 0)
-    out = {"task": task, "peak_mib": peak / 2**20, "seconds": time.perf_counter() - t0, "n": n}
+    out = {
+        "task": task,
+        "micro_batch": None if plan is None else plan.micro_batch,
+        "peak_mib": peak / 2**20,
+        "seconds": time.perf_counter() - t0,
+        "n": n,
+    }
     if plan is not None:
         out.update(plan_mib=plan.total / 2**20, cap=plan.cap, block=plan.block, slq=plan.derived())
     return out
