@@ -164,3 +164,24 @@ def test_per_block_spectra_are_bounded_like_the_whole_run(monkeypatch, tmp_path)
     for a, b in zip(free.info["blocks"], bounded.info["blocks"]):
         assert b["lambda_1_converged"] and a["block"] == b["block"]
         assert b["lambda_1"] == pytest.approx(a["lambda_1"], abs=a["lambda_1_bound"] + b["lambda_1_bound"] + 1e-6)
+
+
+def test_a_full_disk_is_one_clear_error(tmp_path, monkeypatch):
+    """pwrite failing (ENOSPC, as on a full disk) or the folder refusing the file: a DstabError naming the
+    folder and DSTAB_SCRATCH, not a traceback."""
+    import errno
+
+    from dstab.errors import DstabError
+
+    with spill.Scratch(100, tmp_path) as s:
+
+        def full(*args):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(spill.os, "pwrite", full)
+        with pytest.raises(
+            DstabError, match=rf"scratch file in {tmp_path} failed \(No space left on device\).*DSTAB_SCRATCH"
+        ):
+            s.row(torch.zeros(100))
+    with pytest.raises(DstabError, match="scratch file in .*absent failed"):
+        spill.Scratch(100, tmp_path / "absent")

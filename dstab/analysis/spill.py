@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from .. import fileio
-from ..errors import require
+from ..errors import DstabError, require
 
 SCRATCH_ENV = "DSTAB_SCRATCH"
 SLAB_BYTES = 16 << 20  # bytes of all rows' columns read at once
@@ -88,8 +88,11 @@ class Scratch:
     """Rows of n float32 values in one unlinked file; a row's slot is reused once its Row is gone."""
 
     def __init__(self, n: int, directory: Path | str):
-        self.n, self.row_bytes = n, n * ITEMSIZE
-        self._file = tempfile.TemporaryFile(dir=directory, prefix="dstab-krylov-")
+        self.n, self.row_bytes, self.directory = n, n * ITEMSIZE, Path(directory)
+        try:
+            self._file = tempfile.TemporaryFile(dir=directory, prefix="dstab-krylov-")
+        except OSError as exc:
+            raise self.failed(exc) from None
         self._fd = self._file.fileno()
         self._free: list[int] = []
         self.slots = 0  # slots ever used: the file's size in rows
@@ -100,6 +103,12 @@ class Scratch:
         row = Row(self, slot)
         row.write(0, values)
         return row
+
+    def failed(self, exc: OSError) -> DstabError:
+        return DstabError(
+            f"the Krylov scratch file in {self.directory} failed ({exc.strerror or exc}); set {SCRATCH_ENV} to a "
+            "writable folder on a disk with room (or raise DSTAB_MAX_MEMORY_GB to keep the vectors in RAM)"
+        )
 
     def _grow(self) -> int:
         self.slots += 1
@@ -149,8 +158,11 @@ class Row:
     def write(self, a: int, values: torch.Tensor) -> None:
         data = memoryview(values.detach().to("cpu", torch.float32).contiguous().numpy()).cast("B")
         done, offset = 0, self._offset(a)
-        while done < len(data):
-            done += os.pwrite(self.scratch._fd, data[done:], offset + done)
+        try:
+            while done < len(data):
+                done += os.pwrite(self.scratch._fd, data[done:], offset + done)
+        except OSError as exc:  # a full disk (ENOSPC), a quota
+            raise self.scratch.failed(exc) from None
 
     def load(self) -> torch.Tensor:
         return self.read(0, torch.empty(self.n))
