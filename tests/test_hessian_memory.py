@@ -4,10 +4,13 @@ not fit."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +32,7 @@ def test_the_plan_at_cifar_scale_is_bounded(monkeypatch):
     SLQ recurrence (a full 40-step basis would be 5.3 GiB), a capped top-k basis with one start vector,
     and a plan of a few model copies instead of the 28 GiB that was refused."""
     monkeypatch.setenv("DSTAB_MAX_MEMORY_GB", "12")
+    monkeypatch.setattr(spill, "filesystem", lambda path: "ext4")  # the tests' user cache, tmpfs or not
     vec = 4 * CIFAR_N
     plan = hessian_memory.plan(CIFAR_N, 700 << 20, top_k=3, max_steps=200, block=2, slq_steps=40)
     assert not plan.slq_full and plan.block == 1 and plan.cap == (12 << 30) // 8 // vec - 3
@@ -104,6 +108,17 @@ print(json.dumps({{"used": used, "plan": s["memory_estimate_bytes"], "cap": s["l
 PEAKS = {}
 
 
+def disk_folder(tmp_path: Path) -> Path:
+    """A folder on a disk for a scratch file: the test's tmp, else (tmp on tmpfs) one in the checkout."""
+    if spill.filesystem(tmp_path) not in spill.RAM_FS:
+        return tmp_path
+    if spill.filesystem(ROOT) in spill.RAM_FS:
+        pytest.skip("no disk-backed folder for a scratch file (tmp and the checkout are on tmpfs)")
+    folder = Path(tempfile.mkdtemp(dir=ROOT, prefix=".scratch-test-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
 @pytest.mark.parametrize(
     ("budget_gb", "tol", "steps", "scratch"),
     # uncapped: a tolerance it cannot reach, so that it takes all 60 products the plan allows for;
@@ -120,7 +135,7 @@ def test_peak_memory_matches_the_printed_plan(budget_gb, tol, steps, scratch, tm
         pytest.skip("no tmpfs at /dev/shm to keep the basis in RAM with")
     env = {k: v for k, v in os.environ.items() if k not in ("DSTAB_MAX_MEMORY_GB", spill.SCRATCH_ENV)}
     if scratch:
-        env[spill.SCRATCH_ENV] = str(tmp_path) if scratch == "disk" else scratch
+        env[spill.SCRATCH_ENV] = str(disk_folder(tmp_path)) if scratch == "disk" else scratch
     # a fixed mmap threshold: glibc otherwise raises it after the first large free and keeps freed vectors
     # in its heap, so the resident peak would count the allocator's cache, not what the engine holds
     env.update(OMP_NUM_THREADS="1", MALLOC_MMAP_THRESHOLD_="131072")

@@ -100,6 +100,7 @@ def test_the_spectrum_spills_when_the_plan_caps_and_matches_in_ram(monkeypatch, 
     monkeypatch.setattr(hessian_memory, "krylov_share", lambda: 12 * 4 * len(A))  # 12 vectors a run
     kw = dict(top_k=3, trace_samples=2, slq_runs=1, slq_steps=30, tol=1e-4)
     monkeypatch.setenv(spill.SCRATCH_ENV, str(tmp_path))
+    monkeypatch.setattr(spill, "filesystem", lambda path: "ext4")  # wherever the tests' tmp is
     spilled = hessian.spectrum(probe, **kw)
     monkeypatch.setattr(spill, "filesystem", lambda path: "tmpfs")
     ram = hessian.spectrum(probe, **kw)
@@ -114,6 +115,7 @@ def test_the_spectrum_spills_when_the_plan_caps_and_matches_in_ram(monkeypatch, 
 
 def test_the_scratch_folder_is_refused_where_spilling_saves_nothing(monkeypatch, tmp_path):
     monkeypatch.setenv(spill.SCRATCH_ENV, str(tmp_path))
+    monkeypatch.setattr(spill, "filesystem", lambda path: "ext4")  # wherever the tests' tmp is
     assert spill.usable_dir(1 << 20) == (tmp_path, "")
     st = os.statvfs(tmp_path)
     where, why = spill.usable_dir(10 * st.f_bavail * st.f_frsize)
@@ -150,6 +152,7 @@ def test_per_block_spectra_are_bounded_like_the_whole_run(monkeypatch, tmp_path)
     n = probe.num_params
     monkeypatch.setattr(hessian_memory, "krylov_share", lambda: 12 * 4 * n)
     monkeypatch.setenv(spill.SCRATCH_ENV, str(tmp_path))
+    monkeypatch.setattr(spill, "filesystem", lambda path: "ext4")  # wherever the tests' tmp is
     made = []
     original = spill.Scratch.__init__
 
