@@ -233,7 +233,7 @@ def cifar_task(task: str) -> dict:
 
     base = lanczos.resident_bytes()
     lanczos.peak_resident_bytes(reset=True)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     plan = None
     if task == "baseline":
         torch.manual_seed(0)
@@ -260,6 +260,7 @@ def cifar_task(task: str) -> dict:
         "micro_batch": None if plan is None else plan.micro_batch,
         "peak_mib": peak / 2**20,
         "seconds": time.perf_counter() - t0,
+        "cpu_s": time.process_time() - c0,
         "n": n,
     }
     if plan is not None:
@@ -272,12 +273,13 @@ def cifar_rows(threads: int) -> None:
     rows = {task: child("--memory", task, threads=threads) for task in CIFAR_TASKS}
     yard = rows["baseline"]["peak_mib"]
     print(f"\n35.7M DDPM CIFAR UNet, batch 2, peak RSS growth over the process after imports, load {load()}")
-    print("| task | peak MiB | x (model + fwd/bwd) | plan's estimate MiB | s |")
-    print("|---|---:|---:|---:|---:|")
+    print("| task | peak MiB | x (model + fwd/bwd) | plan's estimate MiB | wall s | CPU s |")
+    print("|---|---:|---:|---:|---:|---:|")
     for task, m in rows.items():
         est = f"{m['plan_mib']:.0f} (cap {m['cap']}, block {m['block']})" if "plan_mib" in m else ""
         print(
-            f"| {CIFAR_TASKS[task]} | {m['peak_mib']:.0f} | {m['peak_mib'] / yard:.2f} | {est} | {m['seconds']:.0f} |"
+            f"| {CIFAR_TASKS[task]} | {m['peak_mib']:.0f} | {m['peak_mib'] / yard:.2f} | {est} | {m['seconds']:.0f} "
+            f"| {m['cpu_s']:.1f} |"
         )
 
 
