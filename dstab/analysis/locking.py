@@ -120,12 +120,26 @@ class _Cycles:
 
 
 def _cycles(
-    mv, block, head, k, tol, max_rows, cap, settle, seed, tick, lock, outside=None, radius=0.0, capped=False, **kw
+    mv,
+    block,
+    head,
+    k,
+    tol,
+    max_rows,
+    cap,
+    settle,
+    seed,
+    tick,
+    lock,
+    outside=None,
+    radius=0.0,
+    capped=False,
+    scratch: spill.Scratch | None = None,
 ) -> _Cycles:
     """Thick-restarted block Lanczos for the k top values of H on the complement of `outside`, from
     `head` (pairs carried in) and the start `block` (handed over: `lanczos.handed`), until
     `settle(ends)` or the products run out; `scratch`: the bases spilled there (`spill`)."""
-    block, scratch = handed(block), kw.get("scratch")
+    block = handed(block)
     n = block.shape[1]
     like = block.new_empty((0, n))
     used, low, ends, run = 0, math.inf, None, None
