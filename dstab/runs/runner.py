@@ -143,7 +143,7 @@ def _drive(run_dir: Path, trainer: Trainer, echo: bool, resumed: bool = False) -
     finally:
         if db:
             db.close()
-        distributed.finish(trainer.ctx)
+        trainer.end_distributed()
 
 
 class _Null:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import json
 import math
 import time
@@ -160,6 +161,17 @@ class Trainer:
             self.cfg.batch_size % self.ctx.world == 0,
             f"batch_size {self.cfg.batch_size} must be divisible by the {self.ctx.world} processes",
         )
+
+    def end_distributed(self) -> None:
+        """End the process group for good. `destroy_process_group` only forgets the group; the DDP
+        wrapper's reducer still holds it, and a group that lives on into the interpreter's teardown
+        can abort the process after its work is done (gloo's threads: "terminate called without an
+        active exception", pytorch#179291). So the wrapper goes first."""
+        if self.ctx.world == 1:
+            return
+        self.model = self.net
+        gc.collect()  # a reducer kept alive by a reference cycle
+        distributed.finish(self.ctx)
 
     def _wrap(self, net: torch.nn.Module) -> torch.nn.Module:
         if self.ctx.world == 1:
