@@ -92,3 +92,24 @@ def test_the_spectrum_takes_micro_batches_where_the_plan_bounds_the_vectors(monk
     # without the bound, the whole batch (its graph kept: the fastest products)
     monkeypatch.undo()
     assert hessian.spectrum(probe, **kw).info["micro_batch"] is None
+
+
+def test_the_environment_sets_the_micro_batch_for_the_cli_and_the_page(monkeypatch):
+    """DSTAB_MICRO_BATCH overrides the automatic choice (0: the whole batch even in the bounded regime; k:
+    k samples, refused with NotAMean where the loss is not a mean); a bad value is one clear error."""
+    probe = mlp_probe()
+    n = probe.num_params
+    monkeypatch.setattr(hessian_memory, "krylov_share", lambda: 12 * 4 * n)
+    kw = dict(top_k=2, trace_samples=2, slq_runs=1, slq_steps=20, tol=1e-4)
+    monkeypatch.setenv("DSTAB_MICRO_BATCH", "0")
+    assert hessian.spectrum(probe, **kw).info["micro_batch"] is None
+    monkeypatch.setenv("DSTAB_MICRO_BATCH", "5")
+    res = hessian.spectrum(probe, **kw)
+    assert res.info["micro_batch"] == 5 and "products taken 5 samples at a time" in res.info["memory_plan"]
+    coupled = mlp_probe(lambda f, x, y: ((f(x) - f(x).mean(0) - y) ** 2).mean())
+    with pytest.raises(NotAMean):
+        hessian.spectrum(coupled, **kw)
+    for bad in ("-1", "two"):
+        monkeypatch.setenv("DSTAB_MICRO_BATCH", bad)
+        with pytest.raises(DstabError, match=rf"DSTAB_MICRO_BATCH must be a whole number of samples .*got '{bad}'"):
+            hessian.spectrum(probe, **kw)

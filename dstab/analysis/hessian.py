@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,6 +193,23 @@ def slq(
 
 
 MICRO_PARTS = 8  # the automatic micro-batches of a product: the graph of 1/8 of the batch, 8 passes
+MICRO_ENV = "DSTAB_MICRO_BATCH"  # samples per product pass for every Hessian (0: the whole batch)
+
+
+def micro_batch_env() -> int | None:
+    """$DSTAB_MICRO_BATCH (None when unset): how the CLI and the page choose micro-batches, a setting of
+    memory and time like DSTAB_MAX_MEMORY_GB (it changes values only at float32 rounding, so it is no
+    part of a result's key)."""
+    raw = os.environ.get(MICRO_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise DstabError(f"{MICRO_ENV} must be a whole number of samples (0: the whole batch), got {raw!r}")
+    return value
 
 
 def micro_batch_of(probe, hvp: str, top_k: int, max_steps: int, block: int, slq_steps: int) -> int | None:
@@ -213,9 +231,11 @@ def operator_with_plan(
     """(operator, memory plan, seconds per product): the operator built and one product taken (timed
     unless `per` is given), the memory both took measured; the plan logged (logger "dstab") and
     checked against DSTAB_MAX_MEMORY_GB before any Lanczos vector exists. `micro_batch`: samples per
-    product pass (`hvp`), 0 the whole batch, None chosen by `micro_batch_of` (the whole batch where
-    the loss is not a mean over samples)."""
+    product pass (`hvp`), 0 the whole batch, None $DSTAB_MICRO_BATCH or else chosen by
+    `micro_batch_of` (the whole batch where the loss is not a mean over samples)."""
     before, peak_before = lanczos.resident_bytes(probe.device), lanczos.peak_bytes(probe.device)
+    if micro_batch is None:
+        micro_batch = micro_batch_env()
     auto = micro_batch is None
     if auto:
         micro_batch = micro_batch_of(probe, hvp, top_k, max_steps, block, slq_steps)
