@@ -126,9 +126,13 @@ class Probe:
         moved.device = device
         return moved
 
+    def _batched(self) -> dict[str, torch.Tensor]:
+        """The data tensors with a first (batch) axis."""
+        return {k: v for k, v in self.data.items() if isinstance(v, torch.Tensor) and v.dim() >= 1}
+
     def batch_size(self) -> int | None:
         """The first size shared by every data tensor of one or more dimensions (None: none, or several)."""
-        sizes = {v.shape[0] for v in self.data.values() if isinstance(v, torch.Tensor) and v.dim() >= 1}
+        sizes = {v.shape[0] for v in self._batched().values()}
         return sizes.pop() if len(sizes) == 1 else None
 
     def split(self, size: int) -> list[tuple[float, Probe]] | None:
@@ -141,7 +145,7 @@ class Probe:
         batch = self.batch_size()
         if batch is None or batch <= size:
             return None
-        tensors = {k: v for k, v in self.data.items() if isinstance(v, torch.Tensor) and v.dim() >= 1}
+        tensors = self._batched()
         parts = []
         for a in range(0, batch, size):
             part = copy.copy(self)

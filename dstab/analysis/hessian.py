@@ -150,10 +150,8 @@ def extreme_eigenvalues(
 
 
 def _scratch(op: HessianOperator, where) -> contextlib.AbstractContextManager:
-    """A scratch file in `where` for the run's vectors, or nothing (None: they stay in RAM)."""
-    if where is None or op.device.type != "cpu":
-        return contextlib.nullcontext()
-    return spill.Scratch(op.n, where)
+    """A scratch file in `where` for the run's vectors, or nothing (None, or not on the CPU: they stay in RAM)."""
+    return spill.opened(op.n, where if op.device.type == "cpu" else None)
 
 
 def hutchinson_trace(op: HessianOperator, samples: int, seed: int = 0, progress=None) -> tuple[float, float]:

@@ -20,7 +20,6 @@ one block per layer. Probes without a module (a bare loss of named tensors) get 
 
 from __future__ import annotations
 
-import contextlib
 import re
 from dataclasses import dataclass
 
@@ -157,8 +156,7 @@ def block_lambda_1(op, block: Block, seed: int, tol: float, max_steps: int, veri
     gen = torch.Generator().manual_seed(seed)
     start = [torch.randn(1, block.n, generator=gen).to(op.device)]  # handed over (`lanczos.handed`)
     _, cap = hessian_memory.cap_of(block.n, 1, max_steps, 1)
-    scratch = spill.Scratch(block.n, scratch_dir) if cap is not None and scratch_dir is not None else None
-    with scratch or contextlib.nullcontext():
+    with spill.opened(block.n, scratch_dir if cap is not None else None) as scratch:
         return locking.verified_end(mv, start, 1, "top", tol, max_steps, None, seed, cap, verify, scratch=scratch)
 
 

@@ -107,7 +107,7 @@ def plan(
     micro_batch: int | None = None,
 ) -> MemoryPlan:
     """The plan for a spectrum of n parameters (see the module docstring); `device`: where the vectors
-    live (spilling is for the CPU's memory)."""
+    live, a device type (spilling is for the CPU's memory)."""
     block = min(block, top_k)
     uncapped = lanczos.krylov_bytes(n, max_steps, block, True)
     cap = None
@@ -123,7 +123,7 @@ def plan(
     if cap is None and full:
         return MemoryPlan(n, operator_bytes, block, cap, top, full, slq, micro_batch=micro_batch)
     vec = lanczos.ITEMSIZE * n
-    disk = max(top, slq) if torch_device_is_cpu(device) else 0
+    disk = max(top, slq) if device == "cpu" else 0
     where, why = spill.usable_dir(disk) if disk else (None, "")
     if where is None:
         return MemoryPlan(n, operator_bytes, block, cap, top, full, slq, None, 0, why, micro_batch)
@@ -133,10 +133,6 @@ def plan(
     top_ram = top if cap is None else work
     slq_ram = slq if full else 2 * vec + slabs
     return MemoryPlan(n, operator_bytes, block, cap, top_ram, full, slq_ram, where, disk, "", micro_batch)
-
-
-def torch_device_is_cpu(device) -> bool:
-    return str(device).split(":")[0] == "cpu"
 
 
 def cap_of(n: int, top_k: int, max_steps: int, block: int) -> tuple[int, int | None]:

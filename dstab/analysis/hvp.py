@@ -98,6 +98,24 @@ def _custom_functions(root) -> dict[str, bool]:
     return found
 
 
+def _graph_roots(grads) -> list[tuple[torch.Tensor, int]]:
+    """The roots of the double backward, (gradient, parameter index): the gradients that depend on the
+    parameters (a loss linear in some tensor gives it a constant gradient: its Hessian rows are zero),
+    their values freed (a product needs the gradient's graph, not its values)."""
+    roots = [(g, i) for i, g in enumerate(grads) if g.requires_grad]
+    for g, _ in roots:
+        g.data = g.new_zeros(()).expand(g.shape)
+    return roots
+
+
+def _require_finite(loss: float) -> None:
+    require(
+        math.isfinite(loss),
+        f"the probe's loss is {loss} at the analysed parameters; the Hessian is undefined there "
+        "(check the checkpoint and the probe's batch)",
+    )
+
+
 class NotAMean(DstabError):
     """The probe's loss is not the mean of its samples' losses: micro-batches would change the Hessian."""
 
@@ -142,11 +160,7 @@ class HessianOperator:
                 loss, self.leaves, create_graph=hvp == "reverse", allow_unused=True, materialize_grads=True
             )
         self.grad_norm = math.sqrt(sum(float(g.detach().double().pow(2).sum()) for g in grads))
-        # the roots of the double backward: gradients that depend on the parameters (a loss linear in
-        # some tensor gives them a constant gradient: their Hessian rows are zero)
-        self._roots = [(g, i) for i, g in enumerate(grads) if g.requires_grad] if hvp == "reverse" else []
-        for g, _ in self._roots:  # a product needs the gradient's graph, not its values: free them
-            g.data = g.new_zeros(()).expand(g.shape)
+        self._roots = _graph_roots(grads) if hvp == "reverse" else []
         del loss, grads
 
     def _build_parts(self) -> None:
@@ -154,11 +168,7 @@ class HessianOperator:
         batch's loss (computed without a graph)."""
         with torch.no_grad(), second_order():
             whole = float(self._loss(self.leaves))
-        require(
-            math.isfinite(whole),
-            f"the probe's loss is {whole} at the analysed parameters; the Hessian is undefined there "
-            "(check the checkpoint and the probe's batch)",
-        )
+        _require_finite(whole)
         total = 0.0
         try:
             for i, (share, part) in enumerate(self.parts):
@@ -184,11 +194,7 @@ class HessianOperator:
 
     def _check_loss(self, loss: torch.Tensor) -> None:
         """The loss has a gradient, a finite value, and no custom Function without a double backward."""
-        require(
-            math.isfinite(float(loss.detach())),
-            f"the probe's loss is {float(loss.detach())} at the analysed parameters; the Hessian is undefined "
-            "there (check the checkpoint and the probe's batch)",
-        )
+        _require_finite(float(loss.detach()))
         require(
             loss.requires_grad,
             f"{self.probe.name}: the loss does not depend on the parameters being analysed (it has no gradient), so "
@@ -236,16 +242,23 @@ class HessianOperator:
         return out
 
     def _reverse(self, v: torch.Tensor, out: torch.Tensor) -> None:
-        """out += H v: the double backward accumulates in place into `out` through the leaves' .grad."""
+        """out += H v from the gradient's graph built once (kept for the next product)."""
+        self._double_backward(self._roots, v, out, retain=True)
+
+    def _double_backward(self, roots, v: torch.Tensor, out: torch.Tensor, retain: bool) -> None:
+        """out += the Hessian-vector product of `roots` (`_graph_roots`) with v: the double backward
+        accumulates in place into `out` through the leaves' .grad."""
+        if not roots:
+            return
         for leaf, view in zip(self.leaves, self.unflatten(out)):
             leaf.grad = view
         parts = self.unflatten(v)
         try:
             torch.autograd.backward(
-                [g for g, _ in self._roots],
-                grad_tensors=[parts[i] for _, i in self._roots],
+                [g for g, _ in roots],
+                grad_tensors=[parts[i] for _, i in roots],
                 inputs=self.leaves,
-                retain_graph=True,
+                retain_graph=retain,
             )
         finally:
             for leaf in self.leaves:
@@ -253,29 +266,16 @@ class HessianOperator:
 
     def _reverse_parts(self, v: torch.Tensor, out: torch.Tensor) -> None:
         """out += H v, one micro-batch at a time: its gradient's graph built, differentiated, freed."""
-        for leaf, view in zip(self.leaves, self.unflatten(out)):
-            leaf.grad = view
-        parts = self.unflatten(v)
-        try:
-            for share, part in self.parts:
-                with torch.enable_grad():  # the graph is built here, whatever the caller's grad mode
-                    loss = self._loss(self.leaves, part) * share
-                    grads = torch.autograd.grad(
-                        loss, self.leaves, create_graph=True, allow_unused=True, materialize_grads=True
-                    )
-                del loss
-                roots = [(g, i) for i, g in enumerate(grads) if g.requires_grad]
-                del grads
-                for g, _ in roots:  # the graph is needed, not the gradient's values
-                    g.data = g.new_zeros(()).expand(g.shape)
-                if roots:
-                    torch.autograd.backward(
-                        [g for g, _ in roots], grad_tensors=[parts[i] for _, i in roots], inputs=self.leaves
-                    )
-                del roots
-        finally:
-            for leaf in self.leaves:
-                leaf.grad = None
+        for share, part in self.parts:
+            with torch.enable_grad():  # the graph is built here, whatever the caller's grad mode
+                loss = self._loss(self.leaves, part) * share
+                grads = torch.autograd.grad(
+                    loss, self.leaves, create_graph=True, allow_unused=True, materialize_grads=True
+                )
+            roots = _graph_roots(grads)
+            del loss, grads
+            self._double_backward(roots, v, out, retain=False)
+            del roots
 
     def _vmapped(self, V: torch.Tensor, out: torch.Tensor) -> None:
         parts = self.unflatten(V)

@@ -21,6 +21,7 @@ float64, so results agree with the RAM path to float32 rounding (tests/test_spil
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -166,6 +167,12 @@ class Row:
 
     def load(self) -> torch.Tensor:
         return self.read(0, torch.empty(self.n))
+
+
+def opened(n: int, where: Path | str | None) -> contextlib.AbstractContextManager:
+    """A Scratch of rows of n in the folder `where`, or, `where` being None, nothing (the vectors stay in
+    RAM): `with spill.opened(n, where) as scratch` gives a Scratch or None."""
+    return contextlib.nullcontext() if where is None else Scratch(n, where)
 
 
 def is_spilled(rows) -> bool:
